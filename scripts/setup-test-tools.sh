@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Install the outside tools the tests drive: bagit-python (the reference BagIt
+# validator), OpenSSH's ssh-keygen and coreutils' sha256sum (the auditor's tools).
+set -euo pipefail
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "need root to run: $*" >&2; return 1; fi
+}
+
+apt_packages=()
+command -v ssh-keygen >/dev/null || apt_packages+=(openssh-client)
+command -v sha256sum >/dev/null || apt_packages+=(coreutils)
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}"
+fi
+
+if ! python3 -c 'import bagit' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check bagit==1.9.0
+fi

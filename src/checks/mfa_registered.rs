@@ -1,0 +1,165 @@
+//! `mfa_registered`: every enabled member account has registered an MFA method.
+//!
+//! **What it tests.** Each enabled member user (guests are judged by their home
+//! tenant and by access reviews) has `isMfaRegistered` in Entra ID's
+//! authentication-methods registration report.
+//!
+//! **Why it matters.** A password alone is the most common way in. An account
+//! without a registered second factor cannot be forced to use one, whatever
+//! the Conditional Access policies say; and the first person to register it
+//! may be the attacker.
+//!
+//! **Evidence.** `users` (enabled, member/guest) and `userRegistrationDetails`.
+//! A user with no registration record fails: the report covers every user, so a
+//! missing record means nothing was registered.
+//!
+//! **How to fix.** Have each listed user register Microsoft Authenticator or a
+//! FIDO2 key (aka.ms/mysecurityinfo), or run a registration campaign; disable
+//! accounts that are no longer used.
+
+use super::{Check, CheckInput, Outcome, Subject};
+use crate::facts::{FactKind, UserType};
+
+pub(super) const CHECK: Check = Check {
+    id: "mfa_registered",
+    title: "MFA registered for every enabled member account",
+    remediation: "Have each listed user register an MFA method (Authenticator app or FIDO2 key), or disable the account if unused.",
+    needs: &[FactKind::Users, FactKind::MfaRegistration],
+    run,
+};
+
+fn run(input: &CheckInput<'_>) -> Outcome {
+    let in_scope = input
+        .facts
+        .users
+        .iter()
+        .filter(|u| u.enabled && u.user_type == UserType::Member);
+    let mut evaluated = 0;
+    let mut failing = Vec::new();
+    for user in in_scope {
+        evaluated += 1;
+        let detail = match &user.mfa {
+            None => "no MFA registration record",
+            Some(m) if !m.registered => "no MFA method registered",
+            Some(_) => continue,
+        };
+        failing.push(Subject {
+            id: user.id.clone(),
+            name: format!("{} <{}>", user.display_name, user.upn),
+            detail: if user.is_admin {
+                format!("{detail} (holds an admin role)")
+            } else {
+                detail.to_owned()
+            },
+        });
+    }
+    Outcome::judge(evaluated, failing, "enabled member accounts")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::fixtures::{as_of, complete};
+    use crate::checks::{run_check, Limits, Verdict};
+    use crate::facts::{Facts, MfaState, User};
+
+    fn user(id: &str, enabled: bool, user_type: UserType, mfa: Option<bool>) -> User {
+        User {
+            id: format!("m365:{id}"),
+            upn: format!("{id}@contoso.example"),
+            display_name: id.to_uppercase(),
+            enabled,
+            user_type,
+            last_sign_in: None,
+            created: None,
+            mfa: mfa.map(|registered| MfaState {
+                registered,
+                capable: registered,
+                methods: vec![],
+            }),
+            is_admin: false,
+        }
+    }
+
+    fn judge(users: Vec<User>) -> Outcome {
+        let facts = complete(
+            Facts {
+                users,
+                ..Facts::default()
+            },
+            &[FactKind::Users, FactKind::MfaRegistration],
+        );
+        let input = CheckInput {
+            facts: &facts,
+            limits: &Limits::DEFAULT,
+            as_of: as_of(),
+        };
+        run_check(&CHECK, &input)
+    }
+
+    #[test]
+    fn table() {
+        type Case = (&'static str, Vec<User>, Verdict, &'static [&'static str]);
+        let cases: &[Case] = &[
+            (
+                "all registered",
+                vec![user("a", true, UserType::Member, Some(true))],
+                Verdict::Pass,
+                &[],
+            ),
+            (
+                "one missing",
+                vec![
+                    user("a", true, UserType::Member, Some(true)),
+                    user("b", true, UserType::Member, Some(false)),
+                ],
+                Verdict::Fail,
+                &["m365:b"],
+            ),
+            (
+                "no record fails",
+                vec![user("c", true, UserType::Member, None)],
+                Verdict::Fail,
+                &["m365:c"],
+            ),
+            (
+                "disabled ignored",
+                vec![user("d", false, UserType::Member, Some(false))],
+                Verdict::Pass,
+                &[],
+            ),
+            (
+                "guests ignored",
+                vec![user("g", true, UserType::Guest, None)],
+                Verdict::Pass,
+                &[],
+            ),
+            ("empty directory passes", vec![], Verdict::Pass, &[]),
+        ];
+        for (name, users, verdict, failing) in cases {
+            let out = judge(users.clone());
+            assert_eq!(out.verdict, *verdict, "{name}");
+            let ids: Vec<_> = out.failing.iter().map(|s| s.id.as_str()).collect();
+            assert_eq!(ids, *failing, "{name}");
+        }
+    }
+
+    #[test]
+    fn missing_registration_report_is_inconclusive() {
+        let facts = complete(
+            Facts {
+                users: vec![user("a", true, UserType::Member, None)],
+                ..Facts::default()
+            },
+            &[FactKind::Users],
+        );
+        let input = CheckInput {
+            facts: &facts,
+            limits: &Limits::DEFAULT,
+            as_of: as_of(),
+        };
+        let out = run_check(&CHECK, &input);
+        assert_eq!(out.verdict, Verdict::Inconclusive);
+        assert!(out.summary.contains("MFA registration"));
+    }
+}

@@ -1,0 +1,250 @@
+//! Checks: pure functions from facts and thresholds to an outcome with the
+//! exact failing users and devices. One check per file; each file's doc
+//! comment says what it tests, why it matters, what it reads and how to fix a
+//! failure. Adding a check is one file plus one line in [`CHECKS`].
+
+mod mfa_registered;
+mod patch_latency_critical;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Thresholds;
+use crate::facts::{FactKind, Facts};
+
+/// Every check auditpack runs.
+pub const CHECKS: &[Check] = &[mfa_registered::CHECK, patch_latency_critical::CHECK];
+
+/// A check by id.
+pub fn check(id: &str) -> Option<&'static Check> {
+    CHECKS.iter().find(|c| c.id == id)
+}
+
+/// A check's definition.
+#[derive(Debug)]
+pub struct Check {
+    /// Stable id used by catalogs and ownership templates.
+    pub id: &'static str,
+    /// One-line title.
+    pub title: &'static str,
+    /// How to fix a failure, for gap lists.
+    pub remediation: &'static str,
+    /// Fact kinds it reads; any that is incomplete makes it inconclusive.
+    pub needs: &'static [FactKind],
+    /// The judgement, run only when every needed fact is complete.
+    pub run: fn(&CheckInput<'_>) -> Outcome,
+}
+
+/// What a check reads.
+pub struct CheckInput<'a> {
+    /// The facts.
+    pub facts: &'a Facts,
+    /// Thresholds in force for the framework being evaluated.
+    pub limits: &'a Limits,
+    /// The instant ages are measured at.
+    pub as_of: DateTime<Utc>,
+}
+
+/// A check's verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Nothing fails.
+    Pass,
+    /// At least one subject fails.
+    Fail,
+    /// The evidence does not allow a judgement.
+    Inconclusive,
+}
+
+/// A user, device or other object that fails a check.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Subject {
+    /// Stable id (`<source>:<id>`).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Why it fails.
+    pub detail: String,
+}
+
+/// A check's result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// Verdict.
+    pub verdict: Verdict,
+    /// How many subjects were judged.
+    pub evaluated: usize,
+    /// The failing subjects, sorted by id.
+    pub failing: Vec<Subject>,
+    /// One sentence for reports.
+    pub summary: String,
+}
+
+impl Outcome {
+    /// Pass or fail from the failing subjects; `what` names the population.
+    pub fn judge(evaluated: usize, mut failing: Vec<Subject>, what: &str) -> Outcome {
+        failing.sort();
+        let summary = if failing.is_empty() {
+            format!("all {evaluated} {what} pass")
+        } else {
+            format!("{} of {evaluated} {what} fail", failing.len())
+        };
+        Outcome {
+            verdict: if failing.is_empty() {
+                Verdict::Pass
+            } else {
+                Verdict::Fail
+            },
+            evaluated,
+            failing,
+            summary,
+        }
+    }
+
+    /// An outcome that cannot be judged.
+    pub fn inconclusive(reason: impl Into<String>) -> Outcome {
+        Outcome {
+            verdict: Verdict::Inconclusive,
+            evaluated: 0,
+            failing: Vec::new(),
+            summary: reason.into(),
+        }
+    }
+}
+
+/// Thresholds with every value set: config overrides, else the framework's
+/// defaults, else auditpack's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Limits {
+    /// Days without sign-in before an enabled account is inactive.
+    pub inactive_account_days: u32,
+    /// Days a critical patch may stay pending.
+    pub critical_patch_days: u32,
+    /// Days a high/important patch may stay pending.
+    pub high_patch_days: u32,
+    /// Days within which access reviews must complete.
+    pub access_review_days: u32,
+    /// Maximum anti-malware signature age in days.
+    pub edr_signature_days: u32,
+    /// Days without check-in before a device is stale.
+    pub stale_device_days: u32,
+    /// Maximum age of the newest backup in hours.
+    pub backup_max_age_hours: u32,
+}
+
+impl Limits {
+    /// auditpack's own defaults, used where neither config nor framework sets one.
+    pub const DEFAULT: Limits = Limits {
+        inactive_account_days: 90,
+        critical_patch_days: 30,
+        high_patch_days: 90,
+        access_review_days: 180,
+        edr_signature_days: 7,
+        stale_device_days: 30,
+        backup_max_age_hours: 168,
+    };
+
+    /// Resolve: `config` over `framework` over [`Limits::DEFAULT`].
+    pub fn resolve(framework: &Thresholds, config: &Thresholds) -> Limits {
+        let d = Limits::DEFAULT;
+        let pick = |c: Option<u32>, f: Option<u32>, d: u32| c.or(f).unwrap_or(d);
+        Limits {
+            inactive_account_days: pick(
+                config.inactive_account_days,
+                framework.inactive_account_days,
+                d.inactive_account_days,
+            ),
+            critical_patch_days: pick(
+                config.critical_patch_days,
+                framework.critical_patch_days,
+                d.critical_patch_days,
+            ),
+            high_patch_days: pick(
+                config.high_patch_days,
+                framework.high_patch_days,
+                d.high_patch_days,
+            ),
+            access_review_days: pick(
+                config.access_review_days,
+                framework.access_review_days,
+                d.access_review_days,
+            ),
+            edr_signature_days: pick(
+                config.edr_signature_days,
+                framework.edr_signature_days,
+                d.edr_signature_days,
+            ),
+            stale_device_days: pick(
+                config.stale_device_days,
+                framework.stale_device_days,
+                d.stale_device_days,
+            ),
+            backup_max_age_hours: pick(
+                config.backup_max_age_hours,
+                framework.backup_max_age_hours,
+                d.backup_max_age_hours,
+            ),
+        }
+    }
+}
+
+/// Run a check: inconclusive when a needed fact is missing or incomplete.
+pub fn run_check(check: &Check, input: &CheckInput<'_>) -> Outcome {
+    use crate::facts::Availability;
+    let mut problems = Vec::new();
+    for kind in check.needs {
+        match input.facts.availability(*kind) {
+            Availability::Complete => {}
+            Availability::Incomplete(why) => {
+                problems.push(format!("{} incomplete: {why}", kind.describe()))
+            }
+            Availability::Absent => {
+                problems.push(format!("no configured source collects {}", kind.describe()))
+            }
+        }
+    }
+    if problems.is_empty() {
+        (check.run)(input)
+    } else {
+        Outcome::inconclusive(problems.join("; "))
+    }
+}
+
+/// Whole days from `then` to `now` (0 when `then` is later).
+pub(crate) fn days_between(then: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
+    (now - then).num_days().max(0)
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    //! Small fact builders for check tests.
+    use chrono::{DateTime, Duration, TimeZone, Utc};
+
+    use crate::evidence::DatasetStatus;
+    use crate::facts::{FactKind, Facts, Provenance};
+
+    pub fn as_of() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0)
+            .single()
+            .expect("valid time")
+    }
+
+    pub fn days_ago(days: i64) -> DateTime<Utc> {
+        as_of() - Duration::days(days)
+    }
+
+    /// Facts whose given kinds are complete.
+    pub fn complete(mut facts: Facts, kinds: &[FactKind]) -> Facts {
+        for kind in kinds {
+            facts.coverage.entry(*kind).or_default().push(Provenance {
+                source: "test".into(),
+                dataset: "test".into(),
+                status: DatasetStatus::Complete,
+                reason: None,
+                evidence: vec!["evidence/test/test/page-00001.json".into()],
+            });
+        }
+        facts
+    }
+}

@@ -1,0 +1,208 @@
+//! `patch_latency_critical`: no critical OS patch pending longer than
+//! `critical_patch_days` (PCI DSS 6.3.3: one month; proposed HIPAA: 15 days).
+//!
+//! **What it tests.** Every pending OS patch rated critical by the RMM, per
+//! device, against the time the RMM first reported it pending.
+//!
+//! **Why it matters.** Critical patches close flaws that are exploited in the
+//! wild within days; an old pending critical patch is an open door the MSP's
+//! patch policy was meant to close.
+//!
+//! **Evidence.** The RMM's device inventory and pending OS patches. A critical
+//! patch with no detection time fails: its age cannot be shown to be within policy.
+//!
+//! **How to fix.** Approve and install the listed patches (check the RMM's
+//! patch policy and failed installs), then reboot the device if required.
+
+use std::collections::BTreeMap;
+
+use super::{days_between, Check, CheckInput, Outcome, Subject};
+use crate::facts::{FactKind, Severity};
+
+pub(super) const CHECK: Check = Check {
+    id: "patch_latency_critical",
+    title: "No critical OS patch pending longer than the allowed days",
+    remediation: "Approve and install the listed critical patches in the RMM and reboot where required; fix failing patch installs.",
+    needs: &[FactKind::Devices, FactKind::PendingPatches],
+    run,
+};
+
+fn run(input: &CheckInput<'_>) -> Outcome {
+    let limit = i64::from(input.limits.critical_patch_days);
+    let mut overdue: BTreeMap<&str, Vec<(Option<i64>, &str)>> = BTreeMap::new();
+    for patch in &input.facts.patches {
+        if patch.severity != Severity::Critical {
+            continue;
+        }
+        let age = patch.detected.map(|t| days_between(t, input.as_of));
+        if age.is_none_or(|days| days > limit) {
+            let label = patch.kb.as_deref().unwrap_or(&patch.name);
+            overdue
+                .entry(patch.device_id.as_str())
+                .or_default()
+                .push((age, label));
+        }
+    }
+    let names: BTreeMap<&str, &str> = input
+        .facts
+        .devices
+        .iter()
+        .map(|d| (d.id.as_str(), d.name.as_str()))
+        .collect();
+    let failing = overdue
+        .into_iter()
+        .map(|(device, mut patches)| {
+            patches.sort_by(|a, b| b.cmp(a));
+            let oldest = match patches.iter().find_map(|p| p.0) {
+                Some(days) if patches.iter().all(|p| p.0.is_some()) => {
+                    format!("oldest {days} days")
+                }
+                _ => "age unknown for some".to_owned(),
+            };
+            let list: Vec<&str> = patches.iter().map(|p| p.1).collect();
+            Subject {
+                id: device.to_owned(),
+                name: names.get(device).copied().unwrap_or(device).to_owned(),
+                detail: format!(
+                    "{} critical patch(es) pending over {limit} days, {oldest}: {}",
+                    list.len(),
+                    list.join(", ")
+                ),
+            }
+        })
+        .collect();
+    Outcome::judge(input.facts.devices.len(), failing, "devices")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::fixtures::{as_of, complete, days_ago};
+    use crate::checks::{run_check, Limits, Verdict};
+    use crate::facts::{Device, Facts, PendingPatch};
+
+    fn device(id: &str) -> Device {
+        Device {
+            id: format!("ninja:{id}"),
+            name: format!("PC-{id}"),
+            os: None,
+            last_seen: None,
+            source: "ninja".into(),
+        }
+    }
+
+    fn patch(device: &str, severity: Severity, age: Option<i64>) -> PendingPatch {
+        PendingPatch {
+            device_id: format!("ninja:{device}"),
+            name: format!("Update {device} {age:?}"),
+            kb: None,
+            severity,
+            status: Some("MANUAL".into()),
+            detected: age.map(days_ago),
+        }
+    }
+
+    fn judge(patches: Vec<PendingPatch>, limit: u32) -> Outcome {
+        let facts = complete(
+            Facts {
+                devices: vec![device("1"), device("2")],
+                patches,
+                ..Facts::default()
+            },
+            &[FactKind::Devices, FactKind::PendingPatches],
+        );
+        let limits = Limits {
+            critical_patch_days: limit,
+            ..Limits::DEFAULT
+        };
+        run_check(
+            &CHECK,
+            &CheckInput {
+                facts: &facts,
+                limits: &limits,
+                as_of: as_of(),
+            },
+        )
+    }
+
+    #[test]
+    fn table() {
+        type Case = (
+            &'static str,
+            Vec<PendingPatch>,
+            u32,
+            Verdict,
+            &'static [&'static str],
+        );
+        let cases: &[Case] = &[
+            ("nothing pending", vec![], 30, Verdict::Pass, &[]),
+            (
+                "young critical",
+                vec![patch("1", Severity::Critical, Some(10))],
+                30,
+                Verdict::Pass,
+                &[],
+            ),
+            (
+                "exactly at limit passes",
+                vec![patch("1", Severity::Critical, Some(30))],
+                30,
+                Verdict::Pass,
+                &[],
+            ),
+            (
+                "old critical",
+                vec![patch("1", Severity::Critical, Some(31))],
+                30,
+                Verdict::Fail,
+                &["ninja:1"],
+            ),
+            (
+                "old important ignored",
+                vec![patch("1", Severity::Important, Some(300))],
+                30,
+                Verdict::Pass,
+                &[],
+            ),
+            (
+                "stricter limit",
+                vec![patch("2", Severity::Critical, Some(20))],
+                15,
+                Verdict::Fail,
+                &["ninja:2"],
+            ),
+            (
+                "unknown age fails",
+                vec![patch("2", Severity::Critical, None)],
+                30,
+                Verdict::Fail,
+                &["ninja:2"],
+            ),
+        ];
+        for (name, patches, limit, verdict, failing) in cases {
+            let out = judge(patches.clone(), *limit);
+            assert_eq!(out.verdict, *verdict, "{name}");
+            let ids: Vec<_> = out.failing.iter().map(|s| s.id.as_str()).collect();
+            assert_eq!(ids, *failing, "{name}");
+        }
+    }
+
+    #[test]
+    fn groups_patches_per_device() {
+        let out = judge(
+            vec![
+                patch("1", Severity::Critical, Some(40)),
+                patch("1", Severity::Critical, Some(90)),
+            ],
+            30,
+        );
+        assert_eq!(out.failing.len(), 1);
+        assert!(
+            out.failing[0].detail.starts_with("2 critical patch(es)"),
+            "{}",
+            out.failing[0].detail
+        );
+        assert!(out.failing[0].detail.contains("oldest 90 days"));
+        assert_eq!(out.failing[0].name, "PC-1");
+    }
+}

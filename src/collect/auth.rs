@@ -1,0 +1,250 @@
+//! Credentials on the wire: OAuth2 client-credentials tokens (fetched once,
+//! cached until shortly before expiry, refreshed after a 401) and static API keys.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderName, AUTHORIZATION};
+use serde::Deserialize;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use super::http::{backoff_delay, RetryPolicy};
+use super::BoxFuture;
+use crate::secret::Secret;
+
+/// Why credentials could not be obtained. Fatal for the whole source: retrying
+/// a rejected secret only locks accounts.
+#[derive(Debug, Clone)]
+pub struct AuthError(pub String);
+
+impl std::fmt::Display for AuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Supplies the headers that authenticate a request.
+pub trait Auth: Send + Sync {
+    /// The header to send (name, secret value).
+    fn header(&self) -> BoxFuture<'_, Result<(HeaderName, Secret), AuthError>>;
+    /// Forget a cached token after the server answered 401.
+    fn invalidate(&self) -> BoxFuture<'_, ()>;
+}
+
+/// A fixed API key sent in a header (e.g. `X-API-KEY`).
+pub struct ApiKey {
+    /// Header name.
+    pub header: HeaderName,
+    /// The key.
+    pub key: Secret,
+}
+
+impl Auth for ApiKey {
+    fn header(&self) -> BoxFuture<'_, Result<(HeaderName, Secret), AuthError>> {
+        Box::pin(async move { Ok((self.header.clone(), self.key.clone())) })
+    }
+    fn invalidate(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+}
+
+/// How the client proves itself at the token endpoint.
+#[derive(Clone)]
+pub enum ClientCredential {
+    /// `client_secret` in the form.
+    Secret(Secret),
+    /// A signed JWT assertion, built fresh for each token request.
+    Assertion(std::sync::Arc<AssertionBuilder>),
+}
+
+/// Builds a client assertion for a token URL.
+pub type AssertionBuilder = dyn Fn(&str) -> Result<Secret, AuthError> + Send + Sync;
+
+impl std::fmt::Debug for ClientCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientCredential::Secret(_) => f.write_str("Secret([redacted])"),
+            ClientCredential::Assertion(_) => f.write_str("Assertion(<builder>)"),
+        }
+    }
+}
+
+/// OAuth2 client-credentials grant with a token cache.
+pub struct ClientCredentials {
+    http: reqwest::Client,
+    token_url: String,
+    /// Non-secret form fields (`grant_type`, `client_id`, `scope`...).
+    form: Vec<(String, String)>,
+    credential: ClientCredential,
+    retry: RetryPolicy,
+    cached: Mutex<Option<(Secret, Instant)>>,
+}
+
+/// Tokens are renewed this long before they expire.
+const EXPIRY_SKEW: Duration = Duration::from_secs(120);
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct TokenError {
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+impl ClientCredentials {
+    /// A token source posting `form` plus the credential to `token_url`.
+    pub fn new(
+        http: reqwest::Client,
+        token_url: String,
+        form: Vec<(String, String)>,
+        credential: ClientCredential,
+        retry: RetryPolicy,
+    ) -> ClientCredentials {
+        ClientCredentials {
+            http,
+            token_url,
+            form,
+            credential,
+            retry,
+            cached: Mutex::new(None),
+        }
+    }
+
+    async fn fetch(&self) -> Result<(Secret, Instant), AuthError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut form = self.form.clone();
+            let secret = match &self.credential {
+                ClientCredential::Secret(s) => {
+                    form.push(("client_secret".into(), s.expose().to_owned()));
+                    s.clone()
+                }
+                ClientCredential::Assertion(build) => {
+                    let jwt = build(&self.token_url)?;
+                    form.push((
+                        "client_assertion_type".into(),
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+                    ));
+                    form.push(("client_assertion".into(), jwt.expose().to_owned()));
+                    jwt
+                }
+            };
+            let sent = Instant::now();
+            let response = self
+                .http
+                .post(&self.token_url)
+                .form(&form)
+                .timeout(self.retry.timeout)
+                .send()
+                .await;
+            let retryable = match response {
+                Err(e) => format!("token request failed: {}", without_url(&e)),
+                Ok(resp) => {
+                    let status = resp.status();
+                    let body = resp.bytes().await.unwrap_or_default();
+                    if status.is_success() {
+                        let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|_| {
+                            AuthError(format!(
+                                "token endpoint {} answered {status} with a body that is not a token",
+                                self.token_url
+                            ))
+                        })?;
+                        let ttl = parsed
+                            .expires_in
+                            .as_ref()
+                            .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+                            .unwrap_or(3599);
+                        let expires = sent + Duration::from_secs(ttl);
+                        return Ok((Secret::new(parsed.access_token), expires));
+                    }
+                    if !matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504) {
+                        let detail = serde_json::from_slice::<TokenError>(&body)
+                            .ok()
+                            .map(|e| {
+                                format!(
+                                    "{}: {}",
+                                    e.error.unwrap_or_default(),
+                                    e.error_description.unwrap_or_default()
+                                )
+                            })
+                            .unwrap_or_else(|| "no error detail".into());
+                        let detail = detail.replace(secret.expose(), "[redacted]");
+                        return Err(AuthError(format!(
+                            "the token endpoint {} rejected the credentials (HTTP {status}, {}); check the client id, tenant and secret",
+                            self.token_url,
+                            first_line(&detail)
+                        )));
+                    }
+                    format!("token endpoint answered HTTP {status}")
+                }
+            };
+            if attempt >= self.retry.max_attempts {
+                return Err(AuthError(format!(
+                    "{retryable} (gave up after {attempt} attempts)"
+                )));
+            }
+            tokio::time::sleep(backoff_delay(&self.retry, attempt, None)).await;
+        }
+    }
+}
+
+impl Auth for ClientCredentials {
+    fn header(&self) -> BoxFuture<'_, Result<(HeaderName, Secret), AuthError>> {
+        Box::pin(async move {
+            let mut cached = self.cached.lock().await;
+            let fresh = cached
+                .as_ref()
+                .is_some_and(|(_, exp)| Instant::now() + EXPIRY_SKEW < *exp);
+            if !fresh {
+                *cached = Some(self.fetch().await?);
+            }
+            let token = cached.as_ref().map(|(t, _)| t.expose()).unwrap_or_default();
+            Ok((AUTHORIZATION, Secret::new(format!("Bearer {token}"))))
+        })
+    }
+
+    fn invalidate(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            *self.cached.lock().await = None;
+        })
+    }
+}
+
+/// A transport error's message without the URL (which `reqwest` appends, and
+/// which the caller already names).
+pub(crate) fn without_url(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_body() || e.is_decode() {
+        "body could not be read"
+    } else {
+        "transport error"
+    };
+    let mut detail = String::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind}: {detail}")
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    let line = s.lines().next().unwrap_or_default();
+    match line.char_indices().nth(300) {
+        Some((i, _)) => &line[..i],
+        None => line,
+    }
+}

@@ -1,0 +1,450 @@
+//! The one HTTP layer every collector uses: authentication, rate limits,
+//! retries honouring `Retry-After` with jittered backoff, timeouts, paging, and
+//! storing every page as evidence. Collectors describe what to fetch; they never
+//! retry or page by themselves.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::RETRY_AFTER;
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokio::sync::Semaphore;
+
+use super::auth::{without_url, Auth, AuthError};
+use super::ratelimit::RateLimiter;
+use crate::evidence::{DatasetReport, DatasetStatus, EvidenceWriter, PageMeta};
+
+/// Bounds on retrying one request.
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first included.
+    pub max_attempts: u32,
+    /// First backoff delay when the server gives no `Retry-After`.
+    pub base_delay: Duration,
+    /// Longest backoff delay.
+    pub max_delay: Duration,
+    /// Longest `Retry-After` honoured; longer waits are cut to this.
+    pub max_retry_after: Duration,
+    /// Whole-request timeout.
+    pub timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 6,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(120),
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The delay before attempt `attempt + 1`: the server's `Retry-After` if given
+/// (capped), else exponential backoff with jitter in [½, 1] of the step.
+pub(crate) fn backoff_delay(
+    policy: &RetryPolicy,
+    attempt: u32,
+    retry_after: Option<Duration>,
+) -> Duration {
+    if let Some(wait) = retry_after {
+        return wait.min(policy.max_retry_after);
+    }
+    let step = policy
+        .base_delay
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+        .min(policy.max_delay);
+    step.mul_f64(0.5 + fastrand::f64() * 0.5)
+}
+
+/// The shared client: one connection pool, one retry policy and a global cap on
+/// requests in flight across all sources.
+#[derive(Clone)]
+pub struct HttpClient {
+    client: reqwest::Client,
+    retry: RetryPolicy,
+    in_flight: Arc<Semaphore>,
+}
+
+/// A page that could not be fetched, even after retries.
+#[derive(Debug)]
+pub enum PageError {
+    /// Credentials failed: fatal for the source.
+    Auth(AuthError),
+    /// The server refused or kept failing; the dataset stops here.
+    Failed {
+        /// HTTP status of the last answer, if any.
+        status: Option<u16>,
+        /// What went wrong, for `run.json`.
+        reason: String,
+    },
+}
+
+impl HttpClient {
+    /// A client with `max_in_flight` concurrent requests at most.
+    ///
+    /// # Panics
+    /// Never on a supported platform: building a rustls client only fails when
+    /// the TLS backend cannot initialise.
+    pub fn new(retry: RetryPolicy, max_in_flight: usize) -> Result<HttpClient, String> {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("auditpack/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(15))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(HttpClient {
+            client,
+            retry,
+            in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
+        })
+    }
+
+    /// The underlying client, for token endpoints.
+    pub fn inner(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// The retry policy.
+    pub fn retry(&self) -> RetryPolicy {
+        self.retry
+    }
+
+    /// GET `url` until it yields a JSON body or the retries run out.
+    /// 429, 500, 502, 503 and 504, timeouts, truncated and non-JSON bodies are
+    /// retried; a 401 refreshes the token once; other statuses fail at once.
+    ///
+    /// # Errors
+    /// [`PageError::Auth`] when credentials fail, [`PageError::Failed`] otherwise.
+    pub async fn get_json(
+        &self,
+        url: &str,
+        auth: &dyn Auth,
+        limiters: &[&RateLimiter],
+    ) -> Result<(u16, Vec<u8>, Value), PageError> {
+        let mut refreshed = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            for limiter in limiters {
+                limiter.acquire().await;
+            }
+            let (name, value) = auth.header().await.map_err(PageError::Auth)?;
+            let permit = self.in_flight.acquire().await;
+            let sent = self
+                .client
+                .get(url)
+                .header(name, value.expose())
+                .header(reqwest::header::ACCEPT, "application/json")
+                .timeout(self.retry.timeout)
+                .send()
+                .await;
+            let (failure, status, retry_after) = match sent {
+                Err(e) => (without_url(&e), None, None),
+                Ok(resp) => {
+                    let status = resp.status();
+                    let retry_after = parse_retry_after(resp.headers().get(RETRY_AFTER));
+                    let body = resp.bytes().await;
+                    drop(permit);
+                    match (status, body) {
+                        (s, Ok(body)) if s.is_success() => {
+                            match serde_json::from_slice::<Value>(&body) {
+                                Ok(json) => return Ok((s.as_u16(), body.to_vec(), json)),
+                                Err(e) => (
+                                    format!("HTTP {s} with a body that is not complete JSON ({e})"),
+                                    Some(s.as_u16()),
+                                    None,
+                                ),
+                            }
+                        }
+                        (s, Err(e)) => (
+                            format!("HTTP {s} but the body was cut off ({})", without_url(&e)),
+                            Some(s.as_u16()),
+                            None,
+                        ),
+                        (StatusCode::UNAUTHORIZED, Ok(_)) if !refreshed => {
+                            refreshed = true;
+                            auth.invalidate().await;
+                            continue;
+                        }
+                        (s, Ok(body)) if !is_retryable(s) => {
+                            return Err(PageError::Failed {
+                                status: Some(s.as_u16()),
+                                reason: format!("HTTP {s}{}", error_detail(&body)),
+                            })
+                        }
+                        (s, Ok(body)) => (
+                            format!("HTTP {s}{}", error_detail(&body)),
+                            Some(s.as_u16()),
+                            retry_after,
+                        ),
+                    }
+                }
+            };
+            if attempt >= self.retry.max_attempts {
+                return Err(PageError::Failed {
+                    status,
+                    reason: format!("{failure}; gave up after {attempt} attempts"),
+                });
+            }
+            tokio::time::sleep(backoff_delay(&self.retry, attempt, retry_after)).await;
+        }
+    }
+}
+
+fn is_retryable(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504)
+}
+
+/// `Retry-After` as delta-seconds or an HTTP date.
+fn parse_retry_after(value: Option<&reqwest::header::HeaderValue>) -> Option<Duration> {
+    let text = value?.to_str().ok()?.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(text).ok()?;
+    let secs = (when.timestamp() - chrono::Utc::now().timestamp()).max(0);
+    Some(Duration::from_secs(secs.unsigned_abs()))
+}
+
+/// `: code: message` from a Graph-style or OAuth-style error body, if any.
+fn error_detail(body: &[u8]) -> String {
+    let Ok(json) = serde_json::from_slice::<Value>(body) else {
+        return String::new();
+    };
+    let (code, message) = match json.get("error") {
+        Some(Value::Object(e)) => (
+            e.get("code").and_then(Value::as_str),
+            e.get("message").and_then(Value::as_str),
+        ),
+        Some(Value::String(code)) => (
+            Some(code.as_str()),
+            json.get("error_description").and_then(Value::as_str),
+        ),
+        _ => (None, json.get("message").and_then(Value::as_str)),
+    };
+    let text: String = [code, message]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(": ")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(300)
+        .collect();
+    if text.is_empty() {
+        text
+    } else {
+        format!(" ({text})")
+    }
+}
+
+/// How a dataset pages, and where a page's records are.
+pub trait Pager: Send {
+    /// The records on `page` and the URL of the next page, if any.
+    ///
+    /// # Errors
+    /// When the page does not have the expected shape.
+    fn read(&mut self, url: &str, page: &Value) -> Result<PageInfo, String>;
+}
+
+/// What a pager found on one page.
+#[derive(Debug)]
+pub struct PageInfo {
+    /// Records on this page.
+    pub records: usize,
+    /// The next page's URL.
+    pub next: Option<String>,
+}
+
+/// Microsoft Graph and Defender: records in `value`, next page at
+/// `@odata.nextLink`, followed exactly as given.
+pub struct ODataPager;
+
+impl Pager for ODataPager {
+    fn read(&mut self, _url: &str, page: &Value) -> Result<PageInfo, String> {
+        let records = page
+            .get("value")
+            .and_then(Value::as_array)
+            .ok_or("page has no `value` array")?
+            .len();
+        let next = match page.get("@odata.nextLink") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err("`@odata.nextLink` is not a string".into()),
+        };
+        Ok(PageInfo { records, next })
+    }
+}
+
+/// A single JSON object (e.g. a policy): one record, no paging.
+pub struct SingleObject;
+
+impl Pager for SingleObject {
+    fn read(&mut self, _url: &str, page: &Value) -> Result<PageInfo, String> {
+        if page.is_object() {
+            Ok(PageInfo {
+                records: 1,
+                next: None,
+            })
+        } else {
+            Err("expected a JSON object".into())
+        }
+    }
+}
+
+/// One dataset to fetch.
+pub struct DatasetRequest<'a> {
+    /// Source name (evidence folder).
+    pub source: &'a str,
+    /// Collector type.
+    pub source_type: &'a str,
+    /// Dataset name (evidence folder).
+    pub dataset: &'a str,
+    /// First page URL.
+    pub url: String,
+    /// Paging style.
+    pub pager: Box<dyn Pager + 'a>,
+    /// Credentials.
+    pub auth: &'a dyn Auth,
+    /// Rate limits that apply to every request of this dataset.
+    pub limiters: Vec<&'a RateLimiter>,
+    /// What a 403 most likely means (a missing permission or licence).
+    pub on_forbidden: &'a str,
+}
+
+/// Upper bound on pages per dataset: a server that loops its `nextLink`
+/// must not make a run endless.
+const MAX_PAGES: usize = 1_000_000;
+
+/// Fetch every page of a dataset, storing each as evidence as it arrives.
+///
+/// A page that fails after retries ends the dataset as `partial` (or `failed`
+/// when it was the first page); it is never silently dropped.
+///
+/// # Errors
+/// Only when credentials fail, which is fatal for the whole source.
+pub async fn fetch_dataset(
+    http: &HttpClient,
+    evidence: &EvidenceWriter,
+    mut req: DatasetRequest<'_>,
+) -> Result<DatasetReport, AuthError> {
+    let mut url = req.url.clone();
+    let mut pages = 0;
+    let mut records = 0;
+    let mut seen = std::collections::HashSet::new();
+    let stop = |status, reason: String, pages, records| DatasetReport {
+        status,
+        pages,
+        records,
+        reason: Some(reason),
+    };
+    loop {
+        if !seen.insert(url.clone()) || pages >= MAX_PAGES {
+            return Ok(stop(
+                DatasetStatus::Partial,
+                format!("the server's paging repeated a page link after page {pages}"),
+                pages,
+                records,
+            ));
+        }
+        let failed_status = if pages == 0 {
+            DatasetStatus::Failed
+        } else {
+            DatasetStatus::Partial
+        };
+        let (status, body, json) = match http.get_json(&url, req.auth, &req.limiters).await {
+            Ok(ok) => ok,
+            Err(PageError::Auth(e)) => return Err(e),
+            Err(PageError::Failed { status, reason }) => {
+                let hint = if status == Some(403) {
+                    format!("; {}", req.on_forbidden)
+                } else {
+                    String::new()
+                };
+                return Ok(stop(
+                    failed_status,
+                    format!("page {} failed: {reason}{hint}", pages + 1),
+                    pages,
+                    records,
+                ));
+            }
+        };
+        let info = match req.pager.read(&url, &json) {
+            Ok(info) => info,
+            Err(e) => {
+                return Ok(stop(
+                    failed_status,
+                    format!("page {} is malformed: {e}", pages + 1),
+                    pages,
+                    records,
+                ))
+            }
+        };
+        let meta = PageMeta {
+            source: req.source,
+            source_type: req.source_type,
+            dataset: req.dataset,
+            page: pages + 1,
+            method: "GET",
+            url: &url,
+            http_status: Some(status),
+        };
+        if let Err(e) = evidence.write_page(&meta, &body) {
+            return Ok(stop(
+                failed_status,
+                format!("page {} could not be stored: {e}", pages + 1),
+                pages,
+                records,
+            ));
+        }
+        pages += 1;
+        records += info.records;
+        match info.next {
+            Some(next) => url = next,
+            None => {
+                return Ok(DatasetReport {
+                    status: DatasetStatus::Complete,
+                    pages,
+                    records,
+                    reason: None,
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let p = RetryPolicy::default();
+        for attempt in 1..20 {
+            let d = backoff_delay(&p, attempt, None);
+            assert!(d <= p.max_delay);
+        }
+        let d3 = backoff_delay(&p, 3, None);
+        assert!(d3 >= Duration::from_secs(1) && d3 <= Duration::from_secs(2));
+        assert_eq!(
+            backoff_delay(&p, 1, Some(Duration::from_secs(7))),
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            backoff_delay(&p, 1, Some(Duration::from_secs(9999))),
+            p.max_retry_after
+        );
+    }
+
+    #[test]
+    fn odata_pager_reads_value_and_next_link() {
+        let page = serde_json::json!({"value": [1, 2], "@odata.nextLink": "https://x/next"});
+        let info = ODataPager.read("u", &page).expect("valid page");
+        assert_eq!(info.records, 2);
+        assert_eq!(info.next.as_deref(), Some("https://x/next"));
+        assert!(ODataPager.read("u", &serde_json::json!({"x": 1})).is_err());
+    }
+}

@@ -1,0 +1,153 @@
+//! Collection: the [`Collector`] trait, the [`COLLECTORS`] registry, and the run
+//! of every configured source against the shared HTTP layer.
+//!
+//! Collectors never judge. They describe datasets, the shared layer fetches and
+//! stores them page by page, and each returns a [`SourceReport`] saying how
+//! complete its evidence is. A failing source never aborts the run.
+
+pub mod auth;
+pub mod http;
+pub mod m365;
+pub mod ninjaone;
+pub mod ratelimit;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::config::SourceDecl;
+use crate::error::{Error, Result};
+use crate::evidence::{DatasetReport, DatasetStatus, EvidenceWriter, SourceReport};
+use http::HttpClient;
+
+/// A boxed, sendable future (collectors are used as trait objects).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What every collector gets to work with.
+pub struct CollectContext {
+    /// The shared HTTP layer.
+    pub http: HttpClient,
+    /// Where evidence goes.
+    pub evidence: Arc<EvidenceWriter>,
+}
+
+/// A configured source that can collect its evidence.
+///
+/// Contract: `collect` stores raw evidence only through [`http::fetch_dataset`]
+/// (or the evidence writer), never panics on outside data, and returns a report
+/// in which every dataset it was meant to fetch appears with its status. A
+/// credential problem makes the whole source `failed` with the reason.
+pub trait Collector: Send + Sync {
+    /// The source's name from the config.
+    fn name(&self) -> &str;
+    /// The collector type (`m365`, `ninjaone`, ...).
+    fn source_type(&self) -> &'static str;
+    /// Collect every dataset.
+    fn collect<'a>(&'a self, ctx: &'a CollectContext) -> BoxFuture<'a, SourceReport>;
+}
+
+/// One entry of the registry: a `type` value and how to build its collector.
+pub struct CollectorKind {
+    /// The `type` key in `[sources.<name>]`.
+    pub source_type: &'static str,
+    /// One line for `--help` and docs.
+    pub summary: &'static str,
+    /// Parse the source's config into a collector.
+    pub build: fn(&SourceDecl) -> Result<Box<dyn Collector>>,
+}
+
+/// Every collector auditpack knows. Adding one is a module plus a line here.
+pub const COLLECTORS: &[CollectorKind] = &[m365::KIND, ninjaone::KIND];
+
+/// Build the collector of every configured source.
+///
+/// # Errors
+/// On an unknown `type` or an invalid source config (naming file, line and key).
+pub fn build_collectors(sources: &[SourceDecl]) -> Result<Vec<Box<dyn Collector>>> {
+    sources
+        .iter()
+        .map(|decl| {
+            let kind = COLLECTORS
+                .iter()
+                .find(|k| k.source_type == decl.source_type)
+                .ok_or_else(|| {
+                    let known: Vec<_> = COLLECTORS.iter().map(|k| k.source_type).collect();
+                    Error::config(format!(
+                        "[sources.{}]: unknown type `{}`; known types: {}",
+                        decl.name,
+                        decl.source_type.escape_debug(),
+                        known.join(", ")
+                    ))
+                })?;
+            (kind.build)(decl)
+        })
+        .collect()
+}
+
+/// Run every collector concurrently; one report per source name.
+pub async fn collect_all(
+    collectors: &[Box<dyn Collector>],
+    ctx: &CollectContext,
+) -> BTreeMap<String, SourceReport> {
+    let tasks = collectors.iter().map(|c| async move {
+        let report = c.collect(ctx).await;
+        (c.name().to_owned(), report)
+    });
+    join_all(tasks).await.into_iter().collect()
+}
+
+/// A source's report from its datasets' results. A credential failure marks
+/// that dataset failed and names the cause as the source's reason.
+pub(crate) fn finish(
+    source_type: &str,
+    results: Vec<(&str, std::result::Result<DatasetReport, auth::AuthError>)>,
+) -> SourceReport {
+    let mut auth_failure = None;
+    let mut datasets = BTreeMap::new();
+    for (name, result) in results {
+        let report = result.unwrap_or_else(|e| {
+            let reason = format!("authentication failed: {e}");
+            auth_failure.get_or_insert(reason.clone());
+            DatasetReport {
+                status: DatasetStatus::Failed,
+                pages: 0,
+                records: 0,
+                reason: Some(reason),
+            }
+        });
+        datasets.insert(name.to_owned(), report);
+    }
+    let mut report = SourceReport::from_datasets(source_type, datasets);
+    if auth_failure.is_some() {
+        report.reason = auth_failure;
+    }
+    report
+}
+
+/// Await many futures concurrently on the current task, keeping their order.
+pub(crate) async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for f in futures {
+        set.push(Box::pin(f));
+    }
+    let mut out: Vec<Option<F::Output>> = set.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (fut, slot) in set.iter_mut().zip(out.iter_mut()) {
+            if slot.is_none() {
+                match fut.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *slot = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
+}

@@ -1,0 +1,283 @@
+//! NinjaOne (public API v2).
+//!
+//! Datasets:
+//! - `devices`: `GET /v2/devices?pageSize=N&after=<last id>`; a bare JSON array,
+//!   paged by the last device id.
+//! - `os-patches`: `GET /v2/queries/os-patches?pageSize=N&cursor=<name>`: pending
+//!   OS patches, `{cursor:{name,...}, results:[...]}`.
+//!
+//! Token: `POST {base}/ws/oauth/token` (client credentials, scope `monitoring`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reqwest::Url;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::auth::{Auth, ClientCredential, ClientCredentials};
+use super::http::{fetch_dataset, DatasetRequest, PageInfo, Pager};
+use super::ratelimit::RateLimiter;
+use super::{BoxFuture, CollectContext, Collector, CollectorKind};
+use crate::config::{RefuseLiteralSecret, SourceDecl};
+use crate::error::{Error, Result};
+use crate::evidence::SourceReport;
+use crate::secret::SecretRef;
+
+/// Registry entry.
+pub const KIND: CollectorKind = CollectorKind {
+    source_type: "ninjaone",
+    summary: "NinjaOne RMM: devices and pending OS patches (API v2)",
+    build,
+};
+
+/// Dataset names (evidence folders).
+pub mod dataset {
+    /// Devices.
+    pub const DEVICES: &str = "devices";
+    /// Pending OS patches.
+    pub const OS_PATCHES: &str = "os-patches";
+}
+
+/// Largest page NinjaOne serves.
+const PAGE_SIZE: usize = 1000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NinjaConfig {
+    #[serde(rename = "type")]
+    _type: String,
+    #[serde(default = "default_base")]
+    base_url: String,
+    client_id: String,
+    client_secret_env: Option<String>,
+    client_secret_file: Option<PathBuf>,
+    /// Requests per minute this tool allows itself against the instance.
+    #[serde(default = "default_rpm")]
+    requests_per_minute: u32,
+    #[serde(default)]
+    #[allow(dead_code)]
+    client_secret: Option<RefuseLiteralSecret>,
+}
+
+fn default_base() -> String {
+    "https://app.ninjarmm.com".into()
+}
+
+fn default_rpm() -> u32 {
+    300
+}
+
+/// The collector for one NinjaOne instance.
+pub struct NinjaOne {
+    name: String,
+    base: String,
+    client_id: String,
+    secret: SecretRef,
+    limit: RateLimiter,
+}
+
+fn build(decl: &SourceDecl) -> Result<Box<dyn Collector>> {
+    let c: NinjaConfig = decl.parse()?;
+    let secret = SecretRef::from_pair(
+        "client_secret",
+        c.client_secret_env.as_deref(),
+        c.client_secret_file.as_deref(),
+        decl.base_dir(),
+    )
+    .map_err(|e| Error::config(format!("[sources.{}]: {e}", decl.name)))?;
+    if Url::parse(&c.base_url).is_err() {
+        return Err(Error::config(format!(
+            "[sources.{}]: `base_url` is not a URL",
+            decl.name
+        )));
+    }
+    Ok(Box::new(NinjaOne {
+        name: decl.name.clone(),
+        base: c.base_url.trim_end_matches('/').to_owned(),
+        client_id: c.client_id,
+        secret,
+        limit: RateLimiter::new(c.requests_per_minute.max(1), Duration::from_secs(60)),
+    }))
+}
+
+/// Devices: a bare array; the next page starts after the last id. Only an
+/// empty page ends the list: the server may serve fewer than asked on any page.
+struct AfterIdPager;
+
+impl Pager for AfterIdPager {
+    fn read(&mut self, url: &str, page: &Value) -> std::result::Result<PageInfo, String> {
+        let items = page.as_array().ok_or("expected a JSON array of devices")?;
+        let next = if items.is_empty() {
+            None
+        } else {
+            let last = items
+                .last()
+                .and_then(|d| d.get("id"))
+                .and_then(Value::as_i64)
+                .ok_or("the last device has no numeric `id`")?;
+            Some(with_param(url, "after", &last.to_string())?)
+        };
+        Ok(PageInfo {
+            records: items.len(),
+            next,
+        })
+    }
+}
+
+/// Queries: `results` plus a named cursor. Only an empty page ends the list.
+struct CursorPager;
+
+impl Pager for CursorPager {
+    fn read(&mut self, url: &str, page: &Value) -> std::result::Result<PageInfo, String> {
+        let items = page
+            .get("results")
+            .and_then(Value::as_array)
+            .ok_or("page has no `results` array")?;
+        let next = if items.is_empty() {
+            None
+        } else {
+            let cursor = page
+                .get("cursor")
+                .and_then(|c| c.get("name"))
+                .and_then(Value::as_str)
+                .ok_or("a full page without `cursor.name`")?;
+            Some(with_param(url, "cursor", cursor)?)
+        };
+        Ok(PageInfo {
+            records: items.len(),
+            next,
+        })
+    }
+}
+
+/// `url` with query parameter `key` set to `value` (replacing any earlier one).
+fn with_param(url: &str, key: &str, value: &str) -> std::result::Result<String, String> {
+    let mut u = Url::parse(url).map_err(|e| format!("bad page URL: {e}"))?;
+    let kept: Vec<(String, String)> = u
+        .query_pairs()
+        .filter(|(k, _)| k != key)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    u.query_pairs_mut()
+        .clear()
+        .extend_pairs(kept)
+        .append_pair(key, value);
+    Ok(u.to_string())
+}
+
+impl NinjaOne {
+    async fn run(&self, ctx: &CollectContext) -> SourceReport {
+        let secret = match self.secret.resolve() {
+            Ok(s) => s,
+            Err(e) => return SourceReport::failed(KIND.source_type, format!("client secret: {e}")),
+        };
+        let auth = ClientCredentials::new(
+            ctx.http.inner().clone(),
+            format!("{}/ws/oauth/token", self.base),
+            vec![
+                ("grant_type".into(), "client_credentials".into()),
+                ("client_id".into(), self.client_id.clone()),
+                ("scope".into(), "monitoring".into()),
+            ],
+            ClientCredential::Secret(secret),
+            ctx.http.retry(),
+        );
+        let auth: &dyn Auth = &auth;
+        let forbidden = "the API client needs the `monitoring` scope";
+        let requests: [(&str, String, Box<dyn Pager>); 2] = [
+            (
+                dataset::DEVICES,
+                format!("{}/v2/devices?pageSize={PAGE_SIZE}", self.base),
+                Box::new(AfterIdPager),
+            ),
+            (
+                dataset::OS_PATCHES,
+                format!("{}/v2/queries/os-patches?pageSize={PAGE_SIZE}", self.base),
+                Box::new(CursorPager),
+            ),
+        ];
+        let fetches = requests.into_iter().map(|(name, url, pager)| async move {
+            let req = DatasetRequest {
+                source: &self.name,
+                source_type: KIND.source_type,
+                dataset: name,
+                url,
+                pager,
+                auth,
+                limiters: vec![&self.limit],
+                on_forbidden: forbidden,
+            };
+            (name, fetch_dataset(&ctx.http, &ctx.evidence, req).await)
+        });
+        super::finish(KIND.source_type, super::join_all(fetches).await)
+    }
+}
+
+impl Collector for NinjaOne {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn source_type(&self) -> &'static str {
+        KIND.source_type
+    }
+    fn collect<'a>(&'a self, ctx: &'a CollectContext) -> BoxFuture<'a, SourceReport> {
+        Box::pin(self.run(ctx))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn after_id_paging() {
+        let mut p = AfterIdPager;
+        let full = serde_json::json!([{"id": 1}, {"id": 7}]);
+        let info = p
+            .read("http://h/v2/devices?pageSize=2", &full)
+            .expect("page");
+        assert_eq!(
+            info.next.as_deref(),
+            Some("http://h/v2/devices?pageSize=2&after=7")
+        );
+        // A short page is not the end: the server may cap page sizes.
+        let info = p
+            .read(
+                "http://h/v2/devices?pageSize=2&after=7",
+                &serde_json::json!([{"id": 9}]),
+            )
+            .expect("page");
+        assert_eq!(
+            info.next.as_deref(),
+            Some("http://h/v2/devices?pageSize=2&after=9")
+        );
+        let info = p
+            .read(
+                "http://h/v2/devices?pageSize=2&after=9",
+                &serde_json::json!([]),
+            )
+            .expect("page");
+        assert!(info.next.is_none());
+    }
+
+    #[test]
+    fn cursor_paging() {
+        let mut p = CursorPager;
+        let page = serde_json::json!({"cursor": {"name": "c1"}, "results": [{"id": 1}]});
+        let info = p.read("http://h/q?pageSize=1", &page).expect("page");
+        assert_eq!(
+            info.next.as_deref(),
+            Some("http://h/q?pageSize=1&cursor=c1")
+        );
+        assert!(p
+            .read(
+                "u",
+                &serde_json::json!({"cursor": {"name": "c2"}, "results": []})
+            )
+            .expect("page")
+            .next
+            .is_none());
+        assert!(p.read("u", &serde_json::json!({"results": {}})).is_err());
+    }
+}

@@ -1,0 +1,181 @@
+//! `run.json`: what a run was, when, and how complete each source's evidence is.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::atomic::write_atomic;
+use crate::config::{Owner, Thresholds};
+use crate::error::{Result, ResultExt};
+
+/// Completeness of a whole source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceStatus {
+    /// Every dataset was collected in full.
+    Complete,
+    /// Some datasets are missing or incomplete.
+    Partial,
+    /// Nothing usable was collected.
+    Failed,
+}
+
+/// Completeness of one dataset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetStatus {
+    /// Every page was received.
+    Complete,
+    /// Some pages were received, then a page failed for good.
+    Partial,
+    /// No page was received.
+    Failed,
+}
+
+impl fmt::Display for DatasetStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DatasetStatus::Complete => "complete",
+            DatasetStatus::Partial => "partial",
+            DatasetStatus::Failed => "failed",
+        })
+    }
+}
+
+/// How one dataset's collection went.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetReport {
+    /// Completeness.
+    pub status: DatasetStatus,
+    /// Pages stored.
+    pub pages: usize,
+    /// Records across stored pages.
+    pub records: usize,
+    /// Why it is not complete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// How one source's collection went.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceReport {
+    /// Collector type.
+    #[serde(rename = "type")]
+    pub source_type: String,
+    /// Overall completeness.
+    pub status: SourceStatus,
+    /// Why it is not complete (e.g. rejected credentials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Per dataset, by name.
+    pub datasets: BTreeMap<String, DatasetReport>,
+}
+
+impl SourceReport {
+    /// A source that failed before any dataset could be fetched.
+    pub fn failed(source_type: &str, reason: impl Into<String>) -> SourceReport {
+        SourceReport {
+            source_type: source_type.to_owned(),
+            status: SourceStatus::Failed,
+            reason: Some(reason.into()),
+            datasets: BTreeMap::new(),
+        }
+    }
+
+    /// A source's report from its datasets: complete only if every one is.
+    pub fn from_datasets(source_type: &str, datasets: BTreeMap<String, DatasetReport>) -> Self {
+        let all = |s| datasets.values().all(|d| d.status == s);
+        let status = if all(DatasetStatus::Complete) {
+            SourceStatus::Complete
+        } else if all(DatasetStatus::Failed) {
+            SourceStatus::Failed
+        } else {
+            SourceStatus::Partial
+        };
+        let reason = (status != SourceStatus::Complete).then(|| {
+            datasets
+                .iter()
+                .filter(|(_, d)| d.status != DatasetStatus::Complete)
+                .map(|(name, d)| {
+                    format!(
+                        "{name}: {} ({})",
+                        d.status,
+                        d.reason.as_deref().unwrap_or("no reason")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        });
+        SourceReport {
+            source_type: source_type.to_owned(),
+            status,
+            reason,
+            datasets,
+        }
+    }
+}
+
+/// The content of `run.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunManifest {
+    /// Format version of this file.
+    pub schema_version: u32,
+    /// Unique id: `YYYYMMDDTHHMMSSZ-<hex>`.
+    pub run_id: String,
+    /// Organisation name.
+    pub organisation: String,
+    /// Catalog ids evaluated.
+    pub frameworks: Vec<String>,
+    /// Ownership template id.
+    pub ownership: String,
+    /// Tool and version.
+    pub tool: String,
+    /// Host that ran the collection.
+    pub host: String,
+    /// Collection start (UTC).
+    pub started_at: String,
+    /// Collection end (UTC).
+    pub finished_at: String,
+    /// The instant the evaluation judges against (ages, inactivity).
+    pub as_of: String,
+    /// Threshold overrides from the config (framework defaults fill the rest).
+    pub thresholds: Thresholds,
+    /// Ownership overrides from the config.
+    pub ownership_overrides: BTreeMap<String, Owner>,
+    /// Whether PCI DSS service-provider requirements apply.
+    pub service_provider: bool,
+    /// Per source, by name.
+    pub sources: BTreeMap<String, SourceReport>,
+}
+
+impl RunManifest {
+    /// Current `schema_version`.
+    pub const SCHEMA_VERSION: u32 = 1;
+
+    /// Read `run.json` from a run folder.
+    ///
+    /// # Errors
+    /// When the file is missing or malformed.
+    pub fn read(run_dir: &Path) -> Result<RunManifest> {
+        let path = run_dir.join("run.json");
+        let bytes = std::fs::read(&path).context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_slice(&bytes)
+            .context(|| format!("{} is not a valid run.json", path.display()))
+    }
+
+    /// Write `run.json` atomically.
+    ///
+    /// # Errors
+    /// On I/O failure.
+    pub fn write(&self, run_dir: &Path) -> Result<()> {
+        let path = run_dir.join("run.json");
+        let mut bytes = serde_json::to_vec_pretty(self).context(|| "cannot encode run.json")?;
+        bytes.push(b'\n');
+        write_atomic(&path, &bytes).context(|| format!("cannot write {}", path.display()))
+    }
+}

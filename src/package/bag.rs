@@ -1,0 +1,261 @@
+//! Writing a bag: the run folder is copied into `data/` while it is hashed (so
+//! a file cannot change between hashing and packaging), tag files are written,
+//! the tag manifest is signed, and the finished folder is renamed into place.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use super::hash::{hash_copy, hash_file, parallel_map};
+use super::sign::Signer;
+use super::{NAMESPACE, SIGNATURE_FILE};
+use crate::error::{Error, Result, ResultExt};
+use crate::evidence::{tool_version, write_atomic};
+
+/// What `bag-info.txt` says about the package.
+#[derive(Clone, Debug)]
+pub struct BagInfo {
+    /// The organisation the evidence is about.
+    pub organisation: String,
+    /// Contact name, if configured.
+    pub contact_name: Option<String>,
+    /// Contact e-mail, if configured.
+    pub contact_email: Option<String>,
+    /// Run id (External-Identifier).
+    pub run_id: String,
+    /// Collection start (UTC).
+    pub started: String,
+    /// Collection end (UTC).
+    pub finished: String,
+    /// Host that collected.
+    pub host: String,
+}
+
+/// Tag files listed in the tag manifest, in order.
+const TAG_FILES: [&str; 5] = [
+    "bagit.txt",
+    "bag-info.txt",
+    "manifest-sha256.txt",
+    "custody.jsonl",
+    "README-VERIFY.txt",
+];
+
+/// Package `run_dir` as a bag named `name` inside `out_dir`.
+///
+/// The bag is assembled under a hidden temporary name and renamed when
+/// complete, so an interrupted run never leaves a partial package at the final
+/// path. An existing package is never overwritten.
+///
+/// # Errors
+/// When the run folder holds anything but regular files and folders (symlinks,
+/// devices, FIFOs are refused), on I/O failure, or when signing fails.
+pub fn write_bag(
+    run_dir: &Path,
+    out_dir: &Path,
+    name: &str,
+    info: &BagInfo,
+    signer: Option<&Signer>,
+) -> Result<PathBuf> {
+    let final_path = out_dir.join(name);
+    if final_path.exists() {
+        return Err(Error::invalid(format!(
+            "{} already exists",
+            final_path.display()
+        )));
+    }
+    std::fs::create_dir_all(out_dir).context(|| format!("cannot create {}", out_dir.display()))?;
+    let staging = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".partial")
+        .tempdir_in(out_dir)
+        .context(|| format!("cannot create a staging folder in {}", out_dir.display()))?;
+    let bag = staging.path();
+
+    let files = payload_files(run_dir)?;
+    let copied = parallel_map(&files, |rel| -> Result<(String, u64)> {
+        let src = run_dir.join(rel);
+        let dst = bag.join("data").join(rel);
+        if let Some(dir) = dst.parent() {
+            std::fs::create_dir_all(dir).context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let reader = File::open(&src).context(|| format!("cannot read {}", src.display()))?;
+        let writer = File::create(&dst).context(|| format!("cannot write {}", dst.display()))?;
+        let mut writer = BufWriter::with_capacity(super::hash::CHUNK, writer);
+        let result =
+            hash_copy(reader, &mut writer).context(|| format!("cannot copy {}", src.display()))?;
+        writer
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|f| f.sync_all())
+            .context(|| format!("cannot write {}", dst.display()))?;
+        Ok(result)
+    });
+    let mut manifest = String::new();
+    let mut total_bytes = 0u64;
+    for (rel, result) in files.iter().zip(copied) {
+        let (digest, bytes) = result?;
+        total_bytes += bytes;
+        manifest.push_str(&format!("{digest}  data/{}\n", encode_path(rel)));
+    }
+
+    let write_tag = |file: &str, text: &str| -> Result<()> {
+        write_atomic(&bag.join(file), text.as_bytes()).context(|| format!("cannot write {file}"))
+    };
+    write_tag(
+        "bagit.txt",
+        "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n",
+    )?;
+    write_tag("bag-info.txt", &bag_info(info, total_bytes, files.len()))?;
+    write_tag("manifest-sha256.txt", &manifest)?;
+    let custody = std::fs::read(run_dir.join("custody.jsonl")).unwrap_or_default();
+    write_atomic(&bag.join("custody.jsonl"), &custody).context(|| "cannot write custody.jsonl")?;
+    write_tag("README-VERIFY.txt", &readme(signer.map(Signer::identity)))?;
+
+    let mut tagmanifest = String::new();
+    for file in TAG_FILES {
+        let (digest, _) = hash_file(&bag.join(file)).context(|| format!("cannot hash {file}"))?;
+        tagmanifest.push_str(&format!("{digest}  {file}\n"));
+    }
+    write_tag("tagmanifest-sha256.txt", &tagmanifest)?;
+    if let Some(signer) = signer {
+        write_tag(SIGNATURE_FILE, &signer.sign(tagmanifest.as_bytes())?)?;
+    }
+
+    let staged = staging.keep();
+    std::fs::rename(&staged, &final_path).map_err(|e| {
+        let _ = std::fs::remove_dir_all(&staged);
+        Error::invalid(format!(
+            "cannot move the package into place at {}: {e}",
+            final_path.display()
+        ))
+    })?;
+    Ok(final_path)
+}
+
+/// Every regular file under `root`, as sorted `/`-separated relative paths.
+/// Symlinks, devices, sockets and FIFOs are refused, never followed or read.
+fn payload_files(root: &Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = root.join(&rel);
+        let entries =
+            std::fs::read_dir(&dir).context(|| format!("cannot list {}", dir.display()))?;
+        for entry in entries {
+            let entry = entry.context(|| format!("cannot list {}", dir.display()))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                return Err(Error::invalid(format!(
+                    "{}: a file name that is not UTF-8 cannot be packaged",
+                    dir.display()
+                )));
+            };
+            let child = rel.join(name);
+            let meta = std::fs::symlink_metadata(entry.path())
+                .context(|| format!("cannot stat {}", entry.path().display()))?;
+            if meta.is_dir() {
+                stack.push(child);
+            } else if meta.is_file() {
+                let text = child
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                out.push(text);
+            } else {
+                return Err(Error::invalid(format!(
+                    "{} is not a regular file (symlink, device or FIFO); refusing to package it",
+                    entry.path().display()
+                )));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Percent-encode what RFC 8493 requires in manifest paths (CR, LF, `%`).
+pub(crate) fn encode_path(path: &str) -> String {
+    path.replace('%', "%25")
+        .replace('\n', "%0A")
+        .replace('\r', "%0D")
+}
+
+/// Reverse of [`encode_path`].
+pub(crate) fn decode_path(path: &str) -> String {
+    path.replace("%0A", "\n")
+        .replace("%0a", "\n")
+        .replace("%0D", "\r")
+        .replace("%0d", "\r")
+        .replace("%25", "%")
+}
+
+fn bag_info(info: &BagInfo, bytes: u64, files: usize) -> String {
+    let clean = |s: &str| s.replace(['\r', '\n'], " ");
+    let mut lines = vec![format!(
+        "Source-Organization: {}",
+        clean(&info.organisation)
+    )];
+    if let Some(name) = &info.contact_name {
+        lines.push(format!("Contact-Name: {}", clean(name)));
+    }
+    if let Some(email) = &info.contact_email {
+        lines.push(format!("Contact-Email: {}", clean(email)));
+    }
+    lines.extend([
+        format!("External-Identifier: {}", clean(&info.run_id)),
+        format!(
+            "External-Description: Compliance evidence for {} collected by auditpack, with results and reports",
+            clean(&info.organisation)
+        ),
+        format!("Bagging-Date: {}", chrono::Utc::now().format("%Y-%m-%d")),
+        format!("Payload-Oxum: {bytes}.{files}"),
+        format!("Bag-Software-Agent: {}", tool_version()),
+        format!("Collection-Started: {}", info.started),
+        format!("Collection-Finished: {}", info.finished),
+        format!("Collected-By: {}", tool_version()),
+        format!("Collector-Host: {}", clean(&info.host)),
+        format!("Signature-Namespace: {NAMESPACE}"),
+    ]);
+    lines.join("\n") + "\n"
+}
+
+fn readme(identity: Option<&str>) -> String {
+    let identity = identity.unwrap_or("<signer identity>");
+    format!(
+        "This is an auditpack evidence package: a BagIt 1.0 bag (RFC 8493).
+Everything collected is under data/; manifest-sha256.txt lists the SHA-256 of
+every payload file, tagmanifest-sha256.txt lists the SHA-256 of every tag file,
+and {SIGNATURE_FILE} is an OpenSSH signature over tagmanifest-sha256.txt.
+
+Verify it with stock tools, from this folder. Use an allowed_signers file you
+received from the signer out of band, never one shipped inside a package.
+
+  1. The signature (namespace {NAMESPACE}):
+     ssh-keygen -Y verify -f allowed_signers -I {identity} -n {NAMESPACE} \\
+         -s {SIGNATURE_FILE} < tagmanifest-sha256.txt
+
+  2. The tag files, then every payload file:
+     sha256sum -c tagmanifest-sha256.txt && sha256sum --quiet -c manifest-sha256.txt
+
+  3. No file was added to the payload:
+     diff <(find data -type f | LC_ALL=C sort) <(cut -d' ' -f3- manifest-sha256.txt | LC_ALL=C sort)
+
+Or, with auditpack:
+     auditpack verify . --allowed-signers allowed_signers --identity {identity}
+"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_encoding_round_trips() {
+        for p in ["a/b.json", "50%.txt", "line\nbreak", "cr\rx"] {
+            assert_eq!(decode_path(&encode_path(p)), p);
+            assert!(!encode_path(p).contains(['\n', '\r']));
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Signing keys and SSHSIG signatures (the format `ssh-keygen -Y sign` writes).
+
+use std::path::Path;
+
+use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey};
+
+use super::NAMESPACE;
+use crate::config::{KeySource, Signing};
+use crate::error::{Error, ErrorKind, Result, ResultExt};
+use crate::secret::Secret;
+
+/// A loaded private key and the identity it signs as.
+pub struct Signer {
+    key: PrivateKey,
+    identity: String,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer")
+            .field("identity", &self.identity)
+            .field("key", &"[redacted]")
+            .finish()
+    }
+}
+
+impl Signer {
+    /// Load the key named by `[signing]`, decrypting it if it has a passphrase.
+    ///
+    /// # Errors
+    /// When the key is missing, unreadable, not Ed25519, or the passphrase is wrong.
+    pub fn load(signing: &Signing) -> Result<Signer> {
+        let (pem, origin) = match &signing.key {
+            KeySource::File(path) => (
+                Secret::new(
+                    std::fs::read_to_string(path)
+                        .context(|| format!("cannot read signing key {}", path.display()))?,
+                ),
+                path.display().to_string(),
+            ),
+            KeySource::Env(var) => (
+                Secret::new(std::env::var(var).map_err(|_| {
+                    Error::new(
+                        ErrorKind::Auth,
+                        format!("environment variable {var} (signing key) is not set"),
+                    )
+                })?),
+                format!("environment variable {var}"),
+            ),
+        };
+        let mut key = PrivateKey::from_openssh(pem.expose())
+            .context(|| format!("{origin} is not an OpenSSH private key"))?;
+        if key.is_encrypted() {
+            let Some(passphrase) = &signing.passphrase else {
+                return Err(Error::new(
+                    ErrorKind::Auth,
+                    format!("signing key {origin} is passphrase-protected; set passphrase_env or passphrase_file"),
+                ));
+            };
+            let passphrase = passphrase.resolve()?;
+            key = key.decrypt(passphrase.expose()).map_err(|_| {
+                Error::new(
+                    ErrorKind::Auth,
+                    format!("wrong passphrase for signing key {origin}"),
+                )
+            })?;
+        }
+        Signer::new(key, &signing.identity)
+    }
+
+    /// A signer from a decrypted key.
+    ///
+    /// # Errors
+    /// When the key is not Ed25519.
+    pub fn new(key: PrivateKey, identity: &str) -> Result<Signer> {
+        if key.algorithm() != Algorithm::Ed25519 {
+            return Err(Error::new(
+                ErrorKind::Auth,
+                format!("signing key is {}, expected ssh-ed25519", key.algorithm()),
+            ));
+        }
+        Ok(Signer {
+            key,
+            identity: identity.to_owned(),
+        })
+    }
+
+    /// The signer identity (for `allowed_signers` and `-I`).
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// The public key in OpenSSH form.
+    ///
+    /// # Errors
+    /// Never for a valid Ed25519 key.
+    pub fn public_key(&self) -> Result<String> {
+        self.key
+            .public_key()
+            .to_openssh()
+            .context(|| "cannot encode public key")
+    }
+
+    /// SHA-256 fingerprint of the public key (`SHA256:...`).
+    pub fn fingerprint(&self) -> String {
+        self.key.fingerprint(HashAlg::Sha256).to_string()
+    }
+
+    /// An `allowed_signers` line for this key.
+    ///
+    /// # Errors
+    /// Never for a valid Ed25519 key.
+    pub fn allowed_signers_line(&self) -> Result<String> {
+        Ok(format!(
+            "{} namespaces=\"{NAMESPACE}\" {}\n",
+            self.identity,
+            self.public_key()?
+        ))
+    }
+
+    /// An armored SSHSIG signature over `message` in [`NAMESPACE`].
+    ///
+    /// # Errors
+    /// On a signing failure.
+    pub fn sign(&self, message: &[u8]) -> Result<String> {
+        let sig = self
+            .key
+            .sign(NAMESPACE, HashAlg::Sha512, message)
+            .context(|| "cannot sign the tag manifest")?;
+        sig.to_pem(LineEnding::LF)
+            .context(|| "cannot encode the signature")
+    }
+}
+
+/// A freshly generated key pair, written to disk.
+pub struct KeyPair {
+    /// The signer over the new key.
+    pub signer: Signer,
+}
+
+/// Generate an Ed25519 key, write it (`path`, mode 0600) and its `.pub`, and
+/// encrypt it when a passphrase is given.
+///
+/// # Errors
+/// On I/O failure or when `path` already exists.
+pub fn generate_key(path: &Path, identity: &str, passphrase: Option<&Secret>) -> Result<KeyPair> {
+    if path.exists() {
+        return Err(Error::invalid(format!(
+            "{} already exists; not overwriting a key",
+            path.display()
+        )));
+    }
+    let mut rng = ssh_key::rand_core::OsRng;
+    let mut key =
+        PrivateKey::random(&mut rng, Algorithm::Ed25519).context(|| "cannot generate a key")?;
+    key.set_comment(identity);
+    let stored = match passphrase {
+        Some(p) => key
+            .encrypt(&mut rng, p.expose())
+            .context(|| "cannot encrypt the key")?,
+        None => key.clone(),
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).context(|| format!("cannot create {}", dir.display()))?;
+    }
+    stored
+        .write_openssh_file(path, LineEnding::LF)
+        .context(|| format!("cannot write {}", path.display()))?;
+    let public = key
+        .public_key()
+        .to_openssh()
+        .context(|| "cannot encode public key")?;
+    let mut pub_path = path.as_os_str().to_owned();
+    pub_path.push(".pub");
+    let pub_path = std::path::PathBuf::from(pub_path);
+    crate::evidence::write_atomic(&pub_path, format!("{public}\n").as_bytes())
+        .context(|| format!("cannot write {}", pub_path.display()))?;
+    Ok(KeyPair {
+        signer: Signer::new(key, identity)?,
+    })
+}

@@ -1,0 +1,255 @@
+//! A whole run: collect (async) into a new run folder, then normalise,
+//! evaluate, report and package (sync, deterministic).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::catalog::{Catalog, Ownership};
+use crate::collect::http::{HttpClient, RetryPolicy};
+use crate::collect::{build_collectors, collect_all, CollectContext};
+use crate::config::Config;
+use crate::error::{Error, Result, ResultExt};
+use crate::evaluate::{evaluate, ControlResult, Scope};
+use crate::evidence::{format_time, tool_version, write_atomic, EvidenceWriter, RunManifest};
+use crate::facts::normalise;
+use crate::package::{write_bag, BagInfo, Signer};
+use crate::report;
+
+/// Knobs of a run that are not in the config.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Judge against this instant instead of the end of collection.
+    pub as_of: Option<DateTime<Utc>>,
+    /// Retry bounds for every request.
+    pub retry: RetryPolicy,
+    /// Requests in flight across all sources.
+    pub max_in_flight: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            as_of: None,
+            retry: RetryPolicy::default(),
+            max_in_flight: 32,
+        }
+    }
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The run folder.
+    pub run_dir: PathBuf,
+    /// Its `run.json`.
+    pub manifest: RunManifest,
+    /// Its `results/controls.json`.
+    pub results: Vec<ControlResult>,
+    /// The package folder.
+    pub package: PathBuf,
+    /// Whether the package is signed.
+    pub signed: bool,
+}
+
+/// Collect, evaluate, report and package one organisation.
+///
+/// Everything that can be checked before touching the network is checked
+/// first (catalog, ownership, sources, signing key), so a bad config fails
+/// before any request. A failing source does not fail the run: it is recorded
+/// and its controls become inconclusive.
+///
+/// # Errors
+/// On invalid configuration or catalog, an unusable signing key, or I/O failure
+/// writing the run folder or package.
+pub fn run(
+    config: &Config,
+    options: &RunOptions,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<RunOutcome> {
+    let catalog = Catalog::builtin()?;
+    let template = catalog
+        .template(&config.organisation.ownership)
+        .ok_or_else(|| {
+            Error::config(format!(
+                "{}: ownership template `{}` does not exist; known: {}",
+                config.path.display(),
+                config.organisation.ownership,
+                catalog
+                    .templates()
+                    .iter()
+                    .map(|t| t.template.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+    Ownership::new(&catalog, template, &config.ownership_overrides)?;
+    for f in &config.organisation.frameworks {
+        if catalog.framework(f).is_none() {
+            return Err(Error::config(format!(
+                "{}: framework `{f}` is not in the catalog; known: {}",
+                config.path.display(),
+                catalog
+                    .frameworks()
+                    .iter()
+                    .map(|f| f.framework.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    let collectors = build_collectors(&config.sources)?;
+    let signer = config.signing.as_ref().map(Signer::load).transpose()?;
+    let http = HttpClient::new(options.retry, options.max_in_flight).map_err(Error::config)?;
+
+    let started = Utc::now();
+    let run_id = format!(
+        "{}-{:04x}",
+        started.format("%Y%m%dT%H%M%SZ"),
+        fastrand::u16(..)
+    );
+    let store = &config.organisation.store;
+    let run_dir = store.join("runs").join(&run_id);
+    if run_dir.exists() {
+        return Err(Error::invalid(format!(
+            "run folder {} already exists",
+            run_dir.display()
+        )));
+    }
+    let evidence = Arc::new(EvidenceWriter::open(&run_dir)?);
+    let ctx = CollectContext {
+        http,
+        evidence: evidence.clone(),
+    };
+    let sources = runtime.block_on(collect_all(&collectors, &ctx));
+    evidence.sync()?;
+    let finished = Utc::now();
+
+    let manifest = RunManifest {
+        schema_version: RunManifest::SCHEMA_VERSION,
+        run_id: run_id.clone(),
+        organisation: config.organisation.name.clone(),
+        frameworks: config.organisation.frameworks.clone(),
+        ownership: config.organisation.ownership.clone(),
+        tool: tool_version(),
+        host: hostname(),
+        started_at: format_time(started),
+        finished_at: format_time(finished),
+        as_of: format_time(options.as_of.unwrap_or(finished)),
+        thresholds: config.thresholds,
+        ownership_overrides: config.ownership_overrides.clone(),
+        service_provider: config.organisation.service_provider,
+        sources,
+    };
+    manifest.write(&run_dir)?;
+    let results = evaluate_run(&run_dir, &catalog)?;
+
+    let info = BagInfo {
+        organisation: manifest.organisation.clone(),
+        contact_name: config.organisation.contact_name.clone(),
+        contact_email: config.organisation.contact_email.clone(),
+        run_id: run_id.clone(),
+        started: manifest.started_at.clone(),
+        finished: manifest.finished_at.clone(),
+        host: manifest.host.clone(),
+    };
+    let name = format!("auditpack-{}-{run_id}", slug(&manifest.organisation));
+    let package = write_bag(
+        &run_dir,
+        &store.join("packages"),
+        &name,
+        &info,
+        signer.as_ref(),
+    )?;
+    Ok(RunOutcome {
+        run_dir,
+        manifest,
+        results,
+        package,
+        signed: signer.is_some(),
+    })
+}
+
+/// Normalise and evaluate a run folder, writing `facts/facts.json`,
+/// `results/controls.json` and `results/findings.csv`. Deterministic: the same
+/// run folder always gives byte-identical results.
+///
+/// # Errors
+/// When the run folder is incomplete or altered, or names a framework or
+/// template the catalog lacks.
+pub fn evaluate_run(run_dir: &Path, catalog: &Catalog) -> Result<Vec<ControlResult>> {
+    let manifest = RunManifest::read(run_dir)?;
+    let as_of = DateTime::parse_from_rfc3339(&manifest.as_of)
+        .map_err(|_| {
+            Error::invalid(format!(
+                "{}: as_of is not an RFC 3339 time",
+                run_dir.join("run.json").display()
+            ))
+        })?
+        .with_timezone(&Utc);
+    let template = catalog.template(&manifest.ownership).ok_or_else(|| {
+        Error::invalid(format!(
+            "run.json names unknown ownership template {}",
+            manifest.ownership
+        ))
+    })?;
+    let ownership = Ownership::new(catalog, template, &manifest.ownership_overrides)?;
+    let facts = normalise(run_dir)?;
+    let mut facts_json = serde_json::to_vec_pretty(&facts).context(|| "cannot encode facts")?;
+    facts_json.push(b'\n');
+    let facts_path = run_dir.join("facts/facts.json");
+    write_atomic(&facts_path, &facts_json)
+        .context(|| format!("cannot write {}", facts_path.display()))?;
+    let scope = Scope {
+        catalog,
+        ownership: &ownership,
+        frameworks: &manifest.frameworks,
+        thresholds: &manifest.thresholds,
+        service_provider: manifest.service_provider,
+    };
+    let results = evaluate(&scope, &facts, as_of)?;
+    report::json::write(run_dir, &results)?;
+    report::csv::write(run_dir, &results)?;
+    Ok(results)
+}
+
+/// A file-name-safe slug of a display name.
+pub fn slug(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    let out = out.trim_end_matches('-');
+    if out.is_empty() {
+        "organisation".to_owned()
+    } else {
+        out.chars().take(48).collect()
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slug;
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slug("Contoso Dental, LLC"), "contoso-dental-llc");
+        assert_eq!(slug("../../etc"), "etc");
+        assert_eq!(slug("ÄÖÜ"), "organisation");
+    }
+}

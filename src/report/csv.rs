@@ -1,0 +1,104 @@
+//! `results/findings.csv`: one row per failing subject per control, for
+//! spreadsheets: UTF-8 BOM, RFC 4180 quoting, and cells that a spreadsheet
+//! would run as formulas prefixed with `'`.
+
+use std::path::Path;
+
+use crate::error::{Result, ResultExt};
+use crate::evaluate::ControlResult;
+use crate::evidence::write_atomic;
+
+const HEADER: [&str; 9] = [
+    "framework",
+    "control",
+    "owner",
+    "responsible",
+    "check",
+    "subject_id",
+    "subject_name",
+    "detail",
+    "evidence",
+];
+
+/// Render the findings.
+pub fn render(results: &[ControlResult]) -> String {
+    let mut out = String::from("\u{feff}");
+    push_row(&mut out, HEADER);
+    for r in results {
+        for c in &r.checks {
+            for s in &c.failing {
+                push_row(
+                    &mut out,
+                    [
+                        &r.framework,
+                        &r.control_id,
+                        r.owner.as_str(),
+                        c.responsible.as_str(),
+                        &c.check,
+                        &s.id,
+                        &s.name,
+                        &s.detail,
+                        &c.evidence.join(" "),
+                    ],
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Write `results/findings.csv` under `run_dir`.
+///
+/// # Errors
+/// On I/O failure.
+pub fn write(run_dir: &Path, results: &[ControlResult]) -> Result<()> {
+    let path = run_dir.join("results/findings.csv");
+    write_atomic(&path, render(results).as_bytes())
+        .context(|| format!("cannot write {}", path.display()))
+}
+
+fn push_row<'a>(out: &mut String, cells: impl IntoIterator<Item = &'a str>) {
+    for (i, cell) in cells.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&cell_text(cell));
+    }
+    out.push_str("\r\n");
+}
+
+/// One cell: neutralise formulas, then quote when needed.
+pub fn cell_text(cell: &str) -> String {
+    let clean: String = cell
+        .chars()
+        .map(|c| if c.is_control() && c != '\n' { ' ' } else { c })
+        .collect();
+    let guarded = if clean.starts_with(['=', '+', '-', '@', '\t', '\r', '|', '%']) {
+        format!("'{clean}")
+    } else {
+        clean
+    };
+    if guarded.contains([',', '"', '\n', '\r'])
+        || guarded.starts_with(' ')
+        || guarded.ends_with(' ')
+    {
+        format!("\"{}\"", guarded.replace('"', "\"\""))
+    } else {
+        guarded
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cell_text;
+
+    #[test]
+    fn formulas_are_neutralised() {
+        assert_eq!(cell_text("=cmd|' /C calc'!A0"), "'=cmd|' /C calc'!A0");
+        assert_eq!(cell_text("+1"), "'+1");
+        assert_eq!(cell_text("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(cell_text("a,b"), "\"a,b\"");
+        assert_eq!(cell_text("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(cell_text("PC-01"), "PC-01");
+    }
+}

@@ -1,0 +1,176 @@
+//! Shared harness for integration tests: a simulator, a config pointing at it,
+//! secrets in files, and a fast retry policy.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use auditpack::collect::http::RetryPolicy;
+use auditpack::config::{Config, KeySource, Signing};
+use auditpack::package::generate_key;
+use auditpack::pipeline::{run, RunOptions, RunOutcome};
+use auditpack::simulate::{SimOptions, Simulator, Tenant};
+
+pub const IDENTITY: &str = "tester@auditpack.example";
+
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub runtime: tokio::runtime::Runtime,
+    pub sim: Simulator,
+}
+
+impl Harness {
+    pub fn new(tenant: Tenant, options: SimOptions) -> Harness {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let sim = runtime
+            .block_on(Simulator::start(tenant, options))
+            .expect("simulator starts");
+        Harness {
+            dir: tempfile::tempdir().expect("tempdir"),
+            runtime,
+            sim,
+        }
+    }
+
+    pub fn demo() -> Harness {
+        Harness::new(
+            Tenant::demo(chrono::Utc::now()).expect("demo tenant"),
+            SimOptions {
+                max_page_size: 5,
+                ..SimOptions::default()
+            },
+        )
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Write the secrets and a config for both simulated sources; `graph_secret`
+    /// overrides the correct Graph secret.
+    pub fn config(&self, graph_secret: Option<&str>) -> Config {
+        let creds = SimOptions::default().credentials;
+        std::fs::write(
+            self.path().join("graph.secret"),
+            graph_secret.unwrap_or(&creds.graph_secret),
+        )
+        .expect("write");
+        std::fs::write(self.path().join("ninja.secret"), &creds.ninja_secret).expect("write");
+        let base = self.sim.base_url();
+        let text = format!(
+            r#"
+[organisation]
+name = "Test Clinic"
+frameworks = ["hipaa", "pci-dss", "soc2"]
+store = "store"
+
+[sources.m365]
+type = "m365"
+tenant_id = "{}"
+client_id = "{}"
+client_secret_file = "graph.secret"
+authority_url = "{base}"
+graph_url = "{base}"
+
+[sources.ninja]
+type = "ninjaone"
+base_url = "{base}"
+client_id = "{}"
+client_secret_file = "ninja.secret"
+"#,
+            creds.tenant_id, creds.graph_client_id, creds.ninja_client_id
+        );
+        let path = self.path().join("auditpack.toml");
+        std::fs::write(&path, text).expect("write config");
+        let mut config = Config::load(&path).expect("config loads");
+        let key = self.path().join("key");
+        if !key.exists() {
+            generate_key(&key, IDENTITY, None).expect("keygen");
+            let signer = auditpack::package::Signer::load(&Signing {
+                key: KeySource::File(key.clone()),
+                passphrase: None,
+                identity: IDENTITY.into(),
+            })
+            .expect("load key");
+            std::fs::write(
+                self.allowed_signers(),
+                signer.allowed_signers_line().expect("line"),
+            )
+            .expect("write");
+        }
+        config.signing = Some(Signing {
+            key: KeySource::File(key),
+            passphrase: None,
+            identity: IDENTITY.into(),
+        });
+        config
+    }
+
+    pub fn allowed_signers(&self) -> PathBuf {
+        self.path().join("allowed_signers")
+    }
+
+    pub fn run(&self, config: &Config) -> RunOutcome {
+        run(config, &fast_options(), &self.runtime).expect("run completes")
+    }
+}
+
+pub fn fast_options() -> RunOptions {
+    RunOptions {
+        retry: RetryPolicy {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(50),
+            max_retry_after: Duration::from_secs(2),
+            timeout: Duration::from_secs(10),
+        },
+        ..RunOptions::default()
+    }
+}
+
+/// Every record of a dataset's stored pages, in order.
+pub fn stored_records(
+    run_dir: &Path,
+    source: &str,
+    dataset: &str,
+    array: fn(&serde_json::Value) -> Option<&Vec<serde_json::Value>>,
+) -> Vec<serde_json::Value> {
+    let dir = run_dir.join("evidence").join(source).join(dataset);
+    let mut pages: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    pages.sort();
+    pages
+        .iter()
+        .flat_map(|p| {
+            let v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(p).expect("read page")).expect("json page");
+            array(&v).cloned().unwrap_or_default()
+        })
+        .collect()
+}
+
+pub fn graph_value(v: &serde_json::Value) -> Option<&Vec<serde_json::Value>> {
+    v.get("value")?.as_array()
+}
+
+/// Every file under `dir`, recursively.
+pub fn all_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,124 @@
+//! Config errors name the file, line and key, and never echo a secret.
+
+use std::path::Path;
+
+use auditpack::collect::build_collectors;
+use auditpack::config::Config;
+
+fn load(text: &str) -> Result<Config, String> {
+    Config::from_str_at(text, Path::new("/etc/auditpack/clinic.toml")).map_err(|e| e.to_string())
+}
+
+const ORG: &str = "[organisation]\nname = \"X\"\nframeworks = [\"hipaa\"]\n";
+
+#[test]
+fn unknown_top_level_key_names_file_line_and_key() {
+    let err = load(&format!("{ORG}colour = \"blue\"\n")).expect_err("unknown key is refused");
+    assert!(err.starts_with("/etc/auditpack/clinic.toml:4:"), "{err}");
+    assert!(err.contains("colour"), "{err}");
+}
+
+#[test]
+fn unknown_key_in_a_source_names_line_and_key() {
+    let text = format!("{ORG}\n[sources.ninja]\ntype = \"ninjaone\"\nclient_id = \"c\"\nclient_secret_env = \"V\"\nregion = \"eu\"\n");
+    let config = load(&text).expect("the top level is valid");
+    let err = build_collectors(&config.sources)
+        .err()
+        .expect("unknown source key is refused")
+        .to_string();
+    assert!(err.contains("clinic.toml:9:"), "{err}");
+    assert!(err.contains("region"), "{err}");
+    assert!(err.contains("[sources.ninja]"), "{err}");
+}
+
+#[test]
+fn literal_secret_is_refused_without_echoing_it() {
+    let canary = "CANARY-literal-9f8e7d";
+    let text = format!(
+        "{ORG}\n[sources.m365]\ntype = \"m365\"\ntenant_id = \"t\"\nclient_id = \"c\"\nclient_secret = \"{canary}\"\n"
+    );
+    let config = load(&text).expect("the top level is valid");
+    let err = build_collectors(&config.sources)
+        .err()
+        .expect("literal secret is refused")
+        .to_string();
+    assert!(err.contains("clinic.toml:9:"), "{err}");
+    assert!(err.contains("literal secret"), "{err}");
+    assert!(err.contains("client_secret_env"), "{err}");
+    assert!(
+        !err.contains(canary),
+        "the error must not echo the secret: {err}"
+    );
+}
+
+#[test]
+fn literal_signing_key_is_refused() {
+    let text = format!(
+        "{ORG}\n[signing]\nidentity = \"a@b\"\nkey = \"-----BEGIN OPENSSH PRIVATE KEY-----\"\n"
+    );
+    let err = load(&text).expect_err("literal key is refused");
+    assert!(
+        err.contains("literal secret") && !err.contains("BEGIN OPENSSH"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_file_is_named() {
+    let err = Config::load(Path::new("/nonexistent/auditpack.toml"))
+        .expect_err("missing file")
+        .to_string();
+    assert!(err.contains("/nonexistent/auditpack.toml"), "{err}");
+}
+
+#[test]
+fn unknown_source_type_lists_the_known_ones() {
+    let config =
+        load(&format!("{ORG}\n[sources.x]\ntype = \"kaseya\"\n")).expect("valid top level");
+    let err = build_collectors(&config.sources)
+        .err()
+        .expect("unknown type")
+        .to_string();
+    assert!(
+        err.contains("kaseya") && err.contains("m365") && err.contains("ninjaone"),
+        "{err}"
+    );
+}
+
+#[test]
+fn source_needs_exactly_one_secret_reference() {
+    let both = format!("{ORG}\n[sources.n]\ntype = \"ninjaone\"\nclient_id = \"c\"\nclient_secret_env = \"V\"\nclient_secret_file = \"f\"\n");
+    let err = build_collectors(&load(&both).expect("valid").sources)
+        .err()
+        .expect("both refused")
+        .to_string();
+    assert!(err.contains("only one"), "{err}");
+    let none = format!("{ORG}\n[sources.n]\ntype = \"ninjaone\"\nclient_id = \"c\"\n");
+    let err = build_collectors(&load(&none).expect("valid").sources)
+        .err()
+        .expect("none refused")
+        .to_string();
+    assert!(err.contains("client_secret_env"), "{err}");
+}
+
+#[test]
+fn hostile_source_names_are_refused() {
+    let err =
+        load(&format!("{ORG}\n[sources.\"../evil\"]\ntype = \"m365\"\n")).expect_err("refused");
+    assert!(err.contains("source name"), "{err}");
+}
+
+#[test]
+fn wrong_type_names_the_line() {
+    let err = load("[organisation]\nname = \"X\"\nframeworks = \"hipaa\"\n").expect_err("refused");
+    assert!(err.starts_with("/etc/auditpack/clinic.toml:3:"), "{err}");
+}
+
+#[test]
+fn a_valid_config_resolves_paths_against_its_folder() {
+    let text = format!("{ORG}store = \"runs\"\n\n[ownership.overrides]\n\"pci-dss:8.2.6\" = \"internal\"\n\n[thresholds]\ncritical_patch_days = 14\n");
+    let config = load(&text).expect("valid");
+    assert_eq!(config.organisation.store, Path::new("/etc/auditpack/runs"));
+    assert_eq!(config.thresholds.critical_patch_days, Some(14));
+    assert_eq!(config.ownership_overrides.len(), 1);
+}
