@@ -21,15 +21,40 @@ use auditpack::pipeline::{self, RunOptions};
 use auditpack::secret::SecretRef;
 use cli::{Cli, Command};
 
+/// Output gathered while a command runs and written once at the end, so a
+/// closed pipe (`| head`) cannot interrupt the work.
+#[derive(Default)]
+struct Out(String);
+
+macro_rules! say {
+    ($out:expr) => {
+        $out.0.push('\n')
+    };
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out.0, $($arg)*);
+    }};
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match dispatch(cli.command) {
+    let mut out = Out::default();
+    let code = match dispatch(cli.command, &mut out) {
         Ok(code) => code,
         Err(e) => {
+            emit(&out);
             eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            return ExitCode::from(2);
         }
-    }
+    };
+    emit(&out);
+    code
+}
+
+/// Write the gathered output; a reader that went away is not an error.
+fn emit(out: &Out) {
+    use std::io::Write as _;
+    let _ = std::io::stdout().lock().write_all(out.0.as_bytes());
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -39,7 +64,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-fn dispatch(command: Command) -> Result<ExitCode> {
+fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
     match command {
         Command::Run { config, as_of } => {
             let config = Config::load(&config)?;
@@ -55,45 +80,52 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 ..RunOptions::default()
             };
             let outcome = pipeline::run(&config, &options, &runtime()?)?;
-            print_sources(&outcome.manifest.sources);
-            print_summary(&outcome.results);
-            println!("\nrun folder: {}", outcome.run_dir.display());
-            println!("package:    {}", outcome.package.display());
+            print_sources(out, &outcome.manifest.sources);
+            print_summary(out, &outcome.results);
+            say!(out, "\nrun folder: {}", outcome.run_dir.display());
+            say!(out, "package:    {}", outcome.package.display());
             if !outcome.signed {
-                println!("warning: no [signing] in the config, so the package is not signed");
+                say!(
+                    out,
+                    "warning: no [signing] in the config, so the package is not signed"
+                );
             }
             Ok(exit_for(&outcome.results))
         }
-        Command::Demo { out } => {
-            let demo = auditpack::demo::demo(&out, &runtime()?)?;
-            println!("auditpack demo: Contoso Dental (simulated Microsoft 365 tenant and NinjaOne RMM)\n");
-            print_sources(&demo.run.manifest.sources);
-            print_summary(&demo.run.results);
-            println!("\nconfig:          {}", demo.config.display());
-            println!("run folder:      {}", demo.run.run_dir.display());
-            println!("package:         {}", demo.run.package.display());
-            println!(
+        Command::Demo { out: out_dir } => {
+            let demo = auditpack::demo::demo(&out_dir, &runtime()?)?;
+            say!(out, "auditpack demo: Contoso Dental (simulated Microsoft 365 tenant and NinjaOne RMM)\n");
+            print_sources(out, &demo.run.manifest.sources);
+            print_summary(out, &demo.run.results);
+            say!(out, "\nconfig:          {}", demo.config.display());
+            say!(out, "run folder:      {}", demo.run.run_dir.display());
+            say!(out, "package:         {}", demo.run.package.display());
+            say!(
+                out,
                 "signing key:     {} ({})",
                 demo.fingerprint,
                 auditpack::demo::DEMO_IDENTITY
             );
-            println!("allowed_signers: {}", demo.allowed_signers.display());
-            print_verify(&demo.verify);
+            say!(out, "allowed_signers: {}", demo.allowed_signers.display());
+            print_verify(out, &demo.verify);
             let signers = absolute(&demo.allowed_signers);
-            println!(
+            say!(
+                out,
                 "\nAn auditor verifies the package with stock tools, from the package folder:"
             );
-            println!("  cd {}", demo.run.package.display());
-            println!(
+            say!(out, "  cd {}", demo.run.package.display());
+            say!(out,
                 "  ssh-keygen -Y verify -f {} -I {} -n {NAMESPACE} -s {SIGNATURE_FILE} < tagmanifest-sha256.txt",
                 signers.display(),
                 auditpack::demo::DEMO_IDENTITY
             );
-            println!(
+            say!(
+                out,
                 "  sha256sum -c tagmanifest-sha256.txt && sha256sum --quiet -c manifest-sha256.txt"
             );
-            println!("or with auditpack:");
-            println!(
+            say!(out, "or with auditpack:");
+            say!(
+                out,
                 "  auditpack verify {} --allowed-signers {} --identity {}",
                 demo.run.package.display(),
                 demo.allowed_signers.display(),
@@ -108,7 +140,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Evaluate { run } => {
             let catalog = auditpack::catalog::Catalog::builtin()?;
             let results = pipeline::evaluate_run(&run, &catalog)?;
-            print_summary(&results);
+            print_summary(out, &results);
             Ok(exit_for(&results))
         }
         Command::Verify {
@@ -123,7 +155,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                     identity,
                 },
             )?;
-            print_verify(&report);
+            print_verify(out, &report);
             Ok(if report.is_valid() {
                 ExitCode::SUCCESS
             } else {
@@ -131,18 +163,21 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             })
         }
         Command::Keygen {
-            out,
+            out: key_path,
             identity,
             passphrase_env,
         } => {
             let passphrase = passphrase_env
                 .map(|v| SecretRef::Env(v).resolve())
                 .transpose()?;
-            let pair = generate_key(&out, &identity, passphrase.as_ref())?;
-            println!("private key: {}", out.display());
-            println!("fingerprint: {}", pair.signer.fingerprint());
-            println!("allowed_signers line (give it to your auditors out of band):");
-            print!("{}", pair.signer.allowed_signers_line()?);
+            let pair = generate_key(&key_path, &identity, passphrase.as_ref())?;
+            say!(out, "private key: {}", key_path.display());
+            say!(out, "fingerprint: {}", pair.signer.fingerprint());
+            say!(
+                out,
+                "allowed_signers line (give it to your auditors out of band):"
+            );
+            say!(out, "{}", pair.signer.allowed_signers_line()?.trim_end());
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -156,27 +191,28 @@ fn exit_for(results: &[ControlResult]) -> ExitCode {
     }
 }
 
-fn print_sources(sources: &BTreeMap<String, auditpack::evidence::SourceReport>) {
-    println!("sources:");
+fn print_sources(out: &mut Out, sources: &BTreeMap<String, auditpack::evidence::SourceReport>) {
+    say!(out, "sources:");
     for (name, s) in sources {
         let status = serde_json::to_value(s.status).ok();
         let status = status.as_ref().and_then(|v| v.as_str()).unwrap_or("?");
         let records: usize = s.datasets.values().map(|d| d.records).sum();
         let pages: usize = s.datasets.values().map(|d| d.pages).sum();
-        println!(
+        say!(
+            out,
             "  {name:<10} {:<9} {status:<9} {records} records in {pages} pages",
             s.source_type
         );
         if let Some(reason) = &s.reason {
-            println!("             {}", sanitize(reason));
+            say!(out, "             {}", sanitize(reason));
         }
     }
 }
 
-fn print_summary(results: &[ControlResult]) {
+fn print_summary(out: &mut Out, results: &[ControlResult]) {
     let mut frameworks: Vec<&str> = results.iter().map(|r| r.framework.as_str()).collect();
     frameworks.dedup();
-    println!("\ncontrols by status:");
+    say!(out, "\ncontrols by status:");
     for f in frameworks {
         let of: Vec<ControlResult> = results
             .iter()
@@ -187,9 +223,14 @@ fn print_summary(results: &[ControlResult]) {
             .iter()
             .map(|(s, n)| format!("{n} {s}"))
             .collect();
-        println!("  {f:<8} {:>3} controls: {}", of.len(), counts.join(", "));
+        say!(
+            out,
+            "  {f:<8} {:>3} controls: {}",
+            of.len(),
+            counts.join(", ")
+        );
     }
-    println!("\nfailing or inconclusive, by owner:");
+    say!(out, "\nfailing or inconclusive, by owner:");
     let mut by_owner: BTreeMap<&str, Vec<&ControlResult>> = BTreeMap::new();
     for r in results.iter().filter(|r| {
         matches!(
@@ -200,14 +241,14 @@ fn print_summary(results: &[ControlResult]) {
         by_owner.entry(r.owner.as_str()).or_default().push(r);
     }
     if by_owner.is_empty() {
-        println!("  none");
+        say!(out, "  none");
     }
     for (owner, list) in by_owner {
         let ids: Vec<String> = list
             .iter()
             .map(|r| format!("{} {} ({})", r.framework, r.control_id, r.status))
             .collect();
-        println!("  {owner:<10} {}", ids.join(", "));
+        say!(out, "  {owner:<10} {}", ids.join(", "));
     }
     let mut gaps: BTreeMap<(&str, &str), (&str, usize, Vec<&str>)> = BTreeMap::new();
     for r in results {
@@ -222,30 +263,39 @@ fn print_summary(results: &[ControlResult]) {
         }
     }
     if !gaps.is_empty() {
-        println!("\ngaps to fix:");
+        say!(out, "\ngaps to fix:");
         for ((owner, _), (title, count, names)) in gaps {
             let more = if count > names.len() {
                 format!(" and {} more", count - names.len())
             } else {
                 String::new()
             };
-            println!("  [{owner}] {title}: {}{more}", sanitize(&names.join("; ")));
+            say!(
+                out,
+                "  [{owner}] {title}: {}{more}",
+                sanitize(&names.join("; "))
+            );
         }
     }
 }
 
-fn print_verify(report: &VerifyReport) {
+fn print_verify(out: &mut Out, report: &VerifyReport) {
     if report.is_valid() {
-        println!(
+        say!(
+            out,
             "\nverify: VALID ({} files, {} bytes, signed by {})",
             report.files,
             report.bytes,
             report.signer.as_deref().unwrap_or("?")
         );
     } else {
-        println!("\nverify: INVALID, {} problem(s):", report.problems.len());
+        say!(
+            out,
+            "\nverify: INVALID, {} problem(s):",
+            report.problems.len()
+        );
         for p in &report.problems {
-            println!("  - {}", sanitize(p));
+            say!(out, "  - {}", sanitize(p));
         }
     }
 }

@@ -30,7 +30,7 @@ fn every_page_is_stored_exactly_once() {
     // The registration report is limited to 5 requests per 10 s, so it gets
     // five pages here while users (3,500 per 10 s) get 24.
     let mut t = tenant(237, 45);
-    t.registrations.truncate(45);
+    t.graph.registrations.truncate(45);
     let h = Harness::new(
         t,
         SimOptions {
@@ -44,7 +44,7 @@ fn every_page_is_stored_exactly_once() {
     assert_eq!(m365.datasets["users"].pages, 24);
     assert_eq!(
         stored_records(&outcome.run_dir, "m365", "users", graph_value),
-        h.sim.tenant().users
+        h.sim.tenant().graph.users
     );
     assert_eq!(
         stored_records(
@@ -53,14 +53,14 @@ fn every_page_is_stored_exactly_once() {
             "userRegistrationDetails",
             graph_value
         ),
-        h.sim.tenant().registrations
+        h.sim.tenant().graph.registrations
     );
     let devices = stored_records(&outcome.run_dir, "ninja", "devices", |v| v.as_array());
-    assert_eq!(devices, h.sim.tenant().ninja_devices);
+    assert_eq!(devices, h.sim.tenant().ninja.devices);
     let patches = stored_records(&outcome.run_dir, "ninja", "os-patches", |v| {
         v.get("results")?.as_array()
     });
-    assert_eq!(patches, h.sim.tenant().ninja_os_patches);
+    assert_eq!(patches, h.sim.tenant().ninja.os_patches);
 }
 
 #[test]
@@ -85,7 +85,7 @@ fn a_429_with_retry_after_mid_paging_is_retried_and_nothing_is_lost() {
     assert_eq!(h.sim.requests(USERS), 6 + 2);
     assert_eq!(
         stored_records(&outcome.run_dir, "m365", "users", graph_value),
-        h.sim.tenant().users
+        h.sim.tenant().graph.users
     );
 }
 
@@ -115,11 +115,11 @@ fn bursts_of_503_and_429_without_retry_after_and_truncated_bodies_are_retried() 
     }
     assert_eq!(
         stored_records(&outcome.run_dir, "m365", "users", graph_value),
-        h.sim.tenant().users
+        h.sim.tenant().graph.users
     );
     assert_eq!(
         stored_records(&outcome.run_dir, "ninja", "devices", |v| v.as_array()),
-        h.sim.tenant().ninja_devices
+        h.sim.tenant().ninja.devices
     );
 }
 
@@ -207,7 +207,7 @@ fn an_expired_token_is_refreshed_once_and_collection_continues() {
     );
     assert_eq!(
         stored_records(&outcome.run_dir, "m365", "users", graph_value),
-        h.sim.tenant().users
+        h.sim.tenant().graph.users
     );
     assert!(
         h.sim.token_requests() >= 3,

@@ -78,6 +78,7 @@ mod tests {
                 methods: vec![],
             }),
             is_admin: false,
+            roles: vec![],
         }
     }
 

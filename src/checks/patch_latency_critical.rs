@@ -88,6 +88,7 @@ mod tests {
             os: None,
             last_seen: None,
             source: "ninja".into(),
+            ..Device::default()
         }
     }
 

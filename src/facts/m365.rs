@@ -85,6 +85,7 @@ fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
             created: parse_time(r.get("createdDateTime")),
             mfa: registration.get(id).cloned(),
             is_admin: admins.get(id).copied().unwrap_or(false),
+            roles: Vec::new(),
         });
     }
     let users_provenance = src.provenance(dataset::USERS, &problems);

@@ -47,6 +47,7 @@ fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
             os: str_field(r, "nodeClass").map(str::to_owned),
             last_seen: parse_epoch(r.get("lastContact")),
             source: src.name.to_owned(),
+            ..Device::default()
         });
     }
     facts.provide(

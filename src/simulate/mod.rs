@@ -4,6 +4,8 @@
 //! expiring tokens). `auditpack demo` and the tests collect from it with the
 //! real collectors.
 
+mod graph;
+mod ninjaone;
 mod tenant;
 
 use std::collections::HashMap;
@@ -11,15 +13,16 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::Router;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+pub use graph::GraphTenant;
+pub use ninjaone::NinjaTenant;
 pub use tenant::Tenant;
 
 /// Credentials the simulator accepts.
@@ -104,7 +107,7 @@ pub enum FaultKind {
     TokenExpired,
 }
 
-struct SimState {
+pub(crate) struct SimState {
     tenant: Tenant,
     options: SimOptions,
     base_url: String,
@@ -115,7 +118,7 @@ struct SimState {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Audience {
+pub(crate) enum Audience {
     Graph,
     Ninja,
 }
@@ -145,17 +148,10 @@ impl Simulator {
             token_requests: Mutex::new(0),
             faults: Mutex::new(Vec::new()),
         });
-        let app = Router::new()
-            .route("/{tenant}/oauth2/v2.0/token", post(graph_token))
-            .route("/v1.0/users", get(graph_users))
-            .route(
-                "/v1.0/reports/authenticationMethods/userRegistrationDetails",
-                get(graph_registrations),
-            )
-            .route("/ws/oauth/token", post(ninja_token))
-            .route("/v2/devices", get(ninja_devices))
-            .route("/v2/queries/os-patches", get(ninja_os_patches))
-            .with_state(state.clone());
+        let app = Router::new();
+        let app = graph::routes(app);
+        let app = ninjaone::routes(app);
+        let app = app.with_state(state.clone());
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app)
@@ -222,9 +218,13 @@ impl Drop for Simulator {
     }
 }
 
-type Shared = State<Arc<SimState>>;
+/// The handlers' state extractor.
+pub(crate) type Shared = State<Arc<SimState>>;
 
-fn json_response(status: StatusCode, body: &Value) -> Response {
+/// The router type every API module adds its routes to.
+pub(crate) type SimRouter = Router<Arc<SimState>>;
+
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
     (
         status,
         [("content-type", "application/json")],
@@ -233,7 +233,7 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
         .into_response()
 }
 
-fn graph_error(status: StatusCode, code: &str, message: &str) -> Response {
+pub(crate) fn graph_error(status: StatusCode, code: &str, message: &str) -> Response {
     json_response(
         status,
         &json!({"error": {"code": code, "message": message, "innerError": {"date": "2026-01-01T00:00:00"}}}),
@@ -242,7 +242,7 @@ fn graph_error(status: StatusCode, code: &str, message: &str) -> Response {
 
 impl SimState {
     /// Count the request, apply latency, and return the fault response if one is due.
-    async fn before(&self, path: &str) -> Option<Response> {
+    pub(crate) async fn before(&self, path: &str) -> Option<Response> {
         if !self.options.latency.is_zero() {
             tokio::time::sleep(self.options.latency).await;
         }
@@ -305,7 +305,7 @@ impl SimState {
         })
     }
 
-    fn issue_token(&self, audience: Audience) -> Response {
+    pub(crate) fn issue_token(&self, audience: Audience) -> Response {
         let token = format!("sim-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
         if let Ok(mut tokens) = self.tokens.lock() {
             tokens.insert(
@@ -320,7 +320,7 @@ impl SimState {
     }
 
     /// `Some(401 response)` unless the bearer token is valid for `audience`.
-    fn denied(&self, headers: &HeaderMap, audience: Audience) -> Option<Response> {
+    pub(crate) fn denied(&self, headers: &HeaderMap, audience: Audience) -> Option<Response> {
         let token = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
@@ -341,214 +341,9 @@ impl SimState {
         })
     }
 
-    fn count_token_request(&self) {
+    pub(crate) fn count_token_request(&self) {
         if let Ok(mut n) = self.token_requests.lock() {
             *n += 1;
         }
     }
-}
-
-async fn graph_token(
-    State(s): Shared,
-    Path(tenant): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    s.count_token_request();
-    let c = &s.options.credentials;
-    if tenant != c.tenant_id {
-        return json_response(
-            StatusCode::BAD_REQUEST,
-            &json!({"error": "invalid_request", "error_description": format!("AADSTS90002: Tenant '{tenant}' not found.")}),
-        );
-    }
-    let ok = form.get("grant_type").map(String::as_str) == Some("client_credentials")
-        && form.get("client_id") == Some(&c.graph_client_id)
-        && form.get("client_secret") == Some(&c.graph_secret);
-    if !ok {
-        return json_response(
-            StatusCode::UNAUTHORIZED,
-            &json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID."}),
-        );
-    }
-    s.issue_token(Audience::Graph)
-}
-
-async fn ninja_token(State(s): Shared, Form(form): Form<HashMap<String, String>>) -> Response {
-    s.count_token_request();
-    let c = &s.options.credentials;
-    let ok = form.get("grant_type").map(String::as_str) == Some("client_credentials")
-        && form.get("client_id") == Some(&c.ninja_client_id)
-        && form.get("client_secret") == Some(&c.ninja_secret);
-    if ok {
-        s.issue_token(Audience::Ninja)
-    } else {
-        json_response(
-            StatusCode::UNAUTHORIZED,
-            &json!({"error": "invalid_client"}),
-        )
-    }
-}
-
-/// Serve a Graph collection with `$top`, `$select` and an opaque `$skiptoken`.
-fn graph_page(
-    s: &SimState,
-    path: &str,
-    context: &str,
-    records: &[Value],
-    q: &HashMap<String, String>,
-) -> Response {
-    let top = q
-        .get("$top")
-        .and_then(|t| t.parse::<usize>().ok())
-        .unwrap_or(100)
-        .clamp(1, 999)
-        .min(s.options.max_page_size.max(1));
-    let offset = match q.get("$skiptoken") {
-        None => 0,
-        Some(token) => match token
-            .strip_prefix("X'")
-            .and_then(|t| usize::from_str_radix(t.trim_end_matches('\''), 16).ok())
-        {
-            Some(n) => n,
-            None => {
-                return graph_error(StatusCode::BAD_REQUEST, "BadRequest", "Invalid $skiptoken")
-            }
-        },
-    };
-    let select: Option<Vec<&str>> = q.get("$select").map(|s| s.split(',').collect());
-    let page: Vec<Value> = records
-        .iter()
-        .skip(offset)
-        .take(top)
-        .map(|r| match (&select, r) {
-            (Some(fields), Value::Object(map)) => Value::Object(
-                map.iter()
-                    .filter(|(k, _)| *k == "id" || fields.contains(&k.as_str()))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            ),
-            _ => r.clone(),
-        })
-        .collect();
-    let mut body = json!({"@odata.context": format!("https://graph.microsoft.com/v1.0/$metadata#{context}"), "value": page});
-    if offset + top < records.len() {
-        let mut next =
-            reqwest::Url::parse(&format!("{}{path}", s.base_url)).expect("base URL is valid");
-        {
-            let mut pairs = next.query_pairs_mut();
-            for (k, v) in q.iter().filter(|(k, _)| *k != "$skiptoken") {
-                pairs.append_pair(k, v);
-            }
-            pairs.append_pair("$skiptoken", &format!("X'{:x}'", offset + top));
-        }
-        body["@odata.nextLink"] = json!(next.to_string());
-    }
-    json_response(StatusCode::OK, &body)
-}
-
-async fn graph_users(
-    State(s): Shared,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    const PATH: &str = "/v1.0/users";
-    if let Some(fault) = s.before(PATH).await {
-        return fault;
-    }
-    if let Some(denied) = s.denied(&headers, Audience::Graph) {
-        return denied;
-    }
-    graph_page(&s, PATH, "users", &s.tenant.users, &q)
-}
-
-async fn graph_registrations(
-    State(s): Shared,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    const PATH: &str = "/v1.0/reports/authenticationMethods/userRegistrationDetails";
-    if let Some(fault) = s.before(PATH).await {
-        return fault;
-    }
-    if let Some(denied) = s.denied(&headers, Audience::Graph) {
-        return denied;
-    }
-    graph_page(
-        &s,
-        PATH,
-        "reports/authenticationMethods/userRegistrationDetails",
-        &s.tenant.registrations,
-        &q,
-    )
-}
-
-fn ninja_page_size(s: &SimState, q: &HashMap<String, String>) -> usize {
-    q.get("pageSize")
-        .and_then(|p| p.parse::<usize>().ok())
-        .unwrap_or(1000)
-        .clamp(1, 1000)
-        .min(s.options.max_page_size.max(1))
-}
-
-async fn ninja_devices(
-    State(s): Shared,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    if let Some(fault) = s.before("/v2/devices").await {
-        return fault;
-    }
-    if let Some(denied) = s.denied(&headers, Audience::Ninja) {
-        return denied;
-    }
-    let size = ninja_page_size(&s, &q);
-    let after = q
-        .get("after")
-        .and_then(|a| a.parse::<i64>().ok())
-        .unwrap_or(i64::MIN);
-    let page: Vec<&Value> = s
-        .tenant
-        .ninja_devices
-        .iter()
-        .filter(|d| {
-            d.get("id")
-                .and_then(Value::as_i64)
-                .is_some_and(|id| id > after)
-        })
-        .take(size)
-        .collect();
-    json_response(StatusCode::OK, &json!(page))
-}
-
-async fn ninja_os_patches(
-    State(s): Shared,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    if let Some(fault) = s.before("/v2/queries/os-patches").await {
-        return fault;
-    }
-    if let Some(denied) = s.denied(&headers, Audience::Ninja) {
-        return denied;
-    }
-    let size = ninja_page_size(&s, &q);
-    let offset = match q.get("cursor") {
-        None => 0,
-        Some(c) => match c.strip_prefix("cur-").and_then(|n| n.parse::<usize>().ok()) {
-            Some(n) => n,
-            None => {
-                return json_response(StatusCode::BAD_REQUEST, &json!({"error": "invalid cursor"}))
-            }
-        },
-    };
-    let records = &s.tenant.ninja_os_patches;
-    let page: Vec<&Value> = records.iter().skip(offset).take(size).collect();
-    let next = offset + page.len();
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "cursor": {"name": format!("cur-{next}"), "offset": offset, "count": page.len(), "expires": 300},
-            "results": page
-        }),
-    )
 }

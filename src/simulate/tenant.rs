@@ -5,19 +5,17 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use include_dir::{include_dir, Dir};
 use serde_json::{json, Value};
 
+use super::{GraphTenant, NinjaTenant};
+
 static DEMO: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/collectors/demo");
 
-/// Every record the simulator serves, per endpoint, in real API shapes.
+/// Every record the simulator serves, per API, in real API shapes.
 #[derive(Clone, Debug, Default)]
 pub struct Tenant {
-    /// Graph `/v1.0/users` records.
-    pub users: Vec<Value>,
-    /// Graph `userRegistrationDetails` records.
-    pub registrations: Vec<Value>,
-    /// NinjaOne `/v2/devices` records (sorted by `id`).
-    pub ninja_devices: Vec<Value>,
-    /// NinjaOne `/v2/queries/os-patches` results.
-    pub ninja_os_patches: Vec<Value>,
+    /// Microsoft Graph.
+    pub graph: GraphTenant,
+    /// NinjaOne.
+    pub ninja: NinjaTenant,
 }
 
 impl Tenant {
@@ -39,13 +37,18 @@ impl Tenant {
             }
         };
         let mut tenant = Tenant {
-            users: load("m365-users.json")?,
-            registrations: load("m365-userRegistrationDetails.json")?,
-            ninja_devices: load("ninjaone-devices.json")?,
-            ninja_os_patches: load("ninjaone-os-patches.json")?,
+            graph: GraphTenant {
+                users: load("m365-users.json")?,
+                registrations: load("m365-userRegistrationDetails.json")?,
+            },
+            ninja: NinjaTenant {
+                devices: load("ninjaone-devices.json")?,
+                os_patches: load("ninjaone-os-patches.json")?,
+            },
         };
         tenant
-            .ninja_devices
+            .ninja
+            .devices
             .sort_by_key(|d| d.get("id").and_then(Value::as_i64));
         Ok(tenant)
     }
@@ -62,13 +65,13 @@ impl Tenant {
             let upn = format!("user{i}@synthetic.example");
             let guest = i % 50 == 49;
             let mfa = i % 10 != 9;
-            t.users.push(json!({
+            t.graph.users.push(json!({
                 "id": id, "userPrincipalName": upn, "displayName": format!("User {i}"),
                 "accountEnabled": i % 25 != 24, "userType": if guest { "Guest" } else { "Member" },
                 "createdDateTime": at(400),
                 "signInActivity": { "lastSignInDateTime": at((i % 120) as i64), "lastSuccessfulSignInDateTime": at((i % 120) as i64) }
             }));
-            t.registrations.push(json!({
+            t.graph.registrations.push(json!({
                 "id": id, "userPrincipalName": upn, "userDisplayName": format!("User {i}"),
                 "userType": if guest { "guest" } else { "member" }, "isAdmin": i % 500 == 0,
                 "isMfaRegistered": mfa, "isMfaCapable": mfa, "isPasswordlessCapable": false,
@@ -82,13 +85,13 @@ impl Tenant {
         for i in 0..devices {
             let id = i as i64 + 1;
             let epoch = |days: i64| (now - Duration::days(days)).timestamp();
-            t.ninja_devices.push(json!({
+            t.ninja.devices.push(json!({
                 "id": id, "uid": format!("dev-{id}"), "organizationId": 1, "nodeClass": "WINDOWS_WORKSTATION",
                 "offline": false, "systemName": format!("HOST-{id:05}"), "dnsName": format!("host-{id:05}.synthetic.example"),
                 "lastContact": epoch(0)
             }));
             if i % 7 == 0 {
-                t.ninja_os_patches.push(json!({
+                t.ninja.os_patches.push(json!({
                     "id": format!("p-{id}"), "name": "Cumulative Update", "severity": "CRITICAL", "status": "APPROVED",
                     "type": "PATCH_MANAGEMENT", "kbNumber": "KB5000001", "deviceId": id, "timestamp": epoch(45)
                 }));
@@ -151,10 +154,10 @@ mod tests {
     fn demo_loads_with_times_resolved() {
         let now = Utc::now();
         let t = Tenant::demo(now).expect("demo data is valid");
-        assert!(t.users.len() >= 20 && t.ninja_devices.len() >= 10);
-        let text = serde_json::to_string(&t.users).expect("json");
+        assert!(t.graph.users.len() >= 20 && t.ninja.devices.len() >= 10);
+        let text = serde_json::to_string(&t.graph.users).expect("json");
         assert!(!text.contains("@now"));
-        assert!(t.ninja_devices[0]["lastContact"].is_i64());
+        assert!(t.ninja.devices[0]["lastContact"].is_i64());
     }
 
     #[test]

@@ -1,0 +1,505 @@
+//! The fact types: what checks may know about identities, policies, reviews
+//! and devices, independent of the source that said it.
+//!
+//! Per-device attributes are `Option`s: `None` means "this source does not
+//! say", which is different from a source saying "no". Stable ids are
+//! `<source name>:<id in that source>`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::evidence::DatasetStatus;
+
+/// A kind of fact a check can depend on. A check whose needed kind is absent
+/// (no configured source provides it) or incomplete is `inconclusive`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FactKind {
+    /// Directory users: enabled, member or guest.
+    Users,
+    /// Last sign-in per user.
+    SignInActivity,
+    /// MFA registration per user.
+    MfaRegistration,
+    /// Conditional Access policies and security defaults (MFA enforcement).
+    MfaEnforcement,
+    /// Directory role assignments (who is an admin).
+    AdminRoles,
+    /// Access review definitions, instances and decisions.
+    AccessReviews,
+    /// Device inventory.
+    Devices,
+    /// Pending OS patches per device.
+    PendingPatches,
+    /// Whether each device reports patch state.
+    PatchState,
+    /// Anti-malware / EDR state per device.
+    Antimalware,
+    /// Disk encryption per device.
+    Encryption,
+    /// Intune compliance per device.
+    Compliance,
+    /// Microsoft Secure Score.
+    SecureScore,
+}
+
+impl FactKind {
+    /// Human name for reasons.
+    pub fn describe(self) -> &'static str {
+        match self {
+            FactKind::Users => "directory users",
+            FactKind::SignInActivity => "sign-in activity",
+            FactKind::MfaRegistration => "MFA registration",
+            FactKind::MfaEnforcement => "MFA enforcement policies",
+            FactKind::AdminRoles => "admin role assignments",
+            FactKind::AccessReviews => "access reviews",
+            FactKind::Devices => "device inventory",
+            FactKind::PendingPatches => "pending patches",
+            FactKind::PatchState => "device patch reporting",
+            FactKind::Antimalware => "anti-malware and EDR state",
+            FactKind::Encryption => "disk encryption state",
+            FactKind::Compliance => "device compliance state",
+            FactKind::SecureScore => "Secure Score",
+        }
+    }
+}
+
+/// Where a kind of fact came from and how complete that source was.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// Source name.
+    pub source: String,
+    /// Dataset name.
+    pub dataset: String,
+    /// Completeness of the dataset (downgraded when records were unreadable).
+    pub status: DatasetStatus,
+    /// Why it is not complete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Evidence files (run-relative paths) the facts were read from.
+    pub evidence: Vec<String>,
+}
+
+/// Member or guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserType {
+    /// A member of the organisation.
+    Member,
+    /// An external (B2B) guest.
+    Guest,
+}
+
+/// MFA registration state of a user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MfaState {
+    /// Has registered a method usable for MFA.
+    pub registered: bool,
+    /// Registered and allowed by policy to use it.
+    pub capable: bool,
+    /// Methods registered.
+    pub methods: Vec<String>,
+}
+
+/// A directory role held by a user.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RoleHeld {
+    /// Role template / definition id.
+    pub role_id: String,
+    /// Display name when known (e.g. "Global Administrator").
+    pub name: Option<String>,
+    /// Whether the role is privileged (admin).
+    pub privileged: bool,
+}
+
+/// A directory user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// Stable id: `<source>:<object id>`.
+    pub id: String,
+    /// Sign-in name.
+    pub upn: String,
+    /// Display name.
+    pub display_name: String,
+    /// Account can sign in.
+    pub enabled: bool,
+    /// Member or guest.
+    pub user_type: UserType,
+    /// Last successful or interactive sign-in, if any is known.
+    pub last_sign_in: Option<DateTime<Utc>>,
+    /// Creation time.
+    pub created: Option<DateTime<Utc>>,
+    /// MFA registration; `None` when no registration record exists.
+    pub mfa: Option<MfaState>,
+    /// Holds a privileged role (from role assignments, or the registration report).
+    pub is_admin: bool,
+    /// Directory roles held.
+    #[serde(default)]
+    pub roles: Vec<RoleHeld>,
+}
+
+/// State of a Conditional Access policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyState {
+    /// Enforced.
+    Enabled,
+    /// Off.
+    Disabled,
+    /// Report-only: evaluated, never enforced.
+    ReportOnly,
+}
+
+/// A Conditional Access policy, reduced to what MFA enforcement depends on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessPolicy {
+    /// Stable id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// State.
+    pub state: PolicyState,
+    /// Grant controls require MFA (built-in `mfa` or an authentication strength).
+    pub requires_mfa: bool,
+    /// Applies to all cloud apps.
+    pub all_applications: bool,
+    /// Included users (object ids, or `All`).
+    pub include_users: Vec<String>,
+    /// Excluded users (object ids).
+    pub exclude_users: Vec<String>,
+    /// Included groups.
+    pub include_groups: Vec<String>,
+    /// Excluded groups.
+    pub exclude_groups: Vec<String>,
+    /// Included directory roles (template ids).
+    pub include_roles: Vec<String>,
+    /// Excluded directory roles.
+    pub exclude_roles: Vec<String>,
+}
+
+/// How MFA is enforced in a tenant.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MfaEnforcement {
+    /// Security defaults are on (MFA for everyone, no exclusions possible).
+    pub security_defaults: Option<bool>,
+    /// Conditional Access policies.
+    pub policies: Vec<AccessPolicy>,
+    /// Members (user object ids) of groups that policies include or exclude.
+    pub group_members: BTreeMap<String, Vec<String>>,
+}
+
+/// A decision in an access review.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewDecision {
+    /// Keep access.
+    Approve,
+    /// Remove access.
+    Deny,
+    /// Nobody decided.
+    NotReviewed,
+    /// The reviewer did not know.
+    DontKnow,
+}
+
+/// One decision of a review instance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewItem {
+    /// Stable id of the reviewed principal (`<source>:<object id>`).
+    pub principal_id: String,
+    /// Display name of the principal.
+    pub principal_name: String,
+    /// The decision.
+    pub decision: ReviewDecision,
+    /// When it was decided.
+    pub reviewed: Option<DateTime<Utc>>,
+    /// Apply result (`AppliedSuccessfully`, `New`, ...).
+    pub apply_result: Option<String>,
+    /// When the decision was applied.
+    pub applied: Option<DateTime<Utc>>,
+}
+
+/// One run (instance) of an access review.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewInstance {
+    /// Instance id.
+    pub id: String,
+    /// Status (`Completed`, `InProgress`, ...).
+    pub status: String,
+    /// Start.
+    pub start: Option<DateTime<Utc>>,
+    /// End.
+    pub end: Option<DateTime<Utc>>,
+    /// Decisions.
+    pub decisions: Vec<ReviewItem>,
+}
+
+/// An access review definition with its instances.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessReview {
+    /// Stable id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Reviews guest users only (its scope filters on `userType eq 'Guest'`).
+    pub guests: bool,
+    /// The scope as the source describes it.
+    pub scope: String,
+    /// Status of the definition.
+    pub status: String,
+    /// Instances, oldest first.
+    pub instances: Vec<ReviewInstance>,
+}
+
+/// Intune compliance state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compliance {
+    /// Compliant.
+    Compliant,
+    /// Not compliant.
+    Noncompliant,
+    /// In the grace period after falling out of compliance.
+    InGracePeriod,
+    /// Unknown, conflict, error or managed elsewhere.
+    Unknown,
+}
+
+/// Anti-malware / EDR state as one source reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Antimalware {
+    /// Product name (e.g. "Microsoft Defender Antivirus", "SentinelOne").
+    pub product: Option<String>,
+    /// Protection is running / active.
+    pub running: Option<bool>,
+    /// Real-time protection on.
+    pub real_time: Option<bool>,
+    /// Signatures current per the source.
+    pub signatures_current: Option<bool>,
+    /// When signatures were last updated.
+    pub signatures_updated: Option<DateTime<Utc>>,
+    /// EDR sensor onboarded (Defender for Endpoint and peers).
+    pub edr_onboarded: Option<bool>,
+    /// EDR sensor health as the source words it (`Active`, `Inactive`...).
+    pub edr_health: Option<String>,
+}
+
+/// Whether a device reports patch state, and what it says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatchReport {
+    /// The device reports patch state to this source.
+    pub reporting: bool,
+    /// The source's patch status (e.g. `FullyPatched`, `NoPolicy`).
+    pub status: Option<String>,
+    /// Last successful patch install, when known.
+    pub last_install: Option<DateTime<Utc>>,
+}
+
+/// A device as one source sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    /// Stable id: `<source>:<device id>`.
+    pub id: String,
+    /// Host or display name.
+    pub name: String,
+    /// Operating system, as reported.
+    pub os: Option<String>,
+    /// Last contact with the source.
+    pub last_seen: Option<DateTime<Utc>>,
+    /// Source name.
+    pub source: String,
+    /// OS version.
+    #[serde(default)]
+    pub os_version: Option<String>,
+    /// Hardware serial number.
+    #[serde(default)]
+    pub serial: Option<String>,
+    /// Entra ID (Azure AD) device id.
+    #[serde(default)]
+    pub aad_device_id: Option<String>,
+    /// Intune compliance.
+    #[serde(default)]
+    pub compliance: Option<Compliance>,
+    /// Disk encryption.
+    #[serde(default)]
+    pub encrypted: Option<bool>,
+    /// Anti-malware / EDR state.
+    #[serde(default)]
+    pub antimalware: Option<Antimalware>,
+    /// Patch reporting.
+    #[serde(default)]
+    pub patch: Option<PatchReport>,
+}
+
+/// Severity of a patch, normalised across sources.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Unknown or unrated.
+    Unknown,
+    /// Optional.
+    Optional,
+    /// Moderate.
+    Moderate,
+    /// Important / high.
+    Important,
+    /// Critical.
+    Critical,
+}
+
+/// An OS patch a device still lacks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingPatch {
+    /// Device stable id.
+    pub device_id: String,
+    /// Patch title.
+    pub name: String,
+    /// KB number, when given.
+    pub kb: Option<String>,
+    /// Severity.
+    pub severity: Severity,
+    /// Source status (e.g. MANUAL, APPROVED, FAILED).
+    pub status: Option<String>,
+    /// When the source first reported it pending.
+    pub detected: Option<DateTime<Utc>>,
+}
+
+/// One physical or virtual machine, reconciled across sources.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryItem {
+    /// Stable id: `device:` plus the strongest identity (serial, Entra device id or hostname).
+    pub id: String,
+    /// Display name (the most common name among its records).
+    pub name: String,
+    /// The per-source device ids that are this machine, sorted.
+    pub members: Vec<String>,
+    /// The sources that know it, sorted.
+    pub sources: Vec<String>,
+    /// How the records were matched (`serial`, `aad_device_id`, `hostname`), for auditors.
+    pub matched_by: Vec<String>,
+    /// Identity conflicts found while matching (e.g. same hostname, different serials).
+    pub conflicts: Vec<String>,
+}
+
+/// Microsoft Secure Score at collection time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SecureScore {
+    /// Current score.
+    pub current: f64,
+    /// Maximum score.
+    pub max: f64,
+    /// When it was computed.
+    pub created: Option<DateTime<Utc>>,
+}
+
+impl Eq for SecureScore {}
+
+/// Everything the checks read.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Facts {
+    /// Users.
+    pub users: Vec<User>,
+    /// MFA enforcement, per identity source.
+    #[serde(default)]
+    pub mfa_enforcement: BTreeMap<String, MfaEnforcement>,
+    /// Access reviews.
+    #[serde(default)]
+    pub access_reviews: Vec<AccessReview>,
+    /// Devices, one record per source.
+    pub devices: Vec<Device>,
+    /// Pending patches.
+    pub patches: Vec<PendingPatch>,
+    /// Devices reconciled across sources.
+    #[serde(default)]
+    pub inventory: Vec<InventoryItem>,
+    /// Secure Score per identity source.
+    #[serde(default)]
+    pub secure_score: BTreeMap<String, SecureScore>,
+    /// Provenance per kind of fact.
+    pub coverage: BTreeMap<FactKind, Vec<Provenance>>,
+}
+
+/// Whether a kind of fact can be relied on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Availability {
+    /// Every source that provides it was complete.
+    Complete,
+    /// Some provider was partial or failed.
+    Incomplete(String),
+    /// No configured source provides it.
+    Absent,
+}
+
+impl Facts {
+    /// Whether `kind` is fully available.
+    pub fn availability(&self, kind: FactKind) -> Availability {
+        match self.coverage.get(&kind) {
+            None => Availability::Absent,
+            Some(providers) if providers.is_empty() => Availability::Absent,
+            Some(providers) => {
+                let problems: Vec<String> = providers
+                    .iter()
+                    .filter(|p| p.status != DatasetStatus::Complete)
+                    .map(|p| {
+                        format!(
+                            "{}/{} is {}{}",
+                            p.source,
+                            p.dataset,
+                            p.status,
+                            p.reason
+                                .as_deref()
+                                .map(|r| format!(": {r}"))
+                                .unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                if problems.is_empty() {
+                    Availability::Complete
+                } else {
+                    Availability::Incomplete(problems.join("; "))
+                }
+            }
+        }
+    }
+
+    /// Evidence files behind `kind`.
+    pub fn evidence(&self, kind: FactKind) -> impl Iterator<Item = &str> {
+        self.coverage
+            .get(&kind)
+            .into_iter()
+            .flatten()
+            .flat_map(|p| p.evidence.iter().map(String::as_str))
+    }
+
+    /// Record that a dataset provides `kind`.
+    pub fn provide(&mut self, kind: FactKind, provenance: Provenance) {
+        self.coverage.entry(kind).or_default().push(provenance);
+    }
+
+    /// Sort everything into a canonical order and reconcile devices; run once
+    /// after every normaliser, so output is byte-stable.
+    pub fn finish(&mut self) {
+        self.users.sort_by(|a, b| a.id.cmp(&b.id));
+        for u in &mut self.users {
+            u.roles.sort();
+            u.roles.dedup();
+        }
+        self.devices.sort_by(|a, b| a.id.cmp(&b.id));
+        self.patches
+            .sort_by(|a, b| (&a.device_id, &a.name, &a.kb).cmp(&(&b.device_id, &b.name, &b.kb)));
+        self.access_reviews.sort_by(|a, b| a.id.cmp(&b.id));
+        for e in self.mfa_enforcement.values_mut() {
+            e.policies.sort_by(|a, b| a.id.cmp(&b.id));
+            for members in e.group_members.values_mut() {
+                members.sort();
+                members.dedup();
+            }
+        }
+        for list in self.coverage.values_mut() {
+            list.sort_by(|a, b| (&a.source, &a.dataset).cmp(&(&b.source, &b.dataset)));
+        }
+        self.inventory = super::reconcile(&self.devices);
+    }
+}

@@ -1,0 +1,304 @@
+//! Device reconciliation: the same machine as Intune, Defender, the RMM and
+//! endpoint reports see it, matched into one inventory item.
+//!
+//! Rules, strongest first:
+//! 1. the same hardware serial number (ignoring placeholders such as
+//!    "To be filled by O.E.M." or "0") is the same machine;
+//! 2. the same Entra ID device id is the same machine;
+//! 3. the same normalised hostname (lower case, domain suffix and trailing `$`
+//!    removed) is the same machine, unless both sides carry serial numbers (or
+//!    Entra device ids) and they differ: then they stay apart and the clash is
+//!    recorded as a conflict on both, because a reused hostname is exactly how
+//!    an unprotected machine hides behind a protected one.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::model::{Device, InventoryItem};
+
+/// Serial numbers that vendors ship as placeholders.
+const PLACEHOLDER_SERIALS: &[&str] = &[
+    "",
+    "0",
+    "NONE",
+    "N/A",
+    "NA",
+    "UNKNOWN",
+    "DEFAULT STRING",
+    "SYSTEM SERIAL NUMBER",
+    "TO BE FILLED BY O.E.M.",
+    "0123456789",
+    "CHASSIS SERIAL NUMBER",
+];
+
+fn serial_key(serial: Option<&str>) -> Option<String> {
+    let s = serial?.trim().to_ascii_uppercase();
+    (!PLACEHOLDER_SERIALS.contains(&s.as_str()) && !s.chars().all(|c| c == '0')).then_some(s)
+}
+
+fn aad_key(id: Option<&str>) -> Option<String> {
+    let s = id?.trim().to_ascii_lowercase();
+    (!s.is_empty() && s != "00000000-0000-0000-0000-000000000000").then_some(s)
+}
+
+/// A hostname reduced for matching: lower case, no domain suffix, no trailing `$`.
+pub fn normalise_hostname(name: &str) -> Option<String> {
+    let host = name
+        .trim()
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('$')
+        .to_lowercase();
+    (!host.is_empty()).then_some(host)
+}
+
+struct Sets {
+    parent: Vec<usize>,
+}
+
+impl Sets {
+    fn find(&mut self, mut i: usize) -> usize {
+        while self.parent[i] != i {
+            self.parent[i] = self.parent[self.parent[i]];
+            i = self.parent[i];
+        }
+        i
+    }
+    fn union(&mut self, a: usize, b: usize) {
+        let (a, b) = (self.find(a), self.find(b));
+        if a != b {
+            self.parent[a.max(b)] = a.min(b);
+        }
+    }
+}
+
+/// Reconcile per-source device records into one inventory, in id order.
+pub fn reconcile(devices: &[Device]) -> Vec<InventoryItem> {
+    let mut sets = Sets {
+        parent: (0..devices.len()).collect(),
+    };
+    let serials: Vec<Option<String>> = devices
+        .iter()
+        .map(|d| serial_key(d.serial.as_deref()))
+        .collect();
+    let aads: Vec<Option<String>> = devices
+        .iter()
+        .map(|d| aad_key(d.aad_device_id.as_deref()))
+        .collect();
+    let hosts: Vec<Option<String>> = devices
+        .iter()
+        .map(|d| normalise_hostname(&d.name))
+        .collect();
+    let mut matched: BTreeMap<usize, BTreeSet<&'static str>> = BTreeMap::new();
+
+    for (keys, label) in [(&serials, "serial"), (&aads, "aad_device_id")] {
+        let mut first: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, key) in keys.iter().enumerate() {
+            if let Some(k) = key {
+                if let Some(&j) = first.get(k.as_str()) {
+                    sets.union(i, j);
+                    matched.entry(i).or_default().insert(label);
+                    matched.entry(j).or_default().insert(label);
+                } else {
+                    first.insert(k, i);
+                }
+            }
+        }
+    }
+
+    // Hostname links, refused where strong identities disagree.
+    let mut by_host: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, h) in hosts.iter().enumerate() {
+        if let Some(h) = h {
+            by_host.entry(h).or_default().push(i);
+        }
+    }
+    let mut conflicts: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
+    for (host, members) in &by_host {
+        for (n, &a) in members.iter().enumerate() {
+            for &b in &members[n + 1..] {
+                let (ra, rb) = (sets.find(a), sets.find(b));
+                if ra == rb {
+                    continue;
+                }
+                let ids =
+                    |root: usize, keys: &[Option<String>], sets: &mut Sets| -> BTreeSet<String> {
+                        (0..devices.len())
+                            .filter(|&i| sets.find(i) == root)
+                            .filter_map(|i| keys[i].clone())
+                            .collect()
+                    };
+                let (sa, sb) = (ids(ra, &serials, &mut sets), ids(rb, &serials, &mut sets));
+                let (aa, ab) = (ids(ra, &aads, &mut sets), ids(rb, &aads, &mut sets));
+                let clash = (!sa.is_empty() && !sb.is_empty() && sa.is_disjoint(&sb))
+                    || (!aa.is_empty() && !ab.is_empty() && aa.is_disjoint(&ab));
+                if clash {
+                    let what = if !sa.is_empty() && !sb.is_empty() && sa.is_disjoint(&sb) {
+                        "serial numbers"
+                    } else {
+                        "Entra device ids"
+                    };
+                    let note = format!(
+                        "hostname {host} is shared by {} and {} with different {what}",
+                        devices[a].id, devices[b].id
+                    );
+                    conflicts.entry(a).or_default().insert(note.clone());
+                    conflicts.entry(b).or_default().insert(note);
+                } else {
+                    sets.union(a, b);
+                    matched.entry(a).or_default().insert("hostname");
+                    matched.entry(b).or_default().insert("hostname");
+                }
+            }
+        }
+    }
+
+    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for i in 0..devices.len() {
+        let root = sets.find(i);
+        groups.entry(root).or_default().push(i);
+    }
+    let mut items: Vec<InventoryItem> = groups
+        .into_values()
+        .map(|members| {
+            let pick =
+                |keys: &[Option<String>]| members.iter().filter_map(|&i| keys[i].clone()).min();
+            let id = if let Some(s) = pick(&serials) {
+                format!("device:serial:{s}")
+            } else if let Some(a) = pick(&aads) {
+                format!("device:aad:{a}")
+            } else if let Some(h) = pick(&hosts) {
+                format!("device:host:{h}")
+            } else {
+                format!("device:{}", devices[members[0]].id)
+            };
+            let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+            for &i in &members {
+                *names.entry(devices[i].name.as_str()).or_default() += 1;
+            }
+            let best = names.values().copied().max().unwrap_or(0);
+            let name = names
+                .iter()
+                .find(|(_, n)| **n == best)
+                .map(|(n, _)| (*n).to_owned())
+                .unwrap_or_default();
+            InventoryItem {
+                id,
+                name,
+                members: sorted(members.iter().map(|&i| devices[i].id.clone())),
+                sources: sorted(members.iter().map(|&i| devices[i].source.clone())),
+                matched_by: sorted(members.iter().flat_map(|i| {
+                    matched
+                        .get(i)
+                        .into_iter()
+                        .flatten()
+                        .map(|s| (*s).to_owned())
+                })),
+                conflicts: sorted(
+                    members
+                        .iter()
+                        .flat_map(|i| conflicts.get(i).into_iter().flatten().cloned()),
+                ),
+            }
+        })
+        .collect();
+    // Two separate machines can still share a derived id (same hostname, no
+    // serials, refused for an Entra id clash): keep ids unique.
+    items.sort_by(|a, b| a.id.cmp(&b.id).then(a.members.cmp(&b.members)));
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for item in &mut items {
+        let n = seen.entry(item.id.clone()).or_default();
+        *n += 1;
+        if *n > 1 {
+            item.id = format!("{}#{}", item.id, n);
+        }
+    }
+    items
+}
+
+fn sorted(items: impl Iterator<Item = String>) -> Vec<String> {
+    let set: BTreeSet<String> = items.collect();
+    set.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dev(id: &str, name: &str, serial: Option<&str>, aad: Option<&str>) -> Device {
+        let source = id.split(':').next().unwrap_or_default().to_owned();
+        Device {
+            id: id.into(),
+            name: name.into(),
+            os: None,
+            last_seen: None,
+            source,
+            os_version: None,
+            serial: serial.map(str::to_owned),
+            aad_device_id: aad.map(str::to_owned),
+            compliance: None,
+            encrypted: None,
+            antimalware: None,
+            patch: None,
+        }
+    }
+
+    #[test]
+    fn matches_by_serial_aad_and_hostname() {
+        let items = reconcile(&[
+            dev("intune:1", "PC-01", Some("ABC123"), Some("AAD-1")),
+            dev("ninja:7", "pc-01.contoso.local", Some("abc123"), None),
+            dev("defender:x", "PC-01", None, Some("aad-1")),
+            dev("ninja:8", "PC-02", None, None),
+            dev("endpoint:pc-02", "pc-02$", None, None),
+        ]);
+        assert_eq!(items.len(), 2);
+        let pc1 = items
+            .iter()
+            .find(|i| i.members.len() == 3)
+            .expect("PC-01 merged");
+        assert_eq!(pc1.id, "device:serial:ABC123");
+        assert_eq!(pc1.sources, ["defender", "intune", "ninja"]);
+        assert!(pc1.matched_by.contains(&"serial".to_owned()));
+        let pc2 = items
+            .iter()
+            .find(|i| i.members.len() == 2)
+            .expect("PC-02 merged by hostname");
+        assert_eq!(pc2.id, "device:host:pc-02");
+    }
+
+    #[test]
+    fn same_hostname_different_serials_stay_apart_with_a_conflict() {
+        let items = reconcile(&[
+            dev("intune:1", "FRONTDESK", Some("S1"), None),
+            dev("ninja:2", "frontdesk", Some("S2"), None),
+        ]);
+        assert_eq!(items.len(), 2);
+        assert!(
+            items
+                .iter()
+                .all(|i| i.conflicts.len() == 1
+                    && i.conflicts[0].contains("different serial numbers"))
+        );
+    }
+
+    #[test]
+    fn placeholder_serials_do_not_merge() {
+        let items = reconcile(&[
+            dev("a:1", "X", Some("To be filled by O.E.M."), None),
+            dev("b:2", "Y", Some("to be filled by o.e.m."), None),
+            dev("c:3", "Z", Some("0000000"), None),
+        ]);
+        assert_eq!(items.len(), 3);
+    }
+
+    #[test]
+    fn a_renamed_device_is_matched_by_serial() {
+        let items = reconcile(&[
+            dev("intune:1", "OLD-NAME", Some("S9"), None),
+            dev("ninja:2", "NEW-NAME", Some("S9"), None),
+        ]);
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].members.len(), 2);
+    }
+}
