@@ -43,6 +43,8 @@ pub enum FactKind {
     Compliance,
     /// Microsoft Secure Score.
     SecureScore,
+    /// Documents people supplied for manual controls.
+    ManualEvidence,
 }
 
 impl FactKind {
@@ -62,6 +64,7 @@ impl FactKind {
             FactKind::Encryption => "disk encryption state",
             FactKind::Compliance => "device compliance state",
             FactKind::SecureScore => "Secure Score",
+            FactKind::ManualEvidence => "manual evidence",
         }
     }
 }
@@ -396,6 +399,26 @@ pub struct SecureScore {
 
 impl Eq for SecureScore {}
 
+/// A document a person supplied as evidence for manual controls (a policy, a
+/// training record, a business associate agreement, a restore test).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManualDocument {
+    /// Run-relative path of the document (under `manual/`).
+    pub path: String,
+    /// SHA-256 of the document.
+    pub sha256: String,
+    /// What it is, in the supplier's words.
+    pub title: String,
+    /// Controls it satisfies, as `"<framework>:<control id>"`.
+    pub controls: Vec<String>,
+    /// The party that supplied it.
+    pub owner: Option<crate::config::Owner>,
+    /// The date the evidence speaks for (e.g. when the restore test ran).
+    pub evidence_date: Option<DateTime<Utc>>,
+    /// When it stops counting (e.g. 12 months after a risk analysis).
+    pub expires: Option<DateTime<Utc>>,
+}
+
 /// Everything the checks read.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Facts {
@@ -417,6 +440,9 @@ pub struct Facts {
     /// Secure Score per identity source.
     #[serde(default)]
     pub secure_score: BTreeMap<String, SecureScore>,
+    /// Documents supplied for manual controls.
+    #[serde(default)]
+    pub manual: Vec<ManualDocument>,
     /// Provenance per kind of fact.
     pub coverage: BTreeMap<FactKind, Vec<Provenance>>,
 }
@@ -490,6 +516,7 @@ impl Facts {
         self.patches
             .sort_by(|a, b| (&a.device_id, &a.name, &a.kb).cmp(&(&b.device_id, &b.name, &b.kb)));
         self.access_reviews.sort_by(|a, b| a.id.cmp(&b.id));
+        self.manual.sort_by(|a, b| a.path.cmp(&b.path));
         for e in self.mfa_enforcement.values_mut() {
             e.policies.sort_by(|a, b| a.id.cmp(&b.id));
             for members in e.group_members.values_mut() {
