@@ -124,8 +124,27 @@ impl HttpClient {
         auth: &dyn Auth,
         limiters: &[&RateLimiter],
     ) -> Result<(u16, Vec<u8>, Value), PageError> {
+        self.get_json_with(url, auth, limiters, None).await
+    }
+
+    /// [`HttpClient::get_json`] for a server that blocks clients after
+    /// throttling them: with `block` given, a 403 that follows a 429 (on any
+    /// request sharing `block`) is a temporary block, waited out and retried up
+    /// to the block's bounds instead of failing as a missing permission.
+    ///
+    /// # Errors
+    /// As [`HttpClient::get_json`]; a block that outlasts its bounds fails the
+    /// request with a reason saying so.
+    pub async fn get_json_with(
+        &self,
+        url: &str,
+        auth: &dyn Auth,
+        limiters: &[&RateLimiter],
+        block: Option<&ThrottleBlock>,
+    ) -> Result<(u16, Vec<u8>, Value), PageError> {
         let mut refreshed = false;
         let mut attempt = 0;
+        let mut block_waits = 0;
         loop {
             attempt += 1;
             for limiter in limiters {
@@ -169,17 +188,44 @@ impl HttpClient {
                             auth.invalidate().await;
                             continue;
                         }
+                        (StatusCode::FORBIDDEN, Ok(body))
+                            if block.is_some_and(ThrottleBlock::recently_throttled) =>
+                        {
+                            let Some(block) = block else { continue };
+                            if block_waits >= block.max_waits {
+                                return Err(PageError::Failed {
+                                    status: Some(403),
+                                    reason: format!(
+                                        "HTTP 403{}: the server blocked this client (IP block after HTTP 429 throttling) and the block persisted through {block_waits} wait(s) of {} s; lower requests_per_minute or run later",
+                                        error_detail(&body),
+                                        block.wait.as_secs()
+                                    ),
+                                });
+                            }
+                            block_waits += 1;
+                            // A block wait is not an attempt: the request never reached the API.
+                            attempt -= 1;
+                            tokio::time::sleep(block.wait).await;
+                            continue;
+                        }
                         (s, Ok(body)) if !is_retryable(s) => {
                             return Err(PageError::Failed {
                                 status: Some(s.as_u16()),
                                 reason: format!("HTTP {s}{}", error_detail(&body)),
                             })
                         }
-                        (s, Ok(body)) => (
-                            format!("HTTP {s}{}", error_detail(&body)),
-                            Some(s.as_u16()),
-                            retry_after,
-                        ),
+                        (s, Ok(body)) => {
+                            if s == StatusCode::TOO_MANY_REQUESTS {
+                                if let Some(block) = block {
+                                    block.saw_throttle();
+                                }
+                            }
+                            (
+                                format!("HTTP {s}{}", error_detail(&body)),
+                                Some(s.as_u16()),
+                                retry_after,
+                            )
+                        }
                     }
                 }
             };
@@ -192,6 +238,58 @@ impl HttpClient {
             tokio::time::sleep(backoff_delay(&self.retry, attempt, retry_after)).await;
         }
     }
+}
+
+/// Shared memory of throttling for an API that blocks clients after 429s
+/// (Datto RMM answers 403 to an IP address that kept going after 429).
+#[derive(Debug)]
+pub struct ThrottleBlock {
+    last_throttled: std::sync::Mutex<Option<tokio::time::Instant>>,
+    /// How long a 429 keeps a later 403 counted as a block.
+    pub window: Duration,
+    /// How long to wait before retrying a blocked request.
+    pub wait: Duration,
+    /// Waits per request before giving up and recording the block.
+    pub max_waits: u32,
+}
+
+impl ThrottleBlock {
+    /// A block memory: wait `wait` at most `max_waits` times per request; a 429
+    /// makes 403s count as blocks for the next `window`.
+    pub fn new(wait: Duration, max_waits: u32, window: Duration) -> ThrottleBlock {
+        ThrottleBlock {
+            last_throttled: std::sync::Mutex::new(None),
+            window,
+            wait,
+            max_waits,
+        }
+    }
+
+    /// Record a 429.
+    pub fn saw_throttle(&self) {
+        if let Ok(mut last) = self.last_throttled.lock() {
+            *last = Some(tokio::time::Instant::now());
+        }
+    }
+
+    /// Whether a 429 was seen within the window.
+    pub fn recently_throttled(&self) -> bool {
+        self.last_throttled
+            .lock()
+            .ok()
+            .and_then(|last| *last)
+            .is_some_and(|t| t.elapsed() <= self.window)
+    }
+}
+
+/// Options of [`fetch_dataset_with`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FetchOptions<'a> {
+    /// Treat a 403 after a 429 as a temporary block (see [`ThrottleBlock`]).
+    pub block: Option<&'a ThrottleBlock>,
+    /// Pages already stored in this dataset by earlier calls (page files
+    /// continue from here, for datasets fetched from many URLs).
+    pub pages_before: usize,
 }
 
 fn is_retryable(status: StatusCode) -> bool {
@@ -329,7 +427,21 @@ const MAX_PAGES: usize = 1_000_000;
 pub async fn fetch_dataset(
     http: &HttpClient,
     evidence: &EvidenceWriter,
+    req: DatasetRequest<'_>,
+) -> Result<DatasetReport, AuthError> {
+    fetch_dataset_with(http, evidence, req, FetchOptions::default()).await
+}
+
+/// [`fetch_dataset`] with [`FetchOptions`]. The report counts only the pages
+/// this call stored.
+///
+/// # Errors
+/// Only when credentials fail, which is fatal for the whole source.
+pub async fn fetch_dataset_with(
+    http: &HttpClient,
+    evidence: &EvidenceWriter,
     mut req: DatasetRequest<'_>,
+    options: FetchOptions<'_>,
 ) -> Result<DatasetReport, AuthError> {
     let mut url = req.url.clone();
     let mut pages = 0;
@@ -355,7 +467,10 @@ pub async fn fetch_dataset(
         } else {
             DatasetStatus::Partial
         };
-        let (status, body, json) = match http.get_json(&url, req.auth, &req.limiters).await {
+        let (status, body, json) = match http
+            .get_json_with(&url, req.auth, &req.limiters, options.block)
+            .await
+        {
             Ok(ok) => ok,
             Err(PageError::Auth(e)) => return Err(e),
             Err(PageError::Failed { status, reason }) => {
@@ -387,7 +502,7 @@ pub async fn fetch_dataset(
             source: req.source,
             source_type: req.source_type,
             dataset: req.dataset,
-            page: pages + 1,
+            page: options.pages_before + pages + 1,
             method: "GET",
             url: &url,
             http_status: Some(status),

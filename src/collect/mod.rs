@@ -6,10 +6,16 @@
 //! complete its evidence is. A failing source never aborts the run.
 
 pub mod auth;
+pub mod datto;
+pub mod endpoint;
+pub mod files;
 pub mod http;
 pub mod m365;
+pub mod manual;
 pub mod ninjaone;
+pub mod paging;
 pub mod ratelimit;
+pub mod rmm_spec;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -58,7 +64,14 @@ pub struct CollectorKind {
 }
 
 /// Every collector auditpack knows. Adding one is a module plus a line here.
-pub const COLLECTORS: &[CollectorKind] = &[m365::KIND, ninjaone::KIND];
+pub const COLLECTORS: &[CollectorKind] = &[
+    m365::KIND,
+    ninjaone::KIND,
+    datto::KIND,
+    rmm_spec::KIND,
+    endpoint::KIND,
+    manual::KIND,
+];
 
 /// Build the collector of every configured source.
 ///
@@ -68,6 +81,11 @@ pub fn build_collectors(sources: &[SourceDecl]) -> Result<Vec<Box<dyn Collector>
     sources
         .iter()
         .map(|decl| {
+            if !COLLECTORS.iter().any(|k| k.source_type == decl.source_type)
+                && rmm_spec::is_embedded_type(&decl.source_type)
+            {
+                return rmm_spec::build(decl);
+            }
             let kind = COLLECTORS
                 .iter()
                 .find(|k| k.source_type == decl.source_type)

@@ -125,6 +125,49 @@ impl EvidenceWriter {
         Ok(rel)
     }
 
+    /// Store a file a source read from disk (an endpoint report, a supplied
+    /// document) at `rel`, a run-relative path under `evidence/` or `manual/`
+    /// made only of folder-safe segments, and log its custody with `origin`
+    /// (where it came from, already made printable by the caller) as the request.
+    ///
+    /// # Errors
+    /// On I/O failure or an unsafe path.
+    pub fn write_file(
+        &self,
+        rel: &str,
+        source: &str,
+        source_type: &str,
+        dataset: &str,
+        origin: &str,
+        body: &[u8],
+    ) -> Result<String> {
+        let segments: Vec<&str> = rel.split('/').collect();
+        let top_ok = matches!(segments.first(), Some(&"evidence") | Some(&"manual"));
+        if !top_ok || segments.len() < 2 || !segments.iter().all(|s| is_safe_segment(s)) {
+            return Err(Error::invalid(format!(
+                "unsafe evidence path `{}`",
+                rel.escape_debug()
+            )));
+        }
+        let path = self.root.join(rel);
+        write_atomic(&path, body)
+            .context(|| format!("cannot write evidence {}", path.display()))?;
+        let entry = CustodyEntry {
+            path: rel.to_owned(),
+            sha256: hex::encode(Sha256::digest(body)),
+            bytes: body.len() as u64,
+            source: source.to_owned(),
+            source_type: source_type.to_owned(),
+            dataset: dataset.to_owned(),
+            request: format!("FILE {origin}"),
+            http_status: None,
+            collected_at: now_rfc3339(),
+            tool: self.tool.clone(),
+        };
+        self.append(&entry)?;
+        Ok(rel.to_owned())
+    }
+
     fn append(&self, entry: &CustodyEntry) -> Result<()> {
         let mut line = serde_json::to_vec(entry).context(|| "cannot encode custody entry")?;
         line.push(b'\n');

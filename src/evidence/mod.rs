@@ -13,7 +13,7 @@ mod run;
 
 pub use atomic::{write_atomic, AtomicFile};
 pub use custody::{format_time, read_custody, redact_url, CustodyEntry, EvidenceWriter, PageMeta};
-pub use run::{DatasetReport, DatasetStatus, RunManifest, SourceReport, SourceStatus};
+pub use run::{DatasetReport, DatasetStatus, Rejection, RunManifest, SourceReport, SourceStatus};
 
 /// The tool name and version written into every custody line and manifest.
 pub fn tool_version() -> String {

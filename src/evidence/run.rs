@@ -73,6 +73,23 @@ pub struct SourceReport {
     pub reason: Option<String>,
     /// Per dataset, by name.
     pub datasets: BTreeMap<String, DatasetReport>,
+    /// Inputs refused one by one (drop-folder reports, manual documents),
+    /// each with the reason; the rest of the source was still collected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<Rejection>,
+}
+
+/// One input a source refused, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rejection {
+    /// The input's path relative to the source folder, with anything that is
+    /// not printable escaped.
+    pub input: String,
+    /// A stable reason code (`malformed`, `oversized`, `symlink`, ...).
+    pub reason: String,
+    /// Details for a person.
+    pub detail: String,
 }
 
 impl SourceReport {
@@ -83,6 +100,7 @@ impl SourceReport {
             status: SourceStatus::Failed,
             reason: Some(reason.into()),
             datasets: BTreeMap::new(),
+            rejected: Vec::new(),
         }
     }
 
@@ -115,6 +133,7 @@ impl SourceReport {
             status,
             reason,
             datasets,
+            rejected: Vec::new(),
         }
     }
 }

@@ -2,13 +2,17 @@
 //! (users, devices, pending patches), with the provenance and completeness of
 //! every kind of fact. Normalising is pure: it reads the run folder and nothing else.
 
+mod datto;
+mod endpoint;
 mod m365;
+mod manual;
 mod model;
 mod ninjaone;
 mod reconcile;
+mod rmm_spec;
 
 pub use model::*;
-pub use reconcile::{normalise_hostname, reconcile};
+pub use reconcile::{normalise_hostname, reconcile, single_source_devices};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -31,6 +35,9 @@ pub struct SourceEvidence<'a> {
     pub report: &'a SourceReport,
     /// Pages per dataset, in page order.
     pub pages: Pages,
+    /// The request behind each page (run-relative path to the custody log's
+    /// `request`, credentials removed).
+    pub requests: BTreeMap<String, String>,
 }
 
 impl SourceEvidence<'_> {
@@ -106,7 +113,14 @@ pub struct NormaliserKind {
 }
 
 /// Every normaliser, one per collector type.
-pub const NORMALISERS: &[NormaliserKind] = &[m365::NORMALISER, ninjaone::NORMALISER];
+pub const NORMALISERS: &[NormaliserKind] = &[
+    m365::NORMALISER,
+    ninjaone::NORMALISER,
+    datto::NORMALISER,
+    rmm_spec::NORMALISER,
+    endpoint::NORMALISER,
+    manual::NORMALISER,
+];
 
 /// Derive facts from a run folder: every evidence file is checked against its
 /// custody hash before it is read.
@@ -118,6 +132,7 @@ pub fn normalise(run_dir: &Path) -> Result<Facts> {
     let manifest = RunManifest::read(run_dir)?;
     let custody = read_custody(&run_dir.join("custody.jsonl"))?;
     let mut by_source: BTreeMap<&str, Pages> = BTreeMap::new();
+    let mut requests: BTreeMap<&str, BTreeMap<String, String>> = BTreeMap::new();
     for entry in &custody {
         let path = run_dir.join(&entry.path);
         let bytes =
@@ -128,8 +143,17 @@ pub fn normalise(run_dir: &Path) -> Result<Facts> {
                 entry.path
             )));
         }
-        let json: Value = serde_json::from_slice(&bytes)
-            .context(|| format!("evidence {} is not JSON", entry.path))?;
+        requests
+            .entry(entry.source.as_str())
+            .or_default()
+            .insert(entry.path.clone(), entry.request.clone());
+        // Supplied documents (manual/) are hashed and listed, not parsed.
+        let json: Value = if entry.path.starts_with("evidence/") {
+            serde_json::from_slice(&bytes)
+                .context(|| format!("evidence {} is not JSON", entry.path))?
+        } else {
+            Value::Null
+        };
         by_source
             .entry(entry.source.as_str())
             .or_default()
@@ -156,6 +180,7 @@ pub fn normalise(run_dir: &Path) -> Result<Facts> {
             name,
             report,
             pages,
+            requests: requests.remove(name.as_str()).unwrap_or_default(),
         };
         (kind.normalise)(&evidence, &mut facts);
     }
@@ -164,11 +189,7 @@ pub fn normalise(run_dir: &Path) -> Result<Facts> {
             "custody.jsonl lists evidence of source {source}, which run.json does not name"
         )));
     }
-    facts.users.sort_by(|a, b| a.id.cmp(&b.id));
-    facts.devices.sort_by(|a, b| a.id.cmp(&b.id));
-    facts
-        .patches
-        .sort_by(|a, b| (&a.device_id, &a.name).cmp(&(&b.device_id, &b.name)));
+    facts.finish();
     Ok(facts)
 }
 

@@ -1,10 +1,22 @@
-//! NinjaOne pages to devices and pending patches.
+//! NinjaOne pages to devices (with patch reporting and antivirus state) and
+//! pending patches.
+//!
+//! - `devices` gives the device records.
+//! - `os-patches` (pending) gives [`PendingPatch`]es.
+//! - `os-patch-installs` gives each device's last successful install
+//!   (`status` INSTALLED, newest `installedAt`) into [`PatchReport`]; a device
+//!   with any pending or installed patch record reports patch state.
+//! - `antivirus-status` gives [`Antimalware`]: `productState` ON/ENABLED means
+//!   running, `definitionStatus` UP_TO_DATE means current signatures.
 
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{
-    parse_epoch, str_field, Device, FactKind, Facts, NormaliserKind, PendingPatch, Severity,
-    SourceEvidence,
+    parse_epoch, parse_time, str_field, Antimalware, Device, FactKind, Facts, NormaliserKind,
+    PatchReport, PendingPatch, Severity, SourceEvidence,
 };
 use crate::collect::ninjaone::dataset;
 
@@ -31,29 +43,22 @@ fn severity(s: Option<&str>) -> Severity {
     }
 }
 
+/// Epoch seconds (NinjaOne's format) or RFC 3339.
+fn when(v: Option<&Value>) -> Option<DateTime<Utc>> {
+    parse_epoch(v).or_else(|| parse_time(v))
+}
+
+#[derive(Default)]
+struct PatchSummary {
+    pending: usize,
+    installed: usize,
+    failed_after_last_install: bool,
+    last_install: Option<DateTime<Utc>>,
+    last_failure: Option<DateTime<Utc>>,
+}
+
 fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
-    let mut problems = Vec::new();
-    for (path, r) in src.records(dataset::DEVICES, bare_array, &mut problems) {
-        let Some(id) = r.get("id").and_then(Value::as_i64) else {
-            problems.push(format!("{path}: device without numeric id"));
-            continue;
-        };
-        let name = str_field(r, "systemName")
-            .or_else(|| str_field(r, "dnsName"))
-            .unwrap_or("(unnamed)");
-        facts.devices.push(Device {
-            id: format!("{}:{id}", src.name),
-            name: name.to_owned(),
-            os: str_field(r, "nodeClass").map(str::to_owned),
-            last_seen: parse_epoch(r.get("lastContact")),
-            source: src.name.to_owned(),
-            ..Device::default()
-        });
-    }
-    facts.provide(
-        FactKind::Devices,
-        src.provenance(dataset::DEVICES, &problems),
-    );
+    let mut summaries: BTreeMap<i64, PatchSummary> = BTreeMap::new();
 
     let mut problems = Vec::new();
     for (path, r) in src.records(dataset::OS_PATCHES, results_array, &mut problems) {
@@ -61,6 +66,7 @@ fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
             problems.push(format!("{path}: patch without numeric deviceId"));
             continue;
         };
+        summaries.entry(device).or_default().pending += 1;
         facts.patches.push(PendingPatch {
             device_id: format!("{}:{device}", src.name),
             name: str_field(r, "name").unwrap_or("(unnamed patch)").to_owned(),
@@ -73,5 +79,118 @@ fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
     facts.provide(
         FactKind::PendingPatches,
         src.provenance(dataset::OS_PATCHES, &problems),
+    );
+
+    let mut install_problems = Vec::new();
+    for (path, r) in src.records(
+        dataset::OS_PATCH_INSTALLS,
+        results_array,
+        &mut install_problems,
+    ) {
+        let Some(device) = r.get("deviceId").and_then(Value::as_i64) else {
+            install_problems.push(format!("{path}: install without numeric deviceId"));
+            continue;
+        };
+        let at = when(r.get("installedAt")).or_else(|| when(r.get("timestamp")));
+        let s = summaries.entry(device).or_default();
+        match str_field(r, "status")
+            .map(str::to_ascii_uppercase)
+            .as_deref()
+        {
+            Some("INSTALLED") => {
+                s.installed += 1;
+                s.last_install = s.last_install.max(at);
+            }
+            Some("FAILED") => s.last_failure = s.last_failure.max(at),
+            _ => install_problems.push(format!("{path}: install with unknown status")),
+        }
+    }
+    for s in summaries.values_mut() {
+        s.failed_after_last_install = match (s.last_failure, s.last_install) {
+            (Some(f), Some(i)) => f > i,
+            (Some(_), None) => true,
+            _ => false,
+        };
+    }
+
+    let mut av: BTreeMap<i64, Antimalware> = BTreeMap::new();
+    let mut av_problems = Vec::new();
+    for (path, r) in src.records(dataset::ANTIVIRUS_STATUS, results_array, &mut av_problems) {
+        let Some(device) = r.get("deviceId").and_then(Value::as_i64) else {
+            av_problems.push(format!("{path}: antivirus status without numeric deviceId"));
+            continue;
+        };
+        let state = str_field(r, "productState").map(str::to_ascii_uppercase);
+        let definitions = str_field(r, "definitionStatus").map(str::to_ascii_uppercase);
+        av.insert(
+            device,
+            Antimalware {
+                product: str_field(r, "productName").map(str::to_owned),
+                running: state.as_deref().map(|s| matches!(s, "ON" | "ENABLED")),
+                real_time: None,
+                signatures_current: definitions
+                    .as_deref()
+                    .map(|d| matches!(d, "UP_TO_DATE" | "CURRENT")),
+                signatures_updated: None,
+                edr_onboarded: None,
+                edr_health: state,
+            },
+        );
+    }
+
+    let mut problems = Vec::new();
+    for (path, r) in src.records(dataset::DEVICES, bare_array, &mut problems) {
+        let Some(id) = r.get("id").and_then(Value::as_i64) else {
+            problems.push(format!("{path}: device without numeric id"));
+            continue;
+        };
+        let name = str_field(r, "systemName")
+            .or_else(|| str_field(r, "dnsName"))
+            .unwrap_or("(unnamed)");
+        let patch = summaries.get(&id).map(|s| PatchReport {
+            reporting: s.pending + s.installed > 0,
+            status: Some(
+                if s.failed_after_last_install {
+                    "InstallError"
+                } else if s.pending > 0 {
+                    "PatchesPending"
+                } else {
+                    "NoPendingPatches"
+                }
+                .to_owned(),
+            ),
+            last_install: s.last_install,
+        });
+        let patch = patch.or(Some(PatchReport {
+            reporting: false,
+            status: None,
+            last_install: None,
+        }));
+        facts.devices.push(Device {
+            id: format!("{}:{id}", src.name),
+            name: name.to_owned(),
+            os: str_field(r, "nodeClass").map(str::to_owned),
+            last_seen: parse_epoch(r.get("lastContact")),
+            source: src.name.to_owned(),
+            serial: r
+                .pointer("/system/serialNumber")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            antimalware: av.remove(&id),
+            patch,
+            ..Device::default()
+        });
+    }
+    facts.provide(
+        FactKind::Devices,
+        src.provenance(dataset::DEVICES, &problems),
+    );
+    facts.provide(
+        FactKind::PatchState,
+        src.provenance(dataset::OS_PATCH_INSTALLS, &install_problems),
+    );
+    facts.provide(
+        FactKind::Antimalware,
+        src.provenance(dataset::ANTIVIRUS_STATUS, &av_problems),
     );
 }

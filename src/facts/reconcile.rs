@@ -216,6 +216,19 @@ pub fn reconcile(devices: &[Device]) -> Vec<InventoryItem> {
     items
 }
 
+/// Inventory items only one source knows about (and at least two sources
+/// report devices): the machines that may be missing an agent elsewhere.
+pub fn single_source_devices(items: &[InventoryItem]) -> Vec<&InventoryItem> {
+    let sources: BTreeSet<&str> = items
+        .iter()
+        .flat_map(|i| i.sources.iter().map(String::as_str))
+        .collect();
+    if sources.len() < 2 {
+        return Vec::new();
+    }
+    items.iter().filter(|i| i.sources.len() == 1).collect()
+}
+
 fn sorted(items: impl Iterator<Item = String>) -> Vec<String> {
     let set: BTreeSet<String> = items.collect();
     set.into_iter().collect()

@@ -4,8 +4,10 @@
 //! expiring tokens). `auditpack demo` and the tests collect from it with the
 //! real collectors.
 
+mod datto;
 mod graph;
 mod ninjaone;
+mod tactical;
 mod tenant;
 
 use std::collections::HashMap;
@@ -21,8 +23,10 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+pub use datto::{DattoTenant, DattoThrottle};
 pub use graph::GraphTenant;
 pub use ninjaone::NinjaTenant;
+pub use tactical::TacticalTenant;
 pub use tenant::Tenant;
 
 /// Credentials the simulator accepts.
@@ -121,6 +125,7 @@ pub(crate) struct SimState {
 pub(crate) enum Audience {
     Graph,
     Ninja,
+    Datto,
 }
 
 /// A running simulator; stops when dropped or on [`Simulator::stop`].
@@ -151,6 +156,8 @@ impl Simulator {
         let app = Router::new();
         let app = graph::routes(app);
         let app = ninjaone::routes(app);
+        let app = datto::routes(app);
+        let app = tactical::routes(app);
         let app = app.with_state(state.clone());
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(async move {

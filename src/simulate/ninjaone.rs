@@ -18,6 +18,10 @@ pub struct NinjaTenant {
     pub devices: Vec<Value>,
     /// `/v2/queries/os-patches` results.
     pub os_patches: Vec<Value>,
+    /// `/v2/queries/os-patch-installs` results.
+    pub os_patch_installs: Vec<Value>,
+    /// `/v2/queries/antivirus-status` results.
+    pub antivirus_status: Vec<Value>,
 }
 
 pub(super) fn routes(router: SimRouter) -> SimRouter {
@@ -25,6 +29,11 @@ pub(super) fn routes(router: SimRouter) -> SimRouter {
         .route("/ws/oauth/token", post(ninja_token))
         .route("/v2/devices", get(ninja_devices))
         .route("/v2/queries/os-patches", get(ninja_os_patches))
+        .route(
+            "/v2/queries/os-patch-installs",
+            get(ninja_os_patch_installs),
+        )
+        .route("/v2/queries/antivirus-status", get(ninja_antivirus_status))
 }
 
 async fn ninja_token(State(s): Shared, Form(form): Form<HashMap<String, String>>) -> Response {
@@ -87,13 +96,49 @@ async fn ninja_os_patches(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Some(fault) = s.before("/v2/queries/os-patches").await {
+    ninja_query(&s, &headers, &q, "/v2/queries/os-patches", |t| {
+        &t.os_patches
+    })
+    .await
+}
+
+async fn ninja_os_patch_installs(
+    State(s): Shared,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    ninja_query(&s, &headers, &q, "/v2/queries/os-patch-installs", |t| {
+        &t.os_patch_installs
+    })
+    .await
+}
+
+async fn ninja_antivirus_status(
+    State(s): Shared,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    ninja_query(&s, &headers, &q, "/v2/queries/antivirus-status", |t| {
+        &t.antivirus_status
+    })
+    .await
+}
+
+/// A NinjaOne query endpoint: `{cursor, results}` paged by cursor name.
+async fn ninja_query(
+    s: &SimState,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+    path: &str,
+    list: fn(&NinjaTenant) -> &Vec<Value>,
+) -> Response {
+    if let Some(fault) = s.before(path).await {
         return fault;
     }
-    if let Some(denied) = s.denied(&headers, Audience::Ninja) {
+    if let Some(denied) = s.denied(headers, Audience::Ninja) {
         return denied;
     }
-    let size = ninja_page_size(&s, &q);
+    let size = ninja_page_size(s, q);
     let offset = match q.get("cursor") {
         None => 0,
         Some(c) => match c.strip_prefix("cur-").and_then(|n| n.parse::<usize>().ok()) {
@@ -103,7 +148,7 @@ async fn ninja_os_patches(
             }
         },
     };
-    let records = &s.tenant.ninja.os_patches;
+    let records = list(&s.tenant.ninja);
     let page: Vec<&Value> = records.iter().skip(offset).take(size).collect();
     let next = offset + page.len();
     json_response(

@@ -16,6 +16,10 @@ pub struct Tenant {
     pub graph: GraphTenant,
     /// NinjaOne.
     pub ninja: NinjaTenant,
+    /// Datto RMM.
+    pub datto: super::DattoTenant,
+    /// Tactical RMM.
+    pub tactical: super::TacticalTenant,
 }
 
 impl Tenant {
@@ -44,7 +48,10 @@ impl Tenant {
             ninja: NinjaTenant {
                 devices: load("ninjaone-devices.json")?,
                 os_patches: load("ninjaone-os-patches.json")?,
+                os_patch_installs: load("ninjaone-os-patch-installs.json")?,
+                antivirus_status: load("ninjaone-antivirus-status.json")?,
             },
+            ..Tenant::default()
         };
         tenant
             .ninja

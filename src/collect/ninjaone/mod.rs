@@ -5,6 +5,14 @@
 //!   paged by the last device id.
 //! - `os-patches`: `GET /v2/queries/os-patches?pageSize=N&cursor=<name>`: pending
 //!   OS patches, `{cursor:{name,...}, results:[...]}`.
+//! - `os-patch-installs`: `GET /v2/queries/os-patch-installs`: installed and
+//!   failed OS patches (`status` INSTALLED|FAILED, `installedAt`), same paging.
+//! - `antivirus-status`: `GET /v2/queries/antivirus-status`: antivirus product,
+//!   state and definition status per device, same paging.
+//!
+//! Rate limit: NinjaOne throttles per API client; the collector holds itself
+//! to `requests_per_minute` (default 300) across all datasets, and 429s are
+//! retried by the shared layer honouring `Retry-After`.
 //!
 //! Token: `POST {base}/ws/oauth/token` (client credentials, scope `monitoring`).
 
@@ -27,7 +35,7 @@ use crate::secret::SecretRef;
 /// Registry entry.
 pub const KIND: CollectorKind = CollectorKind {
     source_type: "ninjaone",
-    summary: "NinjaOne RMM: devices and pending OS patches (API v2)",
+    summary: "NinjaOne RMM: devices, pending and installed OS patches, antivirus status (API v2)",
     build,
 };
 
@@ -37,6 +45,10 @@ pub mod dataset {
     pub const DEVICES: &str = "devices";
     /// Pending OS patches.
     pub const OS_PATCHES: &str = "os-patches";
+    /// Installed and failed OS patches.
+    pub const OS_PATCH_INSTALLS: &str = "os-patch-installs";
+    /// Antivirus status per device.
+    pub const ANTIVIRUS_STATUS: &str = "antivirus-status";
 }
 
 /// Largest page NinjaOne serves.
@@ -185,7 +197,7 @@ impl NinjaOne {
         );
         let auth: &dyn Auth = &auth;
         let forbidden = "the API client needs the `monitoring` scope";
-        let requests: [(&str, String, Box<dyn Pager>); 2] = [
+        let requests: [(&str, String, Box<dyn Pager>); 4] = [
             (
                 dataset::DEVICES,
                 format!("{}/v2/devices?pageSize={PAGE_SIZE}", self.base),
@@ -194,6 +206,22 @@ impl NinjaOne {
             (
                 dataset::OS_PATCHES,
                 format!("{}/v2/queries/os-patches?pageSize={PAGE_SIZE}", self.base),
+                Box::new(CursorPager),
+            ),
+            (
+                dataset::OS_PATCH_INSTALLS,
+                format!(
+                    "{}/v2/queries/os-patch-installs?pageSize={PAGE_SIZE}",
+                    self.base
+                ),
+                Box::new(CursorPager),
+            ),
+            (
+                dataset::ANTIVIRUS_STATUS,
+                format!(
+                    "{}/v2/queries/antivirus-status?pageSize={PAGE_SIZE}",
+                    self.base
+                ),
                 Box::new(CursorPager),
             ),
         ];

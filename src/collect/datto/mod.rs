@@ -1,0 +1,202 @@
+//! Datto RMM (API v2).
+//!
+//! Dataset:
+//! - `devices`: `GET /api/v2/account/devices?max=N&page=P`:
+//!   `{pageDetails:{count,totalCount,prevPageUrl,nextPageUrl}, devices:[...]}`;
+//!   each device carries its `patchManagement` and `antivirus` blocks, so one
+//!   list gives inventory, patch state and antivirus state. The next page is
+//!   `pageDetails.nextPageUrl`, followed only on the same host.
+//!
+//! Token: `POST {base}/auth/oauth/token`, password grant, HTTP Basic
+//! `public-client:public`, the API key and secret as user name and password.
+//!
+//! Rate limit: 600 requests per 60 s per account; beyond it Datto answers 429,
+//! and a client that keeps going gets its IP address blocked for a while (403).
+//! The collector stays under the limit (`requests_per_minute`, default 500),
+//! and a 403 after a 429 is waited out (`ip_block_wait_seconds`, at most
+//! `ip_block_max_waits` times per request) and otherwise recorded as a block,
+//! not as a missing permission.
+
+mod auth;
+
+pub use auth::PasswordGrant;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reqwest::Url;
+use serde::Deserialize;
+
+use super::http::{fetch_dataset_with, DatasetRequest, FetchOptions, ThrottleBlock};
+use super::paging::{GenericPager, Paging};
+use super::ratelimit::RateLimiter;
+use super::{BoxFuture, CollectContext, Collector, CollectorKind};
+use crate::config::{RefuseLiteralSecret, SourceDecl};
+use crate::error::{Error, Result};
+use crate::evidence::SourceReport;
+use crate::secret::SecretRef;
+
+/// Registry entry.
+pub const KIND: CollectorKind = CollectorKind {
+    source_type: "datto-rmm",
+    summary: "Datto RMM: devices with patch and antivirus state (API v2)",
+    build,
+};
+
+/// Dataset names (evidence folders).
+pub mod dataset {
+    /// Devices with their `patchManagement` and `antivirus` blocks.
+    pub const DEVICES: &str = "devices";
+}
+
+/// Largest page Datto serves.
+const PAGE_SIZE: u32 = 250;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DattoConfig {
+    #[serde(rename = "type")]
+    _type: String,
+    base_url: String,
+    api_key_env: Option<String>,
+    api_key_file: Option<PathBuf>,
+    api_secret_env: Option<String>,
+    api_secret_file: Option<PathBuf>,
+    #[serde(default = "default_rpm")]
+    requests_per_minute: u32,
+    #[serde(default = "default_block_wait")]
+    ip_block_wait_seconds: u64,
+    #[serde(default = "default_block_waits")]
+    ip_block_max_waits: u32,
+    #[serde(default = "default_page_size")]
+    page_size: u32,
+    #[serde(default)]
+    #[allow(dead_code)]
+    api_key: Option<RefuseLiteralSecret>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    api_secret: Option<RefuseLiteralSecret>,
+}
+
+fn default_rpm() -> u32 {
+    500
+}
+fn default_block_wait() -> u64 {
+    60
+}
+fn default_block_waits() -> u32 {
+    5
+}
+fn default_page_size() -> u32 {
+    PAGE_SIZE
+}
+
+/// The collector for one Datto RMM account.
+pub struct DattoRmm {
+    name: String,
+    base: String,
+    api_key: SecretRef,
+    api_secret: SecretRef,
+    page_size: u32,
+    limit: RateLimiter,
+    block: ThrottleBlock,
+}
+
+fn build(decl: &SourceDecl) -> Result<Box<dyn Collector>> {
+    let c: DattoConfig = decl.parse()?;
+    let named = |e: Error| Error::config(format!("[sources.{}]: {e}", decl.name));
+    let api_key = SecretRef::from_pair(
+        "api_key",
+        c.api_key_env.as_deref(),
+        c.api_key_file.as_deref(),
+        decl.base_dir(),
+    )
+    .map_err(named)?;
+    let api_secret = SecretRef::from_pair(
+        "api_secret",
+        c.api_secret_env.as_deref(),
+        c.api_secret_file.as_deref(),
+        decl.base_dir(),
+    )
+    .map_err(named)?;
+    if Url::parse(&c.base_url).is_err() {
+        return Err(Error::config(format!(
+            "[sources.{}]: `base_url` is not a URL (e.g. https://pinotage-api.centrastage.net)",
+            decl.name
+        )));
+    }
+    if !(1..=600).contains(&c.requests_per_minute) {
+        return Err(Error::config(format!(
+            "[sources.{}]: `requests_per_minute` must be 1..=600 (Datto blocks clients above 600 per minute)",
+            decl.name
+        )));
+    }
+    Ok(Box::new(DattoRmm {
+        name: decl.name.clone(),
+        base: c.base_url.trim_end_matches('/').to_owned(),
+        api_key,
+        api_secret,
+        page_size: c.page_size.clamp(1, PAGE_SIZE),
+        limit: RateLimiter::new(c.requests_per_minute, Duration::from_secs(60)),
+        block: ThrottleBlock::new(
+            Duration::from_secs(c.ip_block_wait_seconds),
+            c.ip_block_max_waits,
+            Duration::from_secs(600),
+        ),
+    }))
+}
+
+impl DattoRmm {
+    async fn run(&self, ctx: &CollectContext) -> SourceReport {
+        let (key, secret) = match (self.api_key.resolve(), self.api_secret.resolve()) {
+            (Ok(k), Ok(s)) => (k, s),
+            (Err(e), _) => return SourceReport::failed(KIND.source_type, format!("API key: {e}")),
+            (_, Err(e)) => {
+                return SourceReport::failed(KIND.source_type, format!("API secret: {e}"))
+            }
+        };
+        let auth = PasswordGrant::new(
+            ctx.http.inner().clone(),
+            format!("{}/auth/oauth/token", self.base),
+            key,
+            secret,
+            ctx.http.retry(),
+        );
+        let req = DatasetRequest {
+            source: &self.name,
+            source_type: KIND.source_type,
+            dataset: dataset::DEVICES,
+            url: format!(
+                "{}/api/v2/account/devices?max={}&page=0",
+                self.base, self.page_size
+            ),
+            pager: Box::new(GenericPager {
+                paging: Paging::NextUrl {
+                    pointer: "/pageDetails/nextPageUrl".into(),
+                },
+                records: "/devices".into(),
+            }),
+            auth: &auth,
+            limiters: vec![&self.limit],
+            on_forbidden: "the API user needs API access enabled (Setup > Users) and an account-level security level",
+        };
+        let options = FetchOptions {
+            block: Some(&self.block),
+            pages_before: 0,
+        };
+        let result = fetch_dataset_with(&ctx.http, &ctx.evidence, req, options).await;
+        super::finish(KIND.source_type, vec![(dataset::DEVICES, result)])
+    }
+}
+
+impl Collector for DattoRmm {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn source_type(&self) -> &'static str {
+        KIND.source_type
+    }
+    fn collect<'a>(&'a self, ctx: &'a CollectContext) -> BoxFuture<'a, SourceReport> {
+        Box::pin(self.run(ctx))
+    }
+}

@@ -1,0 +1,382 @@
+//! Manual evidence: documents people supply (policies, training records,
+//! business associate agreements, restore tests), each with a sidecar
+//! `<file>.evidence.toml`:
+//!
+//! ```toml
+//! title = "Backup restore test, March 2026"
+//! controls = ["hipaa:164.308(a)(7)(ii)(D)", "soc2:A1.3"]
+//! owner = "msp"                 # internal | msp | shared
+//! evidence_date = 2026-03-14    # the day the evidence speaks for
+//! expires = 2027-03-14          # optional: when it stops counting
+//! ```
+//!
+//! Config: `type = "manual"`, `path = "<folder>"`, optional
+//! `max_document_bytes` (default 50 MiB) and `max_depth` (default 3).
+//!
+//! Each accepted document is hashed and copied byte for byte to
+//! `manual/<source>/doc-NNNNN.<ext>` with its sidecar beside it
+//! (`doc-NNNNN.evidence.toml`), and listed in
+//! `evidence/<source>/documents/page-00001.json`. Refused one by one, with the
+//! reason in `run.json`: the folder-walk reasons (symlinks, hostile names...),
+//! `missing-sidecar`, `orphan-sidecar`, `bad-sidecar`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::files::{reject, walk, Input, WalkLimits};
+use super::{BoxFuture, CollectContext, Collector, CollectorKind};
+use crate::config::{Owner, SourceDecl};
+use crate::error::Result;
+use crate::evidence::{DatasetReport, DatasetStatus, PageMeta, SourceReport};
+
+/// Registry entry.
+pub const KIND: CollectorKind = CollectorKind {
+    source_type: "manual",
+    summary: "documents supplied for manual controls, each with a .evidence.toml sidecar",
+    build,
+};
+
+/// Dataset listing the accepted documents.
+pub const DOCUMENTS: &str = "documents";
+
+/// Sidecar suffix.
+pub const SIDECAR: &str = ".evidence.toml";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManualConfig {
+    #[serde(rename = "type")]
+    _type: String,
+    path: PathBuf,
+    #[serde(default = "default_max_bytes")]
+    max_document_bytes: u64,
+    #[serde(default = "default_depth")]
+    max_depth: usize,
+}
+
+fn default_max_bytes() -> u64 {
+    50 * 1024 * 1024
+}
+fn default_depth() -> usize {
+    3
+}
+
+/// A sidecar as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Sidecar {
+    title: String,
+    controls: Vec<String>,
+    #[serde(default)]
+    owner: Option<Owner>,
+    evidence_date: toml::Value,
+    #[serde(default)]
+    expires: Option<toml::Value>,
+}
+
+/// One accepted document, as listed in the `documents` dataset.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentEntry {
+    /// Run-relative path of the copy.
+    pub path: String,
+    /// Run-relative path of the sidecar's copy.
+    pub sidecar: String,
+    /// SHA-256 of the document.
+    pub sha256: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// The supplied name, escaped (for people; never used as a path).
+    pub original_name: String,
+    /// From the sidecar.
+    pub title: String,
+    /// From the sidecar.
+    pub controls: Vec<String>,
+    /// From the sidecar.
+    pub owner: Option<Owner>,
+    /// From the sidecar (RFC 3339).
+    pub evidence_date: String,
+    /// From the sidecar (RFC 3339).
+    pub expires: Option<String>,
+}
+
+/// The manual-evidence collector.
+pub struct Manual {
+    name: String,
+    folder: PathBuf,
+    limits: WalkLimits,
+}
+
+fn build(decl: &SourceDecl) -> Result<Box<dyn Collector>> {
+    let c: ManualConfig = decl.parse()?;
+    Ok(Box::new(Manual {
+        name: decl.name.clone(),
+        folder: decl.base_dir().join(c.path),
+        limits: WalkLimits {
+            max_depth: c.max_depth.min(16),
+            max_bytes: c.max_document_bytes.max(1),
+            max_files: 10_000,
+        },
+    }))
+}
+
+/// A TOML date or date-time (or such text) as a UTC instant.
+fn date(v: &toml::Value) -> Option<DateTime<Utc>> {
+    let text = match v {
+        toml::Value::Datetime(d) => d.to_string(),
+        toml::Value::String(s) => s.clone(),
+        _ => return None,
+    };
+    if let Ok(t) = DateTime::parse_from_rfc3339(&text) {
+        return Some(t.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+        .ok()?
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc())
+}
+
+/// A control reference: `<framework>:<control id>`.
+fn valid_control(c: &str) -> bool {
+    let Some((framework, id)) = c.split_once(':') else {
+        return false;
+    };
+    !framework.is_empty()
+        && framework
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !id.trim().is_empty()
+        && id.len() <= 100
+        && !id.chars().any(char::is_control)
+}
+
+/// Parse and check a sidecar.
+fn read_sidecar(
+    bytes: &[u8],
+    now: DateTime<Utc>,
+) -> std::result::Result<(Sidecar, DateTime<Utc>, Option<DateTime<Utc>>), String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_owned())?;
+    let s: Sidecar = toml::from_str(text).map_err(|e| e.message().trim().to_owned())?;
+    if s.title.trim().is_empty() || s.title.chars().count() > 300 {
+        return Err("`title` must be 1-300 characters".into());
+    }
+    if s.controls.is_empty() {
+        return Err("`controls` is empty; name at least one \"<framework>:<control id>\"".into());
+    }
+    if let Some(bad) = s.controls.iter().find(|c| !valid_control(c)) {
+        return Err(format!(
+            "control `{}` is not \"<framework>:<control id>\"",
+            super::files::printable(bad)
+        ));
+    }
+    let evidence_date =
+        date(&s.evidence_date).ok_or("`evidence_date` is not a date (YYYY-MM-DD or RFC 3339)")?;
+    if evidence_date > now + chrono::Duration::days(1) {
+        return Err("`evidence_date` is in the future".into());
+    }
+    let expires = match &s.expires {
+        None => None,
+        Some(v) => Some(date(v).ok_or("`expires` is not a date (YYYY-MM-DD or RFC 3339)")?),
+    };
+    if expires.is_some_and(|e| e < evidence_date) {
+        return Err("`expires` is before `evidence_date`".into());
+    }
+    Ok((s, evidence_date, expires))
+}
+
+/// A short, safe extension from the supplied name (`pdf`, `docx`...), else `bin`.
+fn extension(name: &str) -> String {
+    name.rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .filter(|e| !e.is_empty() && e.len() <= 8 && e.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .unwrap_or_else(|| "bin".into())
+}
+
+impl Manual {
+    fn run(&self, ctx: &CollectContext) -> SourceReport {
+        let (inputs, mut rejected) = match walk(&self.folder, self.limits, &|_| true) {
+            Ok(x) => x,
+            Err(e) => return SourceReport::failed(KIND.source_type, e),
+        };
+        let now = Utc::now();
+        let (sidecars, documents): (Vec<Input>, Vec<Input>) =
+            inputs.into_iter().partition(|i| i.rel.ends_with(SIDECAR));
+        let mut sidecars: BTreeMap<String, Input> = sidecars
+            .into_iter()
+            .map(|s| (s.rel[..s.rel.len() - SIDECAR.len()].to_owned(), s))
+            .collect();
+        let mut entries = Vec::new();
+        let mut failure = None;
+        for doc in documents {
+            let Some(sidecar) = sidecars.remove(&doc.rel) else {
+                rejected.push(reject(
+                    &doc.rel,
+                    "missing-sidecar",
+                    format!(
+                        "no `{}{SIDECAR}` beside it",
+                        super::files::printable(&doc.rel)
+                    ),
+                ));
+                continue;
+            };
+            let (s, evidence_date, expires) = match read_sidecar(&sidecar.bytes, now) {
+                Ok(x) => x,
+                Err(e) => {
+                    rejected.push(reject(&sidecar.rel, "bad-sidecar", e));
+                    continue;
+                }
+            };
+            let n = entries.len() + 1;
+            let base = format!("manual/{}/doc-{n:05}", self.name);
+            let path = format!("{base}.{}", extension(&doc.rel));
+            let sidecar_path = format!("{base}{SIDECAR}");
+            let origin = super::files::printable(&doc.rel);
+            let stored = ctx
+                .evidence
+                .write_file(
+                    &path,
+                    &self.name,
+                    KIND.source_type,
+                    "files",
+                    &origin,
+                    &doc.bytes,
+                )
+                .and_then(|_| {
+                    ctx.evidence.write_file(
+                        &sidecar_path,
+                        &self.name,
+                        KIND.source_type,
+                        "files",
+                        &super::files::printable(&sidecar.rel),
+                        &sidecar.bytes,
+                    )
+                });
+            if let Err(e) = stored {
+                failure.get_or_insert(format!("cannot store a document: {e}"));
+                continue;
+            }
+            let fmt = |t: DateTime<Utc>| crate::evidence::format_time(t);
+            entries.push(DocumentEntry {
+                path,
+                sidecar: sidecar_path,
+                sha256: hex::encode(Sha256::digest(&doc.bytes)),
+                bytes: doc.bytes.len() as u64,
+                original_name: origin,
+                title: s.title,
+                controls: s
+                    .controls
+                    .into_iter()
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect(),
+                owner: s.owner,
+                evidence_date: fmt(evidence_date),
+                expires: expires.map(fmt),
+            });
+        }
+        for (stem, orphan) in sidecars {
+            rejected.push(reject(
+                &orphan.rel,
+                "orphan-sidecar",
+                format!("no document `{}` beside it", super::files::printable(&stem)),
+            ));
+        }
+        rejected.sort_by(|a, b| a.input.cmp(&b.input));
+        let listed = self.store_index(ctx, &entries);
+        let status = match (&failure, &listed) {
+            (_, Err(_)) => DatasetStatus::Failed,
+            (Some(_), _) => DatasetStatus::Partial,
+            _ if !rejected.is_empty() => DatasetStatus::Partial,
+            _ => DatasetStatus::Complete,
+        };
+        let reason = listed.err().or(failure).or_else(|| {
+            (!rejected.is_empty()).then(|| {
+                format!(
+                    "{} input(s) rejected (see `rejected`); {} document(s) accepted",
+                    rejected.len(),
+                    entries.len()
+                )
+            })
+        });
+        let mut datasets = BTreeMap::new();
+        datasets.insert(
+            DOCUMENTS.to_owned(),
+            DatasetReport {
+                status,
+                pages: usize::from(status != DatasetStatus::Failed),
+                records: entries.len(),
+                reason,
+            },
+        );
+        let mut report = SourceReport::from_datasets(KIND.source_type, datasets);
+        report.rejected = rejected;
+        report
+    }
+
+    fn store_index(
+        &self,
+        ctx: &CollectContext,
+        entries: &[DocumentEntry],
+    ) -> std::result::Result<(), String> {
+        let mut body = serde_json::to_vec_pretty(&serde_json::json!({ "documents": entries }))
+            .map_err(|e| format!("cannot encode the document list: {e}"))?;
+        body.push(b'\n');
+        let url = "file:///manual";
+        ctx.evidence
+            .write_page(
+                &PageMeta {
+                    source: &self.name,
+                    source_type: KIND.source_type,
+                    dataset: DOCUMENTS,
+                    page: 1,
+                    method: "LIST",
+                    url,
+                    http_status: None,
+                },
+                &body,
+            )
+            .map(|_| ())
+            .map_err(|e| format!("cannot store the document list: {e}"))
+    }
+}
+
+impl Collector for Manual {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn source_type(&self) -> &'static str {
+        KIND.source_type
+    }
+    fn collect<'a>(&'a self, ctx: &'a CollectContext) -> BoxFuture<'a, SourceReport> {
+        Box::pin(async move { self.run(ctx) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sidecars_are_checked() {
+        let now = Utc::now();
+        let good = b"title = \"Risk analysis\"\ncontrols = [\"hipaa:164.308(a)(1)(ii)(A)\"]\nowner = \"internal\"\nevidence_date = 2026-01-10\nexpires = 2027-01-10\n";
+        assert!(read_sidecar(good, now).is_ok());
+        for (bad, want) in [
+            (&b"title = \"x\"\ncontrols = []\nevidence_date = 2026-01-10\n"[..], "empty"),
+            (b"title = \"x\"\ncontrols = [\"164.308\"]\nevidence_date = 2026-01-10\n", "is not"),
+            (b"title = \"x\"\ncontrols = [\"hipaa:1\"]\nevidence_date = \"soon\"\n", "not a date"),
+            (b"title = \"x\"\ncontrols = [\"hipaa:1\"]\nevidence_date = 2026-01-10\nexpires = 2025-01-01\n", "before"),
+            (b"title = \"x\"\ncontrols = [\"hipaa:1\"]\nevidence_date = 2026-01-10\nownr = \"msp\"\n", "ownr"),
+            (b"title = \"x\"\ncontrols = [\"hipaa:1\"]\nevidence_date = 2026-01-10\nowner = \"boss\"\n", "boss"),
+        ] {
+            let err = read_sidecar(bad, now).expect_err(want);
+            assert!(err.contains(want), "{err} should mention {want}");
+        }
+        assert_eq!(extension("Policy.PDF"), "pdf");
+        assert_eq!(extension("weird.p$f"), "bin");
+    }
+}

@@ -1,0 +1,259 @@
+//! Paging styles shared by the RMM collectors and the declarative RMM specs:
+//! none, page number, cursor, next URL and after-id. Records are located by a
+//! JSON pointer (RFC 6901; `""` is the whole page).
+//!
+//! Lists end on an empty page (or a missing next link / cursor), never on a
+//! short page: servers cap page sizes below what a client asks for.
+
+use reqwest::Url;
+use serde_json::Value;
+
+use super::http::{PageInfo, Pager};
+
+/// `url` with query parameter `key` set to `value` (replacing any earlier one).
+///
+/// # Errors
+/// When `url` is not a URL.
+pub fn with_param(url: &str, key: &str, value: &str) -> Result<String, String> {
+    let mut u = Url::parse(url).map_err(|e| format!("bad page URL: {e}"))?;
+    let kept: Vec<(String, String)> = u
+        .query_pairs()
+        .filter(|(k, _)| k != key)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    u.query_pairs_mut()
+        .clear()
+        .extend_pairs(kept)
+        .append_pair(key, value);
+    Ok(u.to_string())
+}
+
+/// The value of query parameter `key` in `url`.
+pub fn param(url: &str, key: &str) -> Option<String> {
+    Url::parse(url)
+        .ok()?
+        .query_pairs()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The record array at `pointer` in `page`.
+///
+/// # Errors
+/// When there is no array there.
+pub fn records_at<'v>(page: &'v Value, pointer: &str) -> Result<&'v Vec<Value>, String> {
+    page.pointer(pointer)
+        .and_then(Value::as_array)
+        .ok_or_else(|| {
+            if pointer.is_empty() {
+                "expected a JSON array of records".to_owned()
+            } else {
+                format!("page has no record array at `{pointer}`")
+            }
+        })
+}
+
+/// A scalar as query-string text (`"abc"`, `42`).
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// How a list pages, as data (the declarative specs deserialize into this).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Paging {
+    /// One page holds everything.
+    None,
+    /// `?<param>=N`, counting from `first`.
+    PageNumber {
+        /// Query parameter carrying the page number.
+        param: String,
+        /// Number of the first page (0 or 1).
+        first: u64,
+    },
+    /// The next page is `?<param>=<value at cursor pointer>`.
+    Cursor {
+        /// Query parameter carrying the cursor.
+        param: String,
+        /// Where the cursor is on a page.
+        pointer: String,
+    },
+    /// The next page's full URL is on the page.
+    NextUrl {
+        /// Where the URL is on a page.
+        pointer: String,
+    },
+    /// `?<param>=<id of the last record>`.
+    AfterId {
+        /// Query parameter carrying the last id.
+        param: String,
+        /// Where the id is within a record.
+        id: String,
+    },
+}
+
+/// A [`Pager`] for any [`Paging`] style, with records at a JSON pointer.
+pub struct GenericPager {
+    /// The paging style.
+    pub paging: Paging,
+    /// Where the record array is on a page.
+    pub records: String,
+}
+
+impl Pager for GenericPager {
+    fn read(&mut self, url: &str, page: &Value) -> Result<PageInfo, String> {
+        let items = records_at(page, &self.records)?;
+        let next = if items.is_empty() {
+            None
+        } else {
+            match &self.paging {
+                Paging::None => None,
+                Paging::PageNumber { param: key, first } => {
+                    let current = param(url, key)
+                        .and_then(|p| p.parse::<u64>().ok())
+                        .unwrap_or(*first);
+                    Some(with_param(url, key, &(current + 1).to_string())?)
+                }
+                Paging::Cursor {
+                    param: key,
+                    pointer,
+                } => match page.pointer(pointer) {
+                    None | Some(Value::Null) => None,
+                    Some(v) => match scalar_text(v) {
+                        Some(c) => Some(with_param(url, key, &c)?),
+                        None if v.as_str() == Some("") => None,
+                        None => return Err(format!("cursor at `{pointer}` is not a scalar")),
+                    },
+                },
+                Paging::NextUrl { pointer } => match page.pointer(pointer) {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(s)) if s.is_empty() => None,
+                    Some(Value::String(s)) => Some(same_origin(url, s)?),
+                    Some(_) => return Err(format!("next page link at `{pointer}` is not text")),
+                },
+                Paging::AfterId { param: key, id } => {
+                    let last = items
+                        .last()
+                        .and_then(|r| r.pointer(id))
+                        .and_then(scalar_text)
+                        .ok_or_else(|| format!("the last record has no id at `{id}`"))?;
+                    Some(with_param(url, key, &last)?)
+                }
+            }
+        };
+        Ok(PageInfo {
+            records: items.len(),
+            next,
+        })
+    }
+}
+
+/// `next` resolved against `current`, refused when it leaves the origin (the
+/// request would carry the credentials to another host).
+///
+/// # Errors
+/// When `next` is not a URL or points to another scheme, host or port.
+pub fn same_origin(current: &str, next: &str) -> Result<String, String> {
+    let base = Url::parse(current).map_err(|e| format!("bad page URL: {e}"))?;
+    let resolved = base
+        .join(next)
+        .map_err(|e| format!("next page link is not a URL: {e}"))?;
+    if resolved.origin() != base.origin() {
+        return Err(format!(
+            "next page link points to another host ({}), refused",
+            resolved.origin().ascii_serialization()
+        ));
+    }
+    Ok(resolved.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pager(paging: Paging, records: &str) -> GenericPager {
+        GenericPager {
+            paging,
+            records: records.into(),
+        }
+    }
+
+    #[test]
+    fn page_numbers_count_up_until_an_empty_page() {
+        let mut p = pager(
+            Paging::PageNumber {
+                param: "page".into(),
+                first: 0,
+            },
+            "/devices",
+        );
+        let info = p
+            .read("http://h/d?max=2", &json!({"devices": [1, 2]}))
+            .expect("page");
+        assert_eq!(info.next.as_deref(), Some("http://h/d?max=2&page=1"));
+        let info = p
+            .read("http://h/d?max=2&page=1", &json!({"devices": [3]}))
+            .expect("page");
+        assert_eq!(info.next.as_deref(), Some("http://h/d?max=2&page=2"));
+        let info = p
+            .read("http://h/d?max=2&page=2", &json!({"devices": []}))
+            .expect("page");
+        assert!(info.next.is_none());
+        assert!(p.read("http://h/d", &json!({"x": []})).is_err());
+    }
+
+    #[test]
+    fn next_urls_stay_on_the_origin() {
+        let mut p = pager(
+            Paging::NextUrl {
+                pointer: "/pageDetails/nextPageUrl".into(),
+            },
+            "/devices",
+        );
+        let page = json!({"pageDetails": {"nextPageUrl": "http://h/d?page=2"}, "devices": [1]});
+        assert_eq!(
+            p.read("http://h/d", &page).expect("page").next.as_deref(),
+            Some("http://h/d?page=2")
+        );
+        let evil = json!({"pageDetails": {"nextPageUrl": "http://evil/d"}, "devices": [1]});
+        assert!(p.read("http://h/d", &evil).is_err());
+        let end = json!({"pageDetails": {"nextPageUrl": null}, "devices": [1]});
+        assert!(p.read("http://h/d", &end).expect("page").next.is_none());
+    }
+
+    #[test]
+    fn cursor_and_after_id() {
+        let mut c = pager(
+            Paging::Cursor {
+                param: "cursor".into(),
+                pointer: "/next".into(),
+            },
+            "/items",
+        );
+        let info = c
+            .read("http://h/x", &json!({"next": "abc", "items": [1]}))
+            .expect("page");
+        assert_eq!(info.next.as_deref(), Some("http://h/x?cursor=abc"));
+        assert!(c
+            .read("http://h/x", &json!({"next": null, "items": [1]}))
+            .expect("page")
+            .next
+            .is_none());
+        let mut a = pager(
+            Paging::AfterId {
+                param: "after".into(),
+                id: "/id".into(),
+            },
+            "",
+        );
+        let info = a
+            .read("http://h/x", &json!([{"id": 4}, {"id": 9}]))
+            .expect("page");
+        assert_eq!(info.next.as_deref(), Some("http://h/x?after=9"));
+        assert!(a.read("http://h/x", &json!([{"name": 1}])).is_err());
+    }
+}

@@ -1,0 +1,503 @@
+//! Declarative RMM collectors: any RMM whose REST API a spec file describes
+//! (see [`spec`] for the format), with no code of its own.
+//!
+//! Config (`[sources.<name>]`):
+//! - `type = "rmm-spec"` with `spec = "<embedded id>"` or `spec_file = "path"`
+//!   (a user spec, relative to the config file), or `type = "<embedded id>"`
+//!   (e.g. `tactical-rmm`);
+//! - `base_url`;
+//! - credentials by the spec's auth style: `api_key_env`/`api_key_file`
+//!   (api-key), `token_env`/`token_file` (bearer), `client_id` plus
+//!   `client_secret_env`/`client_secret_file` (oauth2 client credentials);
+//! - `requests_per_minute` (overrides the spec's).
+//!
+//! The spec's text is stored as the run's first evidence of the source
+//! (dataset `spec`), so a run can be re-normalised from its folder alone and
+//! an auditor sees exactly which mapping produced the facts.
+
+pub mod spec;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::header::HeaderName;
+use reqwest::Url;
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::auth::{ApiKey, Auth, ClientCredential, ClientCredentials};
+use super::http::{fetch_dataset_with, DatasetRequest, FetchOptions, PageInfo, Pager};
+use super::paging::{with_param, GenericPager};
+use super::ratelimit::RateLimiter;
+use super::{BoxFuture, CollectContext, Collector, CollectorKind};
+use crate::config::{RefuseLiteralSecret, SourceDecl};
+use crate::error::{Error, Result};
+use crate::evidence::{DatasetReport, DatasetStatus, PageMeta, SourceReport};
+use crate::secret::{Secret, SecretRef};
+use spec::{AuthSpec, Spec};
+
+/// Registry entry.
+pub const KIND: CollectorKind = CollectorKind {
+    source_type: "rmm-spec",
+    summary: "any RMM described by a spec file (collectors/rmm/*.toml or your own)",
+    build,
+};
+
+/// The dataset holding the spec itself.
+pub const SPEC_DATASET: &str = "spec";
+
+/// Largest user spec file read.
+const MAX_SPEC_FILE: u64 = 256 * 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpecSourceConfig {
+    #[serde(rename = "type")]
+    source_type: String,
+    #[serde(default)]
+    spec: Option<String>,
+    #[serde(default)]
+    spec_file: Option<PathBuf>,
+    base_url: String,
+    #[serde(default)]
+    api_key_env: Option<String>,
+    #[serde(default)]
+    api_key_file: Option<PathBuf>,
+    #[serde(default)]
+    token_env: Option<String>,
+    #[serde(default)]
+    token_file: Option<PathBuf>,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    client_secret_env: Option<String>,
+    #[serde(default)]
+    client_secret_file: Option<PathBuf>,
+    #[serde(default)]
+    requests_per_minute: Option<u32>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    api_key: Option<RefuseLiteralSecret>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    token: Option<RefuseLiteralSecret>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    client_secret: Option<RefuseLiteralSecret>,
+}
+
+enum Credentials {
+    ApiKey(SecretRef),
+    Bearer(SecretRef),
+    Client { id: String, secret: SecretRef },
+}
+
+/// A collector driven by a spec.
+pub struct SpecCollector {
+    name: String,
+    base: String,
+    spec: Spec,
+    spec_text: String,
+    spec_origin: String,
+    credentials: Credentials,
+    limit: RateLimiter,
+}
+
+/// Whether `source_type` names an embedded spec (so `build` can take it).
+pub fn is_embedded_type(source_type: &str) -> bool {
+    spec::embedded_spec(source_type).is_some()
+}
+
+/// Build a collector for a `rmm-spec` source or a source whose type is an embedded spec id.
+///
+/// # Errors
+/// On an invalid source config or spec (the message names the spec file).
+pub fn build(decl: &SourceDecl) -> Result<Box<dyn Collector>> {
+    let c: SpecSourceConfig = decl.parse()?;
+    let at = |m: String| Error::config(format!("[sources.{}]: {m}", decl.name));
+    let (text, origin) = if c.source_type == KIND.source_type {
+        match (&c.spec, &c.spec_file) {
+            (Some(id), None) => {
+                let (text, _) = spec::embedded_spec(id).ok_or_else(|| {
+                    let known = spec::embedded()
+                        .map(|m| m.keys().cloned().collect::<Vec<_>>().join(", "))
+                        .unwrap_or_default();
+                    at(format!("no built-in RMM spec `{id}`; built in: {known}"))
+                })?;
+                (text, format!("collectors/rmm/{id}.toml"))
+            }
+            (None, Some(file)) => {
+                let path = decl.base_dir().join(file);
+                (
+                    read_spec_file(&path).map_err(at)?,
+                    path.display().to_string(),
+                )
+            }
+            _ => {
+                return Err(at(
+                    "set exactly one of `spec` (a built-in spec id) and `spec_file` (a path)"
+                        .into(),
+                ))
+            }
+        }
+    } else {
+        if c.spec.is_some() || c.spec_file.is_some() {
+            return Err(at(format!(
+                "`type = \"{}\"` is a built-in spec; `spec`/`spec_file` only go with `type = \"rmm-spec\"`",
+                c.source_type
+            )));
+        }
+        let (text, _) = spec::embedded_spec(&c.source_type)
+            .ok_or_else(|| at(format!("unknown type `{}`", c.source_type)))?;
+        (text, format!("collectors/rmm/{}.toml", c.source_type))
+    };
+    let spec = Spec::parse(&text, &origin).map_err(Error::config)?;
+    let pair = |what: &str, env: &Option<String>, file: &Option<PathBuf>| {
+        SecretRef::from_pair(what, env.as_deref(), file.as_deref(), decl.base_dir())
+            .map_err(|e| at(format!("{e} (the spec `{}` uses this credential)", spec.id)))
+    };
+    let credentials = match &spec.auth {
+        AuthSpec::ApiKey { .. } => {
+            Credentials::ApiKey(pair("api_key", &c.api_key_env, &c.api_key_file)?)
+        }
+        AuthSpec::Bearer => Credentials::Bearer(pair("token", &c.token_env, &c.token_file)?),
+        AuthSpec::Oauth2ClientCredentials { .. } => Credentials::Client {
+            id: c.client_id.clone().ok_or_else(|| {
+                at("missing `client_id` (the spec uses OAuth2 client credentials)".into())
+            })?,
+            secret: pair("client_secret", &c.client_secret_env, &c.client_secret_file)?,
+        },
+    };
+    if Url::parse(&c.base_url).is_err() {
+        return Err(at("`base_url` is not a URL".into()));
+    }
+    let rpm = c
+        .requests_per_minute
+        .or(spec.rate_limit.as_ref().map(|r| r.requests_per_minute))
+        .unwrap_or(120)
+        .max(1);
+    Ok(Box::new(SpecCollector {
+        name: decl.name.clone(),
+        base: c.base_url.trim_end_matches('/').to_owned(),
+        spec,
+        spec_text: text,
+        spec_origin: origin,
+        credentials,
+        limit: RateLimiter::new(rpm, Duration::from_secs(60)),
+    }))
+}
+
+fn read_spec_file(path: &Path) -> std::result::Result<String, String> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read RMM spec {}: {e}", path.display()))?;
+    if !meta.is_file() || meta.len() > MAX_SPEC_FILE {
+        return Err(format!(
+            "RMM spec {} is not a regular file of at most {MAX_SPEC_FILE} bytes",
+            path.display()
+        ));
+    }
+    std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read RMM spec {}: {e}", path.display()))
+}
+
+/// Percent-encode one path segment.
+fn encode_segment(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Wraps a pager, remembering the per-device ids found in each page's records.
+struct Collecting<'a> {
+    inner: GenericPager,
+    id: Option<&'a str>,
+    ids: Arc<Mutex<Vec<String>>>,
+}
+
+impl Pager for Collecting<'_> {
+    fn read(&mut self, url: &str, page: &Value) -> std::result::Result<PageInfo, String> {
+        let info = self.inner.read(url, page)?;
+        if let Some(ptr) = self.id {
+            if let Ok(items) = super::paging::records_at(page, &self.inner.records) {
+                if let Ok(mut ids) = self.ids.lock() {
+                    ids.extend(
+                        items
+                            .iter()
+                            .filter_map(|r| r.pointer(ptr))
+                            .filter_map(spec::text_of),
+                    );
+                }
+            }
+        }
+        Ok(info)
+    }
+}
+
+impl SpecCollector {
+    fn auth(&self, ctx: &CollectContext) -> std::result::Result<Box<dyn Auth>, String> {
+        Ok(match (&self.credentials, &self.spec.auth) {
+            (Credentials::ApiKey(r), AuthSpec::ApiKey { header }) => Box::new(ApiKey {
+                header: HeaderName::from_bytes(header.as_bytes())
+                    .map_err(|_| format!("invalid header name {header}"))?,
+                key: r.resolve().map_err(|e| format!("API key: {e}"))?,
+            }),
+            (Credentials::Bearer(r), _) => {
+                let token = r.resolve().map_err(|e| format!("token: {e}"))?;
+                Box::new(ApiKey {
+                    header: reqwest::header::AUTHORIZATION,
+                    key: Secret::new(format!("Bearer {}", token.expose())),
+                })
+            }
+            (
+                Credentials::Client { id, secret },
+                AuthSpec::Oauth2ClientCredentials { token_path, scope },
+            ) => {
+                let secret = secret
+                    .resolve()
+                    .map_err(|e| format!("client secret: {e}"))?;
+                let mut form = vec![
+                    ("grant_type".to_owned(), "client_credentials".to_owned()),
+                    ("client_id".to_owned(), id.clone()),
+                ];
+                if let Some(scope) = scope {
+                    form.push(("scope".into(), scope.clone()));
+                }
+                Box::new(ClientCredentials::new(
+                    ctx.http.inner().clone(),
+                    format!("{}{token_path}", self.base),
+                    form,
+                    ClientCredential::Secret(secret),
+                    ctx.http.retry(),
+                ))
+            }
+            _ => return Err("credentials do not match the spec's auth style".into()),
+        })
+    }
+
+    fn store_spec(&self, ctx: &CollectContext) -> std::result::Result<(), String> {
+        let doc = serde_json::json!({
+            "spec_id": self.spec.id,
+            "spec_file": self.spec_origin,
+            "sha256": hex::encode(Sha256::digest(self.spec_text.as_bytes())),
+            "toml": self.spec_text,
+        });
+        let body = serde_json::to_vec_pretty(&doc).map_err(|e| e.to_string())?;
+        let url = format!("{}/", self.base);
+        ctx.evidence
+            .write_page(
+                &PageMeta {
+                    source: &self.name,
+                    source_type: KIND.source_type,
+                    dataset: SPEC_DATASET,
+                    page: 1,
+                    method: "SPEC",
+                    url: &url,
+                    http_status: None,
+                },
+                &body,
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn run(&self, ctx: &CollectContext) -> SourceReport {
+        let auth = match self.auth(ctx) {
+            Ok(a) => a,
+            Err(e) => return SourceReport::failed(KIND.source_type, e),
+        };
+        if let Err(e) = self.store_spec(ctx) {
+            return SourceReport::failed(KIND.source_type, format!("cannot store the spec: {e}"));
+        }
+        let auth: &dyn Auth = auth.as_ref();
+        let mut results: Vec<(
+            &str,
+            std::result::Result<DatasetReport, super::auth::AuthError>,
+        )> = Vec::new();
+        let mut ids: std::collections::BTreeMap<&str, Arc<Mutex<Vec<String>>>> =
+            std::collections::BTreeMap::new();
+        results.push((
+            SPEC_DATASET,
+            Ok(DatasetReport {
+                status: DatasetStatus::Complete,
+                pages: 1,
+                records: 1,
+                reason: None,
+            }),
+        ));
+        for e in &self.spec.endpoints {
+            let report = match &e.per_device {
+                None => {
+                    let collected = Arc::new(Mutex::new(Vec::new()));
+                    let id = self
+                        .spec
+                        .endpoints
+                        .iter()
+                        .find_map(|o| o.per_device.as_ref().filter(|p| p.from == e.dataset))
+                        .map(|p| p.id.as_str());
+                    ids.insert(&e.dataset, collected.clone());
+                    let mut url = format!("{}{}", self.base, e.path);
+                    for (k, v) in e.paging.first_query() {
+                        match with_param(&url, &k, &v) {
+                            Ok(u) => url = u,
+                            Err(err) => return SourceReport::failed(KIND.source_type, err),
+                        }
+                    }
+                    let pager = Collecting {
+                        inner: GenericPager {
+                            paging: e.paging.paging(),
+                            records: e.records.clone(),
+                        },
+                        id,
+                        ids: collected,
+                    };
+                    self.fetch(ctx, auth, &e.dataset, url, Box::new(pager), 0)
+                        .await
+                }
+                Some(per) => {
+                    let list = ids
+                        .get(per.from.as_str())
+                        .and_then(|l| l.lock().ok().map(|l| l.clone()))
+                        .unwrap_or_default();
+                    let from_ok = results.iter().find(|(n, _)| *n == per.from).is_some_and(
+                        |(_, r)| matches!(r, Ok(r) if r.status == DatasetStatus::Complete),
+                    );
+                    self.fetch_per_device(ctx, auth, e, &list, from_ok).await
+                }
+            };
+            let fatal = report.is_err();
+            results.push((&e.dataset, report));
+            if fatal {
+                break;
+            }
+        }
+        super::finish(KIND.source_type, results)
+    }
+
+    async fn fetch(
+        &self,
+        ctx: &CollectContext,
+        auth: &dyn Auth,
+        dataset: &str,
+        url: String,
+        pager: Box<dyn Pager + '_>,
+        pages_before: usize,
+    ) -> std::result::Result<DatasetReport, super::auth::AuthError> {
+        let req = DatasetRequest {
+            source: &self.name,
+            source_type: KIND.source_type,
+            dataset,
+            url,
+            pager,
+            auth,
+            limiters: vec![&self.limit],
+            on_forbidden: "the API key lacks permission for this endpoint",
+        };
+        fetch_dataset_with(
+            &ctx.http,
+            &ctx.evidence,
+            req,
+            FetchOptions {
+                block: None,
+                pages_before,
+            },
+        )
+        .await
+    }
+
+    async fn fetch_per_device(
+        &self,
+        ctx: &CollectContext,
+        auth: &dyn Auth,
+        e: &spec::Endpoint,
+        devices: &[String],
+        from_complete: bool,
+    ) -> std::result::Result<DatasetReport, super::auth::AuthError> {
+        let Some((pre, _, post)) = spec::placeholder(&e.path) else {
+            return Ok(DatasetReport {
+                status: DatasetStatus::Failed,
+                pages: 0,
+                records: 0,
+                reason: Some("the endpoint path has no placeholder".into()),
+            });
+        };
+        let mut total = DatasetReport {
+            status: DatasetStatus::Complete,
+            pages: 0,
+            records: 0,
+            reason: None,
+        };
+        let mut failures = Vec::new();
+        let mut unique: Vec<&String> = devices.iter().collect();
+        unique.sort();
+        unique.dedup();
+        for device in unique {
+            let mut url = format!("{}{pre}{}{post}", self.base, encode_segment(device));
+            for (k, v) in e.paging.first_query() {
+                if let Ok(u) = with_param(&url, &k, &v) {
+                    url = u;
+                }
+            }
+            let pager = GenericPager {
+                paging: e.paging.paging(),
+                records: e.records.clone(),
+            };
+            let r = self
+                .fetch(ctx, auth, &e.dataset, url, Box::new(pager), total.pages)
+                .await?;
+            total.pages += r.pages;
+            total.records += r.records;
+            if r.status != DatasetStatus::Complete {
+                failures.push(format!(
+                    "device {}: {}",
+                    device.escape_debug(),
+                    r.reason.unwrap_or_default()
+                ));
+            }
+        }
+        if !from_complete {
+            failures.insert(
+                0,
+                format!("the device list `{}` is incomplete", per_from(e)),
+            );
+        }
+        if !failures.is_empty() {
+            total.status = if total.pages == 0 && !devices.is_empty() {
+                DatasetStatus::Failed
+            } else {
+                DatasetStatus::Partial
+            };
+            let n = failures.len();
+            let first = failures.into_iter().next().unwrap_or_default();
+            total.reason = Some(if n > 1 {
+                format!("{first}; and {} more", n - 1)
+            } else {
+                first
+            });
+        }
+        Ok(total)
+    }
+}
+
+fn per_from(e: &spec::Endpoint) -> &str {
+    e.per_device.as_ref().map_or("", |p| p.from.as_str())
+}
+
+impl Collector for SpecCollector {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn source_type(&self) -> &'static str {
+        KIND.source_type
+    }
+    fn collect<'a>(&'a self, ctx: &'a CollectContext) -> BoxFuture<'a, SourceReport> {
+        Box::pin(self.run(ctx))
+    }
+}

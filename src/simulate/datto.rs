@@ -1,0 +1,188 @@
+//! Datto RMM API v2 and its token endpoint, as the simulator serves them,
+//! with Datto's throttling: beyond `limit` requests per window the API answers
+//! 429, and a client that keeps going gets its IP address blocked (403) for a
+//! while.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Form;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use super::{json_response, Audience, Shared, SimRouter};
+
+/// The HTTP Basic header of Datto's public client (`public-client:public`).
+const PUBLIC_CLIENT: &str = "Basic cHVibGljLWNsaWVudDpwdWJsaWM=";
+
+/// Path of the device list (faults are keyed on it).
+pub const DEVICES_PATH: &str = "/api/v2/account/devices";
+
+/// Datto's throttling, scaled down for tests.
+#[derive(Clone, Debug)]
+pub struct DattoThrottle {
+    /// Requests allowed per window.
+    pub limit: usize,
+    /// The window.
+    pub window: Duration,
+    /// Requests over the limit answered 429 before the IP is blocked.
+    pub grace: usize,
+    /// How long a block lasts.
+    pub block: Duration,
+}
+
+#[derive(Debug, Default)]
+struct ThrottleState {
+    window_start: Option<Instant>,
+    in_window: usize,
+    over: usize,
+    blocked_until: Option<Instant>,
+    blocks: usize,
+}
+
+/// The Datto RMM records and behaviour of a simulated account.
+#[derive(Clone, Debug)]
+pub struct DattoTenant {
+    /// Device records as `/api/v2/account/devices` serves them.
+    pub devices: Vec<Value>,
+    /// Accepted API key (the password grant's user name).
+    pub api_key: String,
+    /// Accepted API secret (the password grant's password).
+    pub api_secret: String,
+    /// Throttling, when modelled.
+    pub throttle: Option<DattoThrottle>,
+    state: Arc<Mutex<ThrottleState>>,
+}
+
+impl Default for DattoTenant {
+    fn default() -> Self {
+        DattoTenant {
+            devices: Vec::new(),
+            api_key: "simulator-datto-key".into(),
+            api_secret: "simulator-datto-secret".into(),
+            throttle: None,
+            state: Arc::default(),
+        }
+    }
+}
+
+impl DattoTenant {
+    /// How many times the simulated IP block was imposed.
+    pub fn blocks(&self) -> usize {
+        self.state.lock().map(|s| s.blocks).unwrap_or(0)
+    }
+
+    /// 429 or 403 when the request is over the limit or the IP is blocked.
+    fn throttled(&self) -> Option<Response> {
+        let t = self.throttle.as_ref()?;
+        let mut s = self.state.lock().ok()?;
+        let now = Instant::now();
+        if let Some(until) = s.blocked_until {
+            if now < until {
+                return Some(json_response(
+                    StatusCode::FORBIDDEN,
+                    &json!({"error": "access_denied", "message": "IP address temporarily blocked after exceeding the rate limit"}),
+                ));
+            }
+            s.blocked_until = None;
+            s.window_start = None;
+        }
+        if s.window_start
+            .is_none_or(|w| now.duration_since(w) >= t.window)
+        {
+            s.window_start = Some(now);
+            s.in_window = 0;
+            s.over = 0;
+        }
+        s.in_window += 1;
+        if s.in_window <= t.limit {
+            return None;
+        }
+        s.over += 1;
+        if s.over > t.grace {
+            s.blocked_until = Some(now + t.block);
+            s.blocks += 1;
+            return Some(json_response(
+                StatusCode::FORBIDDEN,
+                &json!({"error": "access_denied", "message": "IP address temporarily blocked after exceeding the rate limit"}),
+            ));
+        }
+        let mut resp = json_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            &json!({"error": "rate_limit_exceeded", "message": "Request rate limit exceeded"}),
+        );
+        resp.headers_mut()
+            .insert("retry-after", axum::http::HeaderValue::from_static("0"));
+        Some(resp)
+    }
+}
+
+pub(super) fn routes(router: SimRouter) -> SimRouter {
+    router
+        .route("/auth/oauth/token", post(datto_token))
+        .route(DEVICES_PATH, get(datto_devices))
+}
+
+async fn datto_token(
+    State(s): Shared,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    s.count_token_request();
+    let d = &s.tenant.datto;
+    let ok = headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(PUBLIC_CLIENT)
+        && form.get("grant_type").map(String::as_str) == Some("password")
+        && form.get("username") == Some(&d.api_key)
+        && form.get("password") == Some(&d.api_secret);
+    if ok {
+        s.issue_token(Audience::Datto)
+    } else {
+        json_response(
+            StatusCode::UNAUTHORIZED,
+            &json!({"error": "unauthorized", "error_description": "Bad credentials"}),
+        )
+    }
+}
+
+async fn datto_devices(
+    State(s): Shared,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(fault) = s.before(DEVICES_PATH).await {
+        return fault;
+    }
+    if let Some(throttled) = s.tenant.datto.throttled() {
+        return throttled;
+    }
+    if let Some(denied) = s.denied(&headers, Audience::Datto) {
+        return denied;
+    }
+    let max = q
+        .get("max")
+        .and_then(|m| m.parse::<usize>().ok())
+        .unwrap_or(250)
+        .clamp(1, 250)
+        .min(s.options.max_page_size.max(1));
+    let page = q
+        .get("page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(0);
+    let all = &s.tenant.datto.devices;
+    let items: Vec<&Value> = all.iter().skip(page * max).take(max).collect();
+    let link = |p: usize| format!("{}{DEVICES_PATH}?max={max}&page={p}", s.base_url);
+    let next = ((page + 1) * max < all.len()).then(|| link(page + 1));
+    let prev = (page > 0).then(|| link(page - 1));
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "pageDetails": {"count": items.len(), "totalCount": all.len(), "prevPageUrl": prev, "nextPageUrl": next},
+            "devices": items
+        }),
+    )
+}
