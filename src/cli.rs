@@ -47,6 +47,13 @@ pub enum Command {
         #[arg(long)]
         identity: Option<String>,
     },
+    /// Describe this machine as an endpoint report (JSON, schema
+    /// collectors/endpoint/schema/endpoint-report-v1.schema.json).
+    Probe {
+        /// Write the report to this file (atomically) instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Generate an OpenSSH Ed25519 signing key and its allowed_signers line.
     Keygen {
         /// Where to write the private key (the public key goes beside it as .pub).

@@ -162,6 +162,31 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+        Command::Probe { out: out_file } => {
+            let report = auditpack::collect::endpoint::probe::probe();
+            let mut json =
+                serde_json::to_vec_pretty(&report).context("cannot encode the report")?;
+            json.push(b'\n');
+            let schema = auditpack::collect::endpoint::schema::Schema::v1()
+                .map_err(|e| anyhow::anyhow!("endpoint schema: {e}"))?;
+            let value: serde_json::Value = serde_json::from_slice(&json)?;
+            let errors = schema.validate(&value);
+            if !errors.is_empty() {
+                anyhow::bail!(
+                    "the probe produced an invalid report: {}",
+                    errors.join("; ")
+                );
+            }
+            match out_file {
+                Some(path) => {
+                    auditpack::evidence::write_atomic(&path, &json)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    say!(out, "endpoint report: {}", path.display());
+                }
+                None => out.0.push_str(&String::from_utf8_lossy(&json)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Keygen {
             out: key_path,
             identity,

@@ -10,6 +10,18 @@
 //!    Entra device ids) and they differ: then they stay apart and the clash is
 //!    recorded as a conflict on both, because a reused hostname is exactly how
 //!    an unprotected machine hides behind a protected one.
+//! 4. a record with only a hostname (no serial, no Entra id) joins the single
+//!    machine of that hostname; when two or more distinct machines share it,
+//!    the record is ambiguous: it stays a machine of its own and carries a
+//!    conflict, never guessed onto one of them.
+//!
+//! Matching is transitive (union-find): a renamed machine is still one item
+//! when its serial or Entra id links the old and new names. The inventory's
+//! display name is the most common name among its records, ties going to the
+//! most recently seen (the new name of a renamed machine). Each item lists
+//! the sources that know it, so "every device has EDR" and "devices only one
+//! source knows about" ([`single_source_devices`]) are questions about
+//! `sources`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -114,26 +126,30 @@ pub fn reconcile(devices: &[Device]) -> Vec<InventoryItem> {
         }
     }
     let mut conflicts: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
+    let ids = |root: usize, keys: &[Option<String>], sets: &mut Sets| -> BTreeSet<String> {
+        (0..devices.len())
+            .filter(|&i| sets.find(i) == root)
+            .filter_map(|i| keys[i].clone())
+            .collect()
+    };
     for (host, members) in &by_host {
-        for (n, &a) in members.iter().enumerate() {
-            for &b in &members[n + 1..] {
+        // Records whose machine carries a serial or Entra id, and those without.
+        let (strong, weak): (Vec<usize>, Vec<usize>) = members.iter().partition(|&&i| {
+            let root = sets.find(i);
+            !ids(root, &serials, &mut sets).is_empty() || !ids(root, &aads, &mut sets).is_empty()
+        });
+        for (n, &a) in strong.iter().enumerate() {
+            for &b in &strong[n + 1..] {
                 let (ra, rb) = (sets.find(a), sets.find(b));
                 if ra == rb {
                     continue;
                 }
-                let ids =
-                    |root: usize, keys: &[Option<String>], sets: &mut Sets| -> BTreeSet<String> {
-                        (0..devices.len())
-                            .filter(|&i| sets.find(i) == root)
-                            .filter_map(|i| keys[i].clone())
-                            .collect()
-                    };
                 let (sa, sb) = (ids(ra, &serials, &mut sets), ids(rb, &serials, &mut sets));
                 let (aa, ab) = (ids(ra, &aads, &mut sets), ids(rb, &aads, &mut sets));
-                let clash = (!sa.is_empty() && !sb.is_empty() && sa.is_disjoint(&sb))
-                    || (!aa.is_empty() && !ab.is_empty() && aa.is_disjoint(&ab));
-                if clash {
-                    let what = if !sa.is_empty() && !sb.is_empty() && sa.is_disjoint(&sb) {
+                let serial_clash = !sa.is_empty() && !sb.is_empty() && sa.is_disjoint(&sb);
+                let aad_clash = !aa.is_empty() && !ab.is_empty() && aa.is_disjoint(&ab);
+                if serial_clash || aad_clash {
+                    let what = if serial_clash {
                         "serial numbers"
                     } else {
                         "Entra device ids"
@@ -148,6 +164,33 @@ pub fn reconcile(devices: &[Device]) -> Vec<InventoryItem> {
                     sets.union(a, b);
                     matched.entry(a).or_default().insert("hostname");
                     matched.entry(b).or_default().insert("hostname");
+                }
+            }
+        }
+        // A record with only a hostname joins the one machine of that name;
+        // when several distinct machines share the name it is ambiguous and
+        // stays apart, flagged, rather than being guessed onto one of them.
+        let machines: BTreeSet<usize> = strong.iter().map(|&i| sets.find(i)).collect();
+        match machines.len() {
+            0 | 1 => {
+                let target = machines.first().copied().or(weak.first().copied());
+                if let Some(t) = target {
+                    for &w in &weak {
+                        if sets.find(w) != sets.find(t) {
+                            sets.union(w, t);
+                            matched.entry(w).or_default().insert("hostname");
+                            matched.entry(t).or_default().insert("hostname");
+                        }
+                    }
+                }
+            }
+            n => {
+                for &w in &weak {
+                    let note = format!(
+                        "hostname {host} matches {n} machines with different serial numbers or Entra device ids; {} carries neither and is left unmatched",
+                        devices[w].id
+                    );
+                    conflicts.entry(w).or_default().insert(note);
                 }
             }
         }
@@ -177,10 +220,17 @@ pub fn reconcile(devices: &[Device]) -> Vec<InventoryItem> {
                 *names.entry(devices[i].name.as_str()).or_default() += 1;
             }
             let best = names.values().copied().max().unwrap_or(0);
-            let name = names
+            // Ties (a renamed machine) go to the name seen most recently.
+            let name = members
                 .iter()
-                .find(|(_, n)| **n == best)
-                .map(|(n, _)| (*n).to_owned())
+                .filter(|&&i| names.get(devices[i].name.as_str()) == Some(&best))
+                .max_by(|&&a, &&b| {
+                    devices[a]
+                        .last_seen
+                        .cmp(&devices[b].last_seen)
+                        .then(devices[b].name.cmp(&devices[a].name))
+                })
+                .map(|&i| devices[i].name.clone())
                 .unwrap_or_default();
             InventoryItem {
                 id,
@@ -303,6 +353,100 @@ mod tests {
             dev("c:3", "Z", Some("0000000"), None),
         ]);
         assert_eq!(items.len(), 3);
+    }
+
+    fn at(d: Device, days_ago: i64) -> Device {
+        Device {
+            last_seen: Some(chrono::Utc::now() - chrono::Duration::days(days_ago)),
+            ..d
+        }
+    }
+
+    #[test]
+    fn a_hostname_only_record_shared_by_two_machines_is_ambiguous() {
+        let items = reconcile(&[
+            dev("intune:1", "FRONTDESK", Some("S1"), None),
+            dev("ninja:2", "frontdesk", Some("S2"), None),
+            dev("endpoint:frontdesk", "frontdesk.contoso.local", None, None),
+        ]);
+        assert_eq!(items.len(), 3, "{items:#?}");
+        let lone = items
+            .iter()
+            .find(|i| i.members == ["endpoint:frontdesk"])
+            .expect("left alone");
+        assert!(lone.conflicts[0].contains("matches 2 machines"));
+        assert!(lone.matched_by.is_empty());
+    }
+
+    #[test]
+    fn partial_identities_chain_through_hostname() {
+        // Intune knows serial and Entra id, Defender only the Entra id, the
+        // RMM only the hostname, the endpoint report serial and hostname.
+        let items = reconcile(&[
+            dev("intune:1", "LAB-3", Some("SER-3"), Some("aad-3")),
+            dev("defender:m3", "lab-3.contoso.local", None, Some("AAD-3")),
+            dev("ninja:30", "LAB-3", None, None),
+            dev("endpoint:lab-3", "lab-3", Some("ser-3"), None),
+        ]);
+        assert_eq!(items.len(), 1, "{items:#?}");
+        let item = &items[0];
+        assert_eq!(item.sources, ["defender", "endpoint", "intune", "ninja"]);
+        assert_eq!(item.matched_by, ["aad_device_id", "hostname", "serial"]);
+        assert!(item.conflicts.is_empty());
+    }
+
+    #[test]
+    fn a_renamed_device_takes_its_newest_name() {
+        let items = reconcile(&[
+            at(dev("intune:1", "OLD-NAME", Some("S9"), None), 30),
+            at(dev("ninja:2", "NEW-NAME", Some("S9"), None), 1),
+        ]);
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].name, "NEW-NAME");
+        // Renamed without a serial: the Entra id still links the records.
+        let items = reconcile(&[
+            dev("intune:1", "PC-OLD", None, Some("aad-7")),
+            dev("defender:x", "PC-NEW", None, Some("aad-7")),
+        ]);
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].matched_by, ["aad_device_id"]);
+    }
+
+    #[test]
+    fn devices_missing_from_a_source_are_listed() {
+        let items = reconcile(&[
+            dev("intune:1", "PC-01", Some("A"), None),
+            dev("ninja:1", "PC-01", Some("A"), None),
+            dev("intune:2", "PC-02", Some("B"), None),
+            dev("ninja:3", "KIOSK", None, None),
+        ]);
+        let lonely: Vec<&str> = single_source_devices(&items)
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect();
+        assert_eq!(lonely, ["KIOSK", "PC-02"]);
+        // With one source, nothing is "missing elsewhere".
+        assert!(
+            single_source_devices(&reconcile(&[dev("ninja:3", "KIOSK", None, None)])).is_empty()
+        );
+    }
+
+    #[test]
+    fn same_entra_id_different_serials_conflict_stays_recorded() {
+        let items = reconcile(&[
+            dev("intune:1", "PC-A", Some("S1"), None),
+            dev("ninja:1", "pc-a", Some("S2"), None),
+            dev("intune:9", "PC-B", None, Some("aad-1")),
+            dev("defender:9", "pc-b", None, Some("aad-2")),
+        ]);
+        assert_eq!(items.len(), 4);
+        let with_conflicts = items.iter().filter(|i| !i.conflicts.is_empty()).count();
+        assert_eq!(with_conflicts, 4);
+        assert!(items
+            .iter()
+            .any(|i| i.conflicts[0].contains("different Entra device ids")));
+        let ids: BTreeSet<&str> = items.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids.len(), 4, "ids stay unique");
     }
 
     #[test]
