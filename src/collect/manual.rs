@@ -154,11 +154,11 @@ fn valid_control(c: &str) -> bool {
         && !id.chars().any(char::is_control)
 }
 
+/// A sidecar with its dates read: (sidecar, evidence date, expiry).
+type CheckedSidecar = (Sidecar, DateTime<Utc>, Option<DateTime<Utc>>);
+
 /// Parse and check a sidecar.
-fn read_sidecar(
-    bytes: &[u8],
-    now: DateTime<Utc>,
-) -> std::result::Result<(Sidecar, DateTime<Utc>, Option<DateTime<Utc>>), String> {
+fn read_sidecar(bytes: &[u8], now: DateTime<Utc>) -> std::result::Result<CheckedSidecar, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_owned())?;
     let s: Sidecar = toml::from_str(text).map_err(|e| e.message().trim().to_owned())?;
     if s.title.trim().is_empty() || s.title.chars().count() > 300 {

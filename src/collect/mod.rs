@@ -90,7 +90,11 @@ pub fn build_collectors(sources: &[SourceDecl]) -> Result<Vec<Box<dyn Collector>
                 .iter()
                 .find(|k| k.source_type == decl.source_type)
                 .ok_or_else(|| {
-                    let known: Vec<_> = COLLECTORS.iter().map(|k| k.source_type).collect();
+                    let mut known: Vec<String> = COLLECTORS
+                        .iter()
+                        .map(|k| k.source_type.to_owned())
+                        .collect();
+                    known.extend(rmm_spec::spec::embedded().unwrap_or_default().into_keys());
                     Error::config(format!(
                         "[sources.{}]: unknown type `{}`; known types: {}",
                         decl.name,
