@@ -289,3 +289,49 @@ fn a_missing_drop_folder_fails_the_source_not_the_run() {
     assert_eq!(src.status, auditpack::evidence::SourceStatus::Failed);
     assert!(src.reason.as_deref().is_some_and(|r| r.contains("nowhere")));
 }
+
+mod untrusted {
+    use super::*;
+    use auditpack::collect::endpoint::validate_report;
+    use proptest::prelude::*;
+
+    const REASONS: &[&str] = &[
+        "empty",
+        "malformed",
+        "wrong-schema",
+        "wrong-schema-version",
+        "invalid",
+        "future-dated",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn arbitrary_bytes_are_refused_with_a_named_reason_never_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            if let Err(r) = validate_report(&bytes, chrono::Utc::now()) {
+                prop_assert!(REASONS.contains(&r.reason.as_str()), "{}", r.reason);
+            }
+        }
+
+        #[test]
+        fn a_flipped_byte_in_a_good_report_is_accepted_or_refused_by_name(at in 0usize..4096, byte in any::<u8>()) {
+            let mut bytes = pretty(&report("PC-1", Some("SN-1"), "2026-01-01T00:00:00Z"));
+            let i = at % bytes.len();
+            bytes[i] = byte;
+            match validate_report(&bytes, chrono::Utc::now()) {
+                Ok(()) => {
+                    let doc: Value = serde_json::from_slice(&bytes).expect("accepted means JSON");
+                    prop_assert!(schema().validate(&doc).is_empty());
+                }
+                Err(r) => prop_assert!(REASONS.contains(&r.reason.as_str()), "{}", r.reason),
+            }
+        }
+    }
+
+    #[test]
+    fn the_good_report_itself_is_accepted() {
+        let bytes = pretty(&report("PC-1", Some("SN-1"), "2026-01-01T00:00:00Z"));
+        assert_eq!(validate_report(&bytes, chrono::Utc::now()), Ok(()));
+    }
+}

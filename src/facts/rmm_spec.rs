@@ -126,10 +126,14 @@ fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
     let spec = match load_spec(src) {
         Ok(s) => s,
         Err(e) => {
+            // A source that failed before storing its spec keeps its own reason.
+            let stored = src.report.datasets.contains_key(SPEC_DATASET);
             for kind in [FactKind::Devices, FactKind::PatchState] {
                 let mut p = src.provenance(SPEC_DATASET, &[]);
                 p.status = DatasetStatus::Failed;
-                p.reason = Some(format!("cannot read the RMM spec: {e}"));
+                if stored {
+                    p.reason = Some(format!("cannot read the RMM spec: {e}"));
+                }
                 facts.provide(kind, p);
             }
             return;

@@ -186,6 +186,16 @@ fn check(
     })
 }
 
+/// Check one report's bytes as the drop folder does (everything but the
+/// duplicate-host check): `Ok` or the refusal with its reason code.
+///
+/// # Errors
+/// The [`Rejection`] the drop folder would record for these bytes.
+pub fn validate_report(bytes: &[u8], now: DateTime<Utc>) -> std::result::Result<(), Rejection> {
+    let schema = Schema::v1().map_err(|e| reject("<schema>", "invalid", e))?;
+    check(&schema, "<input>", bytes.to_vec(), now, 0).map(|_| ())
+}
+
 /// Validate every input, then keep the newest report per host.
 fn select(
     inputs: Vec<super::files::Input>,
