@@ -20,6 +20,9 @@ pub struct WalkLimits {
     pub max_bytes: u64,
     /// Files read at most; the rest are refused.
     pub max_files: usize,
+    /// Bytes held in memory across all files read; files beyond are refused
+    /// (`over-budget`) so a huge folder cannot exhaust memory.
+    pub max_total_bytes: u64,
 }
 
 /// A file that passed the walk's checks.
@@ -112,6 +115,7 @@ pub fn walk(
     }
     let mut inputs = Vec::new();
     let mut rejected = Vec::new();
+    let mut held: u64 = 0;
     let mut it = WalkDir::new(root)
         .follow_links(false)
         .sort_by_file_name()
@@ -193,8 +197,23 @@ pub fn walk(
             ));
             continue;
         }
+        let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+        if held.saturating_add(size.min(limits.max_bytes)) > limits.max_total_bytes {
+            rejected.push(reject(
+                &rel,
+                "over-budget",
+                format!(
+                    "the folder holds more than {} bytes of input; split it",
+                    limits.max_total_bytes
+                ),
+            ));
+            continue;
+        }
         match read_bounded(entry.path(), limits.max_bytes) {
-            Ok(bytes) => inputs.push(Input { rel, bytes }),
+            Ok(bytes) => {
+                held += bytes.len() as u64;
+                inputs.push(Input { rel, bytes });
+            }
             Err((reason, detail)) => rejected.push(reject(&rel, reason, detail)),
         }
     }
@@ -237,6 +256,28 @@ pub fn source_folder(base: &Path, path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_walk_holds_at_most_its_byte_budget() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for name in ["a.json", "b.json", "c.json"] {
+            std::fs::write(dir.path().join(name), b"123456").expect("write");
+        }
+        let limits = WalkLimits {
+            max_depth: 1,
+            max_bytes: 100,
+            max_files: 10,
+            max_total_bytes: 13,
+        };
+        let (inputs, rejected) = walk(dir.path(), limits, &|_| true).expect("walk");
+        let names: Vec<&str> = inputs.iter().map(|i| i.rel.as_str()).collect();
+        assert_eq!(names, ["a.json", "b.json"]);
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(
+            (rejected[0].input.as_str(), rejected[0].reason.as_str()),
+            ("c.json", "over-budget")
+        );
+    }
 
     #[test]
     fn hostile_names() {

@@ -120,6 +120,7 @@ fn build(decl: &SourceDecl) -> Result<Box<dyn Collector>> {
             max_depth: c.max_depth.min(16),
             max_bytes: c.max_document_bytes.max(1),
             max_files: 10_000,
+            max_total_bytes: 4 * 1024 * 1024 * 1024,
         },
     }))
 }

@@ -10,7 +10,7 @@
 //! Each `*.json` file is checked on its own; a bad one is refused with a
 //! reason code in `run.json` (`rejected`), never stopping the run:
 //! `symlink`, `not-regular-file`, `non-utf8-name`, `hostile-name`,
-//! `too-deep`, `unexpected-file`, `oversized`, `too-many-files`, `unreadable`,
+//! `too-deep`, `unexpected-file`, `oversized`, `too-many-files`, `over-budget`, `unreadable`,
 //! `empty`, `malformed`, `wrong-schema`, `wrong-schema-version`, `invalid`,
 //! `future-dated`, `stale`, `duplicate-host` (the newest report per host wins).
 //! Accepted reports are copied byte for byte to
@@ -82,6 +82,7 @@ fn build(decl: &SourceDecl) -> Result<Box<dyn Collector>> {
             max_depth: c.max_depth.min(16),
             max_bytes: c.max_report_bytes.clamp(1024, 64 * 1024 * 1024),
             max_files: 100_000,
+            max_total_bytes: 512 * 1024 * 1024,
         },
         max_age_days: c.max_age_days,
     }))
