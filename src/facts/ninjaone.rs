@@ -133,7 +133,7 @@ fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
                     .map(|d| matches!(d, "UP_TO_DATE" | "CURRENT")),
                 signatures_updated: None,
                 edr_onboarded: None,
-                edr_health: state,
+                edr_health: None,
             },
         );
     }
