@@ -547,3 +547,97 @@ fn an_invalid_user_spec_is_refused_before_any_request_naming_the_file() {
     );
     assert_eq!(h.sim.token_requests(), 0);
 }
+
+const BEARER_SPEC: &str = r#"
+spec_version = 1
+id = "datto-by-spec"
+name = "Datto devices with a bearer token"
+
+[auth]
+style = "bearer"
+
+[[endpoint]]
+dataset = "devices"
+path = "/api/v2/account/devices"
+records = "/devices"
+paging = { style = "page-number", param = "page", first = 0, size = ["max", 4] }
+
+[devices]
+dataset = "devices"
+id = "/uid"
+name = "/hostname"
+last_seen = { pointer = "/lastSeen", format = "epoch-millis" }
+patch_status = "/patchManagement/patchStatus"
+patch_not_reporting = ["NoPolicy", "NoData"]
+antivirus_product = "/antivirus/antivirusProduct"
+antivirus_running = { pointer = "/antivirus/antivirusStatus", map = { RunningAndUpToDate = "true", RunningAndNotUpToDate = "true", NotRunning = "false", NotDetected = "false" } }
+"#;
+
+#[test]
+fn a_user_spec_with_a_bearer_token_pages_by_page_number_until_an_empty_page() {
+    let h = harness(datto_tenant(10, None), 250);
+    let t = &h.sim.tenant().datto;
+    let token_url = format!("{}/auth/oauth/token", h.sim.base_url());
+    let body = h.runtime.block_on(async {
+        reqwest::Client::new()
+            .post(&token_url)
+            .basic_auth("public-client", Some("public"))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", t.api_key.as_str()),
+                ("password", t.api_secret.as_str()),
+            ])
+            .send()
+            .await
+            .expect("token request")
+            .bytes()
+            .await
+            .expect("token body")
+    });
+    let token: Value = serde_json::from_slice(&body).expect("token json");
+    std::fs::write(
+        h.path().join("bearer.token"),
+        token["access_token"].as_str().expect("token"),
+    )
+    .expect("write token");
+    std::fs::write(h.path().join("datto-spec.toml"), BEARER_SPEC).expect("write spec");
+    h.sim.add_fault(Fault {
+        path: "/api/v2/account/devices".into(),
+        from_request: 2,
+        times: 1,
+        kind: FaultKind::TooManyRequests(None),
+    });
+    let outcome = run_sources(
+        &h,
+        r#"
+[sources.dattospec]
+type = "rmm-spec"
+spec_file = "datto-spec.toml"
+base_url = "{base}"
+token_file = "bearer.token"
+"#,
+    );
+    let src = &outcome.manifest.sources["dattospec"];
+    assert_eq!(src.status, SourceStatus::Complete, "{src:?}");
+    // 4 + 4 + 2 records, then the empty page that ends the list.
+    assert_eq!(src.datasets["devices"].pages, 4);
+    assert_eq!(
+        stored_records(&outcome.run_dir, "dattospec", "devices", |v| v
+            .get("devices")?
+            .as_array()),
+        t.devices
+    );
+    let f = facts(&outcome);
+    assert_eq!(f.devices.len(), 10);
+    let reporting = f
+        .devices
+        .iter()
+        .filter(|d| d.patch.as_ref().is_some_and(|p| p.reporting))
+        .count();
+    assert_eq!(
+        reporting,
+        10 - 3,
+        "NoPolicy and NoData devices do not report"
+    );
+    assert!(f.devices.iter().all(|d| d.last_seen.is_some()));
+}
