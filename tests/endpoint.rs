@@ -335,3 +335,46 @@ mod untrusted {
         assert_eq!(validate_report(&bytes, chrono::Utc::now()), Ok(()));
     }
 }
+
+#[test]
+fn two_machines_sharing_a_hostname_keep_distinct_device_ids() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let drop = work.path().join("drop");
+    let now = chrono::Utc::now().to_rfc3339();
+    write(
+        &drop,
+        "one.json",
+        &pretty(&report("RECEPTION", Some("SN-1"), &now)),
+    );
+    write(
+        &drop,
+        "two.json",
+        &pretty(&report("reception", Some("SN-2"), &now)),
+    );
+    let config_path = work.path().join("auditpack.toml");
+    std::fs::write(
+        &config_path,
+        "[organisation]\nname = \"Drop\"\nframeworks = [\"hipaa\"]\nstore = \"store\"\n\n[sources.ep]\ntype = \"endpoint-reports\"\npath = \"drop\"\n",
+    )
+    .expect("config");
+    let config = Config::load(&config_path).expect("config loads");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let outcome =
+        auditpack::pipeline::run(&config, &common::fast_options(), &runtime).expect("run");
+    assert!(outcome.manifest.sources["ep"].rejected.is_empty());
+    let facts: Facts = serde_json::from_slice(
+        &std::fs::read(outcome.run_dir.join("facts/facts.json")).expect("facts"),
+    )
+    .expect("facts parse");
+    let ids: Vec<&str> = facts.devices.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, ["ep:serial:SN-1", "ep:serial:SN-2"]);
+    // Reconciliation keeps them apart and says why.
+    assert_eq!(facts.inventory.len(), 2);
+    assert!(facts.inventory.iter().all(|i| i
+        .conflicts
+        .iter()
+        .any(|c| c.contains("different serial numbers"))));
+}

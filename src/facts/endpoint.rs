@@ -1,6 +1,7 @@
 //! Endpoint reports to device facts and pending security updates.
 //!
-//! One device per accepted report (`<source>:<hostname>`): serial number,
+//! One device per accepted report (`<source>:serial:<SERIAL>`, or
+//! `<source>:host:<hostname>` without a serial): serial number,
 //! OS, last install, disk encryption (`encrypted` only when the system volume
 //! is), the first running EDR product (else the first running antivirus,
 //! else the first found) as anti-malware state. A report whose pending check
@@ -46,7 +47,8 @@ fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
             }
         };
         let generated = time(Some(&report.generated_at));
-        let id = format!("{}:{}", src.name, report.host.hostname.to_lowercase());
+        // The drop folder keeps one report per serial (else hostname), so this is unique.
+        let id = format!("{}:{}", src.name, crate::collect::endpoint::host_key(page));
         let p = &report.patching;
         for u in &p.pending_security_updates {
             let detected = time(u.released.as_deref())

@@ -97,8 +97,9 @@ struct Candidate {
 }
 
 /// The identity a report is de-duplicated on: its serial number when real,
-/// else its lower-case host name.
-fn host_key(doc: &Value) -> String {
+/// else its lower-case host name (`serial:<SERIAL>` or `host:<name>`). Unique
+/// among a run's accepted reports, so it also makes the device id.
+pub fn host_key(doc: &Value) -> String {
     let serial = doc
         .pointer("/host/serial_number")
         .and_then(Value::as_str)
