@@ -9,7 +9,8 @@
 //! - last install: `/var/log/dpkg.log*` and `/var/log/apt/history.log`, or
 //!   `rpm -qa --qf '%{INSTALLTIME}'`;
 //! - EDR/AV: CrowdStrike Falcon, SentinelOne, Microsoft Defender (mdatp),
-//!   Wazuh, Elastic Agent/Endpoint, ClamAV, by running process and install path;
+//!   Wazuh, Elastic Agent/Endpoint, ClamAV, by running process, installed
+//!   package (dpkg status, rpm) and install path;
 //! - disk encryption: `lsblk` (LUKS / `crypt` devices under `/`), else device
 //!   mapper UUIDs under `/sys/block/dm-*/dm/uuid`;
 //! - firewall: ufw's config, a running firewalld, an nftables ruleset;
@@ -295,58 +296,110 @@ fn processes() -> BTreeSet<String> {
     out
 }
 
-/// Known EDR/AV agents: name, kind, process names, install paths.
-const KNOWN_AGENTS: &[(&str, &str, &[&str], &[&str])] = &[
-    (
-        "CrowdStrike Falcon",
-        "edr",
-        &["falcon-sensor", "falcond"],
-        &["/opt/CrowdStrike"],
-    ),
-    (
-        "SentinelOne",
-        "edr",
-        &[
+/// A known EDR/AV agent and how to recognise it.
+struct Agent {
+    name: &'static str,
+    kind: &'static str,
+    processes: &'static [&'static str],
+    paths: &'static [&'static str],
+    packages: &'static [&'static str],
+}
+
+/// Known EDR/AV agents.
+const KNOWN_AGENTS: &[Agent] = &[
+    Agent {
+        name: "CrowdStrike Falcon",
+        kind: "edr",
+        processes: &["falcon-sensor", "falcond"],
+        paths: &["/opt/CrowdStrike"],
+        packages: &["falcon-sensor"],
+    },
+    Agent {
+        name: "SentinelOne",
+        kind: "edr",
+        processes: &[
             "sentinelone-agent",
             "s1-agent",
             "s1-orchestrator",
             "sentinelone-watchdog",
         ],
-        &["/opt/sentinelone"],
-    ),
-    (
-        "Microsoft Defender for Endpoint",
-        "edr",
-        &["wdavdaemon", "mdatp"],
-        &["/opt/microsoft/mdatp"],
-    ),
-    (
-        "Wazuh",
-        "edr",
-        &["wazuh-agentd", "wazuh-modulesd", "ossec-agentd"],
-        &["/var/ossec"],
-    ),
-    (
-        "Elastic Agent",
-        "edr",
-        &["elastic-agent", "elastic-endpoint"],
-        &["/opt/Elastic/Agent", "/opt/Elastic/Endpoint"],
-    ),
-    ("ClamAV", "antivirus", &["clamd", "freshclam"], &[]),
+        paths: &["/opt/sentinelone"],
+        packages: &["sentinelagent", "sentinelone-agent"],
+    },
+    Agent {
+        name: "Microsoft Defender for Endpoint",
+        kind: "edr",
+        processes: &["wdavdaemon", "mdatp"],
+        paths: &["/opt/microsoft/mdatp"],
+        packages: &["mdatp"],
+    },
+    Agent {
+        name: "Wazuh",
+        kind: "edr",
+        processes: &["wazuh-agentd", "wazuh-modulesd", "ossec-agentd"],
+        paths: &["/var/ossec"],
+        packages: &["wazuh-agent"],
+    },
+    Agent {
+        name: "Elastic Agent",
+        kind: "edr",
+        processes: &["elastic-agent", "elastic-endpoint"],
+        paths: &["/opt/Elastic/Agent", "/opt/Elastic/Endpoint"],
+        packages: &["elastic-agent"],
+    },
+    Agent {
+        name: "ClamAV",
+        kind: "antivirus",
+        processes: &["clamd", "freshclam"],
+        paths: &[],
+        packages: &["clamav-daemon", "clamd"],
+    },
 ];
 
+/// Installed packages per dpkg's status database.
+pub(crate) fn dpkg_installed(status: &str) -> BTreeSet<String> {
+    status
+        .split("\n\n")
+        .filter(|stanza| {
+            stanza
+                .lines()
+                .any(|l| l.trim() == "Status: install ok installed")
+        })
+        .filter_map(|stanza| {
+            stanza
+                .lines()
+                .find_map(|l| l.strip_prefix("Package: "))
+                .map(|p| p.trim().to_owned())
+        })
+        .collect()
+}
+
 fn security_products(processes: &BTreeSet<String>) -> Vec<SecurityProduct> {
+    let packages = std::fs::read_to_string("/var/lib/dpkg/status")
+        .map(|s| dpkg_installed(&s))
+        .unwrap_or_default();
+    let rpm = Path::new("/var/lib/rpm").exists();
     KNOWN_AGENTS
         .iter()
-        .filter_map(|(name, kind, procs, paths)| {
-            let running = procs.iter().any(|p| processes.contains(*p));
-            let installed = paths.iter().any(|p| Path::new(p).exists());
-            (running || installed).then(|| SecurityProduct {
-                name: (*name).into(),
-                kind: (*kind).into(),
+        .filter_map(|a| {
+            let running = a.processes.iter().any(|p| processes.contains(*p));
+            let by_path = a.paths.iter().any(|p| Path::new(p).exists());
+            let by_package = a.packages.iter().any(|p| {
+                packages.contains(*p) || (rpm && run("rpm", &["-q", "--quiet", p]).is_some())
+            });
+            let how = if running {
+                "process"
+            } else if by_package {
+                "package"
+            } else {
+                "path"
+            };
+            (running || by_path || by_package).then(|| SecurityProduct {
+                name: a.name.into(),
+                kind: a.kind.into(),
                 running,
                 up_to_date: None,
-                detected_by: Some(if running { "process" } else { "path" }.into()),
+                detected_by: Some(how.into()),
             })
         })
         .collect()
@@ -534,6 +587,14 @@ mod tests {
         let p = dnf_security(out);
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].severity, "important");
+    }
+
+    #[test]
+    fn dpkg_status_lists_installed_packages_only() {
+        let status = "Package: falcon-sensor\nStatus: install ok installed\nVersion: 7.1\n\nPackage: mdatp\nStatus: deinstall ok config-files\n\nPackage: bash\nStatus: install ok installed\n";
+        let installed = dpkg_installed(status);
+        assert!(installed.contains("falcon-sensor") && installed.contains("bash"));
+        assert!(!installed.contains("mdatp"));
     }
 
     #[test]
