@@ -80,6 +80,10 @@ pub struct Control {
     /// SOC 2 trust services category.
     #[serde(default)]
     pub category: Option<String>,
+    /// Days its evidence stays usable, when it differs from the framework's
+    /// `evidence_ttl_days`.
+    #[serde(default)]
+    pub evidence_ttl_days: Option<u32>,
 }
 
 /// A catalog: one framework's controls and threshold defaults.
