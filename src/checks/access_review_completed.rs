@@ -20,6 +20,7 @@ use crate::facts::FactKind;
 
 pub(super) const CHECK: Check = Check {
     id: "access_review_completed",
+    source: include_str!("access_review_completed.rs"),
     title: "Access reviews completed within the period",
     thresholds: &[Threshold::AccessReviewDays],
     remediation: "Create recurring access reviews with a period shorter than the limit and make sure reviewers complete them.",

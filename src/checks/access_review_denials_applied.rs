@@ -25,6 +25,7 @@ use crate::facts::{FactKind, ReviewDecision, ReviewItem};
 
 pub(super) const CHECK: Check = Check {
     id: "access_review_denials_applied",
+    source: include_str!("access_review_denials_applied.rs"),
     title: "Access removals decided in reviews were applied",
     thresholds: &[],
     remediation: "Apply the results of the listed reviews (or enable auto-apply) so that denied access is removed.",

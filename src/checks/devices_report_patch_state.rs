@@ -23,6 +23,7 @@ use crate::facts::FactKind;
 
 pub(super) const CHECK: Check = Check {
     id: "devices_report_patch_state",
+    source: include_str!("devices_report_patch_state.rs"),
     title: "Every device reports its patch state",
     thresholds: &[],
     remediation: "Install the RMM agent or enrol the listed devices in a patch policy; retire devices that no longer exist.",

@@ -20,6 +20,7 @@ use crate::facts::FactKind;
 
 pub(super) const CHECK: Check = Check {
     id: "disk_encryption",
+    source: include_str!("disk_encryption.rs"),
     title: "Disk encryption on every device",
     thresholds: &[],
     remediation: "Enable BitLocker (recovery key escrowed) or FileVault on the listed devices through an encryption policy.",

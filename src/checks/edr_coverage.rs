@@ -22,6 +22,7 @@ use crate::facts::{Antimalware, FactKind};
 
 pub(super) const CHECK: Check = Check {
     id: "edr_coverage",
+    source: include_str!("edr_coverage.rs"),
     title: "Anti-malware / EDR present on every device",
     thresholds: &[],
     remediation: "Deploy the EDR agent or onboard the listed devices to Defender for Endpoint; document any device judged not at risk.",

@@ -28,6 +28,7 @@ use crate::facts::{Antimalware, FactKind};
 
 pub(super) const CHECK: Check = Check {
     id: "edr_health",
+    source: include_str!("edr_health.rs"),
     title: "Anti-malware / EDR running with current signatures",
     thresholds: &[Threshold::EdrSignatureDays],
     remediation: "Repair or restart the agent on the listed devices, re-enable real-time protection (and tamper protection), and fix signature updates.",

@@ -25,6 +25,7 @@ use crate::facts::{FactKind, ReviewDecision, ReviewInstance, UserType};
 
 pub(super) const CHECK: Check = Check {
     id: "guest_accounts_reviewed",
+    source: include_str!("guest_accounts_reviewed.rs"),
     title: "Every enabled guest account reviewed within the period",
     thresholds: &[Threshold::AccessReviewDays],
     remediation: "Run a recurring access review of guest accounts, have reviewers decide on every guest, and remove guests nobody vouches for.",

@@ -23,6 +23,7 @@ use crate::facts::{FactKind, UserType};
 
 pub(super) const CHECK: Check = Check {
     id: "inactive_accounts",
+    source: include_str!("inactive_accounts.rs"),
     title: "No enabled account inactive longer than the allowed days",
     thresholds: &[Threshold::InactiveAccountDays],
     remediation: "Disable or delete the listed accounts after confirming with their managers; document any account that must stay enabled.",

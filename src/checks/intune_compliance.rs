@@ -23,6 +23,7 @@ use crate::facts::{Compliance, FactKind};
 
 pub(super) const CHECK: Check = Check {
     id: "intune_compliance",
+    source: include_str!("intune_compliance.rs"),
     title: "Managed devices compliant with their compliance policies",
     thresholds: &[],
     remediation: "Fix the failing compliance settings on each listed device in Intune (per-setting status); sync devices in an unknown state.",

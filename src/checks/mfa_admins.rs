@@ -22,6 +22,7 @@ use crate::facts::FactKind;
 
 pub(super) const CHECK: Check = Check {
     id: "mfa_admins",
+    source: include_str!("mfa_admins.rs"),
     title: "MFA registered for every admin account",
     thresholds: &[],
     remediation: "Have each listed admin register a phishing-resistant MFA method (FIDO2 key, Windows Hello, Authenticator); remove admin roles that are not needed.",

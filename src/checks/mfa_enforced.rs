@@ -34,6 +34,7 @@ use crate::facts::{
 
 pub(super) const CHECK: Check = Check {
     id: "mfa_enforced",
+    source: include_str!("mfa_enforced.rs"),
     title: "MFA enforced by policy for every enabled member account",
     thresholds: &[],
     remediation: "Enable a Conditional Access policy requiring MFA for all users and all cloud apps (or security defaults); switch report-only policies on; limit exclusions to documented emergency accounts.",

@@ -22,6 +22,7 @@ use crate::facts::{FactKind, UserType};
 
 pub(super) const CHECK: Check = Check {
     id: "mfa_registered",
+    source: include_str!("mfa_registered.rs"),
     title: "MFA registered for every enabled member account",
     remediation: "Have each listed user register an MFA method (Authenticator app or FIDO2 key), or disable the account if unused.",
     thresholds: &[],

@@ -56,6 +56,9 @@ pub fn check(id: &str) -> Option<&'static Check> {
 pub struct Check {
     /// Stable id used by catalogs and ownership templates.
     pub id: &'static str,
+    /// The check's source file, whose `//!` comment is its documentation
+    /// (read it with [`Check::documentation`]).
+    pub source: &'static str,
     /// One-line title.
     pub title: &'static str,
     /// The thresholds it reads (for `auditpack controls show`).
@@ -66,6 +69,36 @@ pub struct Check {
     pub needs: &'static [FactKind],
     /// The judgement, run only when every needed fact is complete.
     pub run: fn(&CheckInput<'_>) -> Outcome,
+}
+
+impl Check {
+    /// The check's documentation (what it tests, why, evidence, how to fix):
+    /// its module doc comment, as Markdown paragraphs.
+    pub fn documentation(&self) -> String {
+        let mut out = String::new();
+        for line in self.source.lines() {
+            let Some(text) = line.strip_prefix("//!") else {
+                if out.is_empty() && line.trim().is_empty() {
+                    continue;
+                }
+                break;
+            };
+            out.push_str(text.strip_prefix(' ').unwrap_or(text));
+            out.push('\n');
+        }
+        out.trim_end().to_owned()
+    }
+
+    /// One section of the documentation (`What it tests`, `Why it matters`,
+    /// `Evidence`, `How to fix`), as one line; empty when absent.
+    pub fn doc_section(&self, heading: &str) -> String {
+        let marker = format!("**{heading}.**");
+        self.documentation()
+            .split("\n\n")
+            .find_map(|para| para.strip_prefix(marker.as_str()))
+            .map(|text| text.split_whitespace().collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    }
 }
 
 /// What a check reads.
@@ -364,6 +397,26 @@ pub(crate) fn sources_of(facts: &Facts, kind: FactKind) -> std::collections::BTr
         .flatten()
         .map(|p| p.source.as_str())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CHECKS;
+
+    #[test]
+    fn every_check_is_documented_in_the_house_style() {
+        for check in CHECKS {
+            let doc = check.documentation();
+            assert!(doc.starts_with(&format!("`{}`", check.id)), "{}", check.id);
+            for heading in ["What it tests", "Why it matters", "Evidence", "How to fix"] {
+                assert!(
+                    !check.doc_section(heading).is_empty(),
+                    "{}: {heading}",
+                    check.id
+                );
+            }
+        }
+    }
 }
 
 #[cfg(test)]

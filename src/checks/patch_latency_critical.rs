@@ -21,6 +21,7 @@ use crate::facts::{FactKind, Severity};
 
 pub(super) const CHECK: Check = Check {
     id: "patch_latency_critical",
+    source: include_str!("patch_latency_critical.rs"),
     title: "No critical OS patch pending longer than the allowed days",
     remediation: "Approve and install the listed critical patches in the RMM and reboot where required; fix failing patch installs.",
     thresholds: &[Threshold::CriticalPatchDays],

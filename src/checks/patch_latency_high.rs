@@ -22,6 +22,7 @@ use crate::facts::{FactKind, Severity};
 
 pub(super) const CHECK: Check = Check {
     id: "patch_latency_high",
+    source: include_str!("patch_latency_high.rs"),
     title: "No high-severity OS patch pending longer than the allowed days",
     remediation: "Approve and install the listed high-severity patches in the RMM and reboot where required; fix failing patch installs.",
     thresholds: &[Threshold::HighPatchDays],

@@ -26,6 +26,7 @@ use crate::config::Owner;
 
 pub(super) const CHECK: Check = Check {
     id: "responsibility_matrix",
+    source: include_str!("responsibility_matrix.rs"),
     title: "Every control in scope has an accountable owner",
     thresholds: &[],
     remediation: "Assign an owner to each listed control in [ownership.overrides] of the config (internal, msp or shared), or use a template that covers it.",

@@ -22,6 +22,7 @@ use crate::facts::FactKind;
 
 pub(super) const CHECK: Check = Check {
     id: "stale_devices",
+    source: include_str!("stale_devices.rs"),
     title: "No device stale beyond the allowed days",
     thresholds: &[Threshold::StaleDeviceDays],
     remediation: "Bring each listed device back online so it syncs, or retire and delete its record (wipe it if lost).",
