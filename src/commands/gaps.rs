@@ -38,11 +38,14 @@ pub struct Gaps {
     pub open: BTreeMap<(Owner, Status), usize>,
 }
 
+/// A gap being gathered, with its subjects by id.
+type Pending = (Gap, BTreeMap<String, Subject>);
+
 /// Gaps of `results`, keeping only those of `owner` when given: for
 /// `internal`, `msp` and `unassigned` the party that must act; for `shared`
 /// the gaps under controls owned jointly.
 pub fn gaps(results: &[ControlResult], owner: Option<Owner>) -> Gaps {
-    let mut by_key: BTreeMap<(Owner, &str), (Gap, BTreeMap<String, Subject>)> = BTreeMap::new();
+    let mut by_key: BTreeMap<(Owner, &str), Pending> = BTreeMap::new();
     let mut open = BTreeMap::new();
     for r in results {
         if matches!(r.status, Status::Inconclusive | Status::ManualPending)
