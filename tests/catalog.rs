@@ -82,7 +82,10 @@ fn pci_dss_has_every_requirement_of_1_to_12_and_the_appendices() {
     for requirement in 1..=12 {
         let prefix = format!("{requirement}.");
         let n = got.iter().filter(|id| id.starts_with(&prefix)).count();
-        assert!(n >= 5, "requirement {requirement} has only {n} sub-requirements");
+        assert!(
+            n >= 5,
+            "requirement {requirement} has only {n} sub-requirements"
+        );
     }
     assert_eq!(got.len(), 280);
 }
@@ -95,7 +98,9 @@ fn pci_dss_thresholds_follow_the_standard() {
     assert_eq!(pci.defaults.critical_patch_days, Some(30), "6.3.3");
     assert_eq!(pci.defaults.access_review_days, Some(180), "7.2.4");
     let control = |id: &str| pci.controls.iter().find(|c| c.id == id).expect(id);
-    assert!(control("8.2.6").checks.contains(&"inactive_accounts".to_owned()));
+    assert!(control("8.2.6")
+        .checks
+        .contains(&"inactive_accounts".to_owned()));
     assert!(control("6.3.3")
         .checks
         .contains(&"patch_latency_critical".to_owned()));
@@ -105,13 +110,26 @@ fn pci_dss_thresholds_follow_the_standard() {
     assert!(control("12.8.5")
         .checks
         .contains(&"responsibility_matrix".to_owned()));
-    assert_eq!(control("12.9.1").applies_to.as_deref(), Some("service-provider"));
+    assert_eq!(
+        control("12.9.1").applies_to.as_deref(),
+        Some("service-provider")
+    );
 }
 
 #[test]
 fn soc2_has_every_criterion() {
     let mut want = Vec::new();
-    for (series, n) in [(1, 5), (2, 3), (3, 4), (4, 2), (5, 3), (6, 8), (7, 5), (8, 1), (9, 2)] {
+    for (series, n) in [
+        (1, 5),
+        (2, 3),
+        (3, 4),
+        (4, 2),
+        (5, 3),
+        (6, 8),
+        (7, 5),
+        (8, 1),
+        (9, 2),
+    ] {
         for i in 1..=n {
             want.push(format!("CC{series}.{i}"));
         }
@@ -119,7 +137,16 @@ fn soc2_has_every_criterion() {
     want.extend((1..=3).map(|i| format!("A1.{i}")));
     want.extend((1..=2).map(|i| format!("C1.{i}")));
     want.extend((1..=5).map(|i| format!("PI1.{i}")));
-    for (series, n) in [(1, 1), (2, 1), (3, 2), (4, 3), (5, 2), (6, 7), (7, 1), (8, 1)] {
+    for (series, n) in [
+        (1, 1),
+        (2, 1),
+        (3, 2),
+        (4, 3),
+        (5, 2),
+        (6, 7),
+        (7, 1),
+        (8, 1),
+    ] {
         for i in 1..=n {
             want.push(format!("P{series}.{i}"));
         }
@@ -141,7 +168,12 @@ fn every_control_is_complete_and_every_check_used() {
             assert!(!c.title.trim().is_empty(), "{}:{}", fw.framework.id, c.id);
             assert!(!c.summary.trim().is_empty(), "{}:{}", fw.framework.id, c.id);
             if c.kind != ControlKind::Automated {
-                assert!(!c.manual_evidence.is_empty(), "{}:{}", fw.framework.id, c.id);
+                assert!(
+                    !c.manual_evidence.is_empty(),
+                    "{}:{}",
+                    fw.framework.id,
+                    c.id
+                );
             }
             used.extend(c.checks.iter().cloned());
         }
@@ -240,8 +272,14 @@ fn validation_catches_unused_checks() {
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
-    assert!(err.contains("check `stale_devices` is used by no control"), "{err}");
-    assert!(!err.contains("check `mfa_registered` is used by no control"), "{err}");
+    assert!(
+        err.contains("check `stale_devices` is used by no control"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("check `mfa_registered` is used by no control"),
+        "{err}"
+    );
 }
 
 #[test]

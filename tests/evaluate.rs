@@ -95,9 +95,10 @@ fn facts(failing: bool, age_days: i64) -> Facts {
                 evidence: vec![format!("evidence/m365/{dataset}/page-00001.json")],
             },
         );
-        facts
-            .collected
-            .insert(format!("m365/{dataset}"), as_of() - Duration::days(age_days));
+        facts.collected.insert(
+            format!("m365/{dataset}"),
+            as_of() - Duration::days(age_days),
+        );
     }
     facts
 }
@@ -205,7 +206,11 @@ fn evidence_older_than_its_time_to_live_is_inconclusive() {
     let r = find(&stale, &key);
     assert_eq!(r.status, Status::Inconclusive);
     assert!(r.reason.contains("time-to-live of 30 days"), "{}", r.reason);
-    assert!(r.reason.contains("collected 45 days before as_of"), "{}", r.reason);
+    assert!(
+        r.reason.contains("collected 45 days before as_of"),
+        "{}",
+        r.reason
+    );
     // A longer time-to-live in the config accepts the same evidence.
     let longer = Thresholds {
         evidence_ttl_days: Some(60),
@@ -241,13 +246,21 @@ fn manual_controls_are_attested_by_current_documents_else_pending() {
     let r = run(&with_doc, &BTreeMap::new(), &Thresholds::default());
     assert_eq!(find(&r, manual).kind, ControlKind::Manual);
     assert_eq!(find(&r, manual).status, Status::ManualAttested);
-    assert!(find(&r, manual).reason.contains("manual/"), "{}", find(&r, manual).reason);
+    assert!(
+        find(&r, manual).reason.contains("manual/"),
+        "{}",
+        find(&r, manual).reason
+    );
 
     let mut expired = facts(false, 1);
     expired.manual = vec![document(manual, Some(-1))];
     let r = run(&expired, &BTreeMap::new(), &Thresholds::default());
     assert_eq!(find(&r, manual).status, Status::ManualPending);
-    assert!(find(&r, manual).reason.contains("expired"), "{}", find(&r, manual).reason);
+    assert!(
+        find(&r, manual).reason.contains("expired"),
+        "{}",
+        find(&r, manual).reason
+    );
 
     let r = run(&facts(false, 1), &BTreeMap::new(), &Thresholds::default());
     assert_eq!(find(&r, manual).status, Status::ManualPending);
