@@ -159,7 +159,7 @@ pub fn evaluate(
     }
     let matrix = ownership_matrix(scope, &frameworks);
     let documents = manual_documents(facts);
-    let mut cache: HashMap<(&str, Limits), Ran> = HashMap::new();
+    let cache = run_checks(scope, &frameworks, facts, as_of, &matrix);
     let mut results = Vec::new();
     for (framework_id, framework) in frameworks {
         let limits = Limits::resolve(&framework.defaults, scope.thresholds);
@@ -192,9 +192,9 @@ pub fn evaluate(
                 let Some(check) = checks::check(id) else {
                     continue; // the catalog validated every id at load
                 };
-                let ran = cache
-                    .entry((check.id, limits))
-                    .or_insert_with(|| run_one(check, facts, &limits, as_of, &matrix));
+                let Some(ran) = cache.get(&(check.id, threshold_key(check, &limits))) else {
+                    continue; // every applicable (check, thresholds) pair ran above
+                };
                 checks.push(check_result(scope, owner, check, ran, ttl, as_of));
             }
             if owner == Owner::Unassigned
@@ -279,6 +279,86 @@ fn manual_documents(facts: &Facts) -> HashMap<&str, Vec<&ManualDocument>> {
         }
     }
     map
+}
+
+/// The values of the thresholds a check declares: frameworks whose values
+/// agree share one run of the check.
+fn threshold_key(check: &checks::Check, limits: &Limits) -> Vec<u32> {
+    check.thresholds.iter().map(|t| t.value(limits)).collect()
+}
+
+type Runs = HashMap<(&'static str, Vec<u32>), Ran>;
+
+/// Run every check that an applicable control needs, once per distinct set of
+/// the thresholds it reads, spread over the available cores. Each run is pure,
+/// so the order they finish in cannot change a result.
+fn run_checks(
+    scope: &Scope<'_>,
+    frameworks: &[(&String, &crate::catalog::Framework)],
+    facts: &Facts,
+    as_of: DateTime<Utc>,
+    matrix: &[OwnershipEntry],
+) -> Runs {
+    let mut jobs: Vec<(&'static checks::Check, Limits, Vec<u32>)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (_, framework) in frameworks {
+        let limits = Limits::resolve(&framework.defaults, scope.thresholds);
+        for control in &framework.controls {
+            if !applies(control.applies_to.as_deref(), scope.service_provider) {
+                continue;
+            }
+            for id in &control.checks {
+                let Some(check) = checks::check(id) else {
+                    continue;
+                };
+                let key = threshold_key(check, &limits);
+                if seen.insert((check.id, key.clone())) {
+                    jobs.push((check, limits, key));
+                }
+            }
+        }
+    }
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(jobs.len())
+        .max(1);
+    let run = |job: &(&'static checks::Check, Limits, Vec<u32>)| {
+        run_one(job.0, facts, &job.1, as_of, matrix)
+    };
+    let ran: Vec<Ran> = if workers == 1 {
+        jobs.iter().map(run).collect()
+    } else {
+        let mut slots: Vec<Option<Ran>> = jobs.iter().map(|_| None).collect();
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..workers)
+                .map(|w| {
+                    let jobs = &jobs;
+                    let run = &run;
+                    s.spawn(move || {
+                        (w..jobs.len())
+                            .step_by(workers)
+                            .map(|i| (i, run(&jobs[i])))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for handle in handles {
+                match handle.join() {
+                    Ok(done) => {
+                        for (i, r) in done {
+                            slots[i] = Some(r);
+                        }
+                    }
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+        });
+        slots.into_iter().flatten().collect()
+    };
+    jobs.into_iter()
+        .zip(ran)
+        .map(|((check, _, key), r)| ((check.id, key), r))
+        .collect()
 }
 
 /// A check's outcome with what it read, computed once per thresholds.

@@ -25,7 +25,7 @@
 //! report-only policies to on; keep exclusions to documented emergency
 //! accounts and review them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::{Check, CheckInput, Outcome, Subject, Verdict};
 use crate::facts::{
@@ -68,9 +68,9 @@ fn member(
     }
     let mut unknown = false;
     for g in groups {
-        match ctx.enforcement.group_members.get(g) {
+        match ctx.groups.get(g.as_str()) {
             Some(members) => {
-                if members.iter().any(|m| m == object_id) {
+                if members.contains(object_id) {
                     return (Tri::Yes, Some(format!("via group {g}")));
                 }
             }
@@ -99,7 +99,24 @@ fn member(
 
 struct Ctx<'a> {
     enforcement: &'a MfaEnforcement,
+    /// Group members as sets, so large groups are cheap to test.
+    groups: HashMap<&'a str, HashSet<&'a str>>,
     roles_known: bool,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(enforcement: &'a MfaEnforcement, roles_known: bool) -> Ctx<'a> {
+        let groups = enforcement
+            .group_members
+            .iter()
+            .map(|(g, members)| (g.as_str(), members.iter().map(String::as_str).collect()))
+            .collect();
+        Ctx {
+            enforcement,
+            groups,
+            roles_known,
+        }
+    }
 }
 
 fn enforcing(p: &AccessPolicy) -> bool {
@@ -113,20 +130,23 @@ fn run(input: &CheckInput<'_>) -> Outcome {
     let mut failing = Vec::new();
     let mut uncertain = 0usize;
     let mut unresolved: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut contexts: HashMap<&str, Ctx<'_>> = HashMap::new();
     for user in &input.facts.users {
         if !user.enabled || user.user_type != UserType::Member {
             continue;
         }
         evaluated += 1;
         let (source, object_id) = user.id.split_once(':').unwrap_or(("", user.id.as_str()));
-        let enforcement = input.facts.mfa_enforcement.get(source).unwrap_or(&empty);
+        let ctx = contexts.entry(source).or_insert_with(|| {
+            Ctx::new(
+                input.facts.mfa_enforcement.get(source).unwrap_or(&empty),
+                roles_known,
+            )
+        });
+        let enforcement = ctx.enforcement;
         if enforcement.security_defaults == Some(true) {
             continue;
         }
-        let ctx = Ctx {
-            enforcement,
-            roles_known,
-        };
         let mut covered = Tri::No;
         let mut exclusions = Vec::new();
         let mut report_only = Vec::new();
@@ -141,7 +161,7 @@ fn run(input: &CheckInput<'_>) -> Outcome {
                 &p.include_users,
                 &p.include_groups,
                 &p.include_roles,
-                &ctx,
+                ctx,
                 &mut groups,
             );
             let (exc, how) = member(
@@ -150,7 +170,7 @@ fn run(input: &CheckInput<'_>) -> Outcome {
                 &p.exclude_users,
                 &p.exclude_groups,
                 &p.exclude_roles,
-                &ctx,
+                ctx,
                 &mut groups,
             );
             let applies = match (inc, exc) {

@@ -403,6 +403,40 @@ pub(crate) fn sources_of(facts: &Facts, kind: FactKind) -> std::collections::BTr
 mod tests {
     use super::CHECKS;
 
+    /// Evaluation shares a check's outcome between frameworks whose declared
+    /// thresholds agree, so a check must declare every threshold it reads.
+    #[test]
+    fn every_check_declares_the_thresholds_it_reads() {
+        let all = [
+            super::Threshold::InactiveAccountDays,
+            super::Threshold::CriticalPatchDays,
+            super::Threshold::HighPatchDays,
+            super::Threshold::AccessReviewDays,
+            super::Threshold::EdrSignatureDays,
+            super::Threshold::StaleDeviceDays,
+        ];
+        for check in CHECKS {
+            let code = check.source.split("#[cfg(test)]").next().unwrap_or("");
+            for t in all {
+                let reads = code.contains(&format!("limits.{}", t.key()));
+                assert_eq!(
+                    reads,
+                    check.thresholds.contains(&t),
+                    "{} and {}",
+                    check.id,
+                    t.key()
+                );
+            }
+            for other in ["backup_max_age_hours", "evidence_ttl_days"] {
+                assert!(
+                    !code.contains(&format!("limits.{other}")),
+                    "{}: {other}",
+                    check.id
+                );
+            }
+        }
+    }
+
     #[test]
     fn every_check_is_documented_in_the_house_style() {
         for check in CHECKS {
