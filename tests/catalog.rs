@@ -292,3 +292,14 @@ fn unknown_fields_are_rejected_naming_the_file() {
     assert!(err.contains("controls/frameworks/test.toml"), "{err}");
     assert!(err.contains("surprise"), "{err}");
 }
+
+#[test]
+fn validation_catches_unknown_applicability() {
+    let err = problems(
+        "[[control]]\nid = \"E\"\ntitle = \"E\"\nsummary = \"s\"\nkind = \"manual\"\nmanual_evidence = [\"doc\"]\napplies_to = \"service-providers\"\n",
+    );
+    assert!(
+        err.contains("test:E: applies_to `service-providers`"),
+        "{err}"
+    );
+}
