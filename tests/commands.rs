@@ -382,3 +382,19 @@ fn gaps_and_diff_read_a_demo_run() {
     let same = auditpack(&["diff", &run, &packages[0].to_string_lossy()]);
     assert_eq!(same.status.code(), Some(0), "{}", stdout(&same));
 }
+
+#[test]
+fn controls_show_snapshot() {
+    insta::assert_snapshot!(stdout(&auditpack(&["controls", "show", "pci-dss:7.2.4"])));
+}
+
+#[test]
+fn gaps_and_diff_snapshots() {
+    let a = tempfile::tempdir().expect("tempdir");
+    let b = tempfile::tempdir().expect("tempdir");
+    write_run(a.path(), &before());
+    write_run(b.path(), &after());
+    let (ra, rb) = (a.path().to_string_lossy(), b.path().to_string_lossy());
+    insta::assert_snapshot!("gaps", stdout(&auditpack(&["gaps", &ra])));
+    insta::assert_snapshot!("diff", stdout(&auditpack(&["diff", &ra, &rb])));
+}
