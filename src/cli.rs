@@ -66,4 +66,47 @@ pub enum Command {
         #[arg(long)]
         passphrase_env: Option<String>,
     },
+    /// List the controls of the catalogs with their kind and owner, or show one.
+    Controls {
+        /// Show one control instead of listing.
+        #[command(subcommand)]
+        action: Option<ControlsAction>,
+        /// Only this framework (hipaa, hipaa-2025-proposed, pci-dss, soc2).
+        #[arg(long, global = true)]
+        framework: Option<String>,
+        /// Only controls owned by internal, msp, shared or unassigned.
+        #[arg(long)]
+        owner: Option<String>,
+        /// Ownership template to apply (default co-managed-default, or the config's).
+        #[arg(long, global = true)]
+        ownership: Option<String>,
+        /// Take ownership, overrides, thresholds and frameworks from this config.
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+    },
+    /// List a run's failing items by responsible party, with the exact users and devices.
+    Gaps {
+        /// The run folder (or package folder).
+        run: PathBuf,
+        /// Only the gaps of internal, msp, shared (controls owned jointly) or unassigned.
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    /// Compare two runs: new failures, fixed controls, status and failing-subject changes.
+    Diff {
+        /// The earlier run folder (or package folder).
+        run_a: PathBuf,
+        /// The later run folder (or package folder).
+        run_b: PathBuf,
+    },
+}
+
+/// `auditpack controls` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ControlsAction {
+    /// What one control requires, how it is judged and who owns it.
+    Show {
+        /// Control id (`8.2.6`, `CC6.1`, `164.312(d)`), optionally `framework:id`.
+        id: String,
+    },
 }

@@ -9,10 +9,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, ControlKind, Ownership};
-use crate::checks::{self, CheckInput, Limits, Outcome, Subject, Verdict};
+use crate::checks::{self, CheckInput, Limits, Outcome, OwnershipEntry, Subject, Verdict};
 use crate::config::{Owner, Thresholds};
 use crate::error::{Error, Result};
-use crate::facts::Facts;
+use crate::facts::{Facts, ManualDocument};
 
 /// A control's status (the contract in DESIGN.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -126,6 +126,14 @@ pub struct Scope<'a> {
 
 /// Evaluate every control of every framework in scope.
 ///
+/// Each check runs once per distinct set of thresholds and shows under every
+/// control it maps to. A check whose evidence was collected longer ago than
+/// the control's evidence time-to-live (`evidence_ttl_days`) counts as
+/// inconclusive. Manual controls (and hybrid ones whose checks pass) are
+/// attested by current documents in `facts.manual` naming
+/// `"<framework>:<control id>"`. A control in scope without an owner fails
+/// with the `responsibility_matrix` check.
+///
 /// # Errors
 /// When a framework in scope is not in the catalog.
 pub fn evaluate(
@@ -133,8 +141,7 @@ pub fn evaluate(
     facts: &Facts,
     as_of: DateTime<Utc>,
 ) -> Result<Vec<ControlResult>> {
-    let mut cache: HashMap<(&str, Limits), Outcome> = HashMap::new();
-    let mut results = Vec::new();
+    let mut frameworks = Vec::new();
     for framework_id in scope.frameworks {
         let framework = scope.catalog.framework(framework_id).ok_or_else(|| {
             let known: Vec<_> = scope
@@ -148,64 +155,57 @@ pub fn evaluate(
                 known.join(", ")
             ))
         })?;
+        frameworks.push((framework_id, framework));
+    }
+    let matrix = ownership_matrix(scope, &frameworks);
+    let documents = manual_documents(facts);
+    let cache = run_checks(scope, &frameworks, facts, as_of, &matrix);
+    let mut results = Vec::new();
+    for (framework_id, framework) in frameworks {
         let limits = Limits::resolve(&framework.defaults, scope.thresholds);
         for control in &framework.controls {
             let owner = scope.ownership.control(framework_id, &control.id);
-            let applies = match control.applies_to.as_deref() {
-                None | Some("all") => true,
-                Some("service-provider") => scope.service_provider,
-                Some(_) => false,
-            };
-            let mut checks = Vec::new();
-            if applies {
-                for id in &control.checks {
-                    let Some(check) = checks::check(id) else {
-                        continue; // the catalog validated every id at load
-                    };
-                    let outcome = cache
-                        .entry((check.id, limits))
-                        .or_insert_with(|| {
-                            checks::run_check(
-                                check,
-                                &CheckInput {
-                                    facts,
-                                    limits: &limits,
-                                    as_of,
-                                },
-                            )
-                        })
-                        .clone();
-                    let evidence: BTreeSet<&str> = check
-                        .needs
-                        .iter()
-                        .flat_map(|k| facts.evidence(*k))
-                        .collect();
-                    checks.push(CheckResult {
-                        check: check.id.to_owned(),
-                        title: check.title.to_owned(),
-                        outcome: outcome.verdict,
-                        responsible: scope.ownership.check(owner, check.id),
-                        evaluated: outcome.evaluated,
-                        failing_count: outcome.failing.len(),
-                        failing: outcome.failing,
-                        evidence: evidence.into_iter().map(str::to_owned).collect(),
-                        summary: outcome.summary,
-                        remediation: check.remediation.to_owned(),
-                    });
-                }
-            }
-            let (status, mut reason) = if applies {
-                judge(control.kind, &checks, &control.manual_evidence)
-            } else {
-                (
-                    Status::NotApplicable,
-                    format!(
+            let key = format!("{framework_id}:{}", control.id);
+            let applies = applies(control.applies_to.as_deref(), scope.service_provider);
+            if !applies {
+                results.push(ControlResult {
+                    framework: framework_id.clone(),
+                    control_id: control.id.clone(),
+                    title: control.title.clone(),
+                    status: Status::NotApplicable,
+                    owner,
+                    kind: control.kind,
+                    checks: Vec::new(),
+                    manual_evidence: control.manual_evidence.clone(),
+                    reason: format!(
                         "applies only to {} organisations",
                         control.applies_to.as_deref().unwrap_or("other")
                     ),
-                )
-            };
-            if owner == Owner::Unassigned && status != Status::NotApplicable {
+                });
+                continue;
+            }
+            let ttl = control
+                .evidence_ttl_days
+                .unwrap_or(limits.evidence_ttl_days);
+            let mut checks = Vec::new();
+            for id in &control.checks {
+                let Some(check) = checks::check(id) else {
+                    continue; // the catalog validated every id at load
+                };
+                let Some(ran) = cache.get(&(check.id, threshold_key(check, &limits))) else {
+                    continue; // every applicable (check, thresholds) pair ran above
+                };
+                checks.push(check_result(scope, owner, check, ran, ttl, as_of));
+            }
+            if owner == Owner::Unassigned
+                && !checks.iter().any(|c| c.check == RESPONSIBILITY_MATRIX)
+            {
+                checks.push(unowned(&key, &control.title));
+            }
+            let docs: &[&ManualDocument] = documents.get(key.as_str()).map_or(&[], Vec::as_slice);
+            let (status, mut reason) =
+                judge(control.kind, &checks, &control.manual_evidence, docs, as_of);
+            if owner == Owner::Unassigned {
                 reason.push_str("; no accountable owner is assigned");
             }
             results.push(ControlResult {
@@ -224,10 +224,261 @@ pub fn evaluate(
     Ok(results)
 }
 
-/// A control's status from its checks: any fail fails it, else any
-/// inconclusive makes it inconclusive; passing hybrid controls still wait for
-/// their documents.
-fn judge(kind: ControlKind, checks: &[CheckResult], manual: &[String]) -> (Status, String) {
+/// The id of the check that judges ownership itself.
+const RESPONSIBILITY_MATRIX: &str = "responsibility_matrix";
+
+/// Whether a control applies to this organisation.
+fn applies(applies_to: Option<&str>, service_provider: bool) -> bool {
+    match applies_to {
+        None | Some("all") => true,
+        Some("service-provider") => service_provider,
+        Some(_) => false,
+    }
+}
+
+/// The ownership matrix of every applicable control in scope, for the
+/// `responsibility_matrix` check.
+fn ownership_matrix(
+    scope: &Scope<'_>,
+    frameworks: &[(&String, &crate::catalog::Framework)],
+) -> Vec<OwnershipEntry> {
+    let mut matrix = Vec::new();
+    for (framework_id, framework) in frameworks {
+        for control in &framework.controls {
+            if !applies(control.applies_to.as_deref(), scope.service_provider) {
+                continue;
+            }
+            let owner = scope.ownership.control(framework_id, &control.id);
+            let unassigned_checks = if owner == Owner::Shared {
+                control
+                    .checks
+                    .iter()
+                    .filter(|c| scope.ownership.check(owner, c) == Owner::Unassigned)
+                    .cloned()
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            matrix.push(OwnershipEntry {
+                control: format!("{framework_id}:{}", control.id),
+                title: control.title.clone(),
+                owner,
+                unassigned_checks,
+            });
+        }
+    }
+    matrix
+}
+
+/// Current documents per control key.
+fn manual_documents(facts: &Facts) -> HashMap<&str, Vec<&ManualDocument>> {
+    let mut map: HashMap<&str, Vec<&ManualDocument>> = HashMap::new();
+    for doc in &facts.manual {
+        for key in &doc.controls {
+            map.entry(key.as_str()).or_default().push(doc);
+        }
+    }
+    map
+}
+
+/// The values of the thresholds a check declares: frameworks whose values
+/// agree share one run of the check.
+fn threshold_key(check: &checks::Check, limits: &Limits) -> Vec<u32> {
+    check.thresholds.iter().map(|t| t.value(limits)).collect()
+}
+
+type Runs = HashMap<(&'static str, Vec<u32>), Ran>;
+
+/// Run every check that an applicable control needs, once per distinct set of
+/// the thresholds it reads, spread over the available cores. Each run is pure,
+/// so the order they finish in cannot change a result.
+fn run_checks(
+    scope: &Scope<'_>,
+    frameworks: &[(&String, &crate::catalog::Framework)],
+    facts: &Facts,
+    as_of: DateTime<Utc>,
+    matrix: &[OwnershipEntry],
+) -> Runs {
+    let mut jobs: Vec<(&'static checks::Check, Limits, Vec<u32>)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (_, framework) in frameworks {
+        let limits = Limits::resolve(&framework.defaults, scope.thresholds);
+        for control in &framework.controls {
+            if !applies(control.applies_to.as_deref(), scope.service_provider) {
+                continue;
+            }
+            for id in &control.checks {
+                let Some(check) = checks::check(id) else {
+                    continue;
+                };
+                let key = threshold_key(check, &limits);
+                if seen.insert((check.id, key.clone())) {
+                    jobs.push((check, limits, key));
+                }
+            }
+        }
+    }
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(jobs.len())
+        .max(1);
+    let run = |job: &(&'static checks::Check, Limits, Vec<u32>)| {
+        run_one(job.0, facts, &job.1, as_of, matrix)
+    };
+    let ran: Vec<Ran> = if workers == 1 {
+        jobs.iter().map(run).collect()
+    } else {
+        let mut slots: Vec<Option<Ran>> = jobs.iter().map(|_| None).collect();
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..workers)
+                .map(|w| {
+                    let jobs = &jobs;
+                    let run = &run;
+                    s.spawn(move || {
+                        (w..jobs.len())
+                            .step_by(workers)
+                            .map(|i| (i, run(&jobs[i])))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for handle in handles {
+                match handle.join() {
+                    Ok(done) => {
+                        for (i, r) in done {
+                            slots[i] = Some(r);
+                        }
+                    }
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+        });
+        slots.into_iter().flatten().collect()
+    };
+    jobs.into_iter()
+        .zip(ran)
+        .map(|((check, _, key), r)| ((check.id, key), r))
+        .collect()
+}
+
+/// A check's outcome with what it read, computed once per thresholds.
+struct Ran {
+    outcome: Outcome,
+    evidence: Vec<String>,
+    /// The oldest collection time of the datasets it read.
+    collected: Option<(DateTime<Utc>, String)>,
+}
+
+fn run_one(
+    check: &checks::Check,
+    facts: &Facts,
+    limits: &Limits,
+    as_of: DateTime<Utc>,
+    matrix: &[OwnershipEntry],
+) -> Ran {
+    let input = CheckInput {
+        facts,
+        limits,
+        as_of,
+        ownership: Some(matrix),
+    };
+    let outcome = checks::run_check(check, &input);
+    let evidence: BTreeSet<&str> = check
+        .needs
+        .iter()
+        .flat_map(|k| facts.evidence(*k))
+        .collect();
+    let collected = check
+        .needs
+        .iter()
+        .flat_map(|k| facts.coverage.get(k).into_iter().flatten())
+        .filter_map(|p| {
+            let name = format!("{}/{}", p.source, p.dataset);
+            Some((*facts.collected.get(&name)?, name))
+        })
+        .min();
+    Ran {
+        outcome,
+        evidence: evidence.into_iter().map(str::to_owned).collect(),
+        collected,
+    }
+}
+
+fn check_result(
+    scope: &Scope<'_>,
+    owner: Owner,
+    check: &checks::Check,
+    ran: &Ran,
+    ttl_days: u32,
+    as_of: DateTime<Utc>,
+) -> CheckResult {
+    let responsible = scope.ownership.check(owner, check.id);
+    let stale = ran.collected.as_ref().and_then(|(at, name)| {
+        let age = (as_of - *at).num_days();
+        (age > i64::from(ttl_days)).then(|| {
+            format!(
+                "evidence {name} was collected {age} days before as_of, older than its time-to-live of {ttl_days} days"
+            )
+        })
+    });
+    let outcome = &ran.outcome;
+    let (verdict, failing, summary) = match stale {
+        Some(reason) => (Verdict::Inconclusive, Vec::new(), reason),
+        None => (
+            outcome.verdict,
+            outcome.failing.clone(),
+            outcome.summary.clone(),
+        ),
+    };
+    CheckResult {
+        check: check.id.to_owned(),
+        title: check.title.to_owned(),
+        outcome: verdict,
+        responsible,
+        evaluated: outcome.evaluated,
+        failing_count: failing.len(),
+        failing,
+        evidence: ran.evidence.clone(),
+        summary,
+        remediation: check.remediation.to_owned(),
+    }
+}
+
+/// The `responsibility_matrix` finding for a control nobody owns.
+fn unowned(key: &str, title: &str) -> CheckResult {
+    let check = checks::check(RESPONSIBILITY_MATRIX);
+    CheckResult {
+        check: RESPONSIBILITY_MATRIX.to_owned(),
+        title: check
+            .map_or("Every control in scope has an accountable owner", |c| {
+                c.title
+            })
+            .to_owned(),
+        outcome: Verdict::Fail,
+        responsible: Owner::Unassigned,
+        evaluated: 1,
+        failing_count: 1,
+        failing: vec![Subject {
+            id: key.to_owned(),
+            name: title.to_owned(),
+            detail: "no accountable owner".to_owned(),
+        }],
+        evidence: Vec::new(),
+        summary: "this control has no accountable owner".to_owned(),
+        remediation: check.map_or("", |c| c.remediation).to_owned(),
+    }
+}
+
+/// A control's status from its checks and documents: any fail fails it, else
+/// any inconclusive makes it inconclusive; manual controls and passing hybrid
+/// ones are attested by a current document, else pending.
+fn judge(
+    kind: ControlKind,
+    checks: &[CheckResult],
+    manual: &[String],
+    docs: &[&ManualDocument],
+    as_of: DateTime<Utc>,
+) -> (Status, String) {
     let list = |v: Verdict| -> Vec<String> {
         checks
             .iter()
@@ -243,20 +494,45 @@ fn judge(kind: ControlKind, checks: &[CheckResult], manual: &[String]) -> (Statu
     if !unknown.is_empty() {
         return (Status::Inconclusive, unknown.join("; "));
     }
-    match kind {
-        ControlKind::Automated => (Status::Pass, list(Verdict::Pass).join("; ")),
-        ControlKind::Hybrid => (
-            Status::ManualPending,
-            format!(
-                "automated checks pass; waiting for documents: {}",
-                manual.join("; ")
-            ),
-        ),
-        ControlKind::Manual => (
-            Status::ManualPending,
-            format!("waiting for documents: {}", manual.join("; ")),
-        ),
+    if kind == ControlKind::Automated {
+        return (Status::Pass, list(Verdict::Pass).join("; "));
     }
+    let current: Vec<&str> = docs
+        .iter()
+        .filter(|d| d.expires.is_none_or(|e| e > as_of))
+        .filter(|d| d.evidence_date.is_none_or(|t| t <= as_of))
+        .map(|d| d.path.as_str())
+        .collect();
+    let prefix = if kind == ControlKind::Hybrid {
+        "automated checks pass; "
+    } else {
+        ""
+    };
+    if !current.is_empty() {
+        return (
+            Status::ManualAttested,
+            format!("{prefix}attested by {}", current.join(", ")),
+        );
+    }
+    let expired: Vec<String> = docs
+        .iter()
+        .filter_map(|d| {
+            d.expires
+                .map(|e| format!("{} expired {}", d.path, e.format("%Y-%m-%d")))
+        })
+        .collect();
+    let expired = if expired.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", expired.join(", "))
+    };
+    (
+        Status::ManualPending,
+        format!(
+            "{prefix}waiting for documents{expired}: {}",
+            manual.join("; ")
+        ),
+    )
 }
 
 /// Counts of controls per status, for summaries and exit codes.

@@ -11,6 +11,7 @@
 pub mod catalog;
 pub mod checks;
 pub mod collect;
+pub mod commands;
 pub mod config;
 pub mod demo;
 pub mod error;

@@ -19,7 +19,7 @@ use auditpack::package::{
 };
 use auditpack::pipeline::{self, RunOptions};
 use auditpack::secret::SecretRef;
-use cli::{Cli, Command};
+use cli::{Cli, Command, ControlsAction};
 
 /// Output gathered while a command runs and written once at the end, so a
 /// closed pipe (`| head`) cannot interrupt the work.
@@ -187,6 +187,53 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Controls {
+            action,
+            framework,
+            owner,
+            ownership,
+            config,
+        } => {
+            use auditpack::commands::{controls, parse_owner};
+            let catalog = auditpack::catalog::Catalog::builtin()?;
+            let config = config.map(|p| Config::load(&p)).transpose()?;
+            let view = controls::View::new(&catalog, config.as_ref(), ownership.as_deref())?;
+            match action {
+                None => {
+                    let owner = owner.as_deref().map(parse_owner).transpose()?;
+                    let rows = view.list(framework.as_deref(), owner)?;
+                    out.0.push_str(&controls::render_list(&rows));
+                }
+                Some(ControlsAction::Show { id }) => {
+                    let details = view.show(&id, framework.as_deref())?;
+                    out.0.push_str(&controls::render_show(&details));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Gaps { run, owner } => {
+            use auditpack::commands::{gaps, parse_owner, read_results};
+            let owner = owner.as_deref().map(parse_owner).transpose()?;
+            let results = read_results(&run)?;
+            let found = gaps::gaps(&results, owner);
+            out.0.push_str(&gaps::render(&found));
+            Ok(if found.gaps.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Diff { run_a, run_b } => {
+            use auditpack::commands::{diff, read_results};
+            let (a, b) = (read_results(&run_a)?, read_results(&run_b)?);
+            let changes = diff::diff(&a, &b);
+            out.0.push_str(&diff::render(&changes));
+            Ok(if changes.regressed() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         Command::Keygen {
             out: key_path,
             identity,
@@ -255,25 +302,19 @@ fn print_summary(out: &mut Out, results: &[ControlResult]) {
             counts.join(", ")
         );
     }
-    say!(out, "\nfailing or inconclusive, by owner:");
-    let mut by_owner: BTreeMap<&str, Vec<&ControlResult>> = BTreeMap::new();
-    for r in results.iter().filter(|r| {
-        matches!(
-            r.status,
-            auditpack::evaluate::Status::Fail | auditpack::evaluate::Status::Inconclusive
-        )
-    }) {
-        by_owner.entry(r.owner.as_str()).or_default().push(r);
+    say!(out, "\ncontrols by owner:");
+    let mut by_owner: BTreeMap<&str, BTreeMap<auditpack::evaluate::Status, usize>> =
+        BTreeMap::new();
+    for r in results {
+        *by_owner
+            .entry(r.owner.as_str())
+            .or_default()
+            .entry(r.status)
+            .or_insert(0) += 1;
     }
-    if by_owner.is_empty() {
-        say!(out, "  none");
-    }
-    for (owner, list) in by_owner {
-        let ids: Vec<String> = list
-            .iter()
-            .map(|r| format!("{} {} ({})", r.framework, r.control_id, r.status))
-            .collect();
-        say!(out, "  {owner:<10} {}", ids.join(", "));
+    for (owner, counts) in by_owner {
+        let counts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+        say!(out, "  {owner:<10} {}", counts.join(", "));
     }
     let mut gaps: BTreeMap<(&str, &str), (&str, usize, Vec<&str>)> = BTreeMap::new();
     for r in results {

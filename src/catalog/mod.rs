@@ -16,6 +16,16 @@ use crate::error::{Error, ErrorKind, Result};
 
 static CONTROLS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/controls");
 
+/// The values `applies_to` may take. Only `all` and `service-provider` can be
+/// in scope (the latter with `service_provider = true`); the others mark PCI
+/// DSS appendix requirements that auditpack leaves `not_applicable`.
+pub const APPLIES_TO: &[&str] = &[
+    "all",
+    "service-provider",
+    "multi-tenant-service-provider",
+    "designated-entity",
+];
+
 /// How a control is judged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -80,6 +90,10 @@ pub struct Control {
     /// SOC 2 trust services category.
     #[serde(default)]
     pub category: Option<String>,
+    /// Days its evidence stays usable, when it differs from the framework's
+    /// `evidence_ttl_days`.
+    #[serde(default)]
+    pub evidence_ttl_days: Option<u32>,
 }
 
 /// A catalog: one framework's controls and threshold defaults.
@@ -215,6 +229,14 @@ impl Catalog {
                         used.insert(check.as_str());
                     } else {
                         problems.push(format!("{at}: unknown check `{check}`"));
+                    }
+                }
+                if let Some(a) = c.applies_to.as_deref() {
+                    if !APPLIES_TO.contains(&a) {
+                        problems.push(format!(
+                            "{at}: applies_to `{a}` is not one of {}",
+                            APPLIES_TO.join(", ")
+                        ));
                     }
                 }
                 match c.kind {

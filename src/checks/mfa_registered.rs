@@ -22,8 +22,10 @@ use crate::facts::{FactKind, UserType};
 
 pub(super) const CHECK: Check = Check {
     id: "mfa_registered",
+    source: include_str!("mfa_registered.rs"),
     title: "MFA registered for every enabled member account",
     remediation: "Have each listed user register an MFA method (Authenticator app or FIDO2 key), or disable the account if unused.",
+    thresholds: &[],
     needs: &[FactKind::Users, FactKind::MfaRegistration],
     run,
 };
@@ -90,11 +92,7 @@ mod tests {
             },
             &[FactKind::Users, FactKind::MfaRegistration],
         );
-        let input = CheckInput {
-            facts: &facts,
-            limits: &Limits::DEFAULT,
-            as_of: as_of(),
-        };
+        let input = CheckInput::new(&facts, &Limits::DEFAULT, as_of());
         run_check(&CHECK, &input)
     }
 
@@ -154,11 +152,7 @@ mod tests {
             },
             &[FactKind::Users],
         );
-        let input = CheckInput {
-            facts: &facts,
-            limits: &Limits::DEFAULT,
-            as_of: as_of(),
-        };
+        let input = CheckInput::new(&facts, &Limits::DEFAULT, as_of());
         let out = run_check(&CHECK, &input);
         assert_eq!(out.verdict, Verdict::Inconclusive);
         assert!(out.summary.contains("MFA registration"));

@@ -3,17 +3,48 @@
 //! comment says what it tests, why it matters, what it reads and how to fix a
 //! failure. Adding a check is one file plus one line in [`CHECKS`].
 
+mod access_review_completed;
+mod access_review_denials_applied;
+mod devices_report_patch_state;
+mod disk_encryption;
+mod edr_coverage;
+mod edr_health;
+mod guest_accounts_reviewed;
+mod inactive_accounts;
+mod intune_compliance;
+mod mfa_admins;
+mod mfa_enforced;
 mod mfa_registered;
 mod patch_latency_critical;
+mod patch_latency_high;
+mod responsibility_matrix;
+mod stale_devices;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::config::Thresholds;
-use crate::facts::{FactKind, Facts};
+use crate::config::{Owner, Thresholds};
+use crate::facts::{FactKind, Facts, InventoryItem};
 
 /// Every check auditpack runs.
-pub const CHECKS: &[Check] = &[mfa_registered::CHECK, patch_latency_critical::CHECK];
+pub const CHECKS: &[Check] = &[
+    mfa_registered::CHECK,
+    mfa_admins::CHECK,
+    mfa_enforced::CHECK,
+    inactive_accounts::CHECK,
+    guest_accounts_reviewed::CHECK,
+    access_review_completed::CHECK,
+    access_review_denials_applied::CHECK,
+    patch_latency_critical::CHECK,
+    patch_latency_high::CHECK,
+    devices_report_patch_state::CHECK,
+    edr_coverage::CHECK,
+    edr_health::CHECK,
+    disk_encryption::CHECK,
+    intune_compliance::CHECK,
+    stale_devices::CHECK,
+    responsibility_matrix::CHECK,
+];
 
 /// A check by id.
 pub fn check(id: &str) -> Option<&'static Check> {
@@ -25,14 +56,49 @@ pub fn check(id: &str) -> Option<&'static Check> {
 pub struct Check {
     /// Stable id used by catalogs and ownership templates.
     pub id: &'static str,
+    /// The check's source file, whose `//!` comment is its documentation
+    /// (read it with [`Check::documentation`]).
+    pub source: &'static str,
     /// One-line title.
     pub title: &'static str,
+    /// The thresholds it reads (for `auditpack controls show`).
+    pub thresholds: &'static [Threshold],
     /// How to fix a failure, for gap lists.
     pub remediation: &'static str,
     /// Fact kinds it reads; any that is incomplete makes it inconclusive.
     pub needs: &'static [FactKind],
     /// The judgement, run only when every needed fact is complete.
     pub run: fn(&CheckInput<'_>) -> Outcome,
+}
+
+impl Check {
+    /// The check's documentation (what it tests, why, evidence, how to fix):
+    /// its module doc comment, as Markdown paragraphs.
+    pub fn documentation(&self) -> String {
+        let mut out = String::new();
+        for line in self.source.lines() {
+            let Some(text) = line.strip_prefix("//!") else {
+                if out.is_empty() && line.trim().is_empty() {
+                    continue;
+                }
+                break;
+            };
+            out.push_str(text.strip_prefix(' ').unwrap_or(text));
+            out.push('\n');
+        }
+        out.trim_end().to_owned()
+    }
+
+    /// One section of the documentation (`What it tests`, `Why it matters`,
+    /// `Evidence`, `How to fix`), as one line; empty when absent.
+    pub fn doc_section(&self, heading: &str) -> String {
+        let marker = format!("**{heading}.**");
+        self.documentation()
+            .split("\n\n")
+            .find_map(|para| para.strip_prefix(marker.as_str()))
+            .map(|text| text.split_whitespace().collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    }
 }
 
 /// What a check reads.
@@ -43,6 +109,78 @@ pub struct CheckInput<'a> {
     pub limits: &'a Limits,
     /// The instant ages are measured at.
     pub as_of: DateTime<Utc>,
+    /// The ownership matrix of every control in scope, computed by the
+    /// evaluation from the catalog and ownership (not a fact a collector
+    /// gathers); `None` when the caller has none.
+    pub ownership: Option<&'a [OwnershipEntry]>,
+}
+
+impl<'a> CheckInput<'a> {
+    /// Input without an ownership matrix.
+    pub fn new(facts: &'a Facts, limits: &'a Limits, as_of: DateTime<Utc>) -> CheckInput<'a> {
+        CheckInput {
+            facts,
+            limits,
+            as_of,
+            ownership: None,
+        }
+    }
+}
+
+/// One row of the ownership matrix: an in-scope control and who owns it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct OwnershipEntry {
+    /// `"<framework>:<control id>"`.
+    pub control: String,
+    /// Control title.
+    pub title: String,
+    /// Accountable owner.
+    pub owner: Owner,
+    /// For shared controls: checks of the control with no responsible party.
+    pub unassigned_checks: Vec<String>,
+}
+
+/// A threshold a check reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Threshold {
+    /// `inactive_account_days`.
+    InactiveAccountDays,
+    /// `critical_patch_days`.
+    CriticalPatchDays,
+    /// `high_patch_days`.
+    HighPatchDays,
+    /// `access_review_days`.
+    AccessReviewDays,
+    /// `edr_signature_days`.
+    EdrSignatureDays,
+    /// `stale_device_days`.
+    StaleDeviceDays,
+}
+
+impl Threshold {
+    /// The config key.
+    pub fn key(self) -> &'static str {
+        match self {
+            Threshold::InactiveAccountDays => "inactive_account_days",
+            Threshold::CriticalPatchDays => "critical_patch_days",
+            Threshold::HighPatchDays => "high_patch_days",
+            Threshold::AccessReviewDays => "access_review_days",
+            Threshold::EdrSignatureDays => "edr_signature_days",
+            Threshold::StaleDeviceDays => "stale_device_days",
+        }
+    }
+
+    /// Its value in `limits`.
+    pub fn value(self, limits: &Limits) -> u32 {
+        match self {
+            Threshold::InactiveAccountDays => limits.inactive_account_days,
+            Threshold::CriticalPatchDays => limits.critical_patch_days,
+            Threshold::HighPatchDays => limits.high_patch_days,
+            Threshold::AccessReviewDays => limits.access_review_days,
+            Threshold::EdrSignatureDays => limits.edr_signature_days,
+            Threshold::StaleDeviceDays => limits.stale_device_days,
+        }
+    }
 }
 
 /// A check's verdict.
@@ -131,6 +269,8 @@ pub struct Limits {
     pub stale_device_days: u32,
     /// Maximum age of the newest backup in hours.
     pub backup_max_age_hours: u32,
+    /// Days collected evidence stays usable for a judgement.
+    pub evidence_ttl_days: u32,
 }
 
 impl Limits {
@@ -143,6 +283,7 @@ impl Limits {
         edr_signature_days: 7,
         stale_device_days: 30,
         backup_max_age_hours: 168,
+        evidence_ttl_days: 30,
     };
 
     /// Resolve: `config` over `framework` over [`Limits::DEFAULT`].
@@ -185,6 +326,11 @@ impl Limits {
                 framework.backup_max_age_hours,
                 d.backup_max_age_hours,
             ),
+            evidence_ttl_days: pick(
+                config.evidence_ttl_days,
+                framework.evidence_ttl_days,
+                d.evidence_ttl_days,
+            ),
         }
     }
 }
@@ -216,6 +362,97 @@ pub(crate) fn days_between(then: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
     (now - then).num_days().max(0)
 }
 
+/// Per-source device records by stable id.
+pub(crate) fn devices_by_id(
+    facts: &Facts,
+) -> std::collections::HashMap<&str, &crate::facts::Device> {
+    facts.devices.iter().map(|d| (d.id.as_str(), d)).collect()
+}
+
+/// The reconciled inventory; reconciled here when the facts were never
+/// finished (so a device can never escape an inventory check).
+pub(crate) fn inventory(facts: &Facts) -> std::borrow::Cow<'_, [InventoryItem]> {
+    if facts.inventory.is_empty() && !facts.devices.is_empty() {
+        std::borrow::Cow::Owned(crate::facts::reconcile(&facts.devices))
+    } else {
+        std::borrow::Cow::Borrowed(&facts.inventory)
+    }
+}
+
+/// A reconciled device as a failing subject.
+pub(crate) fn inventory_subject(item: &InventoryItem, detail: String) -> Subject {
+    Subject {
+        id: item.id.clone(),
+        name: item.name.clone(),
+        detail,
+    }
+}
+
+/// The sources that provide `kind` in these facts.
+pub(crate) fn sources_of(facts: &Facts, kind: FactKind) -> std::collections::BTreeSet<&str> {
+    facts
+        .coverage
+        .get(&kind)
+        .into_iter()
+        .flatten()
+        .map(|p| p.source.as_str())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CHECKS;
+
+    /// Evaluation shares a check's outcome between frameworks whose declared
+    /// thresholds agree, so a check must declare every threshold it reads.
+    #[test]
+    fn every_check_declares_the_thresholds_it_reads() {
+        let all = [
+            super::Threshold::InactiveAccountDays,
+            super::Threshold::CriticalPatchDays,
+            super::Threshold::HighPatchDays,
+            super::Threshold::AccessReviewDays,
+            super::Threshold::EdrSignatureDays,
+            super::Threshold::StaleDeviceDays,
+        ];
+        for check in CHECKS {
+            let code = check.source.split("#[cfg(test)]").next().unwrap_or("");
+            for t in all {
+                let reads = code.contains(&format!("limits.{}", t.key()));
+                assert_eq!(
+                    reads,
+                    check.thresholds.contains(&t),
+                    "{} and {}",
+                    check.id,
+                    t.key()
+                );
+            }
+            for other in ["backup_max_age_hours", "evidence_ttl_days"] {
+                assert!(
+                    !code.contains(&format!("limits.{other}")),
+                    "{}: {other}",
+                    check.id
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_check_is_documented_in_the_house_style() {
+        for check in CHECKS {
+            let doc = check.documentation();
+            assert!(doc.starts_with(&format!("`{}`", check.id)), "{}", check.id);
+            for heading in ["What it tests", "Why it matters", "Evidence", "How to fix"] {
+                assert!(
+                    !check.doc_section(heading).is_empty(),
+                    "{}: {heading}",
+                    check.id
+                );
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod fixtures {
     //! Small fact builders for check tests.
@@ -232,6 +469,57 @@ pub(crate) mod fixtures {
 
     pub fn days_ago(days: i64) -> DateTime<Utc> {
         as_of() - Duration::days(days)
+    }
+
+    /// Facts with the inventory reconciled from their devices.
+    pub fn reconciled(mut facts: Facts) -> Facts {
+        facts.inventory = crate::facts::reconcile(&facts.devices);
+        facts
+    }
+
+    /// A device record of `source` with a hostname and serial.
+    pub fn device(source: &str, id: &str, name: &str) -> crate::facts::Device {
+        crate::facts::Device {
+            id: format!("{source}:{id}"),
+            name: name.to_owned(),
+            source: source.to_owned(),
+            serial: Some(format!("SN-{name}")),
+            last_seen: Some(days_ago(1)),
+            ..crate::facts::Device::default()
+        }
+    }
+
+    /// A user with the given state.
+    pub fn user(id: &str, enabled: bool, user_type: crate::facts::UserType) -> crate::facts::User {
+        crate::facts::User {
+            id: format!("m365:{id}"),
+            upn: format!("{id}@contoso.example"),
+            display_name: id.to_uppercase(),
+            enabled,
+            user_type,
+            last_sign_in: Some(days_ago(1)),
+            created: Some(days_ago(400)),
+            mfa: None,
+            is_admin: false,
+            roles: vec![],
+        }
+    }
+
+    /// Run `check` over `facts` with `limits`.
+    pub fn run(
+        check: &crate::checks::Check,
+        facts: &Facts,
+        limits: &crate::checks::Limits,
+    ) -> crate::checks::Outcome {
+        crate::checks::run_check(
+            check,
+            &crate::checks::CheckInput::new(facts, limits, as_of()),
+        )
+    }
+
+    /// Failing subject ids of an outcome.
+    pub fn ids(out: &crate::checks::Outcome) -> Vec<&str> {
+        out.failing.iter().map(|s| s.id.as_str()).collect()
     }
 
     /// Facts whose given kinds are complete.

@@ -16,13 +16,15 @@
 
 use std::collections::BTreeMap;
 
-use super::{days_between, Check, CheckInput, Outcome, Subject};
+use super::{days_between, Check, CheckInput, Outcome, Subject, Threshold};
 use crate::facts::{FactKind, Severity};
 
 pub(super) const CHECK: Check = Check {
     id: "patch_latency_critical",
+    source: include_str!("patch_latency_critical.rs"),
     title: "No critical OS patch pending longer than the allowed days",
     remediation: "Approve and install the listed critical patches in the RMM and reboot where required; fix failing patch installs.",
+    thresholds: &[Threshold::CriticalPatchDays],
     needs: &[FactKind::Devices, FactKind::PendingPatches],
     run,
 };
@@ -116,14 +118,7 @@ mod tests {
             critical_patch_days: limit,
             ..Limits::DEFAULT
         };
-        run_check(
-            &CHECK,
-            &CheckInput {
-                facts: &facts,
-                limits: &limits,
-                as_of: as_of(),
-            },
-        )
+        run_check(&CHECK, &CheckInput::new(&facts, &limits, as_of()))
     }
 
     #[test]

@@ -162,6 +162,20 @@ pub fn normalise(run_dir: &Path) -> Result<Facts> {
             .push((entry.path.clone(), json));
     }
     let mut facts = Facts::default();
+    for entry in &custody {
+        let Ok(at) = DateTime::parse_from_rfc3339(&entry.collected_at) else {
+            return Err(Error::invalid(format!(
+                "custody.jsonl: collected_at of {} is not an RFC 3339 time",
+                entry.path
+            )));
+        };
+        let at = at.with_timezone(&Utc);
+        facts
+            .collected
+            .entry(format!("{}/{}", entry.source, entry.dataset))
+            .and_modify(|t| *t = (*t).min(at))
+            .or_insert(at);
+    }
     for (name, report) in &manifest.sources {
         let Some(kind) = NORMALISERS
             .iter()

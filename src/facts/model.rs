@@ -445,6 +445,10 @@ pub struct Facts {
     pub manual: Vec<ManualDocument>,
     /// Provenance per kind of fact.
     pub coverage: BTreeMap<FactKind, Vec<Provenance>>,
+    /// When each dataset (`"<source>/<dataset>"`) was collected: its oldest
+    /// page's custody time. Evidence time-to-live is measured from it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub collected: BTreeMap<String, DateTime<Utc>>,
 }
 
 /// Whether a kind of fact can be relied on.

@@ -1,0 +1,132 @@
+//! `disk_encryption`: every device's system disk is encrypted.
+//!
+//! **What it tests.** Each reconciled device has at least one source record
+//! saying its disk is encrypted (BitLocker, FileVault, LUKS...). A device no
+//! source reports on fails: missing evidence is never a pass.
+//!
+//! **Why it matters.** A lost or stolen laptop with an unencrypted disk is a
+//! reportable breach under HIPAA (encryption is the safe harbour,
+//! 164.312(a)(2)(iv)); SOC 2 CC6.7 expects data on endpoints protected.
+//!
+//! **Evidence.** Each source's encryption state per device (Intune
+//! `isEncrypted`, RMM BitLocker status, endpoint reports).
+//!
+//! **How to fix.** Enable BitLocker (with the recovery key escrowed to Entra
+//! ID) or FileVault on the listed devices, through an Intune disk encryption
+//! policy or the RMM; replace hardware that cannot encrypt.
+
+use super::{devices_by_id, inventory, inventory_subject, Check, CheckInput, Outcome};
+use crate::facts::FactKind;
+
+pub(super) const CHECK: Check = Check {
+    id: "disk_encryption",
+    source: include_str!("disk_encryption.rs"),
+    title: "Disk encryption on every device",
+    thresholds: &[],
+    remediation: "Enable BitLocker (recovery key escrowed) or FileVault on the listed devices through an encryption policy.",
+    needs: &[FactKind::Devices, FactKind::Encryption],
+    run,
+};
+
+fn run(input: &CheckInput<'_>) -> Outcome {
+    let by_id = devices_by_id(input.facts);
+    let items = inventory(input.facts);
+    let mut failing = Vec::new();
+    for item in items.iter() {
+        let records: Vec<_> = item
+            .members
+            .iter()
+            .filter_map(|m| by_id.get(m.as_str()))
+            .collect();
+        if records.iter().any(|d| d.encrypted == Some(true)) {
+            continue;
+        }
+        let said_no: Vec<&str> = records
+            .iter()
+            .filter(|d| d.encrypted == Some(false))
+            .map(|d| d.source.as_str())
+            .collect();
+        let detail = if said_no.is_empty() {
+            format!(
+                "no source reports encryption state (seen by {})",
+                item.sources.join(", ")
+            )
+        } else {
+            format!("not encrypted per {}", said_no.join(", "))
+        };
+        failing.push(inventory_subject(item, detail));
+    }
+    Outcome::judge(items.len(), failing, "devices")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::fixtures::{complete, device, ids, reconciled, run as run_with};
+    use crate::checks::{Limits, Verdict};
+    use crate::facts::{Device, Facts};
+
+    fn enc(source: &str, name: &str, encrypted: Option<bool>) -> Device {
+        Device {
+            encrypted,
+            ..device(source, name, name)
+        }
+    }
+
+    fn judge(devices: Vec<Device>) -> Outcome {
+        let facts = complete(
+            reconciled(Facts {
+                devices,
+                ..Facts::default()
+            }),
+            &[FactKind::Devices, FactKind::Encryption],
+        );
+        run_with(&CHECK, &facts, &Limits::DEFAULT)
+    }
+
+    #[test]
+    fn table() {
+        type Case = (&'static str, Vec<Device>, Verdict, &'static [&'static str]);
+        let cases: Vec<Case> = vec![
+            (
+                "encrypted",
+                vec![enc("intune", "PC1", Some(true))],
+                Verdict::Pass,
+                &[],
+            ),
+            (
+                "not encrypted",
+                vec![enc("intune", "PC1", Some(false))],
+                Verdict::Fail,
+                &["device:serial:SN-PC1"],
+            ),
+            (
+                "unknown fails",
+                vec![enc("ninja", "PC1", None)],
+                Verdict::Fail,
+                &["device:serial:SN-PC1"],
+            ),
+            (
+                "another source confirms",
+                vec![enc("ninja", "PC1", None), enc("intune", "PC1", Some(true))],
+                Verdict::Pass,
+                &[],
+            ),
+            ("no devices", vec![], Verdict::Pass, &[]),
+        ];
+        for (name, devices, verdict, failing) in cases {
+            let out = judge(devices);
+            assert_eq!(out.verdict, verdict, "{name}");
+            assert_eq!(ids(&out), failing, "{name}");
+        }
+    }
+
+    #[test]
+    fn findings_snapshot() {
+        insta::assert_json_snapshot!(judge(vec![
+            enc("intune", "PC1", Some(true)),
+            enc("intune", "PC2", Some(false)),
+            enc("ninja", "PC3", None),
+        ]));
+    }
+}

@@ -1,0 +1,194 @@
+//! `patch_latency_high`: no high-severity (important) OS patch pending longer
+//! than `high_patch_days` (default 90; proposed HIPAA: 30).
+//!
+//! **What it tests.** Every pending OS patch rated important/high by the
+//! source, per device, against the time the source first reported it pending.
+//! Critical patches are judged by `patch_latency_critical` with its own limit.
+//!
+//! **Why it matters.** PCI DSS 6.3.3 lets non-critical patches wait only for a
+//! risk-based period; high-severity flaws are the next wave of exploits after
+//! the critical ones, and a patch pipeline that stalls shows here first.
+//!
+//! **Evidence.** The device inventory and pending OS patches. A high patch with
+//! no detection time fails: its age cannot be shown to be within policy.
+//!
+//! **How to fix.** Approve and install the listed patches (check the patch
+//! policy's approval rules and failed installs), then reboot where required.
+
+use std::collections::BTreeMap;
+
+use super::{days_between, Check, CheckInput, Outcome, Subject, Threshold};
+use crate::facts::{FactKind, Severity};
+
+pub(super) const CHECK: Check = Check {
+    id: "patch_latency_high",
+    source: include_str!("patch_latency_high.rs"),
+    title: "No high-severity OS patch pending longer than the allowed days",
+    remediation: "Approve and install the listed high-severity patches in the RMM and reboot where required; fix failing patch installs.",
+    thresholds: &[Threshold::HighPatchDays],
+    needs: &[FactKind::Devices, FactKind::PendingPatches],
+    run,
+};
+
+fn run(input: &CheckInput<'_>) -> Outcome {
+    let limit = i64::from(input.limits.high_patch_days);
+    let mut overdue: BTreeMap<&str, Vec<(Option<i64>, &str)>> = BTreeMap::new();
+    for patch in &input.facts.patches {
+        if patch.severity != Severity::Important {
+            continue;
+        }
+        let age = patch.detected.map(|t| days_between(t, input.as_of));
+        if age.is_none_or(|days| days > limit) {
+            let label = patch.kb.as_deref().unwrap_or(&patch.name);
+            overdue
+                .entry(patch.device_id.as_str())
+                .or_default()
+                .push((age, label));
+        }
+    }
+    let names: BTreeMap<&str, &str> = input
+        .facts
+        .devices
+        .iter()
+        .map(|d| (d.id.as_str(), d.name.as_str()))
+        .collect();
+    let failing = overdue
+        .into_iter()
+        .map(|(device, mut patches)| {
+            patches.sort_by(|a, b| b.cmp(a));
+            let oldest = match patches.iter().find_map(|p| p.0) {
+                Some(days) if patches.iter().all(|p| p.0.is_some()) => {
+                    format!("oldest {days} days")
+                }
+                _ => "age unknown for some".to_owned(),
+            };
+            let list: Vec<&str> = patches.iter().map(|p| p.1).collect();
+            Subject {
+                id: device.to_owned(),
+                name: names.get(device).copied().unwrap_or(device).to_owned(),
+                detail: format!(
+                    "{} high-severity patch(es) pending over {limit} days, {oldest}: {}",
+                    list.len(),
+                    list.join(", ")
+                ),
+            }
+        })
+        .collect();
+    Outcome::judge(input.facts.devices.len(), failing, "devices")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::fixtures::{complete, days_ago, device, ids, run as run_with};
+    use crate::checks::{Limits, Verdict};
+    use crate::facts::{Facts, PendingPatch};
+
+    fn patch(device: &str, severity: Severity, age: Option<i64>) -> PendingPatch {
+        PendingPatch {
+            device_id: format!("ninja:{device}"),
+            name: format!("Update {device} {age:?}"),
+            kb: Some(format!("KB{}", age.unwrap_or(0))),
+            severity,
+            status: Some("APPROVED".into()),
+            detected: age.map(days_ago),
+        }
+    }
+
+    fn judge(patches: Vec<PendingPatch>, limit: u32) -> Outcome {
+        let facts = complete(
+            Facts {
+                devices: vec![device("ninja", "1", "PC-1"), device("ninja", "2", "PC-2")],
+                patches,
+                ..Facts::default()
+            },
+            &[FactKind::Devices, FactKind::PendingPatches],
+        );
+        let limits = Limits {
+            high_patch_days: limit,
+            ..Limits::DEFAULT
+        };
+        run_with(&CHECK, &facts, &limits)
+    }
+
+    #[test]
+    fn table() {
+        type Case = (
+            &'static str,
+            Vec<PendingPatch>,
+            u32,
+            Verdict,
+            &'static [&'static str],
+        );
+        let cases: Vec<Case> = vec![
+            ("nothing pending", vec![], 90, Verdict::Pass, &[]),
+            (
+                "young important",
+                vec![patch("1", Severity::Important, Some(30))],
+                90,
+                Verdict::Pass,
+                &[],
+            ),
+            (
+                "at the limit",
+                vec![patch("1", Severity::Important, Some(90))],
+                90,
+                Verdict::Pass,
+                &[],
+            ),
+            (
+                "old important",
+                vec![patch("1", Severity::Important, Some(91))],
+                90,
+                Verdict::Fail,
+                &["ninja:1"],
+            ),
+            (
+                "critical left to the critical check",
+                vec![patch("1", Severity::Critical, Some(300))],
+                90,
+                Verdict::Pass,
+                &[],
+            ),
+            (
+                "moderate ignored",
+                vec![patch("1", Severity::Moderate, Some(300))],
+                90,
+                Verdict::Pass,
+                &[],
+            ),
+            (
+                "proposed HIPAA limit",
+                vec![patch("2", Severity::Important, Some(40))],
+                30,
+                Verdict::Fail,
+                &["ninja:2"],
+            ),
+            (
+                "unknown age fails",
+                vec![patch("2", Severity::Important, None)],
+                90,
+                Verdict::Fail,
+                &["ninja:2"],
+            ),
+        ];
+        for (name, patches, limit, verdict, failing) in cases {
+            let out = judge(patches, limit);
+            assert_eq!(out.verdict, verdict, "{name}");
+            assert_eq!(ids(&out), failing, "{name}");
+        }
+    }
+
+    #[test]
+    fn findings_snapshot() {
+        insta::assert_json_snapshot!(judge(
+            vec![
+                patch("1", Severity::Important, Some(120)),
+                patch("1", Severity::Important, Some(95)),
+                patch("2", Severity::Important, None),
+                patch("2", Severity::Important, Some(10)),
+            ],
+            90
+        ));
+    }
+}

@@ -1,0 +1,400 @@
+//! The reading commands through the binary: `controls`, `controls show`,
+//! `gaps` and `diff`, with their exit codes.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use auditpack::catalog::ControlKind;
+use auditpack::checks::{Subject, Verdict};
+use auditpack::config::Owner;
+use auditpack::evaluate::{CheckResult, ControlResult, Status};
+
+fn auditpack(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_auditpack"))
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn controls_lists_a_framework_filtered_by_owner() {
+    let o = auditpack(&["controls", "--framework", "pci-dss", "--owner", "msp"]);
+    assert_eq!(o.status.code(), Some(0));
+    let text = stdout(&o);
+    let rows: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .filter(|l| l.starts_with("pci-dss"))
+        .collect();
+    assert!(rows.len() > 20, "{text}");
+    assert!(rows.iter().all(|l| l.contains(" msp ")), "{text}");
+    assert!(rows.iter().any(|l| l.contains("6.3.3")), "{text}");
+    assert!(text
+        .lines()
+        .next()
+        .is_some_and(|h| h.contains("kind") && h.contains("owner") && h.contains("title")));
+
+    let all = stdout(&auditpack(&["controls"]));
+    assert!(
+        all.contains(&format!("{} control(s)", 60 + 60 + 280 + 61)),
+        "{}",
+        all.lines().last().unwrap_or("")
+    );
+}
+
+#[test]
+fn controls_follow_the_chosen_template_and_config_overrides() {
+    let default = stdout(&auditpack(&[
+        "controls",
+        "--framework",
+        "soc2",
+        "--owner",
+        "msp",
+    ]));
+    let managed = stdout(&auditpack(&[
+        "controls",
+        "--framework",
+        "soc2",
+        "--owner",
+        "msp",
+        "--ownership",
+        "msp-fully-managed",
+    ]));
+    let count = |t: &str| t.lines().filter(|l| l.starts_with("soc2")).count();
+    assert!(count(&managed) > count(&default), "{managed}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("auditpack.toml");
+    std::fs::write(
+        &config,
+        "[organisation]\nname = \"Clinic\"\nframeworks = [\"pci-dss\"]\n\n[ownership.overrides]\n\"pci-dss:8.2.6\" = \"msp\"\n\n[thresholds]\ninactive_account_days = 45\n",
+    )
+    .expect("write");
+    let c = config.to_string_lossy();
+    let list = stdout(&auditpack(&["controls", "--config", &c, "--owner", "msp"]));
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("pci-dss") && l.contains("8.2.6")),
+        "{list}"
+    );
+    assert!(
+        !list.lines().any(|l| l.starts_with("soc2")),
+        "only the config's frameworks"
+    );
+    let show = stdout(&auditpack(&[
+        "controls",
+        "show",
+        "pci-dss:8.2.6",
+        "--config",
+        &c,
+    ]));
+    assert!(show.contains("owner:     msp"), "{show}");
+    assert!(show.contains("inactive_account_days = 45"), "{show}");
+}
+
+#[test]
+fn controls_show_explains_requirement_checks_thresholds_and_owner() {
+    let o = auditpack(&["controls", "show", "8.2.6", "--framework", "pci-dss"]);
+    assert_eq!(o.status.code(), Some(0));
+    let text = stdout(&o);
+    for needle in [
+        "pci-dss:8.2.6",
+        "owner:     internal",
+        "kind:      automated",
+        "requires:",
+        "inactive_accounts",
+        "tests: Every enabled account",
+        "thresholds: inactive_account_days = 90",
+        "fix: Disable or delete",
+    ] {
+        assert!(text.contains(needle), "{needle} missing:\n{text}");
+    }
+    let proposed = stdout(&auditpack(&[
+        "controls",
+        "show",
+        "hipaa-2025-proposed:164.308(a)(1)(ii)(B)",
+    ]));
+    assert!(proposed.contains("critical_patch_days = 15"), "{proposed}");
+    assert!(proposed.contains("(proposed)"), "{proposed}");
+    let manual = stdout(&auditpack(&[
+        "controls",
+        "show",
+        "CC1.1",
+        "--framework",
+        "soc2",
+    ]));
+    assert!(manual.contains("manual evidence"), "{manual}");
+    assert!(manual.contains("\"soc2:CC1.1\""), "{manual}");
+}
+
+#[test]
+fn controls_show_of_an_unknown_id_exits_2() {
+    let o = auditpack(&["controls", "show", "99.99"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no control `99.99`"));
+    let o = auditpack(&["controls", "--owner", "nobody"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+fn subject(id: &str, name: &str) -> Subject {
+    Subject {
+        id: id.into(),
+        name: name.into(),
+        detail: format!("{name} fails"),
+    }
+}
+
+fn check(id: &str, responsible: Owner, failing: Vec<Subject>) -> CheckResult {
+    CheckResult {
+        check: id.into(),
+        title: format!("Title of {id}"),
+        outcome: if failing.is_empty() {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        },
+        responsible,
+        evaluated: 10,
+        failing_count: failing.len(),
+        failing,
+        evidence: vec![],
+        summary: "summary".into(),
+        remediation: format!("Fix {id}."),
+    }
+}
+
+fn control(framework: &str, id: &str, owner: Owner, checks: Vec<CheckResult>) -> ControlResult {
+    let status = if checks.iter().any(|c| c.outcome == Verdict::Fail) {
+        Status::Fail
+    } else {
+        Status::Pass
+    };
+    ControlResult {
+        framework: framework.into(),
+        control_id: id.into(),
+        title: format!("Control {id}"),
+        status,
+        owner,
+        kind: ControlKind::Automated,
+        checks,
+        manual_evidence: vec![],
+        reason: String::new(),
+    }
+}
+
+fn write_run(dir: &Path, results: &[ControlResult]) {
+    auditpack::report::json::write(dir, results).expect("write controls.json");
+}
+
+fn before() -> Vec<ControlResult> {
+    vec![
+        control(
+            "pci-dss",
+            "8.2.6",
+            Owner::Internal,
+            vec![check(
+                "inactive_accounts",
+                Owner::Internal,
+                vec![subject("m365:1", "Ann"), subject("m365:2", "Bob")],
+            )],
+        ),
+        control(
+            "soc2",
+            "CC6.2",
+            Owner::Shared,
+            vec![check(
+                "inactive_accounts",
+                Owner::Internal,
+                vec![subject("m365:1", "Ann"), subject("m365:2", "Bob")],
+            )],
+        ),
+        control(
+            "pci-dss",
+            "6.3.3",
+            Owner::Msp,
+            vec![check(
+                "patch_latency_critical",
+                Owner::Msp,
+                vec![subject("ninja:7", "CD-SRV-PMS")],
+            )],
+        ),
+        control(
+            "pci-dss",
+            "8.4.2",
+            Owner::Internal,
+            vec![check("mfa_enforced", Owner::Internal, vec![])],
+        ),
+    ]
+}
+
+fn after() -> Vec<ControlResult> {
+    vec![
+        control(
+            "pci-dss",
+            "8.2.6",
+            Owner::Internal,
+            vec![check(
+                "inactive_accounts",
+                Owner::Internal,
+                vec![subject("m365:2", "Bob")],
+            )],
+        ),
+        control(
+            "soc2",
+            "CC6.2",
+            Owner::Shared,
+            vec![check(
+                "inactive_accounts",
+                Owner::Internal,
+                vec![subject("m365:2", "Bob")],
+            )],
+        ),
+        control(
+            "pci-dss",
+            "6.3.3",
+            Owner::Msp,
+            vec![check("patch_latency_critical", Owner::Msp, vec![])],
+        ),
+        control(
+            "pci-dss",
+            "8.4.2",
+            Owner::Internal,
+            vec![check(
+                "mfa_enforced",
+                Owner::Internal,
+                vec![subject("m365:9", "Breakglass")],
+            )],
+        ),
+    ]
+}
+
+#[test]
+fn gaps_groups_failing_items_by_responsible_party_with_subjects() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_run(dir.path(), &before());
+    let run = dir.path().to_string_lossy().into_owned();
+    let o = auditpack(&["gaps", &run]);
+    assert_eq!(o.status.code(), Some(1));
+    let text = stdout(&o);
+    assert!(text.contains("[internal] 1 item(s) to fix"), "{text}");
+    assert!(text.contains("[msp] 1 item(s) to fix"), "{text}");
+    assert!(
+        text.contains("controls: pci-dss:8.2.6, soc2:CC6.2"),
+        "{text}"
+    );
+    assert!(text.contains("- Ann [m365:1]: Ann fails"), "{text}");
+    assert!(text.contains("fix: Fix inactive_accounts."), "{text}");
+
+    let msp = stdout(&auditpack(&["gaps", &run, "--owner", "msp"]));
+    assert!(msp.contains("CD-SRV-PMS") && !msp.contains("Ann"), "{msp}");
+    let shared = stdout(&auditpack(&["gaps", &run, "--owner", "shared"]));
+    assert!(
+        shared.contains("soc2:CC6.2") && !shared.contains("pci-dss:8.2.6"),
+        "{shared}"
+    );
+
+    let clean = tempfile::tempdir().expect("tempdir");
+    write_run(
+        clean.path(),
+        &[control(
+            "pci-dss",
+            "8.4.2",
+            Owner::Internal,
+            vec![check("mfa_enforced", Owner::Internal, vec![])],
+        )],
+    );
+    let o = auditpack(&["gaps", &clean.path().to_string_lossy()]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).contains("no failing controls"));
+}
+
+#[test]
+fn gaps_of_a_missing_run_exits_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = auditpack(&["gaps", &dir.path().join("nope").to_string_lossy()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("controls.json"));
+}
+
+#[test]
+fn diff_reports_new_failures_fixes_and_subject_changes() {
+    let a = tempfile::tempdir().expect("tempdir");
+    let b = tempfile::tempdir().expect("tempdir");
+    write_run(a.path(), &before());
+    write_run(b.path(), &after());
+    let (ra, rb) = (a.path().to_string_lossy(), b.path().to_string_lossy());
+    let o = auditpack(&["diff", &ra, &rb]);
+    assert_eq!(o.status.code(), Some(1), "a new failure is a regression");
+    let text = stdout(&o);
+    for needle in [
+        "new failures: 1",
+        "pci-dss:8.4.2 pass -> fail",
+        "fixed: 1",
+        "pci-dss:6.3.3 fail -> pass",
+        "Title of inactive_accounts (inactive_accounts): 2 -> 1 failing",
+        "- Ann [m365:1]",
+        "+ Breakglass [m365:9]: Breakglass fails",
+        "Title of patch_latency_critical (patch_latency_critical): 1 -> 0 failing",
+    ] {
+        assert!(text.contains(needle), "{needle} missing:\n{text}");
+    }
+    let same = auditpack(&["diff", &ra, &ra]);
+    assert_eq!(same.status.code(), Some(0));
+    assert!(stdout(&same).contains("new failures: 0"));
+    let better = auditpack(&["diff", &rb, &ra]);
+    assert_eq!(
+        better.status.code(),
+        Some(1),
+        "Ann and the CD-SRV-PMS patch fail again"
+    );
+}
+
+#[test]
+fn gaps_and_diff_read_a_demo_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("demo");
+    let demo = auditpack(&["demo", "--out", &out.to_string_lossy()]);
+    assert!(demo.status.success(), "{}", stdout(&demo));
+    let runs: Vec<_> = std::fs::read_dir(out.join("runs"))
+        .expect("runs")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let run = runs[0].to_string_lossy().into_owned();
+    let internal = auditpack(&["gaps", &run, "--owner", "internal"]);
+    assert_eq!(internal.status.code(), Some(1));
+    assert!(
+        stdout(&internal).contains("Jenny Lee"),
+        "{}",
+        stdout(&internal)
+    );
+    let packages: Vec<_> = std::fs::read_dir(out.join("packages"))
+        .expect("packages")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let msp = auditpack(&["gaps", &packages[0].to_string_lossy(), "--owner", "msp"]);
+    assert!(stdout(&msp).contains("CD-SRV-PMS"), "{}", stdout(&msp));
+    let same = auditpack(&["diff", &run, &packages[0].to_string_lossy()]);
+    assert_eq!(same.status.code(), Some(0), "{}", stdout(&same));
+}
+
+#[test]
+fn controls_show_snapshot() {
+    insta::assert_snapshot!(stdout(&auditpack(&["controls", "show", "pci-dss:7.2.4"])));
+}
+
+#[test]
+fn gaps_and_diff_snapshots() {
+    let a = tempfile::tempdir().expect("tempdir");
+    let b = tempfile::tempdir().expect("tempdir");
+    write_run(a.path(), &before());
+    write_run(b.path(), &after());
+    let (ra, rb) = (a.path().to_string_lossy(), b.path().to_string_lossy());
+    insta::assert_snapshot!("gaps", stdout(&auditpack(&["gaps", &ra])));
+    insta::assert_snapshot!("diff", stdout(&auditpack(&["diff", &ra, &rb])));
+}
