@@ -2,6 +2,8 @@
 //! (users, devices, pending patches), with the provenance and completeness of
 //! every kind of fact. Normalising is pure: it reads the run folder and nothing else.
 
+mod defender;
+mod intune;
 mod m365;
 mod model;
 mod ninjaone;
@@ -31,6 +33,9 @@ pub struct SourceEvidence<'a> {
     pub report: &'a SourceReport,
     /// Pages per dataset, in page order.
     pub pages: Pages,
+    /// The request behind each page (run-relative path -> `GET <url>` from the
+    /// custody log), for datasets fed by one request per parent object.
+    pub requests: BTreeMap<String, String>,
 }
 
 impl SourceEvidence<'_> {
@@ -80,6 +85,16 @@ impl SourceEvidence<'_> {
 
     /// The records of every page of `dataset`, located by `records` (which picks
     /// the array out of a page), with the page path for messages.
+    /// The URL a page was fetched from, if the custody log names it.
+    fn url_of(&self, path: &str) -> Option<&str> {
+        let request = self.requests.get(path)?;
+        Some(
+            request
+                .split_once(' ')
+                .map_or(request.as_str(), |(_, url)| url),
+        )
+    }
+
     fn records<'p>(
         &'p self,
         dataset: &str,
@@ -118,6 +133,7 @@ pub fn normalise(run_dir: &Path) -> Result<Facts> {
     let manifest = RunManifest::read(run_dir)?;
     let custody = read_custody(&run_dir.join("custody.jsonl"))?;
     let mut by_source: BTreeMap<&str, Pages> = BTreeMap::new();
+    let mut requests: BTreeMap<&str, BTreeMap<String, String>> = BTreeMap::new();
     for entry in &custody {
         let path = run_dir.join(&entry.path);
         let bytes =
@@ -136,6 +152,10 @@ pub fn normalise(run_dir: &Path) -> Result<Facts> {
             .entry(entry.dataset.clone())
             .or_default()
             .push((entry.path.clone(), json));
+        requests
+            .entry(entry.source.as_str())
+            .or_default()
+            .insert(entry.path.clone(), entry.request.clone());
     }
     let mut facts = Facts::default();
     for (name, report) in &manifest.sources {
@@ -156,6 +176,7 @@ pub fn normalise(run_dir: &Path) -> Result<Facts> {
             name,
             report,
             pages,
+            requests: requests.remove(name.as_str()).unwrap_or_default(),
         };
         (kind.normalise)(&evidence, &mut facts);
     }
