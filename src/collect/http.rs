@@ -571,7 +571,8 @@ async fn fetch_with(
 }
 
 /// One report for a dataset fed by many requests: complete when every part
-/// is; failed when none stored a page and some failed; partial otherwise. The
+/// is; failed when no page was stored and some part is not complete; partial
+/// otherwise. The
 /// reasons of the parts that are not complete are kept (the first few).
 pub fn merge_reports(parts: &[DatasetReport]) -> DatasetReport {
     let pages = parts.iter().map(|p| p.pages).sum();
@@ -588,7 +589,7 @@ pub fn merge_reports(parts: &[DatasetReport]) -> DatasetReport {
             reason: None,
         };
     }
-    let status = if pages == 0 && bad.len() == parts.len() {
+    let status = if pages == 0 {
         DatasetStatus::Failed
     } else {
         DatasetStatus::Partial

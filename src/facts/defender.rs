@@ -2,7 +2,8 @@
 //! health (EDR), antivirus mode and signature currency. Machines are joined
 //! to the source's Intune devices by Entra device id, then by host name; a
 //! machine Intune does not know becomes a device of its own, and a Windows
-//! device Defender does not know is marked not onboarded.
+//! device Defender does not know is marked not onboarded. Defender provides
+//! only anti-malware facts: the device inventory's completeness is Intune's.
 
 use std::collections::HashMap;
 
@@ -132,7 +133,6 @@ pub(super) fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
         }
     }
     facts.devices.extend(extra);
-    facts.provide(FactKind::Devices, machines_provenance.clone());
     facts.provide(FactKind::Antimalware, machines_provenance);
     facts.provide(FactKind::Antimalware, av_provenance);
 }

@@ -327,6 +327,33 @@ impl Pager for FirstPage {
 
 type Outcome = (&'static str, std::result::Result<DatasetReport, AuthError>);
 
+/// A dataset fetched per parent object is only as complete as its parents'
+/// list: a parent failing on credentials fails it the same way, and a parent
+/// that is not complete makes it partial (or failed, when nothing was fetched).
+fn after_parent(
+    parent: &Outcome,
+    child: std::result::Result<DatasetReport, AuthError>,
+) -> std::result::Result<DatasetReport, AuthError> {
+    let parent_report = match &parent.1 {
+        Err(e) => return Err(e.clone()),
+        Ok(r) => r,
+    };
+    let child = child?;
+    if parent_report.status == DatasetStatus::Complete {
+        return Ok(child);
+    }
+    let note = DatasetReport {
+        status: DatasetStatus::Failed,
+        pages: 0,
+        records: 0,
+        reason: Some(format!(
+            "its parent dataset {} is {}",
+            parent.0, parent_report.status
+        )),
+    };
+    Ok(merge_reports(&[child, note]))
+}
+
 const USER_FIELDS: &str =
     "id,userPrincipalName,displayName,accountEnabled,userType,createdDateTime";
 const DEVICE_FIELDS: &str = "id,deviceName,operatingSystem,osVersion,complianceState,lastSyncDateTime,isEncrypted,managementAgent,managedDeviceOwnerType,azureADDeviceId,userPrincipalName,serialNumber,enrolledDateTime";
@@ -487,6 +514,7 @@ impl Ctx<'_> {
                 false,
             )
             .await;
+        let members = after_parent(&policies, members);
         vec![policies, (dataset::GROUP_MEMBERS, members)]
     }
 
@@ -535,7 +563,7 @@ impl Ctx<'_> {
         let parents: Vec<String> = parents
             .into_iter()
             .filter(|p| {
-                let ok = is_object_id(p);
+                let ok = p.split('/').all(is_object_id);
                 skipped += usize::from(!ok);
                 ok
             })
@@ -621,33 +649,26 @@ impl Ctx<'_> {
                 },
             )
             .await;
+        let inst = after_parent(&defs, inst);
         let instances = instances.into_inner().unwrap_or_default();
         let bad: Vec<String> = instances
             .iter()
             .filter(|(d, i)| !is_object_id(d) || !is_object_id(i))
             .map(|(_, i)| i.clone())
             .collect();
-        // Decisions are addressed by definition and instance: join both into
-        // one key the worker splits again.
+        // Decisions are addressed by definition and instance: the key joins
+        // both as `<definition>/<instance>`, each part checked as an object id.
         let keys: Vec<String> = instances
             .iter()
             .filter(|(d, i)| is_object_id(d) && is_object_id(i))
-            .map(|(d, i)| format!("{d}-{i}"))
-            .collect();
-        let split = |key: &str| -> (String, String) {
-            let (d, i) = key.split_at(key.len().min(36));
-            (d.to_owned(), i.trim_start_matches('-').to_owned())
-        };
-        let pairs: std::collections::HashMap<String, (String, String)> = instances
-            .iter()
-            .map(|(d, i)| (format!("{d}-{i}"), (d.clone(), i.clone())))
+            .map(|(d, i)| format!("{d}/{i}"))
             .collect();
         let decisions = self
             .children(
                 dataset::REVIEW_DECISIONS,
                 keys,
                 |key| {
-                    let (d, i) = pairs.get(key).cloned().unwrap_or_else(|| split(key));
+                    let (d, i) = key.split_once('/').unwrap_or((key, ""));
                     format!("{base}/{d}/instances/{i}/decisions?$top=100")
                 },
                 &b.directory,
@@ -673,11 +694,9 @@ impl Ctx<'_> {
                 }
                 r
             });
-        vec![
-            defs,
-            (dataset::REVIEW_INSTANCES, inst),
-            (dataset::REVIEW_DECISIONS, decisions),
-        ]
+        let inst = (dataset::REVIEW_INSTANCES, inst);
+        let decisions = after_parent(&inst, decisions);
+        vec![defs, inst, (dataset::REVIEW_DECISIONS, decisions)]
     }
 
     /// Intune devices, then protection state of the Windows ones.
@@ -734,6 +753,7 @@ impl Ctx<'_> {
                         true,
                     )
                     .await;
+                let state = after_parent(&out[0], state);
                 out.push((dataset::PROTECTION_STATE, state));
             }
             ProtectionStateMode::Export => out.extend(self.export_protection_state().await),
