@@ -161,7 +161,7 @@ export_poll_interval = "1s"
     let pages = |d: &str| m365.datasets.get(d).map_or(0, |r| r.pages);
     let poll = Duration::from_secs(1);
     let l = |limit: auditpack::collect::m365::limits::Limit| (limit.requests, limit.period);
-    let mut chains = vec![
+    let mut chains = [
         (
             "users",
             chain(

@@ -174,7 +174,9 @@ impl CertificateCredential {
 /// # Errors
 /// When the DER is not a certificate.
 pub fn certificate_spki(cert_der: &[u8]) -> Result<&[u8], String> {
-    fn tlv(input: &[u8]) -> Result<(u8, &[u8], &[u8], &[u8]), String> {
+    /// (tag, contents, the whole element, what follows it)
+    type Tlv<'a> = (u8, &'a [u8], &'a [u8], &'a [u8]);
+    fn tlv(input: &[u8]) -> Result<Tlv<'_>, String> {
         let (&tag, rest) = input.split_first().ok_or("truncated DER")?;
         let (&first, rest) = rest.split_first().ok_or("truncated DER")?;
         let (len, rest) = if first < 0x80 {
