@@ -70,6 +70,8 @@ client_id = "{client}"
 client_secret_file = "secrets/graph-client-secret"
 authority_url = "{base}"
 graph_url = "{base}"
+defender_url = "{base}"
+export_poll_interval = "100ms"
 
 [sources.ninja]
 type = "ninjaone"

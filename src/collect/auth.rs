@@ -78,6 +78,9 @@ pub struct ClientCredentials {
     credential: ClientCredential,
     retry: RetryPolicy,
     cached: Mutex<Option<(Secret, Instant)>>,
+    /// A failure to get a token is final for the run: every later request of
+    /// the source gets the same error instead of asking again.
+    failed: Mutex<Option<AuthError>>,
 }
 
 /// Tokens are renewed this long before they expire.
@@ -112,6 +115,7 @@ impl ClientCredentials {
             credential,
             retry,
             cached: Mutex::new(None),
+            failed: Mutex::new(None),
         }
     }
 
@@ -202,7 +206,17 @@ impl Auth for ClientCredentials {
                 .as_ref()
                 .is_some_and(|(_, exp)| Instant::now() + EXPIRY_SKEW < *exp);
             if !fresh {
-                *cached = Some(self.fetch().await?);
+                let mut failed = self.failed.lock().await;
+                if let Some(e) = failed.as_ref() {
+                    return Err(e.clone());
+                }
+                match self.fetch().await {
+                    Ok(token) => *cached = Some(token),
+                    Err(e) => {
+                        *failed = Some(e.clone());
+                        return Err(e);
+                    }
+                }
             }
             let token = cached.as_ref().map(|(t, _)| t.expose()).unwrap_or_default();
             Ok((AUTHORIZATION, Secret::new(format!("Bearer {token}"))))

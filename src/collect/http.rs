@@ -3,6 +3,7 @@
 //! storing every page as evidence. Collectors describe what to fetch; they never
 //! retry or page by themselves.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -124,7 +125,23 @@ impl HttpClient {
         auth: &dyn Auth,
         limiters: &[&RateLimiter],
     ) -> Result<(u16, Vec<u8>, Value), PageError> {
-        self.get_json_with(url, auth, limiters, None).await
+        self.send_json(Method::Get, url, Some(auth), limiters).await
+    }
+
+    /// Send one request (with the same retry rules as [`HttpClient::get_json`]).
+    /// `auth` is `None` for pre-signed URLs (e.g. a report download), which
+    /// must never see the bearer token.
+    ///
+    /// # Errors
+    /// [`PageError::Auth`] when credentials fail, [`PageError::Failed`] otherwise.
+    pub async fn send_json(
+        &self,
+        method: Method<'_>,
+        url: &str,
+        auth: Option<&dyn Auth>,
+        limiters: &[&RateLimiter],
+    ) -> Result<(u16, Vec<u8>, Value), PageError> {
+        self.send(method, url, auth, limiters, None).await
     }
 
     /// [`HttpClient::get_json`] for a server that blocks clients after
@@ -142,20 +159,44 @@ impl HttpClient {
         limiters: &[&RateLimiter],
         block: Option<&ThrottleBlock>,
     ) -> Result<(u16, Vec<u8>, Value), PageError> {
+        self.send(Method::Get, url, Some(auth), limiters, block)
+            .await
+    }
+
+    /// The one request loop behind every call: limits, auth, retries, blocks.
+    async fn send(
+        &self,
+        method: Method<'_>,
+        url: &str,
+        auth: Option<&dyn Auth>,
+        limiters: &[&RateLimiter],
+        block: Option<&ThrottleBlock>,
+    ) -> Result<(u16, Vec<u8>, Value), PageError> {
+        let mut block_waits = 0;
         let mut refreshed = false;
         let mut attempt = 0;
-        let mut block_waits = 0;
         loop {
             attempt += 1;
             for limiter in limiters {
                 limiter.acquire().await;
             }
-            let (name, value) = auth.header().await.map_err(PageError::Auth)?;
+            let header = match auth {
+                Some(auth) => Some(auth.header().await.map_err(PageError::Auth)?),
+                None => None,
+            };
             let permit = self.in_flight.acquire().await;
-            let sent = self
-                .client
-                .get(url)
-                .header(name, value.expose())
+            let mut request = match method {
+                Method::Get => self.client.get(url),
+                Method::Post(body) => self
+                    .client
+                    .post(url)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.to_string()),
+            };
+            if let Some((name, value)) = header {
+                request = request.header(name, value.expose());
+            }
+            let sent = request
                 .header(reqwest::header::ACCEPT, "application/json")
                 .timeout(self.retry.timeout)
                 .send()
@@ -183,9 +224,11 @@ impl HttpClient {
                             Some(s.as_u16()),
                             None,
                         ),
-                        (StatusCode::UNAUTHORIZED, Ok(_)) if !refreshed => {
+                        (StatusCode::UNAUTHORIZED, Ok(_)) if !refreshed && auth.is_some() => {
                             refreshed = true;
-                            auth.invalidate().await;
+                            if let Some(auth) = auth {
+                                auth.invalidate().await;
+                            }
                             continue;
                         }
                         (StatusCode::FORBIDDEN, Ok(body))
@@ -290,6 +333,25 @@ pub struct FetchOptions<'a> {
     /// Pages already stored in this dataset by earlier calls (page files
     /// continue from here, for datasets fetched from many URLs).
     pub pages_before: usize,
+}
+
+/// The HTTP method of a request, with the JSON body of a POST.
+#[derive(Clone, Copy, Debug)]
+pub enum Method<'a> {
+    /// GET.
+    Get,
+    /// POST with a JSON body.
+    Post(&'a Value),
+}
+
+impl Method<'_> {
+    /// The method's name, for the custody log.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post(_) => "POST",
+        }
+    }
 }
 
 fn is_retryable(status: StatusCode) -> bool {
@@ -429,7 +491,54 @@ pub async fn fetch_dataset(
     evidence: &EvidenceWriter,
     req: DatasetRequest<'_>,
 ) -> Result<DatasetReport, AuthError> {
-    fetch_dataset_with(http, evidence, req, FetchOptions::default()).await
+    let counter = PageCounter::default();
+    Ok(fetch_pages(http, evidence, req, &counter).await?.report)
+}
+
+/// Numbers the pages of one dataset across many requests, so that a dataset
+/// fed by one request per parent (instances per review, state per device) has
+/// continuous page numbers `page-00001.json`, `page-00002.json`, ...
+#[derive(Debug, Default)]
+pub struct PageCounter(AtomicUsize);
+
+impl PageCounter {
+    /// A counter whose next page is `pages + 1` (pages already stored).
+    pub fn starting_after(pages: usize) -> PageCounter {
+        PageCounter(AtomicUsize::new(pages))
+    }
+
+    fn next(&self) -> usize {
+        self.0.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Pages numbered so far.
+    pub fn pages(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// What [`fetch_pages`] did.
+#[derive(Debug)]
+pub struct Fetched {
+    /// Pages and records stored by this call, and whether it finished.
+    pub report: DatasetReport,
+    /// HTTP status of the request that failed, if one did.
+    pub failed_status: Option<u16>,
+}
+
+/// Like [`fetch_dataset`], numbering stored pages with `counter` (shared by
+/// every request feeding the same dataset). The report counts only the pages
+/// this call stored; merge several with [`merge_reports`].
+///
+/// # Errors
+/// Only when credentials fail, which is fatal for the whole source.
+pub async fn fetch_pages(
+    http: &HttpClient,
+    evidence: &EvidenceWriter,
+    req: DatasetRequest<'_>,
+    counter: &PageCounter,
+) -> Result<Fetched, AuthError> {
+    fetch_with(http, evidence, req, counter, Method::Get, None).await
 }
 
 /// [`fetch_dataset`] with [`FetchOptions`]. The report counts only the pages
@@ -440,18 +549,75 @@ pub async fn fetch_dataset(
 pub async fn fetch_dataset_with(
     http: &HttpClient,
     evidence: &EvidenceWriter,
-    mut req: DatasetRequest<'_>,
+    req: DatasetRequest<'_>,
     options: FetchOptions<'_>,
 ) -> Result<DatasetReport, AuthError> {
+    let counter = PageCounter::starting_after(options.pages_before);
+    Ok(
+        fetch_with(http, evidence, req, &counter, Method::Get, options.block)
+            .await?
+            .report,
+    )
+}
+
+/// One request whose answer is a single page (e.g. creating an export job
+/// with POST, or a download from a pre-signed URL when `auth` is `None`),
+/// stored under `counter`'s next page number.
+///
+/// # Errors
+/// Only when credentials fail.
+#[allow(clippy::too_many_arguments)]
+pub async fn fetch_one(
+    http: &HttpClient,
+    evidence: &EvidenceWriter,
+    meta: (&str, &str, &str),
+    method: Method<'_>,
+    url: &str,
+    auth: Option<&dyn Auth>,
+    limiters: &[&RateLimiter],
+    counter: &PageCounter,
+) -> Result<Result<Value, (Option<u16>, String)>, AuthError> {
+    let (source, source_type, dataset) = meta;
+    let (status, body, json) = match http.send_json(method, url, auth, limiters).await {
+        Ok(ok) => ok,
+        Err(PageError::Auth(e)) => return Err(e),
+        Err(PageError::Failed { status, reason }) => return Ok(Err((status, reason))),
+    };
+    let page = PageMeta {
+        source,
+        source_type,
+        dataset,
+        page: counter.next(),
+        method: method.name(),
+        url,
+        http_status: Some(status),
+    };
+    match evidence.write_page(&page, &body) {
+        Ok(_) => Ok(Ok(json)),
+        Err(e) => Ok(Err((None, format!("could not be stored: {e}")))),
+    }
+}
+
+async fn fetch_with(
+    http: &HttpClient,
+    evidence: &EvidenceWriter,
+    mut req: DatasetRequest<'_>,
+    counter: &PageCounter,
+    method: Method<'_>,
+    block: Option<&ThrottleBlock>,
+) -> Result<Fetched, AuthError> {
     let mut url = req.url.clone();
     let mut pages = 0;
     let mut records = 0;
     let mut seen = std::collections::HashSet::new();
-    let stop = |status, reason: String, pages, records| DatasetReport {
-        status,
-        pages,
-        records,
-        reason: Some(reason),
+    let stop = |status, reason: String, pages, records, failed_status| Fetched {
+        report: DatasetReport {
+            status,
+            pages,
+            records,
+            reason: Some(reason),
+        },
+        failed_status,
     };
     loop {
         if !seen.insert(url.clone()) || pages >= MAX_PAGES {
@@ -460,6 +626,7 @@ pub async fn fetch_dataset_with(
                 format!("the server's paging repeated a page link after page {pages}"),
                 pages,
                 records,
+                None,
             ));
         }
         let failed_status = if pages == 0 {
@@ -468,7 +635,7 @@ pub async fn fetch_dataset_with(
             DatasetStatus::Partial
         };
         let (status, body, json) = match http
-            .get_json_with(&url, req.auth, &req.limiters, options.block)
+            .send(method, &url, Some(req.auth), &req.limiters, block)
             .await
         {
             Ok(ok) => ok,
@@ -484,6 +651,7 @@ pub async fn fetch_dataset_with(
                     format!("page {} failed: {reason}{hint}", pages + 1),
                     pages,
                     records,
+                    status,
                 ));
             }
         };
@@ -495,6 +663,7 @@ pub async fn fetch_dataset_with(
                     format!("page {} is malformed: {e}", pages + 1),
                     pages,
                     records,
+                    None,
                 ))
             }
         };
@@ -502,8 +671,8 @@ pub async fn fetch_dataset_with(
             source: req.source,
             source_type: req.source_type,
             dataset: req.dataset,
-            page: options.pages_before + pages + 1,
-            method: "GET",
+            page: counter.next(),
+            method: method.name(),
             url: &url,
             http_status: Some(status),
         };
@@ -513,21 +682,72 @@ pub async fn fetch_dataset_with(
                 format!("page {} could not be stored: {e}", pages + 1),
                 pages,
                 records,
+                None,
             ));
         }
+        drop(json);
+        drop(body);
         pages += 1;
         records += info.records;
         match info.next {
             Some(next) => url = next,
             None => {
-                return Ok(DatasetReport {
-                    status: DatasetStatus::Complete,
-                    pages,
-                    records,
-                    reason: None,
+                return Ok(Fetched {
+                    report: DatasetReport {
+                        status: DatasetStatus::Complete,
+                        pages,
+                        records,
+                        reason: None,
+                    },
+                    failed_status: None,
                 })
             }
         }
+    }
+}
+
+/// One report for a dataset fed by many requests: complete when every part
+/// is; failed when no page was stored and some part is not complete; partial
+/// otherwise. The
+/// reasons of the parts that are not complete are kept (the first few).
+pub fn merge_reports(parts: &[DatasetReport]) -> DatasetReport {
+    let pages = parts.iter().map(|p| p.pages).sum();
+    let records = parts.iter().map(|p| p.records).sum();
+    let bad: Vec<&DatasetReport> = parts
+        .iter()
+        .filter(|p| p.status != DatasetStatus::Complete)
+        .collect();
+    if bad.is_empty() {
+        return DatasetReport {
+            status: DatasetStatus::Complete,
+            pages,
+            records,
+            reason: None,
+        };
+    }
+    let status = if pages == 0 {
+        DatasetStatus::Failed
+    } else {
+        DatasetStatus::Partial
+    };
+    let mut reason: Vec<String> = bad
+        .iter()
+        .take(3)
+        .filter_map(|p| p.reason.clone())
+        .collect();
+    if bad.len() > 3 {
+        reason.push(format!("{} more requests failed", bad.len() - 3));
+    }
+    DatasetReport {
+        status,
+        pages,
+        records,
+        reason: Some(format!(
+            "{} of {} requests incomplete: {}",
+            bad.len(),
+            parts.len(),
+            reason.join("; ")
+        )),
     }
 }
 

@@ -1,12 +1,19 @@
-//! Microsoft Graph pages to users with sign-in and MFA registration facts.
+//! Microsoft 365 evidence to facts: users with sign-in, MFA registration and
+//! directory roles; MFA enforcement (Conditional Access, security defaults,
+//! group members); access reviews; Secure Score. Devices are read by
+//! [`super::intune`] and [`super::defender`].
+//!
+//! Each kind of fact is provided only from the datasets that carry it, so a
+//! dataset that failed makes only the checks needing it inconclusive.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
 use super::{
-    parse_time, str_field, FactKind, Facts, MfaState, NormaliserKind, SourceEvidence, User,
-    UserType,
+    parse_time, str_field, AccessPolicy, AccessReview, FactKind, Facts, MfaEnforcement, MfaState,
+    NormaliserKind, PolicyState, ReviewDecision, ReviewInstance, ReviewItem, RoleHeld, SecureScore,
+    SourceEvidence, User, UserType,
 };
 use crate::collect::m365::dataset;
 
@@ -15,11 +22,197 @@ pub(super) const NORMALISER: NormaliserKind = NormaliserKind {
     normalise,
 };
 
-fn value_array(page: &Value) -> Option<&Vec<Value>> {
+pub(super) fn value_array(page: &Value) -> Option<&Vec<Value>> {
     page.get("value")?.as_array()
 }
 
+/// Directory role templates that grant administrative power (Microsoft marks
+/// these "privileged"), with their names.
+pub const PRIVILEGED_ROLES: &[(&str, &str)] = &[
+    (
+        "62e90394-69f5-4237-9190-012177145e10",
+        "Global Administrator",
+    ),
+    (
+        "e8611ab8-c189-46e8-94e1-60213ab1f814",
+        "Privileged Role Administrator",
+    ),
+    (
+        "7be44c8a-adaf-4e2a-84d6-ab2649e08a13",
+        "Privileged Authentication Administrator",
+    ),
+    (
+        "194ae4cb-b126-40b2-bd5b-6091b380977d",
+        "Security Administrator",
+    ),
+    (
+        "b1be1c3e-b65d-4f19-8427-f6fa0d97feb9",
+        "Conditional Access Administrator",
+    ),
+    (
+        "c4e39bd9-1100-46d3-8c65-fb160da0071f",
+        "Authentication Administrator",
+    ),
+    (
+        "29232cdf-9323-42fd-ade2-1d097af3e4de",
+        "Exchange Administrator",
+    ),
+    (
+        "f28a1f50-f6e7-4571-818b-6a12f2af6b6c",
+        "SharePoint Administrator",
+    ),
+    ("fe930be7-5e62-47db-91af-98c3a49a38b1", "User Administrator"),
+    (
+        "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3",
+        "Application Administrator",
+    ),
+    (
+        "158c047a-c907-4556-b7ef-446551a6b5f7",
+        "Cloud Application Administrator",
+    ),
+    (
+        "729827e3-9c14-49f7-bb1b-9608f156bbb8",
+        "Helpdesk Administrator",
+    ),
+    (
+        "966707d0-3269-4727-9be2-8c3a10f19b9d",
+        "Password Administrator",
+    ),
+    (
+        "3a2c62db-5318-420d-8d74-23affee5d9d5",
+        "Intune Administrator",
+    ),
+    (
+        "8ac3fc64-6eca-42ea-9e69-59f4c7b60eb2",
+        "Hybrid Identity Administrator",
+    ),
+    (
+        "8329153b-31d0-4727-b945-745eb3bc5f31",
+        "Domain Name Administrator",
+    ),
+    (
+        "be2f45a1-457d-42af-a067-6ec1fa63bc45",
+        "External Identity Provider Administrator",
+    ),
+    (
+        "e00e864a-17c5-4a4b-9c06-f5b95a8d5bd8",
+        "Partner Tier2 Support",
+    ),
+    (
+        "4ba39ca4-527c-499a-b93d-d9b492c50246",
+        "Partner Tier1 Support",
+    ),
+    (
+        "d29b2b05-8046-44ba-8758-1e26182fcf32",
+        "Directory Synchronization Accounts",
+    ),
+    (
+        "9f06204d-73c1-4d4c-880a-6edb90606fd8",
+        "Azure AD Joined Device Local Administrator",
+    ),
+    (
+        "fdd7a751-b60b-444a-984c-02652fe8fa1c",
+        "Groups Administrator",
+    ),
+    (
+        "17315797-102d-40b4-93e0-432062caca18",
+        "Compliance Administrator",
+    ),
+    (
+        "69091246-20e8-4a56-aa4d-066075b2a7a8",
+        "Teams Administrator",
+    ),
+    (
+        "b0f54661-2d74-4c50-afa3-1ec803f12efe",
+        "Billing Administrator",
+    ),
+];
+
+/// Whether `template` is a privileged directory role, and its name.
+pub fn privileged_role(template: &str) -> Option<&'static str> {
+    PRIVILEGED_ROLES
+        .iter()
+        .find(|(id, _)| id.eq_ignore_ascii_case(template))
+        .map(|(_, name)| *name)
+}
+
+/// The path segment after `after` in a URL (e.g. the group id in
+/// `.../groups/<id>/transitiveMembers`).
+pub(super) fn segment_after<'u>(url: &'u str, after: &str) -> Option<&'u str> {
+    let path = url.split('?').next()?;
+    let mut parts = path.split('/');
+    parts.by_ref().find(|p| *p == after)?;
+    parts.next().filter(|p| !p.is_empty())
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
+    let roles = roles(src, facts);
+    users(src, facts, &roles);
+    mfa_enforcement(src, facts);
+    access_reviews(src, facts);
+    secure_score(src, facts);
+    super::intune::normalise(src, facts);
+    super::defender::normalise(src, facts);
+}
+
+/// Roles per principal object id, from role assignments (names from role definitions).
+fn roles(src: &SourceEvidence<'_>, facts: &mut Facts) -> Option<HashMap<String, Vec<RoleHeld>>> {
+    if !src.report.datasets.contains_key(dataset::ROLE_ASSIGNMENTS) {
+        return None;
+    }
+    let mut problems = Vec::new();
+    let mut definitions: HashMap<&str, (Option<&str>, &str)> = HashMap::new();
+    for (_, d) in src.records(dataset::ROLE_DEFINITIONS, value_array, &mut problems) {
+        if let Some(id) = str_field(d, "id") {
+            let template = str_field(d, "templateId").unwrap_or(id);
+            definitions.insert(id, (str_field(d, "displayName"), template));
+        }
+    }
+    problems.clear();
+    let mut held: HashMap<String, Vec<RoleHeld>> = HashMap::new();
+    for (path, a) in src.records(dataset::ROLE_ASSIGNMENTS, value_array, &mut problems) {
+        let (Some(principal), Some(role)) = (
+            str_field(a, "principalId"),
+            str_field(a, "roleDefinitionId"),
+        ) else {
+            problems.push(format!(
+                "{path}: role assignment without principalId or roleDefinitionId"
+            ));
+            continue;
+        };
+        let (name, template) = definitions.get(role).copied().unwrap_or((None, role));
+        let known = privileged_role(template);
+        held.entry(principal.to_owned())
+            .or_default()
+            .push(RoleHeld {
+                role_id: template.to_owned(),
+                name: name.or(known).map(str::to_owned),
+                privileged: known.is_some(),
+            });
+    }
+    facts.provide(
+        FactKind::AdminRoles,
+        src.provenance(dataset::ROLE_ASSIGNMENTS, &problems),
+    );
+    Some(held)
+}
+
+fn users(
+    src: &SourceEvidence<'_>,
+    facts: &mut Facts,
+    roles: &Option<HashMap<String, Vec<RoleHeld>>>,
+) {
     let mut problems = Vec::new();
     let mut registration: HashMap<&str, MfaState> = HashMap::new();
     let mut admins: HashMap<&str, bool> = HashMap::new();
@@ -28,23 +221,13 @@ fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
             problems.push(format!("{path}: registration record without id"));
             continue;
         };
-        let methods = r
-            .get("methodsRegistered")
-            .and_then(Value::as_array)
-            .map(|m| {
-                m.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
         let flag = |k| r.get(k).and_then(Value::as_bool).unwrap_or(false);
         registration.insert(
             id,
             MfaState {
                 registered: flag("isMfaRegistered"),
                 capable: flag("isMfaCapable"),
-                methods,
+                methods: strings(r.get("methodsRegistered")),
             },
         );
         admins.insert(id, flag("isAdmin"));
@@ -75,6 +258,17 @@ fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
         .iter()
         .filter_map(|k| parse_time(activity.and_then(|a| a.get(*k))))
         .max();
+        let held = roles
+            .as_ref()
+            .and_then(|r| r.get(id))
+            .cloned()
+            .unwrap_or_default();
+        // Role assignments are the authority when collected; the registration
+        // report's `isAdmin` fills in when they are not.
+        let is_admin = match roles {
+            Some(_) => held.iter().any(|r| r.privileged),
+            None => admins.get(id).copied().unwrap_or(false),
+        };
         users.push(User {
             id: format!("{}:{id}", src.name),
             upn: upn.to_owned(),
@@ -84,13 +278,344 @@ fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
             last_sign_in,
             created: parse_time(r.get("createdDateTime")),
             mfa: registration.get(id).cloned(),
-            is_admin: admins.get(id).copied().unwrap_or(false),
-            roles: Vec::new(),
+            is_admin,
+            roles: held,
         });
     }
     let users_provenance = src.provenance(dataset::USERS, &problems);
+    let sign_in = if src.report.datasets.contains_key(dataset::SIGN_IN_ACTIVITY) {
+        src.provenance(dataset::SIGN_IN_ACTIVITY, &[])
+    } else {
+        users_provenance.clone()
+    };
     facts.users.extend(users);
-    facts.provide(FactKind::Users, users_provenance.clone());
-    facts.provide(FactKind::SignInActivity, users_provenance);
+    facts.provide(FactKind::Users, users_provenance);
+    facts.provide(FactKind::SignInActivity, sign_in);
     facts.provide(FactKind::MfaRegistration, reg_provenance);
+}
+
+/// A Conditional Access policy as the MFA checks need it.
+pub(super) fn access_policy(p: &Value) -> Option<AccessPolicy> {
+    let id = str_field(p, "id")?;
+    let state = match str_field(p, "state")? {
+        "enabled" => PolicyState::Enabled,
+        "enabledForReportingButNotEnforced" => PolicyState::ReportOnly,
+        _ => PolicyState::Disabled,
+    };
+    let grant = p.get("grantControls");
+    let requires_mfa = grant.is_some_and(|g| {
+        strings(g.get("builtInControls")).iter().any(|c| c == "mfa")
+            || g.get("authenticationStrength")
+                .is_some_and(Value::is_object)
+    });
+    let users = p.pointer("/conditions/users");
+    let list = |k: &str| strings(users.and_then(|u| u.get(k)));
+    Some(AccessPolicy {
+        id: id.to_owned(),
+        name: str_field(p, "displayName").unwrap_or(id).to_owned(),
+        state,
+        requires_mfa,
+        all_applications: strings(p.pointer("/conditions/applications/includeApplications"))
+            .iter()
+            .any(|a| a == "All"),
+        include_users: list("includeUsers"),
+        exclude_users: list("excludeUsers"),
+        include_groups: list("includeGroups"),
+        exclude_groups: list("excludeGroups"),
+        include_roles: list("includeRoles"),
+        exclude_roles: list("excludeRoles"),
+    })
+}
+
+fn mfa_enforcement(src: &SourceEvidence<'_>, facts: &mut Facts) {
+    let collected = [
+        dataset::CONDITIONAL_ACCESS,
+        dataset::SECURITY_DEFAULTS,
+        dataset::GROUP_MEMBERS,
+    ]
+    .into_iter()
+    .filter(|d| src.report.datasets.contains_key(*d))
+    .count();
+    if collected == 0 {
+        return;
+    }
+    let mut enforcement = MfaEnforcement::default();
+    let mut problems = Vec::new();
+    for (path, p) in src.records(dataset::CONDITIONAL_ACCESS, value_array, &mut problems) {
+        match access_policy(p) {
+            Some(policy) => enforcement.policies.push(policy),
+            None => problems.push(format!("{path}: policy without id or state")),
+        }
+    }
+    facts.provide(
+        FactKind::MfaEnforcement,
+        src.provenance(dataset::CONDITIONAL_ACCESS, &problems),
+    );
+
+    let mut problems = Vec::new();
+    for (path, page) in src
+        .pages
+        .get(dataset::SECURITY_DEFAULTS)
+        .into_iter()
+        .flatten()
+    {
+        match page.get("isEnabled").and_then(Value::as_bool) {
+            Some(on) => enforcement.security_defaults = Some(on),
+            None => problems.push(format!("{path}: no isEnabled")),
+        }
+    }
+    facts.provide(
+        FactKind::MfaEnforcement,
+        src.provenance(dataset::SECURITY_DEFAULTS, &problems),
+    );
+
+    let mut problems = Vec::new();
+    let mut members: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (path, page) in src.pages.get(dataset::GROUP_MEMBERS).into_iter().flatten() {
+        let Some(group) = src.url_of(path).and_then(|u| segment_after(u, "groups")) else {
+            problems.push(format!("{path}: the custody log does not name its group"));
+            continue;
+        };
+        let list = members.entry(group.to_owned()).or_default();
+        match value_array(page) {
+            Some(items) => list.extend(
+                items
+                    .iter()
+                    .filter_map(|m| str_field(m, "id"))
+                    .map(str::to_owned),
+            ),
+            None => problems.push(format!("{path}: no record array")),
+        }
+    }
+    enforcement.group_members = members;
+    facts.provide(
+        FactKind::MfaEnforcement,
+        src.provenance(dataset::GROUP_MEMBERS, &problems),
+    );
+    facts
+        .mfa_enforcement
+        .insert(src.name.to_owned(), enforcement);
+}
+
+/// Every `query` string in an access review scope (nested scopes included).
+fn scope_queries(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("query", Value::String(q)) => out.push(q.clone()),
+                    _ => scope_queries(v, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| scope_queries(i, out)),
+        _ => {}
+    }
+}
+
+/// Whether a scope query limits the review to guests.
+pub(super) fn is_guest_scope(query: &str) -> bool {
+    let compact: String = query
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    compact.contains("usertypeeq'guest'")
+}
+
+fn decision(text: Option<&str>) -> Option<ReviewDecision> {
+    Some(match text? {
+        "Approve" => ReviewDecision::Approve,
+        "Deny" => ReviewDecision::Deny,
+        "NotReviewed" => ReviewDecision::NotReviewed,
+        "DontKnow" => ReviewDecision::DontKnow,
+        _ => return None,
+    })
+}
+
+fn access_reviews(src: &SourceEvidence<'_>, facts: &mut Facts) {
+    if !src
+        .report
+        .datasets
+        .contains_key(dataset::REVIEW_DEFINITIONS)
+    {
+        return;
+    }
+    let mut problems = Vec::new();
+    let mut decisions: HashMap<String, Vec<ReviewItem>> = HashMap::new();
+    for (path, page) in src
+        .pages
+        .get(dataset::REVIEW_DECISIONS)
+        .into_iter()
+        .flatten()
+    {
+        let from_url = src.url_of(path).and_then(|u| segment_after(u, "instances"));
+        for d in value_array(page).into_iter().flatten() {
+            let Some(instance) = from_url.or_else(|| str_field(d, "accessReviewId")) else {
+                problems.push(format!("{path}: decision without its instance"));
+                continue;
+            };
+            let principal = d.get("principal");
+            let (Some(pid), Some(kind)) = (
+                principal.and_then(|p| str_field(p, "id")),
+                decision(str_field(d, "decision")),
+            ) else {
+                problems.push(format!(
+                    "{path}: decision without principal or a known decision"
+                ));
+                continue;
+            };
+            let name = principal
+                .and_then(|p| str_field(p, "displayName").filter(|n| !n.is_empty()))
+                .or_else(|| principal.and_then(|p| str_field(p, "userPrincipalName")))
+                .unwrap_or(pid);
+            decisions
+                .entry(instance.to_owned())
+                .or_default()
+                .push(ReviewItem {
+                    principal_id: format!("{}:{pid}", src.name),
+                    principal_name: name.to_owned(),
+                    decision: kind,
+                    reviewed: parse_time(d.get("reviewedDateTime")),
+                    apply_result: str_field(d, "applyResult").map(str::to_owned),
+                    applied: parse_time(d.get("appliedDateTime")),
+                });
+        }
+    }
+    let decisions_provenance = src.provenance(dataset::REVIEW_DECISIONS, &problems);
+
+    let mut problems = Vec::new();
+    let mut instances: HashMap<String, Vec<ReviewInstance>> = HashMap::new();
+    for (path, page) in src
+        .pages
+        .get(dataset::REVIEW_INSTANCES)
+        .into_iter()
+        .flatten()
+    {
+        let Some(def) = src
+            .url_of(path)
+            .and_then(|u| segment_after(u, "definitions"))
+        else {
+            problems.push(format!("{path}: the custody log does not name its review"));
+            continue;
+        };
+        for i in value_array(page).into_iter().flatten() {
+            let Some(id) = str_field(i, "id") else {
+                problems.push(format!("{path}: instance without id"));
+                continue;
+            };
+            let mut items = decisions.remove(id).unwrap_or_default();
+            items.sort_by(|a, b| a.principal_id.cmp(&b.principal_id));
+            instances
+                .entry(def.to_owned())
+                .or_default()
+                .push(ReviewInstance {
+                    id: id.to_owned(),
+                    status: str_field(i, "status").unwrap_or("Unknown").to_owned(),
+                    start: parse_time(i.get("startDateTime")),
+                    end: parse_time(i.get("endDateTime")),
+                    decisions: items,
+                });
+        }
+    }
+    let instances_provenance = src.provenance(dataset::REVIEW_INSTANCES, &problems);
+
+    let mut problems = Vec::new();
+    for (path, d) in src.records(dataset::REVIEW_DEFINITIONS, value_array, &mut problems) {
+        let Some(id) = str_field(d, "id") else {
+            problems.push(format!("{path}: review definition without id"));
+            continue;
+        };
+        let mut queries = Vec::new();
+        for key in ["scope", "instanceEnumerationScope"] {
+            if let Some(scope) = d.get(key) {
+                scope_queries(scope, &mut queries);
+            }
+        }
+        let mut list = instances.remove(id).unwrap_or_default();
+        list.sort_by(|a, b| (a.start, &a.id).cmp(&(b.start, &b.id)));
+        facts.access_reviews.push(AccessReview {
+            id: format!("{}:{id}", src.name),
+            name: str_field(d, "displayName").unwrap_or(id).to_owned(),
+            guests: queries.iter().any(|q| is_guest_scope(q)),
+            scope: queries.join("; "),
+            status: str_field(d, "status").unwrap_or("Unknown").to_owned(),
+            instances: list,
+        });
+    }
+    facts.provide(
+        FactKind::AccessReviews,
+        src.provenance(dataset::REVIEW_DEFINITIONS, &problems),
+    );
+    facts.provide(FactKind::AccessReviews, instances_provenance);
+    facts.provide(FactKind::AccessReviews, decisions_provenance);
+}
+
+fn secure_score(src: &SourceEvidence<'_>, facts: &mut Facts) {
+    if !src.report.datasets.contains_key(dataset::SECURE_SCORES) {
+        return;
+    }
+    let mut problems = Vec::new();
+    let latest = src
+        .records(dataset::SECURE_SCORES, value_array, &mut problems)
+        .into_iter()
+        .filter_map(|(_, s)| {
+            Some(SecureScore {
+                current: s.get("currentScore")?.as_f64()?,
+                max: s.get("maxScore")?.as_f64()?,
+                created: parse_time(s.get("createdDateTime")),
+            })
+        })
+        .max_by_key(|s| s.created);
+    if let Some(score) = latest {
+        facts.secure_score.insert(src.name.to_owned(), score);
+    }
+    facts.provide(
+        FactKind::SecureScore,
+        src.provenance(dataset::SECURE_SCORES, &problems),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn policies_read_mfa_strength_and_report_only() {
+        let p = json!({"id": "p", "displayName": "x", "state": "enabledForReportingButNotEnforced",
+            "conditions": {"users": {"includeUsers": ["All"], "excludeGroups": ["g"]}, "applications": {"includeApplications": ["All"]}},
+            "grantControls": {"operator": "OR", "builtInControls": [], "authenticationStrength": {"id": "s"}}});
+        let a = access_policy(&p).expect("policy");
+        assert_eq!(a.state, PolicyState::ReportOnly);
+        assert!(a.requires_mfa && a.all_applications);
+        assert_eq!(a.exclude_groups, vec!["g".to_owned()]);
+        let block = json!({"id": "b", "state": "enabled", "grantControls": {"builtInControls": ["block"], "authenticationStrength": null}});
+        assert!(!access_policy(&block).expect("policy").requires_mfa);
+    }
+
+    #[test]
+    fn guest_scopes_and_url_segments() {
+        assert!(is_guest_scope("/users?$filter=(userType eq 'Guest')"));
+        assert!(is_guest_scope(
+            "./members/microsoft.graph.user/?$filter=(userType eq 'guest')"
+        ));
+        assert!(!is_guest_scope("/groups/1/transitiveMembers"));
+        assert_eq!(
+            segment_after(
+                "http://h/v1.0/groups/abc/transitiveMembers?$top=1",
+                "groups"
+            ),
+            Some("abc")
+        );
+        assert_eq!(segment_after("http://h/v1.0/users", "groups"), None);
+        assert_eq!(
+            privileged_role("62E90394-69F5-4237-9190-012177145E10"),
+            Some("Global Administrator")
+        );
+        assert_eq!(
+            privileged_role("f2ef992c-3afb-46b9-b7cf-a126ee74c451"),
+            None
+        );
+    }
 }

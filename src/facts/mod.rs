@@ -3,7 +3,9 @@
 //! every kind of fact. Normalising is pure: it reads the run folder and nothing else.
 
 mod datto;
+mod defender;
 mod endpoint;
+mod intune;
 mod m365;
 mod manual;
 mod model;
@@ -83,6 +85,16 @@ impl SourceEvidence<'_> {
                 .map(|(p, _)| p.clone())
                 .collect(),
         }
+    }
+
+    /// The URL a page was fetched from, if the custody log names it.
+    fn url_of(&self, path: &str) -> Option<&str> {
+        let request = self.requests.get(path)?;
+        Some(
+            request
+                .split_once(' ')
+                .map_or(request.as_str(), |(_, url)| url),
+        )
     }
 
     /// The records of every page of `dataset`, located by `records` (which picks

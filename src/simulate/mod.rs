@@ -9,6 +9,9 @@ mod graph;
 mod ninjaone;
 mod tactical;
 mod tenant;
+// Microsoft 365 beyond users: certificate assertions and Defender for Endpoint.
+mod assertion;
+mod defender;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -24,7 +27,8 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 pub use datto::{DattoTenant, DattoThrottle};
-pub use graph::GraphTenant;
+pub use defender::{paths as defender_paths, DefenderTenant};
+pub use graph::{paths as graph_paths, GraphTenant};
 pub use ninjaone::NinjaTenant;
 pub use tactical::TacticalTenant;
 pub use tenant::Tenant;
@@ -42,6 +46,9 @@ pub struct SimCredentials {
     pub ninja_client_id: String,
     /// NinjaOne client secret.
     pub ninja_secret: String,
+    /// DER of the certificate registered on the Graph app, if any (enables
+    /// certificate client assertions).
+    pub graph_certificate: Option<Vec<u8>>,
 }
 
 impl SimCredentials {
@@ -53,6 +60,7 @@ impl SimCredentials {
             graph_secret: "simulator-graph-secret".into(),
             ninja_client_id: "simulator-ninja-client".into(),
             ninja_secret: "simulator-ninja-secret".into(),
+            graph_certificate: None,
         }
     }
 }
@@ -119,6 +127,8 @@ pub(crate) struct SimState {
     requests: Mutex<HashMap<String, usize>>,
     token_requests: Mutex<usize>,
     faults: Mutex<Vec<Fault>>,
+    /// Intune export jobs: id -> (status polls so far, selected columns, download signature).
+    export_jobs: Mutex<HashMap<String, (usize, Value, String)>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -126,6 +136,7 @@ pub(crate) enum Audience {
     Graph,
     Ninja,
     Datto,
+    Defender,
 }
 
 /// A running simulator; stops when dropped or on [`Simulator::stop`].
@@ -152,12 +163,14 @@ impl Simulator {
             requests: Mutex::new(HashMap::new()),
             token_requests: Mutex::new(0),
             faults: Mutex::new(Vec::new()),
+            export_jobs: Mutex::new(HashMap::new()),
         });
         let app = Router::new();
         let app = graph::routes(app);
         let app = ninjaone::routes(app);
         let app = datto::routes(app);
         let app = tactical::routes(app);
+        let app = defender::routes(app);
         let app = app.with_state(state.clone());
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(async move {

@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use include_dir::{include_dir, Dir};
 use serde_json::{json, Value};
 
-use super::{GraphTenant, NinjaTenant};
+use super::{DefenderTenant, GraphTenant, NinjaTenant};
 
 static DEMO: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/collectors/demo");
 
@@ -16,6 +16,8 @@ pub struct Tenant {
     pub graph: GraphTenant,
     /// NinjaOne.
     pub ninja: NinjaTenant,
+    /// Defender for Endpoint.
+    pub defender: DefenderTenant,
     /// Datto RMM.
     pub datto: super::DattoTenant,
     /// Tactical RMM.
@@ -28,14 +30,17 @@ impl Tenant {
     /// # Errors
     /// When an embedded file is missing or not a JSON array (a build defect).
     pub fn demo(now: DateTime<Utc>) -> Result<Tenant, String> {
-        let load = |name: &str| -> Result<Vec<Value>, String> {
+        let load_value = |name: &str| -> Result<Value, String> {
             let file = DEMO
                 .get_file(name)
                 .ok_or_else(|| format!("demo file {name} is missing"))?;
             let mut value: Value = serde_json::from_slice(file.contents())
                 .map_err(|e| format!("demo file {name}: {e}"))?;
             resolve_times(&mut value, now);
-            match value {
+            Ok(value)
+        };
+        let load = |name: &str| -> Result<Vec<Value>, String> {
+            match load_value(name)? {
                 Value::Array(items) => Ok(items),
                 _ => Err(format!("demo file {name} is not an array")),
             }
@@ -44,6 +49,7 @@ impl Tenant {
             graph: GraphTenant {
                 users: load("m365-users.json")?,
                 registrations: load("m365-userRegistrationDetails.json")?,
+                ..GraphTenant::default()
             },
             ninja: NinjaTenant {
                 devices: load("ninjaone-devices.json")?,
@@ -51,8 +57,13 @@ impl Tenant {
                 os_patch_installs: load("ninjaone-os-patch-installs.json")?,
                 antivirus_status: load("ninjaone-antivirus-status.json")?,
             },
+            defender: DefenderTenant {
+                machines: load("defender-machines.json")?,
+                av_info: load("defender-deviceavinfo.json")?,
+            },
             ..Tenant::default()
         };
+        load_m365_demo(&mut tenant.graph, &load, &load_value)?;
         tenant
             .ninja
             .devices
@@ -104,8 +115,166 @@ impl Tenant {
                 }));
             }
         }
+        add_synthetic_m365(&mut t, users, devices, now);
         t
     }
+}
+
+/// The Microsoft 365 demo files beyond users: policies, roles, groups,
+/// devices, protection state, access reviews (definitions with nested
+/// `instances`, each with nested `decisions`, split here), Secure Score.
+fn load_m365_demo(
+    g: &mut GraphTenant,
+    load: &dyn Fn(&str) -> Result<Vec<Value>, String>,
+    load_value: &dyn Fn(&str) -> Result<Value, String>,
+) -> Result<(), String> {
+    g.conditional_access = load("m365-conditionalAccessPolicies.json")?;
+    g.security_defaults = load_value("m365-securityDefaults.json")?;
+    g.role_definitions = load("m365-roleDefinitions.json")?;
+    g.role_assignments = load("m365-roleAssignments.json")?;
+    for group in load("m365-groups.json")? {
+        let id = group.get("id").and_then(Value::as_str).unwrap_or_default();
+        let name = group
+            .get("displayName")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let members = group
+            .get("members")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect();
+        g.groups.insert(id.to_owned(), (name.to_owned(), members));
+    }
+    g.managed_devices = load("m365-managedDevices.json")?;
+    if let Value::Object(states) = load_value("m365-windowsProtectionStates.json")? {
+        g.protection_states = states.into_iter().collect();
+    }
+    for mut def in load("m365-accessReviews.json")? {
+        let instances = def
+            .as_object_mut()
+            .and_then(|d| d.remove("instances"))
+            .unwrap_or(Value::Array(Vec::new()));
+        let def_id = def
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let mut list = Vec::new();
+        for mut inst in instances.as_array().cloned().unwrap_or_default() {
+            let decisions = inst
+                .as_object_mut()
+                .and_then(|i| i.remove("decisions"))
+                .and_then(|d| d.as_array().cloned())
+                .unwrap_or_default();
+            let inst_id = inst
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            g.review_decisions.insert(inst_id, decisions);
+            list.push(inst);
+        }
+        g.review_instances.insert(def_id, list);
+        g.review_definitions.push(def);
+    }
+    g.secure_scores = load("m365-secureScores.json")?;
+    Ok(())
+}
+
+/// Synthetic Microsoft 365 records: one MFA policy for everyone but a
+/// break-glass account (user 0) and an exclusion group (users 1-2), security
+/// defaults off, two Global Administrators (users 0 and 1), Intune devices
+/// named like the RMM's (every 3rd a Mac, every 11th unencrypted, every 13th
+/// noncompliant) with protection state (every 17th with overdue signatures),
+/// Defender machines for the Windows ones (every 19th missing, every 23rd
+/// inactive), one guest access review and a Secure Score.
+fn add_synthetic_m365(t: &mut Tenant, users: usize, devices: usize, now: DateTime<Utc>) {
+    let at = |days: i64| (now - Duration::days(days)).to_rfc3339_opts(SecondsFormat::Secs, true);
+    let uid = |i: usize| format!("00000000-0000-4000-8000-{i:012x}");
+    let ga = "62e90394-69f5-4237-9190-012177145e10";
+    let group = "10000000-0000-4000-8000-000000000001".to_owned();
+    let g = &mut t.graph;
+    g.groups.insert(
+        group.clone(),
+        (
+            "MFA exclusions".into(),
+            (1..users.min(3)).map(uid).collect(),
+        ),
+    );
+    g.conditional_access.push(json!({
+        "id": "20000000-0000-4000-8000-000000000001", "displayName": "Require MFA for all users",
+        "createdDateTime": at(300), "modifiedDateTime": at(30), "state": "enabled",
+        "conditions": {"clientAppTypes": ["all"],
+            "applications": {"includeApplications": ["All"], "excludeApplications": []},
+            "users": {"includeUsers": ["All"], "excludeUsers": if users > 0 { json!([uid(0)]) } else { json!([]) },
+                "includeGroups": [], "excludeGroups": [group], "includeRoles": [], "excludeRoles": []}},
+        "grantControls": {"operator": "OR", "builtInControls": ["mfa"], "customAuthenticationFactors": [], "termsOfUse": [], "authenticationStrength": null}
+    }));
+    g.security_defaults = json!({"id": "00000000-0000-0000-0000-000000000005", "displayName": "Security Defaults", "isEnabled": false});
+    g.role_definitions.push(json!({"id": ga, "displayName": "Global Administrator", "templateId": ga, "isBuiltIn": true}));
+    for i in 0..users.min(2) {
+        g.role_assignments.push(json!({"id": format!("ra-{i}"), "principalId": uid(i), "roleDefinitionId": ga, "directoryScopeId": "/"}));
+    }
+    for i in 0..devices {
+        let id = format!("30000000-0000-4000-8000-{i:012x}");
+        let aad = format!("40000000-0000-4000-8000-{i:012x}");
+        let mac = i % 3 == 2;
+        g.managed_devices.push(json!({
+            "id": id, "deviceName": format!("HOST-{:05}", i + 1), "operatingSystem": if mac { "macOS" } else { "Windows" },
+            "osVersion": if mac { "14.6.1" } else { "10.0.22631.4460" },
+            "complianceState": if i % 13 == 12 { "noncompliant" } else { "compliant" },
+            "lastSyncDateTime": at(0), "isEncrypted": i % 11 != 10, "managementAgent": "mdm",
+            "managedDeviceOwnerType": "company", "azureADDeviceId": aad,
+            "userPrincipalName": format!("user{}@synthetic.example", i % users.max(1)),
+            "serialNumber": format!("SN{i:08}"), "enrolledDateTime": at(200)
+        }));
+        if mac {
+            continue;
+        }
+        let overdue = i % 17 == 16;
+        g.protection_states.insert(id.clone(), json!({
+            "id": format!("50000000-0000-4000-8000-{i:012x}"),
+            "malwareProtectionEnabled": true, "realTimeProtectionEnabled": true, "tamperProtectionEnabled": true,
+            "signatureVersion": "1.419.233.0", "signatureUpdateOverdue": overdue, "quickScanOverdue": false,
+            "fullScanOverdue": false, "lastQuickScanDateTime": at(1), "lastReportedDateTime": at(0),
+            "engineVersion": "1.1.24090.11", "rebootRequired": false, "deviceState": "clean",
+            "productStatus": if overdue { "avSignaturesOutOfDate" } else { "noStatus" }
+        }));
+        if i % 19 == 18 {
+            continue;
+        }
+        let mid = format!("{i:040x}");
+        t.defender.machines.push(json!({
+            "id": mid, "computerDnsName": format!("host-{:05}.synthetic.example", i + 1),
+            "firstSeen": at(200), "lastSeen": at(0), "osPlatform": "Windows11", "osBuild": 22631,
+            "onboardingStatus": "Onboarded", "healthStatus": if i % 23 == 22 { "Inactive" } else { "Active" },
+            "riskScore": "Low", "exposureLevel": "Low", "aadDeviceId": aad, "machineTags": []
+        }));
+        t.defender.av_info.push(json!({
+            "id": format!("{mid}_av"), "machineId": mid, "computerDnsName": format!("host-{:05}.synthetic.example", i + 1),
+            "avMode": "0", "avIsSignatureUpToDate": if overdue { "False" } else { "True" },
+            "avIsEngineUpToDate": "True", "avIsPlatformUpToDate": "True",
+            "avSignatureVersion": "1.419.233.0", "quickScanTime": at(1), "lastSeenTime": at(0)
+        }));
+    }
+    let def = "60000000-0000-4000-8000-000000000001";
+    let inst = "60000000-0000-4000-8000-000000000002";
+    g.review_definitions.push(json!({
+        "id": def, "displayName": "Guest access review", "status": "InProgress", "createdDateTime": at(120),
+        "scope": {"@odata.type": "#microsoft.graph.accessReviewQueryScope", "query": "/users?$filter=(userType eq 'Guest')", "queryType": "MicrosoftGraph"}
+    }));
+    g.review_instances.insert(def.into(), vec![json!({"id": inst, "startDateTime": at(40), "endDateTime": at(26), "status": "Completed"})]);
+    let decisions = (0..users).filter(|i| i % 50 == 49).map(|i| json!({
+        "id": format!("70000000-0000-4000-8000-{i:012x}"), "accessReviewId": inst, "decision": "Approve",
+        "reviewedDateTime": at(30), "applyResult": "AppliedSuccessfully", "appliedDateTime": at(26),
+        "recommendation": "Approve", "justification": "",
+        "principal": {"@odata.type": "#microsoft.graph.userIdentity", "id": uid(i), "displayName": format!("User {i}"), "userPrincipalName": format!("user{i}@synthetic.example")}
+    })).collect();
+    g.review_decisions.insert(inst.into(), decisions);
+    g.secure_scores.push(json!({"id": "synthetic_score", "createdDateTime": at(1), "currentScore": 55.0, "maxScore": 90.0, "controlScores": []}));
 }
 
 /// Replace `"@now-45d"` (RFC 3339) and `"@epoch:now-45d"` (epoch seconds) markers.

@@ -174,3 +174,51 @@ pub fn all_files(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Shrunk limits for the two slow Graph buckets (1 request/s, 5 per 10 s),
+/// so tests that page a lot stay fast; tests of the limits leave them out.
+pub const FAST_M365_LIMITS: &str =
+    r#"rate_limits = { identity_reports = "1000/1s", conditional_access = "1000/1s" }"#;
+
+impl Harness {
+    /// A config with only the Microsoft 365 source (Graph, login and Defender
+    /// at the simulator), with `extra` lines added to its table; the client
+    /// secret file holds `secret`, or the correct one.
+    pub fn m365_config(&self, secret: Option<&str>, extra: &str) -> Config {
+        let creds = SimOptions::default().credentials;
+        std::fs::write(
+            self.path().join("graph.secret"),
+            secret.unwrap_or(&creds.graph_secret),
+        )
+        .expect("write");
+        let base = self.sim.base_url();
+        let credential = if extra.contains("certificate_file") {
+            String::new()
+        } else {
+            "client_secret_file = \"graph.secret\"".to_owned()
+        };
+        let text = format!(
+            r#"
+[organisation]
+name = "Test Clinic"
+frameworks = ["hipaa", "pci-dss", "soc2"]
+store = "store"
+
+[sources.m365]
+type = "m365"
+tenant_id = "{}"
+client_id = "{}"
+{credential}
+authority_url = "{base}"
+graph_url = "{base}"
+defender_url = "{base}"
+export_poll_interval = "10ms"
+{extra}
+"#,
+            creds.tenant_id, creds.graph_client_id
+        );
+        let path = self.path().join("auditpack.toml");
+        std::fs::write(&path, text).expect("write config");
+        Config::load(&path).expect("config loads")
+    }
+}

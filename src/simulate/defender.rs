@@ -1,0 +1,106 @@
+//! Microsoft Defender for Endpoint API (`/api/machines`, `/api/deviceavinfo`)
+//! as the simulator serves it: its own token audience, `$top`/`$skip` paging
+//! announced by `@odata.nextLink`.
+
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::get;
+use serde_json::{json, Value};
+
+use super::{graph_error, json_response, Audience, Shared, SimRouter, SimState};
+
+/// The Defender for Endpoint records of a simulated tenant.
+#[derive(Clone, Debug, Default)]
+pub struct DefenderTenant {
+    /// `/api/machines` records.
+    pub machines: Vec<Value>,
+    /// `/api/deviceavinfo` records.
+    pub av_info: Vec<Value>,
+}
+
+/// Paths, as [`super::Fault::path`] names them.
+pub mod paths {
+    /// Machines.
+    pub const MACHINES: &str = "/api/machines";
+    /// Antivirus health.
+    pub const AV_INFO: &str = "/api/deviceavinfo";
+}
+
+pub(super) fn routes(router: SimRouter) -> SimRouter {
+    router
+        .route(paths::MACHINES, get(machines))
+        .route(paths::AV_INFO, get(av_info))
+}
+
+fn page(
+    s: &SimState,
+    path: &str,
+    context: &str,
+    records: &[Value],
+    q: &HashMap<String, String>,
+) -> Response {
+    let top = q
+        .get("$top")
+        .and_then(|t| t.parse::<usize>().ok())
+        .unwrap_or(10_000)
+        .clamp(1, 10_000)
+        .min(s.options.max_page_size.max(1));
+    let skip = match q.get("$skip").map(|v| v.parse::<usize>()) {
+        None => 0,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => return graph_error(StatusCode::BAD_REQUEST, "BadRequest", "Invalid $skip"),
+    };
+    let items: Vec<&Value> = records.iter().skip(skip).take(top).collect();
+    let mut body = json!({"@odata.context": format!("https://api.security.microsoft.com/api/$metadata#{context}"), "value": items});
+    if skip + top < records.len() {
+        body["@odata.nextLink"] = json!(format!(
+            "{}{path}?$top={top}&$skip={}",
+            s.base_url,
+            skip + top
+        ));
+    }
+    json_response(StatusCode::OK, &body)
+}
+
+async fn machines(
+    State(s): Shared,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(fault) = s.before(paths::MACHINES).await {
+        return fault;
+    }
+    if let Some(denied) = s.denied(&headers, Audience::Defender) {
+        return denied;
+    }
+    page(
+        &s,
+        paths::MACHINES,
+        "Machines",
+        &s.tenant.defender.machines,
+        &q,
+    )
+}
+
+async fn av_info(
+    State(s): Shared,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(fault) = s.before(paths::AV_INFO).await {
+        return fault;
+    }
+    if let Some(denied) = s.denied(&headers, Audience::Defender) {
+        return denied;
+    }
+    page(
+        &s,
+        paths::AV_INFO,
+        "DeviceAvInfo",
+        &s.tenant.defender.av_info,
+        &q,
+    )
+}
