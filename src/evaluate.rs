@@ -487,10 +487,16 @@ fn judge(
             .collect()
     };
     let failing = list(Verdict::Fail);
-    if !failing.is_empty() {
-        return (Status::Fail, failing.join("; "));
-    }
     let unknown = list(Verdict::Inconclusive);
+    if !failing.is_empty() {
+        // A failure decides the status; checks that could not be judged are
+        // still named, so nobody reads the failure list as complete.
+        let mut reason = failing.join("; ");
+        if !unknown.is_empty() {
+            reason.push_str(&format!("; also not judged: {}", unknown.join("; ")));
+        }
+        return (Status::Fail, reason);
+    }
     if !unknown.is_empty() {
         return (Status::Inconclusive, unknown.join("; "));
     }

@@ -152,8 +152,23 @@ fn a_page_that_keeps_failing_makes_the_dataset_partial_and_its_controls_inconclu
             .find(|r| r.framework == f && r.control_id == c)
             .expect("control")
     };
+    // The control is never a pass; the check that reads the partial report is
+    // inconclusive, naming it (other checks under the control may still fail).
     let mfa = by_id("hipaa", "164.312(d)");
-    assert_eq!(mfa.status, Status::Inconclusive, "{}", mfa.reason);
+    assert_ne!(mfa.status, Status::Pass, "{}", mfa.reason);
+    let registered = mfa
+        .checks
+        .iter()
+        .find(|c| c.check == "mfa_registered")
+        .expect("mfa_registered judges 164.312(d)");
+    assert_eq!(registered.outcome, auditpack::checks::Verdict::Inconclusive);
+    assert!(
+        registered
+            .summary
+            .contains("userRegistrationDetails is partial"),
+        "{}",
+        registered.summary
+    );
     assert!(
         mfa.reason.contains("userRegistrationDetails is partial"),
         "{}",
