@@ -671,12 +671,12 @@ fn body(l: &mut Layout<'_>, r: &Report) {
             .collect();
         l.table(
             &[
-                ("Control", 62.0),
-                ("Title", 115.0),
-                ("Status", 58.0),
-                ("Owner", 52.0),
+                ("Control", 80.0),
+                ("Title", 105.0),
+                ("Status", 56.0),
+                ("Owner", 50.0),
                 ("Checks", 110.0),
-                ("Reason", 98.0),
+                ("Reason", 94.0),
             ],
             rows,
             7.5,
@@ -705,13 +705,18 @@ fn body(l: &mut Layout<'_>, r: &Report) {
         );
     }
     for o in &r.owners {
-        l.subheading(&format!(
-            "{}: {} failing checks, {} failing subjects, {} other controls needing attention",
-            o.label,
-            o.gaps.len(),
-            o.subject_total,
-            o.attention.len()
-        ));
+        l.y -= 6.0;
+        l.subheading(o.label);
+        l.paragraph(
+            &format!(
+                "Failing checks: {}. Failing subjects: {}. Other controls needing attention: {}.",
+                o.gap_count, o.subject_total, o.attention_count
+            ),
+            9.0,
+            Face::Regular,
+            MUTED,
+            0.0,
+        );
         for g in &o.gaps {
             l.ensure(80.0);
             l.paragraph(
@@ -889,6 +894,15 @@ pub fn render(r: &Report) -> Result<Vec<u8>> {
     doc.metadata.info.author = r.tool.clone();
     doc.metadata.info.creator = r.tool.clone();
     doc.metadata.info.subject = format!("Run {}", r.run_id);
+    // Dated by the run, so the same run gives the same document.
+    if let Some(t) = chrono::DateTime::parse_from_rfc3339(&r.finished_at)
+        .ok()
+        .and_then(|t| printpdf::OffsetDateTime::from_unix_timestamp(t.timestamp()).ok())
+    {
+        doc.metadata.info.creation_date = t.clone();
+        doc.metadata.info.modification_date = t.clone();
+        doc.metadata.info.metadata_date = t;
+    }
     let regular_id = doc.add_font(&regular);
     let bold_id = doc.add_font(&bold);
     let mut l = Layout {
