@@ -37,7 +37,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|i| Subject {
             id: format!("ninja:{i}"),
             name: format!("WS-{i:05}"),
-            detail: "1 critical patch(es) pending over 30 days, oldest 45 days: KB5044273".to_owned(),
+            detail: "1 critical patch(es) pending over 30 days, oldest 45 days: KB5044273"
+                .to_owned(),
         })
         .collect();
     let mut results = auditpack::report::json::read(&run_dir)?;
@@ -97,11 +98,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )?;
         let secs = start.elapsed().as_secs_f64();
         let size = std::fs::metadata(run_dir.join(format.path()))?.len();
-        println!(
-            "  {:<6} {secs:>7.3} s  {:>12} bytes",
-            format.as_str(),
-            size
-        );
+        println!("  {:<6} {secs:>7.3} s  {:>12} bytes", format.as_str(), size);
     }
     let start = Instant::now();
     write_reports(&run_dir, &ReportOptions::default())?;

@@ -139,17 +139,36 @@ pub fn write_reports(run_dir: &Path, options: &ReportOptions) -> Result<Vec<Path
         .iter()
         .any(|f| matches!(f, Format::Html | Format::Pdf));
     let model = needs_model.then(|| Report::build(&data, options.signer.as_ref()));
-    let mut written = Vec::new();
-    for format in Format::ALL.into_iter().filter(|f| formats.contains(f)) {
-        match (format, &model) {
-            (Format::Json, _) => json::write(run_dir, &data.results)?,
-            (Format::Csv, _) => csv::write(run_dir, &data.results)?,
-            (Format::Oscal, _) => oscal::write(run_dir, &data)?,
-            (Format::Html, Some(m)) => html::write(run_dir, m)?,
-            (Format::Pdf, Some(m)) => pdf::write(run_dir, m)?,
-            (Format::Html | Format::Pdf, None) => continue,
+    // The formats are independent once the inputs are read: the two large
+    // renderings (JSON and CSV) run beside the others.
+    let chosen: Vec<Format> = Format::ALL
+        .into_iter()
+        .filter(|f| formats.contains(f))
+        .collect();
+    let (big, rest): (Vec<Format>, Vec<Format>) = chosen
+        .iter()
+        .partition(|f| matches!(f, Format::Json | Format::Csv));
+    let render = |list: &[Format]| -> Result<()> {
+        for format in list {
+            match (format, &model) {
+                (Format::Json, _) => json::write(run_dir, &data.results)?,
+                (Format::Csv, _) => csv::write(run_dir, &data.results)?,
+                (Format::Oscal, _) => oscal::write(run_dir, &data)?,
+                (Format::Html, Some(m)) => html::write(run_dir, m)?,
+                (Format::Pdf, Some(m)) => pdf::write(run_dir, m)?,
+                (Format::Html | Format::Pdf, None) => {}
+            }
         }
-        written.push(run_dir.join(format.path()));
-    }
+        Ok(())
+    };
+    std::thread::scope(|scope| {
+        let side = scope.spawn(|| render(&big));
+        let here = render(&rest);
+        let side = side
+            .join()
+            .unwrap_or_else(|_| Err(Error::invalid("report rendering thread panicked")));
+        here.and(side)
+    })?;
+    let written = chosen.iter().map(|f| run_dir.join(f.path())).collect();
     Ok(written)
 }

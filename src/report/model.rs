@@ -640,3 +640,162 @@ impl Report {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::{anchor, Report, RunData};
+    use crate::catalog::ControlKind;
+    use crate::checks::{Subject, Verdict};
+    use crate::config::{Owner, Thresholds};
+    use crate::evaluate::{CheckResult, ControlResult, Status};
+    use crate::evidence::{CustodyEntry, RunManifest};
+
+    fn subject(n: u32) -> Subject {
+        Subject {
+            id: format!("m365:{n}"),
+            name: format!("User {n}"),
+            detail: "no MFA method registered".into(),
+        }
+    }
+
+    fn check(responsible: Owner, failing: Vec<Subject>) -> CheckResult {
+        CheckResult {
+            check: "mfa_registered".into(),
+            title: "MFA registered".into(),
+            outcome: if failing.is_empty() {
+                Verdict::Pass
+            } else {
+                Verdict::Fail
+            },
+            responsible,
+            evaluated: 10,
+            failing_count: failing.len(),
+            failing,
+            evidence: vec!["evidence/m365/users/page-00001.json".into()],
+            summary: "summary".into(),
+            remediation: "register MFA".into(),
+        }
+    }
+
+    fn control(
+        framework: &str,
+        id: &str,
+        status: Status,
+        owner: Owner,
+        checks: Vec<CheckResult>,
+    ) -> ControlResult {
+        ControlResult {
+            framework: framework.into(),
+            control_id: id.into(),
+            title: format!("{id} title"),
+            status,
+            owner,
+            kind: ControlKind::Automated,
+            checks,
+            manual_evidence: vec![],
+            reason: "reason".into(),
+        }
+    }
+
+    fn data(results: Vec<ControlResult>) -> RunData {
+        RunData {
+            manifest: RunManifest {
+                schema_version: RunManifest::SCHEMA_VERSION,
+                run_id: "20260101T000000Z-abcd".into(),
+                organisation: "Org".into(),
+                frameworks: vec!["hipaa".into(), "soc2".into()],
+                ownership: "co-managed-default".into(),
+                tool: "auditpack test".into(),
+                host: "host".into(),
+                started_at: "2026-01-01T00:00:00Z".into(),
+                finished_at: "2026-01-01T00:01:00Z".into(),
+                as_of: "2026-01-01T00:01:00Z".into(),
+                thresholds: Thresholds::default(),
+                ownership_overrides: BTreeMap::new(),
+                service_provider: false,
+                sources: BTreeMap::new(),
+            },
+            results,
+            custody: vec![CustodyEntry {
+                path: "evidence/m365/users/page-00001.json".into(),
+                sha256: "ab".repeat(32),
+                bytes: 10,
+                source: "m365".into(),
+                source_type: "m365".into(),
+                dataset: "users".into(),
+                request: "GET /users".into(),
+                http_status: Some(200),
+                collected_at: "2026-01-01T00:00:30Z".into(),
+                tool: "auditpack test".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn gaps_group_by_responsible_party_and_share_identical_subject_lists() {
+        let failing = vec![subject(1), subject(2)];
+        let report = Report::build(
+            &data(vec![
+                control(
+                    "hipaa",
+                    "164.312(d)",
+                    Status::Fail,
+                    Owner::Internal,
+                    vec![check(Owner::Internal, failing.clone())],
+                ),
+                control(
+                    "soc2",
+                    "CC6.1",
+                    Status::Fail,
+                    Owner::Shared,
+                    vec![check(Owner::Internal, failing.clone())],
+                ),
+                control(
+                    "soc2",
+                    "CC6.6",
+                    Status::Fail,
+                    Owner::Msp,
+                    vec![check(Owner::Msp, vec![subject(3)])],
+                ),
+                control(
+                    "hipaa",
+                    "164.308(b)(1)",
+                    Status::ManualPending,
+                    Owner::Msp,
+                    vec![],
+                ),
+                control("soc2", "CC1.1", Status::Pass, Owner::Unassigned, vec![]),
+            ]),
+            None,
+        );
+        assert_eq!(report.totals.total, 5);
+        assert_eq!(report.totals.fail, 3);
+        assert_eq!(report.by_framework[0].counts.manual_pending, 1);
+        let owners: Vec<&str> = report.owners.iter().map(|o| o.owner).collect();
+        assert_eq!(owners, ["internal", "msp", "unassigned"]);
+        let internal = &report.owners[0];
+        assert_eq!(internal.gaps.len(), 1, "one gap for both controls");
+        assert_eq!(internal.gaps[0].controls.len(), 2);
+        assert_eq!(internal.gaps[0].subjects, failing);
+        assert_eq!(internal.subject_total, 2);
+        let msp = &report.owners[1];
+        assert_eq!(msp.gaps[0].subjects, vec![subject(3)]);
+        assert_eq!(msp.attention[0].control.label, "HIPAA 164.308(b)(1)");
+        assert_eq!(report.owners[2].attention[0].control.label, "SOC 2 CC1.1");
+        let row = &report.tables[0].controls[0];
+        assert_eq!(row.evidence[0].index, 1);
+        assert_eq!(row.evidence[0].sha256, "ab".repeat(32));
+        assert_eq!(report.evidence[0].used_by, ["mfa_registered"]);
+    }
+
+    #[test]
+    fn anchors_are_plain() {
+        assert_eq!(
+            anchor("hipaa", "164.312(a)(2)(iv)"),
+            "c-hipaa-164-312-a-2-iv"
+        );
+        assert_eq!(anchor("pci-dss", "<x>\""), "c-pci-dss-x");
+    }
+}

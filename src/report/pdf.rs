@@ -946,3 +946,42 @@ pub fn write(run_dir: &Path, report: &Report) -> Result<()> {
     let path = run_dir.join("reports/report.pdf");
     write_atomic(&path, &bytes).context(|| format!("cannot write {}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use printpdf::ParsedFont;
+
+    use super::{Face, Layout, FONT_BOLD, FONT_REGULAR};
+
+    #[test]
+    fn wrapped_and_fitted_text_stays_in_its_box() {
+        let mut warnings = Vec::new();
+        let regular = ParsedFont::from_bytes(FONT_REGULAR, 0, &mut warnings).expect("font");
+        let bold = ParsedFont::from_bytes(FONT_BOLD, 0, &mut warnings).expect("font");
+        let mut doc = printpdf::PdfDocument::new("t");
+        let l = Layout {
+            regular_id: doc.add_font(&regular),
+            bold_id: doc.add_font(&bold),
+            regular: &regular,
+            bold: &bold,
+            pages: Vec::new(),
+            ops: Vec::new(),
+            y: 0.0,
+        };
+        let text =
+            "Ünïcödé Ωμέγα Привет averyveryverylongwordwithoutanyspacesatallthatmustbebroken \
+                    and some ordinary words to wrap";
+        for face in [Face::Regular, Face::Bold] {
+            let lines = l.wrap(text, 9.0, face, 80.0);
+            assert!(lines.len() > 3);
+            for line in &lines {
+                assert!(l.width(line, 9.0, face) <= 80.0 + 0.01, "{line}");
+            }
+            assert_eq!(lines.concat().replace(' ', ""), text.replace(' ', ""));
+            let cut = l.fit(text, 9.0, face, 60.0);
+            assert!(cut.ends_with('…'));
+            assert!(l.width(&cut, 9.0, face) <= 60.0 + 0.01);
+        }
+        assert!(l.width("W", 10.0, Face::Regular) > l.width("i", 10.0, Face::Regular));
+    }
+}
