@@ -226,7 +226,9 @@ impl<'a> Layout<'a> {
         ]);
     }
 
-    /// Text cut to `max` points.
+    /// Text cut to `max` points. (Position, style and box are each needed
+    /// at every call; bundling them would only move the arguments.)
+    #[allow(clippy::too_many_arguments)]
     fn text_fit(&mut self, x: f32, y: f32, size: f32, face: Face, color: Rgb3, s: &str, max: f32) {
         let s = self.fit(s, size, face, max);
         self.text(x, y, size, face, color, &s);
@@ -757,7 +759,7 @@ fn body(l: &mut Layout<'_>, r: &Report) {
                 })
                 .collect();
             l.table(
-                &[("Subject", 150.0), ("Id", 150.0), ("Why", 195.0)],
+                &[("Subject", 195.0), ("Id", 140.0), ("Why", 160.0)],
                 rows,
                 7.5,
             );
@@ -813,7 +815,7 @@ fn body(l: &mut Layout<'_>, r: &Report) {
     l.heading("Evidence appendix");
     l.paragraph(
         "Every evidence file of the run with the SHA-256 recorded in custody.jsonl when it \
-         was received. `sha256sum -c manifest-sha256.txt` in the package checks them.",
+         was received; sha256sum -c manifest-sha256.txt in the package checks them.",
         9.0,
         Face::Regular,
         MUTED,
@@ -899,8 +901,8 @@ pub fn render(r: &Report) -> Result<Vec<u8>> {
         .ok()
         .and_then(|t| printpdf::OffsetDateTime::from_unix_timestamp(t.timestamp()).ok())
     {
-        doc.metadata.info.creation_date = t.clone();
-        doc.metadata.info.modification_date = t.clone();
+        doc.metadata.info.creation_date = t;
+        doc.metadata.info.modification_date = t;
         doc.metadata.info.metadata_date = t;
     }
     let regular_id = doc.add_font(&regular);
