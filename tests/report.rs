@@ -364,3 +364,29 @@ fn report_command_rerenders_the_same_files() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown report format"));
 }
+
+#[test]
+fn a_failed_source_is_reported_with_its_reason() {
+    let h = Harness::demo();
+    let config = h.config(Some("wrong-secret"));
+    let outcome = h.run(&config);
+    let m365 = &outcome.manifest.sources["m365"];
+    let reason = m365.reason.clone().expect("a failed source has a reason");
+    let html = std::fs::read_to_string(outcome.run_dir.join("reports/report.html")).expect("html");
+    assert!(html.contains(r#"<span class="badge failed">failed</span>"#));
+    let words: Vec<&str> = reason.split_whitespace().take(3).collect();
+    assert!(
+        html.contains(&html_escape(&words.join(" ")).replace('\'', "&#x27;")),
+        "HTML lacks the reason {reason}"
+    );
+    let pdf = outcome.run_dir.join("reports/report.pdf");
+    let text =
+        String::from_utf8(tool("pdftotext", &[pdf.to_str().expect("utf-8 path"), "-"]).stdout)
+            .expect("utf-8 text");
+    assert!(text.contains("failed"));
+    assert!(count(&outcome.results, Status::Inconclusive) > 0);
+    assert!(html.contains(&format!(
+        r#"id="total-inconclusive">{}<"#,
+        count(&outcome.results, Status::Inconclusive)
+    )));
+}
