@@ -19,3 +19,17 @@ fi
 if ! python3 -c 'import bagit' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check bagit==1.9.0
 fi
+
+# Reports (tests/report.rs): headless Chromium renders the HTML report,
+# poppler-utils (pdftoppm, pdftotext) renders and reads the PDF, and
+# compliance-trestle's OSCAL models parse the assessment results.
+report_packages=()
+command -v chromium >/dev/null || report_packages+=(chromium)
+command -v pdftoppm >/dev/null && command -v pdftotext >/dev/null || report_packages+=(poppler-utils)
+if [ ${#report_packages[@]} -gt 0 ]; then
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${report_packages[@]}"
+fi
+if ! python3 -c 'import trestle.oscal.assessment_results' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check compliance-trestle
+fi

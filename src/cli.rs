@@ -36,6 +36,14 @@ pub enum Command {
         /// The run folder (holding run.json).
         run: PathBuf,
     },
+    /// Render reports of a run folder from its results, run.json and custody log.
+    Report {
+        /// The run folder (holding run.json).
+        run: PathBuf,
+        /// Formats to write, comma-separated: html, pdf, csv, json, oscal.
+        #[arg(long, value_delimiter = ',', default_value = "html,pdf,csv,json,oscal")]
+        format: Vec<String>,
+    },
     /// Verify a package: hashes, completeness, custody and signature.
     Verify {
         /// The package folder.

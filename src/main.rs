@@ -143,6 +143,20 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
             print_summary(out, &results);
             Ok(exit_for(&results))
         }
+        Command::Report { run, format } => {
+            let formats = format
+                .iter()
+                .map(|f| f.parse::<auditpack::report::Format>())
+                .collect::<Result<Vec<_>, _>>()?;
+            let options = auditpack::report::ReportOptions {
+                formats,
+                signer: None,
+            };
+            for path in auditpack::report::write_reports(&run, &options)? {
+                println!("wrote {}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Verify {
             package,
             allowed_signers,

@@ -144,6 +144,7 @@ pub fn run(
     };
     manifest.write(&run_dir)?;
     let results = evaluate_run(&run_dir, &catalog)?;
+    report::write_reports(&run_dir, &report::ReportOptions::signed_by(signer.as_ref()))?;
 
     let info = BagInfo {
         organisation: manifest.organisation.clone(),

@@ -26,6 +26,7 @@ pub fn render(results: &[ControlResult]) -> String {
     push_row(&mut out, HEADER);
     for r in results {
         for c in &r.checks {
+            let evidence = c.evidence.join(" ");
             for s in &c.failing {
                 push_row(
                     &mut out,
@@ -38,7 +39,7 @@ pub fn render(results: &[ControlResult]) -> String {
                         &s.id,
                         &s.name,
                         &s.detail,
-                        &c.evidence.join(" "),
+                        &evidence,
                     ],
                 );
             }
@@ -62,9 +63,21 @@ fn push_row<'a>(out: &mut String, cells: impl IntoIterator<Item = &'a str>) {
         if i > 0 {
             out.push(',');
         }
-        out.push_str(&cell_text(cell));
+        if is_plain(cell) {
+            out.push_str(cell);
+        } else {
+            out.push_str(&cell_text(cell));
+        }
     }
     out.push_str("\r\n");
+}
+
+/// A cell that needs neither guarding nor quoting (the common case, checked
+/// without allocating).
+fn is_plain(cell: &str) -> bool {
+    !cell.starts_with(['=', '+', '-', '@', '|', '%', ' '])
+        && !cell.ends_with(' ')
+        && !cell.chars().any(|c| c.is_control() || c == ',' || c == '"')
 }
 
 /// One cell: neutralise formulas, then quote when needed.
@@ -100,5 +113,11 @@ mod tests {
         assert_eq!(cell_text("a,b"), "\"a,b\"");
         assert_eq!(cell_text("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(cell_text("PC-01"), "PC-01");
+        for cell in [
+            "=1", "+1", "-1", "@a", "|a", "%a", " a", "a ", "a,b", "a\"b", "a\nb", "a\tb",
+        ] {
+            assert!(!super::is_plain(cell), "{cell:?}");
+        }
+        assert!(super::is_plain("User 1 <user1@example.com>"));
     }
 }

@@ -1,5 +1,174 @@
-//! Reports: renderings of `results/controls.json` and `run.json`. Reports never
-//! recompute a result.
+//! Reports: renderings of `results/controls.json`, `run.json` and
+//! `custody.jsonl`. Reports never recompute a result; every format reads the
+//! same [`model::RunData`].
+//!
+//! | format | file (in the run folder) | for |
+//! |---|---|---|
+//! | `html` | `reports/report.html` | everyone: one self-contained page |
+//! | `pdf` | `reports/report.pdf` | the executive walk-through, printed |
+//! | `csv` | `results/findings.csv` | the fix lists in a spreadsheet |
+//! | `json` | `results/controls.json` | tools (rewritten as read) |
+//! | `oscal` | `results/assessment-results.oscal.json` | GRC tools (OSCAL 1.1.2) |
 
 pub mod csv;
+pub mod html;
 pub mod json;
+pub mod model;
+pub mod oscal;
+pub mod pdf;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+pub use model::{Report, RunData, SignerInfo};
+
+/// One report format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Format {
+    /// `reports/report.html`.
+    Html,
+    /// `reports/report.pdf`.
+    Pdf,
+    /// `results/findings.csv`.
+    Csv,
+    /// `results/controls.json`.
+    Json,
+    /// `results/assessment-results.oscal.json`.
+    Oscal,
+}
+
+impl Format {
+    /// Every format, in the order they are written.
+    pub const ALL: [Format; 5] = [
+        Format::Json,
+        Format::Csv,
+        Format::Oscal,
+        Format::Html,
+        Format::Pdf,
+    ];
+
+    /// The name used on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Html => "html",
+            Format::Pdf => "pdf",
+            Format::Csv => "csv",
+            Format::Json => "json",
+            Format::Oscal => "oscal",
+        }
+    }
+
+    /// The file it writes, relative to the run folder.
+    pub fn path(self) -> &'static str {
+        match self {
+            Format::Html => "reports/report.html",
+            Format::Pdf => "reports/report.pdf",
+            Format::Csv => "results/findings.csv",
+            Format::Json => "results/controls.json",
+            Format::Oscal => "results/assessment-results.oscal.json",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Format {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Format> {
+        Format::ALL
+            .into_iter()
+            .find(|f| f.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                Error::config(format!(
+                    "unknown report format `{s}`; known: html, pdf, csv, json, oscal"
+                ))
+            })
+    }
+}
+
+/// What to render.
+#[derive(Clone, Debug)]
+pub struct ReportOptions {
+    /// Formats to write.
+    pub formats: Vec<Format>,
+    /// The package signer, shown on the cover when known.
+    pub signer: Option<SignerInfo>,
+}
+
+impl Default for ReportOptions {
+    fn default() -> Self {
+        ReportOptions {
+            formats: Format::ALL.to_vec(),
+            signer: None,
+        }
+    }
+}
+
+impl ReportOptions {
+    /// Every format, with the package signer on the cover when there is one.
+    pub fn signed_by(signer: Option<&crate::package::Signer>) -> ReportOptions {
+        ReportOptions {
+            formats: Format::ALL.to_vec(),
+            signer: signer.map(|s| SignerInfo {
+                identity: s.identity().to_owned(),
+                fingerprint: s.fingerprint(),
+            }),
+        }
+    }
+}
+
+/// Render the chosen formats of the run folder at `run_dir` into it, from its
+/// `results/controls.json`, `run.json` and `custody.jsonl`. Returns the files
+/// written.
+///
+/// # Errors
+/// When an input is missing or malformed, or a file cannot be written.
+pub fn write_reports(run_dir: &Path, options: &ReportOptions) -> Result<Vec<PathBuf>> {
+    let data = RunData::load(run_dir)?;
+    let mut formats = options.formats.clone();
+    formats.sort();
+    formats.dedup();
+    let needs_model = formats
+        .iter()
+        .any(|f| matches!(f, Format::Html | Format::Pdf));
+    let model = needs_model.then(|| Report::build(&data, options.signer.as_ref()));
+    // The formats are independent once the inputs are read: the two large
+    // renderings (JSON and CSV) run beside the others.
+    let chosen: Vec<Format> = Format::ALL
+        .into_iter()
+        .filter(|f| formats.contains(f))
+        .collect();
+    let (big, rest): (Vec<Format>, Vec<Format>) = chosen
+        .iter()
+        .partition(|f| matches!(f, Format::Json | Format::Csv));
+    let render = |list: &[Format]| -> Result<()> {
+        for format in list {
+            match (format, &model) {
+                (Format::Json, _) => json::write(run_dir, &data.results)?,
+                (Format::Csv, _) => csv::write(run_dir, &data.results)?,
+                (Format::Oscal, _) => oscal::write(run_dir, &data)?,
+                (Format::Html, Some(m)) => html::write(run_dir, m)?,
+                (Format::Pdf, Some(m)) => pdf::write(run_dir, m)?,
+                (Format::Html | Format::Pdf, None) => {}
+            }
+        }
+        Ok(())
+    };
+    std::thread::scope(|scope| {
+        let side = scope.spawn(|| render(&big));
+        let here = render(&rest);
+        let side = side
+            .join()
+            .unwrap_or_else(|_| Err(Error::invalid("report rendering thread panicked")));
+        here.and(side)
+    })?;
+    let written = chosen.iter().map(|f| run_dir.join(f.path())).collect();
+    Ok(written)
+}

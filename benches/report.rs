@@ -1,0 +1,111 @@
+//! Rendering benchmark: every report format for an organisation of 100,000
+//! users and 30,000 devices, all of them failing (the worst case: every
+//! failing subject appears in the CSV, the HTML and the OSCAL counts).
+//!
+//! Run with `cargo bench --bench report`. It runs the demo pipeline once to
+//! get a real run folder, inflates its results and custody log to that size,
+//! then times `report::write_reports` per format and for all of them.
+//! Target: all formats under 10 s.
+#![allow(clippy::print_stdout)]
+
+use std::time::Instant;
+
+use auditpack::checks::{Subject, Verdict};
+use auditpack::evidence::CustodyEntry;
+use auditpack::report::{write_reports, Format, ReportOptions};
+
+const USERS: usize = 100_000;
+const DEVICES: usize = 30_000;
+const TARGET_SECS: f64 = 10.0;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let demo = auditpack::demo::demo(dir.path(), &runtime)?;
+    let run_dir = demo.run.run_dir;
+
+    let users: Vec<Subject> = (0..USERS)
+        .map(|i| Subject {
+            id: format!("m365:00000000-0000-4000-8000-{i:012x}"),
+            name: format!("User {i} <user{i}@synthetic.example>"),
+            detail: "no MFA method registered".to_owned(),
+        })
+        .collect();
+    let devices: Vec<Subject> = (0..DEVICES)
+        .map(|i| Subject {
+            id: format!("ninja:{i}"),
+            name: format!("WS-{i:05}"),
+            detail: "1 critical patch(es) pending over 30 days, oldest 45 days: KB5044273"
+                .to_owned(),
+        })
+        .collect();
+    let mut results = auditpack::report::json::read(&run_dir)?;
+    for r in &mut results {
+        for c in &mut r.checks {
+            let subjects = if c.check.contains("mfa") {
+                &users
+            } else {
+                &devices
+            };
+            c.outcome = Verdict::Fail;
+            c.evaluated = subjects.len();
+            c.failing_count = subjects.len();
+            c.failing = subjects.clone();
+        }
+    }
+    auditpack::report::json::write(&run_dir, &results)?;
+
+    // One custody entry per page of 999 records, as Graph and NinjaOne page.
+    let custody_path = run_dir.join("custody.jsonl");
+    let template: CustodyEntry = auditpack::evidence::read_custody(&custody_path)?
+        .into_iter()
+        .next()
+        .ok_or("the demo run has no custody entries")?;
+    let mut lines = String::new();
+    for (dataset, records) in [
+        ("users", USERS),
+        ("userRegistrationDetails", USERS),
+        ("devices", DEVICES),
+        ("os-patches", DEVICES),
+    ] {
+        for page in 1..=records.div_ceil(999) {
+            let entry = CustodyEntry {
+                path: format!("evidence/bench/{dataset}/page-{page:05}.json"),
+                sha256: format!("{:064x}", page * 7919),
+                dataset: dataset.to_owned(),
+                ..template.clone()
+            };
+            lines.push_str(&serde_json::to_string(&entry)?);
+            lines.push('\n');
+        }
+    }
+    std::fs::write(&custody_path, lines)?;
+
+    println!(
+        "report benchmark: {USERS} users and {DEVICES} devices failing, {} controls",
+        results.len()
+    );
+    for format in Format::ALL {
+        let start = Instant::now();
+        write_reports(
+            &run_dir,
+            &ReportOptions {
+                formats: vec![format],
+                signer: None,
+            },
+        )?;
+        let secs = start.elapsed().as_secs_f64();
+        let size = std::fs::metadata(run_dir.join(format.path()))?.len();
+        println!("  {:<6} {secs:>7.3} s  {:>12} bytes", format.as_str(), size);
+    }
+    let start = Instant::now();
+    write_reports(&run_dir, &ReportOptions::default())?;
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "  all    {secs:>7.3} s  (target {TARGET_SECS} s, ratio {:.2})",
+        secs / TARGET_SECS
+    );
+    Ok(())
+}

@@ -1,0 +1,989 @@
+//! `reports/report.pdf`: the executive report, drawn with printpdf.
+//!
+//! A4 pages: a cover (organisation, frameworks, collection window, run id and,
+//! when known, the package signer), an executive summary with a stacked bar
+//! chart, the source status, one control table per framework (rows never
+//! split; the header repeats on every page), the gaps by owner with subject
+//! lists capped at [`SUBJECT_CAP`] (the rest is in `results/findings.csv`),
+//! and an evidence appendix with every file's SHA-256.
+//!
+//! The DejaVu Sans faces under `reports/fonts/` are embedded (subset), so text
+//! is selectable and non-ASCII names print. Every string is measured with the
+//! font's advance widths and wrapped or cut to its box: no text leaves the page.
+
+use std::path::Path;
+
+use printpdf::{
+    Color, FontId, Line, LinePoint, Mm, Op, PaintMode, ParsedFont, PdfDocument, PdfFontHandle,
+    PdfPage, PdfSaveOptions, Point, Pt, Rect, Rgb, TextItem, WindingOrder,
+};
+
+use super::model::{Counts, Report, SummaryRow};
+use crate::error::{Error, Result, ResultExt};
+use crate::evaluate::Status;
+use crate::evidence::write_atomic;
+
+/// DejaVu Sans (Bitstream Vera licence, see `reports/fonts/LICENSE-DejaVu.txt`).
+pub const FONT_REGULAR: &[u8] = include_bytes!("../../reports/fonts/DejaVuSans.ttf");
+/// DejaVu Sans Bold.
+pub const FONT_BOLD: &[u8] = include_bytes!("../../reports/fonts/DejaVuSans-Bold.ttf");
+
+/// Failing subjects listed per gap in the PDF; the CSV has all of them.
+pub const SUBJECT_CAP: usize = 25;
+
+const PAGE_W: f32 = 595.28;
+const PAGE_H: f32 = 841.89;
+const MARGIN: f32 = 48.0;
+const TOP: f32 = PAGE_H - 54.0;
+const BOTTOM: f32 = 58.0;
+const CONTENT_W: f32 = PAGE_W - 2.0 * MARGIN;
+/// Lines of one table cell before it is cut with an ellipsis.
+const MAX_CELL_LINES: usize = 10;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Face {
+    Regular,
+    Bold,
+}
+
+type Rgb3 = (f32, f32, f32);
+
+const INK: Rgb3 = (0.11, 0.14, 0.20);
+const MUTED: Rgb3 = (0.36, 0.39, 0.46);
+const BRAND: Rgb3 = (0.12, 0.23, 0.37);
+const LINE: Rgb3 = (0.85, 0.87, 0.91);
+const SOFT: Rgb3 = (0.96, 0.965, 0.976);
+const WHITE: Rgb3 = (1.0, 1.0, 1.0);
+
+fn status_color(status: &str) -> Rgb3 {
+    match status {
+        "pass" | "complete" => (0.18, 0.49, 0.31),
+        "fail" | "failed" => (0.75, 0.22, 0.17),
+        "inconclusive" | "partial" => (0.84, 0.54, 0.06),
+        "manual_pending" => (0.36, 0.43, 0.49),
+        "manual_attested" => (0.07, 0.55, 0.56),
+        _ => (0.67, 0.70, 0.74),
+    }
+}
+
+fn rgb(c: Rgb3) -> Color {
+    Color::Rgb(Rgb {
+        r: c.0,
+        g: c.1,
+        b: c.2,
+        icc_profile: None,
+    })
+}
+
+/// One styled table cell.
+struct Cell {
+    text: String,
+    face: Face,
+    color: Rgb3,
+}
+
+impl Cell {
+    fn plain(text: impl Into<String>) -> Cell {
+        Cell {
+            text: text.into(),
+            face: Face::Regular,
+            color: INK,
+        }
+    }
+    fn bold(text: impl Into<String>) -> Cell {
+        Cell {
+            text: text.into(),
+            face: Face::Bold,
+            color: INK,
+        }
+    }
+    fn status(text: impl Into<String>, status: &str) -> Cell {
+        Cell {
+            text: text.into(),
+            face: Face::Bold,
+            color: status_color(status),
+        }
+    }
+}
+
+/// A page-by-page writer that measures every string.
+struct Layout<'a> {
+    regular: &'a ParsedFont,
+    bold: &'a ParsedFont,
+    regular_id: FontId,
+    bold_id: FontId,
+    pages: Vec<Vec<Op>>,
+    ops: Vec<Op>,
+    y: f32,
+}
+
+impl<'a> Layout<'a> {
+    fn font(&self, face: Face) -> &'a ParsedFont {
+        match face {
+            Face::Regular => self.regular,
+            Face::Bold => self.bold,
+        }
+    }
+
+    fn char_width(font: &ParsedFont, c: char) -> f32 {
+        let gid = font.lookup_glyph_index(c as u32).unwrap_or(0);
+        let w = font.get_glyph_width(gid).unwrap_or(0);
+        f32::from(w) / f32::from(font.units_per_em.max(1))
+    }
+
+    /// Width of `s` in points.
+    fn width(&self, s: &str, size: f32, face: Face) -> f32 {
+        let font = self.font(face);
+        s.chars().map(|c| Self::char_width(font, c)).sum::<f32>() * size
+    }
+
+    /// `s` cut to `max` points, with an ellipsis when cut.
+    fn fit(&self, s: &str, size: f32, face: Face, max: f32) -> String {
+        if self.width(s, size, face) <= max {
+            return s.to_owned();
+        }
+        let font = self.font(face);
+        let budget = max - Self::char_width(font, '…') * size;
+        let mut used = 0.0;
+        let mut out = String::new();
+        for c in s.chars() {
+            let w = Self::char_width(font, c) * size;
+            if used + w > budget {
+                break;
+            }
+            used += w;
+            out.push(c);
+        }
+        out.push('…');
+        out
+    }
+
+    /// Greedy word wrap to `max` points; words longer than a line are broken.
+    fn wrap(&self, s: &str, size: f32, face: Face, max: f32) -> Vec<String> {
+        let font = self.font(face);
+        let space = Self::char_width(font, ' ') * size;
+        let mut lines = Vec::new();
+        for para in s.split('\n') {
+            let mut line = String::new();
+            let mut line_w = 0.0;
+            for word in para.split_whitespace() {
+                let word_w = self.width(word, size, face);
+                let extra = if line.is_empty() { 0.0 } else { space };
+                if line_w + extra + word_w <= max {
+                    if !line.is_empty() {
+                        line.push(' ');
+                    }
+                    line.push_str(word);
+                    line_w += extra + word_w;
+                    continue;
+                }
+                if !line.is_empty() {
+                    lines.push(std::mem::take(&mut line));
+                    line_w = 0.0;
+                }
+                if word_w <= max {
+                    line.push_str(word);
+                    line_w = word_w;
+                } else {
+                    for c in word.chars() {
+                        let w = Self::char_width(font, c) * size;
+                        if line_w + w > max && !line.is_empty() {
+                            lines.push(std::mem::take(&mut line));
+                            line_w = 0.0;
+                        }
+                        line.push(c);
+                        line_w += w;
+                    }
+                }
+            }
+            lines.push(line);
+        }
+        lines
+    }
+
+    fn text(&mut self, x: f32, y: f32, size: f32, face: Face, color: Rgb3, s: &str) {
+        if s.is_empty() {
+            return;
+        }
+        let font = match face {
+            Face::Regular => self.regular_id.clone(),
+            Face::Bold => self.bold_id.clone(),
+        };
+        self.ops.extend([
+            Op::StartTextSection,
+            Op::SetFillColor { col: rgb(color) },
+            Op::SetFont {
+                font: PdfFontHandle::External(font),
+                size: Pt(size),
+            },
+            Op::SetTextCursor {
+                pos: Point { x: Pt(x), y: Pt(y) },
+            },
+            Op::ShowText {
+                items: vec![TextItem::Text(s.to_owned())],
+            },
+            Op::EndTextSection,
+        ]);
+    }
+
+    /// Text cut to `max` points. (Position, style and box are each needed
+    /// at every call; bundling them would only move the arguments.)
+    #[allow(clippy::too_many_arguments)]
+    fn text_fit(&mut self, x: f32, y: f32, size: f32, face: Face, color: Rgb3, s: &str, max: f32) {
+        let s = self.fit(s, size, face, max);
+        self.text(x, y, size, face, color, &s);
+    }
+
+    fn rect(&mut self, x: f32, y: f32, w: f32, h: f32, color: Rgb3) {
+        self.ops.extend([
+            Op::SetFillColor { col: rgb(color) },
+            Op::DrawRectangle {
+                rectangle: Rect {
+                    x: Pt(x),
+                    y: Pt(y),
+                    width: Pt(w),
+                    height: Pt(h),
+                    mode: Some(PaintMode::Fill),
+                    winding_order: Some(WindingOrder::NonZero),
+                },
+            },
+        ]);
+    }
+
+    fn hline(&mut self, x: f32, y: f32, w: f32, color: Rgb3, thickness: f32) {
+        let p = |x: f32| LinePoint {
+            p: Point { x: Pt(x), y: Pt(y) },
+            bezier: false,
+        };
+        self.ops.extend([
+            Op::SetOutlineColor { col: rgb(color) },
+            Op::SetOutlineThickness { pt: Pt(thickness) },
+            Op::DrawLine {
+                line: Line {
+                    points: vec![p(x), p(x + w)],
+                    is_closed: false,
+                },
+            },
+        ]);
+    }
+
+    fn new_page(&mut self) {
+        let ops = std::mem::take(&mut self.ops);
+        self.pages.push(ops);
+        self.y = TOP;
+    }
+
+    /// Start a new page unless `h` points still fit.
+    fn ensure(&mut self, h: f32) {
+        if self.y - h < BOTTOM {
+            self.new_page();
+        }
+    }
+
+    fn heading(&mut self, s: &str) {
+        self.ensure(60.0);
+        self.y -= 20.0;
+        self.text_fit(MARGIN, self.y, 16.0, Face::Bold, BRAND, s, CONTENT_W);
+        self.y -= 6.0;
+        self.hline(MARGIN, self.y, CONTENT_W, BRAND, 1.2);
+        self.y -= 14.0;
+    }
+
+    fn subheading(&mut self, s: &str) {
+        self.ensure(44.0);
+        self.y -= 8.0;
+        self.text_fit(MARGIN, self.y, 12.0, Face::Bold, INK, s, CONTENT_W);
+        self.y -= 10.0;
+    }
+
+    fn paragraph(&mut self, s: &str, size: f32, face: Face, color: Rgb3, indent: f32) {
+        let lines = self.wrap(s, size, face, CONTENT_W - indent);
+        for line in lines {
+            self.ensure(size * 1.4);
+            self.y -= size * 1.35;
+            self.text(MARGIN + indent, self.y, size, face, color, &line);
+        }
+        self.y -= size * 0.4;
+    }
+
+    /// A table whose rows never split across pages; the header repeats.
+    fn table(&mut self, cols: &[(&str, f32)], rows: Vec<Vec<Cell>>, size: f32) {
+        let pad = 3.5;
+        let line_h = size * 1.3;
+        let total: f32 = cols.iter().map(|c| c.1).sum();
+        let scale = CONTENT_W / total;
+        let widths: Vec<f32> = cols.iter().map(|c| c.1 * scale).collect();
+        let header_h = line_h + 2.0 * pad;
+        let draw_header = |l: &mut Layout<'_>| {
+            l.rect(MARGIN, l.y - header_h, CONTENT_W, header_h, SOFT);
+            let mut x = MARGIN;
+            for ((title, _), w) in cols.iter().zip(&widths) {
+                l.text_fit(
+                    x + pad,
+                    l.y - pad - size,
+                    size * 0.92,
+                    Face::Bold,
+                    MUTED,
+                    title,
+                    w - 2.0 * pad,
+                );
+                x += w;
+            }
+            l.y -= header_h;
+            l.hline(MARGIN, l.y, CONTENT_W, LINE, 0.6);
+        };
+        self.ensure(header_h + line_h + 2.0 * pad);
+        draw_header(self);
+        for row in rows {
+            let wrapped: Vec<Vec<String>> = row
+                .iter()
+                .zip(&widths)
+                .map(|(cell, w)| {
+                    let mut lines = self.wrap(&cell.text, size, cell.face, w - 2.0 * pad);
+                    if lines.len() > MAX_CELL_LINES {
+                        lines.truncate(MAX_CELL_LINES);
+                        let last = lines.pop().unwrap_or_default();
+                        lines.push(self.fit(&format!("{last} …"), size, cell.face, w - 2.0 * pad));
+                    }
+                    lines
+                })
+                .collect();
+            let n = wrapped.iter().map(Vec::len).max().unwrap_or(1).max(1);
+            let row_h = n as f32 * line_h + 2.0 * pad;
+            if self.y - row_h < BOTTOM {
+                self.new_page();
+                draw_header(self);
+            }
+            let mut x = MARGIN;
+            for ((cell, lines), w) in row.iter().zip(&wrapped).zip(&widths) {
+                let mut y = self.y - pad - size;
+                for line in lines {
+                    self.text(x + pad, y, size, cell.face, cell.color, line);
+                    y -= line_h;
+                }
+                x += w;
+            }
+            self.y -= row_h;
+            self.hline(MARGIN, self.y, CONTENT_W, LINE, 0.5);
+        }
+        self.y -= 10.0;
+    }
+}
+
+fn prepare(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() && c != '\n' { ' ' } else { c })
+        .collect()
+}
+
+const CHART_ORDER: [Status; 6] = [
+    Status::Pass,
+    Status::ManualAttested,
+    Status::Fail,
+    Status::Inconclusive,
+    Status::ManualPending,
+    Status::NotApplicable,
+];
+
+fn chart(l: &mut Layout<'_>, title: &str, rows: &[SummaryRow]) {
+    let label_w = 120.0;
+    let bar_w = CONTENT_W - label_w - 40.0;
+    let bar_h = 16.0;
+    l.ensure(24.0 + rows.len() as f32 * 24.0);
+    l.y -= 14.0;
+    l.text_fit(MARGIN, l.y, 10.0, Face::Bold, BRAND, title, CONTENT_W);
+    l.y -= 8.0;
+    for row in rows {
+        let y = l.y - bar_h;
+        l.text_fit(
+            MARGIN,
+            y + 4.5,
+            9.0,
+            Face::Regular,
+            INK,
+            &prepare(&row.label),
+            label_w - 6.0,
+        );
+        let mut x = MARGIN + label_w;
+        for status in CHART_ORDER {
+            let n = row.counts.get(status);
+            if n == 0 || row.counts.total == 0 {
+                continue;
+            }
+            let w = bar_w * n as f32 / row.counts.total as f32;
+            l.rect(x, y, w, bar_h, status_color(status.as_str()));
+            let label = n.to_string();
+            if l.width(&label, 8.0, Face::Bold) + 6.0 <= w {
+                l.text(x + 3.0, y + 4.5, 8.0, Face::Bold, WHITE, &label);
+            }
+            x += w;
+        }
+        l.text_fit(
+            MARGIN + label_w + bar_w + 6.0,
+            y + 4.5,
+            9.0,
+            Face::Regular,
+            MUTED,
+            &row.counts.total.to_string(),
+            34.0,
+        );
+        l.y -= bar_h + 8.0;
+    }
+}
+
+fn legend(l: &mut Layout<'_>) {
+    l.ensure(18.0);
+    l.y -= 12.0;
+    let mut x = MARGIN;
+    for status in CHART_ORDER {
+        let label = super::model::status_label(status);
+        let w = l.width(label, 8.0, Face::Regular) + 24.0;
+        if x + w > MARGIN + CONTENT_W {
+            l.y -= 12.0;
+            x = MARGIN;
+        }
+        l.rect(x, l.y - 1.0, 8.0, 8.0, status_color(status.as_str()));
+        l.text(x + 11.0, l.y, 8.0, Face::Regular, MUTED, label);
+        x += w;
+    }
+    l.y -= 6.0;
+}
+
+fn counts_row(label: &str, c: &Counts) -> Vec<Cell> {
+    vec![
+        Cell::bold(prepare(label)),
+        Cell::status(c.pass.to_string(), "pass"),
+        Cell::status(c.fail.to_string(), "fail"),
+        Cell::status(c.inconclusive.to_string(), "inconclusive"),
+        Cell::status(c.manual_pending.to_string(), "manual_pending"),
+        Cell::status(c.manual_attested.to_string(), "manual_attested"),
+        Cell::plain(c.not_applicable.to_string()),
+        Cell::bold(c.total.to_string()),
+    ]
+}
+
+const COUNT_COLS: [(&str, f32); 8] = [
+    ("", 120.0),
+    ("Pass", 50.0),
+    ("Fail", 50.0),
+    ("Inconclusive", 70.0),
+    ("Docs pending", 70.0),
+    ("Attested", 55.0),
+    ("N/A", 40.0),
+    ("Total", 40.0),
+];
+
+fn cover(l: &mut Layout<'_>, r: &Report) {
+    let band = 250.0;
+    l.rect(0.0, PAGE_H - band, PAGE_W, band, BRAND);
+    let mut y = PAGE_H - 110.0;
+    for line in l.wrap("Compliance evidence report", 26.0, Face::Bold, CONTENT_W) {
+        l.text(MARGIN, y, 26.0, Face::Bold, WHITE, &line);
+        y -= 32.0;
+    }
+    for line in l
+        .wrap(&prepare(&r.organisation), 18.0, Face::Regular, CONTENT_W)
+        .into_iter()
+        .take(3)
+    {
+        l.text(MARGIN, y, 18.0, Face::Regular, WHITE, &line);
+        y -= 24.0;
+    }
+    l.y = PAGE_H - band - 40.0;
+    let mut facts: Vec<(&str, String)> = vec![
+        ("Organisation", prepare(&r.organisation)),
+        ("Frameworks", r.frameworks.join(", ")),
+        (
+            "Collection window",
+            format!("{} to {}", r.started_at, r.finished_at),
+        ),
+        ("Judged as of", r.as_of.clone()),
+        ("Run id", prepare(&r.run_id)),
+        ("Ownership template", prepare(&r.ownership)),
+    ];
+    if let Some(s) = &r.signer {
+        facts.push(("Package signer", prepare(&s.identity)));
+        facts.push(("Signer key", prepare(&s.fingerprint)));
+    }
+    facts.push((
+        "Collected by",
+        prepare(&format!("{} on {}", r.tool, r.host)),
+    ));
+    let key_w = 130.0;
+    for (k, v) in facts {
+        let lines = l.wrap(&v, 11.0, Face::Regular, CONTENT_W - key_w);
+        l.y -= 18.0;
+        l.text(MARGIN, l.y, 10.0, Face::Bold, MUTED, k);
+        for (i, line) in lines.iter().enumerate() {
+            if i > 0 {
+                l.y -= 14.0;
+            }
+            l.text(MARGIN + key_w, l.y, 11.0, Face::Regular, INK, line);
+        }
+    }
+    l.y -= 30.0;
+    let c = &r.totals;
+    let summary = format!(
+        "{} controls: {} pass, {} fail, {} inconclusive, {} documents pending, {} attested, {} not applicable.",
+        c.total, c.pass, c.fail, c.inconclusive, c.manual_pending, c.manual_attested, c.not_applicable
+    );
+    l.paragraph(&summary, 11.0, Face::Bold, INK, 0.0);
+    l.paragraph(
+        "Every conclusion in this report is taken from results/controls.json, run.json and \
+         custody.jsonl of the run; the evidence appendix lists each evidence file with its SHA-256.",
+        9.0,
+        Face::Regular,
+        MUTED,
+        0.0,
+    );
+    l.new_page();
+}
+
+fn body(l: &mut Layout<'_>, r: &Report) {
+    l.heading("Executive summary");
+    let c = &r.totals;
+    l.paragraph(
+        &format!(
+            "{} controls across {}. {} pass and {} are attested; {} fail, {} are inconclusive \
+             (evidence missing, partial or failed: never a pass) and {} wait for documents.",
+            c.total,
+            r.frameworks.join(", "),
+            c.pass,
+            c.manual_attested,
+            c.fail,
+            c.inconclusive,
+            c.manual_pending
+        ),
+        10.0,
+        Face::Regular,
+        INK,
+        0.0,
+    );
+    legend(l);
+    chart(l, "Status by framework", &r.by_framework);
+    chart(l, "Status by owner", &r.by_owner);
+    l.y -= 6.0;
+    let mut cols = COUNT_COLS;
+    cols[0].0 = "Framework";
+    l.table(
+        &cols,
+        r.by_framework
+            .iter()
+            .map(|s| counts_row(&s.label, &s.counts))
+            .collect(),
+        8.5,
+    );
+    cols[0].0 = "Owner";
+    l.table(
+        &cols,
+        r.by_owner
+            .iter()
+            .map(|s| counts_row(&s.label, &s.counts))
+            .collect(),
+        8.5,
+    );
+
+    l.subheading("Source status");
+    let mut rows = Vec::new();
+    for s in &r.sources {
+        if s.datasets.is_empty() {
+            rows.push(vec![
+                Cell::bold(prepare(&s.name)),
+                Cell::status(s.status, s.status),
+                Cell::plain("-"),
+                Cell::plain(""),
+                Cell::plain(prepare(&s.reason)),
+            ]);
+        }
+        for d in &s.datasets {
+            rows.push(vec![
+                Cell::bold(prepare(&format!("{} ({})", s.name, s.source_type))),
+                Cell::status(s.status, s.status),
+                Cell::plain(prepare(&d.name)),
+                Cell::status(d.status.clone(), &d.status),
+                Cell::plain(prepare(&format!(
+                    "{} pages, {} records{}{}",
+                    d.pages,
+                    d.records,
+                    if d.reason.is_empty() { "" } else { "; " },
+                    d.reason
+                ))),
+            ]);
+        }
+    }
+    l.table(
+        &[
+            ("Source", 110.0),
+            ("Status", 55.0),
+            ("Dataset", 110.0),
+            ("Dataset status", 65.0),
+            ("Detail", 160.0),
+        ],
+        rows,
+        8.0,
+    );
+
+    for t in &r.tables {
+        l.new_page();
+        l.heading(&format!("{} controls", t.label));
+        l.paragraph(
+            &format!(
+                "{} controls: {} pass, {} fail, {} inconclusive, {} documents pending, {} attested, {} not applicable.",
+                t.counts.total,
+                t.counts.pass,
+                t.counts.fail,
+                t.counts.inconclusive,
+                t.counts.manual_pending,
+                t.counts.manual_attested,
+                t.counts.not_applicable
+            ),
+            9.0,
+            Face::Regular,
+            MUTED,
+            0.0,
+        );
+        let rows = t
+            .controls
+            .iter()
+            .map(|c| {
+                let checks = c
+                    .checks
+                    .iter()
+                    .map(|k| {
+                        format!(
+                            "{}: {} ({} of {} failing)",
+                            k.title, k.outcome, k.failing_count, k.evaluated
+                        )
+                    })
+                    .chain(
+                        (!c.manual_evidence.is_empty())
+                            .then(|| format!("Documents: {}", c.manual_evidence.join("; "))),
+                    )
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                vec![
+                    Cell::bold(prepare(&c.control_id)),
+                    Cell::plain(prepare(&c.title)),
+                    Cell::status(c.status_label, c.status),
+                    Cell::plain(c.owner_label),
+                    Cell::plain(prepare(&checks)),
+                    Cell::plain(prepare(&c.reason)),
+                ]
+            })
+            .collect();
+        l.table(
+            &[
+                ("Control", 80.0),
+                ("Title", 105.0),
+                ("Status", 56.0),
+                ("Owner", 50.0),
+                ("Checks", 110.0),
+                ("Reason", 94.0),
+            ],
+            rows,
+            7.5,
+        );
+    }
+
+    l.new_page();
+    l.heading("Gaps by owner");
+    l.paragraph(
+        &format!(
+            "What each party has to fix. Subject lists are cut after {SUBJECT_CAP}; \
+             results/findings.csv has one row per failing subject per control."
+        ),
+        9.0,
+        Face::Regular,
+        MUTED,
+        0.0,
+    );
+    if r.owners.is_empty() {
+        l.paragraph(
+            "No gaps: every control in scope passes or is attested.",
+            10.0,
+            Face::Regular,
+            INK,
+            0.0,
+        );
+    }
+    for o in &r.owners {
+        l.y -= 6.0;
+        l.subheading(o.label);
+        l.paragraph(
+            &format!(
+                "Failing checks: {}. Failing subjects: {}. Other controls needing attention: {}.",
+                o.gap_count, o.subject_total, o.attention_count
+            ),
+            9.0,
+            Face::Regular,
+            MUTED,
+            0.0,
+        );
+        for g in &o.gaps {
+            l.ensure(80.0);
+            l.paragraph(
+                &prepare(&format!(
+                    "{} ({} of {} failing)",
+                    g.title, g.failing_count, g.evaluated
+                )),
+                10.0,
+                Face::Bold,
+                status_color("fail"),
+                0.0,
+            );
+            let controls: Vec<&str> = g.controls.iter().map(|c| c.label.as_str()).collect();
+            l.paragraph(
+                &prepare(&format!("Makes fail: {}", controls.join(", "))),
+                8.5,
+                Face::Regular,
+                MUTED,
+                8.0,
+            );
+            l.paragraph(
+                &prepare(&format!("Fix: {}", g.remediation)),
+                8.5,
+                Face::Regular,
+                INK,
+                8.0,
+            );
+            let rows = g
+                .subjects
+                .iter()
+                .take(SUBJECT_CAP)
+                .map(|s| {
+                    vec![
+                        Cell::bold(prepare(&s.name)),
+                        Cell::plain(prepare(&s.id)),
+                        Cell::plain(prepare(&s.detail)),
+                    ]
+                })
+                .collect();
+            l.table(
+                &[("Subject", 195.0), ("Id", 140.0), ("Why", 160.0)],
+                rows,
+                7.5,
+            );
+            if g.subjects.len() > SUBJECT_CAP {
+                l.y += 6.0;
+                l.paragraph(
+                    &format!(
+                        "… and {} more; the full list is in results/findings.csv.",
+                        g.subjects.len() - SUBJECT_CAP
+                    ),
+                    8.5,
+                    Face::Bold,
+                    MUTED,
+                    0.0,
+                );
+            }
+        }
+        if !o.attention.is_empty() {
+            l.ensure(50.0);
+            l.paragraph(
+                "Other controls needing attention",
+                9.5,
+                Face::Bold,
+                INK,
+                0.0,
+            );
+            let rows = o
+                .attention
+                .iter()
+                .map(|a| {
+                    vec![
+                        Cell::bold(prepare(&a.control.label)),
+                        Cell::plain(prepare(&a.title)),
+                        Cell::status(a.status_label, a.status),
+                        Cell::plain(prepare(&a.reason)),
+                    ]
+                })
+                .collect();
+            l.table(
+                &[
+                    ("Control", 90.0),
+                    ("Title", 140.0),
+                    ("Status", 70.0),
+                    ("Reason", 195.0),
+                ],
+                rows,
+                7.5,
+            );
+        }
+    }
+
+    l.new_page();
+    l.heading("Evidence appendix");
+    l.paragraph(
+        "Every evidence file of the run with the SHA-256 recorded in custody.jsonl when it \
+         was received; sha256sum -c manifest-sha256.txt in the package checks them.",
+        9.0,
+        Face::Regular,
+        MUTED,
+        0.0,
+    );
+    let rows = r
+        .evidence
+        .iter()
+        .map(|e| {
+            vec![
+                Cell::plain(e.index.to_string()),
+                Cell::plain(prepare(&format!(
+                    "{}\n{} / {}, {} bytes, {}",
+                    e.path, e.source, e.dataset, e.bytes, e.collected_at
+                ))),
+                Cell::plain(prepare(&format!(
+                    "{} {}",
+                    &e.sha256.get(..32).unwrap_or(&e.sha256),
+                    e.sha256.get(32..).unwrap_or("")
+                ))),
+                Cell::plain(prepare(&e.used_by.join(", "))),
+            ]
+        })
+        .collect();
+    l.table(
+        &[
+            ("#", 22.0),
+            ("File", 210.0),
+            ("SHA-256", 160.0),
+            ("Read by", 103.0),
+        ],
+        rows,
+        7.0,
+    );
+}
+
+fn footer(l: &mut Layout<'_>, r: &Report, page: usize, pages: usize) {
+    l.hline(MARGIN, 42.0, CONTENT_W, LINE, 0.5);
+    let right = format!("Page {page} of {pages}");
+    let rw = l.width(&right, 7.5, Face::Regular);
+    l.text(
+        MARGIN + CONTENT_W - rw,
+        30.0,
+        7.5,
+        Face::Regular,
+        MUTED,
+        &right,
+    );
+    let left = prepare(&format!(
+        "{} · compliance evidence report · run {}",
+        r.organisation, r.run_id
+    ));
+    l.text_fit(
+        MARGIN,
+        30.0,
+        7.5,
+        Face::Regular,
+        MUTED,
+        &left,
+        CONTENT_W - rw - 12.0,
+    );
+}
+
+/// Render the PDF.
+///
+/// # Errors
+/// When a shipped font cannot be parsed (a packaging defect).
+pub fn render(r: &Report) -> Result<Vec<u8>> {
+    let mut warnings = Vec::new();
+    let regular = ParsedFont::from_bytes(FONT_REGULAR, 0, &mut warnings)
+        .ok_or_else(|| Error::invalid("cannot parse reports/fonts/DejaVuSans.ttf"))?;
+    let bold = ParsedFont::from_bytes(FONT_BOLD, 0, &mut warnings)
+        .ok_or_else(|| Error::invalid("cannot parse reports/fonts/DejaVuSans-Bold.ttf"))?;
+    let mut doc = PdfDocument::new(&format!(
+        "Compliance evidence report: {}",
+        prepare(&r.organisation)
+    ));
+    doc.metadata.info.author = r.tool.clone();
+    doc.metadata.info.creator = r.tool.clone();
+    doc.metadata.info.subject = format!("Run {}", r.run_id);
+    // Dated by the run, so the same run gives the same document.
+    if let Some(t) = chrono::DateTime::parse_from_rfc3339(&r.finished_at)
+        .ok()
+        .and_then(|t| printpdf::OffsetDateTime::from_unix_timestamp(t.timestamp()).ok())
+    {
+        doc.metadata.info.creation_date = t;
+        doc.metadata.info.modification_date = t;
+        doc.metadata.info.metadata_date = t;
+    }
+    let regular_id = doc.add_font(&regular);
+    let bold_id = doc.add_font(&bold);
+    let mut l = Layout {
+        regular: &regular,
+        bold: &bold,
+        regular_id,
+        bold_id,
+        pages: Vec::new(),
+        ops: Vec::new(),
+        y: TOP,
+    };
+    cover(&mut l, r);
+    body(&mut l, r);
+    l.new_page();
+    let bodies = std::mem::take(&mut l.pages);
+    let total = bodies.len();
+    let mut pages = Vec::with_capacity(total);
+    for (i, ops) in bodies.into_iter().enumerate() {
+        l.ops = ops;
+        if i > 0 {
+            footer(&mut l, r, i + 1, total);
+        }
+        pages.push(PdfPage::new(
+            Mm(210.0),
+            Mm(297.0),
+            std::mem::take(&mut l.ops),
+        ));
+    }
+    let mut save_warnings = Vec::new();
+    Ok(doc
+        .with_pages(pages)
+        .save(&PdfSaveOptions::default(), &mut save_warnings))
+}
+
+/// Write `reports/report.pdf` under `run_dir`.
+///
+/// # Errors
+/// When rendering fails or on I/O failure.
+pub fn write(run_dir: &Path, report: &Report) -> Result<()> {
+    let bytes = render(report)?;
+    let path = run_dir.join("reports/report.pdf");
+    write_atomic(&path, &bytes).context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use printpdf::ParsedFont;
+
+    use super::{Face, Layout, FONT_BOLD, FONT_REGULAR};
+
+    #[test]
+    fn wrapped_and_fitted_text_stays_in_its_box() {
+        let mut warnings = Vec::new();
+        let regular = ParsedFont::from_bytes(FONT_REGULAR, 0, &mut warnings).expect("font");
+        let bold = ParsedFont::from_bytes(FONT_BOLD, 0, &mut warnings).expect("font");
+        let mut doc = printpdf::PdfDocument::new("t");
+        let l = Layout {
+            regular_id: doc.add_font(&regular),
+            bold_id: doc.add_font(&bold),
+            regular: &regular,
+            bold: &bold,
+            pages: Vec::new(),
+            ops: Vec::new(),
+            y: 0.0,
+        };
+        let text =
+            "Ünïcödé Ωμέγα Привет averyveryverylongwordwithoutanyspacesatallthatmustbebroken \
+                    and some ordinary words to wrap";
+        for face in [Face::Regular, Face::Bold] {
+            let lines = l.wrap(text, 9.0, face, 80.0);
+            assert!(lines.len() > 3);
+            for line in &lines {
+                assert!(l.width(line, 9.0, face) <= 80.0 + 0.01, "{line}");
+            }
+            assert_eq!(lines.concat().replace(' ', ""), text.replace(' ', ""));
+            let cut = l.fit(text, 9.0, face, 60.0);
+            assert!(cut.ends_with('…'));
+            assert!(l.width(&cut, 9.0, face) <= 60.0 + 0.01);
+        }
+        assert!(l.width("W", 10.0, Face::Regular) > l.width("i", 10.0, Face::Regular));
+    }
+}

@@ -1,0 +1,399 @@
+//! Reports: the HTML page in headless Chromium, the PDF through poppler, the
+//! OSCAL file through compliance-trestle's models, and the CSV's formula
+//! escaping, all after a full run against the simulator.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use auditpack::evaluate::{ControlResult, Status};
+use auditpack::simulate::{SimOptions, Tenant};
+use common::Harness;
+
+const FORMULA: &str = "=cmd|' /C calc'!A0";
+const HOSTILE_NAME: &str = "<img src=x onerror=alert(1)> Tom & \"Becker\"";
+
+/// A demo run whose tenant carries a formula in a failing device's name and
+/// markup in a failing user's name.
+fn hostile_run() -> (Harness, PathBuf, Vec<ControlResult>) {
+    let mut tenant = Tenant::demo(chrono::Utc::now()).expect("demo tenant");
+    let device = tenant
+        .ninja
+        .devices
+        .iter_mut()
+        .find(|d| d["id"] == 13)
+        .expect("demo device 13 (unpatched)");
+    device["displayName"] = FORMULA.into();
+    device["systemName"] = FORMULA.into();
+    let user = tenant
+        .graph
+        .users
+        .iter_mut()
+        .find(|u| {
+            u["userPrincipalName"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("tom.becker@"))
+        })
+        .expect("demo user without MFA");
+    user["displayName"] = HOSTILE_NAME.into();
+    let h = Harness::new(
+        tenant,
+        SimOptions {
+            max_page_size: 5,
+            ..SimOptions::default()
+        },
+    );
+    let config = h.config(None);
+    let outcome = h.run(&config);
+    (h, outcome.run_dir, outcome.results)
+}
+
+fn demo_run() -> (Harness, PathBuf, Vec<ControlResult>, PathBuf) {
+    let h = Harness::demo();
+    let config = h.config(None);
+    let outcome = h.run(&config);
+    (h, outcome.run_dir, outcome.results, outcome.package)
+}
+
+/// The first failing subject's display name.
+fn a_failing_subject(results: &[ControlResult]) -> String {
+    results
+        .iter()
+        .filter(|r| r.status == Status::Fail)
+        .flat_map(|r| &r.checks)
+        .flat_map(|c| &c.failing)
+        .map(|s| s.name.clone())
+        .next()
+        .expect("the demo has failing subjects")
+}
+
+fn count(results: &[ControlResult], status: Status) -> usize {
+    results.iter().filter(|r| r.status == status).count()
+}
+
+fn tool(program: &str, args: &[&str]) -> std::process::Output {
+    let out = Command::new("timeout")
+        .arg("180")
+        .arg(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {program} (scripts/setup-test-tools.sh installs it): {e}")
+        });
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn chromium(profile: &Path, extra: &[&str], url: &str) -> std::process::Output {
+    let profile = format!("--user-data-dir={}", profile.display());
+    let mut args = vec![
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        &profile,
+    ];
+    args.extend_from_slice(extra);
+    args.push(url);
+    tool("chromium", &args)
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[test]
+fn every_format_is_written_into_the_run_and_the_package() {
+    let (_h, run_dir, _, package) = demo_run();
+    for f in auditpack::report::Format::ALL {
+        let in_run = run_dir.join(f.path());
+        let in_package = package.join("data").join(f.path());
+        assert!(in_run.is_file(), "{} missing", in_run.display());
+        assert!(in_package.is_file(), "{} missing", in_package.display());
+        assert_eq!(
+            std::fs::read(&in_run).expect("read"),
+            std::fs::read(&in_package).expect("read")
+        );
+    }
+}
+
+#[test]
+fn html_report_renders_in_headless_chromium_and_loads_nothing() {
+    let (h, run_dir, results, _) = demo_run();
+    let html_path = run_dir.join("reports/report.html");
+    let html = std::fs::read_to_string(&html_path).expect("report.html");
+
+    // Nothing from the network: no src/href/url to any host, no scripts.
+    let lower = html.to_lowercase();
+    for attr in ["src=", "href=", "action=", "srcset="] {
+        for (i, _) in lower.match_indices(attr) {
+            let value = lower[i + attr.len()..].trim_start_matches(['"', '\'']);
+            assert!(
+                !value.starts_with("http:")
+                    && !value.starts_with("https:")
+                    && !value.starts_with("//")
+                    && !value.starts_with("ftp:"),
+                "external reference at byte {i}: {}",
+                &lower[i..(i + 80).min(lower.len())]
+            );
+        }
+    }
+    for bad in ["<script", "<link", "@import", "url(", "<iframe", "<img"] {
+        assert!(!lower.contains(bad), "report.html contains {bad}");
+    }
+
+    let url = format!("file://{}", html_path.display());
+    let shot = h.path().join("report.png");
+    let screenshot = format!("--screenshot={}", shot.display());
+    chromium(
+        &h.path().join("chromium-1"),
+        &[&screenshot, "--window-size=1280,2000"],
+        &url,
+    );
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert!(png.len() > 10_000, "screenshot is {} bytes", png.len());
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+
+    let dom = chromium(&h.path().join("chromium-2"), &["--dump-dom"], &url);
+    let dom = String::from_utf8(dom.stdout).expect("utf-8 DOM");
+    let fail = count(&results, Status::Fail);
+    let pending = count(&results, Status::ManualPending);
+    assert!(fail > 0);
+    assert!(
+        dom.contains(&format!(r#"id="total-fail">{fail}<"#)),
+        "DOM lacks the fail count {fail}"
+    );
+    assert!(dom.contains(&format!(r#"id="total-manual-pending">{pending}<"#)));
+    assert!(dom.contains(&format!(r#"id="total-controls">{}<"#, results.len())));
+    assert!(dom.contains("Gaps by owner"));
+    let subject = a_failing_subject(&results);
+    assert!(
+        dom.contains(&html_escape(&subject)),
+        "DOM lacks failing subject {subject}"
+    );
+    // The evidence index shows every custody hash.
+    let custody = std::fs::read_to_string(run_dir.join("custody.jsonl")).expect("custody");
+    let first: serde_json::Value =
+        serde_json::from_str(custody.lines().next().expect("a line")).expect("json");
+    assert!(dom.contains(first["sha256"].as_str().expect("sha256")));
+}
+
+#[test]
+fn pdf_report_has_its_headings_organisation_and_subjects_on_the_page() {
+    let (h, run_dir, results, _) = demo_run();
+    let pdf = run_dir.join("reports/report.pdf");
+    let pdf_s = pdf.to_str().expect("utf-8 path");
+
+    let prefix = h.path().join("page");
+    tool(
+        "pdftoppm",
+        &["-png", "-r", "40", pdf_s, prefix.to_str().expect("path")],
+    );
+    let pages: Vec<_> = std::fs::read_dir(h.path())
+        .expect("list")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("page-"))
+        .collect();
+    assert!(pages.len() >= 4, "only {} pages rendered", pages.len());
+
+    let text =
+        String::from_utf8(tool("pdftotext", &["-layout", pdf_s, "-"]).stdout).expect("utf-8 text");
+    for heading in [
+        "Compliance evidence report",
+        "Executive summary",
+        "Source status",
+        "HIPAA controls",
+        "PCI DSS controls",
+        "SOC 2 controls",
+        "Gaps by owner",
+        "Evidence appendix",
+        "Test Clinic",
+    ] {
+        assert!(text.contains(heading), "PDF text lacks {heading:?}");
+    }
+    let subject = a_failing_subject(&results);
+    let first_word = subject.split_whitespace().next().expect("a name");
+    assert!(text.contains(first_word), "PDF lacks subject {subject}");
+
+    // Every word lies inside its page box.
+    let bbox =
+        String::from_utf8(tool("pdftotext", &["-bbox", pdf_s, "-"]).stdout).expect("utf-8 bbox");
+    let attr = |tag: &str, name: &str| -> f64 {
+        let key = format!("{name}=\"");
+        let start = tag.find(&key).expect("attribute") + key.len();
+        let end = tag[start..].find('"').expect("quote") + start;
+        tag[start..end].parse().expect("number")
+    };
+    let (mut w, mut hgt, mut words) = (0.0, 0.0, 0);
+    for line in bbox.lines().map(str::trim) {
+        if line.starts_with("<page ") {
+            w = attr(line, "width");
+            hgt = attr(line, "height");
+        } else if line.starts_with("<word ") {
+            words += 1;
+            let (x0, y0, x1, y1) = (
+                attr(line, "xMin"),
+                attr(line, "yMin"),
+                attr(line, "xMax"),
+                attr(line, "yMax"),
+            );
+            assert!(
+                x0 >= 0.0 && y0 >= 0.0 && x1 <= w && y1 <= hgt,
+                "word off the page ({w}x{hgt}): {line}"
+            );
+        }
+    }
+    assert!(words > 200, "only {words} words found");
+}
+
+#[test]
+fn oscal_results_parse_with_compliance_trestle() {
+    let (_h, run_dir, results, _) = demo_run();
+    let path = run_dir.join("results/assessment-results.oscal.json");
+    let script = r#"
+import pathlib, sys
+from trestle.oscal.assessment_results import AssessmentResults
+ar = AssessmentResults.oscal_read(pathlib.Path(sys.argv[1]))
+r = ar.results[0]
+states = sorted({getattr(f.target.status.state, "value", f.target.status.state) for f in r.findings})
+print(len(r.findings), len(r.observations), ",".join(states), len(ar.metadata.parties))
+"#;
+    let out = tool(
+        "python3",
+        &["-c", script, path.to_str().expect("utf-8 path")],
+    );
+    let line = String::from_utf8(out.stdout).expect("utf-8");
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let applicable = results
+        .iter()
+        .filter(|r| r.status != Status::NotApplicable)
+        .count();
+    assert_eq!(fields[0], applicable.to_string(), "findings: {line}");
+    assert!(fields[1].parse::<usize>().expect("count") > 0);
+    assert!(fields[2].contains("not-satisfied"));
+    assert_eq!(fields[3], "2", "parties for internal IT and the MSP");
+
+    // Every observation's evidence points at a file of the run.
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+    let observations = doc["assessment-results"]["results"][0]["observations"]
+        .as_array()
+        .expect("observations");
+    // Checks that read no evidence file (the responsibility matrix reads the
+    // ownership template) have no `relevant-evidence`, which OSCAL allows.
+    let mut linked = 0;
+    for o in observations {
+        for e in o["relevant-evidence"].as_array().into_iter().flatten() {
+            let href = e["href"].as_str().expect("href");
+            let file = run_dir.join("results").join(href);
+            assert!(file.is_file(), "{href} does not resolve");
+            linked += 1;
+        }
+    }
+    assert!(linked > 0, "observations link their evidence");
+}
+
+#[test]
+fn hostile_names_arrive_escaped_in_csv_and_html() {
+    let (_h, run_dir, results) = hostile_run();
+    let csv = std::fs::read_to_string(run_dir.join("results/findings.csv")).expect("csv");
+    assert!(csv.starts_with('\u{feff}'));
+    assert!(
+        csv.contains(&format!("'{FORMULA}")),
+        "the formula device is not in findings.csv as an escaped cell"
+    );
+    for line in csv.lines() {
+        for cell in line.split(',') {
+            assert!(
+                !cell.trim_start_matches('"').starts_with("=cmd"),
+                "unescaped formula cell in: {line}"
+            );
+        }
+    }
+    assert!(results.iter().any(|r| r
+        .checks
+        .iter()
+        .any(|c| c.failing.iter().any(|s| s.name.contains(FORMULA)))));
+
+    let html = std::fs::read_to_string(run_dir.join("reports/report.html")).expect("html");
+    assert!(
+        !html.contains("<img"),
+        "markup from a user name reached the page"
+    );
+    assert!(
+        html.contains("&lt;img src&#x3D;x onerror&#x3D;alert(1)&gt; Tom &amp; &quot;Becker&quot;")
+    );
+    assert!(html.contains("&#x3D;cmd|&#x27; /C calc&#x27;!A0"));
+}
+
+#[test]
+fn report_command_rerenders_the_same_files() {
+    let (_h, run_dir, _, _) = demo_run();
+    let oscal = run_dir.join("results/assessment-results.oscal.json");
+    let before = std::fs::read(&oscal).expect("oscal");
+    std::fs::remove_file(run_dir.join("reports/report.html")).expect("remove");
+    let out = Command::new(env!("CARGO_BIN_EXE_auditpack"))
+        .args(["report"])
+        .arg(&run_dir)
+        .args(["--format", "html,oscal"])
+        .output()
+        .expect("run auditpack");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(run_dir.join("reports/report.html").is_file());
+    assert_eq!(
+        std::fs::read(&oscal).expect("oscal"),
+        before,
+        "OSCAL is deterministic"
+    );
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_auditpack"))
+        .args(["report"])
+        .arg(&run_dir)
+        .args(["--format", "docx"])
+        .output()
+        .expect("run auditpack");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown report format"));
+}
+
+#[test]
+fn a_failed_source_is_reported_with_its_reason() {
+    let h = Harness::demo();
+    let config = h.config(Some("wrong-secret"));
+    let outcome = h.run(&config);
+    let m365 = &outcome.manifest.sources["m365"];
+    let reason = m365.reason.clone().expect("a failed source has a reason");
+    let html = std::fs::read_to_string(outcome.run_dir.join("reports/report.html")).expect("html");
+    assert!(html.contains(r#"<span class="badge failed">failed</span>"#));
+    let words: Vec<&str> = reason.split_whitespace().take(3).collect();
+    assert!(
+        html.contains(&html_escape(&words.join(" ")).replace('\'', "&#x27;")),
+        "HTML lacks the reason {reason}"
+    );
+    let pdf = outcome.run_dir.join("reports/report.pdf");
+    let text =
+        String::from_utf8(tool("pdftotext", &[pdf.to_str().expect("utf-8 path"), "-"]).stdout)
+            .expect("utf-8 text");
+    assert!(text.contains("failed"));
+    assert!(count(&outcome.results, Status::Inconclusive) > 0);
+    assert!(html.contains(&format!(
+        r#"id="total-inconclusive">{}<"#,
+        count(&outcome.results, Status::Inconclusive)
+    )));
+}
