@@ -38,7 +38,7 @@ pub enum Command {
     },
     /// Verify a package: hashes, completeness, custody and signature.
     Verify {
-        /// The package folder.
+        /// The package: a folder, or a .zip read in place (never unpacked).
         package: PathBuf,
         /// The auditor's allowed_signers file (never one from inside the package).
         #[arg(long)]
@@ -46,6 +46,10 @@ pub enum Command {
         /// The signer identity to require.
         #[arg(long)]
         identity: Option<String>,
+        /// Also re-derive facts and results from the raw evidence and report
+        /// every difference from the packaged results.
+        #[arg(long)]
+        reevaluate: bool,
     },
     /// Generate an OpenSSH Ed25519 signing key and its allowed_signers line.
     Keygen {

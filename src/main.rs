@@ -15,7 +15,7 @@ use clap::Parser;
 use auditpack::config::Config;
 use auditpack::evaluate::{all_satisfied, count_by_status, ControlResult};
 use auditpack::package::{
-    generate_key, verify, VerifyOptions, VerifyReport, NAMESPACE, SIGNATURE_FILE,
+    generate_key, verify_with, Reevaluate, VerifyOptions, VerifyReport, NAMESPACE, SIGNATURE_FILE,
 };
 use auditpack::pipeline::{self, RunOptions};
 use auditpack::secret::SecretRef;
@@ -59,6 +59,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             print_summary(&outcome.results);
             println!("\nrun folder: {}", outcome.run_dir.display());
             println!("package:    {}", outcome.package.display());
+            println!("zip:        {}", outcome.archive.display());
             if !outcome.signed {
                 println!("warning: no [signing] in the config, so the package is not signed");
             }
@@ -72,6 +73,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             println!("\nconfig:          {}", demo.config.display());
             println!("run folder:      {}", demo.run.run_dir.display());
             println!("package:         {}", demo.run.package.display());
+            println!("zip:             {}", demo.run.archive.display());
             println!(
                 "signing key:     {} ({})",
                 demo.fingerprint,
@@ -115,12 +117,18 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             package,
             allowed_signers,
             identity,
+            reevaluate,
         } => {
-            let report = verify(
+            let report = verify_with(
                 &package,
                 &VerifyOptions {
                     allowed_signers,
                     identity,
+                },
+                if reevaluate {
+                    Reevaluate::Yes
+                } else {
+                    Reevaluate::No
                 },
             )?;
             print_verify(&report);
@@ -242,6 +250,9 @@ fn print_verify(report: &VerifyReport) {
             report.bytes,
             report.signer.as_deref().unwrap_or("?")
         );
+        if let Some(n) = report.reevaluated {
+            println!("reevaluate: {n} controls re-derived from the evidence, all identical");
+        }
     } else {
         println!("\nverify: INVALID, {} problem(s):", report.problems.len());
         for p in &report.problems {

@@ -14,7 +14,7 @@ use crate::error::{Error, Result, ResultExt};
 use crate::evaluate::{evaluate, ControlResult, Scope};
 use crate::evidence::{format_time, tool_version, write_atomic, EvidenceWriter, RunManifest};
 use crate::facts::normalise;
-use crate::package::{write_bag, BagInfo, Signer};
+use crate::package::{write_bag, write_zip, BagInfo, Signer};
 use crate::report;
 
 /// Knobs of a run that are not in the config.
@@ -49,6 +49,8 @@ pub struct RunOutcome {
     pub results: Vec<ControlResult>,
     /// The package folder.
     pub package: PathBuf,
+    /// The same package as a reproducible `.zip` beside the folder.
+    pub archive: PathBuf,
     /// Whether the package is signed.
     pub signed: bool,
 }
@@ -162,11 +164,13 @@ pub fn run(
         &info,
         signer.as_ref(),
     )?;
+    let archive = write_zip(&package)?;
     Ok(RunOutcome {
         run_dir,
         manifest,
         results,
         package,
+        archive,
         signed: signer.is_some(),
     })
 }

@@ -134,7 +134,7 @@ pub fn write_bag(
 
 /// Every regular file under `root`, as sorted `/`-separated relative paths.
 /// Symlinks, devices, sockets and FIFOs are refused, never followed or read.
-fn payload_files(root: &Path) -> Result<Vec<String>> {
+pub(crate) fn payload_files(root: &Path) -> Result<Vec<String>> {
     let mut out = Vec::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {

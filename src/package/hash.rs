@@ -61,3 +61,71 @@ pub(crate) fn parallel_map<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R
         .flatten()
         .collect()
 }
+
+/// A digest algorithm BagIt manifests may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Algorithm {
+    /// SHA-256: `manifest-sha256.txt`, the default and always written.
+    Sha256,
+    /// SHA-512: `manifest-sha512.txt`, the RFC 8493 default, written on request.
+    Sha512,
+}
+
+impl Algorithm {
+    /// The name used in manifest file names (`manifest-<name>.txt`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Sha256 => "sha256",
+            Algorithm::Sha512 => "sha512",
+        }
+    }
+
+    /// Length of a digest in hex.
+    pub fn hex_len(self) -> usize {
+        match self {
+            Algorithm::Sha256 => 64,
+            Algorithm::Sha512 => 128,
+        }
+    }
+}
+
+/// Digests of everything read from `reader` for each of `algorithms` (in
+/// order) and its length, copied to `sink` as it goes, in one pass.
+pub(crate) fn hash_copy_all(
+    mut reader: impl Read,
+    mut sink: impl Write,
+    algorithms: &[Algorithm],
+) -> io::Result<(Vec<String>, u64)> {
+    let mut sha256 = algorithms.contains(&Algorithm::Sha256).then(Sha256::new);
+    let mut sha512 = algorithms
+        .contains(&Algorithm::Sha512)
+        .then(sha2::Sha512::new);
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if let Some(h) = sha256.as_mut() {
+            h.update(&buf[..n]);
+        }
+        if let Some(h) = sha512.as_mut() {
+            h.update(&buf[..n]);
+        }
+        sink.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+    let sha256 = sha256.map(|h| hex::encode(h.finalize()));
+    let sha512 = sha512.map(|h| hex::encode(h.finalize()));
+    let digests = algorithms
+        .iter()
+        .map(|a| match a {
+            Algorithm::Sha256 => sha256.clone().unwrap_or_default(),
+            Algorithm::Sha512 => sha512.clone().unwrap_or_default(),
+        })
+        .collect();
+    Ok((digests, total))
+}
