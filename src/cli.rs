@@ -24,6 +24,9 @@ pub enum Command {
         /// Judge ages and inactivity at this instant (RFC 3339) instead of now.
         #[arg(long)]
         as_of: Option<String>,
+        /// Also write SHA-512 manifests (`--algorithm sha512`; SHA-256 is always written).
+        #[arg(long, value_parser = ["sha256", "sha512"])]
+        algorithm: Vec<String>,
     },
     /// Run everything on the built-in demo organisation, against a local simulator.
     Demo {

@@ -41,7 +41,11 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 fn dispatch(command: Command) -> Result<ExitCode> {
     match command {
-        Command::Run { config, as_of } => {
+        Command::Run {
+            config,
+            as_of,
+            algorithm,
+        } => {
             let config = Config::load(&config)?;
             let as_of = as_of
                 .map(|t| {
@@ -52,6 +56,11 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 .transpose()?;
             let options = RunOptions {
                 as_of,
+                algorithms: algorithm
+                    .iter()
+                    .filter(|a| a.as_str() == "sha512")
+                    .map(|_| auditpack::package::Algorithm::Sha512)
+                    .collect(),
                 ..RunOptions::default()
             };
             let outcome = pipeline::run(&config, &options, &runtime()?)?;

@@ -792,3 +792,149 @@ fn our_verify_accepts_a_bagit_python_bag_signed_by_ssh_keygen() {
         "manifest-sha512.txt: SHA-256 does not match the tag manifest",
     );
 }
+
+// --- interrupted packaging ----------------------------------------------------
+
+/// Entries of `dir` that are not hidden staging names (`.<name>...partial`).
+fn visible(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_packager_killed_mid_write_leaves_no_package_and_a_rerun_succeeds() {
+    use auditpack::simulate::{SimOptions, Tenant};
+    // A larger organisation in full pages (few requests, a few MB of
+    // evidence): packaging takes long enough to be caught in the middle.
+    let h = Harness::new(
+        Tenant::synthetic(2_000, 200, chrono::Utc::now()),
+        SimOptions::default(),
+    );
+    h.config(None);
+    let config = h.path().join("auditpack.toml");
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text.push_str(&format!(
+        "\n[signing]\nkey_file = \"key\"\nidentity = \"{IDENTITY}\"\n"
+    ));
+    std::fs::write(&config, text).expect("write");
+    let packages = h.path().join("store/packages");
+    let run = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_auditpack"));
+        command
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        command
+    };
+
+    let mut child = run().spawn().expect("auditpack starts");
+    let staging = loop {
+        let staged = std::fs::read_dir(&packages).ok().and_then(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .find(|n| n.ends_with(".partial"))
+        });
+        if let Some(name) = staged {
+            child.kill().expect("SIGKILL");
+            break name;
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            panic!("auditpack finished ({status}) before packaging could be interrupted");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
+    child.wait().expect("reaped");
+    assert!(staging.starts_with('.'), "staging is hidden: {staging}");
+    assert_eq!(
+        visible(&packages),
+        Vec::<String>::new(),
+        "a killed run left a package at the final path"
+    );
+
+    let out = run().output().expect("auditpack reruns");
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let made = visible(&packages);
+    assert_eq!(made.len(), 2, "a folder and its zip: {made:?}");
+    for name in made {
+        let problems = check(&h, &packages.join(&name));
+        assert_eq!(problems, Vec::<String>::new(), "{name}");
+    }
+}
+
+#[test]
+fn sha512_manifests_are_written_on_request_and_checked() {
+    use auditpack::package::{write_bag_with, Algorithm};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(run.join("evidence")).expect("mkdir");
+    std::fs::write(run.join("evidence/a.json"), "[1,2,3]").expect("write");
+    std::fs::write(run.join("custody.jsonl"), "").expect("write");
+    let pair = generate_key(&dir.path().join("key"), IDENTITY, None).expect("keygen");
+    let signers = dir.path().join("allowed_signers");
+    std::fs::write(&signers, pair.signer.allowed_signers_line().expect("line")).expect("write");
+    let bag = write_bag_with(
+        &run,
+        &dir.path().join("out"),
+        "pkg",
+        &bag_info(),
+        Some(&pair.signer),
+        &[Algorithm::Sha512],
+    )
+    .expect("package");
+    for file in [
+        "manifest-sha256.txt",
+        "manifest-sha512.txt",
+        "tagmanifest-sha256.txt",
+        "tagmanifest-sha512.txt",
+    ] {
+        assert!(bag.join(file).is_file(), "{file}");
+    }
+    let tags = std::fs::read_to_string(bag.join("tagmanifest-sha256.txt")).expect("read");
+    assert!(tags.contains("  manifest-sha512.txt\n"), "{tags}");
+    let options = VerifyOptions {
+        allowed_signers: signers,
+        identity: Some(IDENTITY.into()),
+    };
+    assert_eq!(
+        verify(&bag, &options).expect("verify").problems,
+        Vec::<String>::new()
+    );
+    let out = tool("python3")
+        .args(["-m", "bagit", "--validate"])
+        .arg(&bag)
+        .output()
+        .expect("bagit-python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let zip = write_zip(&bag).expect("zip");
+    assert_eq!(
+        verify(&zip, &options).expect("verify").problems,
+        Vec::<String>::new()
+    );
+
+    std::fs::write(bag.join("data/evidence/a.json"), "[1,2,4]").expect("write");
+    let problems = verify(&bag, &options).expect("verify").problems;
+    assert_problem(
+        &problems,
+        "data/evidence/a.json: SHA-256 does not match the manifest",
+    );
+    assert_problem(
+        &problems,
+        "data/evidence/a.json: SHA-512 does not match the manifest",
+    );
+}

@@ -11,7 +11,7 @@ mod sign;
 mod verify;
 
 pub use archive::{write_zip, zip_path};
-pub use bag::{write_bag, BagInfo};
+pub use bag::{write_bag, write_bag_with, BagInfo};
 pub use hash::Algorithm;
 pub use sign::{generate_key, KeyPair, Signer};
 pub use verify::{

@@ -47,7 +47,7 @@ impl VerifyReport {
 }
 
 /// Largest tag file read into memory (bag-info, manifests, custody log).
-const MAX_TAG_FILE: u64 = 1 << 30;
+const MAX_TAG_FILE: u64 = 256 << 20;
 
 /// Verify the package at `package`: a bag folder, or a `.zip` holding one,
 /// read in place without unpacking.
@@ -368,7 +368,7 @@ fn check_oxum(
     manifest: &BTreeMap<String, String>,
     problems: &mut Vec<String>,
 ) {
-    let Ok(info) = reader.read("bag-info.txt", MAX_TAG_FILE) else {
+    let Ok(info) = reader.read("bag-info.txt", 1 << 20) else {
         problems.push("bag-info.txt is missing".into());
         return;
     };
