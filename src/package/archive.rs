@@ -77,7 +77,7 @@ pub fn write_zip(bag: &Path) -> Result<PathBuf> {
     let base = SimpleFileOptions::default()
         .last_modified_time(DateTime::default())
         .compression_method(CompressionMethod::Deflated)
-        .compression_level(Some(6));
+        .compression_level(Some(1));
     let fail =
         |e: zip::result::ZipError| Error::invalid(format!("cannot write {}: {e}", out.display()));
     for (name, file) in &entries {

@@ -308,8 +308,9 @@ received from the signer out of band, never one shipped inside a package.
   3. No file was added to the payload:
      diff <(find data -type f | LC_ALL=C sort) <(cut -d' ' -f3- manifest-sha256.txt | LC_ALL=C sort)
 
-Or, with auditpack:
-     auditpack verify . --allowed-signers allowed_signers --identity {identity}
+Or, with auditpack (also on the .zip, without unpacking it; --reevaluate
+re-derives the results from the evidence and reports any difference):
+     auditpack verify . --allowed-signers allowed_signers --identity {identity} --reevaluate
 "
     )
 }

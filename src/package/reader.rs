@@ -162,7 +162,9 @@ pub(crate) enum ZipSource<'a> {
 
 /// A readable, seekable handle on a [`ZipSource`].
 pub(crate) enum Handle<'a> {
+    /// A buffered file.
     File(BufReader<File>),
+    /// A cursor over bytes.
     Memory(Cursor<&'a [u8]>),
 }
 
