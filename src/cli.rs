@@ -24,6 +24,9 @@ pub enum Command {
         /// Judge ages and inactivity at this instant (RFC 3339) instead of now.
         #[arg(long)]
         as_of: Option<String>,
+        /// Also write SHA-512 manifests (`--algorithm sha512`; SHA-256 is always written).
+        #[arg(long, value_parser = ["sha256", "sha512"])]
+        algorithm: Vec<String>,
     },
     /// Run everything on the built-in demo organisation, against a local simulator.
     Demo {
@@ -46,7 +49,7 @@ pub enum Command {
     },
     /// Verify a package: hashes, completeness, custody and signature.
     Verify {
-        /// The package folder.
+        /// The package: a folder, or a .zip read in place (never unpacked).
         package: PathBuf,
         /// The auditor's allowed_signers file (never one from inside the package).
         #[arg(long)]
@@ -54,6 +57,10 @@ pub enum Command {
         /// The signer identity to require.
         #[arg(long)]
         identity: Option<String>,
+        /// Also re-derive facts and results from the raw evidence and report
+        /// every difference from the packaged results.
+        #[arg(long)]
+        reevaluate: bool,
     },
     /// Describe this machine as an endpoint report (JSON, schema
     /// collectors/endpoint/schema/endpoint-report-v1.schema.json).

@@ -15,7 +15,7 @@ use clap::Parser;
 use auditpack::config::Config;
 use auditpack::evaluate::{all_satisfied, count_by_status, ControlResult};
 use auditpack::package::{
-    generate_key, verify, VerifyOptions, VerifyReport, NAMESPACE, SIGNATURE_FILE,
+    generate_key, verify_with, Reevaluate, VerifyOptions, VerifyReport, NAMESPACE, SIGNATURE_FILE,
 };
 use auditpack::pipeline::{self, RunOptions};
 use auditpack::secret::SecretRef;
@@ -66,7 +66,11 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
     match command {
-        Command::Run { config, as_of } => {
+        Command::Run {
+            config,
+            as_of,
+            algorithm,
+        } => {
             let config = Config::load(&config)?;
             let as_of = as_of
                 .map(|t| {
@@ -77,6 +81,11 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
                 .transpose()?;
             let options = RunOptions {
                 as_of,
+                algorithms: algorithm
+                    .iter()
+                    .filter(|a| a.as_str() == "sha512")
+                    .map(|_| auditpack::package::Algorithm::Sha512)
+                    .collect(),
                 ..RunOptions::default()
             };
             let outcome = pipeline::run(&config, &options, &runtime()?)?;
@@ -84,6 +93,7 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
             print_summary(out, &outcome.results);
             say!(out, "\nrun folder: {}", outcome.run_dir.display());
             say!(out, "package:    {}", outcome.package.display());
+            say!(out, "zip:        {}", outcome.archive.display());
             if !outcome.signed {
                 say!(
                     out,
@@ -100,6 +110,7 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
             say!(out, "\nconfig:          {}", demo.config.display());
             say!(out, "run folder:      {}", demo.run.run_dir.display());
             say!(out, "package:         {}", demo.run.package.display());
+            say!(out, "zip:             {}", demo.run.archive.display());
             say!(
                 out,
                 "signing key:     {} ({})",
@@ -161,12 +172,18 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
             package,
             allowed_signers,
             identity,
+            reevaluate,
         } => {
-            let report = verify(
+            let report = verify_with(
                 &package,
                 &VerifyOptions {
                     allowed_signers,
                     identity,
+                },
+                if reevaluate {
+                    Reevaluate::Yes
+                } else {
+                    Reevaluate::No
                 },
             )?;
             print_verify(out, &report);
@@ -368,6 +385,9 @@ fn print_verify(out: &mut Out, report: &VerifyReport) {
             report.bytes,
             report.signer.as_deref().unwrap_or("?")
         );
+        if let Some(n) = report.reevaluated {
+            println!("reevaluate: {n} controls re-derived from the evidence, all identical");
+        }
     } else {
         say!(
             out,

@@ -14,7 +14,7 @@ use crate::error::{Error, Result, ResultExt};
 use crate::evaluate::{evaluate, ControlResult, Scope};
 use crate::evidence::{format_time, tool_version, write_atomic, EvidenceWriter, RunManifest};
 use crate::facts::normalise;
-use crate::package::{write_bag, BagInfo, Signer};
+use crate::package::{write_bag_with, write_zip, Algorithm, BagInfo, Signer};
 use crate::report;
 
 /// Knobs of a run that are not in the config.
@@ -26,6 +26,8 @@ pub struct RunOptions {
     pub retry: RetryPolicy,
     /// Requests in flight across all sources.
     pub max_in_flight: usize,
+    /// Manifest algorithms besides SHA-256 (`run --algorithm sha512`).
+    pub algorithms: Vec<Algorithm>,
 }
 
 impl Default for RunOptions {
@@ -34,6 +36,7 @@ impl Default for RunOptions {
             as_of: None,
             retry: RetryPolicy::default(),
             max_in_flight: 32,
+            algorithms: Vec::new(),
         }
     }
 }
@@ -49,6 +52,8 @@ pub struct RunOutcome {
     pub results: Vec<ControlResult>,
     /// The package folder.
     pub package: PathBuf,
+    /// The same package as a reproducible `.zip` beside the folder.
+    pub archive: PathBuf,
     /// Whether the package is signed.
     pub signed: bool,
 }
@@ -156,18 +161,21 @@ pub fn run(
         host: manifest.host.clone(),
     };
     let name = format!("auditpack-{}-{run_id}", slug(&manifest.organisation));
-    let package = write_bag(
+    let package = write_bag_with(
         &run_dir,
         &store.join("packages"),
         &name,
         &info,
         signer.as_ref(),
+        &options.algorithms,
     )?;
+    let archive = write_zip(&package)?;
     Ok(RunOutcome {
         run_dir,
         manifest,
         results,
         package,
+        archive,
         signed: signer.is_some(),
     })
 }

@@ -40,9 +40,14 @@ fn demo_runs_end_to_end_and_its_package_verifies() {
     let packages: Vec<_> = std::fs::read_dir(out.join("packages"))
         .expect("packages")
         .flatten()
+        .filter(|e| e.path().is_dir())
         .collect();
     assert_eq!(packages.len(), 1);
     let package = packages[0].path();
+    assert!(
+        auditpack::package::zip_path(&package).is_file(),
+        "the zip beside the folder"
+    );
 
     let verify = auditpack()
         .arg("verify")

@@ -220,3 +220,721 @@ fn ssh_keygen_rejects_a_tampered_tag_manifest() {
         .expect("write");
     assert!(!child.wait().expect("wait").success());
 }
+
+// --- zip packages -----------------------------------------------------------
+
+use std::io::Write as _;
+
+use auditpack::config::{KeySource, Signing};
+use auditpack::package::{
+    verify_with, verify_zip_bytes, write_bag, write_zip, zip_path, BagInfo, Reevaluate, Signer,
+};
+use auditpack::secret::SecretRef;
+use zip::write::SimpleFileOptions;
+
+fn check_with(
+    h: &Harness,
+    package: &Path,
+    reevaluate: Reevaluate,
+) -> auditpack::package::VerifyReport {
+    verify_with(
+        package,
+        &VerifyOptions {
+            allowed_signers: h.allowed_signers(),
+            identity: Some(IDENTITY.into()),
+        },
+        reevaluate,
+    )
+    .expect("verify runs")
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("list").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+fn zip_package() -> (Harness, std::path::PathBuf, std::path::PathBuf) {
+    let h = Harness::demo();
+    let outcome = h.run(&h.config(None));
+    assert_eq!(outcome.archive, zip_path(&outcome.package));
+    (h, outcome.package, outcome.archive)
+}
+
+#[test]
+fn the_zip_verifies_in_place_and_is_reproducible() {
+    let (h, bag, archive) = zip_package();
+    let report = check_with(&h, &archive, Reevaluate::No);
+    assert_eq!(report.problems, Vec::<String>::new());
+    assert_eq!(report.signer.as_deref(), Some(IDENTITY));
+    let folder = check_with(&h, &bag, Reevaluate::No);
+    assert_eq!((report.files, report.bytes), (folder.files, folder.bytes));
+
+    // The same bag, copied elsewhere with fresh timestamps and zipped again,
+    // gives the same bytes.
+    let other = tempfile::tempdir().expect("tempdir");
+    let copy = other.path().join(bag.file_name().expect("name"));
+    copy_tree(&bag, &copy);
+    let again = write_zip(&copy).expect("zip again");
+    assert_eq!(
+        std::fs::read(&archive).expect("read"),
+        std::fs::read(&again).expect("read"),
+        "two zips of the same bag differ"
+    );
+    assert!(
+        write_zip(&copy).is_err(),
+        "an existing zip is never overwritten"
+    );
+
+    // One top folder, sorted entries, fixed time and modes.
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&archive).expect("open")).expect("zip");
+    let top = format!(
+        "{}/",
+        bag.file_name().and_then(|n| n.to_str()).expect("name")
+    );
+    let names: Vec<String> = zip.file_names().map(str::to_owned).collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    assert_eq!(names[0], top);
+    for i in 0..zip.len() {
+        let entry = zip.by_index_raw(i).expect("entry");
+        assert!(entry.name().starts_with(&top));
+        let mode = entry.unix_mode().expect("mode");
+        assert!(
+            mode == 0o100644 || mode == 0o040755,
+            "{} {mode:o}",
+            entry.name()
+        );
+        assert_eq!(entry.last_modified(), Some(zip::DateTime::default()));
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(archive.parent().expect("parent"))
+        .expect("list")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("partial"))
+        .collect();
+    assert!(leftovers.is_empty());
+}
+
+/// The package zip rebuilt entry by entry, with `edit` adding or changing entries.
+fn rebuild(
+    archive: &Path,
+    edit: impl FnOnce(&mut zip::ZipWriter<std::io::Cursor<Vec<u8>>>, &str),
+) -> Vec<u8> {
+    let mut source =
+        zip::ZipArchive::new(std::fs::File::open(archive).expect("open")).expect("zip");
+    let top = source
+        .file_names()
+        .min()
+        .expect("entries")
+        .trim_end_matches('/')
+        .to_owned();
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for i in 0..source.len() {
+        let entry = source.by_index_raw(i).expect("entry");
+        if entry.is_dir() {
+            let name = entry.name().to_owned();
+            drop(entry);
+            out.add_directory(name, SimpleFileOptions::default())
+                .expect("folder");
+        } else {
+            out.raw_copy_file(entry).expect("copy");
+        }
+    }
+    edit(&mut out, &top);
+    out.finish().expect("finish").into_inner()
+}
+
+fn zip_problems(h: &Harness, bytes: &[u8]) -> Vec<String> {
+    let signers = std::fs::read_to_string(h.allowed_signers()).expect("signers");
+    verify_zip_bytes(bytes, &signers, Some(IDENTITY)).problems
+}
+
+fn assert_problem(problems: &[String], needle: &str) {
+    assert!(
+        problems.iter().any(|p| p.contains(needle)),
+        "{needle:?} not in {problems:?}"
+    );
+}
+
+#[test]
+fn unsafe_zip_entries_are_rejected() {
+    let (h, _bag, archive) = zip_package();
+    let good = rebuild(&archive, |_, _| {});
+    assert_eq!(zip_problems(&h, &good), Vec::<String>::new());
+    let file = SimpleFileOptions::default();
+
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "absolute path",
+            rebuild(&archive, |z, _| {
+                z.start_file("/etc/passwd", file).expect("start");
+            }),
+        ),
+        (
+            "`..` in the path",
+            rebuild(&archive, |z, top| {
+                z.start_file(format!("{top}/data/../../evil"), file)
+                    .expect("start");
+            }),
+        ),
+        (
+            "is a symlink",
+            rebuild(&archive, |z, top| {
+                z.add_symlink(format!("{top}/data/link"), "/etc/passwd", file)
+                    .expect("symlink");
+            }),
+        ),
+        (
+            "outside the single top-level folder",
+            rebuild(&archive, |z, _| {
+                z.start_file("other/data/x", file).expect("start");
+                z.write_all(b"x").expect("write");
+            }),
+        ),
+    ];
+    for (needle, bytes) in cases {
+        assert_problem(&zip_problems(&h, &bytes), needle);
+    }
+}
+
+/// Replace every occurrence of `from` with `to` (same length) in `bytes`.
+fn patch(bytes: &mut [u8], from: &[u8], to: &[u8]) {
+    assert_eq!(from.len(), to.len());
+    let mut found = false;
+    for i in 0..bytes.len().saturating_sub(from.len() - 1) {
+        if &bytes[i..i + from.len()] == from {
+            bytes[i..i + from.len()].copy_from_slice(to);
+            found = true;
+        }
+    }
+    assert!(found, "pattern not found");
+}
+
+/// Where the central directory header of the entry whose name ends in `name` starts.
+fn central_header(bytes: &[u8], name: &[u8]) -> usize {
+    let at = (0..bytes.len() - name.len())
+        .rev()
+        .find(|&i| &bytes[i..i + name.len()] == name)
+        .expect("central entry");
+    bytes[..at]
+        .windows(4)
+        .rposition(|w| w == [0x50, 0x4b, 0x01, 0x02])
+        .expect("central header")
+}
+
+#[test]
+fn duplicate_names_and_absurd_sizes_are_rejected() {
+    let (h, _bag, archive) = zip_package();
+    let file = SimpleFileOptions::default();
+    let mut dup = rebuild(&archive, |z, top| {
+        z.start_file(format!("{top}/data/dupAAA"), file)
+            .expect("start");
+        z.write_all(b"one").expect("write");
+        z.start_file(format!("{top}/data/dupBBB"), file)
+            .expect("start");
+        z.write_all(b"two").expect("write");
+    });
+    patch(&mut dup, b"dupBBB", b"dupAAA");
+    assert_problem(&zip_problems(&h, &dup), "duplicate");
+
+    // A small entry whose central directory claims 3 GB: a zip bomb by ratio.
+    let mut bomb = rebuild(&archive, |z, top| {
+        z.start_file(format!("{top}/data/bomb"), file)
+            .expect("start");
+        z.write_all(&[0u8; 4096]).expect("write");
+    });
+    // The uncompressed size sits 24 bytes into the central header.
+    let header = central_header(&bomb, b"/data/bomb");
+    bomb[header + 24..header + 28].copy_from_slice(&3_000_000_000u32.to_le_bytes());
+    assert_problem(&zip_problems(&h, &bomb), "absurd size");
+
+    // An entry whose Unix mode (external attributes, +38) says FIFO.
+    let mut fifo = rebuild(&archive, |z, top| {
+        z.start_file(format!("{top}/data/fifo"), file)
+            .expect("start");
+    });
+    let header = central_header(&fifo, b"/data/fifo");
+    fifo[header + 38..header + 42].copy_from_slice(&(0o010_644u32 << 16).to_le_bytes());
+    assert_problem(&zip_problems(&h, &fifo), "not a regular file");
+
+    // A byte flipped inside the compressed data of an evidence file.
+    let mut flipped = std::fs::read(&archive).expect("read");
+    let name = b"data/evidence/m365/users/page-00001.json";
+    let at = flipped
+        .windows(name.len())
+        .position(|w| w == name)
+        .expect("local header");
+    flipped[at + name.len() + 20] ^= 0x40;
+    assert!(!zip_problems(&h, &flipped).is_empty());
+
+    // Truncation and garbage are problems, not panics.
+    let bytes = std::fs::read(&archive).expect("read");
+    assert!(!zip_problems(&h, &bytes[..bytes.len() / 2]).is_empty());
+    assert!(!zip_problems(&h, b"not a zip").is_empty());
+}
+
+#[test]
+fn reevaluate_confirms_the_results_and_names_changed_controls() {
+    let (h, bag, archive) = zip_package();
+    for package in [&bag, &archive] {
+        let report = check_with(&h, package, Reevaluate::Yes);
+        assert_eq!(
+            report.problems,
+            Vec::<String>::new(),
+            "{}",
+            package.display()
+        );
+        assert!(
+            report.reevaluated.is_some_and(|n| n > 10),
+            "{:?}",
+            report.reevaluated
+        );
+    }
+
+    // A packaged conclusion that does not follow from the evidence.
+    let path = bag.join("data/results/controls.json");
+    let mut results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+    let changed = results
+        .as_array_mut()
+        .expect("list")
+        .iter_mut()
+        .find(|r| r["status"] == "fail")
+        .expect("a failing control in the demo");
+    changed["status"] = "pass".into();
+    let id = format!(
+        "{} {}",
+        changed["framework"].as_str().expect("framework"),
+        changed["control_id"].as_str().expect("id")
+    );
+    std::fs::write(&path, serde_json::to_vec_pretty(&results).expect("json")).expect("write");
+    let problems = check_with(&h, &bag, Reevaluate::Yes).problems;
+    assert_problem(
+        &problems,
+        &format!("reevaluate: {id}: status is pass in the package but fail from the evidence"),
+    );
+    // The package itself is never written to by re-evaluation.
+    assert!(!bag.join("data/facts/facts.json.partial").exists());
+}
+
+#[test]
+fn the_cli_verifies_a_zip_with_reevaluate() {
+    let (h, _bag, archive) = zip_package();
+    let out = Command::new(env!("CARGO_BIN_EXE_auditpack"))
+        .args([
+            "verify",
+            "--reevaluate",
+            "--identity",
+            IDENTITY,
+            "--allowed-signers",
+        ])
+        .arg(h.allowed_signers())
+        .arg(&archive)
+        .output()
+        .expect("auditpack runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("verify: VALID"), "{stdout}");
+    assert!(
+        stdout.contains("re-derived from the evidence, all identical"),
+        "{stdout}"
+    );
+
+    let mut bytes = std::fs::read(&archive).expect("read");
+    let n = bytes.len();
+    bytes[n / 3] ^= 0xff;
+    let bad = h.path().join("bad.zip");
+    std::fs::write(&bad, &bytes).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_auditpack"))
+        .args(["verify", "--allowed-signers"])
+        .arg(h.allowed_signers())
+        .arg(&bad)
+        .output()
+        .expect("auditpack runs");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+// --- safety of collection and packaging --------------------------------------
+
+fn bag_info() -> BagInfo {
+    BagInfo {
+        organisation: "Test".into(),
+        contact_name: None,
+        contact_email: None,
+        run_id: "r1".into(),
+        started: "2026-01-01T00:00:00Z".into(),
+        finished: "2026-01-01T00:00:01Z".into(),
+        host: "host".into(),
+    }
+}
+
+#[test]
+fn symlinks_and_fifos_in_the_run_folder_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(run.join("evidence")).expect("mkdir");
+    std::fs::write(run.join("evidence/a.json"), "{}").expect("write");
+    std::os::unix::fs::symlink("/etc/passwd", run.join("evidence/link")).expect("symlink");
+    let out = dir.path().join("packages");
+    let err = write_bag(&run, &out, "pkg", &bag_info(), None).expect_err("symlink refused");
+    assert!(err.to_string().contains("evidence/link"), "{err}");
+    assert!(!out.join("pkg").exists());
+
+    std::fs::remove_file(run.join("evidence/link")).expect("remove");
+    let fifo = run.join("evidence/fifo");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    // Opening the FIFO would block forever; refusing it returns at once.
+    let err = write_bag(&run, &out, "pkg", &bag_info(), None).expect_err("FIFO refused");
+    assert!(err.to_string().contains("evidence/fifo"), "{err}");
+    assert!(!out.join("pkg").exists());
+    let leftovers = std::fs::read_dir(&out).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(leftovers, 0, "no staging folder is left behind");
+
+    std::fs::remove_file(&fifo).expect("remove");
+    let bag = write_bag(&run, &out, "pkg", &bag_info(), None).expect("clean folder packages");
+    assert!(bag.join("data/evidence/a.json").is_file());
+}
+
+// --- keys -------------------------------------------------------------------
+
+#[test]
+fn passphrase_protected_keys_and_keys_from_the_environment_sign() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("key");
+    let passphrase = auditpack::secret::Secret::new("correct horse".to_owned());
+    let pair = generate_key(&key, IDENTITY, Some(&passphrase)).expect("keygen");
+    let pem = std::fs::read_to_string(&key).expect("read");
+    assert!(pem.contains("BEGIN OPENSSH PRIVATE KEY"));
+    let line = pair.signer.allowed_signers_line().expect("line");
+
+    let load = |key: KeySource, passphrase: Option<SecretRef>| {
+        Signer::load(&Signing {
+            key,
+            passphrase,
+            identity: IDENTITY.into(),
+        })
+    };
+    let err = load(KeySource::File(key.clone()), None).expect_err("needs a passphrase");
+    assert!(err.to_string().contains("passphrase-protected"), "{err}");
+    std::fs::write(dir.path().join("wrong"), "wrong horse\n").expect("write");
+    let err = load(
+        KeySource::File(key.clone()),
+        Some(SecretRef::File(dir.path().join("wrong"))),
+    )
+    .expect_err("wrong passphrase");
+    assert!(err.to_string().contains("wrong passphrase"), "{err}");
+    assert!(
+        !err.to_string().contains("wrong horse"),
+        "the passphrase never shows"
+    );
+
+    std::fs::write(dir.path().join("pass"), "correct horse\n").expect("write");
+    let from_file = load(
+        KeySource::File(key.clone()),
+        Some(SecretRef::File(dir.path().join("pass"))),
+    )
+    .expect("decrypts with passphrase_file");
+    assert_eq!(from_file.allowed_signers_line().expect("line"), line);
+
+    // The key itself and its passphrase from environment variables (names
+    // unique to this test, so parallel tests do not interfere).
+    std::env::set_var("AUDITPACK_TEST_PKG_KEY", &pem);
+    std::env::set_var("AUDITPACK_TEST_PKG_PASS", "correct horse");
+    let from_env = load(
+        KeySource::Env("AUDITPACK_TEST_PKG_KEY".into()),
+        Some(SecretRef::Env("AUDITPACK_TEST_PKG_PASS".into())),
+    )
+    .expect("key from the environment");
+    assert_eq!(from_env.allowed_signers_line().expect("line"), line);
+    let err = load(KeySource::Env("AUDITPACK_TEST_PKG_UNSET".into()), None).expect_err("unset");
+    assert!(
+        err.to_string().contains("AUDITPACK_TEST_PKG_UNSET"),
+        "{err}"
+    );
+
+    // A package signed with the env key verifies against the keygen line.
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(&run).expect("mkdir");
+    std::fs::write(run.join("run.json"), "{}").expect("write");
+    std::fs::write(run.join("custody.jsonl"), "").expect("write");
+    let bag = write_bag(
+        &run,
+        &dir.path().join("out"),
+        "pkg",
+        &bag_info(),
+        Some(&from_env),
+    )
+    .expect("package");
+    std::fs::write(dir.path().join("allowed_signers"), &line).expect("write");
+    let report = verify(
+        &bag,
+        &VerifyOptions {
+            allowed_signers: dir.path().join("allowed_signers"),
+            identity: Some(IDENTITY.into()),
+        },
+    )
+    .expect("verify");
+    assert_eq!(report.problems, Vec::<String>::new());
+}
+
+// --- a bag made by other tools ------------------------------------------------
+
+#[test]
+fn our_verify_accepts_a_bagit_python_bag_signed_by_ssh_keygen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bag = dir.path().join("bag");
+    std::fs::create_dir_all(bag.join("evidence")).expect("mkdir");
+    std::fs::write(bag.join("evidence/page.json"), r#"{"value":[]}"#).expect("write");
+    let digest = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(br#"{"value":[]}"#))
+    };
+    let custody = format!(
+        "{}\n",
+        serde_json::json!({
+            "path": "evidence/page.json", "sha256": digest, "bytes": 12,
+            "source": "m365", "source_type": "m365", "dataset": "users",
+            "request": "GET https://graph.microsoft.com/v1.0/users", "http_status": 200,
+            "collected_at": "2026-01-01T00:00:00Z", "tool": "auditpack 0.1.0"
+        })
+    );
+    std::fs::write(bag.join("custody.jsonl"), &custody).expect("write");
+    // bagit-python's defaults: SHA-256 and SHA-512 manifests.
+    let out = tool("python3")
+        .args(["-m", "bagit", "--processes", "2"])
+        .arg(&bag)
+        .output()
+        .expect("bagit-python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(bag.join("manifest-sha512.txt").is_file());
+
+    // Our custody log beside the payload, added to both tag manifests with sha256sum / sha512sum.
+    std::fs::write(bag.join("custody.jsonl"), &custody).expect("write");
+    for (tool_name, manifest) in [
+        ("sha256sum", "tagmanifest-sha256.txt"),
+        ("sha512sum", "tagmanifest-sha512.txt"),
+    ] {
+        let line = tool(tool_name)
+            .current_dir(&bag)
+            .arg("custody.jsonl")
+            .output()
+            .expect("hash");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(bag.join(manifest))
+            .expect("open");
+        f.write_all(&line.stdout).expect("append");
+    }
+    let key = dir.path().join("id_ed25519");
+    let made = tool("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", IDENTITY, "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen runs");
+    assert!(made.success());
+    let signed = tool("ssh-keygen")
+        .current_dir(&bag)
+        .args(["-Y", "sign", "-n", NAMESPACE, "-f"])
+        .arg(&key)
+        .arg("tagmanifest-sha256.txt")
+        .output()
+        .expect("ssh-keygen signs");
+    assert!(
+        signed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&signed.stderr)
+    );
+    let public = std::fs::read_to_string(dir.path().join("id_ed25519.pub")).expect("pub");
+    let signers = dir.path().join("allowed_signers");
+    std::fs::write(&signers, format!("{IDENTITY} {public}")).expect("write");
+
+    let options = VerifyOptions {
+        allowed_signers: signers,
+        identity: Some(IDENTITY.into()),
+    };
+    let report = verify(&bag, &options).expect("verify");
+    assert_eq!(report.problems, Vec::<String>::new());
+    assert_eq!(report.files, 2);
+
+    // The SHA-512 manifest is checked too.
+    let text = std::fs::read_to_string(bag.join("manifest-sha512.txt")).expect("read");
+    let first = text.chars().next().expect("digest");
+    let other = if first == 'a' { 'b' } else { 'a' };
+    std::fs::write(
+        bag.join("manifest-sha512.txt"),
+        format!("{other}{}", &text[1..]),
+    )
+    .expect("write");
+    let problems = verify(&bag, &options).expect("verify").problems;
+    assert_problem(&problems, "SHA-512 does not match the manifest");
+    assert_problem(
+        &problems,
+        "manifest-sha512.txt: SHA-256 does not match the tag manifest",
+    );
+}
+
+// --- interrupted packaging ----------------------------------------------------
+
+/// Entries of `dir` that are not hidden staging names (`.<name>...partial`).
+fn visible(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_packager_killed_mid_write_leaves_no_package_and_a_rerun_succeeds() {
+    use auditpack::simulate::{SimOptions, Tenant};
+    // A larger organisation in full pages (few requests, a few MB of
+    // evidence): packaging takes long enough to be caught in the middle.
+    let h = Harness::new(
+        Tenant::synthetic(2_000, 200, chrono::Utc::now()),
+        SimOptions::default(),
+    );
+    h.config(None);
+    let config = h.path().join("auditpack.toml");
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text.push_str(&format!(
+        "\n[signing]\nkey_file = \"key\"\nidentity = \"{IDENTITY}\"\n"
+    ));
+    std::fs::write(&config, text).expect("write");
+    let packages = h.path().join("store/packages");
+    let run = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_auditpack"));
+        command
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        command
+    };
+
+    let mut child = run().spawn().expect("auditpack starts");
+    let staging = loop {
+        let staged = std::fs::read_dir(&packages).ok().and_then(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .find(|n| n.ends_with(".partial"))
+        });
+        if let Some(name) = staged {
+            child.kill().expect("SIGKILL");
+            break name;
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            panic!("auditpack finished ({status}) before packaging could be interrupted");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
+    child.wait().expect("reaped");
+    assert!(staging.starts_with('.'), "staging is hidden: {staging}");
+    assert_eq!(
+        visible(&packages),
+        Vec::<String>::new(),
+        "a killed run left a package at the final path"
+    );
+
+    let out = run().output().expect("auditpack reruns");
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let made = visible(&packages);
+    assert_eq!(made.len(), 2, "a folder and its zip: {made:?}");
+    for name in made {
+        let problems = check(&h, &packages.join(&name));
+        assert_eq!(problems, Vec::<String>::new(), "{name}");
+    }
+}
+
+#[test]
+fn sha512_manifests_are_written_on_request_and_checked() {
+    use auditpack::package::{write_bag_with, Algorithm};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(run.join("evidence")).expect("mkdir");
+    std::fs::write(run.join("evidence/a.json"), "[1,2,3]").expect("write");
+    std::fs::write(run.join("custody.jsonl"), "").expect("write");
+    let pair = generate_key(&dir.path().join("key"), IDENTITY, None).expect("keygen");
+    let signers = dir.path().join("allowed_signers");
+    std::fs::write(&signers, pair.signer.allowed_signers_line().expect("line")).expect("write");
+    let bag = write_bag_with(
+        &run,
+        &dir.path().join("out"),
+        "pkg",
+        &bag_info(),
+        Some(&pair.signer),
+        &[Algorithm::Sha512],
+    )
+    .expect("package");
+    for file in [
+        "manifest-sha256.txt",
+        "manifest-sha512.txt",
+        "tagmanifest-sha256.txt",
+        "tagmanifest-sha512.txt",
+    ] {
+        assert!(bag.join(file).is_file(), "{file}");
+    }
+    let tags = std::fs::read_to_string(bag.join("tagmanifest-sha256.txt")).expect("read");
+    assert!(tags.contains("  manifest-sha512.txt\n"), "{tags}");
+    let options = VerifyOptions {
+        allowed_signers: signers,
+        identity: Some(IDENTITY.into()),
+    };
+    assert_eq!(
+        verify(&bag, &options).expect("verify").problems,
+        Vec::<String>::new()
+    );
+    let out = tool("python3")
+        .args(["-m", "bagit", "--validate"])
+        .arg(&bag)
+        .output()
+        .expect("bagit-python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let zip = write_zip(&bag).expect("zip");
+    assert_eq!(
+        verify(&zip, &options).expect("verify").problems,
+        Vec::<String>::new()
+    );
+
+    std::fs::write(bag.join("data/evidence/a.json"), "[1,2,4]").expect("write");
+    let problems = verify(&bag, &options).expect("verify").problems;
+    assert_problem(
+        &problems,
+        "data/evidence/a.json: SHA-256 does not match the manifest",
+    );
+    assert_problem(
+        &problems,
+        "data/evidence/a.json: SHA-512 does not match the manifest",
+    );
+}

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
-use super::hash::{hash_copy, hash_file, parallel_map};
+use super::hash::{hash_copy_all, parallel_map, Algorithm};
 use super::sign::Signer;
 use super::{NAMESPACE, SIGNATURE_FILE};
 use crate::error::{Error, Result, ResultExt};
@@ -40,7 +40,24 @@ const TAG_FILES: [&str; 5] = [
     "README-VERIFY.txt",
 ];
 
-/// Package `run_dir` as a bag named `name` inside `out_dir`.
+/// Package `run_dir` as a bag named `name` inside `out_dir`, with SHA-256
+/// manifests only. See [`write_bag_with`].
+///
+/// # Errors
+/// As [`write_bag_with`].
+pub fn write_bag(
+    run_dir: &Path,
+    out_dir: &Path,
+    name: &str,
+    info: &BagInfo,
+    signer: Option<&Signer>,
+) -> Result<PathBuf> {
+    write_bag_with(run_dir, out_dir, name, info, signer, &[Algorithm::Sha256])
+}
+
+/// Package `run_dir` as a bag named `name` inside `out_dir`, writing a
+/// manifest and a tag manifest for each of `algorithms` (SHA-256 is always
+/// written: the signature covers `tagmanifest-sha256.txt`).
 ///
 /// The bag is assembled under a hidden temporary name and renamed when
 /// complete, so an interrupted run never leaves a partial package at the final
@@ -49,13 +66,18 @@ const TAG_FILES: [&str; 5] = [
 /// # Errors
 /// When the run folder holds anything but regular files and folders (symlinks,
 /// devices, FIFOs are refused), on I/O failure, or when signing fails.
-pub fn write_bag(
+pub fn write_bag_with(
     run_dir: &Path,
     out_dir: &Path,
     name: &str,
     info: &BagInfo,
     signer: Option<&Signer>,
+    algorithms: &[Algorithm],
 ) -> Result<PathBuf> {
+    let mut algorithms = algorithms.to_vec();
+    algorithms.push(Algorithm::Sha256);
+    algorithms.sort();
+    algorithms.dedup();
     let final_path = out_dir.join(name);
     if final_path.exists() {
         return Err(Error::invalid(format!(
@@ -72,7 +94,7 @@ pub fn write_bag(
     let bag = staging.path();
 
     let files = payload_files(run_dir)?;
-    let copied = parallel_map(&files, |rel| -> Result<(String, u64)> {
+    let copied = parallel_map(&files, |rel| -> Result<(Vec<String>, u64)> {
         let src = run_dir.join(rel);
         let dst = bag.join("data").join(rel);
         if let Some(dir) = dst.parent() {
@@ -81,22 +103,24 @@ pub fn write_bag(
         let reader = File::open(&src).context(|| format!("cannot read {}", src.display()))?;
         let writer = File::create(&dst).context(|| format!("cannot write {}", dst.display()))?;
         let mut writer = BufWriter::with_capacity(super::hash::CHUNK, writer);
-        let result =
-            hash_copy(reader, &mut writer).context(|| format!("cannot copy {}", src.display()))?;
+        let result = hash_copy_all(reader, &mut writer, &algorithms)
+            .context(|| format!("cannot copy {}", src.display()))?;
         writer
             .into_inner()
             .map_err(|e| e.into_error())
-            .and_then(|f| f.sync_all())
             .context(|| format!("cannot write {}", dst.display()))?;
         Ok(result)
     });
-    let mut manifest = String::new();
+    let mut manifests = vec![String::new(); algorithms.len()];
     let mut total_bytes = 0u64;
     for (rel, result) in files.iter().zip(copied) {
-        let (digest, bytes) = result?;
+        let (digests, bytes) = result?;
         total_bytes += bytes;
-        manifest.push_str(&format!("{digest}  data/{}\n", encode_path(rel)));
+        for (manifest, digest) in manifests.iter_mut().zip(digests) {
+            manifest.push_str(&format!("{digest}  data/{}\n", encode_path(rel)));
+        }
     }
+    sync_payload(bag, &files)?;
 
     let write_tag = |file: &str, text: &str| -> Result<()> {
         write_atomic(&bag.join(file), text.as_bytes()).context(|| format!("cannot write {file}"))
@@ -106,17 +130,33 @@ pub fn write_bag(
         "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n",
     )?;
     write_tag("bag-info.txt", &bag_info(info, total_bytes, files.len()))?;
-    write_tag("manifest-sha256.txt", &manifest)?;
+    for (algorithm, manifest) in algorithms.iter().zip(&manifests) {
+        write_tag(&format!("manifest-{}.txt", algorithm.name()), manifest)?;
+    }
     let custody = std::fs::read(run_dir.join("custody.jsonl")).unwrap_or_default();
     write_atomic(&bag.join("custody.jsonl"), &custody).context(|| "cannot write custody.jsonl")?;
     write_tag("README-VERIFY.txt", &readme(signer.map(Signer::identity)))?;
 
-    let mut tagmanifest = String::new();
-    for file in TAG_FILES {
-        let (digest, _) = hash_file(&bag.join(file)).context(|| format!("cannot hash {file}"))?;
-        tagmanifest.push_str(&format!("{digest}  {file}\n"));
+    let mut tag_files: Vec<String> = TAG_FILES.iter().map(|f| (*f).to_owned()).collect();
+    for algorithm in algorithms.iter().filter(|a| **a != Algorithm::Sha256) {
+        tag_files.insert(3, format!("manifest-{}.txt", algorithm.name()));
     }
-    write_tag("tagmanifest-sha256.txt", &tagmanifest)?;
+    let mut tagmanifests = vec![String::new(); algorithms.len()];
+    for file in &tag_files {
+        let reader = File::open(bag.join(file)).context(|| format!("cannot read {file}"))?;
+        let (digests, _) = hash_copy_all(reader, std::io::sink(), &algorithms)
+            .context(|| format!("cannot hash {file}"))?;
+        for (tagmanifest, digest) in tagmanifests.iter_mut().zip(digests) {
+            tagmanifest.push_str(&format!("{digest}  {file}\n"));
+        }
+    }
+    let mut tagmanifest = String::new();
+    for (algorithm, text) in algorithms.iter().zip(tagmanifests) {
+        write_tag(&format!("tagmanifest-{}.txt", algorithm.name()), &text)?;
+        if *algorithm == Algorithm::Sha256 {
+            tagmanifest = text;
+        }
+    }
     if let Some(signer) = signer {
         write_tag(SIGNATURE_FILE, &signer.sign(tagmanifest.as_bytes())?)?;
     }
@@ -129,12 +169,39 @@ pub fn write_bag(
             final_path.display()
         ))
     })?;
+    // The rename itself is durable once the folder holding it is synced.
+    File::open(out_dir)
+        .and_then(|d| d.sync_all())
+        .context(|| format!("cannot sync {}", out_dir.display()))?;
     Ok(final_path)
+}
+
+/// Make the staged payload durable before it is renamed into place: one
+/// `syncfs` on Linux (thousands of per-file fsyncs cost far more than the
+/// hashing), a sync of every file elsewhere.
+fn sync_payload(bag: &Path, files: &[String]) -> Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = files;
+        File::open(bag)
+            .and_then(|dir| rustix::fs::syncfs(&dir).map_err(std::io::Error::from))
+            .context(|| format!("cannot sync {}", bag.display()))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        for rel in files {
+            let path = bag.join("data").join(rel);
+            File::open(&path)
+                .and_then(|f| f.sync_all())
+                .context(|| format!("cannot sync {}", path.display()))?;
+        }
+        Ok(())
+    }
 }
 
 /// Every regular file under `root`, as sorted `/`-separated relative paths.
 /// Symlinks, devices, sockets and FIFOs are refused, never followed or read.
-fn payload_files(root: &Path) -> Result<Vec<String>> {
+pub(crate) fn payload_files(root: &Path) -> Result<Vec<String>> {
     let mut out = Vec::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
@@ -241,8 +308,9 @@ received from the signer out of band, never one shipped inside a package.
   3. No file was added to the payload:
      diff <(find data -type f | LC_ALL=C sort) <(cut -d' ' -f3- manifest-sha256.txt | LC_ALL=C sort)
 
-Or, with auditpack:
-     auditpack verify . --allowed-signers allowed_signers --identity {identity}
+Or, with auditpack (also on the .zip, without unpacking it; --reevaluate
+re-derives the results from the evidence and reports any difference):
+     auditpack verify . --allowed-signers allowed_signers --identity {identity} --reevaluate
 "
     )
 }

@@ -1,8 +1,6 @@
 //! Hashing files in parallel with bounded reads.
 
-use std::fs::File;
 use std::io::{self, Read, Write};
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -10,30 +8,6 @@ use sha2::{Digest, Sha256};
 
 /// Read size: large enough to amortise syscalls, small enough to stay in cache.
 pub(crate) const CHUNK: usize = 128 * 1024;
-
-/// SHA-256 of everything read from `reader`, copied to `sink` as it goes.
-pub(crate) fn hash_copy(mut reader: impl Read, mut sink: impl Write) -> io::Result<(String, u64)> {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
-    let mut total = 0u64;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buf[..n]);
-        sink.write_all(&buf[..n])?;
-        total += n as u64;
-    }
-    Ok((hex::encode(hasher.finalize()), total))
-}
-
-/// SHA-256 and size of a file.
-pub(crate) fn hash_file(path: &Path) -> io::Result<(String, u64)> {
-    hash_copy(File::open(path)?, io::sink())
-}
 
 /// Run `work` over `items` on every core, keeping the input order in the output.
 pub(crate) fn parallel_map<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
@@ -60,4 +34,72 @@ pub(crate) fn parallel_map<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R
         .into_iter()
         .flatten()
         .collect()
+}
+
+/// A digest algorithm BagIt manifests may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Algorithm {
+    /// SHA-256: `manifest-sha256.txt`, the default and always written.
+    Sha256,
+    /// SHA-512: `manifest-sha512.txt`, the RFC 8493 default, written on request.
+    Sha512,
+}
+
+impl Algorithm {
+    /// The name used in manifest file names (`manifest-<name>.txt`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Sha256 => "sha256",
+            Algorithm::Sha512 => "sha512",
+        }
+    }
+
+    /// Length of a digest in hex.
+    pub fn hex_len(self) -> usize {
+        match self {
+            Algorithm::Sha256 => 64,
+            Algorithm::Sha512 => 128,
+        }
+    }
+}
+
+/// Digests of everything read from `reader` for each of `algorithms` (in
+/// order) and its length, copied to `sink` as it goes, in one pass.
+pub(crate) fn hash_copy_all(
+    mut reader: impl Read,
+    mut sink: impl Write,
+    algorithms: &[Algorithm],
+) -> io::Result<(Vec<String>, u64)> {
+    let mut sha256 = algorithms.contains(&Algorithm::Sha256).then(Sha256::new);
+    let mut sha512 = algorithms
+        .contains(&Algorithm::Sha512)
+        .then(sha2::Sha512::new);
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if let Some(h) = sha256.as_mut() {
+            h.update(&buf[..n]);
+        }
+        if let Some(h) = sha512.as_mut() {
+            h.update(&buf[..n]);
+        }
+        sink.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+    let sha256 = sha256.map(|h| hex::encode(h.finalize()));
+    let sha512 = sha512.map(|h| hex::encode(h.finalize()));
+    let digests = algorithms
+        .iter()
+        .map(|a| match a {
+            Algorithm::Sha256 => sha256.clone().unwrap_or_default(),
+            Algorithm::Sha512 => sha512.clone().unwrap_or_default(),
+        })
+        .collect();
+    Ok((digests, total))
 }

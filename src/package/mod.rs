@@ -1,15 +1,23 @@
 //! Audit packages: BagIt 1.0 bags with SHA-256 manifests and an OpenSSH
 //! signature (SSHSIG) over the tag manifest, verifiable with `ssh-keygen -Y
-//! verify` and `sha256sum -c` alone.
+//! verify` and `sha256sum -c` alone, as a folder or a reproducible `.zip`.
 
+mod archive;
 mod bag;
 mod hash;
+mod reader;
+mod reevaluate;
 mod sign;
 mod verify;
 
-pub use bag::{write_bag, BagInfo};
+pub use archive::{write_zip, zip_path};
+pub use bag::{write_bag, write_bag_with, BagInfo};
+pub use hash::Algorithm;
 pub use sign::{generate_key, KeyPair, Signer};
-pub use verify::{verify, VerifyOptions, VerifyReport};
+pub use verify::{
+    parse_manifest, verify, verify_with, verify_zip_bytes, Manifest, Reevaluate, VerifyOptions,
+    VerifyReport,
+};
 
 /// The SSHSIG namespace of package signatures. Fixed: auditors pass it to
 /// `ssh-keygen -Y verify -n`.

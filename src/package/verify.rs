@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use ssh_key::{PublicKey, SshSig};
 
 use super::bag::decode_path;
-use super::hash::{hash_file, parallel_map};
+use super::hash::Algorithm;
+use super::reader::{FolderReader, PackageReader, ZipReader, ZipSource};
 use super::{NAMESPACE, SIGNATURE_FILE};
 use crate::error::{Error, Result, ResultExt};
 use crate::evidence::CustodyEntry;
@@ -34,6 +35,8 @@ pub struct VerifyReport {
     pub bytes: u64,
     /// The principal whose key made the signature, when it verified.
     pub signer: Option<String>,
+    /// Controls compared by `--reevaluate`, when it ran.
+    pub reevaluated: Option<usize>,
 }
 
 impl VerifyReport {
@@ -43,123 +46,128 @@ impl VerifyReport {
     }
 }
 
-/// Verify the bag at `bag`.
+/// Largest tag file read into memory (bag-info, manifests, custody log).
+const MAX_TAG_FILE: u64 = 256 << 20;
+
+/// Verify the package at `package`: a bag folder, or a `.zip` holding one,
+/// read in place without unpacking.
 ///
 /// # Errors
-/// Only when `bag` is not a folder or the allowed signers file cannot be read;
-/// everything wrong with the package itself goes into the report.
-pub fn verify(bag: &Path, options: &VerifyOptions) -> Result<VerifyReport> {
-    if !bag.is_dir() {
-        return Err(Error::invalid(format!(
-            "{} is not a package folder",
-            bag.display()
-        )));
-    }
+/// Only when `package` cannot be opened or the allowed signers file cannot be
+/// read; everything wrong with the package itself goes into the report.
+pub fn verify(package: &Path, options: &VerifyOptions) -> Result<VerifyReport> {
+    verify_with(package, options, Reevaluate::No)
+}
+
+/// Whether verification also re-derives facts and results from the evidence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reevaluate {
+    /// Check hashes, completeness, custody and signature only.
+    No,
+    /// Also re-normalise and re-evaluate the raw evidence and report every
+    /// difference from `data/results/controls.json` and `data/facts/facts.json`.
+    Yes,
+}
+
+/// [`verify`], optionally re-evaluating the evidence (`verify --reevaluate`).
+///
+/// # Errors
+/// As [`verify`].
+pub fn verify_with(
+    package: &Path,
+    options: &VerifyOptions,
+    reevaluate: Reevaluate,
+) -> Result<VerifyReport> {
     let signers_text = std::fs::read_to_string(&options.allowed_signers).context(|| {
         format!(
             "cannot read allowed signers file {}",
             options.allowed_signers.display()
         )
     })?;
-    let mut report = VerifyReport::default();
-    let problems = &mut report.problems;
-
-    match std::fs::read_to_string(bag.join("bagit.txt")) {
-        Ok(text) => {
-            let lines: Vec<&str> = text.lines().collect();
-            if lines != ["BagIt-Version: 1.0", "Tag-File-Character-Encoding: UTF-8"] {
-                problems.push("bagit.txt is not the two lines of a BagIt 1.0 bag".into());
-            }
-        }
-        Err(e) => problems.push(format!("bagit.txt: {e}")),
-    }
-
-    let manifest = read_manifest(bag, "manifest-sha256.txt", problems);
-    for path in manifest.keys() {
-        if !path.starts_with("data/") {
-            problems.push(format!("manifest-sha256.txt lists {path:?} outside data/"));
-        }
-    }
-    let actual = list_payload(bag, problems);
-    for path in manifest.keys().filter(|p| !actual.contains(*p)) {
-        problems.push(format!("{path}: listed in the manifest but missing"));
-    }
-    for path in actual.iter().filter(|p| !manifest.contains_key(*p)) {
-        problems.push(format!("{path}: present but not listed in the manifest"));
-    }
-    let listed: Vec<(&String, &String)> = manifest
-        .iter()
-        .filter(|(p, _)| actual.contains(*p))
-        .collect();
-    let hashed = parallel_map(&listed, |(path, _)| hash_file(&bag.join(path)));
-    for ((path, expected), result) in listed.iter().zip(hashed) {
-        match result {
-            Ok((digest, bytes)) => {
-                report.files += 1;
-                report.bytes += bytes;
-                if &&digest != expected {
-                    problems.push(format!("{path}: SHA-256 does not match the manifest"));
-                }
-            }
-            Err(e) => problems.push(format!("{path}: cannot read: {e}")),
+    let trust = Trust {
+        signers: &signers_text,
+        origin: options.allowed_signers.display().to_string(),
+        identity: options.identity.as_deref(),
+    };
+    let meta = std::fs::metadata(package)
+        .context(|| format!("cannot open package {}", package.display()))?;
+    let mut problems = Vec::new();
+    if meta.is_dir() {
+        let reader = FolderReader::open(package, &mut problems);
+        Ok(check(&reader, &trust, problems, reevaluate))
+    } else {
+        match ZipReader::open(ZipSource::File(package), &mut problems) {
+            Ok(reader) => Ok(check(&reader, &trust, problems, reevaluate)),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Ok(VerifyReport {
+                problems: vec![format!(
+                    "{} is not a readable zip archive: {e}",
+                    package.display()
+                )],
+                ..VerifyReport::default()
+            }),
+            Err(e) => Err(Error::new(
+                e.into(),
+                format!("cannot read package {}", package.display()),
+            )),
         }
     }
-    check_oxum(bag, &manifest, problems);
-
-    let tags = read_manifest(bag, "tagmanifest-sha256.txt", problems);
-    for required in ["bagit.txt", "bag-info.txt", "manifest-sha256.txt"] {
-        if !tags.contains_key(required) {
-            problems.push(format!("tagmanifest-sha256.txt does not list {required}"));
-        }
-    }
-    for (path, expected) in &tags {
-        if path.starts_with("data/") || path.contains("..") || path.starts_with('/') {
-            problems.push(format!(
-                "tagmanifest-sha256.txt lists {path:?}, which is not a tag file"
-            ));
-            continue;
-        }
-        match hash_file(&bag.join(path)) {
-            Ok((digest, _)) if &digest == expected => {}
-            Ok(_) => problems.push(format!("{path}: SHA-256 does not match the tag manifest")),
-            Err(e) => problems.push(format!("{path}: cannot read: {e}")),
-        }
-    }
-    if let Ok(entries) = std::fs::read_dir(bag) {
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let is_unsigned =
-                name == SIGNATURE_FILE || name == "tagmanifest-sha256.txt" || name == "data";
-            if !is_unsigned && !tags.contains_key(&name) {
-                problems.push(format!(
-                    "{name}: present but not listed in the tag manifest"
-                ));
-            }
-        }
-    }
-
-    report.signer = check_signature(bag, &signers_text, options, problems);
-    check_custody(bag, &manifest, problems);
-    Ok(report)
 }
 
-/// Parse a manifest into path -> lower-case hex digest.
-fn read_manifest(bag: &Path, file: &str, problems: &mut Vec<String>) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let text = match std::fs::read_to_string(bag.join(file)) {
-        Ok(t) => t,
-        Err(e) => {
-            problems.push(format!("{file}: {e}"));
-            return out;
-        }
+/// Verify a zipped package held in memory against the text of an
+/// `allowed_signers` file. Never panics, whatever the bytes.
+pub fn verify_zip_bytes(zip: &[u8], allowed_signers: &str, identity: Option<&str>) -> VerifyReport {
+    let trust = Trust {
+        signers: allowed_signers,
+        origin: "the allowed signers".into(),
+        identity,
+    };
+    let mut problems = Vec::new();
+    match ZipReader::open(ZipSource::Memory(zip), &mut problems) {
+        Ok(reader) => check(&reader, &trust, problems, Reevaluate::No),
+        Err(e) => VerifyReport {
+            problems: vec![format!("not a readable zip archive: {e}")],
+            ..VerifyReport::default()
+        },
+    }
+}
+
+/// The auditor's trust anchors.
+struct Trust<'a> {
+    signers: &'a str,
+    origin: String,
+    identity: Option<&'a str>,
+}
+
+/// A parsed manifest: path -> lower-case hex digest, and every malformed line.
+#[derive(Clone, Debug, Default)]
+pub struct Manifest {
+    /// Path (as listed, percent-decoded) -> digest.
+    pub entries: BTreeMap<String, String>,
+    /// What was wrong with which line.
+    pub problems: Vec<String>,
+}
+
+/// Parse a BagIt manifest (`<digest>  <path>` per line) named `file` whose
+/// digests are `algorithm`. Unsafe paths (absolute, `..`, empty segments,
+/// backslashes), bad digests and duplicate paths are problems. Never panics.
+pub fn parse_manifest(file: &str, bytes: &[u8], algorithm: Algorithm) -> Manifest {
+    let mut out = Manifest::default();
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        out.problems.push(format!("{file} is not UTF-8"));
+        return out;
     };
     for (n, line) in text.lines().enumerate() {
+        if line.is_empty() {
+            continue;
+        }
         let Some((digest, path)) = line.split_once(char::is_whitespace) else {
-            problems.push(format!("{file}:{}: not `<sha256>  <path>`", n + 1));
+            out.problems
+                .push(format!("{file}:{}: not `<digest>  <path>`", n + 1));
             continue;
         };
         let path = decode_path(path.trim_start().trim_start_matches('*'));
-        let valid_digest = digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit());
+        let valid_digest =
+            digest.len() == algorithm.hex_len() && digest.bytes().all(|b| b.is_ascii_hexdigit());
         let unsafe_path = path.is_empty()
             || path.starts_with('/')
             || path.contains('\\')
@@ -167,51 +175,204 @@ fn read_manifest(bag: &Path, file: &str, problems: &mut Vec<String>) -> BTreeMap
                 .split('/')
                 .any(|s| s.is_empty() || s == "." || s == "..");
         if !valid_digest {
-            problems.push(format!("{file}:{}: not a SHA-256 digest", n + 1));
+            out.problems.push(format!(
+                "{file}:{}: not a {} digest",
+                n + 1,
+                algorithm.name().to_uppercase()
+            ));
         } else if unsafe_path {
-            problems.push(format!("{file}:{}: unsafe path {path:?}", n + 1));
+            out.problems
+                .push(format!("{file}:{}: unsafe path {path:?}", n + 1));
         } else if out
+            .entries
             .insert(path.clone(), digest.to_ascii_lowercase())
             .is_some()
         {
-            problems.push(format!("{file}: {path} is listed twice"));
+            out.problems.push(format!("{file}: {path} is listed twice"));
         }
     }
     out
 }
 
-/// Every file under `data/`, as bag-relative paths; anything but regular files
-/// and folders is a problem (never followed).
-fn list_payload(bag: &Path, problems: &mut Vec<String>) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let mut stack = vec![String::from("data")];
-    while let Some(rel) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(bag.join(&rel)) else {
-            problems.push(format!("{rel}: cannot list"));
+/// The manifests of each algorithm present, with `sha256` required.
+fn read_manifests(
+    reader: &dyn PackageReader,
+    prefix: &str,
+    problems: &mut Vec<String>,
+) -> Vec<(Algorithm, BTreeMap<String, String>)> {
+    let mut out = Vec::new();
+    for algorithm in [Algorithm::Sha256, Algorithm::Sha512] {
+        let file = format!("{prefix}-{}.txt", algorithm.name());
+        if algorithm != Algorithm::Sha256 && !reader.files().contains_key(&file) {
             continue;
-        };
-        for entry in entries.flatten() {
-            let child = format!("{rel}/{}", entry.file_name().to_string_lossy());
-            match std::fs::symlink_metadata(entry.path()) {
-                Ok(m) if m.is_dir() => stack.push(child),
-                Ok(m) if m.is_file() => {
-                    out.insert(child);
-                }
-                Ok(_) => problems.push(format!(
-                    "{child}: not a regular file (symlink, device or FIFO)"
-                )),
-                Err(e) => problems.push(format!("{child}: {e}")),
+        }
+        match reader.read(&file, MAX_TAG_FILE) {
+            Ok(bytes) => {
+                let parsed = parse_manifest(&file, &bytes, algorithm);
+                problems.extend(parsed.problems);
+                out.push((algorithm, parsed.entries));
+            }
+            Err(e) => {
+                problems.push(format!("{file}: {e}"));
+                out.push((algorithm, BTreeMap::new()));
             }
         }
     }
     out
 }
 
-fn check_oxum(bag: &Path, manifest: &BTreeMap<String, String>, problems: &mut Vec<String>) {
-    let Ok(info) = std::fs::read_to_string(bag.join("bag-info.txt")) else {
+/// Hash `paths` with every algorithm of `manifests` and compare.
+fn compare_digests(
+    reader: &dyn PackageReader,
+    manifests: &[(Algorithm, BTreeMap<String, String>)],
+    which: &str,
+    report: &mut VerifyReport,
+    problems: &mut Vec<String>,
+) {
+    let present: BTreeSet<&str> = manifests
+        .iter()
+        .flat_map(|(_, m)| m.keys())
+        .filter(|p| reader.files().contains_key(*p))
+        .map(String::as_str)
+        .collect();
+    let paths: Vec<&str> = present.into_iter().collect();
+    let algorithms: Vec<Algorithm> = manifests.iter().map(|(a, _)| *a).collect();
+    let hashed = reader.hash(&paths, &algorithms);
+    for (path, result) in paths.iter().zip(hashed) {
+        match result {
+            Ok((digests, bytes)) => {
+                if which == "manifest" {
+                    report.files += 1;
+                    report.bytes += bytes;
+                }
+                for ((algorithm, manifest), digest) in manifests.iter().zip(digests) {
+                    if manifest.get(*path).is_some_and(|d| d != &digest) {
+                        problems.push(format!(
+                            "{path}: {} does not match the {which}",
+                            algorithm.name().to_uppercase().replace("SHA", "SHA-")
+                        ));
+                    }
+                }
+            }
+            Err(e) => problems.push(format!("{path}: cannot read: {e}")),
+        }
+    }
+}
+
+/// Every check, over any package reader.
+fn check(
+    reader: &dyn PackageReader,
+    trust: &Trust<'_>,
+    mut problems: Vec<String>,
+    reevaluate: Reevaluate,
+) -> VerifyReport {
+    let mut report = VerifyReport::default();
+    let files = reader.files();
+
+    match reader.read("bagit.txt", 4096) {
+        Ok(text) => {
+            let text = String::from_utf8_lossy(&text);
+            let lines: Vec<&str> = text.lines().collect();
+            // 1.0 is what we write; 0.97 is what bagit-python still writes.
+            let version_ok = matches!(
+                lines.first(),
+                Some(&"BagIt-Version: 1.0" | &"BagIt-Version: 0.97")
+            );
+            if !version_ok || lines.get(1..) != Some(&["Tag-File-Character-Encoding: UTF-8"][..]) {
+                problems.push("bagit.txt is not the two lines of a BagIt 1.0 bag".into());
+            }
+        }
+        Err(e) => problems.push(format!("bagit.txt: {e}")),
+    }
+
+    let manifests = read_manifests(reader, "manifest", &mut problems);
+    for (algorithm, manifest) in &manifests {
+        let file = format!("manifest-{}.txt", algorithm.name());
+        for path in manifest.keys() {
+            if !path.starts_with("data/") {
+                problems.push(format!("{file} lists {path:?} outside data/"));
+            } else if !files.contains_key(path) {
+                problems.push(format!("{path}: listed in the manifest but missing"));
+            }
+        }
+        for path in files.keys().filter(|p| p.starts_with("data/")) {
+            if !manifest.contains_key(path) {
+                problems.push(format!("{path}: present but not listed in {file}"));
+            }
+        }
+    }
+    compare_digests(reader, &manifests, "manifest", &mut report, &mut problems);
+    let manifest = manifests
+        .first()
+        .map(|(_, m)| m.clone())
+        .unwrap_or_default();
+    check_oxum(reader, &manifest, &mut problems);
+
+    let tag_manifests = read_manifests(reader, "tagmanifest", &mut problems);
+    let mut tags = BTreeSet::new();
+    for (algorithm, listed) in &tag_manifests {
+        let file = format!("tagmanifest-{}.txt", algorithm.name());
+        for required in ["bagit.txt", "bag-info.txt", "manifest-sha256.txt"] {
+            if !listed.contains_key(required) {
+                problems.push(format!("{file} does not list {required}"));
+            }
+        }
+        for path in listed.keys() {
+            if path.starts_with("data/") || path.starts_with("tagmanifest-") {
+                problems.push(format!("{file} lists {path:?}, which is not a tag file"));
+            } else if !files.contains_key(path) {
+                problems.push(format!("{path}: listed in {file} but missing"));
+            }
+            tags.insert(path.clone());
+        }
+    }
+    let tag_manifests: Vec<(Algorithm, BTreeMap<String, String>)> = tag_manifests
+        .into_iter()
+        .map(|(a, m)| {
+            let m = m
+                .into_iter()
+                .filter(|(p, _)| !p.starts_with("data/") && !p.starts_with("tagmanifest-"))
+                .collect();
+            (a, m)
+        })
+        .collect();
+    let mut tag_report = VerifyReport::default();
+    compare_digests(
+        reader,
+        &tag_manifests,
+        "tag manifest",
+        &mut tag_report,
+        &mut problems,
+    );
+    for name in files.keys().filter(|p| !p.starts_with("data/")) {
+        let unsigned = name == SIGNATURE_FILE
+            || (name.starts_with("tagmanifest-") && name.ends_with(".txt") && !name.contains('/'));
+        if !unsigned && !tags.contains(name) {
+            problems.push(format!(
+                "{name}: present but not listed in the tag manifest"
+            ));
+        }
+    }
+
+    report.signer = check_signature(reader, trust, &mut problems);
+    check_custody(reader, &manifest, &mut problems);
+    if reevaluate == Reevaluate::Yes {
+        report.reevaluated = super::reevaluate::reevaluate(reader, &mut problems);
+    }
+    report.problems = problems;
+    report
+}
+
+fn check_oxum(
+    reader: &dyn PackageReader,
+    manifest: &BTreeMap<String, String>,
+    problems: &mut Vec<String>,
+) {
+    let Ok(info) = reader.read("bag-info.txt", 1 << 20) else {
         problems.push("bag-info.txt is missing".into());
         return;
     };
+    let info = String::from_utf8_lossy(&info);
     let Some(oxum) = info.lines().find_map(|l| l.strip_prefix("Payload-Oxum:")) else {
         problems.push("bag-info.txt has no Payload-Oxum".into());
         return;
@@ -220,18 +381,22 @@ fn check_oxum(bag: &Path, manifest: &BTreeMap<String, String>, problems: &mut Ve
         problems.push("Payload-Oxum is not <bytes>.<files>".into());
         return;
     };
-    let actual_bytes: u64 = manifest
-        .keys()
-        .filter_map(|p| std::fs::symlink_metadata(bag.join(p)).ok())
-        .map(|m| m.len())
-        .sum();
-    if count.parse::<usize>().ok() != Some(manifest.len())
+    let payload: Vec<u64> = reader
+        .files()
+        .iter()
+        .filter(|(p, _)| p.starts_with("data/"))
+        .map(|(_, n)| *n)
+        .collect();
+    let actual_bytes: u64 = payload.iter().sum();
+    let listed = manifest.len();
+    if count.parse::<usize>().ok() != Some(payload.len())
+        || count.parse::<usize>().ok() != Some(listed)
         || bytes.parse::<u64>().ok() != Some(actual_bytes)
     {
         problems.push(format!(
             "Payload-Oxum {} does not match the payload ({actual_bytes}.{})",
             oxum.trim(),
-            manifest.len()
+            payload.len()
         ));
     }
 }
@@ -318,20 +483,17 @@ fn principal_matches(pattern: &str, identity: &str) -> bool {
 }
 
 fn check_signature(
-    bag: &Path,
-    signers: &str,
-    options: &VerifyOptions,
+    reader: &dyn PackageReader,
+    trust: &Trust<'_>,
     problems: &mut Vec<String>,
 ) -> Option<String> {
-    let sig_text = match std::fs::read_to_string(bag.join(SIGNATURE_FILE)) {
-        Ok(t) => t,
-        Err(_) => {
-            problems.push(format!(
-                "{SIGNATURE_FILE} is missing: the package is not signed"
-            ));
-            return None;
-        }
+    let Ok(sig_text) = reader.read(SIGNATURE_FILE, 1 << 20) else {
+        problems.push(format!(
+            "{SIGNATURE_FILE} is missing: the package is not signed"
+        ));
+        return None;
     };
+    let sig_text = String::from_utf8_lossy(&sig_text);
     let Ok(sig) = SshSig::from_pem(sig_text.trim()) else {
         problems.push(format!("{SIGNATURE_FILE} is not an SSHSIG signature"));
         return None;
@@ -343,15 +505,12 @@ fn check_signature(
         ));
         return None;
     }
-    let Ok(message) = std::fs::read(bag.join("tagmanifest-sha256.txt")) else {
+    let Ok(message) = reader.read("tagmanifest-sha256.txt", MAX_TAG_FILE) else {
         return None; // already reported
     };
-    let allowed = parse_allowed_signers(signers);
+    let allowed = parse_allowed_signers(trust.signers);
     if allowed.is_empty() {
-        problems.push(format!(
-            "{} lists no usable key",
-            options.allowed_signers.display()
-        ));
+        problems.push(format!("{} lists no usable key", trust.origin));
         return None;
     }
     let candidates: Vec<&AllowedSigner> = allowed
@@ -366,26 +525,26 @@ fn check_signature(
     if candidates.is_empty() {
         problems.push(format!(
             "the package was signed by a key that {} does not allow",
-            options.allowed_signers.display()
+            trust.origin
         ));
         return None;
     }
-    let matching = candidates.iter().find(|a| match &options.identity {
+    let matching = candidates.iter().find(|a| match trust.identity {
         Some(id) => a.principals.iter().any(|p| principal_matches(p, id)),
         None => true,
     });
     let Some(signer) = matching else {
         problems.push(format!(
             "the signing key is not allowed for identity {}",
-            options.identity.as_deref().unwrap_or_default()
+            trust.identity.unwrap_or_default()
         ));
         return None;
     };
     match signer.key.verify(NAMESPACE, &message, &sig) {
         Ok(()) => Some(
-            options
+            trust
                 .identity
-                .clone()
+                .map(str::to_owned)
                 .unwrap_or_else(|| signer.principals.join(",")),
         ),
         Err(_) => {
@@ -395,12 +554,17 @@ fn check_signature(
     }
 }
 
-fn check_custody(bag: &Path, manifest: &BTreeMap<String, String>, problems: &mut Vec<String>) {
-    let Ok(top) = std::fs::read(bag.join("custody.jsonl")) else {
+fn check_custody(
+    reader: &dyn PackageReader,
+    manifest: &BTreeMap<String, String>,
+    problems: &mut Vec<String>,
+) {
+    let Ok(top) = reader.read("custody.jsonl", MAX_TAG_FILE) else {
         problems.push("custody.jsonl is missing".into());
         return;
     };
-    if std::fs::read(bag.join("data/custody.jsonl"))
+    if reader
+        .read("data/custody.jsonl", MAX_TAG_FILE)
         .ok()
         .as_deref()
         != Some(&top[..])

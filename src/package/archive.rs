@@ -1,0 +1,122 @@
+//! Writing a bag as a reproducible `.zip`: exactly one top-level folder (the
+//! bag's name), entries sorted by name, every timestamp 1980-01-01 00:00:00,
+//! modes 0644 for files and 0755 for folders, no owners, no extra fields, and
+//! ZIP64 for files of 4 GiB or more. The same bag always gives a byte-identical
+//! archive. The archive is written under a temporary name and renamed when
+//! complete.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use zip::write::SimpleFileOptions;
+use zip::{CompressionMethod, DateTime, ZipWriter};
+
+use super::bag::payload_files;
+use super::hash::CHUNK;
+use crate::error::{Error, Result, ResultExt};
+
+/// The zip path for a package folder: `<folder>.zip` beside it.
+pub fn zip_path(bag: &Path) -> PathBuf {
+    let mut name = bag.as_os_str().to_owned();
+    name.push(".zip");
+    PathBuf::from(name)
+}
+
+/// Write the bag folder `bag` as `<bag>.zip` beside it and return its path.
+///
+/// # Errors
+/// When the archive already exists, the bag holds anything but regular files
+/// and folders, or on I/O failure. Nothing is left at the final path on error.
+pub fn write_zip(bag: &Path) -> Result<PathBuf> {
+    let top = bag
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| !n.is_empty() && !n.contains(['/', '\\']))
+        .ok_or_else(|| Error::invalid(format!("{}: not a package folder name", bag.display())))?
+        .to_owned();
+    let out = zip_path(bag);
+    if out.exists() {
+        return Err(Error::invalid(format!("{} already exists", out.display())));
+    }
+    let dir = out.parent().unwrap_or(Path::new("."));
+    let files = payload_files(bag)?;
+
+    let mut folders = BTreeSet::new();
+    folders.insert(String::new());
+    for f in &files {
+        let mut at = 0;
+        while let Some(i) = f[at..].find('/') {
+            folders.insert(f[..at + i].to_owned());
+            at += i + 1;
+        }
+    }
+    // Every entry name, sorted bytewise: folders end in `/`.
+    let mut entries: Vec<(String, Option<&String>)> = folders
+        .iter()
+        .map(|d| {
+            let name = if d.is_empty() {
+                format!("{top}/")
+            } else {
+                format!("{top}/{d}/")
+            };
+            (name, None)
+        })
+        .chain(files.iter().map(|f| (format!("{top}/{f}"), Some(f))))
+        .collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+
+    let temp = tempfile::Builder::new()
+        .prefix(&format!(".{top}.zip."))
+        .suffix(".partial")
+        .tempfile_in(dir)
+        .context(|| format!("cannot create a temporary archive in {}", dir.display()))?;
+    let writer = BufWriter::with_capacity(CHUNK, temp.as_file());
+    let mut zip = ZipWriter::new(writer);
+    let base = SimpleFileOptions::default()
+        .last_modified_time(DateTime::default())
+        .compression_method(CompressionMethod::Deflated)
+        .compression_level(Some(1));
+    let fail =
+        |e: zip::result::ZipError| Error::invalid(format!("cannot write {}: {e}", out.display()));
+    for (name, file) in &entries {
+        match file {
+            None => zip
+                .add_directory(name.as_str(), base.unix_permissions(0o755))
+                .map_err(fail)?,
+            Some(rel) => {
+                let src = bag.join(rel);
+                let mut reader =
+                    File::open(&src).context(|| format!("cannot read {}", src.display()))?;
+                let len = reader
+                    .metadata()
+                    .context(|| format!("cannot stat {}", src.display()))?
+                    .len();
+                let options = base
+                    .unix_permissions(0o644)
+                    .large_file(len >= u64::from(u32::MAX));
+                zip.start_file(name.as_str(), options).map_err(fail)?;
+                std::io::copy(&mut reader, &mut zip)
+                    .context(|| format!("cannot add {} to {}", src.display(), out.display()))?;
+            }
+        }
+    }
+    let writer = zip.finish().map_err(fail)?;
+    writer
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|mut f| {
+            f.flush()?;
+            f.sync_all()
+        })
+        .context(|| format!("cannot write {}", out.display()))?;
+    temp.persist_noclobber(&out).map_err(|e| {
+        Error::invalid(format!(
+            "cannot move the archive into place at {}: {}",
+            out.display(),
+            e.error
+        ))
+    })?;
+    Ok(out)
+}

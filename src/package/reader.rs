@@ -1,0 +1,547 @@
+//! What verification reads a package through: a folder on disk or a `.zip`
+//! read in place (streamed entry by entry, never unpacked to disk). Both list
+//! the package's regular files by bag-relative path and read or hash them;
+//! anything that is not a regular file or folder, and every unsafe zip entry,
+//! is a problem found while opening.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{self, BufReader, Cursor, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use zip::{CompressionMethod, ZipArchive};
+
+use super::hash::{hash_copy_all, parallel_map, Algorithm, CHUNK};
+
+/// Largest entry a zip may declare (1 TiB): more is absurd for evidence.
+pub(crate) const MAX_ENTRY_SIZE: u64 = 1 << 40;
+/// Largest total a zip may declare when uncompressed (4 TiB).
+pub(crate) const MAX_TOTAL_SIZE: u64 = 1 << 42;
+/// Deflate cannot compress better than about 1032:1; a larger declared ratio
+/// is a lie or a bomb.
+pub(crate) const MAX_RATIO: u64 = 1100;
+/// Most entries a zip may hold.
+pub(crate) const MAX_ENTRIES: usize = 2_000_000;
+
+/// Digests (one per requested algorithm) and size of one file, or why not.
+pub(crate) type Hashed = io::Result<(Vec<String>, u64)>;
+
+/// Read access to a package, whatever holds it.
+pub(crate) trait PackageReader: Sync {
+    /// Every regular file, by bag-relative `/`-separated path, with its size.
+    fn files(&self) -> &BTreeMap<String, u64>;
+
+    /// Copy one file to `sink`, failing if it yields more than `limit` bytes
+    /// or more than its listed size.
+    fn copy(&self, path: &str, sink: &mut dyn Write, limit: u64) -> io::Result<u64>;
+
+    /// Digests (one per algorithm, in order) and size of each file, in order.
+    fn hash(&self, paths: &[&str], algorithms: &[Algorithm]) -> Vec<Hashed>;
+
+    /// A whole file, up to `limit` bytes.
+    fn read(&self, path: &str, limit: u64) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.copy(path, &mut out, limit)?;
+        Ok(out)
+    }
+}
+
+fn not_found(path: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, format!("{path} is missing"))
+}
+
+fn too_large(path: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{path} is larger than its listed size or the limit"),
+    )
+}
+
+/// Copy at most `limit` bytes; more is an error (the reader lied about its size).
+fn bounded_copy(
+    reader: impl Read,
+    sink: &mut dyn Write,
+    limit: u64,
+    path: &str,
+) -> io::Result<u64> {
+    let mut reader = reader.take(limit.saturating_add(1));
+    let n = io::copy(&mut reader, sink)?;
+    if n > limit {
+        return Err(too_large(path));
+    }
+    Ok(n)
+}
+
+/// A package folder on disk.
+pub(crate) struct FolderReader {
+    root: PathBuf,
+    files: BTreeMap<String, u64>,
+}
+
+impl FolderReader {
+    /// List `root` without following symlinks; anything but regular files and
+    /// folders goes into `problems`.
+    pub(crate) fn open(root: &Path, problems: &mut Vec<String>) -> FolderReader {
+        let mut files = BTreeMap::new();
+        let mut stack = vec![String::new()];
+        while let Some(rel) = stack.pop() {
+            let dir = root.join(&rel);
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                problems.push(format!("{}: cannot list", display_dir(&rel)));
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let child = if rel.is_empty() {
+                    name
+                } else {
+                    format!("{rel}/{name}")
+                };
+                match std::fs::symlink_metadata(entry.path()) {
+                    Ok(m) if m.is_dir() => stack.push(child),
+                    Ok(m) if m.is_file() => {
+                        files.insert(child, m.len());
+                    }
+                    Ok(_) => problems.push(format!(
+                        "{child}: not a regular file (symlink, device or FIFO)"
+                    )),
+                    Err(e) => problems.push(format!("{child}: {e}")),
+                }
+            }
+        }
+        if !root.join("data").is_dir() {
+            problems.push("data/: the payload folder is missing".into());
+        }
+        FolderReader {
+            root: root.to_owned(),
+            files,
+        }
+    }
+
+    fn open_file(&self, path: &str) -> io::Result<File> {
+        if !self.files.contains_key(path) {
+            return Err(not_found(path));
+        }
+        File::open(self.root.join(path))
+    }
+}
+
+fn display_dir(rel: &str) -> &str {
+    if rel.is_empty() {
+        "."
+    } else {
+        rel
+    }
+}
+
+impl PackageReader for FolderReader {
+    fn files(&self) -> &BTreeMap<String, u64> {
+        &self.files
+    }
+
+    fn copy(&self, path: &str, sink: &mut dyn Write, limit: u64) -> io::Result<u64> {
+        bounded_copy(self.open_file(path)?, sink, limit, path)
+    }
+
+    fn hash(&self, paths: &[&str], algorithms: &[Algorithm]) -> Vec<Hashed> {
+        parallel_map(paths, |path| {
+            hash_copy_all(self.open_file(path)?, io::sink(), algorithms)
+        })
+    }
+}
+
+/// Where a zip comes from.
+#[derive(Clone, Copy)]
+pub(crate) enum ZipSource<'a> {
+    /// A file, opened once per reading thread.
+    File(&'a Path),
+    /// Bytes in memory (fuzzing, tests).
+    Memory(&'a [u8]),
+}
+
+/// A readable, seekable handle on a [`ZipSource`].
+pub(crate) enum Handle<'a> {
+    /// A buffered file.
+    File(BufReader<File>),
+    /// A cursor over bytes.
+    Memory(Cursor<&'a [u8]>),
+}
+
+impl Read for Handle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Handle::File(f) => f.read(buf),
+            Handle::Memory(c) => c.read(buf),
+        }
+    }
+}
+
+impl Seek for Handle<'_> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        match self {
+            Handle::File(f) => f.seek(pos),
+            Handle::Memory(c) => c.seek(pos),
+        }
+    }
+}
+
+impl<'a> ZipSource<'a> {
+    fn handle(self) -> io::Result<Handle<'a>> {
+        Ok(match self {
+            ZipSource::File(p) => Handle::File(BufReader::with_capacity(CHUNK, File::open(p)?)),
+            ZipSource::Memory(b) => Handle::Memory(Cursor::new(b)),
+        })
+    }
+
+    fn archive(self) -> io::Result<ZipArchive<Handle<'a>>> {
+        ZipArchive::new(self.handle()?).map_err(zip_error)
+    }
+}
+
+fn zip_error(e: zip::result::ZipError) -> io::Error {
+    match e {
+        zip::result::ZipError::Io(e) => e,
+        e => io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
+    }
+}
+
+/// A package inside a `.zip`, read in place.
+pub(crate) struct ZipReader<'a> {
+    source: ZipSource<'a>,
+    archive: Mutex<ZipArchive<Handle<'a>>>,
+    /// Bag-relative path -> (entry index, declared size).
+    index: BTreeMap<String, (usize, u64)>,
+    files: BTreeMap<String, u64>,
+}
+
+impl<'a> ZipReader<'a> {
+    /// Open the archive and check every entry's name, type and sizes; unsafe
+    /// entries go into `problems` and are left out of the listing.
+    ///
+    /// # Errors
+    /// When the archive cannot be opened or its central directory not parsed.
+    pub(crate) fn open(
+        source: ZipSource<'a>,
+        problems: &mut Vec<String>,
+    ) -> io::Result<ZipReader<'a>> {
+        let mut archive = source.archive()?;
+        if archive.len() > MAX_ENTRIES {
+            problems.push(format!(
+                "the archive holds {} entries, more than the {MAX_ENTRIES} accepted",
+                archive.len()
+            ));
+            return Ok(ZipReader {
+                source,
+                archive: Mutex::new(archive),
+                index: BTreeMap::new(),
+                files: BTreeMap::new(),
+            });
+        }
+        // The reader keys entries by name, so duplicates collapse into one:
+        // compare with the count the end-of-central-directory record declares.
+        let mut handle = source.handle()?;
+        if let Some(declared) = declared_entries(&mut handle) {
+            if declared != archive.len() as u64 {
+                problems.push(format!(
+                    "the archive declares {declared} entries but holds {} distinct names: duplicate entry names",
+                    archive.len()
+                ));
+            }
+        }
+        let mut top: Option<String> = None;
+        let mut index = BTreeMap::new();
+        let mut files = BTreeMap::new();
+        let mut dirs = BTreeSet::new();
+        let mut total = 0u64;
+        for i in 0..archive.len() {
+            let entry = match archive.by_index_raw(i) {
+                Ok(e) => e,
+                Err(e) => {
+                    problems.push(format!("zip entry {i}: {e}"));
+                    continue;
+                }
+            };
+            let Ok(name) = std::str::from_utf8(entry.name_raw()) else {
+                problems.push(format!("zip entry {i}: name is not UTF-8"));
+                continue;
+            };
+            let shown = name.escape_debug().to_string();
+            if let Some(reason) = unsafe_entry_name(name) {
+                problems.push(format!("zip entry {shown:?}: {reason}"));
+                continue;
+            }
+            let is_dir = name.ends_with('/');
+            let trimmed = name.trim_end_matches('/');
+            let (first, rest) = match trimmed.split_once('/') {
+                Some((f, r)) => (f, Some(r)),
+                None => (trimmed, None),
+            };
+            match &top {
+                None => top = Some(first.to_owned()),
+                Some(t) if t != first => {
+                    problems.push(format!(
+                        "zip entry {shown:?} is outside the single top-level folder {t:?}"
+                    ));
+                    continue;
+                }
+                Some(_) => {}
+            }
+            let kind = entry.unix_mode().map(|m| m & 0o170_000);
+            if entry.is_symlink() || kind == Some(0o120_000) {
+                problems.push(format!("zip entry {shown:?} is a symlink"));
+                continue;
+            }
+            if entry.encrypted() {
+                problems.push(format!("zip entry {shown:?} is encrypted"));
+                continue;
+            }
+            if is_dir {
+                if !matches!(kind, None | Some(0) | Some(0o040_000)) {
+                    problems.push(format!("zip entry {shown:?} is not a folder"));
+                }
+                dirs.insert(trimmed.to_owned());
+                continue;
+            }
+            if !matches!(kind, None | Some(0) | Some(0o100_000)) {
+                problems.push(format!(
+                    "zip entry {shown:?} is not a regular file (device, FIFO or socket)"
+                ));
+                continue;
+            }
+            let Some(rel) = rest else {
+                problems.push(format!(
+                    "zip entry {shown:?} is a file at the top level, outside the package folder"
+                ));
+                continue;
+            };
+            let (size, packed) = (entry.size(), entry.compressed_size());
+            let method = entry.compression();
+            if method != CompressionMethod::Stored && method != CompressionMethod::Deflated {
+                problems.push(format!(
+                    "zip entry {shown:?} uses compression {method}, not stored or deflate"
+                ));
+                continue;
+            }
+            if size > MAX_ENTRY_SIZE
+                || (method == CompressionMethod::Stored && size != packed)
+                || (size > 1 << 20 && size / packed.max(1) > MAX_RATIO)
+            {
+                problems.push(format!(
+                    "zip entry {shown:?} declares an absurd size ({size} bytes from {packed}): refusing it as a possible zip bomb"
+                ));
+                continue;
+            }
+            total = total.saturating_add(size);
+            if index.insert(rel.to_owned(), (i, size)).is_some() {
+                problems.push(format!("zip entry {shown:?} is a duplicate"));
+                continue;
+            }
+            files.insert(rel.to_owned(), size);
+        }
+        if total > MAX_TOTAL_SIZE {
+            problems.push(format!(
+                "the archive declares {total} bytes uncompressed, more than {MAX_TOTAL_SIZE} accepted"
+            ));
+            index.clear();
+            files.clear();
+        }
+        for path in files.keys() {
+            if dirs.contains(&format!("{}/{path}", top.as_deref().unwrap_or_default())) {
+                problems.push(format!("zip entry {path:?} is both a file and a folder"));
+            }
+        }
+        if top.is_none() {
+            problems.push("the archive is empty".into());
+        }
+        Ok(ZipReader {
+            source,
+            archive: Mutex::new(archive),
+            index,
+            files,
+        })
+    }
+}
+
+/// Why a zip entry name is unsafe, if it is: absolute, `..`, `.`, empty
+/// segments, backslashes, drive letters or control characters.
+fn unsafe_entry_name(name: &str) -> Option<&'static str> {
+    let trimmed = name.strip_suffix('/').unwrap_or(name);
+    if name.starts_with('/') {
+        Some("absolute path")
+    } else if name.contains('\\') {
+        Some("backslash in the name")
+    } else if name
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r')
+        || name.contains('\0')
+    {
+        Some("control character in the name")
+    } else if trimmed.split('/').any(|s| s == "..") {
+        Some("`..` in the path")
+    } else if trimmed.split('/').any(|s| s.is_empty() || s == ".") {
+        Some("empty or `.` path segment")
+    } else if trimmed.split('/').next().is_some_and(|s| s.contains(':')) {
+        Some("drive letter or colon in the top folder")
+    } else {
+        None
+    }
+}
+
+/// The entry count the end-of-central-directory record (or its ZIP64 form)
+/// declares, when it can be found.
+fn declared_entries(handle: &mut (impl Read + Seek)) -> Option<u64> {
+    let len = handle.seek(SeekFrom::End(0)).ok()?;
+    let tail_len = len.min(22 + 65_535);
+    handle.seek(SeekFrom::Start(len - tail_len)).ok()?;
+    let mut tail = vec![0u8; usize::try_from(tail_len).ok()?];
+    handle.read_exact(&mut tail).ok()?;
+    let u16_at = |b: &[u8], i: usize| Some(u16::from_le_bytes(b.get(i..i + 2)?.try_into().ok()?));
+    let u32_at = |b: &[u8], i: usize| Some(u32::from_le_bytes(b.get(i..i + 4)?.try_into().ok()?));
+    let u64_at = |b: &[u8], i: usize| Some(u64::from_le_bytes(b.get(i..i + 8)?.try_into().ok()?));
+    let pos = (0..tail.len().saturating_sub(21)).rev().find(|&p| {
+        u32_at(&tail, p) == Some(0x0605_4b50)
+            && u16_at(&tail, p + 20).is_some_and(|c| p + 22 + usize::from(c) == tail.len())
+    })?;
+    let count = u16_at(&tail, pos + 10)?;
+    if count != 0xFFFF {
+        return Some(u64::from(count));
+    }
+    // ZIP64: the locator sits just before the record.
+    let locator = pos.checked_sub(20)?;
+    if u32_at(&tail, locator) != Some(0x0706_4b50) {
+        return None;
+    }
+    let record_at = u64_at(&tail, locator + 8)?;
+    handle.seek(SeekFrom::Start(record_at)).ok()?;
+    let mut record = [0u8; 56];
+    handle.read_exact(&mut record).ok()?;
+    if u32_at(&record, 0) != Some(0x0606_4b50) {
+        return None;
+    }
+    u64_at(&record, 32)
+}
+
+impl ZipReader<'_> {
+    fn copy_from(
+        archive: &mut ZipArchive<Handle<'_>>,
+        index: &BTreeMap<String, (usize, u64)>,
+        path: &str,
+        sink: &mut dyn Write,
+        limit: u64,
+    ) -> io::Result<u64> {
+        let &(i, size) = index.get(path).ok_or_else(|| not_found(path))?;
+        let entry = archive.by_index(i).map_err(zip_error)?;
+        // Reading to the end makes the zip reader check the entry's CRC-32.
+        let n = bounded_copy(entry, sink, limit.min(size), path)?;
+        if n != size {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{path} is shorter than its declared size"),
+            ));
+        }
+        Ok(n)
+    }
+}
+
+impl PackageReader for ZipReader<'_> {
+    fn files(&self) -> &BTreeMap<String, u64> {
+        &self.files
+    }
+
+    fn copy(&self, path: &str, sink: &mut dyn Write, limit: u64) -> io::Result<u64> {
+        let mut archive = self
+            .archive
+            .lock()
+            .map_err(|_| io::Error::other("zip reader poisoned"))?;
+        Self::copy_from(&mut archive, &self.index, path, sink, limit)
+    }
+
+    fn hash(&self, paths: &[&str], algorithms: &[Algorithm]) -> Vec<Hashed> {
+        // One archive handle per thread; files dealt out round-robin.
+        let threads = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(1, paths.len().max(1));
+        let groups: Vec<Vec<usize>> = (0..threads)
+            .map(|t| (t..paths.len()).step_by(threads).collect())
+            .collect();
+        let results = parallel_map(&groups, |group| {
+            let mut archive = match self.source.archive() {
+                Ok(a) => a,
+                Err(e) => {
+                    let kind = e.kind();
+                    let text = e.to_string();
+                    return group
+                        .iter()
+                        .map(|&i| (i, Err(io::Error::new(kind, text.clone()))))
+                        .collect::<Vec<_>>();
+                }
+            };
+            group
+                .iter()
+                .map(|&i| {
+                    let path = paths[i];
+                    let mut hashed = HashSink::new(algorithms);
+                    let r = Self::copy_from(&mut archive, &self.index, path, &mut hashed, u64::MAX)
+                        .map(|n| (hashed.finish(), n));
+                    (i, r)
+                })
+                .collect()
+        });
+        let mut out: Vec<Option<Hashed>> = (0..paths.len()).map(|_| None).collect();
+        for (i, r) in results.into_iter().flatten() {
+            out[i] = Some(r);
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(io::Error::other("not hashed"))))
+            .collect()
+    }
+}
+
+/// A `Write` that hashes what it is given.
+struct HashSink {
+    algorithms: Vec<Algorithm>,
+    sha256: sha2::Sha256,
+    sha512: sha2::Sha512,
+}
+
+impl HashSink {
+    fn new(algorithms: &[Algorithm]) -> HashSink {
+        use sha2::Digest;
+        HashSink {
+            algorithms: algorithms.to_vec(),
+            sha256: sha2::Sha256::new(),
+            sha512: sha2::Sha512::new(),
+        }
+    }
+
+    fn finish(self) -> Vec<String> {
+        use sha2::Digest;
+        let sha256 = hex::encode(self.sha256.finalize());
+        let sha512 = hex::encode(self.sha512.finalize());
+        self.algorithms
+            .iter()
+            .map(|a| match a {
+                Algorithm::Sha256 => sha256.clone(),
+                Algorithm::Sha512 => sha512.clone(),
+            })
+            .collect()
+    }
+}
+
+impl Write for HashSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        use sha2::Digest;
+        if self.algorithms.contains(&Algorithm::Sha256) {
+            self.sha256.update(buf);
+        }
+        if self.algorithms.contains(&Algorithm::Sha512) {
+            self.sha512.update(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

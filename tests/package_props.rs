@@ -1,0 +1,232 @@
+//! Property tests of packages: whatever the payload, a freshly written package
+//! verifies (as a folder and as a zip), and any flipped byte, truncation,
+//! rename, added, removed or swapped file, edited manifest or foreign
+//! signature makes verification fail.
+
+use std::path::{Path, PathBuf};
+
+use auditpack::package::{
+    generate_key, verify, verify_zip_bytes, write_bag, write_zip, BagInfo, Signer, VerifyOptions,
+    SIGNATURE_FILE,
+};
+use proptest::prelude::*;
+
+const IDENTITY: &str = "props@auditpack.example";
+
+/// A payload: distinct relative paths with distinct contents.
+fn payload() -> impl Strategy<Value = Vec<(String, Vec<u8>)>> {
+    prop::collection::btree_map(
+        "(evidence/[a-z]{1,6}/)?[a-z0-9_-]{1,8}\\.(json|csv|txt)",
+        prop::collection::vec(any::<u8>(), 0..600),
+        1..6,
+    )
+    .prop_map(|files| {
+        files
+            .into_iter()
+            // The name inside makes every file's content unique.
+            .map(|(name, mut bytes)| {
+                let mut content = name.clone().into_bytes();
+                content.append(&mut bytes);
+                (name, content)
+            })
+            .collect()
+    })
+}
+
+struct Package {
+    _dir: tempfile::TempDir,
+    bag: PathBuf,
+    options: VerifyOptions,
+    signers: String,
+}
+
+fn write_package(files: &[(String, Vec<u8>)]) -> Package {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = dir.path().join("run");
+    for (name, bytes) in files {
+        let path = run.join(name);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, bytes).expect("write");
+    }
+    std::fs::write(run.join("custody.jsonl"), "").expect("write");
+    let pair = generate_key(&dir.path().join("key"), IDENTITY, None).expect("keygen");
+    let signers = pair.signer.allowed_signers_line().expect("line");
+    std::fs::write(dir.path().join("allowed_signers"), &signers).expect("write");
+    let info = BagInfo {
+        organisation: "Props".into(),
+        contact_name: None,
+        contact_email: None,
+        run_id: "p".into(),
+        started: "2026-01-01T00:00:00Z".into(),
+        finished: "2026-01-01T00:00:00Z".into(),
+        host: "h".into(),
+    };
+    let bag = write_bag(
+        &run,
+        &dir.path().join("out"),
+        "pkg",
+        &info,
+        Some(&pair.signer),
+    )
+    .expect("package");
+    Package {
+        options: VerifyOptions {
+            allowed_signers: dir.path().join("allowed_signers"),
+            identity: Some(IDENTITY.into()),
+        },
+        _dir: dir,
+        bag,
+        signers,
+    }
+}
+
+fn problems(p: &Package) -> Vec<String> {
+    verify(&p.bag, &p.options).expect("verify runs").problems
+}
+
+/// Every file of the bag that a hash or the signature covers, sorted.
+fn covered_files(bag: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![bag.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).expect("list").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if !p.ends_with(SIGNATURE_FILE) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn nonempty(bag: &Path) -> Vec<PathBuf> {
+    covered_files(bag)
+        .into_iter()
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
+        .collect()
+}
+
+fn payload_files(bag: &Path) -> Vec<PathBuf> {
+    covered_files(bag)
+        .into_iter()
+        .filter(|p| p.starts_with(bag.join("data")))
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    #[test]
+    fn a_fresh_package_verifies_as_folder_and_zip(files in payload()) {
+        let p = write_package(&files);
+        prop_assert_eq!(problems(&p), Vec::<String>::new());
+        let zip = write_zip(&p.bag).expect("zip");
+        let bytes = std::fs::read(&zip).expect("read");
+        prop_assert_eq!(verify_zip_bytes(&bytes, &p.signers, Some(IDENTITY)).problems, Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_truncated_zip_fails(files in payload(), cut in any::<prop::sample::Index>()) {
+        let p = write_package(&files);
+        let bytes = std::fs::read(write_zip(&p.bag).expect("zip")).expect("read");
+        let at = cut.index(bytes.len());
+        prop_assert!(!verify_zip_bytes(&bytes[..at], &p.signers, Some(IDENTITY)).problems.is_empty());
+    }
+
+    #[test]
+    fn a_flipped_byte_fails(files in payload(), which in any::<prop::sample::Index>(),
+                            at in any::<prop::sample::Index>(), bit in 0u8..8) {
+        let p = write_package(&files);
+        let candidates = nonempty(&p.bag);
+        let target = which.get(&candidates);
+        let mut bytes = std::fs::read(target).expect("read");
+        let i = at.index(bytes.len());
+        bytes[i] ^= 1 << bit;
+        std::fs::write(target, bytes).expect("write");
+        prop_assert!(!problems(&p).is_empty(), "{} byte {i}", target.display());
+    }
+
+    #[test]
+    fn a_truncated_file_fails(files in payload(), which in any::<prop::sample::Index>(),
+                              keep in any::<prop::sample::Index>()) {
+        let p = write_package(&files);
+        let candidates = nonempty(&p.bag);
+        let target = which.get(&candidates);
+        let bytes = std::fs::read(target).expect("read");
+        std::fs::write(target, &bytes[..keep.index(bytes.len())]).expect("write");
+        prop_assert!(!problems(&p).is_empty());
+    }
+
+    #[test]
+    fn a_renamed_added_or_removed_file_fails(files in payload(), which in any::<prop::sample::Index>(),
+                                             action in 0u8..4) {
+        let p = write_package(&files);
+        let all = covered_files(&p.bag);
+        let target = which.get(&all).clone();
+        match action {
+            0 => std::fs::rename(&target, target.with_extension("renamed")).expect("rename"),
+            1 => std::fs::remove_file(&target).expect("remove"),
+            2 => std::fs::write(p.bag.join("data/planted.json"), "{}").expect("add"),
+            _ => std::fs::write(p.bag.join("extra-tag.txt"), "x").expect("add"),
+        }
+        prop_assert!(!problems(&p).is_empty(), "action {action} on {}", target.display());
+    }
+
+    #[test]
+    fn swapped_files_fail(files in payload(), a in any::<prop::sample::Index>(),
+                          b in any::<prop::sample::Index>()) {
+        let p = write_package(&files);
+        let all = payload_files(&p.bag);
+        let (x, y) = (a.get(&all).clone(), b.get(&all).clone());
+        prop_assume!(x != y);
+        let (bx, by) = (std::fs::read(&x).expect("read"), std::fs::read(&y).expect("read"));
+        std::fs::write(&x, &by).expect("write");
+        std::fs::write(&y, &bx).expect("write");
+        prop_assert!(!problems(&p).is_empty());
+    }
+
+    #[test]
+    fn an_edited_manifest_fails(files in payload(), line in any::<prop::sample::Index>(),
+                                digest in "[0-9a-f]{64}") {
+        let p = write_package(&files);
+        let path = p.bag.join("manifest-sha256.txt");
+        let text = std::fs::read_to_string(&path).expect("read");
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        let i = line.index(lines.len());
+        prop_assume!(!lines[i].starts_with(&digest));
+        lines[i] = format!("{digest}{}", &lines[i][64..]);
+        std::fs::write(&path, lines.join("\n") + "\n").expect("write");
+        prop_assert!(!problems(&p).is_empty());
+    }
+
+    #[test]
+    fn a_foreign_signature_fails(files in payload()) {
+        let p = write_package(&files);
+        let other = tempfile::tempdir().expect("tempdir");
+        let foreign: Signer = generate_key(&other.path().join("k"), IDENTITY, None).expect("keygen").signer;
+        let tag = std::fs::read(p.bag.join("tagmanifest-sha256.txt")).expect("read");
+        std::fs::write(p.bag.join(SIGNATURE_FILE), foreign.sign(&tag).expect("sign")).expect("write");
+        prop_assert!(!problems(&p).is_empty());
+    }
+}
+
+#[test]
+fn manifest_parser_survives_garbage() {
+    use auditpack::package::{parse_manifest, Algorithm};
+    for text in [
+        &b""[..],
+        b"\xff\xfe",
+        b"abc",
+        b"0000000000000000000000000000000000000000000000000000000000000000  /etc/passwd\n",
+        b"0000000000000000000000000000000000000000000000000000000000000000  data/../x\n",
+        b"0000000000000000000000000000000000000000000000000000000000000000  data/a\n\
+          0000000000000000000000000000000000000000000000000000000000000000  data/a\n",
+    ] {
+        let parsed = parse_manifest("manifest-sha256.txt", text, Algorithm::Sha256);
+        assert!(parsed.entries.len() <= 1);
+        assert!(text.is_empty() || !parsed.problems.is_empty(), "{text:?}");
+    }
+}
