@@ -372,11 +372,14 @@ fn gaps_and_diff_read_a_demo_run() {
         "{}",
         stdout(&internal)
     );
+    // The package folder (its .zip lies beside it).
     let packages: Vec<_> = std::fs::read_dir(out.join("packages"))
         .expect("packages")
         .flatten()
         .map(|e| e.path())
+        .filter(|p| p.is_dir())
         .collect();
+    assert_eq!(packages.len(), 1);
     let msp = auditpack(&["gaps", &packages[0].to_string_lossy(), "--owner", "msp"]);
     assert!(stdout(&msp).contains("CD-SRV-PMS"), "{}", stdout(&msp));
     let same = auditpack(&["diff", &run, &packages[0].to_string_lossy()]);
