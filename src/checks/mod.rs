@@ -20,11 +20,13 @@ mod patch_latency_high;
 mod responsibility_matrix;
 mod stale_devices;
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Owner, Thresholds};
-use crate::facts::{FactKind, Facts, InventoryItem};
+use crate::facts::{FactKind, Facts, InventoryItem, Severity};
 
 /// Every check auditpack runs.
 pub const CHECKS: &[Check] = &[
@@ -355,6 +357,61 @@ pub fn run_check(check: &Check, input: &CheckInput<'_>) -> Outcome {
     } else {
         Outcome::inconclusive(problems.join("; "))
     }
+}
+
+/// Devices with a pending patch of `severity` older than `limit_days` (or of
+/// unknown age), one failing subject per device listing its overdue patches;
+/// `label` names the severity in the detail (e.g. "critical").
+pub(crate) fn overdue_patches(
+    input: &CheckInput<'_>,
+    severity: Severity,
+    limit_days: u32,
+    label: &str,
+) -> Outcome {
+    let limit = i64::from(limit_days);
+    let mut overdue: BTreeMap<&str, Vec<(Option<i64>, &str)>> = BTreeMap::new();
+    for patch in &input.facts.patches {
+        if patch.severity != severity {
+            continue;
+        }
+        let age = patch.detected.map(|t| days_between(t, input.as_of));
+        if age.is_none_or(|days| days > limit) {
+            let label = patch.kb.as_deref().unwrap_or(&patch.name);
+            overdue
+                .entry(patch.device_id.as_str())
+                .or_default()
+                .push((age, label));
+        }
+    }
+    let names: BTreeMap<&str, &str> = input
+        .facts
+        .devices
+        .iter()
+        .map(|d| (d.id.as_str(), d.name.as_str()))
+        .collect();
+    let failing = overdue
+        .into_iter()
+        .map(|(device, mut patches)| {
+            patches.sort_by(|a, b| b.cmp(a));
+            let oldest = match patches.iter().find_map(|p| p.0) {
+                Some(days) if patches.iter().all(|p| p.0.is_some()) => {
+                    format!("oldest {days} days")
+                }
+                _ => "age unknown for some".to_owned(),
+            };
+            let list: Vec<&str> = patches.iter().map(|p| p.1).collect();
+            Subject {
+                id: device.to_owned(),
+                name: names.get(device).copied().unwrap_or(device).to_owned(),
+                detail: format!(
+                    "{} {label} patch(es) pending over {limit} days, {oldest}: {}",
+                    list.len(),
+                    list.join(", ")
+                ),
+            }
+        })
+        .collect();
+    Outcome::judge(input.facts.devices.len(), failing, "devices")
 }
 
 /// Whole days from `then` to `now` (0 when `then` is later).

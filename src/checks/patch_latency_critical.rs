@@ -14,9 +14,7 @@
 //! **How to fix.** Approve and install the listed patches (check the RMM's
 //! patch policy and failed installs), then reboot the device if required.
 
-use std::collections::BTreeMap;
-
-use super::{days_between, Check, CheckInput, Outcome, Subject, Threshold};
+use super::{Check, CheckInput, Outcome, Threshold};
 use crate::facts::{FactKind, Severity};
 
 pub(super) const CHECK: Check = Check {
@@ -30,50 +28,12 @@ pub(super) const CHECK: Check = Check {
 };
 
 fn run(input: &CheckInput<'_>) -> Outcome {
-    let limit = i64::from(input.limits.critical_patch_days);
-    let mut overdue: BTreeMap<&str, Vec<(Option<i64>, &str)>> = BTreeMap::new();
-    for patch in &input.facts.patches {
-        if patch.severity != Severity::Critical {
-            continue;
-        }
-        let age = patch.detected.map(|t| days_between(t, input.as_of));
-        if age.is_none_or(|days| days > limit) {
-            let label = patch.kb.as_deref().unwrap_or(&patch.name);
-            overdue
-                .entry(patch.device_id.as_str())
-                .or_default()
-                .push((age, label));
-        }
-    }
-    let names: BTreeMap<&str, &str> = input
-        .facts
-        .devices
-        .iter()
-        .map(|d| (d.id.as_str(), d.name.as_str()))
-        .collect();
-    let failing = overdue
-        .into_iter()
-        .map(|(device, mut patches)| {
-            patches.sort_by(|a, b| b.cmp(a));
-            let oldest = match patches.iter().find_map(|p| p.0) {
-                Some(days) if patches.iter().all(|p| p.0.is_some()) => {
-                    format!("oldest {days} days")
-                }
-                _ => "age unknown for some".to_owned(),
-            };
-            let list: Vec<&str> = patches.iter().map(|p| p.1).collect();
-            Subject {
-                id: device.to_owned(),
-                name: names.get(device).copied().unwrap_or(device).to_owned(),
-                detail: format!(
-                    "{} critical patch(es) pending over {limit} days, {oldest}: {}",
-                    list.len(),
-                    list.join(", ")
-                ),
-            }
-        })
-        .collect();
-    Outcome::judge(input.facts.devices.len(), failing, "devices")
+    super::overdue_patches(
+        input,
+        Severity::Critical,
+        input.limits.critical_patch_days,
+        "critical",
+    )
 }
 
 #[cfg(test)]
