@@ -151,6 +151,13 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
         Command::Evaluate { run } => {
             let catalog = auditpack::catalog::Catalog::builtin()?;
             let results = pipeline::evaluate_run(&run, &catalog)?;
+            // Keep the rendered reports in step with the new results. This
+            // command signs nothing, so the PDF cover names no signer.
+            let reports = auditpack::report::ReportOptions {
+                formats: auditpack::report::Format::RENDERED.to_vec(),
+                signer: None,
+            };
+            auditpack::report::write_reports(&run, &reports)?;
             print_summary(out, &results);
             Ok(exit_for(&results))
         }
@@ -164,7 +171,7 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
                 signer: None,
             };
             for path in auditpack::report::write_reports(&run, &options)? {
-                println!("wrote {}", path.display());
+                say!(out, "wrote {}", path.display());
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -386,7 +393,10 @@ fn print_verify(out: &mut Out, report: &VerifyReport) {
             report.signer.as_deref().unwrap_or("?")
         );
         if let Some(n) = report.reevaluated {
-            println!("reevaluate: {n} controls re-derived from the evidence, all identical");
+            say!(
+                out,
+                "reevaluate: {n} controls re-derived from the evidence, all identical"
+            );
         }
     } else {
         say!(

@@ -149,7 +149,12 @@ pub fn run(
     };
     manifest.write(&run_dir)?;
     let results = evaluate_run(&run_dir, &catalog)?;
-    report::write_reports(&run_dir, &report::ReportOptions::signed_by(signer.as_ref()))?;
+    // evaluate_run has written controls.json and findings.csv; render the rest.
+    let reports = report::ReportOptions {
+        formats: report::Format::RENDERED.to_vec(),
+        ..report::ReportOptions::signed_by(signer.as_ref())
+    };
+    report::write_reports(&run_dir, &reports)?;
 
     let info = BagInfo {
         organisation: manifest.organisation.clone(),

@@ -93,12 +93,20 @@ fn evaluating_a_run_twice_gives_identical_results() {
         .expect("one run")
         .path();
     let first = std::fs::read(run.join("results/controls.json")).expect("results");
+    let oscal = std::fs::read(run.join("results/assessment-results.oscal.json")).expect("oscal");
+    // Re-evaluation renders the reports again, so none is left stale.
+    std::fs::remove_file(run.join("reports/report.html")).expect("remove");
     let status = auditpack()
         .arg("evaluate")
         .arg(&run)
         .status()
         .expect("runs");
     assert_eq!(status.code(), Some(1), "the demo has failing controls");
+    assert!(run.join("reports/report.html").is_file());
+    assert_eq!(
+        oscal,
+        std::fs::read(run.join("results/assessment-results.oscal.json")).expect("oscal")
+    );
     let second = std::fs::read(run.join("results/controls.json")).expect("results");
     assert_eq!(first, second);
     let facts = std::fs::read(run.join("facts/facts.json")).expect("facts");

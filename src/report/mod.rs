@@ -111,6 +111,12 @@ impl Default for ReportOptions {
     }
 }
 
+impl Format {
+    /// The formats rendered from `controls.json` beside it: everything but the
+    /// JSON and CSV that evaluation itself writes.
+    pub const RENDERED: [Format; 3] = [Format::Html, Format::Pdf, Format::Oscal];
+}
+
 impl ReportOptions {
     /// Every format, with the package signer on the cover when there is one.
     pub fn signed_by(signer: Option<&crate::package::Signer>) -> ReportOptions {
