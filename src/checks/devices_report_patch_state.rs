@@ -18,7 +18,7 @@
 //! patch policy (Windows Update rings, RMM patch policy); retire devices that
 //! are gone.
 
-use super::{devices_by_id, inventory, inventory_subject, Check, CheckInput, Outcome};
+use super::{Check, CheckInput, Outcome};
 use crate::facts::FactKind;
 
 pub(super) const CHECK: Check = Check {
@@ -32,37 +32,12 @@ pub(super) const CHECK: Check = Check {
 };
 
 fn run(input: &CheckInput<'_>) -> Outcome {
-    let by_id = devices_by_id(input.facts);
-    let items = inventory(input.facts);
-    let mut failing = Vec::new();
-    for item in items.iter() {
-        let records: Vec<_> = item
-            .members
-            .iter()
-            .filter_map(|m| by_id.get(m.as_str()))
-            .collect();
-        if records
-            .iter()
-            .any(|d| d.patch.as_ref().is_some_and(|p| p.reporting))
-        {
-            continue;
-        }
-        let said_no: Vec<&str> = records
-            .iter()
-            .filter(|d| d.patch.as_ref().is_some_and(|p| !p.reporting))
-            .map(|d| d.source.as_str())
-            .collect();
-        let detail = if said_no.is_empty() {
-            format!(
-                "no source reports patch state (seen by {})",
-                item.sources.join(", ")
-            )
-        } else {
-            format!("not reporting patch state to {}", said_no.join(", "))
-        };
-        failing.push(inventory_subject(item, detail));
-    }
-    Outcome::judge(items.len(), failing, "devices")
+    super::every_device(
+        input,
+        |d| d.patch.as_ref().map(|p| p.reporting),
+        "patch state",
+        "not reporting patch state to",
+    )
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@
 //! ID) or FileVault on the listed devices, through an Intune disk encryption
 //! policy or the RMM; replace hardware that cannot encrypt.
 
-use super::{devices_by_id, inventory, inventory_subject, Check, CheckInput, Outcome};
+use super::{Check, CheckInput, Outcome};
 use crate::facts::FactKind;
 
 pub(super) const CHECK: Check = Check {
@@ -29,34 +29,12 @@ pub(super) const CHECK: Check = Check {
 };
 
 fn run(input: &CheckInput<'_>) -> Outcome {
-    let by_id = devices_by_id(input.facts);
-    let items = inventory(input.facts);
-    let mut failing = Vec::new();
-    for item in items.iter() {
-        let records: Vec<_> = item
-            .members
-            .iter()
-            .filter_map(|m| by_id.get(m.as_str()))
-            .collect();
-        if records.iter().any(|d| d.encrypted == Some(true)) {
-            continue;
-        }
-        let said_no: Vec<&str> = records
-            .iter()
-            .filter(|d| d.encrypted == Some(false))
-            .map(|d| d.source.as_str())
-            .collect();
-        let detail = if said_no.is_empty() {
-            format!(
-                "no source reports encryption state (seen by {})",
-                item.sources.join(", ")
-            )
-        } else {
-            format!("not encrypted per {}", said_no.join(", "))
-        };
-        failing.push(inventory_subject(item, detail));
-    }
-    Outcome::judge(items.len(), failing, "devices")
+    super::every_device(
+        input,
+        |d| d.encrypted,
+        "encryption state",
+        "not encrypted per",
+    )
 }
 
 #[cfg(test)]

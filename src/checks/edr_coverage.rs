@@ -17,7 +17,7 @@
 //! on the listed devices; if a device is legitimately exempt, document the
 //! risk judgement and retire or isolate it.
 
-use super::{devices_by_id, inventory, inventory_subject, Check, CheckInput, Outcome};
+use super::{Check, CheckInput, Outcome};
 use crate::facts::{Antimalware, FactKind};
 
 pub(super) const CHECK: Check = Check {
@@ -36,37 +36,12 @@ pub(super) fn present(a: &Antimalware) -> bool {
 }
 
 fn run(input: &CheckInput<'_>) -> Outcome {
-    let by_id = devices_by_id(input.facts);
-    let items = inventory(input.facts);
-    let mut failing = Vec::new();
-    for item in items.iter() {
-        let records: Vec<_> = item
-            .members
-            .iter()
-            .filter_map(|m| by_id.get(m.as_str()))
-            .collect();
-        if records
-            .iter()
-            .any(|d| d.antimalware.as_ref().is_some_and(present))
-        {
-            continue;
-        }
-        let reported_missing: Vec<&str> = records
-            .iter()
-            .filter(|d| d.antimalware.is_some())
-            .map(|d| d.source.as_str())
-            .collect();
-        let detail = if reported_missing.is_empty() {
-            format!(
-                "no source reports anti-malware or EDR (seen by {})",
-                item.sources.join(", ")
-            )
-        } else {
-            format!("no product running per {}", reported_missing.join(", "))
-        };
-        failing.push(inventory_subject(item, detail));
-    }
-    Outcome::judge(items.len(), failing, "devices")
+    super::every_device(
+        input,
+        |d| d.antimalware.as_ref().map(present),
+        "anti-malware or EDR",
+        "no product running per",
+    )
 }
 
 #[cfg(test)]

@@ -436,6 +436,48 @@ pub(crate) fn inventory(facts: &Facts) -> std::borrow::Cow<'_, [InventoryItem]> 
     }
 }
 
+/// Judge every reconciled device on a yes/no fact that each source may or
+/// may not report (`says` gives `None` when a source is silent). A device
+/// passes when any source says yes; otherwise its detail is "no source reports
+/// `what` (seen by ...)" when every source is silent, or `said_no` followed by
+/// the sources that say no.
+pub(crate) fn every_device(
+    input: &CheckInput<'_>,
+    says: impl Fn(&crate::facts::Device) -> Option<bool>,
+    what: &str,
+    said_no: &str,
+) -> Outcome {
+    let by_id = devices_by_id(input.facts);
+    let items = inventory(input.facts);
+    let mut failing = Vec::new();
+    for item in items.iter() {
+        let answers: Vec<(&str, Option<bool>)> = item
+            .members
+            .iter()
+            .filter_map(|m| by_id.get(m.as_str()))
+            .map(|d| (d.source.as_str(), says(d)))
+            .collect();
+        if answers.iter().any(|(_, a)| *a == Some(true)) {
+            continue;
+        }
+        let no: Vec<&str> = answers
+            .iter()
+            .filter(|(_, a)| *a == Some(false))
+            .map(|(source, _)| *source)
+            .collect();
+        let detail = if no.is_empty() {
+            format!(
+                "no source reports {what} (seen by {})",
+                item.sources.join(", ")
+            )
+        } else {
+            format!("{said_no} {}", no.join(", "))
+        };
+        failing.push(inventory_subject(item, detail));
+    }
+    Outcome::judge(items.len(), failing, "devices")
+}
+
 /// A reconciled device as a failing subject.
 pub(crate) fn inventory_subject(item: &InventoryItem, detail: String) -> Subject {
     Subject {
