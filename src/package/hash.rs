@@ -78,32 +78,66 @@ pub(crate) fn hash_copy_all(
     let mut sha512 = algorithms
         .contains(&Algorithm::Sha512)
         .then(|| Context::new(&SHA512));
-    let mut buf = vec![0u8; CHUNK];
+    with_buffer(|buf| {
+        copy_chunks(&mut reader, &mut sink, buf, |chunk| {
+            if let Some(h) = sha256.as_mut() {
+                h.update(chunk);
+            }
+            if let Some(h) = sha512.as_mut() {
+                h.update(chunk);
+            }
+        })
+    })
+    .map(|total| {
+        let sha256 = sha256.map(|h| hex::encode(h.finish()));
+        let sha512 = sha512.map(|h| hex::encode(h.finish()));
+        let digests = algorithms
+            .iter()
+            .map(|a| match a {
+                Algorithm::Sha256 => sha256.clone().unwrap_or_default(),
+                Algorithm::Sha512 => sha512.clone().unwrap_or_default(),
+            })
+            .collect();
+        (digests, total)
+    })
+}
+
+thread_local! {
+    /// One read buffer per thread: a fresh 128 KiB allocation per file costs
+    /// an mmap, page faults and an munmap, more than hashing a small file.
+    static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Run `work` with this thread's read buffer (a fresh one if it is in use).
+fn with_buffer<R>(work: impl FnOnce(&mut [u8]) -> R) -> R {
+    BUFFER.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.resize(CHUNK, 0);
+            work(&mut buf)
+        }
+        Err(_) => work(&mut vec![0u8; CHUNK]),
+    })
+}
+
+/// Read `reader` to its end through `buf`, handing each chunk to `each` and
+/// then to `sink`; the number of bytes read.
+fn copy_chunks(
+    reader: &mut impl Read,
+    sink: &mut impl Write,
+    buf: &mut [u8],
+    mut each: impl FnMut(&[u8]),
+) -> io::Result<u64> {
     let mut total = 0u64;
     loop {
-        let n = match reader.read(&mut buf) {
+        let n = match reader.read(buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        if let Some(h) = sha256.as_mut() {
-            h.update(&buf[..n]);
-        }
-        if let Some(h) = sha512.as_mut() {
-            h.update(&buf[..n]);
-        }
+        each(&buf[..n]);
         sink.write_all(&buf[..n])?;
         total += n as u64;
     }
-    let sha256 = sha256.map(|h| hex::encode(h.finish()));
-    let sha512 = sha512.map(|h| hex::encode(h.finish()));
-    let digests = algorithms
-        .iter()
-        .map(|a| match a {
-            Algorithm::Sha256 => sha256.clone().unwrap_or_default(),
-            Algorithm::Sha512 => sha512.clone().unwrap_or_default(),
-        })
-        .collect();
-    Ok((digests, total))
+    Ok(total)
 }
