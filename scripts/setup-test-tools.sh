@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the outside tools the tests drive: bagit-python (the reference BagIt
-# validator), OpenSSH's ssh-keygen and coreutils' sha256sum (the auditor's tools).
+# validator), OpenSSH's ssh-keygen and coreutils' sha256sum (the auditor's tools),
+# and openssl (a local RFC 3161 TSA, and `openssl ts -verify` on its tokens).
 set -euo pipefail
 
 as_root() {
@@ -11,6 +12,7 @@ as_root() {
 apt_packages=()
 command -v ssh-keygen >/dev/null || apt_packages+=(openssh-client)
 command -v sha256sum >/dev/null || apt_packages+=(coreutils)
+command -v openssl >/dev/null || apt_packages+=(openssl)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}"

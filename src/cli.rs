@@ -47,7 +47,7 @@ pub enum Command {
         #[arg(long, value_delimiter = ',', default_value = "html,pdf,csv,json,oscal")]
         format: Vec<String>,
     },
-    /// Verify a package: hashes, completeness, custody and signature.
+    /// Verify a package: hashes, completeness, custody, signature and timestamp.
     Verify {
         /// The package: a folder, or a .zip read in place (never unpacked).
         package: PathBuf,
@@ -57,6 +57,10 @@ pub enum Command {
         /// The signer identity to require.
         #[arg(long)]
         identity: Option<String>,
+        /// PEM certificates of the Time-Stamp Authorities you trust: the
+        /// package must then carry an RFC 3161 timestamp chaining to one.
+        #[arg(long, value_name = "PEM")]
+        tsa_ca: Option<PathBuf>,
         /// Also re-derive facts and results from the raw evidence and report
         /// every difference from the packaged results.
         #[arg(long)]

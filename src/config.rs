@@ -136,6 +136,8 @@ pub struct Signing {
     pub passphrase: Option<SecretRef>,
     /// The signer identity auditors put in `allowed_signers`.
     pub identity: String,
+    /// An RFC 3161 Time-Stamp Authority to stamp the signature, if any.
+    pub tsa_url: Option<String>,
 }
 
 /// Where the signing key comes from.
@@ -329,6 +331,7 @@ struct RawSigning {
     passphrase_env: Option<String>,
     passphrase_file: Option<PathBuf>,
     identity: String,
+    tsa_url: Option<String>,
     #[serde(default)]
     #[allow(dead_code)]
     key: Option<RefuseLiteralSecret>,
@@ -356,10 +359,16 @@ impl RawSigning {
         if self.identity.trim().is_empty() {
             return Err(Error::config("`identity` is empty"));
         }
+        if let Some(url) = &self.tsa_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(Error::config("`tsa_url` is not an http(s) URL"));
+            }
+        }
         Ok(Signing {
             key,
             passphrase,
             identity: self.identity,
+            tsa_url: self.tsa_url,
         })
     }
 }

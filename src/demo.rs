@@ -94,6 +94,7 @@ client_secret_file = "secrets/ninja-client-secret"
             key: KeySource::File(key_path.clone()),
             passphrase: None,
             identity: DEMO_IDENTITY.into(),
+            tsa_url: None,
         })?
     } else {
         generate_key(&key_path, DEMO_IDENTITY, None)?.signer
@@ -106,6 +107,7 @@ client_secret_file = "secrets/ninja-client-secret"
             key: KeySource::File(key_path),
             passphrase: None,
             identity: DEMO_IDENTITY.into(),
+            tsa_url: None,
         }),
         ..config
     };
@@ -118,6 +120,7 @@ client_secret_file = "secrets/ninja-client-secret"
         &VerifyOptions {
             allowed_signers: allowed_signers.clone(),
             identity: Some(DEMO_IDENTITY.into()),
+            ..VerifyOptions::default()
         },
     )?;
     Ok(DemoOutcome {

@@ -179,6 +179,7 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
             package,
             allowed_signers,
             identity,
+            tsa_ca,
             reevaluate,
         } => {
             let report = verify_with(
@@ -186,6 +187,7 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
                 &VerifyOptions {
                     allowed_signers,
                     identity,
+                    tsa_certificates: tsa_ca,
                 },
                 if reevaluate {
                     Reevaluate::Yes
@@ -392,6 +394,19 @@ fn print_verify(out: &mut Out, report: &VerifyReport) {
             report.bytes,
             report.signer.as_deref().unwrap_or("?")
         );
+        if let Some(t) = &report.timestamp {
+            let trust = if t.trusted {
+                "chains to a TSA certificate you gave"
+            } else {
+                "TSA not checked against a trusted certificate; pass --tsa-ca"
+            };
+            say!(
+                out,
+                "timestamp: {} by {} ({trust})",
+                t.time,
+                sanitize(&t.authority)
+            );
+        }
         if let Some(n) = report.reevaluated {
             say!(
                 out,

@@ -82,6 +82,7 @@ fn documents_with_sidecars_become_hashed_evidence_and_facts() {
         key: KeySource::File(key),
         passphrase: None,
         identity: common::IDENTITY.into(),
+        tsa_url: None,
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -157,6 +158,7 @@ fn documents_with_sidecars_become_hashed_evidence_and_facts() {
         &VerifyOptions {
             allowed_signers: signers,
             identity: Some(common::IDENTITY.into()),
+            ..VerifyOptions::default()
         },
     )
     .expect("verify runs");

@@ -21,6 +21,7 @@ fn check(h: &Harness, bag: &Path) -> Vec<String> {
         &VerifyOptions {
             allowed_signers: h.allowed_signers(),
             identity: Some(IDENTITY.into()),
+            ..VerifyOptions::default()
         },
     )
     .expect("verify runs")
@@ -93,6 +94,7 @@ fn a_foreign_key_is_rejected() {
         &VerifyOptions {
             allowed_signers: signers,
             identity: Some(IDENTITY.into()),
+            ..VerifyOptions::default()
         },
     )
     .expect("verify runs")
@@ -120,6 +122,7 @@ fn the_wrong_identity_is_rejected() {
         &VerifyOptions {
             allowed_signers: h.allowed_signers(),
             identity: Some("mallory@x".into()),
+            ..VerifyOptions::default()
         },
     )
     .expect("verify runs")
@@ -242,6 +245,7 @@ fn check_with(
         &VerifyOptions {
             allowed_signers: h.allowed_signers(),
             identity: Some(IDENTITY.into()),
+            ..VerifyOptions::default()
         },
         reevaluate,
     )
@@ -628,6 +632,7 @@ fn passphrase_protected_keys_and_keys_from_the_environment_sign() {
             key,
             passphrase,
             identity: IDENTITY.into(),
+            tsa_url: None,
         })
     };
     let err = load(KeySource::File(key.clone()), None).expect_err("needs a passphrase");
@@ -687,6 +692,7 @@ fn passphrase_protected_keys_and_keys_from_the_environment_sign() {
         &VerifyOptions {
             allowed_signers: dir.path().join("allowed_signers"),
             identity: Some(IDENTITY.into()),
+            ..VerifyOptions::default()
         },
     )
     .expect("verify");
@@ -771,6 +777,7 @@ fn our_verify_accepts_a_bagit_python_bag_signed_by_ssh_keygen() {
     let options = VerifyOptions {
         allowed_signers: signers,
         identity: Some(IDENTITY.into()),
+        ..VerifyOptions::default()
     };
     let report = verify(&bag, &options).expect("verify");
     assert_eq!(report.problems, Vec::<String>::new());
@@ -906,6 +913,7 @@ fn sha512_manifests_are_written_on_request_and_checked() {
     let options = VerifyOptions {
         allowed_signers: signers,
         identity: Some(IDENTITY.into()),
+        ..VerifyOptions::default()
     };
     assert_eq!(
         verify(&bag, &options).expect("verify").problems,

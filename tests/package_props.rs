@@ -73,6 +73,7 @@ fn write_package(files: &[(String, Vec<u8>)]) -> Package {
         options: VerifyOptions {
             allowed_signers: dir.path().join("allowed_signers"),
             identity: Some(IDENTITY.into()),
+            ..VerifyOptions::default()
         },
         _dir: dir,
         bag,

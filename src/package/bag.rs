@@ -2,12 +2,13 @@
 //! a file cannot change between hashing and packaging), tag files are written,
 //! the tag manifest is signed, and the finished folder is renamed into place.
 
+use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use super::hash::{hash_copy_all, parallel_map, Algorithm};
 use super::sign::Signer;
+use super::timestamp::TIMESTAMP_FILE;
 use super::{NAMESPACE, SIGNATURE_FILE};
 use crate::error::{Error, Result, ResultExt};
 use crate::evidence::{tool_version, write_atomic};
@@ -94,22 +95,23 @@ pub fn write_bag_with(
     let bag = staging.path();
 
     let files = payload_files(run_dir)?;
+    // Folders first, once each, so the copying threads only create files.
+    let folders: BTreeSet<&str> = files
+        .iter()
+        .map(|rel| rel.rsplit_once('/').map_or("", |(dir, _)| dir))
+        .collect();
+    for folder in folders {
+        let dir = bag.join("data").join(folder);
+        std::fs::create_dir_all(&dir).context(|| format!("cannot create {}", dir.display()))?;
+    }
     let copied = parallel_map(&files, |rel| -> Result<(Vec<String>, u64)> {
         let src = run_dir.join(rel);
         let dst = bag.join("data").join(rel);
-        if let Some(dir) = dst.parent() {
-            std::fs::create_dir_all(dir).context(|| format!("cannot create {}", dir.display()))?;
-        }
         let reader = File::open(&src).context(|| format!("cannot read {}", src.display()))?;
+        // Unbuffered: every write is already one whole read chunk.
         let writer = File::create(&dst).context(|| format!("cannot write {}", dst.display()))?;
-        let mut writer = BufWriter::with_capacity(super::hash::CHUNK, writer);
-        let result = hash_copy_all(reader, &mut writer, &algorithms)
-            .context(|| format!("cannot copy {}", src.display()))?;
-        writer
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .context(|| format!("cannot write {}", dst.display()))?;
-        Ok(result)
+        hash_copy_all(reader, writer, &algorithms)
+            .context(|| format!("cannot copy {}", src.display()))
     });
     let mut manifests = vec![String::new(); algorithms.len()];
     let mut total_bytes = 0u64;
@@ -135,7 +137,7 @@ pub fn write_bag_with(
     }
     let custody = std::fs::read(run_dir.join("custody.jsonl")).unwrap_or_default();
     write_atomic(&bag.join("custody.jsonl"), &custody).context(|| "cannot write custody.jsonl")?;
-    write_tag("README-VERIFY.txt", &readme(signer.map(Signer::identity)))?;
+    write_tag("README-VERIFY.txt", &readme(signer))?;
 
     let mut tag_files: Vec<String> = TAG_FILES.iter().map(|f| (*f).to_owned()).collect();
     for algorithm in algorithms.iter().filter(|a| **a != Algorithm::Sha256) {
@@ -158,7 +160,13 @@ pub fn write_bag_with(
         }
     }
     if let Some(signer) = signer {
-        write_tag(SIGNATURE_FILE, &signer.sign(tagmanifest.as_bytes())?)?;
+        let signature = signer.sign(tagmanifest.as_bytes())?;
+        write_tag(SIGNATURE_FILE, &signature)?;
+        if let Some(authority) = signer.timestamps() {
+            let reply = authority.stamp(tagmanifest.as_bytes())?;
+            write_atomic(&bag.join(TIMESTAMP_FILE), &reply)
+                .context(|| format!("cannot write {TIMESTAMP_FILE}"))?;
+        }
     }
 
     let staged = staging.keep();
@@ -287,8 +295,25 @@ fn bag_info(info: &BagInfo, bytes: u64, files: usize) -> String {
     lines.join("\n") + "\n"
 }
 
-fn readme(identity: Option<&str>) -> String {
-    let identity = identity.unwrap_or("<signer identity>");
+fn readme(signer: Option<&Signer>) -> String {
+    let identity = signer.map_or("<signer identity>", Signer::identity);
+    let timestamp = match signer.and_then(Signer::timestamps) {
+        Some(authority) => format!(
+            "
+  4. The time: {TIMESTAMP_FILE} is an RFC 3161 timestamp over
+     tagmanifest-sha256.txt from {url};
+     with that TSA's CA certificate (received out of band):
+     openssl ts -verify -data tagmanifest-sha256.txt -in {TIMESTAMP_FILE} -CAfile tsa-ca.pem
+",
+            url = authority.url()
+        ),
+        None => String::new(),
+    };
+    let tsa_flag = if timestamp.is_empty() {
+        ""
+    } else {
+        " --tsa-ca tsa-ca.pem"
+    };
     format!(
         "This is an auditpack evidence package: a BagIt 1.0 bag (RFC 8493).
 Everything collected is under data/; manifest-sha256.txt lists the SHA-256 of
@@ -307,10 +332,10 @@ received from the signer out of band, never one shipped inside a package.
 
   3. No file was added to the payload:
      diff <(find data -type f | LC_ALL=C sort) <(cut -d' ' -f3- manifest-sha256.txt | LC_ALL=C sort)
-
+{timestamp}
 Or, with auditpack (also on the .zip, without unpacking it; --reevaluate
 re-derives the results from the evidence and reports any difference):
-     auditpack verify . --allowed-signers allowed_signers --identity {identity} --reevaluate
+     auditpack verify . --allowed-signers allowed_signers --identity {identity}{tsa_flag} --reevaluate
 "
     )
 }

@@ -1,6 +1,7 @@
 //! Audit packages: BagIt 1.0 bags with SHA-256 manifests and an OpenSSH
 //! signature (SSHSIG) over the tag manifest, verifiable with `ssh-keygen -Y
-//! verify` and `sha256sum -c` alone, as a folder or a reproducible `.zip`.
+//! verify` and `sha256sum -c` alone, as a folder or a reproducible `.zip`,
+//! optionally with an RFC 3161 timestamp over the signature.
 
 mod archive;
 mod bag;
@@ -8,12 +9,14 @@ mod hash;
 mod reader;
 mod reevaluate;
 mod sign;
+mod timestamp;
 mod verify;
 
 pub use archive::{write_zip, zip_path};
 pub use bag::{write_bag, write_bag_with, BagInfo};
 pub use hash::Algorithm;
 pub use sign::{generate_key, KeyPair, Signer};
+pub use timestamp::{TimestampAuthority, TimestampInfo, TIMESTAMP_FILE};
 pub use verify::{
     parse_manifest, verify, verify_with, verify_zip_bytes, Manifest, Reevaluate, VerifyOptions,
     VerifyReport,

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey};
 
+use super::timestamp::TimestampAuthority;
 use super::NAMESPACE;
 use crate::config::{KeySource, Signing};
 use crate::error::{Error, ErrorKind, Result, ResultExt};
@@ -13,6 +14,7 @@ use crate::secret::Secret;
 pub struct Signer {
     key: PrivateKey,
     identity: String,
+    timestamps: Option<TimestampAuthority>,
 }
 
 impl std::fmt::Debug for Signer {
@@ -20,6 +22,10 @@ impl std::fmt::Debug for Signer {
         f.debug_struct("Signer")
             .field("identity", &self.identity)
             .field("key", &"[redacted]")
+            .field(
+                "timestamps",
+                &self.timestamps.as_ref().map(TimestampAuthority::url),
+            )
             .finish()
     }
 }
@@ -65,7 +71,11 @@ impl Signer {
                 )
             })?;
         }
-        Signer::new(key, &signing.identity)
+        let signer = Signer::new(key, &signing.identity)?;
+        match &signing.tsa_url {
+            Some(url) => Ok(signer.with_timestamps(TimestampAuthority::new(url)?)),
+            None => Ok(signer),
+        }
     }
 
     /// A signer from a decrypted key.
@@ -82,7 +92,21 @@ impl Signer {
         Ok(Signer {
             key,
             identity: identity.to_owned(),
+            timestamps: None,
         })
+    }
+
+    /// This signer, having each signature stamped by `authority`.
+    pub fn with_timestamps(self, authority: TimestampAuthority) -> Signer {
+        Signer {
+            timestamps: Some(authority),
+            ..self
+        }
+    }
+
+    /// The Time-Stamp Authority that stamps this signer's signatures, if any.
+    pub fn timestamps(&self) -> Option<&TimestampAuthority> {
+        self.timestamps.as_ref()
     }
 
     /// The signer identity (for `allowed_signers` and `-I`).

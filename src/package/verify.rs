@@ -1,16 +1,19 @@
 //! Verifying a package: `bagit.txt`, every manifest line, no unlisted payload
 //! file, Payload-Oxum, the tag manifest, the signature by an allowed key in the
-//! right namespace, and the custody log's agreement with the manifest. Every
-//! problem is reported, not only the first.
+//! right namespace, the RFC 3161 timestamp when there is one, and the custody
+//! log's agreement with the manifest. Every problem is reported, not only the
+//! first.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use cms::cert::x509::Certificate;
 use ssh_key::{PublicKey, SshSig};
 
 use super::bag::decode_path;
 use super::hash::Algorithm;
 use super::reader::{FolderReader, PackageReader, ZipReader, ZipSource};
+use super::timestamp::{self, TimestampInfo, TIMESTAMP_FILE};
 use super::{NAMESPACE, SIGNATURE_FILE};
 use crate::error::{Error, Result, ResultExt};
 use crate::evidence::CustodyEntry;
@@ -22,6 +25,9 @@ pub struct VerifyOptions {
     pub allowed_signers: PathBuf,
     /// The identity the signer must hold; any principal of a matching key otherwise.
     pub identity: Option<String>,
+    /// PEM certificates of the Time-Stamp Authorities the auditor trusts.
+    /// When given, the package must carry a timestamp chaining to one of them.
+    pub tsa_certificates: Option<PathBuf>,
 }
 
 /// The outcome of a verification.
@@ -37,6 +43,8 @@ pub struct VerifyReport {
     pub signer: Option<String>,
     /// Controls compared by `--reevaluate`, when it ran.
     pub reevaluated: Option<usize>,
+    /// What the RFC 3161 timestamp says, when the package has a valid one.
+    pub timestamp: Option<TimestampInfo>,
 }
 
 impl VerifyReport {
@@ -84,10 +92,22 @@ pub fn verify_with(
             options.allowed_signers.display()
         )
     })?;
+    let anchors =
+        match &options.tsa_certificates {
+            Some(path) => {
+                let bytes = std::fs::read(path)
+                    .context(|| format!("cannot read TSA certificates {}", path.display()))?;
+                Some(timestamp::parse_anchors(&bytes).map_err(|e| {
+                    Error::invalid(format!("TSA certificates {}: {e}", path.display()))
+                })?)
+            }
+            None => None,
+        };
     let trust = Trust {
         signers: &signers_text,
         origin: options.allowed_signers.display().to_string(),
         identity: options.identity.as_deref(),
+        anchors: anchors.as_deref(),
     };
     let meta = std::fs::metadata(package)
         .context(|| format!("cannot open package {}", package.display()))?;
@@ -120,6 +140,7 @@ pub fn verify_zip_bytes(zip: &[u8], allowed_signers: &str, identity: Option<&str
         signers: allowed_signers,
         origin: "the allowed signers".into(),
         identity,
+        anchors: None,
     };
     let mut problems = Vec::new();
     match ZipReader::open(ZipSource::Memory(zip), &mut problems) {
@@ -136,6 +157,7 @@ struct Trust<'a> {
     signers: &'a str,
     origin: String,
     identity: Option<&'a str>,
+    anchors: Option<&'a [Certificate]>,
 }
 
 /// A parsed manifest: path -> lower-case hex digest, and every malformed line.
@@ -346,6 +368,7 @@ fn check(
     );
     for name in files.keys().filter(|p| !p.starts_with("data/")) {
         let unsigned = name == SIGNATURE_FILE
+            || name == TIMESTAMP_FILE
             || (name.starts_with("tagmanifest-") && name.ends_with(".txt") && !name.contains('/'));
         if !unsigned && !tags.contains(name) {
             problems.push(format!(
@@ -355,6 +378,7 @@ fn check(
     }
 
     report.signer = check_signature(reader, trust, &mut problems);
+    report.timestamp = check_timestamp(reader, trust, &mut problems);
     check_custody(reader, &manifest, &mut problems);
     if reevaluate == Reevaluate::Yes {
         report.reevaluated = super::reevaluate::reevaluate(reader, &mut problems);
@@ -549,6 +573,40 @@ fn check_signature(
         ),
         Err(_) => {
             problems.push("the signature does not match tagmanifest-sha256.txt".into());
+            None
+        }
+    }
+}
+
+/// The timestamp over the signature, when there is one (required when the
+/// auditor named trusted TSAs).
+fn check_timestamp(
+    reader: &dyn PackageReader,
+    trust: &Trust<'_>,
+    problems: &mut Vec<String>,
+) -> Option<TimestampInfo> {
+    if !reader.files().contains_key(TIMESTAMP_FILE) {
+        if trust.anchors.is_some() {
+            problems.push(format!(
+                "{TIMESTAMP_FILE} is missing: the package has no timestamp"
+            ));
+        }
+        return None;
+    }
+    let reply = match reader.read(TIMESTAMP_FILE, timestamp::MAX_REPLY) {
+        Ok(reply) => reply,
+        Err(e) => {
+            problems.push(format!("{TIMESTAMP_FILE}: {e}"));
+            return None;
+        }
+    };
+    let Ok(stamped) = reader.read("tagmanifest-sha256.txt", MAX_TAG_FILE) else {
+        return None; // the missing tag manifest is already reported
+    };
+    match timestamp::check_reply(&reply, &stamped, trust.anchors) {
+        Ok(info) => Some(info),
+        Err(e) => {
+            problems.push(format!("{TIMESTAMP_FILE}: {e}"));
             None
         }
     }

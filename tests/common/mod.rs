@@ -94,6 +94,7 @@ client_secret_file = "ninja.secret"
                 key: KeySource::File(key.clone()),
                 passphrase: None,
                 identity: IDENTITY.into(),
+                tsa_url: None,
             })
             .expect("load key");
             std::fs::write(
@@ -106,6 +107,7 @@ client_secret_file = "ninja.secret"
             key: KeySource::File(key),
             passphrase: None,
             identity: IDENTITY.into(),
+            tsa_url: None,
         });
         config
     }
