@@ -366,6 +366,188 @@ fn the_export_job_collects_protection_state_for_the_whole_tenant() {
     );
 }
 
+/// Device facts and control statuses of a run, for comparing collection paths.
+fn devices_and_statuses(
+    outcome: &auditpack::pipeline::RunOutcome,
+) -> (
+    Vec<auditpack::facts::Device>,
+    Vec<(String, String, auditpack::evaluate::Status)>,
+) {
+    let facts = normalise(&outcome.run_dir).expect("facts");
+    assert_eq!(
+        facts.availability(FactKind::Antimalware),
+        Availability::Complete
+    );
+    let statuses = outcome
+        .results
+        .iter()
+        .map(|r| (r.framework.clone(), r.control_id.clone(), r.status))
+        .collect();
+    (facts.devices, statuses)
+}
+
+/// Runs `tenant` once per device and once with `mode`; both must give the same
+/// device facts (anti-malware state included) and control statuses.
+fn assert_export_matches_per_device(tenant: Tenant, mode: &str) -> Harness {
+    let per_device = harness(tenant.clone(), 50);
+    let outcome = per_device.run(&per_device.m365_config(
+        None,
+        &format!("{FAST_M365_LIMITS}\nprotection_state = \"per-device\""),
+    ));
+    assert!(outcome.manifest.sources["m365"]
+        .datasets
+        .contains_key("windowsProtectionState"));
+    let (want_devices, want_statuses) = devices_and_statuses(&outcome);
+    assert!(
+        want_devices
+            .iter()
+            .filter(|d| d.antimalware.as_ref().is_some_and(|a| a.running.is_some()))
+            .count()
+            > 0
+    );
+
+    let h = harness(tenant, 50);
+    let outcome = h.run(&h.m365_config(None, &format!("{FAST_M365_LIMITS}\n{mode}")));
+    let m365 = &outcome.manifest.sources["m365"];
+    assert_eq!(m365.status, SourceStatus::Complete, "{:?}", m365.reason);
+    assert!(!m365.datasets.contains_key("windowsProtectionState"));
+    assert_eq!(
+        m365.datasets["protectionStateExport"].status,
+        DatasetStatus::Complete
+    );
+    assert_eq!(h.sim.requests(graph_paths::PROTECTION_STATE), 0);
+    let (devices, statuses) = devices_and_statuses(&outcome);
+    assert_eq!(devices, want_devices, "device facts");
+    assert_eq!(statuses, want_statuses, "control statuses");
+
+    // The evidence file is the archive the simulator served, byte for byte.
+    let served = h.sim.export_downloads();
+    assert_eq!(served.len(), 1);
+    let stored = std::fs::read(
+        outcome
+            .run_dir
+            .join("evidence/m365/protectionStateExport/page-00001.zip"),
+    )
+    .expect("zip evidence");
+    assert_eq!(stored, served[0]);
+    assert_eq!(&stored[..4], b"PK\x03\x04");
+    h
+}
+
+#[test]
+fn the_forced_export_gives_the_same_device_facts_and_results_as_per_device() {
+    assert_export_matches_per_device(synthetic(10, 30), "protection_state = \"export\"");
+}
+
+#[test]
+fn auto_uses_the_export_above_100_windows_devices_with_the_same_results() {
+    let t = synthetic(10, 160);
+    let windows = t
+        .graph
+        .managed_devices
+        .iter()
+        .filter(|d| d["operatingSystem"] == "Windows")
+        .count();
+    assert!(windows > 100, "{windows}");
+    let h = assert_export_matches_per_device(t, "");
+    assert_eq!(h.sim.requests(graph_paths::EXPORT_DOWNLOAD), 1);
+}
+
+fn zip_with(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, body) in entries {
+        w.start_file(*name, zip::write::SimpleFileOptions::default())
+            .expect("start");
+        w.write_all(body).expect("write");
+    }
+    w.finish().expect("finish").into_inner()
+}
+
+#[test]
+fn a_corrupt_or_hostile_export_download_fails_the_dataset_and_edr_checks_are_inconclusive() {
+    let row = b"DeviceId,MalwareProtectionEnabled,RealTimeProtectionEnabled,SignatureUpdateOverdue\r\n30000000-0000-4000-8000-000000000000,True,True,False\r\n";
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (
+            b"PK\x03\x04 this is not really a zip".to_vec(),
+            "not a ZIP archive",
+        ),
+        (b"{\"Values\": []}".to_vec(), "not a ZIP archive"),
+        (
+            zip_with(&[("../../../etc/cron.d/report.csv", row)]),
+            "not a plain file name",
+        ),
+        (zip_with(&[("notes.txt", b"hello")]), "no CSV report"),
+    ];
+    for (download, want) in cases {
+        let mut t = synthetic(5, 12);
+        t.graph.export_download = Some(download.clone());
+        let h = harness(t, 50);
+        let outcome = h.run(&h.m365_config(
+            None,
+            &format!("{FAST_M365_LIMITS}\nprotection_state = \"export\""),
+        ));
+        let m365 = &outcome.manifest.sources["m365"];
+        let export = &m365.datasets["protectionStateExport"];
+        assert_eq!(export.status, DatasetStatus::Failed, "{want}");
+        let reason = export.reason.as_deref().unwrap_or_default();
+        assert!(reason.contains(want), "{want}: {reason}");
+        assert!(
+            reason.contains("evidence/m365/protectionStateExport/page-00001.zip"),
+            "{reason}"
+        );
+        assert_eq!(m365.status, SourceStatus::Partial);
+        // Stored byte for byte all the same, and nothing was unpacked.
+        let stored = std::fs::read(
+            outcome
+                .run_dir
+                .join("evidence/m365/protectionStateExport/page-00001.zip"),
+        )
+        .expect("stored");
+        assert_eq!(stored, download);
+        assert!(!outcome.run_dir.join("etc").exists());
+
+        let facts = normalise(&outcome.run_dir).expect("facts");
+        assert_ne!(
+            facts.availability(FactKind::Antimalware),
+            Availability::Complete,
+            "{want}"
+        );
+        assert_eq!(
+            facts.availability(FactKind::Devices),
+            Availability::Complete
+        );
+        let export = facts.coverage[&FactKind::Antimalware]
+            .iter()
+            .find(|p| p.dataset == "protectionStateExport")
+            .expect("the export is a provider of anti-malware facts");
+        assert_eq!(export.status, DatasetStatus::Failed);
+        assert_eq!(
+            export.evidence,
+            ["evidence/m365/protectionStateExport/page-00001.zip"]
+        );
+        let problem = export.reason.as_deref().unwrap_or_default();
+        assert!(problem.contains(want), "{want}: {problem}");
+        let mut judged = 0;
+        for control in &outcome.results {
+            for check in &control.checks {
+                if check.check == "edr_health" || check.check == "edr_coverage" {
+                    judged += 1;
+                    assert_eq!(
+                        check.outcome,
+                        auditpack::checks::Verdict::Inconclusive,
+                        "{want}: {}/{}",
+                        control.framework,
+                        control.control_id
+                    );
+                    assert_ne!(control.status, auditpack::evaluate::Status::Pass);
+                }
+            }
+        }
+        assert!(judged > 0, "some control uses the anti-malware checks");
+    }
+}
+
 const EVERY_PATH: &[&str] = &[
     graph_paths::USERS,
     graph_paths::REGISTRATION,
