@@ -946,3 +946,120 @@ fn conditional_access_is_never_asked_more_than_once_a_second() {
     );
     assert_eq!(h.sim.requests(graph_paths::CONDITIONAL_ACCESS), pages);
 }
+
+/// A tenant whose Global Administrator role is also assigned to a
+/// role-assignable group holding user 3 and, through a nested group, users 4
+/// and 5.
+fn with_role_assignable_group() -> (Tenant, [String; 3]) {
+    let mut t = synthetic(8, 3);
+    let uid = |i: usize| format!("00000000-0000-4000-8000-{i:012x}");
+    let outer = "60000000-0000-4000-8000-000000000001";
+    let inner = "60000000-0000-4000-8000-000000000002";
+    t.graph.groups.insert(
+        outer.into(),
+        ("Tier 0 admins".into(), vec![uid(3), inner.into()]),
+    );
+    t.graph.groups.insert(
+        inner.into(),
+        ("Helpdesk leads".into(), vec![uid(4), uid(5)]),
+    );
+    t.graph.role_assignments.push(serde_json::json!({
+        "id": "ra-group", "principalId": outer,
+        "roleDefinitionId": "62e90394-69f5-4237-9190-012177145e10", "directoryScopeId": "/"
+    }));
+    (t, [uid(3), uid(4), uid(5)])
+}
+
+#[test]
+fn members_of_a_role_assignable_group_hold_its_role() {
+    let (t, members) = with_role_assignable_group();
+    // Two members per page: the group's three users take two pages.
+    let h = harness(t, 2);
+    let outcome = h.run(&h.m365_config(None, FAST_M365_LIMITS));
+    let m365 = &outcome.manifest.sources["m365"];
+    assert_eq!(m365.status, SourceStatus::Complete, "{:?}", m365.reason);
+    let d = &m365.datasets["roleGroupMembers"];
+    assert_eq!(d.status, DatasetStatus::Complete);
+    assert_eq!((d.pages, d.records), (2, 3));
+
+    let facts = normalise(&outcome.run_dir).expect("facts");
+    assert_eq!(
+        facts.availability(FactKind::AdminRoles),
+        Availability::Complete
+    );
+    let admins: BTreeSet<String> = facts
+        .users
+        .iter()
+        .filter(|u| u.is_admin)
+        .map(|u| u.id.trim_start_matches("m365:").to_owned())
+        .collect();
+    for member in &members {
+        assert!(
+            admins.contains(member),
+            "{member} holds the role via the group"
+        );
+        let user = facts
+            .users
+            .iter()
+            .find(|u| u.id == format!("m365:{member}"))
+            .expect("user");
+        assert_eq!(
+            user.roles
+                .iter()
+                .map(|r| (r.privileged, r.via_group.as_deref()))
+                .collect::<Vec<_>>(),
+            [(
+                true,
+                Some("Tier 0 admins (60000000-0000-4000-8000-000000000001)")
+            )]
+        );
+    }
+    assert_eq!(
+        admins.len(),
+        2 + members.len(),
+        "two direct, three by group"
+    );
+    let mfa_admins = outcome
+        .results
+        .iter()
+        .flat_map(|c| &c.checks)
+        .find(|c| c.check == "mfa_admins")
+        .expect("mfa_admins judged");
+    assert_eq!(mfa_admins.evaluated, 5);
+}
+
+#[test]
+fn a_role_group_whose_members_are_refused_makes_admin_checks_inconclusive() {
+    let (t, _) = with_role_assignable_group();
+    let h = harness(t, 10);
+    h.sim.add_fault(Fault {
+        path: graph_paths::GROUP_MEMBERS.into(),
+        from_request: 1,
+        times: 1000,
+        kind: FaultKind::Forbidden,
+    });
+    let outcome = h.run(&h.m365_config(None, FAST_M365_LIMITS));
+    let d = &outcome.manifest.sources["m365"].datasets["roleGroupMembers"];
+    assert_eq!(d.status, DatasetStatus::Failed);
+    assert!(
+        d.reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("GroupMember.Read.All"),
+        "{d:?}"
+    );
+    let facts = normalise(&outcome.run_dir).expect("facts");
+    assert!(matches!(
+        facts.availability(FactKind::AdminRoles),
+        Availability::Incomplete(_)
+    ));
+    let mut judged = 0;
+    for control in &outcome.results {
+        for check in control.checks.iter().filter(|c| c.check == "mfa_admins") {
+            judged += 1;
+            assert_eq!(check.outcome, auditpack::checks::Verdict::Inconclusive);
+            assert_ne!(control.status, auditpack::evaluate::Status::Pass);
+        }
+    }
+    assert!(judged > 0);
+}

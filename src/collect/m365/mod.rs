@@ -62,6 +62,9 @@ pub mod dataset {
     pub const ROLE_DEFINITIONS: &str = "roleDefinitions";
     /// Transitive user members of each group a Conditional Access policy names.
     pub const GROUP_MEMBERS: &str = "groupMembers";
+    /// Transitive user members of each group a directory role is assigned to
+    /// (role-assignable groups).
+    pub const ROLE_GROUP_MEMBERS: &str = "roleGroupMembers";
     /// Intune managed devices.
     pub const MANAGED_DEVICES: &str = "managedDevices";
     /// Windows protection state, one request per Windows device.
@@ -586,6 +589,67 @@ impl Ctx<'_> {
         vec![policies, (dataset::GROUP_MEMBERS, members)]
     }
 
+    /// Role definitions and assignments, then the transitive user members of
+    /// every group a role is assigned to (a role-assignable group's members
+    /// hold its roles).
+    async fn roles(&self) -> Vec<Outcome> {
+        let g = &self.me.graph;
+        let b = &self.me.buckets;
+        let definitions = self
+            .simple(
+                dataset::ROLE_DEFINITIONS,
+                format!("{g}/v1.0/roleManagement/directory/roleDefinitions?$select=id,displayName,templateId,isBuiltIn"),
+                Box::new(ODataPager),
+                &b.directory,
+                forbidden::ROLES,
+            )
+            .await;
+        let groups = Mutex::new(Vec::<String>::new());
+        let pager = Capture(|assignment: &Value| {
+            let principal = assignment.get("principal");
+            let is_group = principal
+                .and_then(|p| p.get("@odata.type"))
+                .and_then(Value::as_str)
+                == Some("#microsoft.graph.group");
+            if let (true, Some(id), Ok(mut g)) = (
+                is_group,
+                principal.and_then(|p| p.get("id")).and_then(Value::as_str),
+                groups.lock(),
+            ) {
+                g.push(id.to_owned());
+            }
+        });
+        let assignments = self
+            .simple(
+                dataset::ROLE_ASSIGNMENTS,
+                format!("{g}/v1.0/roleManagement/directory/roleAssignments?$select=id,principalId,roleDefinitionId,directoryScopeId&$expand=principal"),
+                Box::new(pager),
+                &b.directory,
+                forbidden::ROLES,
+            )
+            .await;
+        let mut groups = groups.into_inner().unwrap_or_default();
+        groups.sort();
+        groups.dedup();
+        let members = self
+            .children(
+                dataset::ROLE_GROUP_MEMBERS,
+                groups,
+                |id| format!("{g}/v1.0/groups/{id}/transitiveMembers/microsoft.graph.user?$select=id,userPrincipalName&$top=999"),
+                &b.directory,
+                forbidden::GROUPS,
+                4,
+                false,
+            )
+            .await;
+        let members = after_parent(&assignments, members);
+        vec![
+            definitions,
+            assignments,
+            (dataset::ROLE_GROUP_MEMBERS, members),
+        ]
+    }
+
     /// One request chain per parent id into one dataset, `workers` at a time.
     /// With `single`, each answer is one object; otherwise an OData collection.
     #[allow(clippy::too_many_arguments)]
@@ -1095,24 +1159,7 @@ impl M365 {
                     forbidden::SECURITY_DEFAULTS,
                 ).await]
             }),
-            Box::pin(async {
-                vec![
-                    c.simple(
-                        dataset::ROLE_DEFINITIONS,
-                        format!("{g}/v1.0/roleManagement/directory/roleDefinitions?$select=id,displayName,templateId,isBuiltIn"),
-                        Box::new(ODataPager),
-                        &b.directory,
-                        forbidden::ROLES,
-                    ).await,
-                    c.simple(
-                        dataset::ROLE_ASSIGNMENTS,
-                        format!("{g}/v1.0/roleManagement/directory/roleAssignments?$select=id,principalId,roleDefinitionId,directoryScopeId&$expand=principal"),
-                        Box::new(ODataPager),
-                        &b.directory,
-                        forbidden::ROLES,
-                    ).await,
-                ]
-            }),
+            Box::pin(c.roles()),
             Box::pin(c.devices()),
             Box::pin(c.access_reviews()),
             Box::pin(async {
