@@ -59,6 +59,7 @@ fn synthetic() -> Facts {
                     role_id: "ga".into(),
                     name: Some("Global Administrator".into()),
                     privileged: true,
+                    via_group: None,
                 }]
             } else {
                 vec![]

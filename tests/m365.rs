@@ -366,6 +366,188 @@ fn the_export_job_collects_protection_state_for_the_whole_tenant() {
     );
 }
 
+/// Device facts and control statuses of a run, for comparing collection paths.
+fn devices_and_statuses(
+    outcome: &auditpack::pipeline::RunOutcome,
+) -> (
+    Vec<auditpack::facts::Device>,
+    Vec<(String, String, auditpack::evaluate::Status)>,
+) {
+    let facts = normalise(&outcome.run_dir).expect("facts");
+    assert_eq!(
+        facts.availability(FactKind::Antimalware),
+        Availability::Complete
+    );
+    let statuses = outcome
+        .results
+        .iter()
+        .map(|r| (r.framework.clone(), r.control_id.clone(), r.status))
+        .collect();
+    (facts.devices, statuses)
+}
+
+/// Runs `tenant` once per device and once with `mode`; both must give the same
+/// device facts (anti-malware state included) and control statuses.
+fn assert_export_matches_per_device(tenant: Tenant, mode: &str) -> Harness {
+    let per_device = harness(tenant.clone(), 50);
+    let outcome = per_device.run(&per_device.m365_config(
+        None,
+        &format!("{FAST_M365_LIMITS}\nprotection_state = \"per-device\""),
+    ));
+    assert!(outcome.manifest.sources["m365"]
+        .datasets
+        .contains_key("windowsProtectionState"));
+    let (want_devices, want_statuses) = devices_and_statuses(&outcome);
+    assert!(
+        want_devices
+            .iter()
+            .filter(|d| d.antimalware.as_ref().is_some_and(|a| a.running.is_some()))
+            .count()
+            > 0
+    );
+
+    let h = harness(tenant, 50);
+    let outcome = h.run(&h.m365_config(None, &format!("{FAST_M365_LIMITS}\n{mode}")));
+    let m365 = &outcome.manifest.sources["m365"];
+    assert_eq!(m365.status, SourceStatus::Complete, "{:?}", m365.reason);
+    assert!(!m365.datasets.contains_key("windowsProtectionState"));
+    assert_eq!(
+        m365.datasets["protectionStateExport"].status,
+        DatasetStatus::Complete
+    );
+    assert_eq!(h.sim.requests(graph_paths::PROTECTION_STATE), 0);
+    let (devices, statuses) = devices_and_statuses(&outcome);
+    assert_eq!(devices, want_devices, "device facts");
+    assert_eq!(statuses, want_statuses, "control statuses");
+
+    // The evidence file is the archive the simulator served, byte for byte.
+    let served = h.sim.export_downloads();
+    assert_eq!(served.len(), 1);
+    let stored = std::fs::read(
+        outcome
+            .run_dir
+            .join("evidence/m365/protectionStateExport/page-00001.zip"),
+    )
+    .expect("zip evidence");
+    assert_eq!(stored, served[0]);
+    assert_eq!(&stored[..4], b"PK\x03\x04");
+    h
+}
+
+#[test]
+fn the_forced_export_gives_the_same_device_facts_and_results_as_per_device() {
+    assert_export_matches_per_device(synthetic(10, 30), "protection_state = \"export\"");
+}
+
+#[test]
+fn auto_uses_the_export_above_100_windows_devices_with_the_same_results() {
+    let t = synthetic(10, 160);
+    let windows = t
+        .graph
+        .managed_devices
+        .iter()
+        .filter(|d| d["operatingSystem"] == "Windows")
+        .count();
+    assert!(windows > 100, "{windows}");
+    let h = assert_export_matches_per_device(t, "");
+    assert_eq!(h.sim.requests(graph_paths::EXPORT_DOWNLOAD), 1);
+}
+
+fn zip_with(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, body) in entries {
+        w.start_file(*name, zip::write::SimpleFileOptions::default())
+            .expect("start");
+        w.write_all(body).expect("write");
+    }
+    w.finish().expect("finish").into_inner()
+}
+
+#[test]
+fn a_corrupt_or_hostile_export_download_fails_the_dataset_and_edr_checks_are_inconclusive() {
+    let row = b"DeviceId,MalwareProtectionEnabled,RealTimeProtectionEnabled,SignatureUpdateOverdue\r\n30000000-0000-4000-8000-000000000000,True,True,False\r\n";
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (
+            b"PK\x03\x04 this is not really a zip".to_vec(),
+            "not a ZIP archive",
+        ),
+        (b"{\"Values\": []}".to_vec(), "not a ZIP archive"),
+        (
+            zip_with(&[("../../../etc/cron.d/report.csv", row)]),
+            "not a plain file name",
+        ),
+        (zip_with(&[("notes.txt", b"hello")]), "no CSV report"),
+    ];
+    for (download, want) in cases {
+        let mut t = synthetic(5, 12);
+        t.graph.export_download = Some(download.clone());
+        let h = harness(t, 50);
+        let outcome = h.run(&h.m365_config(
+            None,
+            &format!("{FAST_M365_LIMITS}\nprotection_state = \"export\""),
+        ));
+        let m365 = &outcome.manifest.sources["m365"];
+        let export = &m365.datasets["protectionStateExport"];
+        assert_eq!(export.status, DatasetStatus::Failed, "{want}");
+        let reason = export.reason.as_deref().unwrap_or_default();
+        assert!(reason.contains(want), "{want}: {reason}");
+        assert!(
+            reason.contains("evidence/m365/protectionStateExport/page-00001.zip"),
+            "{reason}"
+        );
+        assert_eq!(m365.status, SourceStatus::Partial);
+        // Stored byte for byte all the same, and nothing was unpacked.
+        let stored = std::fs::read(
+            outcome
+                .run_dir
+                .join("evidence/m365/protectionStateExport/page-00001.zip"),
+        )
+        .expect("stored");
+        assert_eq!(stored, download);
+        assert!(!outcome.run_dir.join("etc").exists());
+
+        let facts = normalise(&outcome.run_dir).expect("facts");
+        assert_ne!(
+            facts.availability(FactKind::Antimalware),
+            Availability::Complete,
+            "{want}"
+        );
+        assert_eq!(
+            facts.availability(FactKind::Devices),
+            Availability::Complete
+        );
+        let export = facts.coverage[&FactKind::Antimalware]
+            .iter()
+            .find(|p| p.dataset == "protectionStateExport")
+            .expect("the export is a provider of anti-malware facts");
+        assert_eq!(export.status, DatasetStatus::Failed);
+        assert_eq!(
+            export.evidence,
+            ["evidence/m365/protectionStateExport/page-00001.zip"]
+        );
+        let problem = export.reason.as_deref().unwrap_or_default();
+        assert!(problem.contains(want), "{want}: {problem}");
+        let mut judged = 0;
+        for control in &outcome.results {
+            for check in &control.checks {
+                if check.check == "edr_health" || check.check == "edr_coverage" {
+                    judged += 1;
+                    assert_eq!(
+                        check.outcome,
+                        auditpack::checks::Verdict::Inconclusive,
+                        "{want}: {}/{}",
+                        control.framework,
+                        control.control_id
+                    );
+                    assert_ne!(control.status, auditpack::evaluate::Status::Pass);
+                }
+            }
+        }
+        assert!(judged > 0, "some control uses the anti-malware checks");
+    }
+}
+
 const EVERY_PATH: &[&str] = &[
     graph_paths::USERS,
     graph_paths::REGISTRATION,
@@ -763,4 +945,121 @@ fn conditional_access_is_never_asked_more_than_once_a_second() {
         started.elapsed()
     );
     assert_eq!(h.sim.requests(graph_paths::CONDITIONAL_ACCESS), pages);
+}
+
+/// A tenant whose Global Administrator role is also assigned to a
+/// role-assignable group holding user 3 and, through a nested group, users 4
+/// and 5.
+fn with_role_assignable_group() -> (Tenant, [String; 3]) {
+    let mut t = synthetic(8, 3);
+    let uid = |i: usize| format!("00000000-0000-4000-8000-{i:012x}");
+    let outer = "60000000-0000-4000-8000-000000000001";
+    let inner = "60000000-0000-4000-8000-000000000002";
+    t.graph.groups.insert(
+        outer.into(),
+        ("Tier 0 admins".into(), vec![uid(3), inner.into()]),
+    );
+    t.graph.groups.insert(
+        inner.into(),
+        ("Helpdesk leads".into(), vec![uid(4), uid(5)]),
+    );
+    t.graph.role_assignments.push(serde_json::json!({
+        "id": "ra-group", "principalId": outer,
+        "roleDefinitionId": "62e90394-69f5-4237-9190-012177145e10", "directoryScopeId": "/"
+    }));
+    (t, [uid(3), uid(4), uid(5)])
+}
+
+#[test]
+fn members_of_a_role_assignable_group_hold_its_role() {
+    let (t, members) = with_role_assignable_group();
+    // Two members per page: the group's three users take two pages.
+    let h = harness(t, 2);
+    let outcome = h.run(&h.m365_config(None, FAST_M365_LIMITS));
+    let m365 = &outcome.manifest.sources["m365"];
+    assert_eq!(m365.status, SourceStatus::Complete, "{:?}", m365.reason);
+    let d = &m365.datasets["roleGroupMembers"];
+    assert_eq!(d.status, DatasetStatus::Complete);
+    assert_eq!((d.pages, d.records), (2, 3));
+
+    let facts = normalise(&outcome.run_dir).expect("facts");
+    assert_eq!(
+        facts.availability(FactKind::AdminRoles),
+        Availability::Complete
+    );
+    let admins: BTreeSet<String> = facts
+        .users
+        .iter()
+        .filter(|u| u.is_admin)
+        .map(|u| u.id.trim_start_matches("m365:").to_owned())
+        .collect();
+    for member in &members {
+        assert!(
+            admins.contains(member),
+            "{member} holds the role via the group"
+        );
+        let user = facts
+            .users
+            .iter()
+            .find(|u| u.id == format!("m365:{member}"))
+            .expect("user");
+        assert_eq!(
+            user.roles
+                .iter()
+                .map(|r| (r.privileged, r.via_group.as_deref()))
+                .collect::<Vec<_>>(),
+            [(
+                true,
+                Some("Tier 0 admins (60000000-0000-4000-8000-000000000001)")
+            )]
+        );
+    }
+    assert_eq!(
+        admins.len(),
+        2 + members.len(),
+        "two direct, three by group"
+    );
+    let mfa_admins = outcome
+        .results
+        .iter()
+        .flat_map(|c| &c.checks)
+        .find(|c| c.check == "mfa_admins")
+        .expect("mfa_admins judged");
+    assert_eq!(mfa_admins.evaluated, 5);
+}
+
+#[test]
+fn a_role_group_whose_members_are_refused_makes_admin_checks_inconclusive() {
+    let (t, _) = with_role_assignable_group();
+    let h = harness(t, 10);
+    h.sim.add_fault(Fault {
+        path: graph_paths::GROUP_MEMBERS.into(),
+        from_request: 1,
+        times: 1000,
+        kind: FaultKind::Forbidden,
+    });
+    let outcome = h.run(&h.m365_config(None, FAST_M365_LIMITS));
+    let d = &outcome.manifest.sources["m365"].datasets["roleGroupMembers"];
+    assert_eq!(d.status, DatasetStatus::Failed);
+    assert!(
+        d.reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("GroupMember.Read.All"),
+        "{d:?}"
+    );
+    let facts = normalise(&outcome.run_dir).expect("facts");
+    assert!(matches!(
+        facts.availability(FactKind::AdminRoles),
+        Availability::Incomplete(_)
+    ));
+    let mut judged = 0;
+    for control in &outcome.results {
+        for check in control.checks.iter().filter(|c| c.check == "mfa_admins") {
+            judged += 1;
+            assert_eq!(check.outcome, auditpack::checks::Verdict::Inconclusive);
+            assert_ne!(control.status, auditpack::evaluate::Status::Pass);
+        }
+    }
+    assert!(judged > 0);
 }

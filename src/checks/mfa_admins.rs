@@ -2,8 +2,9 @@
 //! registered MFA.
 //!
 //! **What it tests.** Each enabled account (member or guest) that holds a
-//! privileged directory role, from role assignments or the registration
-//! report's admin flag, has a registered MFA method.
+//! privileged directory role, from role assignments (directly or through a
+//! role-assignable group) or the registration report's admin flag, has a
+//! registered MFA method.
 //!
 //! **Why it matters.** Admin accounts can switch off every other control; one
 //! phished admin password is a tenant takeover. PCI DSS 8.4.1 asks for MFA on
@@ -34,11 +35,17 @@ fn run(input: &CheckInput<'_>) -> Outcome {
     let mut evaluated = 0;
     let mut failing = Vec::new();
     for user in &input.facts.users {
-        let privileged: Vec<&str> = user
+        let privileged: Vec<String> = user
             .roles
             .iter()
             .filter(|r| r.privileged)
-            .map(|r| r.name.as_deref().unwrap_or(r.role_id.as_str()))
+            .map(|r| {
+                let name = r.name.as_deref().unwrap_or(r.role_id.as_str());
+                match &r.via_group {
+                    Some(group) => format!("{name} through group {group}"),
+                    None => name.to_owned(),
+                }
+            })
             .collect();
         let admin = user.is_admin || !privileged.is_empty();
         if !user.enabled || !admin {
@@ -83,6 +90,7 @@ mod tests {
                 role_id: "62e90394-69f5-4237-9190-012177145e10".into(),
                 name: Some("Global Administrator".into()),
                 privileged: true,
+                via_group: None,
             }],
             mfa: mfa.map(|registered| MfaState {
                 registered,
@@ -113,6 +121,7 @@ mod tests {
             role_id: "88d8e3e3".into(),
             name: Some("Directory Readers".into()),
             privileged: false,
+            via_group: None,
         }];
         type Case = (&'static str, Vec<User>, Verdict, &'static [&'static str]);
         let cases: Vec<Case> = vec![

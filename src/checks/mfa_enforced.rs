@@ -418,6 +418,7 @@ mod tests {
             role_id: "ga".into(),
             name: Some("Global Administrator".into()),
             privileged: true,
+            via_group: None,
         }];
         let plain = user("a", true, UserType::Member);
         // Without role facts, the plain user's coverage is unknown but the admin's is proven.

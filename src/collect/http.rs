@@ -141,7 +141,27 @@ impl HttpClient {
         auth: Option<&dyn Auth>,
         limiters: &[&RateLimiter],
     ) -> Result<(u16, Vec<u8>, Value), PageError> {
-        self.send(method, url, auth, limiters, None).await
+        self.send(method, url, auth, limiters, None, Expect::Json)
+            .await
+    }
+
+    /// GET `url` and keep its body as bytes, whatever they are (a ZIP
+    /// download), with the same retry rules as [`HttpClient::get_json`] except
+    /// that any complete successful body is accepted. `auth` is `None` for
+    /// pre-signed URLs.
+    ///
+    /// # Errors
+    /// [`PageError::Auth`] when credentials fail, [`PageError::Failed`] otherwise.
+    pub async fn get_bytes(
+        &self,
+        url: &str,
+        auth: Option<&dyn Auth>,
+        limiters: &[&RateLimiter],
+    ) -> Result<(u16, Vec<u8>), PageError> {
+        let (status, body, _) = self
+            .send(Method::Get, url, auth, limiters, None, Expect::Bytes)
+            .await?;
+        Ok((status, body))
     }
 
     /// [`HttpClient::get_json`] for a server that blocks clients after
@@ -159,7 +179,7 @@ impl HttpClient {
         limiters: &[&RateLimiter],
         block: Option<&ThrottleBlock>,
     ) -> Result<(u16, Vec<u8>, Value), PageError> {
-        self.send(Method::Get, url, Some(auth), limiters, block)
+        self.send(Method::Get, url, Some(auth), limiters, block, Expect::Json)
             .await
     }
 
@@ -171,6 +191,7 @@ impl HttpClient {
         auth: Option<&dyn Auth>,
         limiters: &[&RateLimiter],
         block: Option<&ThrottleBlock>,
+        expect: Expect,
     ) -> Result<(u16, Vec<u8>, Value), PageError> {
         let mut block_waits = 0;
         let mut refreshed = false;
@@ -197,7 +218,13 @@ impl HttpClient {
                 request = request.header(name, value.expose());
             }
             let sent = request
-                .header(reqwest::header::ACCEPT, "application/json")
+                .header(
+                    reqwest::header::ACCEPT,
+                    match expect {
+                        Expect::Json => "application/json",
+                        Expect::Bytes => "*/*",
+                    },
+                )
                 .timeout(self.retry.timeout)
                 .send()
                 .await;
@@ -209,6 +236,9 @@ impl HttpClient {
                     let body = resp.bytes().await;
                     drop(permit);
                     match (status, body) {
+                        (s, Ok(body)) if s.is_success() && expect == Expect::Bytes => {
+                            return Ok((s.as_u16(), body.to_vec(), Value::Null))
+                        }
                         (s, Ok(body)) if s.is_success() => {
                             match serde_json::from_slice::<Value>(&body) {
                                 Ok(json) => return Ok((s.as_u16(), body.to_vec(), json)),
@@ -352,6 +382,15 @@ impl Method<'_> {
             Method::Post(_) => "POST",
         }
     }
+}
+
+/// What a successful answer's body must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    /// Complete JSON (anything else is retried as a cut-off body).
+    Json,
+    /// Any bytes, kept as they are.
+    Bytes,
 }
 
 fn is_retryable(status: StatusCode) -> bool {
@@ -598,6 +637,45 @@ pub async fn fetch_one(
     }
 }
 
+/// One GET whose answer is a file, not JSON (e.g. a ZIP report from a
+/// pre-signed URL when `auth` is `None`): stored byte for byte under
+/// `counter`'s next page number with the file extension `extension`.
+/// Returns the run-relative evidence path and the bytes.
+///
+/// # Errors
+/// Only when credentials fail.
+#[allow(clippy::too_many_arguments)]
+pub async fn fetch_file(
+    http: &HttpClient,
+    evidence: &EvidenceWriter,
+    meta: (&str, &str, &str),
+    url: &str,
+    extension: &str,
+    auth: Option<&dyn Auth>,
+    limiters: &[&RateLimiter],
+    counter: &PageCounter,
+) -> Result<Result<(String, Vec<u8>), (Option<u16>, String)>, AuthError> {
+    let (source, source_type, dataset) = meta;
+    let (status, body) = match http.get_bytes(url, auth, limiters).await {
+        Ok(ok) => ok,
+        Err(PageError::Auth(e)) => return Err(e),
+        Err(PageError::Failed { status, reason }) => return Ok(Err((status, reason))),
+    };
+    let page = PageMeta {
+        source,
+        source_type,
+        dataset,
+        page: counter.next(),
+        method: Method::Get.name(),
+        url,
+        http_status: Some(status),
+    };
+    match evidence.write_page_as(&page, extension, &body) {
+        Ok(path) => Ok(Ok((path, body))),
+        Err(e) => Ok(Err((None, format!("could not be stored: {e}")))),
+    }
+}
+
 async fn fetch_with(
     http: &HttpClient,
     evidence: &EvidenceWriter,
@@ -635,7 +713,14 @@ async fn fetch_with(
             DatasetStatus::Partial
         };
         let (status, body, json) = match http
-            .send(method, &url, Some(req.auth), &req.limiters, block)
+            .send(
+                method,
+                &url,
+                Some(req.auth),
+                &req.limiters,
+                block,
+                Expect::Json,
+            )
             .await
         {
             Ok(ok) => ok,

@@ -13,6 +13,16 @@ use sha2::{Digest, Sha256};
 use super::atomic::write_atomic;
 use crate::error::{Error, Result, ResultExt};
 
+/// Extensions of evidence files that hold bytes other than JSON (e.g. a ZIP
+/// report download). Every other file under `evidence/` is JSON.
+pub const BINARY_EXTENSIONS: &[&str] = &["zip"];
+
+/// Whether the run-relative evidence `path` is a binary (non-JSON) file.
+pub fn is_binary_evidence(path: &str) -> bool {
+    path.rsplit_once('.')
+        .is_some_and(|(_, ext)| BINARY_EXTENSIONS.contains(&ext))
+}
+
 /// One line of `custody.jsonl`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -93,6 +103,29 @@ impl EvidenceWriter {
     /// # Errors
     /// On I/O failure, or a source or dataset name that is not folder-safe.
     pub fn write_page(&self, meta: &PageMeta<'_>, body: &[u8]) -> Result<String> {
+        self.write_page_as(meta, "json", body)
+    }
+
+    /// [`EvidenceWriter::write_page`] for a page that is not JSON: stored as
+    /// `page-NNNNN.<extension>`. Readers parse an evidence file as JSON unless
+    /// its extension is one of [`BINARY_EXTENSIONS`], so `extension` must be
+    /// `json` or one of those.
+    ///
+    /// # Errors
+    /// On I/O failure, an unsafe source or dataset name, or an extension that
+    /// readers would not recognise.
+    pub fn write_page_as(
+        &self,
+        meta: &PageMeta<'_>,
+        extension: &str,
+        body: &[u8],
+    ) -> Result<String> {
+        if extension != "json" && !BINARY_EXTENSIONS.contains(&extension) {
+            return Err(Error::invalid(format!(
+                "evidence extension `{}` is neither json nor a known binary kind",
+                extension.escape_debug()
+            )));
+        }
         for part in [meta.source, meta.dataset] {
             if !is_safe_segment(part) {
                 return Err(Error::invalid(format!(
@@ -102,7 +135,7 @@ impl EvidenceWriter {
             }
         }
         let rel = format!(
-            "evidence/{}/{}/page-{:05}.json",
+            "evidence/{}/{}/page-{:05}.{extension}",
             meta.source, meta.dataset, meta.page
         );
         let collected_at = now_rfc3339();

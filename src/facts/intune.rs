@@ -10,7 +10,8 @@ use super::m365::{segment_after, value_array};
 use super::{
     parse_time, str_field, Antimalware, Compliance, Device, FactKind, Facts, SourceEvidence,
 };
-use crate::collect::m365::dataset;
+use crate::collect::m365::{dataset, export};
+use crate::evidence::DatasetStatus;
 
 /// Product name for Intune's protection state.
 pub const DEFENDER_ANTIVIRUS: &str = "Microsoft Defender Antivirus";
@@ -94,49 +95,65 @@ fn protection_states(src: &SourceEvidence<'_>, facts: &mut Facts) -> HashMap<Str
     }
     if src.report.datasets.contains_key(dataset::PROTECTION_EXPORT) {
         let mut problems = Vec::new();
-        for (path, report) in src
+        let mut unusable = false;
+        for (path, _) in src
             .pages
             .get(dataset::PROTECTION_EXPORT)
             .into_iter()
             .flatten()
         {
-            let columns: Vec<&str> = report
-                .get("Schema")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .map(|c| str_field(c, "Column").unwrap_or_default())
-                .collect();
-            let Some(device_col) = columns.iter().position(|c| *c == "DeviceId") else {
+            let Some(bytes) = src.binary.get(path) else {
+                problems.push(format!("{path}: not a ZIP evidence file"));
+                unusable = true;
+                continue;
+            };
+            let report = match export::read_report(bytes) {
+                Ok(report) => report,
+                Err(e) => {
+                    problems.push(format!("{path}: {e}"));
+                    unusable = true;
+                    continue;
+                }
+            };
+            let Some(device_col) = report.column(export::DEVICE_ID) else {
                 problems.push(format!("{path}: the report has no DeviceId column"));
+                unusable = true;
                 continue;
             };
-            let Some(rows) = report.get("Values").and_then(Value::as_array) else {
-                problems.push(format!("{path}: the report has no Values"));
-                continue;
-            };
-            for row in rows {
-                let Some(cells) = row.as_array() else {
-                    problems.push(format!("{path}: a row is not an array"));
+            let graph_columns: Vec<Option<&str>> =
+                report.columns.iter().map(|c| export_column(c)).collect();
+            for (n, cells) in report.rows.iter().enumerate() {
+                if cells.len() != report.columns.len() {
+                    problems.push(format!(
+                        "{path}: row {} has {} cells for {} columns",
+                        n + 1,
+                        cells.len(),
+                        report.columns.len()
+                    ));
                     continue;
-                };
-                let Some(device) = cells.get(device_col).and_then(Value::as_str) else {
-                    problems.push(format!("{path}: a row without DeviceId"));
+                }
+                let device = &cells[device_col];
+                if device.is_empty() {
+                    problems.push(format!("{path}: row {} has no DeviceId", n + 1));
                     continue;
-                };
+                }
                 let get = |graph_name: &str| {
-                    columns
+                    graph_columns
                         .iter()
-                        .position(|c| export_column(c) == Some(graph_name))
-                        .and_then(|i| cells.get(i).cloned())
+                        .position(|c| *c == Some(graph_name))
+                        .and_then(|i| cells.get(i))
+                        .filter(|cell| !cell.is_empty())
+                        .map(|cell| Value::String(cell.clone()))
                 };
-                out.insert(device.to_owned(), antimalware(&get));
+                out.insert(device.clone(), antimalware(&get));
             }
         }
-        facts.provide(
-            FactKind::Antimalware,
-            src.provenance(dataset::PROTECTION_EXPORT, &problems),
-        );
+        let mut provenance = src.provenance(dataset::PROTECTION_EXPORT, &problems);
+        if unusable {
+            // A report that cannot be read is no evidence of protection at all.
+            provenance.status = DatasetStatus::Failed;
+        }
+        facts.provide(FactKind::Antimalware, provenance);
     }
     out
 }

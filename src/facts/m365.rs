@@ -181,6 +181,9 @@ fn roles(src: &SourceEvidence<'_>, facts: &mut Facts) -> Option<HashMap<String, 
     }
     problems.clear();
     let mut held: HashMap<String, Vec<RoleHeld>> = HashMap::new();
+    // Roles assigned to groups (role-assignable groups), by group id, with the
+    // group's label for the users who hold them through it.
+    let mut group_roles: BTreeMap<String, (String, Vec<RoleHeld>)> = BTreeMap::new();
     for (path, a) in src.records(dataset::ROLE_ASSIGNMENTS, value_array, &mut problems) {
         let (Some(principal), Some(role)) = (
             str_field(a, "principalId"),
@@ -193,18 +196,80 @@ fn roles(src: &SourceEvidence<'_>, facts: &mut Facts) -> Option<HashMap<String, 
         };
         let (name, template) = definitions.get(role).copied().unwrap_or((None, role));
         let known = privileged_role(template);
-        held.entry(principal.to_owned())
-            .or_default()
-            .push(RoleHeld {
-                role_id: template.to_owned(),
-                name: name.or(known).map(str::to_owned),
-                privileged: known.is_some(),
-            });
+        let role = RoleHeld {
+            role_id: template.to_owned(),
+            name: name.or(known).map(str::to_owned),
+            privileged: known.is_some(),
+            via_group: None,
+        };
+        let expanded = a.get("principal");
+        let is_group =
+            expanded.and_then(|p| str_field(p, "@odata.type")) == Some("#microsoft.graph.group");
+        if is_group {
+            let label = match expanded.and_then(|p| str_field(p, "displayName")) {
+                Some(group_name) => format!("{group_name} ({principal})"),
+                None => principal.to_owned(),
+            };
+            let entry = group_roles
+                .entry(principal.to_owned())
+                .or_insert_with(|| (label, Vec::new()));
+            entry.1.push(role);
+        } else {
+            held.entry(principal.to_owned()).or_default().push(role);
+        }
+    }
+    let group_members = src
+        .report
+        .datasets
+        .contains_key(dataset::ROLE_GROUP_MEMBERS);
+    if !group_roles.is_empty() && !group_members {
+        problems.push(format!(
+            "{} group(s) hold directory roles but their members were not collected",
+            group_roles.len()
+        ));
     }
     facts.provide(
         FactKind::AdminRoles,
         src.provenance(dataset::ROLE_ASSIGNMENTS, &problems),
     );
+    if group_members {
+        let mut problems = Vec::new();
+        for (path, page) in src
+            .pages
+            .get(dataset::ROLE_GROUP_MEMBERS)
+            .into_iter()
+            .flatten()
+        {
+            let Some(group) = src.url_of(path).and_then(|u| segment_after(u, "groups")) else {
+                problems.push(format!("{path}: the custody log does not name its group"));
+                continue;
+            };
+            let Some((label, roles)) = group_roles.get(group) else {
+                problems.push(format!("{path}: group {group} holds no role assignment"));
+                continue;
+            };
+            let Some(members) = value_array(page) else {
+                problems.push(format!("{path}: no record array"));
+                continue;
+            };
+            for member in members {
+                let Some(user) = str_field(member, "id") else {
+                    problems.push(format!("{path}: group member without id"));
+                    continue;
+                };
+                held.entry(user.to_owned())
+                    .or_default()
+                    .extend(roles.iter().map(|r| RoleHeld {
+                        via_group: Some(label.clone()),
+                        ..r.clone()
+                    }));
+            }
+        }
+        facts.provide(
+            FactKind::AdminRoles,
+            src.provenance(dataset::ROLE_GROUP_MEMBERS, &problems),
+        );
+    }
     Some(held)
 }
 

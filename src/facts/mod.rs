@@ -24,7 +24,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result, ResultExt};
-use crate::evidence::{read_custody, DatasetStatus, RunManifest, SourceReport};
+use crate::evidence::{is_binary_evidence, read_custody, DatasetStatus, RunManifest, SourceReport};
 
 /// Pages per dataset name: (run-relative path, parsed JSON) in page order.
 pub type Pages = BTreeMap<String, Vec<(String, Value)>>;
@@ -35,8 +35,12 @@ pub struct SourceEvidence<'a> {
     pub name: &'a str,
     /// Its collection report.
     pub report: &'a SourceReport,
-    /// Pages per dataset, in page order.
+    /// Pages per dataset, in page order. A binary evidence file (see
+    /// [`crate::evidence::BINARY_EXTENSIONS`]) is listed with a `null` page;
+    /// its bytes are in `binary`.
     pub pages: Pages,
+    /// The bytes of each binary evidence file, by run-relative path.
+    pub binary: BTreeMap<String, Vec<u8>>,
     /// The request behind each page (run-relative path to the custody log's
     /// `request`, credentials removed).
     pub requests: BTreeMap<String, String>,
@@ -139,12 +143,14 @@ pub const NORMALISERS: &[NormaliserKind] = &[
 ///
 /// # Errors
 /// When `run.json` or `custody.jsonl` is unreadable, or an evidence file is
-/// missing, altered or not JSON (the message names the file).
+/// missing, altered or (unless its extension marks it as binary, like a
+/// `.zip` download) not JSON (the message names the file).
 pub fn normalise(run_dir: &Path) -> Result<Facts> {
     let manifest = RunManifest::read(run_dir)?;
     let custody = read_custody(&run_dir.join("custody.jsonl"))?;
     let mut by_source: BTreeMap<&str, Pages> = BTreeMap::new();
     let mut requests: BTreeMap<&str, BTreeMap<String, String>> = BTreeMap::new();
+    let mut binary: BTreeMap<&str, BTreeMap<String, Vec<u8>>> = BTreeMap::new();
     for entry in &custody {
         let path = run_dir.join(&entry.path);
         let bytes =
@@ -159,12 +165,19 @@ pub fn normalise(run_dir: &Path) -> Result<Facts> {
             .entry(entry.source.as_str())
             .or_default()
             .insert(entry.path.clone(), entry.request.clone());
-        // Supplied documents (manual/) are hashed and listed, not parsed.
-        let json: Value = if entry.path.starts_with("evidence/") {
+        // Supplied documents (manual/) are hashed and listed, not parsed;
+        // binary evidence (a ZIP report) is handed to its normaliser as bytes.
+        let json: Value = if !entry.path.starts_with("evidence/") {
+            Value::Null
+        } else if is_binary_evidence(&entry.path) {
+            binary
+                .entry(entry.source.as_str())
+                .or_default()
+                .insert(entry.path.clone(), bytes);
+            Value::Null
+        } else {
             serde_json::from_slice(&bytes)
                 .context(|| format!("evidence {} is not JSON", entry.path))?
-        } else {
-            Value::Null
         };
         by_source
             .entry(entry.source.as_str())
@@ -207,6 +220,7 @@ pub fn normalise(run_dir: &Path) -> Result<Facts> {
             report,
             pages,
             requests: requests.remove(name.as_str()).unwrap_or_default(),
+            binary: binary.remove(name.as_str()).unwrap_or_default(),
         };
         (kind.normalise)(&evidence, &mut facts);
     }

@@ -115,6 +115,10 @@ pub struct RoleHeld {
     pub name: Option<String>,
     /// Whether the role is privileged (admin).
     pub privileged: bool,
+    /// The role-assignable group the role is held through (`name (object
+    /// id)`), when it is not assigned to the user directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via_group: Option<String>,
 }
 
 /// A directory user.

@@ -36,6 +36,9 @@ pub struct GraphTenant {
     pub protection_states: HashMap<String, Value>,
     /// Status polls an export job answers `inProgress` before it completes.
     pub export_polls: usize,
+    /// Bytes served as every export download instead of the archive built
+    /// from the records (to test corrupt or hostile downloads).
+    pub export_download: Option<Vec<u8>>,
     /// Access review definitions.
     pub review_definitions: Vec<Value>,
     /// Instances per definition id.
@@ -504,7 +507,7 @@ fn job_body(
         "reportName": report,
         "filter": "",
         "select": select,
-        "format": "json",
+        "format": "csv",
         "snapshotId": null,
         "localizationType": "localizedValuesAsAdditionalColumn",
         "status": status,
@@ -645,26 +648,78 @@ async fn export_download(State(s): Shared, Path(id): Path<String>, Query(q): Q) 
                 .collect()
         })
         .unwrap_or_default();
-    let t = &s.tenant.graph;
-    let rows: Vec<Value> = t
-        .managed_devices
-        .iter()
-        .filter_map(|d| {
-            let id = d.get("id").and_then(Value::as_str)?;
-            let state = t.protection_states.get(id)?;
-            Some(Value::Array(
-                columns.iter().map(|c| export_cell(d, state, c)).collect(),
-            ))
-        })
-        .collect();
-    let schema: Vec<Value> = columns
-        .iter()
-        .map(|c| json!({"Column": c, "PropertyType": if c.ends_with("Enabled") || c.ends_with("Overdue") || c.ends_with("Required") { "Boolean" } else if c.ends_with("DateTime") { "DateTime" } else { "String" }}))
-        .collect();
-    json_response(
+    let body = match &s.tenant.graph.export_download {
+        Some(bytes) => bytes.clone(),
+        None => match export_archive(&s.tenant.graph, &format!("{id}.csv"), &columns) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
+            }
+        },
+    };
+    if let Ok(mut served) = s.export_served.lock() {
+        served.push(body.clone());
+    }
+    (
         StatusCode::OK,
-        &json!({"TotalRowCount": rows.len(), "Schema": schema, "Values": rows}),
+        [("content-type", "application/octet-stream")],
+        body,
     )
+        .into_response()
+}
+
+/// One CSV cell as Intune writes it: booleans as `True`/`False`, null as empty.
+fn csv_cell(value: &Value) -> String {
+    let text = match value {
+        Value::Null => String::new(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    crate::collect::m365::export::csv_field(&text)
+}
+
+/// The `DefenderAgents` export of `tenant` as Intune serves it: a ZIP archive
+/// holding one CSV file named `entry`, a header row of `columns` and one row
+/// per managed device with protection state. Deterministic (fixed entry time).
+///
+/// # Errors
+/// Only when the archive cannot be written in memory.
+pub fn export_archive(
+    tenant: &GraphTenant,
+    entry: &str,
+    columns: &[String],
+) -> zip::result::ZipResult<Vec<u8>> {
+    use std::io::Write;
+    let mut csv = columns
+        .iter()
+        .map(|c| crate::collect::m365::export::csv_field(c))
+        .collect::<Vec<_>>()
+        .join(",");
+    csv.push_str("\r\n");
+    for device in &tenant.managed_devices {
+        let Some(state) = device
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|id| tenant.protection_states.get(id))
+        else {
+            continue;
+        };
+        let row: Vec<String> = columns
+            .iter()
+            .map(|c| csv_cell(&export_cell(device, state, c)))
+            .collect();
+        csv.push_str(&row.join(","));
+        csv.push_str("\r\n");
+    }
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .last_modified_time(zip::DateTime::default());
+    zip.start_file(entry, options)?;
+    zip.write_all(csv.as_bytes())?;
+    Ok(zip.finish()?.into_inner())
 }
 
 async fn review_definitions(State(s): Shared, headers: HeaderMap, Query(q): Q) -> Response {

@@ -28,7 +28,7 @@ use tokio::time::Instant;
 
 pub use datto::{DattoTenant, DattoThrottle};
 pub use defender::{paths as defender_paths, DefenderTenant};
-pub use graph::{paths as graph_paths, GraphTenant};
+pub use graph::{export_archive, paths as graph_paths, GraphTenant};
 pub use ninjaone::NinjaTenant;
 pub use tactical::TacticalTenant;
 pub use tenant::Tenant;
@@ -129,6 +129,8 @@ pub(crate) struct SimState {
     faults: Mutex<Vec<Fault>>,
     /// Intune export jobs: id -> (status polls so far, selected columns, download signature).
     export_jobs: Mutex<HashMap<String, (usize, Value, String)>>,
+    /// Every export download body served, in order.
+    export_served: Mutex<Vec<Vec<u8>>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -164,6 +166,7 @@ impl Simulator {
             token_requests: Mutex::new(0),
             faults: Mutex::new(Vec::new()),
             export_jobs: Mutex::new(HashMap::new()),
+            export_served: Mutex::new(Vec::new()),
         });
         let app = Router::new();
         let app = graph::routes(app);
@@ -212,6 +215,15 @@ impl Simulator {
             .lock()
             .map(|r| r.get(path).copied().unwrap_or(0))
             .unwrap_or(0)
+    }
+
+    /// Every Intune export download body served so far, in order.
+    pub fn export_downloads(&self) -> Vec<Vec<u8>> {
+        self.state
+            .export_served
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
     }
 
     /// Token requests received.

@@ -10,6 +10,7 @@
 //! per request under one dataset with continuous page numbers.
 
 mod cert;
+pub mod export;
 pub mod limits;
 
 use std::path::PathBuf;
@@ -22,8 +23,8 @@ use serde_json::{json, Value};
 
 use super::auth::{Auth, AuthError, ClientCredential, ClientCredentials};
 use super::http::{
-    fetch_one, fetch_pages, merge_reports, DatasetRequest, Method, ODataPager, PageCounter,
-    PageInfo, Pager, SingleObject,
+    fetch_file, fetch_one, fetch_pages, merge_reports, DatasetRequest, Method, ODataPager,
+    PageCounter, PageInfo, Pager, SingleObject,
 };
 use super::ratelimit::RateLimiter;
 use super::{BoxFuture, CollectContext, Collector, CollectorKind};
@@ -61,13 +62,16 @@ pub mod dataset {
     pub const ROLE_DEFINITIONS: &str = "roleDefinitions";
     /// Transitive user members of each group a Conditional Access policy names.
     pub const GROUP_MEMBERS: &str = "groupMembers";
+    /// Transitive user members of each group a directory role is assigned to
+    /// (role-assignable groups).
+    pub const ROLE_GROUP_MEMBERS: &str = "roleGroupMembers";
     /// Intune managed devices.
     pub const MANAGED_DEVICES: &str = "managedDevices";
     /// Windows protection state, one request per Windows device.
     pub const PROTECTION_STATE: &str = "windowsProtectionState";
     /// The Intune export job (creation and status polls) of the `DefenderAgents` report.
     pub const PROTECTION_EXPORT_JOB: &str = "protectionStateExportJob";
-    /// The downloaded `DefenderAgents` report.
+    /// The downloaded `DefenderAgents` report (a ZIP archive holding one CSV).
     pub const PROTECTION_EXPORT: &str = "protectionStateExport";
     /// Access review definitions.
     pub const REVIEW_DEFINITIONS: &str = "accessReviewDefinitions";
@@ -354,6 +358,73 @@ fn after_parent(
     Ok(merge_reports(&[child, note]))
 }
 
+/// Why an export job ended before its report could be downloaded.
+enum JobStop {
+    /// Credentials failed: fatal for the source.
+    Auth(AuthError),
+    /// The job could not be created, polled or completed.
+    Failed {
+        /// HTTP status of the refused request, if one was refused.
+        status: Option<u16>,
+        /// What happened, for `run.json`.
+        reason: String,
+    },
+}
+
+impl JobStop {
+    fn failed(reason: String) -> JobStop {
+        JobStop::Failed {
+            status: None,
+            reason,
+        }
+    }
+
+    /// The answer of one job request; `step` names it in the reason.
+    fn check(
+        got: std::result::Result<std::result::Result<Value, (Option<u16>, String)>, AuthError>,
+        step: &str,
+    ) -> std::result::Result<Value, JobStop> {
+        match got {
+            Err(e) => Err(JobStop::Auth(e)),
+            Ok(Err((status, reason))) => Err(JobStop::Failed {
+                status,
+                reason: format!("{step} failed: {reason}"),
+            }),
+            Ok(Ok(value)) => Ok(value),
+        }
+    }
+}
+
+/// The two export datasets when the job did not complete after `pages` stored
+/// answers: the job partial or failed, the report failed, both saying why.
+fn export_failed(pages: usize, status: Option<u16>, reason: String) -> Vec<Outcome> {
+    let hint = if status == Some(403) {
+        format!("; {}", forbidden::EXPORT)
+    } else {
+        String::new()
+    };
+    let job = DatasetReport {
+        status: if pages == 0 {
+            DatasetStatus::Failed
+        } else {
+            DatasetStatus::Partial
+        },
+        pages,
+        records: 0,
+        reason: Some(format!("{reason}{hint}")),
+    };
+    let export = DatasetReport {
+        status: DatasetStatus::Failed,
+        pages: 0,
+        records: 0,
+        reason: Some(format!("the export job did not complete: {reason}{hint}")),
+    };
+    vec![
+        (dataset::PROTECTION_EXPORT_JOB, Ok(job)),
+        (dataset::PROTECTION_EXPORT, Ok(export)),
+    ]
+}
+
 const USER_FIELDS: &str =
     "id,userPrincipalName,displayName,accountEnabled,userType,createdDateTime";
 const DEVICE_FIELDS: &str = "id,deviceName,operatingSystem,osVersion,complianceState,lastSyncDateTime,isEncrypted,managementAgent,managedDeviceOwnerType,azureADDeviceId,userPrincipalName,serialNumber,enrolledDateTime";
@@ -516,6 +587,67 @@ impl Ctx<'_> {
             .await;
         let members = after_parent(&policies, members);
         vec![policies, (dataset::GROUP_MEMBERS, members)]
+    }
+
+    /// Role definitions and assignments, then the transitive user members of
+    /// every group a role is assigned to (a role-assignable group's members
+    /// hold its roles).
+    async fn roles(&self) -> Vec<Outcome> {
+        let g = &self.me.graph;
+        let b = &self.me.buckets;
+        let definitions = self
+            .simple(
+                dataset::ROLE_DEFINITIONS,
+                format!("{g}/v1.0/roleManagement/directory/roleDefinitions?$select=id,displayName,templateId,isBuiltIn"),
+                Box::new(ODataPager),
+                &b.directory,
+                forbidden::ROLES,
+            )
+            .await;
+        let groups = Mutex::new(Vec::<String>::new());
+        let pager = Capture(|assignment: &Value| {
+            let principal = assignment.get("principal");
+            let is_group = principal
+                .and_then(|p| p.get("@odata.type"))
+                .and_then(Value::as_str)
+                == Some("#microsoft.graph.group");
+            if let (true, Some(id), Ok(mut g)) = (
+                is_group,
+                principal.and_then(|p| p.get("id")).and_then(Value::as_str),
+                groups.lock(),
+            ) {
+                g.push(id.to_owned());
+            }
+        });
+        let assignments = self
+            .simple(
+                dataset::ROLE_ASSIGNMENTS,
+                format!("{g}/v1.0/roleManagement/directory/roleAssignments?$select=id,principalId,roleDefinitionId,directoryScopeId&$expand=principal"),
+                Box::new(pager),
+                &b.directory,
+                forbidden::ROLES,
+            )
+            .await;
+        let mut groups = groups.into_inner().unwrap_or_default();
+        groups.sort();
+        groups.dedup();
+        let members = self
+            .children(
+                dataset::ROLE_GROUP_MEMBERS,
+                groups,
+                |id| format!("{g}/v1.0/groups/{id}/transitiveMembers/microsoft.graph.user?$select=id,userPrincipalName&$top=999"),
+                &b.directory,
+                forbidden::GROUPS,
+                4,
+                false,
+            )
+            .await;
+        let members = after_parent(&assignments, members);
+        vec![
+            definitions,
+            assignments,
+            (dataset::ROLE_GROUP_MEMBERS, members),
+        ]
     }
 
     /// One request chain per parent id into one dataset, `workers` at a time.
@@ -763,133 +895,23 @@ impl Ctx<'_> {
 
     /// The `DefenderAgents` report through an Intune export job: create it,
     /// poll its status, download the file (without the bearer token: the URL
-    /// is pre-signed). Every answer is stored.
+    /// is pre-signed). Every answer is stored; the download, a ZIP archive
+    /// holding one CSV report, byte for byte as a `.zip` evidence file.
     async fn export_protection_state(&self) -> Vec<Outcome> {
         let me = self.me;
-        let b = &me.buckets;
-        let limiters: [&RateLimiter; 2] = [&b.intune, &b.global];
-        let jobs = format!("{}/v1.0/deviceManagement/reports/exportJobs", me.graph);
         let counter = PageCounter::default();
-        let meta = (
-            me.name.as_str(),
-            KIND.source_type,
-            dataset::PROTECTION_EXPORT_JOB,
-        );
-        let body =
-            json!({"reportName": "DefenderAgents", "format": "json", "select": EXPORT_COLUMNS});
-        let fail = |pages: usize, status: Option<u16>, reason: String| -> Vec<Outcome> {
-            let hint = if status == Some(403) {
-                format!("; {}", forbidden::EXPORT)
-            } else {
-                String::new()
-            };
-            let job = DatasetReport {
-                status: if pages == 0 {
-                    DatasetStatus::Failed
-                } else {
-                    DatasetStatus::Partial
-                },
-                pages,
-                records: 0,
-                reason: Some(format!("{reason}{hint}")),
-            };
-            let export = DatasetReport {
-                status: DatasetStatus::Failed,
-                pages: 0,
-                records: 0,
-                reason: Some(format!("the export job did not complete: {reason}{hint}")),
-            };
-            vec![
-                (dataset::PROTECTION_EXPORT_JOB, Ok(job)),
-                (dataset::PROTECTION_EXPORT, Ok(export)),
-            ]
-        };
-        let auth_failed = |e: AuthError| {
-            vec![
-                (dataset::PROTECTION_EXPORT_JOB, Err(e.clone())),
-                (dataset::PROTECTION_EXPORT, Err(e)),
-            ]
-        };
-        let http = &self.ctx.http;
-        let ev = &self.ctx.evidence;
-        let created = match fetch_one(
-            http,
-            ev,
-            meta,
-            Method::Post(&body),
-            &jobs,
-            Some(self.graph),
-            &limiters,
-            &counter,
-        )
-        .await
-        {
-            Err(e) => return auth_failed(e),
-            Ok(Err((status, reason))) => {
-                return fail(
-                    counter.pages(),
-                    status,
-                    format!("creating the export job failed: {reason}"),
-                )
+        let job = match self.export_job(&counter).await {
+            Ok(job) => job,
+            Err(JobStop::Auth(e)) => {
+                return vec![
+                    (dataset::PROTECTION_EXPORT_JOB, Err(e.clone())),
+                    (dataset::PROTECTION_EXPORT, Err(e)),
+                ]
             }
-            Ok(Ok(job)) => job,
-        };
-        let Some(id) = created
-            .get("id")
-            .and_then(Value::as_str)
-            .filter(|id| is_job_id(id))
-            .map(str::to_owned)
-        else {
-            return fail(
-                counter.pages(),
-                None,
-                "the export job has no usable id".into(),
-            );
-        };
-        let started = tokio::time::Instant::now();
-        let mut job = created;
-        loop {
-            match job.get("status").and_then(Value::as_str) {
-                Some("completed") => break,
-                Some("failed") => {
-                    return fail(counter.pages(), None, format!("the export job {id} failed"))
-                }
-                _ => {}
+            Err(JobStop::Failed { status, reason }) => {
+                return export_failed(counter.pages(), status, reason)
             }
-            if started.elapsed() > me.export_timeout {
-                return fail(
-                    counter.pages(),
-                    None,
-                    format!(
-                        "the export job {id} did not complete within {:?}",
-                        me.export_timeout
-                    ),
-                );
-            }
-            tokio::time::sleep(me.export_poll).await;
-            job = match fetch_one(
-                http,
-                ev,
-                meta,
-                Method::Get,
-                &format!("{jobs}('{id}')"),
-                Some(self.graph),
-                &limiters,
-                &counter,
-            )
-            .await
-            {
-                Err(e) => return auth_failed(e),
-                Ok(Err((status, reason))) => {
-                    return fail(
-                        counter.pages(),
-                        status,
-                        format!("polling the export job failed: {reason}"),
-                    )
-                }
-                Ok(Ok(job)) => job,
-            };
-        }
+        };
         let job_report = DatasetReport {
             status: DatasetStatus::Complete,
             pages: counter.pages(),
@@ -898,7 +920,7 @@ impl Ctx<'_> {
         };
         let url = job.get("url").and_then(Value::as_str).unwrap_or_default();
         if !(url.starts_with("https://") || url.starts_with("http://")) {
-            let mut out = fail(
+            let mut out = export_failed(
                 counter.pages(),
                 None,
                 "the completed export job has no download URL".into(),
@@ -912,41 +934,129 @@ impl Ctx<'_> {
             KIND.source_type,
             dataset::PROTECTION_EXPORT,
         );
-        let export = match fetch_one(http, ev, meta, Method::Get, url, None, &[], &download).await {
+        let fetched = fetch_file(
+            &self.ctx.http,
+            &self.ctx.evidence,
+            meta,
+            url,
+            "zip",
+            None,
+            &[],
+            &download,
+        )
+        .await;
+        let failed = |reason: String| DatasetReport {
+            status: DatasetStatus::Failed,
+            pages: download.pages(),
+            records: 0,
+            reason: Some(reason),
+        };
+        let export = match fetched {
             Err(e) => Err(e),
-            Ok(Err((status, reason))) => Ok(DatasetReport {
-                status: DatasetStatus::Failed,
-                pages: 0,
-                records: 0,
-                reason: Some(format!(
-                    "downloading the report failed: {reason}{}",
-                    if status == Some(403) {
-                        "; the download link expired or was refused"
-                    } else {
-                        ""
-                    }
-                )),
-            }),
-            Ok(Ok(report)) => {
-                let rows = report.get("Values").and_then(Value::as_array).map(Vec::len);
-                Ok(DatasetReport {
-                    status: if rows.is_some() {
-                        DatasetStatus::Complete
-                    } else {
-                        DatasetStatus::Failed
-                    },
+            Ok(Err((status, reason))) => Ok(failed(format!(
+                "downloading the report failed: {reason}{}",
+                if status == Some(403) {
+                    "; the download link expired or was refused"
+                } else {
+                    ""
+                }
+            ))),
+            Ok(Ok((path, bytes))) => Ok(match export::read_report(&bytes) {
+                Ok(report) => DatasetReport {
+                    status: DatasetStatus::Complete,
                     pages: download.pages(),
-                    records: rows.unwrap_or(0),
-                    reason: rows
-                        .is_none()
-                        .then(|| "the downloaded report has no `Values` table".to_owned()),
-                })
-            }
+                    records: report.rows.len(),
+                    reason: None,
+                },
+                Err(e) => failed(format!("the downloaded report {path} is unusable: {e}")),
+            }),
         };
         vec![
             (dataset::PROTECTION_EXPORT_JOB, Ok(job_report)),
             (dataset::PROTECTION_EXPORT, export),
         ]
+    }
+
+    /// Create the export job and poll it until it completes; the completed job.
+    async fn export_job(&self, counter: &PageCounter) -> std::result::Result<Value, JobStop> {
+        let me = self.me;
+        let jobs = format!("{}/v1.0/deviceManagement/reports/exportJobs", me.graph);
+        let body = json!({
+            "reportName": "DefenderAgents",
+            "format": "csv",
+            "localizationType": "localizedValuesAsAdditionalColumn",
+            "select": EXPORT_COLUMNS,
+        });
+        let mut job = self
+            .job_request(
+                Method::Post(&body),
+                &jobs,
+                counter,
+                "creating the export job",
+            )
+            .await?;
+        let Some(id) = job
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|id| is_job_id(id))
+            .map(str::to_owned)
+        else {
+            return Err(JobStop::failed("the export job has no usable id".into()));
+        };
+        let started = tokio::time::Instant::now();
+        loop {
+            match job.get("status").and_then(Value::as_str) {
+                Some("completed") => return Ok(job),
+                Some("failed") => {
+                    return Err(JobStop::failed(format!("the export job {id} failed")))
+                }
+                _ => {}
+            }
+            if started.elapsed() > me.export_timeout {
+                return Err(JobStop::failed(format!(
+                    "the export job {id} did not complete within {:?}",
+                    me.export_timeout
+                )));
+            }
+            tokio::time::sleep(me.export_poll).await;
+            job = self
+                .job_request(
+                    Method::Get,
+                    &format!("{jobs}('{id}')"),
+                    counter,
+                    "polling the export job",
+                )
+                .await?;
+        }
+    }
+
+    /// One request about the export job, stored in its dataset.
+    async fn job_request(
+        &self,
+        method: Method<'_>,
+        url: &str,
+        counter: &PageCounter,
+        step: &str,
+    ) -> std::result::Result<Value, JobStop> {
+        let me = self.me;
+        let b = &me.buckets;
+        let meta = (
+            me.name.as_str(),
+            KIND.source_type,
+            dataset::PROTECTION_EXPORT_JOB,
+        );
+        let got = fetch_one(
+            &self.ctx.http,
+            &self.ctx.evidence,
+            meta,
+            method,
+            url,
+            Some(self.graph),
+            &[&b.intune, &b.global],
+            counter,
+        )
+        .await;
+        JobStop::check(got, step)
     }
 
     async fn defender(&self, auth: &dyn Auth, base: &str) -> Vec<Outcome> {
@@ -1049,24 +1159,7 @@ impl M365 {
                     forbidden::SECURITY_DEFAULTS,
                 ).await]
             }),
-            Box::pin(async {
-                vec![
-                    c.simple(
-                        dataset::ROLE_DEFINITIONS,
-                        format!("{g}/v1.0/roleManagement/directory/roleDefinitions?$select=id,displayName,templateId,isBuiltIn"),
-                        Box::new(ODataPager),
-                        &b.directory,
-                        forbidden::ROLES,
-                    ).await,
-                    c.simple(
-                        dataset::ROLE_ASSIGNMENTS,
-                        format!("{g}/v1.0/roleManagement/directory/roleAssignments?$select=id,principalId,roleDefinitionId,directoryScopeId&$expand=principal"),
-                        Box::new(ODataPager),
-                        &b.directory,
-                        forbidden::ROLES,
-                    ).await,
-                ]
-            }),
+            Box::pin(c.roles()),
             Box::pin(c.devices()),
             Box::pin(c.access_reviews()),
             Box::pin(async {
