@@ -12,7 +12,8 @@
 //! crate, 128 KiB reads, one file per thread at a time) and also compared
 //! with the reference's figures from a CPU with SHA-NI: 2,600 MB/s for (a),
 //! 147,000 files/s for (b).
-//! Set `AUDITPACK_BENCH_SCALE=0.1` for a quick smoke run on a tenth of the data.
+//! Set `AUDITPACK_BENCH_SCALE=0.1` for a quick smoke run on a tenth of the data,
+//! `AUDITPACK_BENCH_CASE=a` (or `b`) to run one case.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::io::Write;
@@ -58,7 +59,15 @@ fn main() {
     ];
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("auditpack package benchmark ({threads} cores, page cache warm, best of 1 run)");
+    // `AUDITPACK_BENCH_CASE=a` or `b` runs one case only.
+    let only = std::env::var("AUDITPACK_BENCH_CASE").ok();
     for case in &cases {
+        if only
+            .as_deref()
+            .is_some_and(|c| !case.label.starts_with(&format!("({c})")))
+        {
+            continue;
+        }
         if let Err(e) = run_case(case) {
             eprintln!("{}: {e}", case.label);
             std::process::exit(2);
