@@ -204,6 +204,7 @@ fn run_case(case: &Case) -> Result<(), String> {
     let paths = data_files(&run)?;
     let sha2_two = hash_baseline(&paths, 2)?;
     let sha2_one = hash_baseline(&paths, 1)?;
+    let create_floor = create_baseline(&root.path().join("floor"), &paths, 2)?;
 
     let s = |d: Duration| d.as_secs_f64();
     let row = |name: &str, d: Duration| {
@@ -224,6 +225,7 @@ fn run_case(case: &Case) -> Result<(), String> {
     row("sha256sum, 2 processes", sha256sum_2);
     row("sha2 crate, 1 thread (hash only)", sha2_one);
     row("sha2 crate, 2 threads (hash only)", sha2_two);
+    row("create as many empty files, 2 thr.", create_floor);
 
     let ours = s(package) + s(check);
     let bagit = s(bagit_create) + s(bagit_validate);
@@ -319,6 +321,44 @@ fn hash_baseline(paths: &[std::path::PathBuf], threads: usize) -> Result<Duratio
         })
     })?;
     Ok(t.elapsed())
+}
+
+/// What any copy into staging costs before a byte is written: creating as
+/// many empty files, in as many folders, on two threads.
+fn create_baseline(
+    root: &Path,
+    paths: &[std::path::PathBuf],
+    threads: usize,
+) -> Result<Duration, String> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    for i in 0..paths.len().div_ceil(200) {
+        std::fs::create_dir_all(root.join(format!("d{i:03}"))).map_err(|e| e.to_string())?;
+    }
+    let next = AtomicUsize::new(0);
+    let t = Instant::now();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| -> Result<(), String> {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= paths.len() {
+                            return Ok(());
+                        }
+                        let path = root.join(format!("d{:03}/f{i:05}", i / 200));
+                        std::fs::File::create(path).map_err(|e| e.to_string())?;
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().try_for_each(|w| {
+            w.join()
+                .map_err(|_| "a creating thread panicked".to_owned())?
+        })
+    })?;
+    let elapsed = t.elapsed();
+    std::fs::remove_dir_all(root).map_err(|e| e.to_string())?;
+    Ok(elapsed)
 }
 
 /// Run a program with `args` then `tail`, in `dir`.

@@ -881,6 +881,29 @@ fn a_packager_killed_mid_write_leaves_no_package_and_a_rerun_succeeds() {
 }
 
 #[test]
+fn staging_left_by_a_killed_run_is_removed_after_a_day() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(run.join("evidence")).expect("mkdir");
+    std::fs::write(run.join("evidence/a.json"), "[]").expect("write");
+    std::fs::write(run.join("custody.jsonl"), "").expect("write");
+    let out = dir.path().join("out");
+    let old = out.join(".auditpack-a-run1.x1y2.partial");
+    let young = out.join(".auditpack-a-run2.z3w4.partial");
+    for staging in [&old, &young] {
+        std::fs::create_dir_all(staging.join("data")).expect("mkdir");
+    }
+    let two_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86_400);
+    std::fs::File::open(&old)
+        .and_then(|d| d.set_modified(two_days_ago))
+        .expect("age the staging folder");
+    write_bag(&run, &out, "pkg", &bag_info(), None).expect("packaged");
+    assert!(!old.exists(), "a day-old staging folder is removed");
+    assert!(young.exists(), "a young one may be another run's work");
+    assert!(out.join("pkg/bagit.txt").is_file());
+}
+
+#[test]
 fn sha512_manifests_are_written_on_request_and_checked() {
     use auditpack::package::{write_bag_with, Algorithm};
     let dir = tempfile::tempdir().expect("tempdir");

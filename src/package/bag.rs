@@ -87,6 +87,7 @@ pub fn write_bag_with(
         )));
     }
     std::fs::create_dir_all(out_dir).context(|| format!("cannot create {}", out_dir.display()))?;
+    remove_stale_staging(out_dir);
     let staging = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".partial")
@@ -182,6 +183,35 @@ pub fn write_bag_with(
         .and_then(|d| d.sync_all())
         .context(|| format!("cannot sync {}", out_dir.display()))?;
     Ok(final_path)
+}
+
+/// A staging folder untouched this long belongs to a run that was killed.
+const STALE_STAGING: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+
+/// Remove the hidden `.<name>.*.partial` staging folders that killed runs
+/// left in `out_dir` more than a day ago (a younger one may be another run's
+/// work in progress). Best effort: what cannot be removed stays.
+fn remove_stale_staging(out_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(out_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !(name.starts_with('.') && name.ends_with(".partial")) {
+            continue;
+        }
+        let stale = entry
+            .metadata()
+            .ok()
+            .filter(std::fs::Metadata::is_dir)
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_STAGING);
+        if stale {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Make the staged payload durable before it is renamed into place: one
