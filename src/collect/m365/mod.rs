@@ -571,22 +571,10 @@ impl Ctx<'_> {
                 forbidden::CONDITIONAL_ACCESS,
             )
             .await;
-        let mut groups = groups.into_inner().unwrap_or_default();
-        groups.sort();
-        groups.dedup();
         let members = self
-            .children(
-                dataset::GROUP_MEMBERS,
-                groups,
-                |id| format!("{g}/v1.0/groups/{id}/transitiveMembers/microsoft.graph.user?$select=id,userPrincipalName&$top=999"),
-                &b.directory,
-                forbidden::GROUPS,
-                1,
-                false,
-            )
+            .group_members(dataset::GROUP_MEMBERS, groups, &policies, 1)
             .await;
-        let members = after_parent(&policies, members);
-        vec![policies, (dataset::GROUP_MEMBERS, members)]
+        vec![policies, members]
     }
 
     /// Role definitions and assignments, then the transitive user members of
@@ -628,26 +616,38 @@ impl Ctx<'_> {
                 forbidden::ROLES,
             )
             .await;
+        let members = self
+            .group_members(dataset::ROLE_GROUP_MEMBERS, groups, &assignments, 4)
+            .await;
+        vec![definitions, assignments, members]
+    }
+
+    /// The transitive user members of each of `groups` (each fetched once),
+    /// as `name`, `workers` groups at a time; only as complete as `parent`,
+    /// the dataset the groups were found in.
+    async fn group_members(
+        &self,
+        name: &'static str,
+        groups: Mutex<Vec<String>>,
+        parent: &Outcome,
+        workers: usize,
+    ) -> Outcome {
+        let g = &self.me.graph;
         let mut groups = groups.into_inner().unwrap_or_default();
         groups.sort();
         groups.dedup();
         let members = self
             .children(
-                dataset::ROLE_GROUP_MEMBERS,
+                name,
                 groups,
                 |id| format!("{g}/v1.0/groups/{id}/transitiveMembers/microsoft.graph.user?$select=id,userPrincipalName&$top=999"),
-                &b.directory,
+                &self.me.buckets.directory,
                 forbidden::GROUPS,
-                4,
+                workers,
                 false,
             )
             .await;
-        let members = after_parent(&assignments, members);
-        vec![
-            definitions,
-            assignments,
-            (dataset::ROLE_GROUP_MEMBERS, members),
-        ]
+        (name, after_parent(parent, members))
     }
 
     /// One request chain per parent id into one dataset, `workers` at a time.
