@@ -969,3 +969,59 @@ fn sha512_manifests_are_written_on_request_and_checked() {
         "data/evidence/a.json: SHA-512 does not match the manifest",
     );
 }
+
+#[test]
+fn the_zip_deflates_what_compresses_and_stores_what_does_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(run.join("evidence")).expect("mkdir");
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let noise: Vec<u8> = (0..256 * 1024)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    std::fs::write(run.join("evidence/export.zip"), &noise).expect("write");
+    let json = "{\"id\":\"device\",\"compliant\":true},".repeat(8_000);
+    std::fs::write(run.join("evidence/devices.json"), &json).expect("write");
+    std::fs::write(run.join("custody.jsonl"), "").expect("write");
+    let pair = generate_key(&dir.path().join("key"), IDENTITY, None).expect("keygen");
+    let signers = dir.path().join("allowed_signers");
+    std::fs::write(&signers, pair.signer.allowed_signers_line().expect("line")).expect("write");
+    let bag = write_bag(
+        &run,
+        &dir.path().join("out"),
+        "pkg",
+        &bag_info(),
+        Some(&pair.signer),
+    )
+    .expect("package");
+    let archive = write_zip(&bag).expect("zip");
+
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&archive).expect("open")).expect("zip");
+    let method = |zip: &mut zip::ZipArchive<std::fs::File>, name: &str| {
+        zip.by_name(&format!("pkg/data/evidence/{name}"))
+            .expect("entry")
+            .compression()
+    };
+    assert_eq!(
+        method(&mut zip, "export.zip"),
+        zip::CompressionMethod::Stored
+    );
+    assert_eq!(
+        method(&mut zip, "devices.json"),
+        zip::CompressionMethod::Deflated
+    );
+    let options = VerifyOptions {
+        allowed_signers: signers,
+        identity: Some(IDENTITY.into()),
+        ..VerifyOptions::default()
+    };
+    assert_eq!(
+        verify(&archive, &options).expect("verify").problems,
+        Vec::<String>::new()
+    );
+}

@@ -1,13 +1,13 @@
 //! Writing a bag as a reproducible `.zip`: exactly one top-level folder (the
 //! bag's name), entries sorted by name, every timestamp 1980-01-01 00:00:00,
 //! modes 0644 for files and 0755 for folders, no owners, no extra fields, and
-//! ZIP64 for files of 4 GiB or more. The same bag always gives a byte-identical
-//! archive. The archive is written under a temporary name and renamed when
+//! ZIP64 for files of 4 GiB or more, deflate where it pays and stored where it
+//! does not. The same bag always gives a byte-identical archive. The archive is written under a temporary name and renamed when
 //! complete.
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use zip::write::SimpleFileOptions;
@@ -93,9 +93,14 @@ pub fn write_zip(bag: &Path) -> Result<PathBuf> {
                     .metadata()
                     .context(|| format!("cannot stat {}", src.display()))?
                     .len();
+                let method = method_for(&mut reader, len)
+                    .context(|| format!("cannot read {}", src.display()))?;
+                let level = (method == CompressionMethod::Deflated).then_some(1);
                 let options = base
                     .unix_permissions(0o644)
-                    .large_file(len >= u64::from(u32::MAX));
+                    .large_file(len >= u64::from(u32::MAX))
+                    .compression_method(method)
+                    .compression_level(level);
                 zip.start_file(name.as_str(), options).map_err(fail)?;
                 std::io::copy(&mut reader, &mut zip)
                     .context(|| format!("cannot add {} to {}", src.display(), out.display()))?;
@@ -119,4 +124,32 @@ pub fn write_zip(bag: &Path) -> Result<PathBuf> {
         ))
     })?;
     Ok(out)
+}
+
+/// Bytes sampled from the start of a file to judge whether deflate pays.
+const SAMPLE: usize = 64 * 1024;
+
+/// Deflate for what compresses (JSON, CSV, text: nearly all evidence);
+/// stored for what does not (PDFs, images, archives, encrypted exports), which
+/// deflate would only slow down. Judged on the file's first 64 KiB, so the
+/// same file always gets the same method and the zip stays reproducible.
+/// `reader` is left at the start.
+fn method_for(reader: &mut File, len: u64) -> std::io::Result<CompressionMethod> {
+    if len <= SAMPLE as u64 {
+        return Ok(CompressionMethod::Deflated);
+    }
+    let mut sample = Vec::with_capacity(SAMPLE);
+    (&mut *reader)
+        .take(SAMPLE as u64)
+        .read_to_end(&mut sample)?;
+    reader.seek(SeekFrom::Start(0))?;
+    let mut deflated = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+    deflated.write_all(&sample)?;
+    let deflated = deflated.finish()?;
+    // Less than a tenth smaller is not worth the time it takes.
+    Ok(if deflated.len() * 10 < sample.len() * 9 {
+        CompressionMethod::Deflated
+    } else {
+        CompressionMethod::Stored
+    })
 }
