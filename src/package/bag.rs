@@ -256,11 +256,13 @@ pub(crate) fn payload_files(root: &Path) -> Result<Vec<String>> {
                 )));
             };
             let child = rel.join(name);
-            let meta = std::fs::symlink_metadata(entry.path())
+            // The type comes with the listing and never follows a symlink.
+            let kind = entry
+                .file_type()
                 .context(|| format!("cannot stat {}", entry.path().display()))?;
-            if meta.is_dir() {
+            if kind.is_dir() {
                 stack.push(child);
-            } else if meta.is_file() {
+            } else if kind.is_file() {
                 let text = child
                     .components()
                     .map(|c| c.as_os_str().to_string_lossy().into_owned())

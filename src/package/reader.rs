@@ -98,11 +98,16 @@ impl FolderReader {
                 } else {
                     format!("{rel}/{name}")
                 };
-                match std::fs::symlink_metadata(entry.path()) {
-                    Ok(m) if m.is_dir() => stack.push(child),
-                    Ok(m) if m.is_file() => {
-                        files.insert(child, m.len());
-                    }
+                // The type comes with the listing (no symlink is followed);
+                // only regular files cost a stat, relative to the open folder.
+                match entry.file_type() {
+                    Ok(t) if t.is_dir() => stack.push(child),
+                    Ok(t) if t.is_file() => match entry.metadata() {
+                        Ok(m) => {
+                            files.insert(child, m.len());
+                        }
+                        Err(e) => problems.push(format!("{child}: {e}")),
+                    },
                     Ok(_) => problems.push(format!(
                         "{child}: not a regular file (symlink, device or FIFO)"
                     )),
