@@ -291,36 +291,19 @@ fn data_files(root: &Path) -> Result<Vec<std::path::PathBuf>, String> {
 fn hash_baseline(paths: &[std::path::PathBuf], threads: usize) -> Result<Duration, String> {
     use sha2::Digest;
     use std::io::Read;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let next = AtomicUsize::new(0);
-    let t = Instant::now();
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| -> Result<(), String> {
-                    let mut buf = vec![0u8; 128 * 1024];
-                    while let Some(path) = paths.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-                        let mut hasher = sha2::Sha256::new();
-                        loop {
-                            let n = file.read(&mut buf).map_err(|e| e.to_string())?;
-                            if n == 0 {
-                                break;
-                            }
-                            hasher.update(&buf[..n]);
-                        }
-                        std::hint::black_box(hasher.finalize());
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        workers.into_iter().try_for_each(|w| {
-            w.join()
-                .map_err(|_| "a hashing thread panicked".to_owned())?
-        })
-    })?;
-    Ok(t.elapsed())
+    on_threads(paths.len(), threads, |buf, i| {
+        let mut file = std::fs::File::open(&paths[i]).map_err(|e| e.to_string())?;
+        let mut hasher = sha2::Sha256::new();
+        loop {
+            let n = file.read(buf).map_err(|e| e.to_string())?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        std::hint::black_box(hasher.finalize());
+        Ok(())
+    })
 }
 
 /// What any copy into staging costs before a byte is written: creating as
@@ -330,35 +313,50 @@ fn create_baseline(
     paths: &[std::path::PathBuf],
     threads: usize,
 ) -> Result<Duration, String> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
     for i in 0..paths.len().div_ceil(200) {
         std::fs::create_dir_all(root.join(format!("d{i:03}"))).map_err(|e| e.to_string())?;
     }
+    let elapsed = on_threads(paths.len(), threads, |_, i| {
+        let path = root.join(format!("d{:03}/f{i:05}", i / 200));
+        std::fs::File::create(path)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    })?;
+    std::fs::remove_dir_all(root).map_err(|e| e.to_string())?;
+    Ok(elapsed)
+}
+
+/// Time `work` over the items `0..count` on `threads` threads, each taking
+/// the next item and owning a 128 KiB scratch buffer.
+fn on_threads(
+    count: usize,
+    threads: usize,
+    work: impl Fn(&mut [u8], usize) -> Result<(), String> + Sync,
+) -> Result<Duration, String> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let next = AtomicUsize::new(0);
     let t = Instant::now();
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| -> Result<(), String> {
+                    let mut buf = vec![0u8; 128 * 1024];
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= paths.len() {
+                        if i >= count {
                             return Ok(());
                         }
-                        let path = root.join(format!("d{:03}/f{i:05}", i / 200));
-                        std::fs::File::create(path).map_err(|e| e.to_string())?;
+                        work(&mut buf, i)?;
                     }
                 })
             })
             .collect();
         workers.into_iter().try_for_each(|w| {
             w.join()
-                .map_err(|_| "a creating thread panicked".to_owned())?
+                .map_err(|_| "a worker thread panicked".to_owned())?
         })
     })?;
-    let elapsed = t.elapsed();
-    std::fs::remove_dir_all(root).map_err(|e| e.to_string())?;
-    Ok(elapsed)
+    Ok(t.elapsed())
 }
 
 /// Run a program with `args` then `tail`, in `dir`.

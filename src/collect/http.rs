@@ -616,12 +616,32 @@ pub async fn fetch_one(
     limiters: &[&RateLimiter],
     counter: &PageCounter,
 ) -> Result<Result<Value, (Option<u16>, String)>, AuthError> {
-    let (source, source_type, dataset) = meta;
     let (status, body, json) = match http.send_json(method, url, auth, limiters).await {
         Ok(ok) => ok,
         Err(PageError::Auth(e)) => return Err(e),
         Err(PageError::Failed { status, reason }) => return Ok(Err((status, reason))),
     };
+    let stored = store_one(
+        evidence,
+        meta,
+        (method, url, status),
+        "json",
+        &body,
+        counter,
+    );
+    Ok(stored.map(|_| json))
+}
+
+/// Store the answer to one request (`method`, `url`, `status`) as the next
+/// page of `meta`'s dataset; its run-relative path, or why it was not stored.
+fn store_one(
+    evidence: &EvidenceWriter,
+    (source, source_type, dataset): (&str, &str, &str),
+    (method, url, status): (Method<'_>, &str, u16),
+    extension: &str,
+    body: &[u8],
+    counter: &PageCounter,
+) -> Result<String, (Option<u16>, String)> {
     let page = PageMeta {
         source,
         source_type,
@@ -631,10 +651,9 @@ pub async fn fetch_one(
         url,
         http_status: Some(status),
     };
-    match evidence.write_page(&page, &body) {
-        Ok(_) => Ok(Ok(json)),
-        Err(e) => Ok(Err((None, format!("could not be stored: {e}")))),
-    }
+    evidence
+        .write_page_as(&page, extension, body)
+        .map_err(|e| (None, format!("could not be stored: {e}")))
 }
 
 /// One GET whose answer is a file, not JSON (e.g. a ZIP report from a
@@ -655,25 +674,20 @@ pub async fn fetch_file(
     limiters: &[&RateLimiter],
     counter: &PageCounter,
 ) -> Result<Result<(String, Vec<u8>), (Option<u16>, String)>, AuthError> {
-    let (source, source_type, dataset) = meta;
     let (status, body) = match http.get_bytes(url, auth, limiters).await {
         Ok(ok) => ok,
         Err(PageError::Auth(e)) => return Err(e),
         Err(PageError::Failed { status, reason }) => return Ok(Err((status, reason))),
     };
-    let page = PageMeta {
-        source,
-        source_type,
-        dataset,
-        page: counter.next(),
-        method: Method::Get.name(),
-        url,
-        http_status: Some(status),
-    };
-    match evidence.write_page_as(&page, extension, &body) {
-        Ok(path) => Ok(Ok((path, body))),
-        Err(e) => Ok(Err((None, format!("could not be stored: {e}")))),
-    }
+    let stored = store_one(
+        evidence,
+        meta,
+        (Method::Get, url, status),
+        extension,
+        &body,
+        counter,
+    );
+    Ok(stored.map(|path| (path, body)))
 }
 
 async fn fetch_with(
