@@ -360,8 +360,18 @@ impl RawSigning {
             return Err(Error::config("`identity` is empty"));
         }
         if let Some(url) = &self.tsa_url {
-            if !(url.starts_with("https://") || url.starts_with("http://")) {
-                return Err(Error::config("`tsa_url` is not an http(s) URL"));
+            // Never echo the URL: it is refused when it may hold credentials.
+            match reqwest::Url::parse(url) {
+                Ok(u) if !matches!(u.scheme(), "http" | "https") || u.host().is_none() => {
+                    return Err(Error::config("`tsa_url` is not an http(s) URL"));
+                }
+                Ok(u) if !u.username().is_empty() || u.password().is_some() => {
+                    return Err(Error::config(
+                        "`tsa_url` holds credentials; a secret never goes in the config",
+                    ));
+                }
+                Ok(_) => {}
+                Err(_) => return Err(Error::config("`tsa_url` is not a URL")),
             }
         }
         Ok(Signing {

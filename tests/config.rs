@@ -64,6 +64,33 @@ fn literal_signing_key_is_refused() {
 }
 
 #[test]
+fn a_tsa_url_with_credentials_or_another_scheme_is_refused_without_echoing_it() {
+    let canary = "CANARY-tsa-4b3a";
+    let signing = "[signing]\nidentity = \"a@b\"\nkey_file = \"k\"\n";
+    for (url, says) in [
+        (
+            format!("https://user:{canary}@tsa.example/tsr"),
+            "credentials",
+        ),
+        (format!("ftp://tsa.example/{canary}"), "not an http(s) URL"),
+        (format!("tsa.example/{canary}"), "not a URL"),
+    ] {
+        let err = load(&format!("{ORG}\n{signing}tsa_url = \"{url}\"\n")).expect_err("refused");
+        assert!(err.contains(says), "{err}");
+        assert!(
+            !err.contains(canary),
+            "the error must not echo the URL: {err}"
+        );
+    }
+    let config = load(&format!(
+        "{ORG}\n{signing}tsa_url = \"https://tsa.example/tsr\"\n"
+    ))
+    .expect("a plain https URL is accepted");
+    let signing = config.signing.expect("signing");
+    assert_eq!(signing.tsa_url.as_deref(), Some("https://tsa.example/tsr"));
+}
+
+#[test]
 fn missing_file_is_named() {
     let err = Config::load(Path::new("/nonexistent/auditpack.toml"))
         .expect_err("missing file")
