@@ -28,6 +28,18 @@ pub enum Command {
         #[arg(long, value_parser = ["sha256", "sha512"])]
         algorithm: Vec<String>,
     },
+    /// Package a run folder again (signed and timestamped as the config says),
+    /// when its package was lost or could not be made.
+    Package {
+        /// The run folder (holding run.json).
+        run: PathBuf,
+        /// The organisation's config file (store and signing).
+        #[arg(long, default_value = "auditpack.toml")]
+        config: PathBuf,
+        /// Also write SHA-512 manifests (`--algorithm sha512`; SHA-256 is always written).
+        #[arg(long, value_parser = ["sha256", "sha512"])]
+        algorithm: Vec<String>,
+    },
     /// Run everything on the built-in demo organisation, against a local simulator.
     Demo {
         /// Where to write the config, key, runs and packages.

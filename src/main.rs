@@ -81,11 +81,7 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
                 .transpose()?;
             let options = RunOptions {
                 as_of,
-                algorithms: algorithm
-                    .iter()
-                    .filter(|a| a.as_str() == "sha512")
-                    .map(|_| auditpack::package::Algorithm::Sha512)
-                    .collect(),
+                algorithms: algorithms(&algorithm),
                 ..RunOptions::default()
             };
             let outcome = pipeline::run(&config, &options, &runtime()?)?;
@@ -101,6 +97,23 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
                 );
             }
             Ok(exit_for(&outcome.results))
+        }
+        Command::Package {
+            run,
+            config,
+            algorithm,
+        } => {
+            let config = Config::load(&config)?;
+            let (package, archive) = pipeline::package_run(&run, &config, &algorithms(&algorithm))?;
+            say!(out, "package: {}", package.display());
+            say!(out, "zip:     {}", archive.display());
+            if config.signing.is_none() {
+                say!(
+                    out,
+                    "warning: no [signing] in the config, so the package is not signed"
+                );
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Demo { out: out_dir } => {
             let demo = auditpack::demo::demo(&out_dir, &runtime()?)?;
@@ -423,6 +436,15 @@ fn print_verify(out: &mut Out, report: &VerifyReport) {
             say!(out, "  - {}", sanitize(p));
         }
     }
+}
+
+/// The manifest algorithms named by `--algorithm`, besides SHA-256.
+fn algorithms(names: &[String]) -> Vec<auditpack::package::Algorithm> {
+    names
+        .iter()
+        .filter(|a| a.as_str() == "sha512")
+        .map(|_| auditpack::package::Algorithm::Sha512)
+        .collect()
 }
 
 /// Strip control characters (terminal escapes) from text that may come from an API or a file.

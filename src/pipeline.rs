@@ -156,25 +156,13 @@ pub fn run(
     };
     report::write_reports(&run_dir, &reports)?;
 
-    let info = BagInfo {
-        organisation: manifest.organisation.clone(),
-        contact_name: config.organisation.contact_name.clone(),
-        contact_email: config.organisation.contact_email.clone(),
-        run_id: run_id.clone(),
-        started: manifest.started_at.clone(),
-        finished: manifest.finished_at.clone(),
-        host: manifest.host.clone(),
-    };
-    let name = format!("auditpack-{}-{run_id}", slug(&manifest.organisation));
-    let package = write_bag_with(
+    let (package, archive) = package_with(
         &run_dir,
-        &store.join("packages"),
-        &name,
-        &info,
+        &manifest,
+        config,
         signer.as_ref(),
         &options.algorithms,
     )?;
-    let archive = write_zip(&package)?;
     Ok(RunOutcome {
         run_dir,
         manifest,
@@ -183,6 +171,57 @@ pub fn run(
         archive,
         signed: signer.is_some(),
     })
+}
+
+/// Package an existing run folder again, as [`run`] does at its end: a bag in
+/// the store's `packages/`, signed (and timestamped) as `[signing]` says, and
+/// its zip. For a run whose package was lost or could not be made (a TSA that
+/// was down). Returns the package folder and the zip.
+///
+/// # Errors
+/// When the run folder has no readable `run.json`, the signing key is
+/// unusable, the package or zip already exists, or on I/O failure.
+pub fn package_run(
+    run_dir: &Path,
+    config: &Config,
+    algorithms: &[Algorithm],
+) -> Result<(PathBuf, PathBuf)> {
+    let manifest = RunManifest::read(run_dir)?;
+    let signer = config.signing.as_ref().map(Signer::load).transpose()?;
+    package_with(run_dir, &manifest, config, signer.as_ref(), algorithms)
+}
+
+fn package_with(
+    run_dir: &Path,
+    manifest: &RunManifest,
+    config: &Config,
+    signer: Option<&Signer>,
+    algorithms: &[Algorithm],
+) -> Result<(PathBuf, PathBuf)> {
+    let info = BagInfo {
+        organisation: manifest.organisation.clone(),
+        contact_name: config.organisation.contact_name.clone(),
+        contact_email: config.organisation.contact_email.clone(),
+        run_id: manifest.run_id.clone(),
+        started: manifest.started_at.clone(),
+        finished: manifest.finished_at.clone(),
+        host: manifest.host.clone(),
+    };
+    let name = format!(
+        "auditpack-{}-{}",
+        slug(&manifest.organisation),
+        manifest.run_id
+    );
+    let package = write_bag_with(
+        run_dir,
+        &config.organisation.store.join("packages"),
+        &name,
+        &info,
+        signer,
+        algorithms,
+    )?;
+    let archive = write_zip(&package)?;
+    Ok((package, archive))
 }
 
 /// Normalise and evaluate a run folder, writing `facts/facts.json`,

@@ -1025,3 +1025,46 @@ fn the_zip_deflates_what_compresses_and_stores_what_does_not() {
         Vec::<String>::new()
     );
 }
+
+#[test]
+fn the_cli_packages_a_run_again() {
+    let h = Harness::demo();
+    h.config(None);
+    let config_path = h.path().join("auditpack.toml");
+    let mut text = std::fs::read_to_string(&config_path).expect("config");
+    text.push_str(&format!(
+        "\n[signing]\nkey_file = \"key\"\nidentity = \"{IDENTITY}\"\n"
+    ));
+    std::fs::write(&config_path, text).expect("write");
+    let config = auditpack::config::Config::load(&config_path).expect("config loads");
+    let outcome = h.run(&config);
+    let package = || {
+        Command::new(env!("CARGO_BIN_EXE_auditpack"))
+            .arg("package")
+            .arg(&outcome.run_dir)
+            .arg("--config")
+            .arg(&config_path)
+            .output()
+            .expect("auditpack runs")
+    };
+
+    // The package is there: packaging again is refused, naming it.
+    let out = package();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("already exists"), "{stderr}");
+
+    // Lost: made again from the run folder, signed, and it verifies.
+    std::fs::remove_dir_all(&outcome.package).expect("remove the package");
+    std::fs::remove_file(&outcome.archive).expect("remove the zip");
+    let out = package();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains(&outcome.package.display().to_string()),
+        "{stdout}"
+    );
+    for made in [&outcome.package, &outcome.archive] {
+        assert_eq!(check(&h, made), Vec::<String>::new(), "{}", made.display());
+    }
+}
