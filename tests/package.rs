@@ -823,13 +823,7 @@ fn a_packager_killed_mid_write_leaves_no_package_and_a_rerun_succeeds() {
         Tenant::synthetic(2_000, 200, chrono::Utc::now()),
         SimOptions::default(),
     );
-    h.config(None);
-    let config = h.path().join("auditpack.toml");
-    let mut text = std::fs::read_to_string(&config).expect("config");
-    text.push_str(&format!(
-        "\n[signing]\nkey_file = \"key\"\nidentity = \"{IDENTITY}\"\n"
-    ));
-    std::fs::write(&config, text).expect("write");
+    let config = h.signed_config_file();
     let packages = h.path().join("store/packages");
     let run = || {
         let mut command = Command::new(env!("CARGO_BIN_EXE_auditpack"));
@@ -1029,13 +1023,7 @@ fn the_zip_deflates_what_compresses_and_stores_what_does_not() {
 #[test]
 fn the_cli_packages_a_run_again() {
     let h = Harness::demo();
-    h.config(None);
-    let config_path = h.path().join("auditpack.toml");
-    let mut text = std::fs::read_to_string(&config_path).expect("config");
-    text.push_str(&format!(
-        "\n[signing]\nkey_file = \"key\"\nidentity = \"{IDENTITY}\"\n"
-    ));
-    std::fs::write(&config_path, text).expect("write");
+    let config_path = h.signed_config_file();
     let config = auditpack::config::Config::load(&config_path).expect("config loads");
     let outcome = h.run(&config);
     let package = || {

@@ -112,6 +112,20 @@ client_secret_file = "ninja.secret"
         config
     }
 
+    /// Write the config file for both simulated sources with its `[signing]`
+    /// table (the key is made by [`Harness::config`]), for commands run as a
+    /// separate process; its path.
+    pub fn signed_config_file(&self) -> PathBuf {
+        self.config(None);
+        let path = self.path().join("auditpack.toml");
+        let mut text = std::fs::read_to_string(&path).expect("config");
+        text.push_str(&format!(
+            "\n[signing]\nkey_file = \"key\"\nidentity = \"{IDENTITY}\"\n"
+        ));
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+
     pub fn allowed_signers(&self) -> PathBuf {
         self.path().join("allowed_signers")
     }
