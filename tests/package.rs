@@ -897,6 +897,20 @@ fn staging_left_by_a_killed_run_is_removed_after_a_day() {
     assert!(out.join("pkg/bagit.txt").is_file());
 }
 
+/// A new signing key in `dir`, and options verifying against its
+/// `allowed_signers` line.
+fn key_in(dir: &Path) -> (Signer, VerifyOptions) {
+    let pair = generate_key(&dir.join("key"), IDENTITY, None).expect("keygen");
+    let signers = dir.join("allowed_signers");
+    std::fs::write(&signers, pair.signer.allowed_signers_line().expect("line")).expect("write");
+    let options = VerifyOptions {
+        allowed_signers: signers,
+        identity: Some(IDENTITY.into()),
+        ..VerifyOptions::default()
+    };
+    (pair.signer, options)
+}
+
 #[test]
 fn sha512_manifests_are_written_on_request_and_checked() {
     use auditpack::package::{write_bag_with, Algorithm};
@@ -905,15 +919,13 @@ fn sha512_manifests_are_written_on_request_and_checked() {
     std::fs::create_dir_all(run.join("evidence")).expect("mkdir");
     std::fs::write(run.join("evidence/a.json"), "[1,2,3]").expect("write");
     std::fs::write(run.join("custody.jsonl"), "").expect("write");
-    let pair = generate_key(&dir.path().join("key"), IDENTITY, None).expect("keygen");
-    let signers = dir.path().join("allowed_signers");
-    std::fs::write(&signers, pair.signer.allowed_signers_line().expect("line")).expect("write");
+    let (signer, options) = key_in(dir.path());
     let bag = write_bag_with(
         &run,
         &dir.path().join("out"),
         "pkg",
         &bag_info(),
-        Some(&pair.signer),
+        Some(&signer),
         &[Algorithm::Sha512],
     )
     .expect("package");
@@ -927,11 +939,6 @@ fn sha512_manifests_are_written_on_request_and_checked() {
     }
     let tags = std::fs::read_to_string(bag.join("tagmanifest-sha256.txt")).expect("read");
     assert!(tags.contains("  manifest-sha512.txt\n"), "{tags}");
-    let options = VerifyOptions {
-        allowed_signers: signers,
-        identity: Some(IDENTITY.into()),
-        ..VerifyOptions::default()
-    };
     assert_eq!(
         verify(&bag, &options).expect("verify").problems,
         Vec::<String>::new()
@@ -982,15 +989,13 @@ fn the_zip_deflates_what_compresses_and_stores_what_does_not() {
     let json = "{\"id\":\"device\",\"compliant\":true},".repeat(8_000);
     std::fs::write(run.join("evidence/devices.json"), &json).expect("write");
     std::fs::write(run.join("custody.jsonl"), "").expect("write");
-    let pair = generate_key(&dir.path().join("key"), IDENTITY, None).expect("keygen");
-    let signers = dir.path().join("allowed_signers");
-    std::fs::write(&signers, pair.signer.allowed_signers_line().expect("line")).expect("write");
+    let (signer, options) = key_in(dir.path());
     let bag = write_bag(
         &run,
         &dir.path().join("out"),
         "pkg",
         &bag_info(),
-        Some(&pair.signer),
+        Some(&signer),
     )
     .expect("package");
     let archive = write_zip(&bag).expect("zip");
@@ -1009,11 +1014,6 @@ fn the_zip_deflates_what_compresses_and_stores_what_does_not() {
         method(&mut zip, "devices.json"),
         zip::CompressionMethod::Deflated
     );
-    let options = VerifyOptions {
-        allowed_signers: signers,
-        identity: Some(IDENTITY.into()),
-        ..VerifyOptions::default()
-    };
     assert_eq!(
         verify(&archive, &options).expect("verify").problems,
         Vec::<String>::new()
