@@ -1,0 +1,491 @@
+//! The x86-64 block functions: one module per register width and instruction
+//! set, all sharing the round code of [`kernel!`]. Each module supplies the
+//! vector type and a handful of lane-wise operations; the AVX-512 ones use
+//! native rotates and three-input logic, the AVX2 ones build them from
+//! shifts and two-input logic.
+
+/// One SHA-256 round on eight vectors of working variables; callers rotate
+/// the names instead of moving values.
+macro_rules! round {
+    ($a:ident, $b:ident, $c:ident, $d:ident, $e:ident, $f:ident, $g:ident, $h:ident, $k:expr, $w:expr) => {
+        // Shortest path from `e` to the next `e` and `a`: `h + K + W` and
+        // the choice are summed before the rotations are (see `add`).
+        let hkw = add($h, add(splat($k), $w));
+        let t1 = add(add(hkw, ch($e, $f, $g)), bsig1($e));
+        let t2 = add(bsig0($a), maj($a, $b, $c));
+        $d = add($d, t1);
+        $h = add(t1, t2);
+    };
+}
+
+/// Sixteen rounds over `w[0..16]` with the round constants `k[0..16]`.
+macro_rules! sixteen_rounds {
+    ($a:ident, $b:ident, $c:ident, $d:ident, $e:ident, $f:ident, $g:ident, $h:ident, $k:ident, $w:ident) => {
+        round!($a, $b, $c, $d, $e, $f, $g, $h, $k[0], $w[0]);
+        round!($h, $a, $b, $c, $d, $e, $f, $g, $k[1], $w[1]);
+        round!($g, $h, $a, $b, $c, $d, $e, $f, $k[2], $w[2]);
+        round!($f, $g, $h, $a, $b, $c, $d, $e, $k[3], $w[3]);
+        round!($e, $f, $g, $h, $a, $b, $c, $d, $k[4], $w[4]);
+        round!($d, $e, $f, $g, $h, $a, $b, $c, $k[5], $w[5]);
+        round!($c, $d, $e, $f, $g, $h, $a, $b, $k[6], $w[6]);
+        round!($b, $c, $d, $e, $f, $g, $h, $a, $k[7], $w[7]);
+        round!($a, $b, $c, $d, $e, $f, $g, $h, $k[8], $w[8]);
+        round!($h, $a, $b, $c, $d, $e, $f, $g, $k[9], $w[9]);
+        round!($g, $h, $a, $b, $c, $d, $e, $f, $k[10], $w[10]);
+        round!($f, $g, $h, $a, $b, $c, $d, $e, $k[11], $w[11]);
+        round!($e, $f, $g, $h, $a, $b, $c, $d, $k[12], $w[12]);
+        round!($d, $e, $f, $g, $h, $a, $b, $c, $k[13], $w[13]);
+        round!($c, $d, $e, $f, $g, $h, $a, $b, $k[14], $w[14]);
+        round!($b, $c, $d, $e, $f, $g, $h, $a, $k[15], $w[15]);
+    };
+}
+
+/// The message schedule, the compression loop and the entry point, over the
+/// operations of the module it is expanded in.
+macro_rules! kernel {
+    ($features:literal) => {
+        use crate::{State, BLOCK, K};
+
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn bsig0(x: V) -> V {
+            xor3(rotr::<2, 30>(x), rotr::<13, 19>(x), rotr::<22, 10>(x))
+        }
+
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn bsig1(x: V) -> V {
+            xor3(rotr::<6, 26>(x), rotr::<11, 21>(x), rotr::<25, 7>(x))
+        }
+
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn ssig0(x: V) -> V {
+            xor3(rotr::<7, 25>(x), rotr::<18, 14>(x), shr::<3>(x))
+        }
+
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn ssig1(x: V) -> V {
+            xor3(rotr::<17, 15>(x), rotr::<19, 13>(x), shr::<10>(x))
+        }
+
+        /// Advance the word-major states (`s[word][lane]`) over `blocks`
+        /// blocks read at each lane's pointer.
+        ///
+        /// # Safety
+        /// The CPU runs this module's instructions and every pointer is
+        /// valid for `blocks * 64` bytes.
+        #[target_feature(enable = $features)]
+        unsafe fn compress(s: &mut [[u32; LANES]; 8], ptrs: &[*const u8; LANES], blocks: usize) {
+            let mut st = [splat(0); 8];
+            for (v, words) in st.iter_mut().zip(s.iter()) {
+                // SAFETY: a row holds exactly one vector's worth of words.
+                *v = unsafe { load(words.as_ptr()) };
+            }
+            for block in 0..blocks {
+                // SAFETY: each pointer is valid for `blocks` blocks.
+                let mut w = unsafe { rows(ptrs, block * BLOCK) };
+                let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = st;
+                for j in 0..4 {
+                    if j > 0 {
+                        // In place: w[i] becomes W[16j + i]; the indexes
+                        // below still hold W[t-2], W[t-7], W[t-15], W[t-16].
+                        for i in 0..16 {
+                            w[i] = add(
+                                add(ssig1(w[(i + 14) & 15]), w[(i + 9) & 15]),
+                                add(ssig0(w[(i + 1) & 15]), w[i]),
+                            );
+                        }
+                    }
+                    let k = &K[16 * j..16 * j + 16];
+                    sixteen_rounds!(a, b, c, d, e, f, g, h, k, w);
+                }
+                for (v, x) in st.iter_mut().zip([a, b, c, d, e, f, g, h]) {
+                    *v = add(*v, x);
+                }
+            }
+            for (v, words) in st.iter().zip(s.iter_mut()) {
+                // SAFETY: as above.
+                unsafe { store(words.as_mut_ptr(), *v) };
+            }
+        }
+
+        /// Advance `states[i]` over `data[i]` (each `blocks` whole blocks).
+        ///
+        /// # Safety
+        /// The CPU runs this module's instructions; `data` is not empty, has
+        /// at most `LANES` slices, as many as `states`, each at least
+        /// `blocks * 64` bytes long.
+        pub(crate) unsafe fn run(states: &mut [State], data: &[&[u8]], blocks: usize) {
+            // Unused lanes reread the first message; their results are dropped.
+            let mut ptrs = [data[0].as_ptr(); LANES];
+            for (p, d) in ptrs.iter_mut().zip(data) {
+                *p = d.as_ptr();
+            }
+            let mut s = [[0u32; LANES]; 8];
+            for (lane, state) in states.iter().enumerate() {
+                for (row, v) in s.iter_mut().zip(state) {
+                    row[lane] = *v;
+                }
+            }
+            // SAFETY: see this function's contract.
+            unsafe { compress(&mut s, &ptrs, blocks) };
+            for (lane, state) in states.iter_mut().enumerate() {
+                for (row, v) in s.iter().zip(state.iter_mut()) {
+                    *v = row[lane];
+                }
+            }
+        }
+    };
+}
+
+use std::arch::x86_64::*;
+
+/// The byte shuffle that turns big-endian 32-bit words into native ones.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn swap_mask() -> __m256i {
+    _mm256_setr_epi8(
+        3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12, 3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8,
+        15, 14, 13, 12,
+    )
+}
+
+/// The message words of four lanes' blocks at `offset`: vector `t` holds
+/// word `t` of every lane (a 4x4 transpose per 16 bytes).
+///
+/// # Safety
+/// Every pointer is valid for `offset + 64` bytes.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn rows4(ptrs: &[*const u8], offset: usize) -> [__m128i; 16] {
+    let mask = _mm256_castsi256_si128(swap_mask());
+    let mut w = [_mm_setzero_si128(); 16];
+    for (q, out) in w.chunks_exact_mut(4).enumerate() {
+        // SAFETY: see the contract; unaligned loads.
+        let r = unsafe {
+            [
+                _mm_loadu_si128(ptrs[0].add(offset + 16 * q).cast()),
+                _mm_loadu_si128(ptrs[1].add(offset + 16 * q).cast()),
+                _mm_loadu_si128(ptrs[2].add(offset + 16 * q).cast()),
+                _mm_loadu_si128(ptrs[3].add(offset + 16 * q).cast()),
+            ]
+        };
+        let t0 = _mm_unpacklo_epi32(r[0], r[1]);
+        let t1 = _mm_unpacklo_epi32(r[2], r[3]);
+        let t2 = _mm_unpackhi_epi32(r[0], r[1]);
+        let t3 = _mm_unpackhi_epi32(r[2], r[3]);
+        out[0] = _mm_shuffle_epi8(_mm_unpacklo_epi64(t0, t1), mask);
+        out[1] = _mm_shuffle_epi8(_mm_unpackhi_epi64(t0, t1), mask);
+        out[2] = _mm_shuffle_epi8(_mm_unpacklo_epi64(t2, t3), mask);
+        out[3] = _mm_shuffle_epi8(_mm_unpackhi_epi64(t2, t3), mask);
+    }
+    w
+}
+
+/// The message words of eight lanes' blocks at `offset` (an 8x8 transpose
+/// per 32 bytes).
+///
+/// # Safety
+/// Every pointer is valid for `offset + 64` bytes; `ptrs` has eight.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn rows8(ptrs: &[*const u8], offset: usize) -> [__m256i; 16] {
+    let mask = swap_mask();
+    let mut w = [_mm256_setzero_si256(); 16];
+    for half in 0..2 {
+        let at = offset + 32 * half;
+        // SAFETY: see the contract; unaligned loads.
+        let r = unsafe {
+            [
+                _mm256_loadu_si256(ptrs[0].add(at).cast()),
+                _mm256_loadu_si256(ptrs[1].add(at).cast()),
+                _mm256_loadu_si256(ptrs[2].add(at).cast()),
+                _mm256_loadu_si256(ptrs[3].add(at).cast()),
+                _mm256_loadu_si256(ptrs[4].add(at).cast()),
+                _mm256_loadu_si256(ptrs[5].add(at).cast()),
+                _mm256_loadu_si256(ptrs[6].add(at).cast()),
+                _mm256_loadu_si256(ptrs[7].add(at).cast()),
+            ]
+        };
+        // Pairs of lanes, then quads, within each 128-bit half...
+        let t0 = _mm256_unpacklo_epi32(r[0], r[1]);
+        let t1 = _mm256_unpackhi_epi32(r[0], r[1]);
+        let t2 = _mm256_unpacklo_epi32(r[2], r[3]);
+        let t3 = _mm256_unpackhi_epi32(r[2], r[3]);
+        let t4 = _mm256_unpacklo_epi32(r[4], r[5]);
+        let t5 = _mm256_unpackhi_epi32(r[4], r[5]);
+        let t6 = _mm256_unpacklo_epi32(r[6], r[7]);
+        let t7 = _mm256_unpackhi_epi32(r[6], r[7]);
+        let u0 = _mm256_unpacklo_epi64(t0, t2);
+        let u1 = _mm256_unpackhi_epi64(t0, t2);
+        let u2 = _mm256_unpacklo_epi64(t1, t3);
+        let u3 = _mm256_unpackhi_epi64(t1, t3);
+        let u4 = _mm256_unpacklo_epi64(t4, t6);
+        let u5 = _mm256_unpackhi_epi64(t4, t6);
+        let u6 = _mm256_unpacklo_epi64(t5, t7);
+        let u7 = _mm256_unpackhi_epi64(t5, t7);
+        // ...then the halves of lanes 0-3 and 4-7 side by side.
+        let out = &mut w[8 * half..8 * half + 8];
+        out[0] = _mm256_shuffle_epi8(_mm256_permute2x128_si256::<0x20>(u0, u4), mask);
+        out[1] = _mm256_shuffle_epi8(_mm256_permute2x128_si256::<0x20>(u1, u5), mask);
+        out[2] = _mm256_shuffle_epi8(_mm256_permute2x128_si256::<0x20>(u2, u6), mask);
+        out[3] = _mm256_shuffle_epi8(_mm256_permute2x128_si256::<0x20>(u3, u7), mask);
+        out[4] = _mm256_shuffle_epi8(_mm256_permute2x128_si256::<0x31>(u0, u4), mask);
+        out[5] = _mm256_shuffle_epi8(_mm256_permute2x128_si256::<0x31>(u1, u5), mask);
+        out[6] = _mm256_shuffle_epi8(_mm256_permute2x128_si256::<0x31>(u2, u6), mask);
+        out[7] = _mm256_shuffle_epi8(_mm256_permute2x128_si256::<0x31>(u3, u7), mask);
+    }
+    w
+}
+
+/// The message words of sixteen lanes' blocks at `offset`: two eight-lane
+/// transposes side by side.
+///
+/// # Safety
+/// Every pointer is valid for `offset + 64` bytes; `ptrs` has sixteen.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn rows16(ptrs: &[*const u8], offset: usize) -> [__m512i; 16] {
+    // SAFETY: see the contract.
+    let (lo, hi) = unsafe { (rows8(&ptrs[..8], offset), rows8(&ptrs[8..], offset)) };
+    let mut w = [_mm512_setzero_si512(); 16];
+    for ((out, lo), hi) in w.iter_mut().zip(lo).zip(hi) {
+        *out = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi);
+    }
+    w
+}
+
+/// What every module shares: the addition, constants, loads and stores,
+/// the message transpose `$rows`, then the kernel itself.
+macro_rules! common_ops {
+    ($features:literal, $rows:ident, $reg:ident, $width:literal, $set1:ident, $load:ident, $store:ident) => {
+        /// Lane-wise addition the compiler cannot regroup: left to itself it
+        /// reassociates each round's sum so the loads come last, which puts
+        /// two more additions on the critical path and halves the speed.
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn add(a: V, b: V) -> V {
+            let out: V;
+            // SAFETY: one register-only instruction of the enabled set.
+            unsafe {
+                std::arch::asm!(
+                    concat!("vpaddd {o:", $width, "}, {a:", $width, "}, {b:", $width, "}"),
+                    o = lateout($reg) out,
+                    a = in($reg) a,
+                    b = in($reg) b,
+                    options(pure, nomem, nostack, preserves_flags),
+                );
+            }
+            out
+        }
+
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn splat(k: u32) -> V {
+            $set1(k as i32)
+        }
+
+        #[inline]
+        #[target_feature(enable = $features)]
+        unsafe fn load(p: *const u32) -> V {
+            // SAFETY: the caller passes a row of exactly one vector.
+            unsafe { $load(p.cast()) }
+        }
+
+        #[inline]
+        #[target_feature(enable = $features)]
+        unsafe fn store(p: *mut u32, v: V) {
+            // SAFETY: as for `load`.
+            unsafe { $store(p.cast(), v) }
+        }
+
+        #[inline]
+        #[target_feature(enable = $features)]
+        unsafe fn rows(ptrs: &[*const u8; LANES], offset: usize) -> [V; 16] {
+            // SAFETY: the caller's contract is `$rows`'s.
+            unsafe { $rows(ptrs, offset) }
+        }
+
+        kernel!($features);
+    };
+}
+
+/// Lane-wise operations built from AVX2 shifts and two-input logic.
+macro_rules! avx2_ops {
+    ($V:ty, $rows:ident, $reg:ident, $width:literal, $xor:ident, $and:ident, $or:ident, $srli:ident, $slli:ident, $set1:ident, $load:ident, $store:ident) => {
+        use super::*;
+
+        type V = $V;
+
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        fn rotr<const R: i32, const L: i32>(x: V) -> V {
+            $or($srli::<R>(x), $slli::<L>(x))
+        }
+
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        fn shr<const R: i32>(x: V) -> V {
+            $srli::<R>(x)
+        }
+
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        fn xor3(a: V, b: V, c: V) -> V {
+            $xor($xor(a, b), c)
+        }
+
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        fn ch(e: V, f: V, g: V) -> V {
+            $xor($and(e, $xor(f, g)), g)
+        }
+
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        fn maj(a: V, b: V, c: V) -> V {
+            $or($and(a, b), $and(c, $or(a, b)))
+        }
+
+        common_ops!("avx2", $rows, $reg, $width, $set1, $load, $store);
+    };
+}
+
+/// Lane-wise operations with AVX-512 rotates (`vprord`) and three-input
+/// logic (`vpternlogd`).
+macro_rules! avx512_ops {
+    ($V:ty, $rows:ident, $features:literal, $reg:ident, $width:literal, $ror:ident, $srli:ident, $shift:ty, $tern:ident, $set1:ident, $load:ident, $store:ident) => {
+        use super::*;
+
+        type V = $V;
+
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn rotr<const R: i32, const L: i32>(x: V) -> V {
+            $ror::<R>(x)
+        }
+
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn shr<const R: $shift>(x: V) -> V {
+            $srli::<R>(x)
+        }
+
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn xor3(a: V, b: V, c: V) -> V {
+            $tern::<0x96>(a, b, c)
+        }
+
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn ch(e: V, f: V, g: V) -> V {
+            $tern::<0xCA>(e, f, g)
+        }
+
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn maj(a: V, b: V, c: V) -> V {
+            $tern::<0xE8>(a, b, c)
+        }
+
+        common_ops!($features, $rows, $reg, $width, $set1, $load, $store);
+    };
+}
+
+/// Four lanes in 128-bit registers, AVX2 encoding.
+pub(crate) mod avx2x4 {
+    const LANES: usize = 4;
+    avx2_ops!(
+        __m128i,
+        rows4,
+        xmm_reg,
+        "x",
+        _mm_xor_si128,
+        _mm_and_si128,
+        _mm_or_si128,
+        _mm_srli_epi32,
+        _mm_slli_epi32,
+        _mm_set1_epi32,
+        _mm_loadu_si128,
+        _mm_storeu_si128
+    );
+}
+
+/// Eight lanes in 256-bit registers.
+pub(crate) mod avx2x8 {
+    const LANES: usize = 8;
+    avx2_ops!(
+        __m256i,
+        rows8,
+        ymm_reg,
+        "y",
+        _mm256_xor_si256,
+        _mm256_and_si256,
+        _mm256_or_si256,
+        _mm256_srli_epi32,
+        _mm256_slli_epi32,
+        _mm256_set1_epi32,
+        _mm256_loadu_si256,
+        _mm256_storeu_si256
+    );
+}
+
+/// Four lanes in 128-bit registers with AVX-512VL.
+pub(crate) mod avx512x4 {
+    const LANES: usize = 4;
+    avx512_ops!(
+        __m128i,
+        rows4,
+        "avx512f,avx512vl",
+        zmm_reg,
+        "x",
+        _mm_ror_epi32,
+        _mm_srli_epi32,
+        i32,
+        _mm_ternarylogic_epi32,
+        _mm_set1_epi32,
+        _mm_loadu_si128,
+        _mm_storeu_si128
+    );
+}
+
+/// Eight lanes in 256-bit registers with AVX-512VL.
+pub(crate) mod avx512x8 {
+    const LANES: usize = 8;
+    avx512_ops!(
+        __m256i,
+        rows8,
+        "avx512f,avx512vl",
+        zmm_reg,
+        "y",
+        _mm256_ror_epi32,
+        _mm256_srli_epi32,
+        i32,
+        _mm256_ternarylogic_epi32,
+        _mm256_set1_epi32,
+        _mm256_loadu_si256,
+        _mm256_storeu_si256
+    );
+}
+
+/// Sixteen lanes in 512-bit registers.
+pub(crate) mod avx512x16 {
+    const LANES: usize = 16;
+    avx512_ops!(
+        __m512i,
+        rows16,
+        "avx512f",
+        zmm_reg,
+        "z",
+        _mm512_ror_epi32,
+        _mm512_srli_epi32,
+        u32,
+        _mm512_ternarylogic_epi32,
+        _mm512_set1_epi32,
+        _mm512_loadu_si512,
+        _mm512_storeu_si512
+    );
+}
