@@ -28,7 +28,14 @@ pub(crate) fn parallel_map<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R
             });
         }
     });
-    results
+    in_order(results)
+}
+
+/// The results workers left in their slots, in order. Every slot is filled
+/// (a worker's panic reaches the caller through `std::thread::scope`); a
+/// poisoned lock still yields its slots.
+pub(crate) fn in_order<R>(slots: Mutex<Vec<Option<R>>>) -> Vec<R> {
+    slots
         .into_inner()
         .unwrap_or_else(|p| p.into_inner())
         .into_iter()
@@ -61,6 +68,34 @@ impl Algorithm {
             Algorithm::Sha512 => 128,
         }
     }
+}
+
+/// Digests (one per algorithm, in order) and length of `count` streams, over
+/// every core: `open(i)` gives stream `i`'s reader and the sink it is copied
+/// to as it is hashed, `failed(i, e)` names an I/O error while copying it.
+/// SHA-256 alone goes through the multi-lane SIMD kernels (`lanes`) when the
+/// CPU has them and there are enough streams; otherwise each thread hashes
+/// one stream at a time with ring. Results come back in stream order.
+pub(crate) fn hash_copy_many<R: Read, W: Write, E: Send>(
+    count: usize,
+    algorithms: &[Algorithm],
+    open: impl Fn(usize) -> Result<(R, W), E> + Sync,
+    failed: impl Fn(usize, io::Error) -> E + Sync,
+) -> Vec<Result<(Vec<String>, u64), E>> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    if algorithms == [Algorithm::Sha256] {
+        if let Some(kernel) = super::lanes::kernel_for(count, threads) {
+            return super::lanes::digest_streams(count, threads, kernel, open, failed)
+                .into_iter()
+                .map(|r| r.map(|(digest, n)| (vec![hex::encode(digest)], n)))
+                .collect();
+        }
+    }
+    let streams: Vec<usize> = (0..count).collect();
+    parallel_map(&streams, |&i| {
+        let (reader, sink) = open(i)?;
+        hash_copy_all(reader, sink, algorithms).map_err(|e| failed(i, e))
+    })
 }
 
 /// Digests of everything read from `reader` for each of `algorithms` (in

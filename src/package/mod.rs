@@ -6,6 +6,7 @@
 mod archive;
 mod bag;
 mod hash;
+mod lanes;
 mod reader;
 mod reevaluate;
 mod sign;
