@@ -231,9 +231,20 @@ fn zip_error(e: zip::result::ZipError) -> io::Error {
 pub(crate) struct ZipReader<'a> {
     source: ZipSource<'a>,
     archive: Mutex<ZipArchive<Handle<'a>>>,
-    /// Bag-relative path -> (entry index, declared size).
-    index: BTreeMap<String, (usize, u64)>,
+    /// Bag-relative path -> where its entry is and what it declares.
+    index: BTreeMap<String, Entry>,
     files: BTreeMap<String, u64>,
+}
+
+/// One file entry of a zip: its index, declared size, and where its
+/// (possibly deflated) bytes lie in the archive.
+#[derive(Clone, Copy)]
+struct Entry {
+    number: usize,
+    size: u64,
+    start: u64,
+    packed: u64,
+    deflated: bool,
 }
 
 impl<'a> ZipReader<'a> {
@@ -353,8 +364,19 @@ impl<'a> ZipReader<'a> {
                 ));
                 continue;
             }
+            let Some(start) = entry.data_start() else {
+                problems.push(format!("zip entry {shown:?} has no local header"));
+                continue;
+            };
+            let found = Entry {
+                number: i,
+                size,
+                start,
+                packed,
+                deflated: method == CompressionMethod::Deflated,
+            };
             total = total.saturating_add(size);
-            if index.insert(rel.to_owned(), (i, size)).is_some() {
+            if index.insert(rel.to_owned(), found).is_some() {
                 problems.push(format!("zip entry {shown:?} is a duplicate"));
                 continue;
             }
@@ -446,13 +468,13 @@ fn declared_entries(handle: &mut (impl Read + Seek)) -> Option<u64> {
 impl ZipReader<'_> {
     fn copy_from(
         archive: &mut ZipArchive<Handle<'_>>,
-        index: &BTreeMap<String, (usize, u64)>,
+        index: &BTreeMap<String, Entry>,
         path: &str,
         sink: &mut dyn Write,
         limit: u64,
     ) -> io::Result<u64> {
-        let &(i, size) = index.get(path).ok_or_else(|| not_found(path))?;
-        let entry = archive.by_index(i).map_err(zip_error)?;
+        let &Entry { number, size, .. } = index.get(path).ok_or_else(|| not_found(path))?;
+        let entry = archive.by_index(number).map_err(zip_error)?;
         // Reading to the end makes the zip reader check the entry's CRC-32.
         let n = bounded_copy(entry, sink, limit.min(size), path)?;
         if n != size {
@@ -479,90 +501,133 @@ impl PackageReader for ZipReader<'_> {
     }
 
     fn hash(&self, paths: &[&str], algorithms: &[Algorithm]) -> Vec<Hashed> {
-        // One archive handle per thread; files dealt out round-robin.
-        let threads = std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .clamp(1, paths.len().max(1));
-        let groups: Vec<Vec<usize>> = (0..threads)
-            .map(|t| (t..paths.len()).step_by(threads).collect())
-            .collect();
-        let results = parallel_map(&groups, |group| {
-            let mut archive = match self.source.archive() {
-                Ok(a) => a,
-                Err(e) => {
-                    let kind = e.kind();
-                    let text = e.to_string();
-                    return group
-                        .iter()
-                        .map(|&i| (i, Err(io::Error::new(kind, text.clone()))))
-                        .collect::<Vec<_>>();
+        // Entries are read where they lie, by position, through one shared
+        // handle: as many at once as the hashing wants, never unpacked.
+        let archive = match self.source {
+            ZipSource::File(path) => File::open(path).map(Bytes::File),
+            ZipSource::Memory(bytes) => Ok(Bytes::Memory(bytes)),
+        };
+        let archive = match archive {
+            Ok(a) => a,
+            Err(e) => {
+                return paths
+                    .iter()
+                    .map(|_| Err(io::Error::new(e.kind(), e.to_string())))
+                    .collect()
+            }
+        };
+        let entries: Vec<Option<Entry>> =
+            paths.iter().map(|p| self.index.get(*p).copied()).collect();
+        let hashed = hash_copy_many(
+            paths.len(),
+            algorithms,
+            |i| {
+                let entry = entries[i].ok_or_else(|| not_found(paths[i]))?;
+                Ok((EntryReader::new(&archive, entry), io::sink()))
+            },
+            |_, e| e,
+        );
+        hashed
+            .into_iter()
+            .zip(paths.iter().zip(&entries))
+            .map(|(result, (path, entry))| {
+                let (digests, n) = result?;
+                match entry {
+                    Some(e) if n > e.size => Err(too_large(path)),
+                    Some(e) if n < e.size => Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("{path} is shorter than its declared size"),
+                    )),
+                    _ => Ok((digests, n)),
                 }
-            };
-            group
-                .iter()
-                .map(|&i| {
-                    let path = paths[i];
-                    let mut hashed = HashSink::new(algorithms);
-                    let r = Self::copy_from(&mut archive, &self.index, path, &mut hashed, u64::MAX)
-                        .map(|n| (hashed.finish(), n));
-                    (i, r)
-                })
-                .collect()
-        });
-        let mut out: Vec<Option<Hashed>> = (0..paths.len()).map(|_| None).collect();
-        for (i, r) in results.into_iter().flatten() {
-            out[i] = Some(r);
-        }
-        out.into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(io::Error::other("not hashed"))))
-            .collect()
-    }
-}
-
-/// A `Write` that hashes what it is given.
-struct HashSink {
-    algorithms: Vec<Algorithm>,
-    sha256: sha2::Sha256,
-    sha512: sha2::Sha512,
-}
-
-impl HashSink {
-    fn new(algorithms: &[Algorithm]) -> HashSink {
-        use sha2::Digest;
-        HashSink {
-            algorithms: algorithms.to_vec(),
-            sha256: sha2::Sha256::new(),
-            sha512: sha2::Sha512::new(),
-        }
-    }
-
-    fn finish(self) -> Vec<String> {
-        use sha2::Digest;
-        let sha256 = hex::encode(self.sha256.finalize());
-        let sha512 = hex::encode(self.sha512.finalize());
-        self.algorithms
-            .iter()
-            .map(|a| match a {
-                Algorithm::Sha256 => sha256.clone(),
-                Algorithm::Sha512 => sha512.clone(),
             })
             .collect()
     }
 }
 
-impl Write for HashSink {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        use sha2::Digest;
-        if self.algorithms.contains(&Algorithm::Sha256) {
-            self.sha256.update(buf);
-        }
-        if self.algorithms.contains(&Algorithm::Sha512) {
-            self.sha512.update(buf);
-        }
-        Ok(buf.len())
-    }
+/// The bytes of an archive, read by position from any thread.
+enum Bytes<'a> {
+    File(File),
+    Memory(&'a [u8]),
+}
 
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+impl Bytes<'_> {
+    /// Read at `offset`, as much as fits in `buf` (0 only at the end).
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        match self {
+            #[cfg(unix)]
+            Bytes::File(f) => std::os::unix::fs::FileExt::read_at(f, buf, offset),
+            #[cfg(windows)]
+            Bytes::File(f) => std::os::windows::fs::FileExt::seek_read(f, buf, offset),
+            #[cfg(not(any(unix, windows)))]
+            Bytes::File(_) => Err(io::Error::other("positional reads are not supported here")),
+            Bytes::Memory(bytes) => {
+                let at = usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
+                let n = buf.len().min(bytes.len() - at);
+                buf[..n].copy_from_slice(&bytes[at..at + n]);
+                Ok(n)
+            }
+        }
+    }
+}
+
+/// An entry's packed bytes, read by position; an archive that ends before
+/// them is an error, not a short entry.
+struct Span<'a> {
+    bytes: &'a Bytes<'a>,
+    at: u64,
+    end: u64,
+}
+
+impl Read for Span<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = usize::try_from(self.end - self.at).unwrap_or(usize::MAX);
+        let want = buf.len().min(left);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.bytes.read_at(&mut buf[..want], self.at)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the archive ends inside an entry",
+            ));
+        }
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+/// An entry's content, inflated if it was deflated, and never more than one
+/// byte past its declared size (enough for the caller to see the lie).
+enum EntryReader<'a> {
+    Stored(io::Take<Span<'a>>),
+    Deflated(io::Take<flate2::read::DeflateDecoder<Span<'a>>>),
+}
+
+impl<'a> EntryReader<'a> {
+    fn new(bytes: &'a Bytes<'a>, entry: Entry) -> EntryReader<'a> {
+        let span = Span {
+            bytes,
+            at: entry.start,
+            end: entry.start.saturating_add(entry.packed),
+        };
+        let limit = entry.size.saturating_add(1);
+        if entry.deflated {
+            EntryReader::Deflated(flate2::read::DeflateDecoder::new(span).take(limit))
+        } else {
+            EntryReader::Stored(span.take(limit))
+        }
+    }
+}
+
+impl Read for EntryReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            EntryReader::Stored(r) => r.read(buf),
+            EntryReader::Deflated(r) => r.read(buf),
+        }
     }
 }
