@@ -221,6 +221,8 @@ fn while_syncing<T>(bag: &Path, work: impl FnOnce() -> T) -> T {
             out
         });
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = bag;
     work()
 }
 
@@ -231,6 +233,8 @@ fn while_syncing<T>(bag: &Path, work: impl FnOnce() -> T) -> T {
 struct Writeback {
     file: File,
     written: u64,
+    /// Where the last write-back request ended (read on Linux only).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     flushed: u64,
 }
 
