@@ -137,6 +137,19 @@ struct Lane<R, W> {
 }
 
 impl<R: Read, W: Write> Lane<R, W> {
+    fn new(job: usize, reader: R, sink: W) -> Lane<R, W> {
+        Lane {
+            job,
+            reader,
+            sink,
+            state: IV,
+            total: 0,
+            start: 0,
+            end: 0,
+            padded: false,
+        }
+    }
+
     /// Whole blocks ready to hash.
     fn blocks(&self) -> usize {
         (self.end - self.start) / BLOCK
@@ -186,45 +199,37 @@ fn run_lanes<R: Read, W: Write, E>(
         .collect();
     let mut slots: Vec<Option<Lane<R, W>>> = (0..lanes).map(|_| None).collect();
     let mut exhausted = false;
+    // Make a slot hold a stream with a block ready, opening streams as
+    // needed and reporting those that fail; empty once no stream is left.
+    let mut ready = |slot: &mut Option<Lane<R, W>>, buf: &mut [u8]| loop {
+        if slot.is_none() {
+            let job = if exhausted { None } else { take() };
+            let Some(job) = job else {
+                exhausted = true;
+                return;
+            };
+            match open(job) {
+                Ok((reader, sink)) => *slot = Some(Lane::new(job, reader, sink)),
+                Err(e) => {
+                    put(job, Err(e));
+                    continue;
+                }
+            }
+        }
+        let Some(lane) = slot else { return };
+        if lane.blocks() > 0 || lane.padded {
+            return;
+        }
+        if let Err(e) = lane.refill(buf, read_size) {
+            put(lane.job, Err(failed(lane.job, e)));
+            *slot = None;
+        }
+    };
     let mut states: Vec<State> = Vec::with_capacity(lanes);
     let mut active: Vec<usize> = Vec::with_capacity(lanes);
     loop {
         for (slot, buf) in slots.iter_mut().zip(bufs.iter_mut()) {
-            loop {
-                if slot.is_none() && !exhausted {
-                    match take() {
-                        None => exhausted = true,
-                        Some(job) => match open(job) {
-                            Ok((reader, sink)) => {
-                                *slot = Some(Lane {
-                                    job,
-                                    reader,
-                                    sink,
-                                    state: IV,
-                                    total: 0,
-                                    start: 0,
-                                    end: 0,
-                                    padded: false,
-                                });
-                            }
-                            Err(e) => {
-                                put(job, Err(e));
-                                continue;
-                            }
-                        },
-                    }
-                }
-                let Some(lane) = slot else { break };
-                if lane.blocks() > 0 || lane.padded {
-                    break;
-                }
-                if let Err(e) = lane.refill(buf, read_size) {
-                    put(lane.job, Err(failed(lane.job, e)));
-                    *slot = None;
-                    continue;
-                }
-                break;
-            }
+            ready(slot, buf);
         }
         active.clear();
         active.extend((0..lanes).filter(|&i| slots[i].is_some()));
