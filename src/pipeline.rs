@@ -14,7 +14,7 @@ use crate::error::{Error, Result, ResultExt};
 use crate::evaluate::{evaluate, ControlResult, Scope};
 use crate::evidence::{format_time, tool_version, write_atomic, EvidenceWriter, RunManifest};
 use crate::facts::normalise;
-use crate::package::{write_bag_with, write_zip, Algorithm, BagInfo, Signer};
+use crate::package::{write_bag_with, write_zip, Algorithm, BagInfo, BagOptions, Signer};
 use crate::report;
 
 /// Knobs of a run that are not in the config.
@@ -218,7 +218,11 @@ fn package_with(
         &name,
         &info,
         signer,
-        algorithms,
+        &BagOptions {
+            algorithms: algorithms.to_vec(),
+            // The zip made from the folder next is synced before its rename.
+            ..BagOptions::default()
+        },
     )?;
     let archive = write_zip(&package)?;
     Ok((package, archive))

@@ -913,7 +913,7 @@ fn key_in(dir: &Path) -> (Signer, VerifyOptions) {
 
 #[test]
 fn sha512_manifests_are_written_on_request_and_checked() {
-    use auditpack::package::{write_bag_with, Algorithm};
+    use auditpack::package::{write_bag_with, Algorithm, BagOptions, Durability};
     let dir = tempfile::tempdir().expect("tempdir");
     let run = dir.path().join("run");
     std::fs::create_dir_all(run.join("evidence")).expect("mkdir");
@@ -926,7 +926,10 @@ fn sha512_manifests_are_written_on_request_and_checked() {
         "pkg",
         &bag_info(),
         Some(&signer),
-        &[Algorithm::Sha512],
+        &BagOptions {
+            algorithms: vec![Algorithm::Sha512],
+            durability: Durability::Synced,
+        },
     )
     .expect("package");
     for file in [

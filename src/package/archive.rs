@@ -123,6 +123,14 @@ pub fn write_zip(bag: &Path) -> Result<PathBuf> {
             e.error
         ))
     })?;
+    // The rename is durable once the folder holding it is synced (folders
+    // cannot be opened for that on Windows, where the rename is journaled).
+    #[cfg(unix)]
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        File::open(parent)
+            .and_then(|d| d.sync_all())
+            .context(|| format!("cannot sync {}", parent.display()))?;
+    }
     Ok(out)
 }
 

@@ -72,20 +72,25 @@ impl Algorithm {
 
 /// Digests (one per algorithm, in order) and length of `count` streams, over
 /// every core: `open(i)` gives stream `i`'s reader and the sink it is copied
-/// to as it is hashed, `failed(i, e)` names an I/O error while copying it.
+/// to as it is hashed, `failed(i, e)` names an I/O error while copying it,
+/// `size(i)` is its expected length (a hint for the plan, asked only when
+/// there are few streams).
 /// SHA-256 alone goes through the multi-lane SIMD kernels (`lanes`) when the
 /// CPU has them and there are enough streams; otherwise each thread hashes
-/// one stream at a time with ring. Results come back in stream order.
+/// one stream at a time with ring. [`hashing_method`] tells which. Results come back in stream order.
 pub(crate) fn hash_copy_many<R: Read, W: Write, E: Send>(
     count: usize,
     algorithms: &[Algorithm],
     open: impl Fn(usize) -> Result<(R, W), E> + Sync,
     failed: impl Fn(usize, io::Error) -> E + Sync,
+    size: impl Fn(usize) -> u64,
 ) -> Vec<Result<(Vec<String>, u64), E>> {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let threads = threads();
     if algorithms == [Algorithm::Sha256] {
-        if let Some(kernel) = super::lanes::kernel_for(count, threads) {
-            return super::lanes::digest_streams(count, threads, kernel, open, failed)
+        let bulk = super::lanes::bulk(count, size);
+        if let Some(plan) = super::lanes::plan_for(count, bulk, threads) {
+            return plan
+                .digest(count, threads, open, failed)
                 .into_iter()
                 .map(|r| r.map(|(digest, n)| (vec![hex::encode(digest)], n)))
                 .collect();
@@ -96,6 +101,25 @@ pub(crate) fn hash_copy_many<R: Read, W: Write, E: Send>(
         let (reader, sink) = open(i)?;
         hash_copy_all(reader, sink, algorithms).map_err(|e| failed(i, e))
     })
+}
+
+/// Threads to hash on: one per core.
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// How this machine hashes `streams` files, `bulk` of which carry nearly
+/// all the bytes, for a SHA-256 manifest, for people (the benchmark prints
+/// it).
+pub fn hashing_method(streams: usize, bulk: usize) -> String {
+    let threads = threads();
+    match super::lanes::plan_for(streams, bulk, threads) {
+        Some(plan) => plan.describe(threads),
+        None if sha256x::has_sha_instructions() => {
+            format!("ring with SHA-NI, a file at a time on each of {threads} threads")
+        }
+        None => format!("ring, a file at a time on each of {threads} threads"),
+    }
 }
 
 /// Digests of everything read from `reader` for each of `algorithms` (in

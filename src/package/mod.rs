@@ -14,8 +14,8 @@ mod timestamp;
 mod verify;
 
 pub use archive::{write_zip, zip_path};
-pub use bag::{write_bag, write_bag_with, BagInfo};
-pub use hash::Algorithm;
+pub use bag::{write_bag, write_bag_with, BagInfo, BagOptions, Durability};
+pub use hash::{hashing_method, Algorithm};
 pub use sign::{generate_key, KeyPair, Signer};
 pub use timestamp::{TimestampAuthority, TimestampInfo, TIMESTAMP_FILE};
 pub use verify::{

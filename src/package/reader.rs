@@ -168,6 +168,7 @@ impl PackageReader for FolderReader {
             algorithms,
             |i| Ok((self.open_file(paths[i])?, io::sink())),
             |_, e| e,
+            |i| self.files.get(paths[i]).copied().unwrap_or(0),
         )
     }
 }
@@ -526,6 +527,7 @@ impl PackageReader for ZipReader<'_> {
                 Ok((EntryReader::new(&archive, entry), io::sink()))
             },
             |_, e| e,
+            |i| entries[i].map_or(0, |entry| entry.size),
         );
         hashed
             .into_iter()
