@@ -18,25 +18,44 @@ macro_rules! round {
     };
 }
 
-/// Sixteen rounds over `w[0..16]` with the round constants `k[0..16]`.
+/// The next message word in place: `w[i]` becomes W[t] for t = 16j + i,
+/// from W[t-2], W[t-7], W[t-15] and W[t-16] still in the ring.
+macro_rules! schedule {
+    ($w:ident, $i:expr) => {
+        $w[$i] = add(
+            add(ssig1($w[($i + 14) & 15]), $w[($i + 9) & 15]),
+            add(ssig0($w[($i + 1) & 15]), $w[$i]),
+        );
+    };
+}
+
+/// Sixteen rounds over `w[0..16]` with the round constants `k[0..16]`; with
+/// `next`, each word is first advanced by the message schedule, so the
+/// schedule's independent work sits beside the round that needs it.
 macro_rules! sixteen_rounds {
-    ($a:ident, $b:ident, $c:ident, $d:ident, $e:ident, $f:ident, $g:ident, $h:ident, $k:ident, $w:ident) => {
-        round!($a, $b, $c, $d, $e, $f, $g, $h, $k[0], $w[0]);
-        round!($h, $a, $b, $c, $d, $e, $f, $g, $k[1], $w[1]);
-        round!($g, $h, $a, $b, $c, $d, $e, $f, $k[2], $w[2]);
-        round!($f, $g, $h, $a, $b, $c, $d, $e, $k[3], $w[3]);
-        round!($e, $f, $g, $h, $a, $b, $c, $d, $k[4], $w[4]);
-        round!($d, $e, $f, $g, $h, $a, $b, $c, $k[5], $w[5]);
-        round!($c, $d, $e, $f, $g, $h, $a, $b, $k[6], $w[6]);
-        round!($b, $c, $d, $e, $f, $g, $h, $a, $k[7], $w[7]);
-        round!($a, $b, $c, $d, $e, $f, $g, $h, $k[8], $w[8]);
-        round!($h, $a, $b, $c, $d, $e, $f, $g, $k[9], $w[9]);
-        round!($g, $h, $a, $b, $c, $d, $e, $f, $k[10], $w[10]);
-        round!($f, $g, $h, $a, $b, $c, $d, $e, $k[11], $w[11]);
-        round!($e, $f, $g, $h, $a, $b, $c, $d, $k[12], $w[12]);
-        round!($d, $e, $f, $g, $h, $a, $b, $c, $k[13], $w[13]);
-        round!($c, $d, $e, $f, $g, $h, $a, $b, $k[14], $w[14]);
-        round!($b, $c, $d, $e, $f, $g, $h, $a, $k[15], $w[15]);
+    ($a:ident, $b:ident, $c:ident, $d:ident, $e:ident, $f:ident, $g:ident, $h:ident, $k:ident, $w:ident, $next:expr) => {
+        sixteen_rounds!(@r $next, $a, $b, $c, $d, $e, $f, $g, $h, $k, $w, 0);
+        sixteen_rounds!(@r $next, $h, $a, $b, $c, $d, $e, $f, $g, $k, $w, 1);
+        sixteen_rounds!(@r $next, $g, $h, $a, $b, $c, $d, $e, $f, $k, $w, 2);
+        sixteen_rounds!(@r $next, $f, $g, $h, $a, $b, $c, $d, $e, $k, $w, 3);
+        sixteen_rounds!(@r $next, $e, $f, $g, $h, $a, $b, $c, $d, $k, $w, 4);
+        sixteen_rounds!(@r $next, $d, $e, $f, $g, $h, $a, $b, $c, $k, $w, 5);
+        sixteen_rounds!(@r $next, $c, $d, $e, $f, $g, $h, $a, $b, $k, $w, 6);
+        sixteen_rounds!(@r $next, $b, $c, $d, $e, $f, $g, $h, $a, $k, $w, 7);
+        sixteen_rounds!(@r $next, $a, $b, $c, $d, $e, $f, $g, $h, $k, $w, 8);
+        sixteen_rounds!(@r $next, $h, $a, $b, $c, $d, $e, $f, $g, $k, $w, 9);
+        sixteen_rounds!(@r $next, $g, $h, $a, $b, $c, $d, $e, $f, $k, $w, 10);
+        sixteen_rounds!(@r $next, $f, $g, $h, $a, $b, $c, $d, $e, $k, $w, 11);
+        sixteen_rounds!(@r $next, $e, $f, $g, $h, $a, $b, $c, $d, $k, $w, 12);
+        sixteen_rounds!(@r $next, $d, $e, $f, $g, $h, $a, $b, $c, $k, $w, 13);
+        sixteen_rounds!(@r $next, $c, $d, $e, $f, $g, $h, $a, $b, $k, $w, 14);
+        sixteen_rounds!(@r $next, $b, $c, $d, $e, $f, $g, $h, $a, $k, $w, 15);
+    };
+    (@r $next:expr, $a:ident, $b:ident, $c:ident, $d:ident, $e:ident, $f:ident, $g:ident, $h:ident, $k:ident, $w:ident, $i:literal) => {
+        if $next {
+            schedule!($w, $i);
+        }
+        round!($a, $b, $c, $d, $e, $f, $g, $h, $k[$i], $w[$i]);
     };
 }
 
@@ -87,19 +106,11 @@ macro_rules! kernel {
                 // SAFETY: each pointer is valid for `blocks` blocks.
                 let mut w = unsafe { rows(ptrs, block * BLOCK) };
                 let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = st;
-                for j in 0..4 {
-                    if j > 0 {
-                        // In place: w[i] becomes W[16j + i]; the indexes
-                        // below still hold W[t-2], W[t-7], W[t-15], W[t-16].
-                        for i in 0..16 {
-                            w[i] = add(
-                                add(ssig1(w[(i + 14) & 15]), w[(i + 9) & 15]),
-                                add(ssig0(w[(i + 1) & 15]), w[i]),
-                            );
-                        }
-                    }
+                let k = &K[..16];
+                sixteen_rounds!(a, b, c, d, e, f, g, h, k, w, false);
+                for j in 1..4 {
                     let k = &K[16 * j..16 * j + 16];
-                    sixteen_rounds!(a, b, c, d, e, f, g, h, k, w);
+                    sixteen_rounds!(a, b, c, d, e, f, g, h, k, w, true);
                 }
                 for (v, x) in st.iter_mut().zip([a, b, c, d, e, f, g, h]) {
                     *v = add(*v, x);
