@@ -15,32 +15,46 @@ pub(crate) fn parallel_map<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R
         .map_or(2, |n| n.get())
         .min(items.len().max(1));
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    let results = Slots::new(items.len());
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(item) = items.get(i) else { break };
-                let r = work(item);
-                if let Ok(mut slots) = results.lock() {
-                    slots[i] = Some(r);
-                }
+                results.put(i, work(item));
             });
         }
     });
-    in_order(results)
+    results.in_order()
 }
 
-/// The results workers left in their slots, in order. Every slot is filled
-/// (a worker's panic reaches the caller through `std::thread::scope`); a
-/// poisoned lock still yields its slots.
-pub(crate) fn in_order<R>(slots: Mutex<Vec<Option<R>>>) -> Vec<R> {
-    slots
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner())
-        .into_iter()
-        .flatten()
-        .collect()
+/// Results that workers on several threads leave in any order, one slot per
+/// input.
+pub(crate) struct Slots<R>(Mutex<Vec<Option<R>>>);
+
+impl<R> Slots<R> {
+    pub(crate) fn new(count: usize) -> Slots<R> {
+        Slots(Mutex::new((0..count).map(|_| None).collect()))
+    }
+
+    /// Fill slot `i`.
+    pub(crate) fn put(&self, i: usize, result: R) {
+        if let Ok(mut slots) = self.0.lock() {
+            slots[i] = Some(result);
+        }
+    }
+
+    /// The results in input order. Every slot is filled (a worker's panic
+    /// reaches the caller through `std::thread::scope`); a poisoned lock
+    /// still yields its slots.
+    pub(crate) fn in_order(self) -> Vec<R> {
+        self.0
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .into_iter()
+            .flatten()
+            .collect()
+    }
 }
 
 /// A digest algorithm BagIt manifests may use.

@@ -13,9 +13,10 @@
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::Mutex;
 
 use sha256x::{digest, pad, Kernel, State, BLOCK, IV};
+
+use super::hash::Slots;
 
 /// The digest and length of one stream, or why it could not be hashed.
 pub(crate) type Digested<E> = Result<([u8; 32], u64), E>;
@@ -131,19 +132,15 @@ where
     // lanes, so two threads split eight files four and four.
     let lanes = kernel.lanes().min(count.div_ceil(threads)).max(1);
     let jobs = Jobs::new(count, threads);
-    let results: Mutex<Vec<Option<Digested<E>>>> = Mutex::new((0..count).map(|_| None).collect());
-    let put = |i: usize, r: Digested<E>| {
-        if let Ok(mut slots) = results.lock() {
-            slots[i] = Some(r);
-        }
-    };
+    let results = Slots::new(count);
+    let put = |i: usize, r: Digested<E>| results.put(i, r);
     std::thread::scope(|scope| {
         for thread in 0..threads {
             let (jobs, open, failed, put) = (&jobs, &open, &failed, &put);
             scope.spawn(move || run_lanes(kernel, lanes, &|| jobs.take(thread), open, failed, put));
         }
     });
-    super::hash::in_order(results)
+    results.in_order()
 }
 
 /// The streams dealt out as one contiguous range per thread, taken from the
@@ -392,12 +389,8 @@ where
     let lanes = kernel.lanes().min(count).max(1);
     let readers = readers.clamp(1, lanes);
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Digested<E>>>> = Mutex::new((0..count).map(|_| None).collect());
-    let put = |i: usize, r: Digested<E>| {
-        if let Ok(mut slots) = results.lock() {
-            slots[i] = Some(r);
-        }
-    };
+    let results = Slots::new(count);
+    let put = |i: usize, r: Digested<E>| results.put(i, r);
     let mut to_hasher = Vec::with_capacity(lanes);
     let mut from_readers = Vec::with_capacity(lanes);
     for _ in 0..lanes {
@@ -430,7 +423,7 @@ where
         }
         hash_lanes(kernel, from_readers, &returns, readers, &put);
     });
-    super::hash::in_order(results)
+    results.in_order()
 }
 
 /// A reading thread's lane: the stream it is copying, and the buffers it may
@@ -707,6 +700,7 @@ fn hash_lanes<E>(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::sync::Mutex;
 
     fn sha256(bytes: &[u8]) -> [u8; 32] {
         let d = ring::digest::digest(&ring::digest::SHA256, bytes);
