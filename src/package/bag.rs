@@ -7,6 +7,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use super::hash::{hash_copy_all, hash_copy_many, Algorithm};
+use super::reader::open_regular;
 use super::sign::Signer;
 use super::timestamp::TIMESTAMP_FILE;
 use super::{NAMESPACE, SIGNATURE_FILE};
@@ -144,7 +145,7 @@ pub fn write_bag_with(
                 let src = run_dir.join(&files[i]);
                 let dst = data.join(&files[i]);
                 let reader =
-                    File::open(&src).context(|| format!("cannot read {}", src.display()))?;
+                    open_regular(&src).context(|| format!("cannot read {}", src.display()))?;
                 // Unbuffered: every write is already one whole read chunk.
                 let writer =
                     File::create(&dst).context(|| format!("cannot write {}", dst.display()))?;
@@ -437,11 +438,29 @@ pub(crate) fn encode_path(path: &str) -> String {
 
 /// Reverse of [`encode_path`].
 pub(crate) fn decode_path(path: &str) -> String {
-    path.replace("%0A", "\n")
-        .replace("%0a", "\n")
-        .replace("%0D", "\r")
-        .replace("%0d", "\r")
-        .replace("%25", "%")
+    let mut out = String::with_capacity(path.len());
+    let mut rest = path;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        let decoded = match rest.get(at + 1..at + 3) {
+            Some("0A" | "0a") => Some('\n'),
+            Some("0D" | "0d") => Some('\r'),
+            Some("25") => Some('%'),
+            _ => None,
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[at + 3..];
+            }
+            None => {
+                out.push('%');
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 fn bag_info(info: &BagInfo, bytes: u64, files: usize) -> String {
@@ -525,10 +544,25 @@ mod tests {
 
     #[test]
     fn path_encoding_round_trips() {
-        for p in ["a/b.json", "50%.txt", "line\nbreak", "cr\rx"] {
+        for p in [
+            "a/b.json",
+            "50%.txt",
+            "line\nbreak",
+            "cr\rx",
+            "%0A literally",
+            "%250A%",
+            "é%25%",
+            "%",
+        ] {
             assert_eq!(decode_path(&encode_path(p)), p);
             assert!(!encode_path(p).contains(['\n', '\r']));
         }
+        // What other tools write: lower-case escapes, and a `%` that starts
+        // no escape stays as it is.
+        assert_eq!(decode_path("a%0ab%0dc"), "a\nb\rc");
+        assert_eq!(decode_path("100%.txt"), "100%.txt");
+        assert_eq!(decode_path("%2"), "%2");
+        assert_eq!(decode_path("%%25é%"), "%%é%");
     }
 
     #[test]

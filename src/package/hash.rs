@@ -37,11 +37,11 @@ impl<R> Slots<R> {
         Slots(Mutex::new((0..count).map(|_| None).collect()))
     }
 
-    /// Fill slot `i`.
+    /// Fill slot `i`. A lock poisoned by another worker's panic still takes
+    /// the result; the panic itself reaches the caller.
     pub(crate) fn put(&self, i: usize, result: R) {
-        if let Ok(mut slots) = self.0.lock() {
-            slots[i] = Some(result);
-        }
+        let mut slots = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        slots[i] = Some(result);
     }
 
     /// The results in input order. Every slot is filled (a worker's panic

@@ -83,49 +83,16 @@ impl FolderReader {
     /// List `root` without following symlinks; anything but regular files and
     /// folders goes into `problems`.
     pub(crate) fn open(root: &Path, problems: &mut Vec<String>) -> FolderReader {
-        let mut regular = Vec::new();
-        let mut stack = vec![String::new()];
-        while let Some(rel) = stack.pop() {
-            let dir = root.join(&rel);
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                problems.push(format!("{}: cannot list", display_dir(&rel)));
-                continue;
-            };
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let child = if rel.is_empty() {
-                    name
-                } else {
-                    format!("{rel}/{name}")
-                };
-                // The type comes with the listing (no symlink is followed);
-                // only regular files cost a stat.
-                match entry.file_type() {
-                    Ok(t) if t.is_dir() => stack.push(child),
-                    Ok(t) if t.is_file() => regular.push(child),
-                    Ok(_) => problems.push(format!(
-                        "{child}: not a regular file (symlink, device or FIFO)"
-                    )),
-                    Err(e) => problems.push(format!("{child}: {e}")),
-                }
-            }
-        }
-        // Sizes on every core (20,000 stats are a tenth of a second on one),
-        // by path: holding the listings' entries would hold a descriptor
-        // per folder. Never following a symlink that appeared meanwhile.
-        let sizes = parallel_map(&regular, |child| {
-            std::fs::symlink_metadata(root.join(child))
-        });
         let mut files = BTreeMap::new();
-        for (child, size) in regular.into_iter().zip(sizes) {
-            match size {
-                Ok(m) if m.is_file() => {
-                    files.insert(child, m.len());
-                }
-                Ok(_) => problems.push(format!(
-                    "{child}: not a regular file (symlink, device or FIFO)"
-                )),
-                Err(e) => problems.push(format!("{child}: {e}")),
+        // Folder by folder, each level's folders on every core.
+        let mut level = vec![String::new()];
+        while !level.is_empty() {
+            let listings = parallel_map(&level, |rel| list_folder(root, rel));
+            level = Vec::new();
+            for listing in listings {
+                files.extend(listing.files);
+                level.extend(listing.folders);
+                problems.extend(listing.problems);
             }
         }
         if !root.join("data").is_dir() {
@@ -141,8 +108,91 @@ impl FolderReader {
         if !self.files.contains_key(path) {
             return Err(not_found(path));
         }
-        File::open(self.root.join(path))
+        open_regular(&self.root.join(path))
     }
+}
+
+/// Open a file that a listing found regular, for reading, refusing whatever
+/// was put in its place since: a symlink is not followed, a FIFO does not
+/// block the open, and anything but a regular file is an error.
+pub(crate) fn open_regular(path: &Path) -> io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    let not_regular = || {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (symlink, device or FIFO)",
+        )
+    };
+    let file = options.open(path).map_err(|e| {
+        #[cfg(unix)]
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            return not_regular();
+        }
+        e
+    })?;
+    if !file.metadata()?.is_file() {
+        return Err(not_regular());
+    }
+    Ok(file)
+}
+
+/// What one folder of a package holds.
+#[derive(Default)]
+struct Listing {
+    /// Regular files, by bag-relative path, with their sizes.
+    files: Vec<(String, u64)>,
+    folders: Vec<String>,
+    problems: Vec<String>,
+}
+
+/// List the folder `rel` of `root`. Types come with the listing and sizes
+/// from a stat beside it, so no symlink is ever followed.
+fn list_folder(root: &Path, rel: &str) -> Listing {
+    let mut listing = Listing::default();
+    let Ok(entries) = std::fs::read_dir(root.join(rel)) else {
+        listing
+            .problems
+            .push(format!("{}: cannot list", display_dir(rel)));
+        return listing;
+    };
+    for entry in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                listing
+                    .problems
+                    .push(format!("{}: cannot list: {e}", display_dir(rel)));
+                break;
+            }
+        };
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let child = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => listing.folders.push(child),
+            Ok(t) if t.is_file() => match entry.metadata() {
+                Ok(m) if m.is_file() => listing.files.push((child, m.len())),
+                Ok(_) => listing.problems.push(not_regular(&child)),
+                Err(e) => listing.problems.push(format!("{child}: {e}")),
+            },
+            Ok(_) => listing.problems.push(not_regular(&child)),
+            Err(e) => listing.problems.push(format!("{child}: {e}")),
+        }
+    }
+    listing
+}
+
+fn not_regular(path: &str) -> String {
+    format!("{path}: not a regular file (symlink, device or FIFO)")
 }
 
 fn display_dir(rel: &str) -> &str {
@@ -631,5 +681,42 @@ impl Read for EntryReader<'_> {
             EntryReader::Stored(r) => r.read(buf),
             EntryReader::Deflated(r) => r.read(buf),
         }
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_regular_refuses_what_replaced_a_listed_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"evidence").expect("write");
+        let mut read = String::new();
+        open_regular(&file)
+            .expect("a regular file opens")
+            .read_to_string(&mut read)
+            .expect("read");
+        assert_eq!(read, "evidence");
+
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).expect("symlink");
+        let e = open_regular(&link).expect_err("a symlink is refused");
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+
+        // A FIFO would block a plain open until a writer came.
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success());
+        let e = open_regular(&fifo).expect_err("a FIFO is refused");
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+
+        let e = open_regular(dir.path()).expect_err("a folder is refused");
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        assert!(open_regular(&dir.path().join("missing")).is_err());
     }
 }

@@ -178,18 +178,28 @@ pub fn parse_manifest(file: &str, bytes: &[u8], algorithm: Algorithm) -> Manifes
         out.problems.push(format!("{file} is not UTF-8"));
         return out;
     };
+    let hex_len = algorithm.hex_len();
+    let mut listed = Vec::new();
     for (n, line) in text.lines().enumerate() {
         if line.is_empty() {
             continue;
         }
-        let Some((digest, path)) = line.split_once(char::is_whitespace) else {
+        // Where a well-formed line has its separator, else wherever it is.
+        let split = match line.as_bytes().get(hex_len) {
+            Some(b' ' | b'\t') => Some(line.split_at(hex_len)),
+            _ => line.split_once(char::is_whitespace),
+        };
+        let Some((digest, path)) = split else {
             out.problems
                 .push(format!("{file}:{}: not `<digest>  <path>`", n + 1));
             continue;
         };
         let path = decode_path(path.trim_start().trim_start_matches('*'));
-        let valid_digest =
-            digest.len() == algorithm.hex_len() && digest.bytes().all(|b| b.is_ascii_hexdigit());
+        // Every byte looked at, without branching, which is quicker here.
+        let valid_digest = digest.len() == hex_len
+            && digest
+                .bytes()
+                .fold(true, |hex, b| hex & b.is_ascii_hexdigit());
         let unsafe_path = path.is_empty()
             || path.starts_with('/')
             || path.contains('\\')
@@ -205,14 +215,23 @@ pub fn parse_manifest(file: &str, bytes: &[u8], algorithm: Algorithm) -> Manifes
         } else if unsafe_path {
             out.problems
                 .push(format!("{file}:{}: unsafe path {path:?}", n + 1));
-        } else if out
-            .entries
-            .insert(path.clone(), digest.to_ascii_lowercase())
-            .is_some()
-        {
-            out.problems.push(format!("{file}: {path} is listed twice"));
+        } else {
+            listed.push((path, digest.to_ascii_lowercase()));
         }
     }
+    // Sorted in one pass (manifests come sorted) and built in one, rather
+    // than one tree search per line; a stable sort keeps the first listing
+    // of a path first.
+    listed.sort_by(|a, b| a.0.cmp(&b.0));
+    listed.dedup_by(|later, first| {
+        let repeated = later.0 == first.0;
+        if repeated {
+            out.problems
+                .push(format!("{file}: {} is listed twice", later.0));
+        }
+        repeated
+    });
+    out.entries = listed.into_iter().collect();
     out
 }
 
@@ -324,11 +343,9 @@ fn check(
         }
     }
     compare_digests(reader, &manifests, "manifest", &mut report, &mut problems);
-    let manifest = manifests
-        .first()
-        .map(|(_, m)| m.clone())
-        .unwrap_or_default();
-    check_oxum(reader, &manifest, &mut problems);
+    let none = BTreeMap::new();
+    let manifest = manifests.first().map_or(&none, |(_, m)| m);
+    check_oxum(reader, manifest, &mut problems);
 
     let tag_manifests = read_manifests(reader, "tagmanifest", &mut problems);
     let mut tags = BTreeSet::new();
@@ -379,7 +396,7 @@ fn check(
 
     report.signer = check_signature(reader, trust, &mut problems);
     report.timestamp = check_timestamp(reader, trust, &mut problems);
-    check_custody(reader, &manifest, &mut problems);
+    check_custody(reader, manifest, &mut problems);
     if reevaluate == Reevaluate::Yes {
         report.reevaluated = super::reevaluate::reevaluate(reader, &mut problems);
     }
@@ -675,5 +692,50 @@ mod tests {
         assert!(principal_matches("*@msp.example", "x@msp.example"));
         assert!(principal_matches("a@*", "a@b"));
         assert!(!principal_matches("a@x", "a@y"));
+    }
+
+    #[test]
+    fn manifest_lines_parse_whatever_their_order_and_separator() {
+        let a = "a".repeat(64);
+        let b = "B".repeat(64);
+        let c = "c".repeat(64);
+        let text = format!(
+            "{c}  data/z\n{b}\tdata/a\n{a}\u{3000}data/m\n{c} *data/%0Ax\n\n{a}  data/a\n{b}  data/a\n"
+        );
+        let parsed = parse_manifest("manifest-sha256.txt", text.as_bytes(), Algorithm::Sha256);
+        let entries: Vec<(&str, &str)> = parsed
+            .entries
+            .iter()
+            .map(|(p, d)| (p.as_str(), d.as_str()))
+            .collect();
+        // Sorted, lower-case, the first listing of a path kept.
+        assert_eq!(
+            entries,
+            [
+                ("data/\nx", c.as_str()),
+                ("data/a", b.to_lowercase().as_str()),
+                ("data/m", a.as_str()),
+                ("data/z", c.as_str()),
+            ]
+        );
+        assert_eq!(
+            parsed.problems,
+            [
+                "manifest-sha256.txt: data/a is listed twice",
+                "manifest-sha256.txt: data/a is listed twice"
+            ]
+        );
+
+        let bad = format!("{}  data/x\n{a}data/y\n{a}  ../y\n", "g".repeat(64));
+        let parsed = parse_manifest("m", bad.as_bytes(), Algorithm::Sha256);
+        assert!(parsed.entries.is_empty());
+        assert_eq!(
+            parsed.problems,
+            [
+                "m:1: not a SHA256 digest",
+                "m:2: not `<digest>  <path>`",
+                "m:3: unsafe path \"../y\""
+            ]
+        );
     }
 }
