@@ -220,7 +220,7 @@ fn run_case(case: &Case, runs: usize) -> Result<(), String> {
     row("auditpack package (folder, signed)", &package);
     row("  the same, synced before its rename", &package_synced);
     row("auditpack verify (folder)", &check);
-    row("auditpack zip (deflate)", &zip_write);
+    row("auditpack zip", &zip_write);
     row("auditpack verify (zip, in place)", &zip_check);
     row("bagit.py create --processes 2", &bagit_create);
     row("bagit.py validate --processes 2", &bagit_validate);

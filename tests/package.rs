@@ -991,6 +991,10 @@ fn the_zip_deflates_what_compresses_and_stores_what_does_not() {
     std::fs::write(run.join("evidence/export.zip"), &noise).expect("write");
     let json = "{\"id\":\"device\",\"compliant\":true},".repeat(8_000);
     std::fs::write(run.join("evidence/devices.json"), &json).expect("write");
+    // Small files are judged the same way.
+    std::fs::write(run.join("evidence/photo.jpg"), &noise[..4096]).expect("write");
+    std::fs::write(run.join("evidence/user.json"), &json[..300]).expect("write");
+    std::fs::write(run.join("evidence/empty.txt"), "").expect("write");
     std::fs::write(run.join("custody.jsonl"), "").expect("write");
     let (signer, options) = key_in(dir.path());
     let bag = write_bag(
@@ -1016,6 +1020,18 @@ fn the_zip_deflates_what_compresses_and_stores_what_does_not() {
     assert_eq!(
         method(&mut zip, "devices.json"),
         zip::CompressionMethod::Deflated
+    );
+    assert_eq!(
+        method(&mut zip, "photo.jpg"),
+        zip::CompressionMethod::Stored
+    );
+    assert_eq!(
+        method(&mut zip, "user.json"),
+        zip::CompressionMethod::Deflated
+    );
+    assert_eq!(
+        method(&mut zip, "empty.txt"),
+        zip::CompressionMethod::Stored
     );
     assert_eq!(
         verify(&archive, &options).expect("verify").problems,

@@ -183,26 +183,18 @@ mod tests {
     use super::worth_deflating;
 
     #[test]
-    fn text_is_deflated_and_noise_is_stored() {
-        let json = br#"{"id":"7d2c","userPrincipalName":"ann@example.com","isMfaRegistered":true}"#
-            .repeat(40);
-        assert!(worth_deflating(&json));
+    fn the_judge_counts_symbols() {
+        // One symbol, sixteen (hex digests: 4 bits a byte), and all 256
+        // equally often (8 bits a byte: nothing to gain).
         assert!(worth_deflating(b"a"));
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let noise: Vec<u8> = (0..4096)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect();
-        assert!(!worth_deflating(&noise));
-        // Hex digests use 16 symbols: 4 bits a byte, half the size.
-        let hex: Vec<u8> = noise
-            .iter()
-            .map(|b| b"0123456789abcdef"[usize::from(b & 15)])
-            .collect();
-        assert!(worth_deflating(&hex));
+        assert!(worth_deflating(&b"0123456789abcdef".repeat(64)));
+        let every: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+        assert!(!worth_deflating(&every));
+        // 230 of 256 symbols equally often: 7.85 bits, under a tenth saved.
+        let most: Vec<u8> = (0..230u8).cycle().take(4600).collect();
+        assert!(!worth_deflating(&most));
+        // 128 symbols: 7 bits, an eighth saved.
+        let half: Vec<u8> = (0..128u8).cycle().take(4096).collect();
+        assert!(worth_deflating(&half));
     }
 }
