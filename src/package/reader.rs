@@ -128,21 +128,16 @@ pub(crate) fn open_regular(path: &Path) -> io::Result<File> {
         use std::os::unix::fs::OpenOptionsExt;
         options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
     }
-    let not_regular = || {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file (symlink, device or FIFO)",
-        )
-    };
+    let refused = || io::Error::new(io::ErrorKind::InvalidInput, NOT_REGULAR);
     let file = options.open(path).map_err(|e| {
         #[cfg(unix)]
         if e.raw_os_error() == Some(libc::ELOOP) {
-            return not_regular();
+            return refused();
         }
         e
     })?;
     if !file.metadata()?.is_file() {
-        return Err(not_regular());
+        return Err(refused());
     }
     Ok(file)
 }
@@ -196,8 +191,10 @@ fn list_folder(root: &Path, rel: &str) -> Listing {
     listing
 }
 
+const NOT_REGULAR: &str = "not a regular file (symlink, device or FIFO)";
+
 fn not_regular(path: &str) -> String {
-    format!("{path}: not a regular file (symlink, device or FIFO)")
+    format!("{path}: {NOT_REGULAR}")
 }
 
 fn display_dir(rel: &str) -> &str {
