@@ -91,7 +91,8 @@ impl Algorithm {
 /// there are few streams).
 /// SHA-256 alone goes through the multi-lane SIMD kernels (`lanes`) when the
 /// CPU has them and there are enough streams; otherwise each thread hashes
-/// one stream at a time with ring. [`hashing_method`] tells which. Results come back in stream order.
+/// one stream at a time with ring; [`hashing_method`] tells which. Results
+/// come back in stream order.
 pub(crate) fn hash_copy_many<R: Read, W: Write, E: Send>(
     count: usize,
     algorithms: &[Algorithm],
