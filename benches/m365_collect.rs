@@ -15,11 +15,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use auditpack::collect::http::{HttpClient, RetryPolicy};
-use auditpack::collect::m365::limits::Limits;
-use auditpack::collect::{build_collectors, collect_all, CollectContext};
+use auditpack::collect::{collect_all, CollectContext};
 use auditpack::config::Config;
 use auditpack::evidence::EvidenceWriter;
 use auditpack::simulate::{SimOptions, Simulator, Tenant};
+use auditpack::sources::build_collectors;
+use auditpack::sources::m365::limits::Limits;
 
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
@@ -160,7 +161,7 @@ export_poll_interval = "1s"
     let limits = Limits::default();
     let pages = |d: &str| m365.datasets.get(d).map_or(0, |r| r.pages);
     let poll = Duration::from_secs(1);
-    let l = |limit: auditpack::collect::m365::limits::Limit| (limit.requests, limit.period);
+    let l = |limit: auditpack::sources::m365::limits::Limit| (limit.requests, limit.period);
     let mut chains = [
         (
             "users",

@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 
 use auditpack::config::{KeySource, Signing};
 use auditpack::package::{
-    generate_key, hashing_method, verify, write_bag, write_bag_with, write_zip, BagInfo,
-    BagOptions, Durability, Signer, VerifyOptions,
+    generate_key, hashing_method, load_signer, verify, write_bag, write_bag_with, write_zip,
+    BagInfo, BagOptions, Durability, VerifyOptions,
 };
 
 const IDENTITY: &str = "bench@auditpack.example";
@@ -106,7 +106,7 @@ fn run_case(case: &Case, runs: usize) -> Result<(), String> {
 
     let key = root.path().join("key");
     generate_key(&key, IDENTITY, None).map_err(|e| e.to_string())?;
-    let signer = Signer::load(&Signing {
+    let signer = load_signer(&Signing {
         key: KeySource::File(key),
         passphrase: None,
         identity: IDENTITY.into(),

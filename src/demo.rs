@@ -9,7 +9,7 @@ use chrono::Utc;
 use crate::config::{Config, KeySource, Signing};
 use crate::error::{Error, Result, ResultExt};
 use crate::evidence::write_atomic;
-use crate::package::{generate_key, verify, Signer, VerifyOptions, VerifyReport};
+use crate::package::{generate_key, load_signer, verify, VerifyOptions, VerifyReport};
 use crate::pipeline::{run, RunOptions, RunOutcome};
 use crate::simulate::{SimOptions, Simulator, Tenant};
 
@@ -90,7 +90,7 @@ client_secret_file = "secrets/ninja-client-secret"
 
     let key_path = out.join("keys/auditpack_demo_ed25519");
     let signer = if key_path.exists() {
-        Signer::load(&Signing {
+        load_signer(&Signing {
             key: KeySource::File(key_path.clone()),
             passphrase: None,
             identity: DEMO_IDENTITY.into(),

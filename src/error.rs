@@ -95,6 +95,37 @@ impl From<ssh_key::Error> for ErrorKind {
     }
 }
 
+impl From<auditpack_core::Error> for Error {
+    fn from(e: auditpack_core::Error) -> Self {
+        use auditpack_core::ErrorKind as Core;
+        let (kind, context) = e.into_parts();
+        let kind = match kind {
+            Core::Config => ErrorKind::Config,
+            Core::Io(e) => ErrorKind::Io(e),
+            Core::Json(e) => ErrorKind::Json(e),
+            Core::Catalog => ErrorKind::Catalog,
+            _ => ErrorKind::Invalid,
+        };
+        Error::new(kind, context)
+    }
+}
+
+impl From<auditpack_bag::Error> for Error {
+    fn from(e: auditpack_bag::Error) -> Self {
+        use auditpack_bag::ErrorKind as Bag;
+        let (kind, context) = e.into_parts();
+        let kind = match kind {
+            Bag::Config => ErrorKind::Config,
+            Bag::Io(e) => ErrorKind::Io(e),
+            Bag::Auth => ErrorKind::Auth,
+            Bag::Source => ErrorKind::Source,
+            Bag::Key(e) => ErrorKind::Key(e),
+            _ => ErrorKind::Invalid,
+        };
+        Error::new(kind, context)
+    }
+}
+
 /// Attach context to a lower-level error.
 pub trait ResultExt<T> {
     /// Wrap the error with a message built only when it fails.

@@ -15,7 +15,8 @@ use clap::Parser;
 use auditpack::config::Config;
 use auditpack::evaluate::{all_satisfied, count_by_status, ControlResult};
 use auditpack::package::{
-    generate_key, verify_with, Reevaluate, VerifyOptions, VerifyReport, NAMESPACE, SIGNATURE_FILE,
+    generate_key, verify_with, PayloadCheck, Reevaluation, VerifyOptions, VerifyReport, NAMESPACE,
+    SIGNATURE_FILE,
 };
 use auditpack::pipeline::{self, RunOptions};
 use auditpack::secret::SecretRef;
@@ -202,11 +203,7 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
                     identity,
                     tsa_certificates: tsa_ca,
                 },
-                if reevaluate {
-                    Reevaluate::Yes
-                } else {
-                    Reevaluate::No
-                },
+                reevaluate.then_some(&Reevaluation as &dyn PayloadCheck),
             )?;
             print_verify(out, &report);
             Ok(if report.is_valid() {
@@ -216,11 +213,11 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
             })
         }
         Command::Probe { out: out_file } => {
-            let report = auditpack::collect::endpoint::probe::probe();
+            let report = auditpack::sources::endpoint_reports::probe::probe();
             let mut json =
                 serde_json::to_vec_pretty(&report).context("cannot encode the report")?;
             json.push(b'\n');
-            let schema = auditpack::collect::endpoint::schema::Schema::v1()
+            let schema = auditpack::sources::endpoint_reports::schema::Schema::v1()
                 .map_err(|e| anyhow::anyhow!("endpoint schema: {e}"))?;
             let value: serde_json::Value = serde_json::from_slice(&json)?;
             let errors = schema.validate(&value);
@@ -295,7 +292,11 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
             let passphrase = passphrase_env
                 .map(|v| SecretRef::Env(v).resolve())
                 .transpose()?;
-            let pair = generate_key(&key_path, &identity, passphrase.as_ref())?;
+            let pair = generate_key(
+                &key_path,
+                &identity,
+                passphrase.as_ref().map(|p| p.expose()),
+            )?;
             say!(out, "private key: {}", key_path.display());
             say!(out, "fingerprint: {}", pair.signer.fingerprint());
             say!(

@@ -8,14 +8,17 @@ use chrono::{DateTime, Utc};
 
 use crate::catalog::{Catalog, Ownership};
 use crate::collect::http::{HttpClient, RetryPolicy};
-use crate::collect::{build_collectors, collect_all, CollectContext};
+use crate::collect::{collect_all, CollectContext};
 use crate::config::Config;
-use crate::error::{Error, Result, ResultExt};
-use crate::evaluate::{evaluate, ControlResult, Scope};
-use crate::evidence::{format_time, tool_version, write_atomic, EvidenceWriter, RunManifest};
-use crate::facts::normalise;
-use crate::package::{write_bag_with, write_zip, Algorithm, BagInfo, BagOptions, Signer};
+use crate::error::{Error, Result};
+use crate::evaluate::ControlResult;
+use crate::evidence::{format_time, tool_version, write_manifest, EvidenceWriter, RunManifest};
+use crate::judge::judge_run;
+use crate::package::{
+    load_signer, write_bag_with, write_zip, Algorithm, BagInfo, BagOptions, Signer,
+};
 use crate::report;
+use crate::sources::build_collectors;
 
 /// Knobs of a run that are not in the config.
 #[derive(Clone, Debug)]
@@ -105,7 +108,7 @@ pub fn run(
         }
     }
     let collectors = build_collectors(&config.sources)?;
-    let signer = config.signing.as_ref().map(Signer::load).transpose()?;
+    let signer = config.signing.as_ref().map(load_signer).transpose()?;
     let http = HttpClient::new(options.retry, options.max_in_flight).map_err(Error::config)?;
 
     let started = Utc::now();
@@ -147,12 +150,12 @@ pub fn run(
         service_provider: config.organisation.service_provider,
         sources,
     };
-    manifest.write(&run_dir)?;
+    write_manifest(&run_dir, &manifest)?;
     let results = evaluate_run(&run_dir, &catalog)?;
     // evaluate_run has written controls.json and findings.csv; render the rest.
     let reports = report::ReportOptions {
         formats: report::Format::RENDERED.to_vec(),
-        ..report::ReportOptions::signed_by(signer.as_ref())
+        ..report::ReportOptions::signed_by(signer.as_ref().map(signer_info))
     };
     report::write_reports(&run_dir, &reports)?;
 
@@ -187,7 +190,7 @@ pub fn package_run(
     algorithms: &[Algorithm],
 ) -> Result<(PathBuf, PathBuf)> {
     let manifest = RunManifest::read(run_dir)?;
-    let signer = config.signing.as_ref().map(Signer::load).transpose()?;
+    let signer = config.signing.as_ref().map(load_signer).transpose()?;
     package_with(run_dir, &manifest, config, signer.as_ref(), algorithms)
 }
 
@@ -233,42 +236,20 @@ fn package_with(
 /// run folder always gives byte-identical results.
 ///
 /// # Errors
-/// When the run folder is incomplete or altered, or names a framework or
-/// template the catalog lacks.
+/// When the run folder is incomplete or altered, names a framework or
+/// template the catalog lacks, or on I/O failure.
 pub fn evaluate_run(run_dir: &Path, catalog: &Catalog) -> Result<Vec<ControlResult>> {
-    let manifest = RunManifest::read(run_dir)?;
-    let as_of = DateTime::parse_from_rfc3339(&manifest.as_of)
-        .map_err(|_| {
-            Error::invalid(format!(
-                "{}: as_of is not an RFC 3339 time",
-                run_dir.join("run.json").display()
-            ))
-        })?
-        .with_timezone(&Utc);
-    let template = catalog.template(&manifest.ownership).ok_or_else(|| {
-        Error::invalid(format!(
-            "run.json names unknown ownership template {}",
-            manifest.ownership
-        ))
-    })?;
-    let ownership = Ownership::new(catalog, template, &manifest.ownership_overrides)?;
-    let facts = normalise(run_dir)?;
-    let mut facts_json = serde_json::to_vec_pretty(&facts).context(|| "cannot encode facts")?;
-    facts_json.push(b'\n');
-    let facts_path = run_dir.join("facts/facts.json");
-    write_atomic(&facts_path, &facts_json)
-        .context(|| format!("cannot write {}", facts_path.display()))?;
-    let scope = Scope {
-        catalog,
-        ownership: &ownership,
-        frameworks: &manifest.frameworks,
-        thresholds: &manifest.thresholds,
-        service_provider: manifest.service_provider,
-    };
-    let results = evaluate(&scope, &facts, as_of)?;
-    report::json::write(run_dir, &results)?;
-    report::csv::write(run_dir, &results)?;
-    Ok(results)
+    let judgement = judge_run(run_dir, catalog)?;
+    report::write_results(run_dir, &judgement)?;
+    Ok(judgement.results)
+}
+
+/// What the reports say of the package signer.
+fn signer_info(signer: &Signer) -> report::model::SignerInfo {
+    report::model::SignerInfo {
+        identity: signer.identity().to_owned(),
+        fingerprint: signer.fingerprint(),
+    }
 }
 
 /// A file-name-safe slug of a display name.

@@ -1,29 +1,23 @@
-//! Collection: the [`Collector`] trait, the [`COLLECTORS`] registry, and the run
-//! of every configured source against the shared HTTP layer.
+//! What every source's collector shares: the [`Collector`] trait, the HTTP
+//! transport, authentication, retries, paging, rate limits, storing
+//! evidence, and the run of every configured source at once.
 //!
 //! Collectors never judge. They describe datasets, the shared layer fetches and
 //! stores them page by page, and each returns a [`SourceReport`] saying how
-//! complete its evidence is. A failing source never aborts the run.
+//! complete its evidence is. A failing source never aborts the run. Each
+//! source's own collector lives in its folder under [`crate::sources`].
 
 pub mod auth;
-pub mod datto;
-pub mod endpoint;
 pub mod files;
 pub mod http;
-pub mod m365;
-pub mod manual;
-pub mod ninjaone;
 pub mod paging;
 pub mod ratelimit;
-pub mod rmm_spec;
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::config::SourceDecl;
-use crate::error::{Error, Result};
 use crate::evidence::{DatasetReport, DatasetStatus, EvidenceWriter, SourceReport};
 use http::HttpClient;
 
@@ -51,60 +45,6 @@ pub trait Collector: Send + Sync {
     fn source_type(&self) -> &'static str;
     /// Collect every dataset.
     fn collect<'a>(&'a self, ctx: &'a CollectContext) -> BoxFuture<'a, SourceReport>;
-}
-
-/// One entry of the registry: a `type` value and how to build its collector.
-pub struct CollectorKind {
-    /// The `type` key in `[sources.<name>]`.
-    pub source_type: &'static str,
-    /// One line for `--help` and docs.
-    pub summary: &'static str,
-    /// Parse the source's config into a collector.
-    pub build: fn(&SourceDecl) -> Result<Box<dyn Collector>>,
-}
-
-/// Every collector auditpack knows. Adding one is a module plus a line here.
-pub const COLLECTORS: &[CollectorKind] = &[
-    m365::KIND,
-    ninjaone::KIND,
-    datto::KIND,
-    rmm_spec::KIND,
-    endpoint::KIND,
-    manual::KIND,
-];
-
-/// Build the collector of every configured source.
-///
-/// # Errors
-/// On an unknown `type` or an invalid source config (naming file, line and key).
-pub fn build_collectors(sources: &[SourceDecl]) -> Result<Vec<Box<dyn Collector>>> {
-    sources
-        .iter()
-        .map(|decl| {
-            if !COLLECTORS.iter().any(|k| k.source_type == decl.source_type)
-                && rmm_spec::is_embedded_type(&decl.source_type)
-            {
-                return rmm_spec::build(decl);
-            }
-            let kind = COLLECTORS
-                .iter()
-                .find(|k| k.source_type == decl.source_type)
-                .ok_or_else(|| {
-                    let mut known: Vec<String> = COLLECTORS
-                        .iter()
-                        .map(|k| k.source_type.to_owned())
-                        .collect();
-                    known.extend(rmm_spec::spec::embedded().unwrap_or_default().into_keys());
-                    Error::config(format!(
-                        "[sources.{}]: unknown type `{}`; known types: {}",
-                        decl.name,
-                        decl.source_type.escape_debug(),
-                        known.join(", ")
-                    ))
-                })?;
-            (kind.build)(decl)
-        })
-        .collect()
 }
 
 /// Run every collector concurrently; one report per source name.

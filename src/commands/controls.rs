@@ -345,7 +345,11 @@ impl<'a> View<'a> {
     }
 
     fn ownership(&self) -> Result<Ownership<'_>> {
-        Ownership::new(self.catalog, self.template, &self.overrides)
+        Ok(Ownership::new(
+            self.catalog,
+            self.template,
+            &self.overrides,
+        )?)
     }
 
     /// `auditpack controls`: rows of `framework` (else the frameworks in scope)

@@ -2,52 +2,18 @@
 //! naming where the bytes came from and their SHA-256.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::Utc;
 use sha2::{Digest, Sha256};
 
-use super::atomic::write_atomic;
+use super::write_atomic;
 use crate::error::{Error, Result, ResultExt};
-
-/// Extensions of evidence files that hold bytes other than JSON (e.g. a ZIP
-/// report download). Every other file under `evidence/` is JSON.
-pub const BINARY_EXTENSIONS: &[&str] = &["zip"];
-
-/// Whether the run-relative evidence `path` is a binary (non-JSON) file.
-pub fn is_binary_evidence(path: &str) -> bool {
-    path.rsplit_once('.')
-        .is_some_and(|(_, ext)| BINARY_EXTENSIONS.contains(&ext))
-}
-
-/// One line of `custody.jsonl`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CustodyEntry {
-    /// Path relative to the run folder, `/`-separated.
-    pub path: String,
-    /// Lower-case hex SHA-256 of the file's bytes.
-    pub sha256: String,
-    /// Size in bytes.
-    pub bytes: u64,
-    /// Source name from the config.
-    pub source: String,
-    /// Collector type of the source (`m365`, `ninjaone`, ...).
-    pub source_type: String,
-    /// Dataset within the source.
-    pub dataset: String,
-    /// The request, with credentials removed (`GET https://...`).
-    pub request: String,
-    /// HTTP status of the response, when the evidence came over HTTP.
-    pub http_status: Option<u16>,
-    /// When the bytes were received (UTC, RFC 3339).
-    pub collected_at: String,
-    /// The tool and version that wrote the file.
-    pub tool: String,
-}
+pub use auditpack_core::custody::{
+    format_time, is_binary_evidence, read_custody, CustodyEntry, BINARY_EXTENSIONS,
+};
 
 /// What the collector knows about one page it stores.
 #[derive(Clone, Debug)]
@@ -228,26 +194,6 @@ impl EvidenceWriter {
     }
 }
 
-/// Read a custody log.
-///
-/// # Errors
-/// When the file cannot be read or a line is not a valid entry (the message
-/// names the line).
-pub fn read_custody(path: &Path) -> Result<Vec<CustodyEntry>> {
-    let file = File::open(path).context(|| format!("cannot open {}", path.display()))?;
-    let mut entries = Vec::new();
-    for (n, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.context(|| format!("cannot read {}", path.display()))?;
-        if line.is_empty() {
-            continue;
-        }
-        let entry: CustodyEntry = serde_json::from_str(&line)
-            .context(|| format!("{}:{}: not a custody entry", path.display(), n + 1))?;
-        entries.push(entry);
-    }
-    Ok(entries)
-}
-
 /// A path segment made only of `[A-Za-z0-9._-]`, not `.` or `..`.
 pub(crate) fn is_safe_segment(s: &str) -> bool {
     !s.is_empty()
@@ -260,11 +206,6 @@ pub(crate) fn is_safe_segment(s: &str) -> bool {
 
 pub(crate) fn now_rfc3339() -> String {
     format_time(Utc::now())
-}
-
-/// Format a UTC time as RFC 3339 with whole seconds and `Z`.
-pub fn format_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// Query parameters whose values are credentials.

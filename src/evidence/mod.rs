@@ -8,18 +8,27 @@
 //! facts/  results/  reports/  manual/
 //! ```
 
-mod atomic;
 mod custody;
-mod run;
 
-pub use atomic::{write_atomic, AtomicFile};
+use std::path::Path;
+
+pub use auditpack_bag::atomic::{write_atomic, AtomicFile};
+pub use auditpack_bag::tool_version;
+pub use auditpack_core::run::{
+    DatasetReport, DatasetStatus, Rejection, RunManifest, SourceReport, SourceStatus,
+};
 pub use custody::{
     format_time, is_binary_evidence, read_custody, redact_url, CustodyEntry, EvidenceWriter,
     PageMeta, BINARY_EXTENSIONS,
 };
-pub use run::{DatasetReport, DatasetStatus, Rejection, RunManifest, SourceReport, SourceStatus};
 
-/// The tool name and version written into every custody line and manifest.
-pub fn tool_version() -> String {
-    format!("auditpack {}", env!("CARGO_PKG_VERSION"))
+use crate::error::{Result, ResultExt};
+
+/// Write `run.json` into `run_dir` atomically.
+///
+/// # Errors
+/// On I/O failure (the message names the file).
+pub fn write_manifest(run_dir: &Path, manifest: &RunManifest) -> Result<()> {
+    let path = run_dir.join("run.json");
+    write_atomic(&path, &manifest.encode()?).context(|| format!("cannot write {}", path.display()))
 }

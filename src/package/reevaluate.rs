@@ -14,17 +14,31 @@ use std::io::{BufWriter, Write};
 
 use serde_json::Value;
 
-use super::reader::PackageReader;
+use auditpack_bag::{PackageReader, PayloadCheck};
+
 use crate::catalog::Catalog;
-use crate::pipeline::evaluate_run;
+use crate::judge::judge_run;
+use crate::report::write_results;
 
 /// Payload folders that are outputs of evaluation, not inputs to it.
 const DERIVED: [&str; 3] = ["data/facts/", "data/results/", "data/reports/"];
 
+/// `verify --reevaluate`: the check that re-derives facts and control
+/// results from the package's evidence and compares them with the packaged
+/// ones.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Reevaluation;
+
+impl PayloadCheck for Reevaluation {
+    fn check(&self, package: &dyn PackageReader, problems: &mut Vec<String>) -> Option<usize> {
+        reevaluate(package, problems)
+    }
+}
+
 /// Re-evaluate the package's evidence; differences go into `problems`.
 /// Returns how many controls were compared, or `None` when re-evaluation
 /// could not run (the reason is in `problems`).
-pub(crate) fn reevaluate(reader: &dyn PackageReader, problems: &mut Vec<String>) -> Option<usize> {
+fn reevaluate(reader: &dyn PackageReader, problems: &mut Vec<String>) -> Option<usize> {
     fn fail(problems: &mut Vec<String>, what: String) -> Option<usize> {
         problems.push(format!("reevaluate: {what}"));
         None
@@ -66,8 +80,16 @@ pub(crate) fn reevaluate(reader: &dyn PackageReader, problems: &mut Vec<String>)
         Ok(c) => c,
         Err(e) => return fail(problems, format!("cannot load the built-in catalog: {e}")),
     };
-    let derived = match evaluate_run(&run_dir, &catalog) {
-        Ok(r) => r,
+    let derived = match judge_run(&run_dir, &catalog) {
+        Ok(j) => match write_results(&run_dir, &j) {
+            Ok(()) => j.results,
+            Err(e) => {
+                return fail(
+                    problems,
+                    format!("cannot write the re-derived results: {e}"),
+                )
+            }
+        },
         Err(e) => return fail(problems, format!("the evidence cannot be evaluated: {e}")),
     };
 

@@ -21,7 +21,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ResultExt};
+use crate::evidence::write_atomic;
 pub use model::{Report, RunData, SignerInfo};
 
 /// One report format.
@@ -119,15 +120,27 @@ impl Format {
 
 impl ReportOptions {
     /// Every format, with the package signer on the cover when there is one.
-    pub fn signed_by(signer: Option<&crate::package::Signer>) -> ReportOptions {
+    pub fn signed_by(signer: Option<SignerInfo>) -> ReportOptions {
         ReportOptions {
             formats: Format::ALL.to_vec(),
-            signer: signer.map(|s| SignerInfo {
-                identity: s.identity().to_owned(),
-                fingerprint: s.fingerprint(),
-            }),
+            signer,
         }
     }
+}
+
+/// Write what judging a run folder found into it: `facts/facts.json`,
+/// `results/controls.json` and `results/findings.csv`.
+///
+/// # Errors
+/// On I/O failure (the message names the file).
+pub fn write_results(run_dir: &Path, judgement: &crate::judge::Judgement) -> Result<()> {
+    let mut facts =
+        serde_json::to_vec_pretty(&judgement.facts).context(|| "cannot encode facts")?;
+    facts.push(b'\n');
+    let path = run_dir.join("facts/facts.json");
+    write_atomic(&path, &facts).context(|| format!("cannot write {}", path.display()))?;
+    json::write(run_dir, &judgement.results)?;
+    csv::write(run_dir, &judgement.results)
 }
 
 /// Render the chosen formats of the run folder at `run_dir` into it, from its

@@ -4,14 +4,7 @@
 //! expiring tokens). `auditpack demo` and the tests collect from it with the
 //! real collectors.
 
-mod datto;
-mod graph;
-mod ninjaone;
-mod tactical;
 mod tenant;
-// Microsoft 365 beyond users: certificate assertions and Defender for Endpoint.
-mod assertion;
-mod defender;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -26,11 +19,12 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-pub use datto::{DattoTenant, DattoThrottle};
-pub use defender::{paths as defender_paths, DefenderTenant};
-pub use graph::{export_archive, paths as graph_paths, GraphTenant};
-pub use ninjaone::NinjaTenant;
-pub use tactical::TacticalTenant;
+pub use crate::sources::datto_rmm::simulate::{DattoTenant, DattoThrottle};
+pub use crate::sources::m365::simulate::{
+    defender_paths, export_archive, graph_paths, DefenderTenant, GraphTenant,
+};
+pub use crate::sources::ninjaone::simulate::NinjaTenant;
+pub use crate::sources::rmm_spec::simulate::TacticalTenant;
 pub use tenant::Tenant;
 
 /// Credentials the simulator accepts.
@@ -120,17 +114,17 @@ pub enum FaultKind {
 }
 
 pub(crate) struct SimState {
-    tenant: Tenant,
-    options: SimOptions,
-    base_url: String,
-    tokens: Mutex<HashMap<String, (Audience, Instant)>>,
-    requests: Mutex<HashMap<String, usize>>,
-    token_requests: Mutex<usize>,
-    faults: Mutex<Vec<Fault>>,
+    pub(crate) tenant: Tenant,
+    pub(crate) options: SimOptions,
+    pub(crate) base_url: String,
+    pub(crate) tokens: Mutex<HashMap<String, (Audience, Instant)>>,
+    pub(crate) requests: Mutex<HashMap<String, usize>>,
+    pub(crate) token_requests: Mutex<usize>,
+    pub(crate) faults: Mutex<Vec<Fault>>,
     /// Intune export jobs: id -> (status polls so far, selected columns, download signature).
-    export_jobs: Mutex<HashMap<String, (usize, Value, String)>>,
+    pub(crate) export_jobs: Mutex<HashMap<String, (usize, Value, String)>>,
     /// Every export download body served, in order.
-    export_served: Mutex<Vec<Vec<u8>>>,
+    pub(crate) export_served: Mutex<Vec<Vec<u8>>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -169,11 +163,10 @@ impl Simulator {
             export_served: Mutex::new(Vec::new()),
         });
         let app = Router::new();
-        let app = graph::routes(app);
-        let app = ninjaone::routes(app);
-        let app = datto::routes(app);
-        let app = tactical::routes(app);
-        let app = defender::routes(app);
+        let app = crate::sources::SOURCES
+            .iter()
+            .filter_map(|s| s.simulate)
+            .fold(app, |app, routes| routes(app));
         let app = app.with_state(state.clone());
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(async move {

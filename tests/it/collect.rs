@@ -1,7 +1,7 @@
 //! Collection against the simulator: paging, retries, partial data and
 //! failed credentials, with the stored evidence compared to what was served.
 
-mod common;
+use crate::common;
 
 use auditpack::evaluate::Status;
 use auditpack::evidence::{DatasetStatus, SourceStatus};

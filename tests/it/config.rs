@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use auditpack::collect::build_collectors;
 use auditpack::config::Config;
+use auditpack::sources::build_collectors;
 
 fn load(text: &str) -> Result<Config, String> {
     Config::from_str_at(text, Path::new("/etc/auditpack/clinic.toml")).map_err(|e| e.to_string())

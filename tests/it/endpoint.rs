@@ -2,15 +2,15 @@
 //! validates against the published schema, and the drop-folder source keeps
 //! good reports byte for byte while refusing each bad one with a named reason.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use auditpack::collect::endpoint::schema::Schema;
 use auditpack::config::Config;
 use auditpack::evidence::{read_custody, DatasetStatus, RunManifest};
 use auditpack::facts::Facts;
+use auditpack::sources::endpoint_reports::schema::Schema;
 use serde_json::{json, Value};
 
 fn schema() -> Schema {
@@ -292,7 +292,7 @@ fn a_missing_drop_folder_fails_the_source_not_the_run() {
 
 mod untrusted {
     use super::*;
-    use auditpack::collect::endpoint::validate_report;
+    use auditpack::sources::endpoint_reports::validate_report;
     use proptest::prelude::*;
 
     const REASONS: &[&str] = &[

@@ -1,7 +1,7 @@
 //! Evaluation: determinism, evidence time-to-live, manual attestation,
 //! ownership findings and one failing check under every control it maps to.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -3,16 +3,17 @@
 //! secret credentials, hostile device names, throttling, and the facts the
 //! demo organisation yields.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use auditpack::evidence::{DatasetStatus, SourceStatus};
-use auditpack::facts::{normalise, Availability, FactKind, PolicyState, ReviewDecision};
+use auditpack::facts::{Availability, FactKind, PolicyState, ReviewDecision};
 use auditpack::simulate::{
     defender_paths, graph_paths, Fault, FaultKind, SimCredentials, SimOptions, Tenant,
 };
+use auditpack::sources::normalise;
 use common::{graph_value, stored_records, Harness, FAST_M365_LIMITS};
 use serde_json::Value;
 
@@ -771,7 +772,7 @@ fn a_403_dataset_names_its_permission_and_only_its_facts_become_incomplete() {
 }
 
 fn cert_der(pem: &str) -> Vec<u8> {
-    auditpack::collect::m365::pem_blocks(pem)
+    auditpack::sources::m365::pem_blocks(pem)
         .expect("pem")
         .into_iter()
         .find(|(l, _)| l == "CERTIFICATE")

@@ -2,7 +2,7 @@
 //! run under safe names, become facts, travel in the signed package, and bad
 //! inputs are refused one by one with a reason.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! Packages: our verify, bagit-python and stock OpenSSH all accept a fresh
 //! package; tampering and foreign keys are rejected.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
@@ -230,7 +230,8 @@ use std::io::Write as _;
 
 use auditpack::config::{KeySource, Signing};
 use auditpack::package::{
-    verify_with, verify_zip_bytes, write_bag, write_zip, zip_path, BagInfo, Reevaluate, Signer,
+    load_signer, verify_with, verify_zip_bytes, write_bag, write_zip, zip_path, BagInfo,
+    PayloadCheck, Reevaluation, Signer,
 };
 use auditpack::secret::SecretRef;
 use zip::write::SimpleFileOptions;
@@ -238,7 +239,7 @@ use zip::write::SimpleFileOptions;
 fn check_with(
     h: &Harness,
     package: &Path,
-    reevaluate: Reevaluate,
+    reevaluate: Option<&dyn PayloadCheck>,
 ) -> auditpack::package::VerifyReport {
     verify_with(
         package,
@@ -274,10 +275,10 @@ fn zip_package() -> (Harness, std::path::PathBuf, std::path::PathBuf) {
 #[test]
 fn the_zip_verifies_in_place_and_is_reproducible() {
     let (h, bag, archive) = zip_package();
-    let report = check_with(&h, &archive, Reevaluate::No);
+    let report = check_with(&h, &archive, None);
     assert_eq!(report.problems, Vec::<String>::new());
     assert_eq!(report.signer.as_deref(), Some(IDENTITY));
-    let folder = check_with(&h, &bag, Reevaluate::No);
+    let folder = check_with(&h, &bag, None);
     assert_eq!((report.files, report.bytes), (folder.files, folder.bytes));
 
     // The same bag, copied elsewhere with fresh timestamps and zipped again,
@@ -488,7 +489,7 @@ fn duplicate_names_and_absurd_sizes_are_rejected() {
 fn reevaluate_confirms_the_results_and_names_changed_controls() {
     let (h, bag, archive) = zip_package();
     for package in [&bag, &archive] {
-        let report = check_with(&h, package, Reevaluate::Yes);
+        let report = check_with(&h, package, Some(&Reevaluation));
         assert_eq!(
             report.problems,
             Vec::<String>::new(),
@@ -519,7 +520,7 @@ fn reevaluate_confirms_the_results_and_names_changed_controls() {
         changed["control_id"].as_str().expect("id")
     );
     std::fs::write(&path, serde_json::to_vec_pretty(&results).expect("json")).expect("write");
-    let problems = check_with(&h, &bag, Reevaluate::Yes).problems;
+    let problems = check_with(&h, &bag, Some(&Reevaluation)).problems;
     assert_problem(
         &problems,
         &format!("reevaluate: {id}: status is pass in the package but fail from the evidence"),
@@ -622,13 +623,13 @@ fn passphrase_protected_keys_and_keys_from_the_environment_sign() {
     let dir = tempfile::tempdir().expect("tempdir");
     let key = dir.path().join("key");
     let passphrase = auditpack::secret::Secret::new("correct horse".to_owned());
-    let pair = generate_key(&key, IDENTITY, Some(&passphrase)).expect("keygen");
+    let pair = generate_key(&key, IDENTITY, Some(passphrase.expose())).expect("keygen");
     let pem = std::fs::read_to_string(&key).expect("read");
     assert!(pem.contains("BEGIN OPENSSH PRIVATE KEY"));
     let line = pair.signer.allowed_signers_line().expect("line");
 
     let load = |key: KeySource, passphrase: Option<SecretRef>| {
-        Signer::load(&Signing {
+        load_signer(&Signing {
             key,
             passphrase,
             identity: IDENTITY.into(),

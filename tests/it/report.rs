@@ -2,7 +2,7 @@
 //! OSCAL file through compliance-trestle's models, and the CSV's formula
 //! escaping, all after a full run against the simulator.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

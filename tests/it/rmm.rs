@@ -3,7 +3,7 @@
 //! block), and declarative specs (Tactical RMM built in, and a user spec
 //! file), with the stored evidence compared to what the simulator served.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

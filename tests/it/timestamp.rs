@@ -2,7 +2,7 @@
 //! from `openssl ts -reply` (installed by scripts/setup-test-tools.sh), and
 //! checked both by `auditpack verify` and by `openssl ts -verify`.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use auditpack::config::{KeySource, Signing};
 use auditpack::package::{
-    generate_key, verify, write_bag, write_zip, BagInfo, Signer, TimestampAuthority, VerifyOptions,
-    TIMESTAMP_FILE,
+    generate_key, load_signer, verify, write_bag, write_zip, BagInfo, Signer, Stamp,
+    TimestampAuthority, VerifyOptions, TIMESTAMP_FILE,
 };
 use common::IDENTITY;
 
@@ -249,7 +249,7 @@ impl Fixture {
     }
 
     fn signer(&self, tsa: Option<&str>) -> Signer {
-        Signer::load(&Signing {
+        load_signer(&Signing {
             key: KeySource::File(self.path().join("key")),
             passphrase: None,
             identity: IDENTITY.into(),
@@ -259,13 +259,13 @@ impl Fixture {
     }
 
     fn package(&self, name: &str, tsa: Option<&str>) -> auditpack::error::Result<PathBuf> {
-        write_bag(
+        Ok(write_bag(
             &self.path().join("run"),
             &self.path().join("out"),
             name,
             &info(),
             Some(&self.signer(tsa)),
-        )
+        )?)
     }
 
     fn verify(&self, package: &Path, ca: Option<PathBuf>) -> auditpack::package::VerifyReport {

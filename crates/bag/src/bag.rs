@@ -12,7 +12,7 @@ use super::sign::Signer;
 use super::timestamp::TIMESTAMP_FILE;
 use super::{NAMESPACE, SIGNATURE_FILE};
 use crate::error::{Error, Result, ResultExt};
-use crate::evidence::tool_version;
+use crate::tool_version;
 
 /// What `bag-info.txt` says about the package.
 #[derive(Clone, Debug)]

@@ -16,7 +16,7 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 
 use sha256x::{digest, pad, Kernel, State, BLOCK, IV};
 
-use super::hash::Slots;
+use crate::parallel::Slots;
 
 /// The digest and length of one stream, or why it could not be hashed.
 pub(crate) type Digested<E> = Result<([u8; 32], u64), E>;

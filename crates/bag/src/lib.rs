@@ -2,24 +2,39 @@
 //! signature (SSHSIG) over the tag manifest, verifiable with `ssh-keygen -Y
 //! verify` and `sha256sum -c` alone, as a folder or a reproducible `.zip`,
 //! optionally with an RFC 3161 timestamp over the signature.
+//!
+//! This crate knows bags, not compliance: it writes and verifies packages,
+//! signs them, hashes their files and zips them. An auditor's own tool can
+//! depend on it alone. Asking a Time-Stamp Authority for a token needs the
+//! network and sits behind the `tsa-client` feature; checking a token that a
+//! package carries does not.
+//!
+//! Checks that read the payload's meaning (`auditpack verify --reevaluate`)
+//! plug in through [`PayloadCheck`]; they live above this crate.
 
 mod archive;
+pub mod atomic;
 mod bag;
+mod error;
 mod hash;
 mod lanes;
+mod parallel;
 mod reader;
-mod reevaluate;
 mod sign;
 mod timestamp;
 mod verify;
 
 pub use archive::{write_zip, zip_path};
 pub use bag::{write_bag, write_bag_with, BagInfo, BagOptions, Durability};
+pub use error::{Error, ErrorKind, Result};
 pub use hash::{hashing_method, Algorithm};
+pub use reader::{Hashed, PackageReader};
 pub use sign::{generate_key, KeyPair, Signer};
-pub use timestamp::{TimestampAuthority, TimestampInfo, TIMESTAMP_FILE};
+#[cfg(feature = "tsa-client")]
+pub use timestamp::TimestampAuthority;
+pub use timestamp::{Stamp, TimestampInfo, TIMESTAMP_FILE};
 pub use verify::{
-    parse_manifest, verify, verify_with, verify_zip_bytes, Manifest, Reevaluate, VerifyOptions,
+    parse_manifest, verify, verify_with, verify_zip_bytes, Manifest, PayloadCheck, VerifyOptions,
     VerifyReport,
 };
 
@@ -29,3 +44,9 @@ pub const NAMESPACE: &str = "package-v1@auditpack.dev";
 
 /// The signature file, beside the tag manifest it signs.
 pub const SIGNATURE_FILE: &str = "tagmanifest-sha256.txt.sig";
+
+/// The tool name and version written into `bag-info.txt` (and sent as the
+/// user agent to a Time-Stamp Authority).
+pub fn tool_version() -> String {
+    format!("auditpack {}", env!("CARGO_PKG_VERSION"))
+}

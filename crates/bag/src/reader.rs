@@ -12,7 +12,8 @@ use std::sync::Mutex;
 
 use zip::{CompressionMethod, ZipArchive};
 
-use super::hash::{hash_copy_many, parallel_map, Algorithm};
+use super::hash::{hash_copy_many, Algorithm};
+use crate::parallel::parallel_map;
 
 /// Largest entry a zip may declare (1 TiB): more is absurd for evidence.
 pub(crate) const MAX_ENTRY_SIZE: u64 = 1 << 40;
@@ -30,10 +31,10 @@ pub(crate) const MAX_ENTRIES: usize = 2_000_000;
 const HEADER_READ: usize = 4096;
 
 /// Digests (one per requested algorithm) and size of one file, or why not.
-pub(crate) type Hashed = io::Result<(Vec<String>, u64)>;
+pub type Hashed = io::Result<(Vec<String>, u64)>;
 
 /// Read access to a package, whatever holds it.
-pub(crate) trait PackageReader: Sync {
+pub trait PackageReader: Sync {
     /// Every regular file, by bag-relative `/`-separated path, with its size.
     fn files(&self) -> &BTreeMap<String, u64>;
 

@@ -4,17 +4,15 @@ use std::path::Path;
 
 use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey};
 
-use super::timestamp::TimestampAuthority;
+use super::timestamp::Stamp;
 use super::NAMESPACE;
-use crate::config::{KeySource, Signing};
 use crate::error::{Error, ErrorKind, Result, ResultExt};
-use crate::secret::Secret;
 
 /// A loaded private key and the identity it signs as.
 pub struct Signer {
     key: PrivateKey,
     identity: String,
-    timestamps: Option<TimestampAuthority>,
+    timestamps: Option<Box<dyn Stamp>>,
 }
 
 impl std::fmt::Debug for Signer {
@@ -22,62 +20,12 @@ impl std::fmt::Debug for Signer {
         f.debug_struct("Signer")
             .field("identity", &self.identity)
             .field("key", &"[redacted]")
-            .field(
-                "timestamps",
-                &self.timestamps.as_ref().map(TimestampAuthority::url),
-            )
+            .field("timestamps", &self.timestamps.as_ref().map(|t| t.url()))
             .finish()
     }
 }
 
 impl Signer {
-    /// Load the key named by `[signing]`, decrypting it if it has a passphrase.
-    ///
-    /// # Errors
-    /// When the key is missing, unreadable, not Ed25519, or the passphrase is wrong.
-    pub fn load(signing: &Signing) -> Result<Signer> {
-        let (pem, origin) = match &signing.key {
-            KeySource::File(path) => (
-                Secret::new(
-                    std::fs::read_to_string(path)
-                        .context(|| format!("cannot read signing key {}", path.display()))?,
-                ),
-                path.display().to_string(),
-            ),
-            KeySource::Env(var) => (
-                Secret::new(std::env::var(var).map_err(|_| {
-                    Error::new(
-                        ErrorKind::Auth,
-                        format!("environment variable {var} (signing key) is not set"),
-                    )
-                })?),
-                format!("environment variable {var}"),
-            ),
-        };
-        let mut key = PrivateKey::from_openssh(pem.expose())
-            .context(|| format!("{origin} is not an OpenSSH private key"))?;
-        if key.is_encrypted() {
-            let Some(passphrase) = &signing.passphrase else {
-                return Err(Error::new(
-                    ErrorKind::Auth,
-                    format!("signing key {origin} is passphrase-protected; set passphrase_env or passphrase_file"),
-                ));
-            };
-            let passphrase = passphrase.resolve()?;
-            key = key.decrypt(passphrase.expose()).map_err(|_| {
-                Error::new(
-                    ErrorKind::Auth,
-                    format!("wrong passphrase for signing key {origin}"),
-                )
-            })?;
-        }
-        let signer = Signer::new(key, &signing.identity)?;
-        match &signing.tsa_url {
-            Some(url) => Ok(signer.with_timestamps(TimestampAuthority::new(url)?)),
-            None => Ok(signer),
-        }
-    }
-
     /// A signer from a decrypted key.
     ///
     /// # Errors
@@ -97,16 +45,16 @@ impl Signer {
     }
 
     /// This signer, having each signature stamped by `authority`.
-    pub fn with_timestamps(self, authority: TimestampAuthority) -> Signer {
+    pub fn with_timestamps(self, authority: impl Stamp + 'static) -> Signer {
         Signer {
-            timestamps: Some(authority),
+            timestamps: Some(Box::new(authority)),
             ..self
         }
     }
 
     /// The Time-Stamp Authority that stamps this signer's signatures, if any.
-    pub fn timestamps(&self) -> Option<&TimestampAuthority> {
-        self.timestamps.as_ref()
+    pub fn timestamps(&self) -> Option<&dyn Stamp> {
+        self.timestamps.as_deref()
     }
 
     /// The signer identity (for `allowed_signers` and `-I`).
@@ -167,7 +115,7 @@ pub struct KeyPair {
 ///
 /// # Errors
 /// On I/O failure or when `path` already exists.
-pub fn generate_key(path: &Path, identity: &str, passphrase: Option<&Secret>) -> Result<KeyPair> {
+pub fn generate_key(path: &Path, identity: &str, passphrase: Option<&str>) -> Result<KeyPair> {
     if path.exists() {
         return Err(Error::invalid(format!(
             "{} already exists; not overwriting a key",
@@ -180,7 +128,7 @@ pub fn generate_key(path: &Path, identity: &str, passphrase: Option<&Secret>) ->
     key.set_comment(identity);
     let stored = match passphrase {
         Some(p) => key
-            .encrypt(&mut rng, p.expose())
+            .encrypt(&mut rng, p)
             .context(|| "cannot encrypt the key")?,
         None => key.clone(),
     };
@@ -197,7 +145,7 @@ pub fn generate_key(path: &Path, identity: &str, passphrase: Option<&Secret>) ->
     let mut pub_path = path.as_os_str().to_owned();
     pub_path.push(".pub");
     let pub_path = std::path::PathBuf::from(pub_path);
-    crate::evidence::write_atomic(&pub_path, format!("{public}\n").as_bytes())
+    crate::atomic::write_atomic(&pub_path, format!("{public}\n").as_bytes())
         .context(|| format!("cannot write {}", pub_path.display()))?;
     Ok(KeyPair {
         signer: Signer::new(key, identity)?,

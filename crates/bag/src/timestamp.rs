@@ -12,7 +12,9 @@
 //! stamping and valid at the stamped time, and, when the auditor supplies the
 //! TSA's CA certificates, a chain from it to one of them.
 
+#[cfg(feature = "tsa-client")]
 use std::io::Read;
+#[cfg(feature = "tsa-client")]
 use std::time::Duration;
 
 use cmpv2::status::PkiStatus;
@@ -69,13 +71,30 @@ pub struct TimestampInfo {
     pub trusted: bool,
 }
 
-/// A configured Time-Stamp Authority.
+/// Something that stamps data with a checked RFC 3161 reply: a Time-Stamp
+/// Authority client. [`TimestampAuthority`] (feature `tsa-client`) asks one
+/// over HTTP.
+pub trait Stamp: Send + Sync {
+    /// Where the stamps come from (for messages and `README-VERIFY.txt`).
+    fn url(&self) -> &str;
+
+    /// A checked timestamp reply over the SHA-256 of `data`: the DER
+    /// `TimeStampResp` to store.
+    ///
+    /// # Errors
+    /// When no reply can be had or it does not check out.
+    fn stamp(&self, data: &[u8]) -> Result<Vec<u8>>;
+}
+
+/// A configured Time-Stamp Authority, asked over HTTP.
+#[cfg(feature = "tsa-client")]
 #[derive(Clone, Debug)]
 pub struct TimestampAuthority {
     url: String,
     client: reqwest::blocking::Client,
 }
 
+#[cfg(feature = "tsa-client")]
 impl TimestampAuthority {
     /// A client for the TSA at `url` (`http` or `https`).
     ///
@@ -89,7 +108,7 @@ impl TimestampAuthority {
         }
         let client = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(30))
-            .user_agent(crate::evidence::tool_version())
+            .user_agent(crate::tool_version())
             .build()
             .map_err(|e| Error::config(format!("cannot build the TSA client: {e}")))?;
         Ok(TimestampAuthority {
@@ -98,19 +117,24 @@ impl TimestampAuthority {
         })
     }
 
-    /// The TSA's URL.
-    pub fn url(&self) -> &str {
+    fn error(&self, reason: String) -> Error {
+        Error::new(
+            ErrorKind::Source,
+            format!("timestamp authority {}: {reason}", self.url),
+        )
+    }
+}
+
+#[cfg(feature = "tsa-client")]
+impl Stamp for TimestampAuthority {
+    fn url(&self) -> &str {
         &self.url
     }
 
-    /// A checked timestamp reply over the SHA-256 of `data`: the DER
-    /// `TimeStampResp` to store. Transport failures and server errors are
-    /// retried twice; a reply that is refused, malformed, for other data or
-    /// with another nonce, or badly signed, is an error.
-    ///
-    /// # Errors
-    /// When the TSA cannot be reached or its reply does not check out.
-    pub fn stamp(&self, data: &[u8]) -> Result<Vec<u8>> {
+    /// Transport failures and server errors are retried twice; a reply that
+    /// is refused, malformed, for other data or with another nonce, or badly
+    /// signed, is an error.
+    fn stamp(&self, data: &[u8]) -> Result<Vec<u8>> {
         let digest = ring::digest::digest(&ring::digest::SHA256, data);
         let mut nonce = [0u8; 8];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
@@ -161,16 +185,10 @@ impl TimestampAuthority {
         }
         Err(self.error(last))
     }
-
-    fn error(&self, reason: String) -> Error {
-        Error::new(
-            ErrorKind::Source,
-            format!("timestamp authority {}: {reason}", self.url),
-        )
-    }
 }
 
 /// A DER `TimeStampReq` for a SHA-256 `digest`, asking for the certificate.
+#[cfg(feature = "tsa-client")]
 fn request_der(digest: &[u8], nonce: &[u8]) -> der::Result<Vec<u8>> {
     TimeStampReq {
         version: TspVersion::V1,

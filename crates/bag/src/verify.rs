@@ -16,7 +16,6 @@ use super::reader::{FolderReader, PackageReader, ZipReader, ZipSource};
 use super::timestamp::{self, TimestampInfo, TIMESTAMP_FILE};
 use super::{NAMESPACE, SIGNATURE_FILE};
 use crate::error::{Error, Result, ResultExt};
-use crate::evidence::CustodyEntry;
 
 /// What to check the signature against.
 #[derive(Clone, Debug, Default)]
@@ -64,27 +63,27 @@ const MAX_TAG_FILE: u64 = 256 << 20;
 /// Only when `package` cannot be opened or the allowed signers file cannot be
 /// read; everything wrong with the package itself goes into the report.
 pub fn verify(package: &Path, options: &VerifyOptions) -> Result<VerifyReport> {
-    verify_with(package, options, Reevaluate::No)
+    verify_with(package, options, None)
 }
 
-/// Whether verification also re-derives facts and results from the evidence.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reevaluate {
-    /// Check hashes, completeness, custody and signature only.
-    No,
-    /// Also re-normalise and re-evaluate the raw evidence and report every
-    /// difference from `data/results/controls.json` and `data/facts/facts.json`.
-    Yes,
+/// A check of what the payload means, beyond what the bag itself proves,
+/// run over the same reader after the bag's own checks: `auditpack verify
+/// --reevaluate` re-derives facts and results from the evidence this way.
+pub trait PayloadCheck {
+    /// Add every problem found to `problems`; return how many items were
+    /// compared, or `None` when the check could not run (the reason is in
+    /// `problems`).
+    fn check(&self, package: &dyn PackageReader, problems: &mut Vec<String>) -> Option<usize>;
 }
 
-/// [`verify`], optionally re-evaluating the evidence (`verify --reevaluate`).
+/// [`verify`], with an extra check of the payload (`verify --reevaluate`).
 ///
 /// # Errors
 /// As [`verify`].
 pub fn verify_with(
     package: &Path,
     options: &VerifyOptions,
-    reevaluate: Reevaluate,
+    reevaluate: Option<&dyn PayloadCheck>,
 ) -> Result<VerifyReport> {
     let signers_text = std::fs::read_to_string(&options.allowed_signers).context(|| {
         format!(
@@ -144,7 +143,7 @@ pub fn verify_zip_bytes(zip: &[u8], allowed_signers: &str, identity: Option<&str
     };
     let mut problems = Vec::new();
     match ZipReader::open(ZipSource::Memory(zip), &mut problems) {
-        Ok(reader) => check(&reader, &trust, problems, Reevaluate::No),
+        Ok(reader) => check(&reader, &trust, problems, None),
         Err(e) => VerifyReport {
             problems: vec![format!("not a readable zip archive: {e}")],
             ..VerifyReport::default()
@@ -305,7 +304,7 @@ fn check(
     reader: &dyn PackageReader,
     trust: &Trust<'_>,
     mut problems: Vec<String>,
-    reevaluate: Reevaluate,
+    reevaluate: Option<&dyn PayloadCheck>,
 ) -> VerifyReport {
     let mut report = VerifyReport::default();
     let files = reader.files();
@@ -397,8 +396,8 @@ fn check(
     report.signer = check_signature(reader, trust, &mut problems);
     report.timestamp = check_timestamp(reader, trust, &mut problems);
     check_custody(reader, manifest, &mut problems);
-    if reevaluate == Reevaluate::Yes {
-        report.reevaluated = super::reevaluate::reevaluate(reader, &mut problems);
+    if let Some(extra) = reevaluate {
+        report.reevaluated = extra.check(reader, &mut problems);
     }
     report.problems = problems;
     report
@@ -629,6 +628,15 @@ fn check_timestamp(
     }
 }
 
+/// What the bag checks of a custody line: that it names a payload file the
+/// manifest lists with the same digest. The line's full schema belongs to the
+/// run folder and is checked again when the evidence is re-evaluated.
+#[derive(serde::Deserialize)]
+struct CustodyLine {
+    path: String,
+    sha256: String,
+}
+
 fn check_custody(
     reader: &dyn PackageReader,
     manifest: &BTreeMap<String, String>,
@@ -651,7 +659,7 @@ fn check_custody(
         .enumerate()
         .filter(|(_, l)| !l.is_empty())
     {
-        let Ok(entry) = serde_json::from_slice::<CustodyEntry>(line) else {
+        let Ok(entry) = serde_json::from_slice::<CustodyLine>(line) else {
             problems.push(format!("custody.jsonl:{}: not a custody entry", n + 1));
             continue;
         };

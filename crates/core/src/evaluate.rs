@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, ControlKind, Ownership};
 use crate::checks::{self, CheckInput, Limits, Outcome, OwnershipEntry, Subject, Verdict};
-use crate::config::{Owner, Thresholds};
 use crate::error::{Error, Result};
 use crate::facts::{Facts, ManualDocument};
+use crate::policy::{Owner, Thresholds};
 
 /// A control's status (the contract in DESIGN.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -6,9 +6,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::atomic::write_atomic;
-use crate::config::{Owner, Thresholds};
 use crate::error::{Result, ResultExt};
+use crate::policy::{Owner, Thresholds};
 
 /// Completeness of a whole source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,14 +186,13 @@ impl RunManifest {
             .context(|| format!("{} is not a valid run.json", path.display()))
     }
 
-    /// Write `run.json` atomically.
+    /// `run.json` as written: pretty JSON and a final newline.
     ///
     /// # Errors
-    /// On I/O failure.
-    pub fn write(&self, run_dir: &Path) -> Result<()> {
-        let path = run_dir.join("run.json");
+    /// Never for a manifest built in code; the error names the file.
+    pub fn encode(&self) -> Result<Vec<u8>> {
         let mut bytes = serde_json::to_vec_pretty(self).context(|| "cannot encode run.json")?;
         bytes.push(b'\n');
-        write_atomic(&path, &bytes).context(|| format!("cannot write {}", path.display()))
+        Ok(bytes)
     }
 }

@@ -18,6 +18,8 @@
 //! not as a missing permission.
 
 mod auth;
+mod normalise;
+pub mod simulate;
 
 pub use auth::PasswordGrant;
 
@@ -27,20 +29,23 @@ use std::time::Duration;
 use reqwest::Url;
 use serde::Deserialize;
 
-use super::http::{fetch_dataset_with, DatasetRequest, FetchOptions, ThrottleBlock};
-use super::paging::{GenericPager, Paging};
-use super::ratelimit::RateLimiter;
-use super::{BoxFuture, CollectContext, Collector, CollectorKind};
+use super::Source;
+use crate::collect::http::{fetch_dataset_with, DatasetRequest, FetchOptions, ThrottleBlock};
+use crate::collect::paging::{GenericPager, Paging};
+use crate::collect::ratelimit::RateLimiter;
+use crate::collect::{BoxFuture, CollectContext, Collector};
 use crate::config::{RefuseLiteralSecret, SourceDecl};
 use crate::error::{Error, Result};
 use crate::evidence::SourceReport;
 use crate::secret::SecretRef;
 
 /// Registry entry.
-pub const KIND: CollectorKind = CollectorKind {
+pub const SOURCE: Source = Source {
     source_type: "datto-rmm",
     summary: "Datto RMM: devices with patch and antivirus state (API v2)",
     build,
+    normalise: normalise::normalise,
+    simulate: Some(simulate::routes),
 };
 
 /// Dataset names (evidence folders).
@@ -150,9 +155,11 @@ impl DattoRmm {
     async fn run(&self, ctx: &CollectContext) -> SourceReport {
         let (key, secret) = match (self.api_key.resolve(), self.api_secret.resolve()) {
             (Ok(k), Ok(s)) => (k, s),
-            (Err(e), _) => return SourceReport::failed(KIND.source_type, format!("API key: {e}")),
+            (Err(e), _) => {
+                return SourceReport::failed(SOURCE.source_type, format!("API key: {e}"))
+            }
             (_, Err(e)) => {
-                return SourceReport::failed(KIND.source_type, format!("API secret: {e}"))
+                return SourceReport::failed(SOURCE.source_type, format!("API secret: {e}"))
             }
         };
         let auth = PasswordGrant::new(
@@ -164,7 +171,7 @@ impl DattoRmm {
         );
         let req = DatasetRequest {
             source: &self.name,
-            source_type: KIND.source_type,
+            source_type: SOURCE.source_type,
             dataset: dataset::DEVICES,
             url: format!(
                 "{}/api/v2/account/devices?max={}&page=0",
@@ -185,7 +192,7 @@ impl DattoRmm {
             pages_before: 0,
         };
         let result = fetch_dataset_with(&ctx.http, &ctx.evidence, req, options).await;
-        super::finish(KIND.source_type, vec![(dataset::DEVICES, result)])
+        crate::collect::finish(SOURCE.source_type, vec![(dataset::DEVICES, result)])
     }
 }
 
@@ -194,7 +201,7 @@ impl Collector for DattoRmm {
         &self.name
     }
     fn source_type(&self) -> &'static str {
-        KIND.source_type
+        SOURCE.source_type
     }
     fn collect<'a>(&'a self, ctx: &'a CollectContext) -> BoxFuture<'a, SourceReport> {
         Box::pin(self.run(ctx))

@@ -14,15 +14,9 @@
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value;
 
-use super::{
-    parse_time, str_field, Antimalware, Device, FactKind, Facts, NormaliserKind, PatchReport,
-    SourceEvidence,
-};
-use crate::collect::datto::dataset;
-
-pub(super) const NORMALISER: NormaliserKind = NormaliserKind {
-    source_type: "datto-rmm",
-    normalise,
+use super::dataset;
+use crate::facts::{
+    parse_time, str_field, Antimalware, Device, FactKind, Facts, PatchReport, SourceEvidence,
 };
 
 fn devices_array(page: &Value) -> Option<&Vec<Value>> {
@@ -83,7 +77,7 @@ pub(crate) fn antivirus(block: Option<&Value>) -> Option<Antimalware> {
     })
 }
 
-fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
+pub(super) fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
     let mut problems = Vec::new();
     for (path, r) in src.records(dataset::DEVICES, devices_array, &mut problems) {
         let Some(uid) = str_field(r, "uid").filter(|u| !u.is_empty()) else {

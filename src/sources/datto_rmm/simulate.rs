@@ -15,7 +15,7 @@ use axum::Form;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use super::{json_response, Audience, Shared, SimRouter};
+use crate::simulate::{json_response, Audience, Shared, SimRouter};
 
 /// The HTTP Basic header of Datto's public client (`public-client:public`).
 const PUBLIC_CLIENT: &str = "Basic cHVibGljLWNsaWVudDpwdWJsaWM=";
@@ -122,7 +122,7 @@ impl DattoTenant {
     }
 }
 
-pub(super) fn routes(router: SimRouter) -> SimRouter {
+pub(crate) fn routes(router: SimRouter) -> SimRouter {
     router
         .route("/auth/oauth/token", post(datto_token))
         .route(DEVICES_PATH, get(datto_devices))

@@ -17,6 +17,7 @@
 //! `evidence/<source>/reports/report-NNNNN.json`, numbered in name order;
 //! their original names appear only in the custody log, escaped.
 
+mod normalise;
 pub mod probe;
 pub mod schema;
 
@@ -27,18 +28,21 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::files::{reject, walk, WalkLimits};
-use super::{BoxFuture, CollectContext, Collector, CollectorKind};
+use super::Source;
+use crate::collect::files::{reject, walk, WalkLimits};
+use crate::collect::{BoxFuture, CollectContext, Collector};
 use crate::config::SourceDecl;
 use crate::error::Result;
 use crate::evidence::{DatasetReport, DatasetStatus, Rejection, SourceReport};
 use schema::{Schema, SCHEMA_ID, SCHEMA_VERSION};
 
 /// Registry entry.
-pub const KIND: CollectorKind = CollectorKind {
+pub const SOURCE: Source = Source {
     source_type: "endpoint-reports",
     summary: "endpoint reports (auditpack probe, Windows/macOS scripts) from a drop folder",
     build,
+    normalise: normalise::normalise,
+    simulate: None,
 };
 
 /// Dataset of accepted reports.
@@ -200,7 +204,7 @@ pub fn validate_report(bytes: &[u8], now: DateTime<Utc>) -> std::result::Result<
 
 /// Validate every input, then keep the newest report per host.
 fn select(
-    inputs: Vec<super::files::Input>,
+    inputs: Vec<crate::collect::files::Input>,
     now: DateTime<Utc>,
     max_age_days: u32,
     rejected: &mut Vec<Rejection>,
@@ -226,7 +230,7 @@ fn select(
                     format!(
                         "another report for the same host ({}) is newer or comes first: {}",
                         host.chars().take(80).collect::<String>(),
-                        super::files::printable(&winner.rel)
+                        crate::collect::files::printable(&winner.rel)
                     ),
                 ));
             }
@@ -242,11 +246,11 @@ impl EndpointReports {
         let wanted = |name: &str| name.to_ascii_lowercase().ends_with(".json");
         let (inputs, mut rejected) = match walk(&self.folder, self.limits, &wanted) {
             Ok(x) => x,
-            Err(e) => return SourceReport::failed(KIND.source_type, e),
+            Err(e) => return SourceReport::failed(SOURCE.source_type, e),
         };
         let kept = match select(inputs, Utc::now(), self.max_age_days, &mut rejected) {
             Ok(k) => k,
-            Err(e) => return SourceReport::failed(KIND.source_type, format!("schema: {e}")),
+            Err(e) => return SourceReport::failed(SOURCE.source_type, format!("schema: {e}")),
         };
         let mut stored = 0;
         let mut store_failure = None;
@@ -259,9 +263,9 @@ impl EndpointReports {
             match ctx.evidence.write_file(
                 &rel,
                 &self.name,
-                KIND.source_type,
+                SOURCE.source_type,
                 REPORTS,
-                &super::files::printable(&c.rel),
+                &crate::collect::files::printable(&c.rel),
                 &c.bytes,
             ) {
                 Ok(_) => stored += 1,
@@ -296,7 +300,7 @@ impl EndpointReports {
                 reason,
             },
         );
-        let mut report = SourceReport::from_datasets(KIND.source_type, datasets);
+        let mut report = SourceReport::from_datasets(SOURCE.source_type, datasets);
         report.rejected = rejected;
         report
     }
@@ -307,7 +311,7 @@ impl Collector for EndpointReports {
         &self.name
     }
     fn source_type(&self) -> &'static str {
-        KIND.source_type
+        SOURCE.source_type
     }
     fn collect<'a>(&'a self, ctx: &'a CollectContext) -> BoxFuture<'a, SourceReport> {
         Box::pin(async move { self.run(ctx) })

@@ -7,18 +7,12 @@
 //! else the first found) as anti-malware state. A report whose pending check
 //! did not run does not report patch state.
 
-use super::{
-    Antimalware, Device, FactKind, Facts, NormaliserKind, PatchReport, PendingPatch, Severity,
-    SourceEvidence,
+use super::schema::EndpointReport;
+use super::REPORTS;
+use crate::facts::{
+    Antimalware, Device, FactKind, Facts, PatchReport, PendingPatch, Severity, SourceEvidence,
 };
-use crate::collect::endpoint::schema::EndpointReport;
-use crate::collect::endpoint::REPORTS;
 use chrono::{DateTime, Duration, Utc};
-
-pub(super) const NORMALISER: NormaliserKind = NormaliserKind {
-    source_type: "endpoint-reports",
-    normalise,
-};
 
 fn time(s: Option<&str>) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s?)
@@ -36,7 +30,7 @@ fn severity(s: &str) -> Severity {
     }
 }
 
-fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
+pub(super) fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
     let mut problems = Vec::new();
     for (path, page) in src.pages.get(REPORTS).into_iter().flatten() {
         let report: EndpointReport = match serde_json::from_value::<EndpointReport>(page.clone()) {
@@ -48,7 +42,7 @@ fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
         };
         let generated = time(Some(&report.generated_at));
         // The drop folder keeps one report per serial (else hostname), so this is unique.
-        let id = format!("{}:{}", src.name, crate::collect::endpoint::host_key(page));
+        let id = format!("{}:{}", src.name, super::host_key(page));
         let p = &report.patching;
         for u in &p.pending_security_updates {
             let detected = time(u.released.as_deref())

@@ -9,12 +9,12 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::m365::value_array;
-use super::{
+use super::dataset;
+use super::graph::value_array;
+use crate::evidence::DatasetStatus;
+use crate::facts::{
     normalise_hostname, parse_time, str_field, Antimalware, Device, FactKind, Facts, SourceEvidence,
 };
-use crate::collect::m365::dataset;
-use crate::evidence::DatasetStatus;
 
 fn tri(v: Option<&str>) -> Option<bool> {
     match v? {

@@ -6,12 +6,12 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::m365::{segment_after, value_array};
-use super::{
+use super::graph::{segment_after, value_array};
+use super::{dataset, export};
+use crate::evidence::DatasetStatus;
+use crate::facts::{
     parse_time, str_field, Antimalware, Compliance, Device, FactKind, Facts, SourceEvidence,
 };
-use crate::collect::m365::{dataset, export};
-use crate::evidence::DatasetStatus;
 
 /// Product name for Intune's protection state.
 pub const DEFENDER_ANTIVIRUS: &str = "Microsoft Defender Antivirus";

@@ -10,8 +10,13 @@
 //! per request under one dataset with continuous page numbers.
 
 mod cert;
+mod defender;
 pub mod export;
+mod graph;
+mod intune;
 pub mod limits;
+mod normalise;
+pub mod simulate;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,13 +26,14 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::auth::{Auth, AuthError, ClientCredential, ClientCredentials};
-use super::http::{
+use super::Source;
+use crate::collect::auth::{Auth, AuthError, ClientCredential, ClientCredentials};
+use crate::collect::http::{
     fetch_file, fetch_one, fetch_pages, merge_reports, DatasetRequest, Method, ODataPager,
     PageCounter, PageInfo, Pager, SingleObject,
 };
-use super::ratelimit::RateLimiter;
-use super::{BoxFuture, CollectContext, Collector, CollectorKind};
+use crate::collect::ratelimit::RateLimiter;
+use crate::collect::{BoxFuture, CollectContext, Collector};
 use crate::config::{RefuseLiteralSecret, SourceDecl};
 use crate::error::{Error, Result};
 use crate::evidence::{DatasetReport, DatasetStatus, SourceReport};
@@ -37,10 +43,12 @@ pub use cert::{certificate_spki, pem_blocks, thumbprint_s256, CertificateCredent
 use limits::{Buckets, LimitOverrides, Limits};
 
 /// Registry entry.
-pub const KIND: CollectorKind = CollectorKind {
+pub const SOURCE: Source = Source {
     source_type: "m365",
     summary: "Microsoft 365: Entra ID, Conditional Access, roles, access reviews, Intune devices, Defender for Endpoint",
     build,
+    normalise: normalise::normalise,
+    simulate: Some(simulate::routes),
 };
 
 /// Dataset names (evidence folders).
@@ -465,7 +473,7 @@ impl Ctx<'_> {
     ) -> DatasetRequest<'b> {
         DatasetRequest {
             source: &self.me.name,
-            source_type: KIND.source_type,
+            source_type: SOURCE.source_type,
             dataset,
             url,
             pager,
@@ -719,7 +727,7 @@ impl Ctx<'_> {
                 }
             }
         };
-        let results = super::join_all((0..workers.max(1)).map(|_| worker())).await;
+        let results = crate::collect::join_all((0..workers.max(1)).map(|_| worker())).await;
         if let Some(Err(e)) = results
             .into_iter()
             .find(|r: &std::result::Result<(), AuthError>| r.is_err())
@@ -931,7 +939,7 @@ impl Ctx<'_> {
         let download = PageCounter::default();
         let meta = (
             me.name.as_str(),
-            KIND.source_type,
+            SOURCE.source_type,
             dataset::PROTECTION_EXPORT,
         );
         let fetched = fetch_file(
@@ -1042,7 +1050,7 @@ impl Ctx<'_> {
         let b = &me.buckets;
         let meta = (
             me.name.as_str(),
-            KIND.source_type,
+            SOURCE.source_type,
             dataset::PROTECTION_EXPORT_JOB,
         );
         let got = fetch_one(
@@ -1072,7 +1080,7 @@ impl Ctx<'_> {
             let counter = PageCounter::default();
             let req = DatasetRequest {
                 source: &self.me.name,
-                source_type: KIND.source_type,
+                source_type: SOURCE.source_type,
                 dataset: name,
                 url,
                 pager: Box::new(ODataPager),
@@ -1123,7 +1131,7 @@ impl M365 {
     async fn run(&self, ctx: &CollectContext) -> SourceReport {
         let credential = match self.credential() {
             Ok(c) => c,
-            Err(e) => return SourceReport::failed(KIND.source_type, e),
+            Err(e) => return SourceReport::failed(SOURCE.source_type, e),
         };
         let graph_auth =
             self.token_source(ctx, credential.clone(), format!("{}/.default", self.graph));
@@ -1179,8 +1187,12 @@ impl M365 {
             let c = &c;
             tasks.push(Box::pin(async move { c.defender(auth, base).await }));
         }
-        let results: Vec<Outcome> = super::join_all(tasks).await.into_iter().flatten().collect();
-        super::finish(KIND.source_type, results)
+        let results: Vec<Outcome> = crate::collect::join_all(tasks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        crate::collect::finish(SOURCE.source_type, results)
     }
 }
 
@@ -1189,7 +1201,7 @@ impl Collector for M365 {
         &self.name
     }
     fn source_type(&self) -> &'static str {
-        KIND.source_type
+        SOURCE.source_type
     }
     fn collect<'a>(&'a self, ctx: &'a CollectContext) -> BoxFuture<'a, SourceReport> {
         Box::pin(self.run(ctx))

@@ -10,21 +10,13 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
-use super::{
+use super::dataset;
+use super::graph::{segment_after, value_array};
+use crate::facts::{
     parse_time, str_field, AccessPolicy, AccessReview, FactKind, Facts, MfaEnforcement, MfaState,
-    NormaliserKind, PolicyState, ReviewDecision, ReviewInstance, ReviewItem, RoleHeld, SecureScore,
-    SourceEvidence, User, UserType,
+    PolicyState, ReviewDecision, ReviewInstance, ReviewItem, RoleHeld, SecureScore, SourceEvidence,
+    User, UserType,
 };
-use crate::collect::m365::dataset;
-
-pub(super) const NORMALISER: NormaliserKind = NormaliserKind {
-    source_type: "m365",
-    normalise,
-};
-
-pub(super) fn value_array(page: &Value) -> Option<&Vec<Value>> {
-    page.get("value")?.as_array()
-}
 
 /// Directory role templates that grant administrative power (Microsoft marks
 /// these "privileged"), with their names.
@@ -136,15 +128,6 @@ pub fn privileged_role(template: &str) -> Option<&'static str> {
         .map(|(_, name)| *name)
 }
 
-/// The path segment after `after` in a URL (e.g. the group id in
-/// `.../groups/<id>/transitiveMembers`).
-pub(super) fn segment_after<'u>(url: &'u str, after: &str) -> Option<&'u str> {
-    let path = url.split('?').next()?;
-    let mut parts = path.split('/');
-    parts.by_ref().find(|p| *p == after)?;
-    parts.next().filter(|p| !p.is_empty())
-}
-
 fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
         .map(|a| {
@@ -156,7 +139,7 @@ fn strings(v: Option<&Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
+pub(super) fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
     let roles = roles(src, facts);
     users(src, facts, &roles);
     mfa_enforcement(src, facts);

@@ -20,6 +20,8 @@
 //! reason in `run.json`: the folder-walk reasons (symlinks, hostile names...),
 //! `missing-sidecar`, `orphan-sidecar`, `bad-sidecar`.
 
+mod normalise;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
@@ -27,17 +29,20 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::files::{reject, walk, Input, WalkLimits};
-use super::{BoxFuture, CollectContext, Collector, CollectorKind};
+use super::Source;
+use crate::collect::files::{reject, walk, Input, WalkLimits};
+use crate::collect::{BoxFuture, CollectContext, Collector};
 use crate::config::{Owner, SourceDecl};
 use crate::error::Result;
 use crate::evidence::{DatasetReport, DatasetStatus, PageMeta, SourceReport};
 
 /// Registry entry.
-pub const KIND: CollectorKind = CollectorKind {
+pub const SOURCE: Source = Source {
     source_type: "manual",
     summary: "documents supplied for manual controls, each with a .evidence.toml sidecar",
     build,
+    normalise: normalise::normalise,
+    simulate: None,
 };
 
 /// Dataset listing the accepted documents.
@@ -171,7 +176,7 @@ fn read_sidecar(bytes: &[u8], now: DateTime<Utc>) -> std::result::Result<Checked
     if let Some(bad) = s.controls.iter().find(|c| !valid_control(c)) {
         return Err(format!(
             "control `{}` is not \"<framework>:<control id>\"",
-            super::files::printable(bad)
+            crate::collect::files::printable(bad)
         ));
     }
     let evidence_date =
@@ -201,7 +206,7 @@ impl Manual {
     fn run(&self, ctx: &CollectContext) -> SourceReport {
         let (inputs, mut rejected) = match walk(&self.folder, self.limits, &|_| true) {
             Ok(x) => x,
-            Err(e) => return SourceReport::failed(KIND.source_type, e),
+            Err(e) => return SourceReport::failed(SOURCE.source_type, e),
         };
         let now = Utc::now();
         let (sidecars, documents): (Vec<Input>, Vec<Input>) =
@@ -219,7 +224,7 @@ impl Manual {
                     "missing-sidecar",
                     format!(
                         "no `{}{SIDECAR}` beside it",
-                        super::files::printable(&doc.rel)
+                        crate::collect::files::printable(&doc.rel)
                     ),
                 ));
                 continue;
@@ -235,13 +240,13 @@ impl Manual {
             let base = format!("manual/{}/doc-{n:05}", self.name);
             let path = format!("{base}.{}", extension(&doc.rel));
             let sidecar_path = format!("{base}{SIDECAR}");
-            let origin = super::files::printable(&doc.rel);
+            let origin = crate::collect::files::printable(&doc.rel);
             let stored = ctx
                 .evidence
                 .write_file(
                     &path,
                     &self.name,
-                    KIND.source_type,
+                    SOURCE.source_type,
                     "files",
                     &origin,
                     &doc.bytes,
@@ -250,9 +255,9 @@ impl Manual {
                     ctx.evidence.write_file(
                         &sidecar_path,
                         &self.name,
-                        KIND.source_type,
+                        SOURCE.source_type,
                         "files",
-                        &super::files::printable(&sidecar.rel),
+                        &crate::collect::files::printable(&sidecar.rel),
                         &sidecar.bytes,
                     )
                 });
@@ -283,7 +288,10 @@ impl Manual {
             rejected.push(reject(
                 &orphan.rel,
                 "orphan-sidecar",
-                format!("no document `{}` beside it", super::files::printable(&stem)),
+                format!(
+                    "no document `{}` beside it",
+                    crate::collect::files::printable(&stem)
+                ),
             ));
         }
         rejected.sort_by(|a, b| a.input.cmp(&b.input));
@@ -313,7 +321,7 @@ impl Manual {
                 reason,
             },
         );
-        let mut report = SourceReport::from_datasets(KIND.source_type, datasets);
+        let mut report = SourceReport::from_datasets(SOURCE.source_type, datasets);
         report.rejected = rejected;
         report
     }
@@ -331,7 +339,7 @@ impl Manual {
             .write_page(
                 &PageMeta {
                     source: &self.name,
-                    source_type: KIND.source_type,
+                    source_type: SOURCE.source_type,
                     dataset: DOCUMENTS,
                     page: 1,
                     method: "LIST",
@@ -350,7 +358,7 @@ impl Collector for Manual {
         &self.name
     }
     fn source_type(&self) -> &'static str {
-        KIND.source_type
+        SOURCE.source_type
     }
     fn collect<'a>(&'a self, ctx: &'a CollectContext) -> BoxFuture<'a, SourceReport> {
         Box::pin(async move { self.run(ctx) })

@@ -5,13 +5,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{FactKind, Facts, ManualDocument, NormaliserKind, SourceEvidence};
-use crate::collect::manual::{DocumentEntry, DOCUMENTS};
-
-pub(super) const NORMALISER: NormaliserKind = NormaliserKind {
-    source_type: "manual",
-    normalise,
-};
+use super::{DocumentEntry, DOCUMENTS};
+use crate::facts::{FactKind, Facts, ManualDocument, SourceEvidence};
 
 fn time(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
@@ -19,7 +14,7 @@ fn time(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
+pub(super) fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
     let mut problems = Vec::new();
     for (path, page) in src.pages.get(DOCUMENTS).into_iter().flatten() {
         let Some(list) = page.get("documents").and_then(Value::as_array) else {

@@ -16,6 +16,9 @@
 //!
 //! Token: `POST {base}/ws/oauth/token` (client credentials, scope `monitoring`).
 
+mod normalise;
+pub mod simulate;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -23,20 +26,23 @@ use reqwest::Url;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::auth::{Auth, ClientCredential, ClientCredentials};
-use super::http::{fetch_dataset, DatasetRequest, PageInfo, Pager};
-use super::ratelimit::RateLimiter;
-use super::{BoxFuture, CollectContext, Collector, CollectorKind};
+use super::Source;
+use crate::collect::auth::{Auth, ClientCredential, ClientCredentials};
+use crate::collect::http::{fetch_dataset, DatasetRequest, PageInfo, Pager};
+use crate::collect::ratelimit::RateLimiter;
+use crate::collect::{BoxFuture, CollectContext, Collector};
 use crate::config::{RefuseLiteralSecret, SourceDecl};
 use crate::error::{Error, Result};
 use crate::evidence::SourceReport;
 use crate::secret::SecretRef;
 
 /// Registry entry.
-pub const KIND: CollectorKind = CollectorKind {
+pub const SOURCE: Source = Source {
     source_type: "ninjaone",
     summary: "NinjaOne RMM: devices, pending and installed OS patches, antivirus status (API v2)",
     build,
+    normalise: normalise::normalise,
+    simulate: Some(simulate::routes),
 };
 
 /// Dataset names (evidence folders).
@@ -182,7 +188,9 @@ impl NinjaOne {
     async fn run(&self, ctx: &CollectContext) -> SourceReport {
         let secret = match self.secret.resolve() {
             Ok(s) => s,
-            Err(e) => return SourceReport::failed(KIND.source_type, format!("client secret: {e}")),
+            Err(e) => {
+                return SourceReport::failed(SOURCE.source_type, format!("client secret: {e}"))
+            }
         };
         let auth = ClientCredentials::new(
             ctx.http.inner().clone(),
@@ -228,7 +236,7 @@ impl NinjaOne {
         let fetches = requests.into_iter().map(|(name, url, pager)| async move {
             let req = DatasetRequest {
                 source: &self.name,
-                source_type: KIND.source_type,
+                source_type: SOURCE.source_type,
                 dataset: name,
                 url,
                 pager,
@@ -238,7 +246,7 @@ impl NinjaOne {
             };
             (name, fetch_dataset(&ctx.http, &ctx.evidence, req).await)
         });
-        super::finish(KIND.source_type, super::join_all(fetches).await)
+        crate::collect::finish(SOURCE.source_type, crate::collect::join_all(fetches).await)
     }
 }
 
@@ -247,7 +255,7 @@ impl Collector for NinjaOne {
         &self.name
     }
     fn source_type(&self) -> &'static str {
-        KIND.source_type
+        SOURCE.source_type
     }
     fn collect<'a>(&'a self, ctx: &'a CollectContext) -> BoxFuture<'a, SourceReport> {
         Box::pin(self.run(ctx))

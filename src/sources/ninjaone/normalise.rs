@@ -14,15 +14,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{
-    parse_epoch, parse_time, str_field, Antimalware, Device, FactKind, Facts, NormaliserKind,
-    PatchReport, PendingPatch, Severity, SourceEvidence,
-};
-use crate::collect::ninjaone::dataset;
-
-pub(super) const NORMALISER: NormaliserKind = NormaliserKind {
-    source_type: "ninjaone",
-    normalise,
+use super::dataset;
+use crate::facts::{
+    parse_epoch, parse_time, str_field, Antimalware, Device, FactKind, Facts, PatchReport,
+    PendingPatch, Severity, SourceEvidence,
 };
 
 fn bare_array(page: &Value) -> Option<&Vec<Value>> {
@@ -57,7 +52,7 @@ struct PatchSummary {
     last_failure: Option<DateTime<Utc>>,
 }
 
-fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
+pub(super) fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
     let mut summaries: BTreeMap<i64, PatchSummary> = BTreeMap::new();
 
     let mut problems = Vec::new();

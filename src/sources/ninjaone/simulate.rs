@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use axum::Form;
 use serde_json::{json, Value};
 
-use super::{json_response, Audience, Shared, SimRouter, SimState};
+use crate::simulate::{json_response, Audience, Shared, SimRouter, SimState};
 
 /// The NinjaOne records of a simulated organisation.
 #[derive(Clone, Debug, Default)]
@@ -24,7 +24,7 @@ pub struct NinjaTenant {
     pub antivirus_status: Vec<Value>,
 }
 
-pub(super) fn routes(router: SimRouter) -> SimRouter {
+pub(crate) fn routes(router: SimRouter) -> SimRouter {
     router
         .route("/ws/oauth/token", post(ninja_token))
         .route("/v2/devices", get(ninja_devices))

@@ -15,6 +15,8 @@
 //! (dataset `spec`), so a run can be re-normalised from its folder alone and
 //! an auditor sees exactly which mapping produced the facts.
 
+mod normalise;
+pub mod simulate;
 pub mod spec;
 
 use std::path::{Path, PathBuf};
@@ -27,11 +29,12 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::auth::{ApiKey, Auth, ClientCredential, ClientCredentials};
-use super::http::{fetch_dataset_with, DatasetRequest, FetchOptions, PageInfo, Pager};
-use super::paging::{with_param, GenericPager};
-use super::ratelimit::RateLimiter;
-use super::{BoxFuture, CollectContext, Collector, CollectorKind};
+use super::Source;
+use crate::collect::auth::{ApiKey, Auth, ClientCredential, ClientCredentials};
+use crate::collect::http::{fetch_dataset_with, DatasetRequest, FetchOptions, PageInfo, Pager};
+use crate::collect::paging::{with_param, GenericPager};
+use crate::collect::ratelimit::RateLimiter;
+use crate::collect::{BoxFuture, CollectContext, Collector};
 use crate::config::{RefuseLiteralSecret, SourceDecl};
 use crate::error::{Error, Result};
 use crate::evidence::{DatasetReport, DatasetStatus, PageMeta, SourceReport};
@@ -39,10 +42,12 @@ use crate::secret::{Secret, SecretRef};
 use spec::{AuthSpec, Spec};
 
 /// Registry entry.
-pub const KIND: CollectorKind = CollectorKind {
+pub const SOURCE: Source = Source {
     source_type: "rmm-spec",
     summary: "any RMM described by a spec file (collectors/rmm/*.toml or your own)",
     build,
+    normalise: normalise::normalise,
+    simulate: Some(simulate::routes),
 };
 
 /// The dataset holding the spec itself.
@@ -117,7 +122,7 @@ pub fn is_embedded_type(source_type: &str) -> bool {
 pub fn build(decl: &SourceDecl) -> Result<Box<dyn Collector>> {
     let c: SpecSourceConfig = decl.parse()?;
     let at = |m: String| Error::config(format!("[sources.{}]: {m}", decl.name));
-    let (text, origin) = if c.source_type == KIND.source_type {
+    let (text, origin) = if c.source_type == SOURCE.source_type {
         match (&c.spec, &c.spec_file) {
             (Some(id), None) => {
                 let (text, _) = spec::embedded_spec(id).ok_or_else(|| {
@@ -226,7 +231,7 @@ impl Pager for Collecting<'_> {
     fn read(&mut self, url: &str, page: &Value) -> std::result::Result<PageInfo, String> {
         let info = self.inner.read(url, page)?;
         if let Some(ptr) = self.id {
-            if let Ok(items) = super::paging::records_at(page, &self.inner.records) {
+            if let Ok(items) = crate::collect::paging::records_at(page, &self.inner.records) {
                 if let Ok(mut ids) = self.ids.lock() {
                     ids.extend(
                         items
@@ -295,7 +300,7 @@ impl SpecCollector {
             .write_page(
                 &PageMeta {
                     source: &self.name,
-                    source_type: KIND.source_type,
+                    source_type: SOURCE.source_type,
                     dataset: SPEC_DATASET,
                     page: 1,
                     method: "SPEC",
@@ -311,15 +316,15 @@ impl SpecCollector {
     async fn run(&self, ctx: &CollectContext) -> SourceReport {
         let auth = match self.auth(ctx) {
             Ok(a) => a,
-            Err(e) => return SourceReport::failed(KIND.source_type, e),
+            Err(e) => return SourceReport::failed(SOURCE.source_type, e),
         };
         if let Err(e) = self.store_spec(ctx) {
-            return SourceReport::failed(KIND.source_type, format!("cannot store the spec: {e}"));
+            return SourceReport::failed(SOURCE.source_type, format!("cannot store the spec: {e}"));
         }
         let auth: &dyn Auth = auth.as_ref();
         let mut results: Vec<(
             &str,
-            std::result::Result<DatasetReport, super::auth::AuthError>,
+            std::result::Result<DatasetReport, crate::collect::auth::AuthError>,
         )> = Vec::new();
         let mut ids: std::collections::BTreeMap<&str, Arc<Mutex<Vec<String>>>> =
             std::collections::BTreeMap::new();
@@ -347,7 +352,7 @@ impl SpecCollector {
                     for (k, v) in e.paging.first_query() {
                         match with_param(&url, &k, &v) {
                             Ok(u) => url = u,
-                            Err(err) => return SourceReport::failed(KIND.source_type, err),
+                            Err(err) => return SourceReport::failed(SOURCE.source_type, err),
                         }
                     }
                     let pager = Collecting {
@@ -378,7 +383,7 @@ impl SpecCollector {
                 break;
             }
         }
-        super::finish(KIND.source_type, results)
+        crate::collect::finish(SOURCE.source_type, results)
     }
 
     async fn fetch(
@@ -389,10 +394,10 @@ impl SpecCollector {
         url: String,
         pager: Box<dyn Pager + '_>,
         pages_before: usize,
-    ) -> std::result::Result<DatasetReport, super::auth::AuthError> {
+    ) -> std::result::Result<DatasetReport, crate::collect::auth::AuthError> {
         let req = DatasetRequest {
             source: &self.name,
-            source_type: KIND.source_type,
+            source_type: SOURCE.source_type,
             dataset,
             url,
             pager,
@@ -419,7 +424,7 @@ impl SpecCollector {
         e: &spec::Endpoint,
         devices: &[String],
         from_complete: bool,
-    ) -> std::result::Result<DatasetReport, super::auth::AuthError> {
+    ) -> std::result::Result<DatasetReport, crate::collect::auth::AuthError> {
         let Some((pre, _, post)) = spec::placeholder(&e.path) else {
             return Ok(DatasetReport {
                 status: DatasetStatus::Failed,
@@ -495,7 +500,7 @@ impl Collector for SpecCollector {
         &self.name
     }
     fn source_type(&self) -> &'static str {
-        KIND.source_type
+        SOURCE.source_type
     }
     fn collect<'a>(&'a self, ctx: &'a CollectContext) -> BoxFuture<'a, SourceReport> {
         Box::pin(self.run(ctx))

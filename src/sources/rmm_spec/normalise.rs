@@ -8,16 +8,11 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{
-    Antimalware, Device, FactKind, Facts, NormaliserKind, PatchReport, PendingPatch, SourceEvidence,
-};
-use crate::collect::rmm_spec::spec::{self, Fields, Spec};
-use crate::collect::rmm_spec::SPEC_DATASET;
+use super::spec::{self, Fields, Spec};
+use super::SPEC_DATASET;
 use crate::evidence::DatasetStatus;
-
-pub(super) const NORMALISER: NormaliserKind = NormaliserKind {
-    source_type: "rmm-spec",
-    normalise,
+use crate::facts::{
+    Antimalware, Device, FactKind, Facts, PatchReport, PendingPatch, SourceEvidence,
 };
 
 fn load_spec(src: &SourceEvidence<'_>) -> Result<Spec, String> {
@@ -122,7 +117,7 @@ fn flag(f: Option<&Fields>, r: &Value, path: &str, problems: &mut Vec<String>) -
     })
 }
 
-fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
+pub(super) fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
     let spec = match load_spec(src) {
         Ok(s) => s,
         Err(e) => {

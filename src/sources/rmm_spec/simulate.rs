@@ -9,7 +9,7 @@ use axum::response::Response;
 use axum::routing::get;
 use serde_json::{json, Value};
 
-use super::{json_response, Shared, SimRouter, SimState};
+use crate::simulate::{json_response, Shared, SimRouter, SimState};
 
 /// Fault path of the agent list.
 pub const AGENTS_PATH: &str = "/agents/";
@@ -37,7 +37,7 @@ impl Default for TacticalTenant {
     }
 }
 
-pub(super) fn routes(router: SimRouter) -> SimRouter {
+pub(crate) fn routes(router: SimRouter) -> SimRouter {
     router
         .route(AGENTS_PATH, get(agents))
         .route("/winupdate/{agent_id}/", get(winupdates))

@@ -90,7 +90,7 @@ client_secret_file = "ninja.secret"
         let key = self.path().join("key");
         if !key.exists() {
             generate_key(&key, IDENTITY, None).expect("keygen");
-            let signer = auditpack::package::Signer::load(&Signing {
+            let signer = auditpack::package::load_signer(&Signing {
                 key: KeySource::File(key.clone()),
                 passphrase: None,
                 identity: IDENTITY.into(),

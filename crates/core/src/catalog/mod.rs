@@ -11,10 +11,10 @@ use include_dir::{include_dir, Dir};
 use serde::{Deserialize, Serialize};
 
 use crate::checks::CHECKS;
-use crate::config::{Owner, Thresholds};
 use crate::error::{Error, ErrorKind, Result};
+use crate::policy::{Owner, Thresholds};
 
-static CONTROLS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/controls");
+static CONTROLS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../../controls");
 
 /// The values `applies_to` may take. Only `all` and `service-provider` can be
 /// in scope (the latter with `service_provider = true`); the others mark PCI

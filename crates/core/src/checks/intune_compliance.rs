@@ -78,8 +78,8 @@ mod tests {
     use super::*;
     use crate::checks::fixtures::{complete, device, ids, reconciled, run as run_with};
     use crate::checks::{Limits, Verdict};
-    use crate::evidence::DatasetStatus;
     use crate::facts::{Device, Facts, Provenance};
+    use crate::run::DatasetStatus;
 
     fn dev(source: &str, name: &str, compliance: Option<Compliance>) -> Device {
         Device {

@@ -25,8 +25,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Owner, Thresholds};
 use crate::facts::{FactKind, Facts, InventoryItem, Severity};
+use crate::policy::{Owner, Thresholds};
 
 /// Every check auditpack runs.
 pub const CHECKS: &[Check] = &[
@@ -557,8 +557,8 @@ pub(crate) mod fixtures {
     //! Small fact builders for check tests.
     use chrono::{DateTime, Duration, TimeZone, Utc};
 
-    use crate::evidence::DatasetStatus;
     use crate::facts::{FactKind, Facts, Provenance};
+    use crate::run::DatasetStatus;
 
     pub fn as_of() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0)

@@ -22,7 +22,7 @@
 //! the responsible party of each check in the template.
 
 use super::{Check, CheckInput, Outcome, Subject};
-use crate::config::Owner;
+use crate::policy::Owner;
 
 pub(super) const CHECK: Check = Check {
     id: "responsibility_matrix",

@@ -2,16 +2,8 @@
 //! (users, devices, pending patches), with the provenance and completeness of
 //! every kind of fact. Normalising is pure: it reads the run folder and nothing else.
 
-mod datto;
-mod defender;
-mod endpoint;
-mod intune;
-mod m365;
-mod manual;
 mod model;
-mod ninjaone;
 mod reconcile;
-mod rmm_spec;
 
 pub use model::*;
 pub use reconcile::{normalise_hostname, reconcile, single_source_devices};
@@ -23,8 +15,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::custody::{is_binary_evidence, read_custody};
 use crate::error::{Error, Result, ResultExt};
-use crate::evidence::{is_binary_evidence, read_custody, DatasetStatus, RunManifest, SourceReport};
+use crate::run::{DatasetStatus, RunManifest, SourceReport};
 
 /// Pages per dataset name: (run-relative path, parsed JSON) in page order.
 pub type Pages = BTreeMap<String, Vec<(String, Value)>>;
@@ -36,7 +29,7 @@ pub struct SourceEvidence<'a> {
     /// Its collection report.
     pub report: &'a SourceReport,
     /// Pages per dataset, in page order. A binary evidence file (see
-    /// [`crate::evidence::BINARY_EXTENSIONS`]) is listed with a `null` page;
+    /// [`crate::custody::BINARY_EXTENSIONS`]) is listed with a `null` page;
     /// its bytes are in `binary`.
     pub pages: Pages,
     /// The bytes of each binary evidence file, by run-relative path.
@@ -49,7 +42,7 @@ pub struct SourceEvidence<'a> {
 impl SourceEvidence<'_> {
     /// Provenance for `dataset`, with its pages as evidence; a dataset the source
     /// never reported counts as failed.
-    fn provenance(&self, dataset: &str, problems: &[String]) -> Provenance {
+    pub fn provenance(&self, dataset: &str, problems: &[String]) -> Provenance {
         let (mut status, mut reason) = match self.report.datasets.get(dataset) {
             Some(d) => (d.status, d.reason.clone()),
             None => (
@@ -92,7 +85,7 @@ impl SourceEvidence<'_> {
     }
 
     /// The URL a page was fetched from, if the custody log names it.
-    fn url_of(&self, path: &str) -> Option<&str> {
+    pub fn url_of(&self, path: &str) -> Option<&str> {
         let request = self.requests.get(path)?;
         Some(
             request
@@ -103,7 +96,7 @@ impl SourceEvidence<'_> {
 
     /// The records of every page of `dataset`, located by `records` (which picks
     /// the array out of a page), with the page path for messages.
-    fn records<'p>(
+    pub fn records<'p>(
         &'p self,
         dataset: &str,
         records: fn(&Value) -> Option<&Vec<Value>>,
@@ -120,32 +113,22 @@ impl SourceEvidence<'_> {
     }
 }
 
-/// A normaliser: raw pages of one collector type to facts.
-pub struct NormaliserKind {
-    /// Collector type it reads.
-    pub source_type: &'static str,
-    /// Add this source's facts.
-    pub normalise: fn(&SourceEvidence<'_>, &mut Facts),
-}
-
-/// Every normaliser, one per collector type.
-pub const NORMALISERS: &[NormaliserKind] = &[
-    m365::NORMALISER,
-    ninjaone::NORMALISER,
-    datto::NORMALISER,
-    rmm_spec::NORMALISER,
-    endpoint::NORMALISER,
-    manual::NORMALISER,
-];
+/// A normaliser: adds the facts one source's raw pages say.
+pub type Normalise = fn(&SourceEvidence<'_>, &mut Facts);
 
 /// Derive facts from a run folder: every evidence file is checked against its
-/// custody hash before it is read.
+/// custody hash before it is read, then each source's pages go to the
+/// normaliser `normaliser_for` gives for its type.
 ///
 /// # Errors
 /// When `run.json` or `custody.jsonl` is unreadable, or an evidence file is
 /// missing, altered or (unless its extension marks it as binary, like a
-/// `.zip` download) not JSON (the message names the file).
-pub fn normalise(run_dir: &Path) -> Result<Facts> {
+/// `.zip` download) not JSON (the message names the file), or a source's type
+/// has no normaliser.
+pub fn normalise(
+    run_dir: &Path,
+    normaliser_for: impl Fn(&str) -> Option<Normalise>,
+) -> Result<Facts> {
     let manifest = RunManifest::read(run_dir)?;
     let custody = read_custody(&run_dir.join("custody.jsonl"))?;
     let mut by_source: BTreeMap<&str, Pages> = BTreeMap::new();
@@ -202,10 +185,7 @@ pub fn normalise(run_dir: &Path) -> Result<Facts> {
             .or_insert(at);
     }
     for (name, report) in &manifest.sources {
-        let Some(kind) = NORMALISERS
-            .iter()
-            .find(|n| n.source_type == report.source_type)
-        else {
+        let Some(normalise) = normaliser_for(&report.source_type) else {
             return Err(Error::invalid(format!(
                 "run.json: source {name} has type {} which this version cannot read",
                 report.source_type
@@ -222,7 +202,7 @@ pub fn normalise(run_dir: &Path) -> Result<Facts> {
             requests: requests.remove(name.as_str()).unwrap_or_default(),
             binary: binary.remove(name.as_str()).unwrap_or_default(),
         };
-        (kind.normalise)(&evidence, &mut facts);
+        normalise(&evidence, &mut facts);
     }
     if let Some(source) = by_source.keys().next() {
         return Err(Error::invalid(format!(
@@ -234,7 +214,7 @@ pub fn normalise(run_dir: &Path) -> Result<Facts> {
 }
 
 /// Parse an RFC 3339 time.
-pub(crate) fn parse_time(v: Option<&Value>) -> Option<DateTime<Utc>> {
+pub fn parse_time(v: Option<&Value>) -> Option<DateTime<Utc>> {
     let s = v?.as_str()?;
     DateTime::parse_from_rfc3339(s)
         .ok()
@@ -242,7 +222,7 @@ pub(crate) fn parse_time(v: Option<&Value>) -> Option<DateTime<Utc>> {
 }
 
 /// Parse epoch seconds (integer or fractional).
-pub(crate) fn parse_epoch(v: Option<&Value>) -> Option<DateTime<Utc>> {
+pub fn parse_epoch(v: Option<&Value>) -> Option<DateTime<Utc>> {
     let secs = v?.as_f64()?;
     if !secs.is_finite() {
         return None;
@@ -250,6 +230,7 @@ pub(crate) fn parse_epoch(v: Option<&Value>) -> Option<DateTime<Utc>> {
     Utc.timestamp_opt(secs.trunc() as i64, 0).single()
 }
 
-pub(crate) fn str_field<'v>(record: &'v Value, key: &str) -> Option<&'v str> {
+/// A string field of a JSON record.
+pub fn str_field<'v>(record: &'v Value, key: &str) -> Option<&'v str> {
     record.get(key).and_then(Value::as_str)
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::evidence::DatasetStatus;
+use crate::run::DatasetStatus;
 
 /// A kind of fact a check can depend on. A check whose needed kind is absent
 /// (no configured source provides it) or incomplete is `inconclusive`.
@@ -416,7 +416,7 @@ pub struct ManualDocument {
     /// Controls it satisfies, as `"<framework>:<control id>"`.
     pub controls: Vec<String>,
     /// The party that supplied it.
-    pub owner: Option<crate::config::Owner>,
+    pub owner: Option<crate::policy::Owner>,
     /// The date the evidence speaks for (e.g. when the restore test ran).
     pub evidence_date: Option<DateTime<Utc>>,
     /// When it stops counting (e.g. 12 months after a risk analysis).
@@ -510,31 +510,5 @@ impl Facts {
     /// Record that a dataset provides `kind`.
     pub fn provide(&mut self, kind: FactKind, provenance: Provenance) {
         self.coverage.entry(kind).or_default().push(provenance);
-    }
-
-    /// Sort everything into a canonical order and reconcile devices; run once
-    /// after every normaliser, so output is byte-stable.
-    pub fn finish(&mut self) {
-        self.users.sort_by(|a, b| a.id.cmp(&b.id));
-        for u in &mut self.users {
-            u.roles.sort();
-            u.roles.dedup();
-        }
-        self.devices.sort_by(|a, b| a.id.cmp(&b.id));
-        self.patches
-            .sort_by(|a, b| (&a.device_id, &a.name, &a.kb).cmp(&(&b.device_id, &b.name, &b.kb)));
-        self.access_reviews.sort_by(|a, b| a.id.cmp(&b.id));
-        self.manual.sort_by(|a, b| a.path.cmp(&b.path));
-        for e in self.mfa_enforcement.values_mut() {
-            e.policies.sort_by(|a, b| a.id.cmp(&b.id));
-            for members in e.group_members.values_mut() {
-                members.sort();
-                members.dedup();
-            }
-        }
-        for list in self.coverage.values_mut() {
-            list.sort_by(|a, b| (&a.source, &a.dataset).cmp(&(&b.source, &b.dataset)));
-        }
-        self.inventory = super::reconcile(&self.devices);
     }
 }

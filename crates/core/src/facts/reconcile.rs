@@ -25,7 +25,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::model::{Device, InventoryItem};
+use super::model::{Device, Facts, InventoryItem};
 
 /// Serial numbers that vendors ship as placeholders.
 const PLACEHOLDER_SERIALS: &[&str] = &[
@@ -282,6 +282,34 @@ pub fn single_source_devices(items: &[InventoryItem]) -> Vec<&InventoryItem> {
 fn sorted(items: impl Iterator<Item = String>) -> Vec<String> {
     let set: BTreeSet<String> = items.collect();
     set.into_iter().collect()
+}
+
+impl Facts {
+    /// Sort everything into a canonical order and reconcile devices; run once
+    /// after every normaliser, so output is byte-stable.
+    pub fn finish(&mut self) {
+        self.users.sort_by(|a, b| a.id.cmp(&b.id));
+        for u in &mut self.users {
+            u.roles.sort();
+            u.roles.dedup();
+        }
+        self.devices.sort_by(|a, b| a.id.cmp(&b.id));
+        self.patches
+            .sort_by(|a, b| (&a.device_id, &a.name, &a.kb).cmp(&(&b.device_id, &b.name, &b.kb)));
+        self.access_reviews.sort_by(|a, b| a.id.cmp(&b.id));
+        self.manual.sort_by(|a, b| a.path.cmp(&b.path));
+        for e in self.mfa_enforcement.values_mut() {
+            e.policies.sort_by(|a, b| a.id.cmp(&b.id));
+            for members in e.group_members.values_mut() {
+                members.sort();
+                members.dedup();
+            }
+        }
+        for list in self.coverage.values_mut() {
+            list.sort_by(|a, b| (&a.source, &a.dataset).cmp(&(&b.source, &b.dataset)));
+        }
+        self.inventory = reconcile(&self.devices);
+    }
 }
 
 #[cfg(test)]

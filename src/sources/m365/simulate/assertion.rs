@@ -8,7 +8,7 @@ use rsa::pkcs8::DecodePublicKey;
 use rsa::signature::Verifier;
 use serde_json::Value;
 
-use crate::collect::m365::{certificate_spki, thumbprint_s256};
+use crate::sources::m365::{certificate_spki, thumbprint_s256};
 
 /// `Ok(())` when `jwt` is a valid assertion for `client_id` at `token_url`.
 pub(crate) fn verify(

@@ -10,7 +10,7 @@ use axum::response::Response;
 use axum::routing::get;
 use serde_json::{json, Value};
 
-use super::{graph_error, json_response, Audience, Shared, SimRouter, SimState};
+use crate::simulate::{graph_error, json_response, Audience, Shared, SimRouter, SimState};
 
 /// The Defender for Endpoint records of a simulated tenant.
 #[derive(Clone, Debug, Default)]
@@ -29,7 +29,7 @@ pub mod paths {
     pub const AV_INFO: &str = "/api/deviceavinfo";
 }
 
-pub(super) fn routes(router: SimRouter) -> SimRouter {
+pub(crate) fn routes(router: SimRouter) -> SimRouter {
     router
         .route(paths::MACHINES, get(machines))
         .route(paths::AV_INFO, get(av_info))

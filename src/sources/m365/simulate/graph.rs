@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use axum::Form;
 use serde_json::{json, Value};
 
-use super::{graph_error, json_response, Audience, Shared, SimRouter, SimState};
+use crate::simulate::{graph_error, json_response, Audience, Shared, SimRouter, SimState};
 
 /// The Graph records of a simulated tenant.
 #[derive(Clone, Debug, Default)]
@@ -89,7 +89,7 @@ pub mod paths {
     pub const SECURE_SCORES: &str = "/v1.0/security/secureScores";
 }
 
-pub(super) fn routes(router: SimRouter) -> SimRouter {
+pub(crate) fn routes(router: SimRouter) -> SimRouter {
     router
         .route("/{tenant}/oauth2/v2.0/token", post(graph_token))
         .route("/v1.0/users", get(graph_users))
@@ -677,7 +677,7 @@ fn csv_cell(value: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    crate::collect::m365::export::csv_field(&text)
+    crate::sources::m365::export::csv_field(&text)
 }
 
 /// The `DefenderAgents` export of `tenant` as Intune serves it: a ZIP archive
@@ -694,7 +694,7 @@ pub fn export_archive(
     use std::io::Write;
     let mut csv = columns
         .iter()
-        .map(|c| crate::collect::m365::export::csv_field(c))
+        .map(|c| crate::sources::m365::export::csv_field(c))
         .collect::<Vec<_>>()
         .join(",");
     csv.push_str("\r\n");

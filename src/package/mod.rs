@@ -1,0 +1,69 @@
+//! Audit packages: the [`auditpack_bag`] crate (BagIt writing, signing,
+//! timestamps, zips, verification), plus what only the application knows:
+//! loading the signing key the config names, and re-deriving a package's
+//! conclusions from its evidence (`verify --reevaluate`).
+
+mod reevaluate;
+
+pub use auditpack_bag::{
+    generate_key, hashing_method, parse_manifest, tool_version, verify, verify_with,
+    verify_zip_bytes, write_bag, write_bag_with, write_zip, zip_path, Algorithm, BagInfo,
+    BagOptions, Durability, KeyPair, Manifest, PackageReader, PayloadCheck, Signer, Stamp,
+    TimestampAuthority, TimestampInfo, VerifyOptions, VerifyReport, NAMESPACE, SIGNATURE_FILE,
+    TIMESTAMP_FILE,
+};
+pub use reevaluate::Reevaluation;
+
+use ssh_key::PrivateKey;
+
+use crate::config::{KeySource, Signing};
+use crate::error::{Error, ErrorKind, Result, ResultExt};
+use crate::secret::Secret;
+
+/// Load the key named by `[signing]`, decrypting it if it has a passphrase, and
+/// have its signatures timestamped when `tsa_url` is set.
+///
+/// # Errors
+/// When the key is missing, unreadable, not Ed25519, or the passphrase is wrong.
+pub fn load_signer(signing: &Signing) -> Result<Signer> {
+    let (pem, origin) = match &signing.key {
+        KeySource::File(path) => (
+            Secret::new(
+                std::fs::read_to_string(path)
+                    .context(|| format!("cannot read signing key {}", path.display()))?,
+            ),
+            path.display().to_string(),
+        ),
+        KeySource::Env(var) => (
+            Secret::new(std::env::var(var).map_err(|_| {
+                Error::new(
+                    ErrorKind::Auth,
+                    format!("environment variable {var} (signing key) is not set"),
+                )
+            })?),
+            format!("environment variable {var}"),
+        ),
+    };
+    let mut key = PrivateKey::from_openssh(pem.expose())
+        .context(|| format!("{origin} is not an OpenSSH private key"))?;
+    if key.is_encrypted() {
+        let Some(passphrase) = &signing.passphrase else {
+            return Err(Error::new(
+                ErrorKind::Auth,
+                format!("signing key {origin} is passphrase-protected; set passphrase_env or passphrase_file"),
+            ));
+        };
+        let passphrase = passphrase.resolve()?;
+        key = key.decrypt(passphrase.expose()).map_err(|_| {
+            Error::new(
+                ErrorKind::Auth,
+                format!("wrong passphrase for signing key {origin}"),
+            )
+        })?;
+    }
+    let signer = Signer::new(key, &signing.identity)?;
+    match &signing.tsa_url {
+        Some(url) => Ok(signer.with_timestamps(TimestampAuthority::new(url)?)),
+        None => Ok(signer),
+    }
+}

@@ -1,0 +1,95 @@
+//! Every evidence source auditpack knows, one folder each: its config keys,
+//! the datasets it names, how it collects them, how its raw pages become
+//! facts, and its routes in the embedded simulator.
+//!
+//! [`SOURCES`] lists them, one line per source, so a source type is spelt
+//! once: adding one is a folder plus a line here (see `ARCHITECTURE.md`).
+
+pub mod datto_rmm;
+pub mod endpoint_reports;
+pub mod m365;
+pub mod manual;
+pub mod ninjaone;
+pub mod rmm_spec;
+
+use std::path::Path;
+
+use crate::collect::Collector;
+use crate::config::SourceDecl;
+use crate::error::{Error, Result};
+use crate::facts::{Facts, Normalise};
+use crate::simulate::SimRouter;
+
+/// One source type: what the config's `type` names, and everything that
+/// knows that type's evidence.
+pub struct Source {
+    /// The `type` key in `[sources.<name>]`, and in `run.json`.
+    pub source_type: &'static str,
+    /// One line for `--help` and docs.
+    pub summary: &'static str,
+    /// Parse the source's config into a collector.
+    pub build: fn(&SourceDecl) -> Result<Box<dyn Collector>>,
+    /// Turn the source's raw pages into facts (pure).
+    pub normalise: Normalise,
+    /// Its routes in the embedded simulator, when it has any.
+    pub(crate) simulate: Option<fn(SimRouter) -> SimRouter>,
+}
+
+/// Every source auditpack knows. Adding one is a folder plus a line here.
+pub const SOURCES: &[Source] = &[
+    m365::SOURCE,
+    ninjaone::SOURCE,
+    datto_rmm::SOURCE,
+    rmm_spec::SOURCE,
+    endpoint_reports::SOURCE,
+    manual::SOURCE,
+];
+
+/// The source of a `type`. The RMMs described by an embedded spec file
+/// (`type = "tactical-rmm"`, ...) are the spec-driven source.
+pub fn source(source_type: &str) -> Option<&'static Source> {
+    let by_type = |t: &str| SOURCES.iter().find(|s| s.source_type == t);
+    by_type(source_type).or_else(|| {
+        rmm_spec::is_embedded_type(source_type)
+            .then(|| by_type(rmm_spec::SOURCE.source_type))
+            .flatten()
+    })
+}
+
+/// Build the collector of every configured source.
+///
+/// # Errors
+/// On an unknown `type` or an invalid source config (naming file, line and key).
+pub fn build_collectors(sources: &[SourceDecl]) -> Result<Vec<Box<dyn Collector>>> {
+    sources
+        .iter()
+        .map(|decl| {
+            let Some(source) = source(&decl.source_type) else {
+                let mut known: Vec<String> =
+                    SOURCES.iter().map(|s| s.source_type.to_owned()).collect();
+                known.extend(rmm_spec::spec::embedded().unwrap_or_default().into_keys());
+                return Err(Error::config(format!(
+                    "[sources.{}]: unknown type `{}`; known types: {}",
+                    decl.name,
+                    decl.source_type.escape_debug(),
+                    known.join(", ")
+                )));
+            };
+            (source.build)(decl)
+        })
+        .collect()
+}
+
+/// Derive facts from a run folder with each source's normaliser (see
+/// [`crate::facts::normalise`]).
+///
+/// # Errors
+/// As [`crate::facts::normalise`].
+pub fn normalise(run_dir: &Path) -> Result<Facts> {
+    Ok(crate::facts::normalise(run_dir, |source_type| {
+        SOURCES
+            .iter()
+            .find(|s| s.source_type == source_type)
+            .map(|s| s.normalise)
+    })?)
+}

@@ -1,0 +1,18 @@
+//! auditpack's integration tests: one binary, one module per topic.
+
+mod common;
+
+mod catalog;
+mod cli;
+mod collect;
+mod commands;
+mod config;
+mod endpoint;
+mod evaluate;
+mod m365;
+mod manual;
+mod package;
+mod package_props;
+mod report;
+mod rmm;
+mod timestamp;
