@@ -14,7 +14,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use auditpack::collect::http::{HttpClient, RetryPolicy};
+use auditpack::collect::http::HttpClient;
+use auditpack::collect::retry::RetryPolicy;
 use auditpack::collect::{collect_all, CollectContext};
 use auditpack::config::Config;
 use auditpack::evidence::EvidenceWriter;

@@ -106,23 +106,6 @@ pub struct SourceDecl {
 }
 
 impl SourceDecl {
-    /// A declaration built in code (the demo, tests) from the TOML body of one source.
-    ///
-    /// # Errors
-    /// When the body is not valid TOML or lacks `type`.
-    pub fn from_toml(name: &str, body: &str) -> Result<SourceDecl> {
-        let text = format!("[sources.{name}]\n{body}\n");
-        let header: SourceHeader = parse_at(&text, Path::new("<built-in>"), |de| {
-            PickSource::<SourceHeader>::new(name).deserialize(de)
-        })?;
-        Ok(SourceDecl {
-            name: name.to_owned(),
-            source_type: header.source_type,
-            text: text.into(),
-            path: PathBuf::from("<built-in>"),
-        })
-    }
-
     /// Deserialize this source's table into a collector's own config type.
     /// Errors carry the file, line and column of the offending key or value.
     ///

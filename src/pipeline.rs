@@ -7,7 +7,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::catalog::{Catalog, Ownership};
-use crate::collect::http::{HttpClient, RetryPolicy};
+use crate::collect::http::HttpClient;
+use crate::collect::retry::RetryPolicy;
 use crate::collect::{collect_all, CollectContext};
 use crate::config::Config;
 use crate::error::{Error, Result};

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::http::{backoff_delay, RetryPolicy};
+use super::retry::{backoff_delay, is_retryable, RetryPolicy};
 use super::BoxFuture;
 use crate::secret::Secret;
 
@@ -120,34 +120,82 @@ impl ClientCredentials {
     }
 
     async fn fetch(&self) -> Result<(Secret, Instant), AuthError> {
+        let endpoint = TokenEndpoint {
+            url: &self.token_url,
+            retry: &self.retry,
+            default_ttl: 3599,
+        };
+        endpoint
+            .request(
+                || {
+                    let mut form = self.form.clone();
+                    let secret = match &self.credential {
+                        ClientCredential::Secret(s) => {
+                            form.push(("client_secret".into(), s.expose().to_owned()));
+                            s.clone()
+                        }
+                        ClientCredential::Assertion(build) => {
+                            let jwt = build(&self.token_url)?;
+                            form.push((
+                                "client_assertion_type".into(),
+                                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+                            ));
+                            form.push(("client_assertion".into(), jwt.expose().to_owned()));
+                            jwt
+                        }
+                    };
+                    Ok((self.http.post(&self.token_url).form(&form), secret))
+                },
+                |status, body, secret| {
+                    let detail = serde_json::from_slice::<TokenError>(body)
+                        .ok()
+                        .map(|e| {
+                            format!(
+                                "{}: {}",
+                                e.error.unwrap_or_default(),
+                                e.error_description.unwrap_or_default()
+                            )
+                        })
+                        .unwrap_or_else(|| "no error detail".into());
+                    let detail = detail.replace(secret.expose(), "[redacted]");
+                    format!(
+                        "the token endpoint {} rejected the credentials (HTTP {status}, {}); check the client id, tenant and secret",
+                        self.token_url,
+                        first_line(&detail)
+                    )
+                },
+            )
+            .await
+    }
+}
+
+/// A token endpoint, asked with the retry policy every request follows:
+/// transport failures and retryable statuses are tried again with backoff, a
+/// rejection is final (retrying a rejected secret only locks accounts).
+pub(crate) struct TokenEndpoint<'a> {
+    /// Where tokens come from.
+    pub url: &'a str,
+    /// Attempts and delays.
+    pub retry: &'a RetryPolicy,
+    /// Lifetime assumed when the answer gives none, in seconds.
+    pub default_ttl: u64,
+}
+
+impl TokenEndpoint<'_> {
+    /// A token and when it expires. `build` makes each attempt's request
+    /// (and names the secret it carries, never to be echoed); `rejected`
+    /// words a refusal from its status and body.
+    pub(crate) async fn request(
+        &self,
+        build: impl Fn() -> Result<(reqwest::RequestBuilder, Secret), AuthError>,
+        rejected: impl Fn(reqwest::StatusCode, &[u8], &Secret) -> String,
+    ) -> Result<(Secret, Instant), AuthError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut form = self.form.clone();
-            let secret = match &self.credential {
-                ClientCredential::Secret(s) => {
-                    form.push(("client_secret".into(), s.expose().to_owned()));
-                    s.clone()
-                }
-                ClientCredential::Assertion(build) => {
-                    let jwt = build(&self.token_url)?;
-                    form.push((
-                        "client_assertion_type".into(),
-                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
-                    ));
-                    form.push(("client_assertion".into(), jwt.expose().to_owned()));
-                    jwt
-                }
-            };
+            let (request, secret) = build()?;
             let sent = Instant::now();
-            let response = self
-                .http
-                .post(&self.token_url)
-                .form(&form)
-                .timeout(self.retry.timeout)
-                .send()
-                .await;
-            let retryable = match response {
+            let retryable = match request.timeout(self.retry.timeout).send().await {
                 Err(e) => format!("token request failed: {}", without_url(&e)),
                 Ok(resp) => {
                     let status = resp.status();
@@ -156,34 +204,19 @@ impl ClientCredentials {
                         let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|_| {
                             AuthError(format!(
                                 "token endpoint {} answered {status} with a body that is not a token",
-                                self.token_url
+                                self.url
                             ))
                         })?;
                         let ttl = parsed
                             .expires_in
                             .as_ref()
                             .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
-                            .unwrap_or(3599);
+                            .unwrap_or(self.default_ttl);
                         let expires = sent + Duration::from_secs(ttl);
                         return Ok((Secret::new(parsed.access_token), expires));
                     }
-                    if !matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504) {
-                        let detail = serde_json::from_slice::<TokenError>(&body)
-                            .ok()
-                            .map(|e| {
-                                format!(
-                                    "{}: {}",
-                                    e.error.unwrap_or_default(),
-                                    e.error_description.unwrap_or_default()
-                                )
-                            })
-                            .unwrap_or_else(|| "no error detail".into());
-                        let detail = detail.replace(secret.expose(), "[redacted]");
-                        return Err(AuthError(format!(
-                            "the token endpoint {} rejected the credentials (HTTP {status}, {}); check the client id, tenant and secret",
-                            self.token_url,
-                            first_line(&detail)
-                        )));
+                    if !is_retryable(status) {
+                        return Err(AuthError(rejected(status, &body, &secret)));
                     }
                     format!("token endpoint answered HTTP {status}")
                 }
@@ -193,7 +226,7 @@ impl ClientCredentials {
                     "{retryable} (gave up after {attempt} attempts)"
                 )));
             }
-            tokio::time::sleep(backoff_delay(&self.retry, attempt, None)).await;
+            tokio::time::sleep(backoff_delay(self.retry, attempt, None)).await;
         }
     }
 }

@@ -5,7 +5,7 @@
 //! to build paths.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use walkdir::WalkDir;
 
@@ -246,11 +246,6 @@ fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, (&'static str, String)
         ));
     }
     Ok(bytes)
-}
-
-/// The folder a source names, relative to the config file.
-pub fn source_folder(base: &Path, path: &Path) -> PathBuf {
-    base.join(path)
 }
 
 #[cfg(test)]

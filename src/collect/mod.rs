@@ -8,10 +8,12 @@
 //! source's own collector lives in its folder under [`crate::sources`].
 
 pub mod auth;
+pub mod dataset;
 pub mod files;
 pub mod http;
 pub mod paging;
 pub mod ratelimit;
+pub mod retry;
 
 use std::collections::BTreeMap;
 use std::future::Future;

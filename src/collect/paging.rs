@@ -8,8 +8,6 @@
 use reqwest::Url;
 use serde_json::Value;
 
-use super::http::{PageInfo, Pager};
-
 /// `url` with query parameter `key` set to `value` (replacing any earlier one).
 ///
 /// # Errors
@@ -170,9 +168,72 @@ pub fn same_origin(current: &str, next: &str) -> Result<String, String> {
     Ok(resolved.to_string())
 }
 
+/// How a dataset pages, and where a page's records are.
+pub trait Pager: Send {
+    /// The records on `page` and the URL of the next page, if any.
+    ///
+    /// # Errors
+    /// When the page does not have the expected shape.
+    fn read(&mut self, url: &str, page: &Value) -> Result<PageInfo, String>;
+}
+
+/// What a pager found on one page.
+#[derive(Debug)]
+pub struct PageInfo {
+    /// Records on this page.
+    pub records: usize,
+    /// The next page's URL.
+    pub next: Option<String>,
+}
+
+/// Microsoft Graph and Defender: records in `value`, next page at
+/// `@odata.nextLink`, followed exactly as given.
+pub struct ODataPager;
+
+impl Pager for ODataPager {
+    fn read(&mut self, _url: &str, page: &Value) -> Result<PageInfo, String> {
+        let records = page
+            .get("value")
+            .and_then(Value::as_array)
+            .ok_or("page has no `value` array")?
+            .len();
+        let next = match page.get("@odata.nextLink") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err("`@odata.nextLink` is not a string".into()),
+        };
+        Ok(PageInfo { records, next })
+    }
+}
+
+/// A single JSON object (e.g. a policy): one record, no paging.
+pub struct SingleObject;
+
+impl Pager for SingleObject {
+    fn read(&mut self, _url: &str, page: &Value) -> Result<PageInfo, String> {
+        if page.is_object() {
+            Ok(PageInfo {
+                records: 1,
+                next: None,
+            })
+        } else {
+            Err("expected a JSON object".into())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn odata_pager_reads_value_and_next_link() {
+        let page = serde_json::json!({"value": [1, 2], "@odata.nextLink": "https://x/next"});
+        let info = ODataPager.read("u", &page).expect("valid page");
+        assert_eq!(info.records, 2);
+        assert_eq!(info.next.as_deref(), Some("https://x/next"));
+        assert!(ODataPager.read("u", &serde_json::json!({"x": 1})).is_err());
+    }
     use serde_json::json;
 
     fn pager(paging: Paging, records: &str) -> GenericPager {

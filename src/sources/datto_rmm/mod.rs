@@ -30,7 +30,8 @@ use reqwest::Url;
 use serde::Deserialize;
 
 use super::Source;
-use crate::collect::http::{fetch_dataset_with, DatasetRequest, FetchOptions, ThrottleBlock};
+use crate::collect::dataset::{fetch_dataset_with, DatasetRequest, FetchOptions};
+use crate::collect::http::ThrottleBlock;
 use crate::collect::paging::{GenericPager, Paging};
 use crate::collect::ratelimit::RateLimiter;
 use crate::collect::{BoxFuture, CollectContext, Collector};

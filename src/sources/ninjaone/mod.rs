@@ -28,7 +28,8 @@ use serde_json::Value;
 
 use super::Source;
 use crate::collect::auth::{Auth, ClientCredential, ClientCredentials};
-use crate::collect::http::{fetch_dataset, DatasetRequest, PageInfo, Pager};
+use crate::collect::dataset::{fetch_dataset, DatasetRequest};
+use crate::collect::paging::{PageInfo, Pager};
 use crate::collect::ratelimit::RateLimiter;
 use crate::collect::{BoxFuture, CollectContext, Collector};
 use crate::config::{RefuseLiteralSecret, SourceDecl};

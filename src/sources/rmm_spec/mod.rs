@@ -31,8 +31,9 @@ use sha2::{Digest, Sha256};
 
 use super::Source;
 use crate::collect::auth::{ApiKey, Auth, ClientCredential, ClientCredentials};
-use crate::collect::http::{fetch_dataset_with, DatasetRequest, FetchOptions, PageInfo, Pager};
+use crate::collect::dataset::{fetch_dataset_with, DatasetRequest, FetchOptions};
 use crate::collect::paging::{with_param, GenericPager};
+use crate::collect::paging::{PageInfo, Pager};
 use crate::collect::ratelimit::RateLimiter;
 use crate::collect::{BoxFuture, CollectContext, Collector};
 use crate::config::{RefuseLiteralSecret, SourceDecl};

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use auditpack::collect::http::RetryPolicy;
+use auditpack::collect::retry::RetryPolicy;
 use auditpack::config::{Config, KeySource, Signing};
 use auditpack::package::generate_key;
 use auditpack::pipeline::{run, RunOptions, RunOutcome};

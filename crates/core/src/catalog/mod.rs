@@ -366,11 +366,6 @@ impl<'a> Ownership<'a> {
             other => other,
         }
     }
-
-    /// The template id.
-    pub fn template_id(&self) -> &str {
-        &self.template.template.id
-    }
 }
 
 #[cfg(test)]
