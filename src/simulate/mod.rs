@@ -19,6 +19,8 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use crate::sources;
+
 pub use crate::sources::datto_rmm::simulate::{DattoTenant, DattoThrottle};
 pub use crate::sources::m365::simulate::{
     defender_paths, export_archive, graph_paths, DefenderTenant, GraphTenant,
@@ -163,10 +165,10 @@ impl Simulator {
             export_served: Mutex::new(Vec::new()),
         });
         let app = Router::new();
-        let app = crate::sources::SOURCES
-            .iter()
-            .filter_map(|s| s.simulate)
-            .fold(app, |app, routes| routes(app));
+        let app = sources::m365::simulate::routes(app);
+        let app = sources::ninjaone::simulate::routes(app);
+        let app = sources::datto_rmm::simulate::routes(app);
+        let app = sources::rmm_spec::simulate::routes(app);
         let app = app.with_state(state.clone());
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(async move {

@@ -1,6 +1,7 @@
 //! Every evidence source auditpack knows, one folder each: its config keys,
 //! the datasets it names, how it collects them, how its raw pages become
-//! facts, and its routes in the embedded simulator.
+//! facts, and (in its `simulate` module, used only by the embedded simulator
+//! in [`crate::simulate`]) how its API is simulated.
 //!
 //! [`SOURCES`] lists them, one line per source, so a source type is spelt
 //! once: adding one is a folder plus a line here (see `ARCHITECTURE.md`).
@@ -18,7 +19,6 @@ use crate::collect::Collector;
 use crate::config::SourceDecl;
 use crate::error::{Error, Result};
 use crate::facts::{Facts, Normalise};
-use crate::simulate::SimRouter;
 
 /// One source type: what the config's `type` names, and everything that
 /// knows that type's evidence.
@@ -31,8 +31,6 @@ pub struct Source {
     pub build: fn(&SourceDecl) -> Result<Box<dyn Collector>>,
     /// Turn the source's raw pages into facts (pure).
     pub normalise: Normalise,
-    /// Its routes in the embedded simulator, when it has any.
-    pub(crate) simulate: Option<fn(SimRouter) -> SimRouter>,
 }
 
 /// Every source auditpack knows. Adding one is a folder plus a line here.

@@ -9,6 +9,7 @@ mod commands;
 mod config;
 mod endpoint;
 mod evaluate;
+mod layers;
 mod m365;
 mod manual;
 mod package;

@@ -12,23 +12,18 @@
 //! stamping and valid at the stamped time, and, when the auditor supplies the
 //! TSA's CA certificates, a chain from it to one of them.
 
-#[cfg(feature = "tsa-client")]
-use std::io::Read;
-#[cfg(feature = "tsa-client")]
-use std::time::Duration;
-
 use cmpv2::status::PkiStatus;
 use cms::cert::x509::ext::pkix::{ExtendedKeyUsage, SubjectKeyIdentifier};
 use cms::cert::x509::Certificate;
 use cms::cert::CertificateChoices;
 use cms::signed_data::{SignedData, SignerIdentifier};
-use der::asn1::{Any, Int, ObjectIdentifier, OctetString};
+use der::asn1::{Any, ObjectIdentifier, OctetString};
 use der::{Decode, DecodePem, Encode};
 use ring::signature::{self as sig, UnparsedPublicKey, VerificationAlgorithm};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
-use x509_tsp::{MessageImprint, TimeStampReq, TimeStampResp, TspVersion, TstInfo};
+use x509_tsp::{TimeStampResp, TstInfo};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
 
 /// The timestamp reply, beside the tag manifest it stamps.
 pub const TIMESTAMP_FILE: &str = "tagmanifest-sha256.txt.tsr";
@@ -86,126 +81,140 @@ pub trait Stamp: Send + Sync {
     fn stamp(&self, data: &[u8]) -> Result<Vec<u8>>;
 }
 
-/// A configured Time-Stamp Authority, asked over HTTP.
+/// Asking a Time-Stamp Authority over HTTP (feature `tsa-client`).
 #[cfg(feature = "tsa-client")]
-#[derive(Clone, Debug)]
-pub struct TimestampAuthority {
-    url: String,
-    client: reqwest::blocking::Client,
-}
+mod client {
+    use std::io::Read;
+    use std::time::Duration;
 
-#[cfg(feature = "tsa-client")]
-impl TimestampAuthority {
-    /// A client for the TSA at `url` (`http` or `https`).
-    ///
-    /// # Errors
-    /// When `url` is not an http(s) URL or no client can be built.
-    pub fn new(url: &str) -> Result<TimestampAuthority> {
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(Error::config(format!(
-                "[signing] tsa_url {url:?} is not an http(s) URL"
-            )));
-        }
-        let client = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .user_agent(crate::tool_version())
-            .build()
-            .map_err(|e| Error::config(format!("cannot build the TSA client: {e}")))?;
-        Ok(TimestampAuthority {
-            url: url.to_owned(),
-            client,
-        })
+    use der::asn1::{Any, Int, OctetString};
+    use der::Encode;
+    use spki::AlgorithmIdentifierOwned;
+    use x509_tsp::{MessageImprint, TimeStampReq, TspVersion};
+
+    use super::{check_parsed, parse_reply, Stamp, MAX_REPLY, SHA256};
+    use crate::error::{Error, ErrorKind, Result};
+
+    /// A configured Time-Stamp Authority, asked over HTTP.
+    #[derive(Clone, Debug)]
+    pub struct TimestampAuthority {
+        url: String,
+        client: reqwest::blocking::Client,
     }
 
-    fn error(&self, reason: String) -> Error {
-        Error::new(
-            ErrorKind::Source,
-            format!("timestamp authority {}: {reason}", self.url),
-        )
-    }
-}
-
-#[cfg(feature = "tsa-client")]
-impl Stamp for TimestampAuthority {
-    fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// Transport failures and server errors are retried twice; a reply that
-    /// is refused, malformed, for other data or with another nonce, or badly
-    /// signed, is an error.
-    fn stamp(&self, data: &[u8]) -> Result<Vec<u8>> {
-        let digest = ring::digest::digest(&ring::digest::SHA256, data);
-        let mut nonce = [0u8; 8];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
-            .map_err(|_| self.error("no system randomness for the nonce".into()))?;
-        nonce[0] = (nonce[0] & 0x7f) | 0x01; // positive, minimal encoding
-        let request = request_der(digest.as_ref(), &nonce)
-            .map_err(|e| self.error(format!("cannot encode the request: {e}")))?;
-        let mut last = String::new();
-        for attempt in 0..3u32 {
-            if attempt > 0 {
-                std::thread::sleep(Duration::from_secs(u64::from(attempt)));
+    impl TimestampAuthority {
+        /// A client for the TSA at `url` (`http` or `https`).
+        ///
+        /// # Errors
+        /// When `url` is not an http(s) URL or no client can be built.
+        pub fn new(url: &str) -> Result<TimestampAuthority> {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(Error::config(format!(
+                    "[signing] tsa_url {url:?} is not an http(s) URL"
+                )));
             }
-            let response = match self
-                .client
-                .post(&self.url)
-                .header("Content-Type", "application/timestamp-query")
-                .body(request.clone())
-                .send()
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    last = format!("cannot reach it: {e}");
+            let client = reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .user_agent(crate::tool_version())
+                .build()
+                .map_err(|e| Error::config(format!("cannot build the TSA client: {e}")))?;
+            Ok(TimestampAuthority {
+                url: url.to_owned(),
+                client,
+            })
+        }
+
+        fn error(&self, reason: String) -> Error {
+            Error::new(
+                ErrorKind::Source,
+                format!("timestamp authority {}: {reason}", self.url),
+            )
+        }
+    }
+
+    impl Stamp for TimestampAuthority {
+        fn url(&self) -> &str {
+            &self.url
+        }
+
+        /// Transport failures and server errors are retried twice; a reply that
+        /// is refused, malformed, for other data or with another nonce, or badly
+        /// signed, is an error.
+        fn stamp(&self, data: &[u8]) -> Result<Vec<u8>> {
+            let digest = ring::digest::digest(&ring::digest::SHA256, data);
+            let mut nonce = [0u8; 8];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
+                .map_err(|_| self.error("no system randomness for the nonce".into()))?;
+            nonce[0] = (nonce[0] & 0x7f) | 0x01; // positive, minimal encoding
+            let request = request_der(digest.as_ref(), &nonce)
+                .map_err(|e| self.error(format!("cannot encode the request: {e}")))?;
+            let mut last = String::new();
+            for attempt in 0..3u32 {
+                if attempt > 0 {
+                    std::thread::sleep(Duration::from_secs(u64::from(attempt)));
+                }
+                let response = match self
+                    .client
+                    .post(&self.url)
+                    .header("Content-Type", "application/timestamp-query")
+                    .body(request.clone())
+                    .send()
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        last = format!("cannot reach it: {e}");
+                        continue;
+                    }
+                };
+                let status = response.status();
+                if status.is_server_error() {
+                    last = format!("it answered HTTP {status}");
                     continue;
                 }
-            };
-            let status = response.status();
-            if status.is_server_error() {
-                last = format!("it answered HTTP {status}");
-                continue;
+                if !status.is_success() {
+                    return Err(self.error(format!("it answered HTTP {status}")));
+                }
+                let mut body = Vec::new();
+                response
+                    .take(MAX_REPLY + 1)
+                    .read_to_end(&mut body)
+                    .map_err(|e| self.error(format!("cannot read its reply: {e}")))?;
+                if body.len() as u64 > MAX_REPLY {
+                    return Err(self.error("its reply is larger than 1 MiB".into()));
+                }
+                let token = parse_reply(&body).map_err(|e| self.error(e))?;
+                if token.nonce.as_deref() != Some(&nonce[..]) {
+                    return Err(self.error("its reply does not carry our nonce".into()));
+                }
+                check_parsed(&token, data, None).map_err(|e| self.error(e))?;
+                return Ok(body);
             }
-            if !status.is_success() {
-                return Err(self.error(format!("it answered HTTP {status}")));
-            }
-            let mut body = Vec::new();
-            response
-                .take(MAX_REPLY + 1)
-                .read_to_end(&mut body)
-                .map_err(|e| self.error(format!("cannot read its reply: {e}")))?;
-            if body.len() as u64 > MAX_REPLY {
-                return Err(self.error("its reply is larger than 1 MiB".into()));
-            }
-            let token = parse_reply(&body).map_err(|e| self.error(e))?;
-            if token.nonce.as_deref() != Some(&nonce[..]) {
-                return Err(self.error("its reply does not carry our nonce".into()));
-            }
-            check_parsed(&token, data, None).map_err(|e| self.error(e))?;
-            return Ok(body);
+            Err(self.error(last))
         }
-        Err(self.error(last))
+    }
+
+    /// A DER `TimeStampReq` for a SHA-256 `digest`, asking for the certificate.
+    pub(super) fn request_der(digest: &[u8], nonce: &[u8]) -> der::Result<Vec<u8>> {
+        TimeStampReq {
+            version: TspVersion::V1,
+            message_imprint: MessageImprint {
+                hash_algorithm: AlgorithmIdentifierOwned {
+                    oid: SHA256,
+                    parameters: Some(Any::null()),
+                },
+                hashed_message: OctetString::new(digest)?,
+            },
+            req_policy: None,
+            nonce: Some(Int::new(nonce)?),
+            cert_req: true,
+            extensions: None,
+        }
+        .to_der()
     }
 }
 
-/// A DER `TimeStampReq` for a SHA-256 `digest`, asking for the certificate.
 #[cfg(feature = "tsa-client")]
-fn request_der(digest: &[u8], nonce: &[u8]) -> der::Result<Vec<u8>> {
-    TimeStampReq {
-        version: TspVersion::V1,
-        message_imprint: MessageImprint {
-            hash_algorithm: AlgorithmIdentifierOwned {
-                oid: SHA256,
-                parameters: Some(Any::null()),
-            },
-            hashed_message: OctetString::new(digest)?,
-        },
-        req_policy: None,
-        nonce: Some(Int::new(nonce)?),
-        cert_req: true,
-        extensions: None,
-    }
-    .to_der()
-}
+pub use client::TimestampAuthority;
 
 /// Check the stored reply `reply` against the tag manifest bytes it stamps,
 /// and, when `anchors` holds the auditor's TSA CA certificates, against them.
@@ -255,6 +264,7 @@ struct Token {
     tst: TstInfo,
     tst_der: Vec<u8>,
     signed: SignedData,
+    #[cfg_attr(not(feature = "tsa-client"), allow(dead_code))]
     nonce: Option<Vec<u8>>,
 }
 
@@ -546,10 +556,11 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(feature = "tsa-client")]
     fn the_request_is_a_der_timestampreq_with_our_digest_and_nonce() {
         let digest = [7u8; 32];
-        let der = request_der(&digest, &[0x11, 0x22]).expect("encodes");
-        let req = TimeStampReq::from_der(&der).expect("parses");
+        let der = client::request_der(&digest, &[0x11, 0x22]).expect("encodes");
+        let req = x509_tsp::TimeStampReq::from_der(&der).expect("parses");
         assert_eq!(req.message_imprint.hash_algorithm.oid, SHA256);
         assert_eq!(req.message_imprint.hashed_message.as_bytes(), &digest);
         assert_eq!(

@@ -46,7 +46,6 @@ pub const SOURCE: Source = Source {
     summary: "Datto RMM: devices with patch and antivirus state (API v2)",
     build,
     normalise: normalise::normalise,
-    simulate: Some(simulate::routes),
 };
 
 /// Dataset names (evidence folders).

@@ -42,7 +42,6 @@ pub const SOURCE: Source = Source {
     summary: "endpoint reports (auditpack probe, Windows/macOS scripts) from a drop folder",
     build,
     normalise: normalise::normalise,
-    simulate: None,
 };
 
 /// Dataset of accepted reports.

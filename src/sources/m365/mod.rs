@@ -44,7 +44,6 @@ pub const SOURCE: Source = Source {
     summary: "Microsoft 365: Entra ID, Conditional Access, roles, access reviews, Intune devices, Defender for Endpoint",
     build,
     normalise: normalise::normalise,
-    simulate: Some(simulate::routes),
 };
 
 /// Dataset names (evidence folders).

@@ -42,7 +42,6 @@ pub const SOURCE: Source = Source {
     summary: "documents supplied for manual controls, each with a .evidence.toml sidecar",
     build,
     normalise: normalise::normalise,
-    simulate: None,
 };
 
 /// Dataset listing the accepted documents.

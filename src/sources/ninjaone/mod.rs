@@ -43,7 +43,6 @@ pub const SOURCE: Source = Source {
     summary: "NinjaOne RMM: devices, pending and installed OS patches, antivirus status (API v2)",
     build,
     normalise: normalise::normalise,
-    simulate: Some(simulate::routes),
 };
 
 /// Dataset names (evidence folders).

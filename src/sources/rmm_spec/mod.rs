@@ -48,7 +48,6 @@ pub const SOURCE: Source = Source {
     summary: "any RMM described by a spec file (collectors/rmm/*.toml or your own)",
     build,
     normalise: normalise::normalise,
-    simulate: Some(simulate::routes),
 };
 
 /// The dataset holding the spec itself.
