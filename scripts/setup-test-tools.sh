@@ -22,7 +22,7 @@ if ! python3 -c 'import bagit' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check bagit==1.9.0
 fi
 
-# Reports (tests/report.rs): headless Chromium renders the HTML report,
+# Reports (tests/it/report.rs): headless Chromium renders the HTML report,
 # poppler-utils (pdftoppm, pdftotext) renders and reads the PDF, and
 # compliance-trestle's OSCAL models parse the assessment results.
 report_packages=()

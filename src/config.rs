@@ -99,7 +99,7 @@ pub enum KeySource {
 pub struct SourceDecl {
     /// The table's name: the evidence folder name.
     pub name: String,
-    /// The `type` key, naming a collector in [`crate::collect::COLLECTORS`].
+    /// The `type` key, naming a collector in [`crate::sources::SOURCES`].
     pub source_type: String,
     text: Arc<str>,
     path: PathBuf,

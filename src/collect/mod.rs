@@ -36,7 +36,7 @@ pub struct CollectContext {
 
 /// A configured source that can collect its evidence.
 ///
-/// Contract: `collect` stores raw evidence only through [`http::fetch_dataset`]
+/// Contract: `collect` stores raw evidence only through [`dataset::fetch_dataset`]
 /// (or the evidence writer), never panics on outside data, and returns a report
 /// in which every dataset it was meant to fetch appears with its status. A
 /// credential problem makes the whole source `failed` with the reason.

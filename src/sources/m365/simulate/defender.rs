@@ -21,7 +21,7 @@ pub struct DefenderTenant {
     pub av_info: Vec<Value>,
 }
 
-/// Paths, as [`super::Fault::path`] names them.
+/// Paths, as [`crate::simulate::Fault::path`] names them.
 pub mod paths {
     /// Machines.
     pub const MACHINES: &str = "/api/machines";

@@ -50,7 +50,7 @@ pub struct GraphTenant {
 }
 
 /// Paths of the endpoints (with `{id}` for the nested ones), as
-/// [`super::Fault::path`] names them.
+/// [`crate::simulate::Fault::path`] names them.
 pub mod paths {
     /// Users.
     pub const USERS: &str = "/v1.0/users";
