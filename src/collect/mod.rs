@@ -25,6 +25,7 @@ use std::sync::Arc;
 use crate::config::SourceDecl;
 use crate::error::{Error, Result};
 use crate::evidence::{DatasetReport, DatasetStatus, EvidenceWriter, SourceReport};
+use crate::secret::SecretRef;
 use http::HttpClient;
 
 /// A boxed, sendable future (collectors are used as trait objects).
@@ -51,6 +52,34 @@ pub trait Collector: Send + Sync {
     fn source_type(&self) -> &'static str;
     /// Collect every dataset.
     fn collect<'a>(&'a self, ctx: &'a CollectContext) -> BoxFuture<'a, SourceReport>;
+    /// The secrets this source reads, each with the stem of the config key
+    /// that names it (`client_secret` for `client_secret_env` or
+    /// `client_secret_file`), so that a run can check every one before its
+    /// first request ([`check_secrets`]). None by default.
+    fn secrets(&self) -> Vec<(&'static str, SecretRef)> {
+        Vec::new()
+    }
+}
+
+/// Check that every secret the sources name can be read (a variable that is
+/// set and not empty, a file that exists, is readable and not empty), so that
+/// a run never collects with a credential it does not have. Each problem is
+/// one line naming the source, the config key and the variable or file, never
+/// a value.
+pub fn check_secrets(collectors: &[Box<dyn Collector>]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for c in collectors {
+        for (what, secret) in c.secrets() {
+            if let Err(e) = secret.resolve() {
+                problems.push(format!(
+                    "[sources.{}] `{}`: {e}",
+                    c.name(),
+                    secret.key(what)
+                ));
+            }
+        }
+    }
+    problems
 }
 
 /// One entry of the registry: a `type` value and how to build its collector.
@@ -95,8 +124,13 @@ pub fn build_collectors(sources: &[SourceDecl]) -> Result<Vec<Box<dyn Collector>
                         .map(|k| k.source_type.to_owned())
                         .collect();
                     known.extend(rmm_spec::spec::embedded().unwrap_or_default().into_keys());
+                    let names: Vec<&str> = known.iter().map(String::as_str).collect();
+                    let hint = crate::config::did_you_mean(&decl.source_type, &names)
+                        .map(|k| format!("did you mean `{k}`? "))
+                        .unwrap_or_default();
                     Error::config(format!(
-                        "[sources.{}]: unknown type `{}`; known types: {}",
+                        "{}: [sources.{}]: unknown type `{}`; {hint}known types: {}",
+                        decl.type_location(),
                         decl.name,
                         decl.source_type.escape_debug(),
                         known.join(", ")

@@ -17,7 +17,9 @@ pub use custody::{
     format_time, is_binary_evidence, read_custody, redact_url, CustodyEntry, EvidenceWriter,
     PageMeta, BINARY_EXTENSIONS,
 };
-pub use run::{DatasetReport, DatasetStatus, Rejection, RunManifest, SourceReport, SourceStatus};
+pub use run::{
+    DatasetReport, DatasetStatus, Rejection, RunManifest, SignerInfo, SourceReport, SourceStatus,
+};
 
 /// The tool name and version written into every custody line and manifest.
 pub fn tool_version() -> String {

@@ -16,7 +16,8 @@ mod verify;
 pub use archive::{write_zip, zip_path};
 pub use bag::{write_bag, write_bag_with, BagInfo, BagOptions, Durability};
 pub use hash::{hashing_method, Algorithm};
-pub use sign::{generate_key, KeyPair, Signer};
+pub use reader::read_zipped_file;
+pub use sign::{generate_key, validate_identity, KeyPair, Signer};
 pub use timestamp::{TimestampAuthority, TimestampInfo, TIMESTAMP_FILE};
 pub use verify::{
     parse_manifest, verify, verify_with, verify_zip_bytes, Manifest, Reevaluate, VerifyOptions,

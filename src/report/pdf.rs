@@ -18,7 +18,7 @@ use printpdf::{
     PdfPage, PdfSaveOptions, Point, Pt, Rect, Rgb, TextItem, WindingOrder,
 };
 
-use super::model::{Counts, Report, SummaryRow};
+use super::model::{owner_label, Counts, Report, SummaryRow};
 use crate::error::{Error, Result, ResultExt};
 use crate::evaluate::Status;
 use crate::evidence::write_atomic;
@@ -721,17 +721,29 @@ fn body(l: &mut Layout<'_>, r: &Report) {
         );
         for g in &o.gaps {
             l.ensure(80.0);
+            let count = if g.failing.is_empty() {
+                "fails as a whole".to_owned()
+            } else {
+                format!("{} of {} failing", g.failing.len(), g.evaluated)
+            };
             l.paragraph(
-                &prepare(&format!(
-                    "{} ({} of {} failing)",
-                    g.title, g.failing_count, g.evaluated
-                )),
+                &prepare(&format!("{} ({count})", g.title)),
                 10.0,
                 Face::Bold,
                 status_color("fail"),
                 0.0,
             );
-            let controls: Vec<&str> = g.controls.iter().map(|c| c.label.as_str()).collect();
+            let controls: Vec<String> = g
+                .controls
+                .iter()
+                .map(|c| {
+                    if c.owner == g.responsible || c.owner == crate::config::Owner::Shared {
+                        c.label.clone()
+                    } else {
+                        format!("{} (owned by {})", c.label, owner_label(c.owner))
+                    }
+                })
+                .collect();
             l.paragraph(
                 &prepare(&format!("Makes fail: {}", controls.join(", "))),
                 8.5,
@@ -747,7 +759,7 @@ fn body(l: &mut Layout<'_>, r: &Report) {
                 8.0,
             );
             let rows = g
-                .subjects
+                .failing
                 .iter()
                 .take(SUBJECT_CAP)
                 .map(|s| {
@@ -763,12 +775,12 @@ fn body(l: &mut Layout<'_>, r: &Report) {
                 rows,
                 7.5,
             );
-            if g.subjects.len() > SUBJECT_CAP {
+            if g.failing.len() > SUBJECT_CAP {
                 l.y += 6.0;
                 l.paragraph(
                     &format!(
                         "… and {} more; the full list is in results/findings.csv.",
-                        g.subjects.len() - SUBJECT_CAP
+                        g.failing.len() - SUBJECT_CAP
                     ),
                     8.5,
                     Face::Bold,
