@@ -256,6 +256,43 @@ fn pdf_report_has_its_headings_organisation_and_subjects_on_the_page() {
         }
     }
     assert!(words > 200, "only {words} words found");
+
+    // No column title is cut, and no id is broken inside a token: every
+    // control id and every listed subject id stands whole on one line.
+    let raw = String::from_utf8(tool("pdftotext", &[pdf_s, "-"]).stdout).expect("utf-8 text");
+    let lines: std::collections::HashSet<&str> = raw.lines().map(str::trim).collect();
+    for title in [
+        "Dataset", "status", "Source", "Detail", "Control", "Checks", "Reason", "Why",
+    ] {
+        assert!(
+            lines.contains(title),
+            "column title {title:?} is cut or missing"
+        );
+    }
+    assert!(!raw.contains("sta…"), "a cut column title");
+    for r in &results {
+        assert!(
+            lines.contains(r.control_id.as_str()),
+            "control id {} is broken or missing in the PDF",
+            r.control_id
+        );
+    }
+    let subject_ids: Vec<&str> = results
+        .iter()
+        .filter(|r| r.status == Status::Fail)
+        .flat_map(|r| &r.checks)
+        .flat_map(|c| c.failing.iter().take(5))
+        .map(|s| s.id.as_str())
+        .collect();
+    assert!(!subject_ids.is_empty());
+    for id in subject_ids {
+        assert!(lines.contains(id), "subject id {id} is broken in the PDF");
+    }
+    // Reasons name checks by title, not by id.
+    assert!(
+        !raw.contains("devices_report_patch_state:"),
+        "a raw check id"
+    );
 }
 
 #[test]
