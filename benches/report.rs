@@ -93,7 +93,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &run_dir,
             &ReportOptions {
                 formats: vec![format],
-                signer: None,
             },
         )?;
         let secs = start.elapsed().as_secs_f64();

@@ -103,6 +103,8 @@ pub struct SourceDecl {
     pub source_type: String,
     text: Arc<str>,
     path: PathBuf,
+    /// Byte offset of the `type` value in `text`.
+    type_at: usize,
 }
 
 impl SourceDecl {
@@ -116,6 +118,12 @@ impl SourceDecl {
             PickSource::<T>::new(&self.name).deserialize(de)
         })
         .map_err(|e| Error::config(format!("{e} (in [sources.{}])", self.name)))
+    }
+
+    /// `file:line:col` of this source's `type` value, for messages.
+    pub fn type_location(&self) -> String {
+        let (line, col) = line_col(&self.text, self.type_at);
+        format!("{}:{line}:{col}", self.path.display())
     }
 
     /// The folder relative paths in this source resolve against.
@@ -169,7 +177,8 @@ impl Config {
             }
             sources.push(SourceDecl {
                 name,
-                source_type: header.source_type,
+                type_at: header.source_type.span().start,
+                source_type: header.source_type.into_inner(),
                 text: text.clone(),
                 path: path.to_owned(),
             });
@@ -248,7 +257,7 @@ struct RawOwnership {
 #[derive(Deserialize)]
 struct SourceHeader {
     #[serde(rename = "type")]
-    source_type: String,
+    source_type: toml::Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -284,9 +293,8 @@ impl RawSigning {
                 base,
             )?),
         };
-        if self.identity.trim().is_empty() {
-            return Err(Error::config("`identity` is empty"));
-        }
+        auditpack_bag::validate_identity(&self.identity)
+            .map_err(|e| Error::config(format!("`identity`: {e}")))?;
         if let Some(url) = &self.tsa_url {
             // Never echo the URL: it is refused when it may hold credentials.
             match reqwest::Url::parse(url) {
@@ -327,8 +335,125 @@ fn parse_at<T>(
             }
             None => path.display().to_string(),
         };
-        Error::config(format!("{location}: {}", e.message().trim_end()))
+        let key = e.span().map(|span| key_at(text, span.start)).unwrap_or("");
+        Error::config(format!(
+            "{location}: {}",
+            humanise(e.message().trim_end(), key)
+        ))
     })
+}
+
+/// Keys whose only purpose is to refuse a literal secret: never offered as a
+/// hint for an unknown key.
+const REFUSED_KEYS: &[&str] = &[
+    "client_secret",
+    "api_key",
+    "api_secret",
+    "token",
+    "key",
+    "passphrase",
+];
+
+/// The key on the line holding `offset` (the text before its `=`), for
+/// messages; empty when there is none. Never the value.
+fn key_at(text: &str, offset: usize) -> &str {
+    let offset = offset.min(text.len());
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[start..].lines().next().unwrap_or("");
+    line.split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"'))
+        .filter(|k| {
+            !k.is_empty()
+                && k.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        })
+        .unwrap_or("")
+}
+
+/// serde's messages in words a config author uses: a whole number of days
+/// instead of `u32`, and for an unknown key the nearest known one, without
+/// the keys that only exist to refuse a literal secret.
+fn humanise(message: &str, key: &str) -> String {
+    for int in ["u8", "u16", "u32", "u64", "usize", "i64"] {
+        let rust = format!("expected {int}");
+        if let Some(at) = message.find(&rust) {
+            if message[at + rust.len()..]
+                .chars()
+                .next()
+                .is_none_or(|c| !c.is_alphanumeric())
+            {
+                let unit = if key.ends_with("_days") {
+                    "a whole number of days (e.g. 90)"
+                } else if key.ends_with("_hours") {
+                    "a whole number of hours (e.g. 48)"
+                } else {
+                    "a whole number (e.g. 100)"
+                };
+                let mut out = message.to_owned();
+                out.replace_range(at..at + rust.len(), &format!("expected {unit}"));
+                return out;
+            }
+        }
+    }
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        if let Some((unknown, list)) = rest.split_once('`') {
+            let known: Vec<&str> = list
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .filter(|k| !REFUSED_KEYS.contains(k))
+                .collect();
+            if known.is_empty() {
+                return format!("unknown key `{unknown}`");
+            }
+            let hint = did_you_mean(unknown, &known)
+                .map(|k| format!("did you mean `{k}`? "))
+                .unwrap_or_default();
+            return format!(
+                "unknown key `{unknown}`; {hint}known keys here: {}",
+                known.join(", ")
+            );
+        }
+    }
+    message.to_owned()
+}
+
+/// The candidate closest to `given` by edit distance, when it is close enough
+/// to be a typo (at most a third of its length, and at least one edit).
+pub fn did_you_mean<'a>(given: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let given = given.to_ascii_lowercase();
+    candidates
+        .iter()
+        .map(|c| (edit_distance(&given, &c.to_ascii_lowercase()), *c))
+        .filter(|(d, c)| *d <= (c.len() / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance with adjacent transpositions counted as one edit.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut rows = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in rows.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in rows[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (rows[i - 1][j] + 1)
+                .min(rows[i][j - 1] + 1)
+                .min(rows[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(rows[i - 2][j - 2] + 1);
+            }
+            rows[i][j] = best;
+        }
+    }
+    rows[a.len()][b.len()]
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -418,6 +543,44 @@ mod tests {
     fn line_col_counts_from_one() {
         assert_eq!(line_col("a\nbc\n", 3), (2, 2));
         assert_eq!(line_col("abc", 0), (1, 1));
+    }
+
+    #[test]
+    fn messages_use_words_not_rust_types() {
+        assert_eq!(
+            humanise(
+                "invalid type: string \"x\", expected u32",
+                "inactive_account_days"
+            ),
+            "invalid type: string \"x\", expected a whole number of days (e.g. 90)"
+        );
+        assert_eq!(
+            humanise(
+                "invalid type: string \"x\", expected u32",
+                "backup_max_age_hours"
+            ),
+            "invalid type: string \"x\", expected a whole number of hours (e.g. 48)"
+        );
+        let unknown = humanise(
+            "unknown field `client_secrt`, expected one of `tenant_id`, `client_secret_env`, `client_secret`",
+            "",
+        );
+        assert_eq!(
+            unknown,
+            "unknown key `client_secrt`; did you mean `client_secret_env`? known keys here: tenant_id, client_secret_env"
+        );
+        assert_eq!(key_at("a = 1\n  bcd_days = \"x\"\n", 18), "bcd_days");
+    }
+
+    #[test]
+    fn typos_find_their_key() {
+        assert_eq!(did_you_mean("m356", &["m365", "ninjaone"]), Some("m365"));
+        assert_eq!(did_you_mean("ninja", &["m365", "ninjaone"]), None);
+        assert_eq!(did_you_mean("datto", &["datto-rmm", "m365"]), None);
+        assert_eq!(
+            did_you_mean("datto-rm", &["datto-rmm", "m365"]),
+            Some("datto-rmm")
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod judge;
 pub mod package;
 pub mod pipeline;
 pub mod report;
+pub mod sanitize;
 pub mod secret;
 pub mod simulate;
 pub mod sources;

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 
+use auditpack::commands::terminal_safe as sanitize;
 use auditpack::config::Config;
 use auditpack::evaluate::{all_satisfied, count_by_status, ControlResult};
 use auditpack::package::{
@@ -73,13 +74,7 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
             algorithm,
         } => {
             let config = Config::load(&config)?;
-            let as_of = as_of
-                .map(|t| {
-                    chrono::DateTime::parse_from_rfc3339(&t)
-                        .map(|t| t.with_timezone(&chrono::Utc))
-                        .with_context(|| format!("--as-of {t:?} is not an RFC 3339 time"))
-                })
-                .transpose()?;
+            let as_of = as_of.as_deref().map(parse_as_of).transpose()?;
             let options = RunOptions {
                 as_of,
                 algorithms: algorithms(&algorithm),
@@ -132,13 +127,15 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
                 auditpack::demo::DEMO_IDENTITY
             );
             say!(out, "allowed_signers: {}", demo.allowed_signers.display());
+            say!(out);
             print_verify(out, &demo.verify);
             let signers = absolute(&demo.allowed_signers);
+            let package = absolute(&demo.run.package);
             say!(
                 out,
                 "\nAn auditor verifies the package with stock tools, from the package folder:"
             );
-            say!(out, "  cd {}", demo.run.package.display());
+            say!(out, "  cd {}", package.display());
             say!(out,
                 "  ssh-keygen -Y verify -f {} -I {} -n {NAMESPACE} -s {SIGNATURE_FILE} < tagmanifest-sha256.txt",
                 signers.display(),
@@ -148,13 +145,24 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
                 out,
                 "  sha256sum -c tagmanifest-sha256.txt && sha256sum --quiet -c manifest-sha256.txt"
             );
+            let me = self_command();
             say!(out, "or with auditpack:");
             say!(
                 out,
-                "  auditpack verify {} --allowed-signers {} --identity {}",
-                demo.run.package.display(),
-                demo.allowed_signers.display(),
+                "  {me} verify {} --allowed-signers {} --identity {}",
+                package.display(),
+                signers.display(),
                 auditpack::demo::DEMO_IDENTITY
+            );
+            say!(
+                out,
+                "\nThe gaps by the party that must act, and the reports:"
+            );
+            say!(out, "  {me} gaps {}", absolute(&demo.run.run_dir).display());
+            say!(
+                out,
+                "  {}",
+                absolute(&demo.run.run_dir.join("reports/report.html")).display()
             );
             Ok(if demo.verify.is_valid() {
                 ExitCode::SUCCESS
@@ -165,11 +173,9 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
         Command::Evaluate { run } => {
             let catalog = auditpack::catalog::Catalog::builtin()?;
             let results = pipeline::evaluate_run(&run, &catalog)?;
-            // Keep the rendered reports in step with the new results. This
-            // command signs nothing, so the PDF cover names no signer.
+            // Keep the rendered reports in step with the new results.
             let reports = auditpack::report::ReportOptions {
                 formats: auditpack::report::Format::RENDERED.to_vec(),
-                signer: None,
             };
             auditpack::report::write_reports(&run, &reports)?;
             print_summary(out, &results);
@@ -180,10 +186,7 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
                 .iter()
                 .map(|f| f.parse::<auditpack::report::Format>())
                 .collect::<Result<Vec<_>, _>>()?;
-            let options = auditpack::report::ReportOptions {
-                formats,
-                signer: None,
-            };
+            let options = auditpack::report::ReportOptions { formats };
             for path in auditpack::report::write_reports(&run, &options)? {
                 say!(out, "wrote {}", path.display());
             }
@@ -274,9 +277,9 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
             })
         }
         Command::Diff { run_a, run_b } => {
-            use auditpack::commands::{diff, read_results};
-            let (a, b) = (read_results(&run_a)?, read_results(&run_b)?);
-            let changes = diff::diff(&a, &b);
+            use auditpack::commands::{diff, read_run};
+            let (a, b) = (read_run(&run_a)?, read_run(&run_b)?);
+            let changes = diff::compare(&a, &b)?;
             out.0.push_str(&diff::render(&changes));
             Ok(if changes.regressed() {
                 ExitCode::from(1)
@@ -370,30 +373,31 @@ fn print_summary(out: &mut Out, results: &[ControlResult]) {
         let counts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
         say!(out, "  {owner:<10} {}", counts.join(", "));
     }
-    let mut gaps: BTreeMap<(&str, &str), (&str, usize, Vec<&str>)> = BTreeMap::new();
-    for r in results {
-        for c in &r.checks {
-            if !c.failing.is_empty() {
-                let names = c.failing.iter().take(5).map(|s| s.name.as_str()).collect();
-                gaps.insert(
-                    (c.responsible.as_str(), c.check.as_str()),
-                    (c.title.as_str(), c.failing_count, names),
-                );
-            }
-        }
-    }
-    if !gaps.is_empty() {
-        say!(out, "\ngaps to fix:");
-        for ((owner, _), (title, count, names)) in gaps {
-            let more = if count > names.len() {
-                format!(" and {} more", count - names.len())
+    let found = auditpack::commands::gaps::gaps(results, None);
+    if !found.gaps.is_empty() {
+        say!(
+            out,
+            "\ngaps to fix (each failing user or device once, under the party that must act):"
+        );
+        for g in &found.gaps {
+            let names: Vec<&str> = g.failing.iter().take(5).map(|s| s.name.as_str()).collect();
+            let more = g.failing.len().saturating_sub(names.len());
+            let more = if more > 0 {
+                format!(" and {more} more")
             } else {
                 String::new()
             };
+            let what = if names.is_empty() {
+                "fails as a whole".to_owned()
+            } else {
+                sanitize(&names.join("; "))
+            };
             say!(
                 out,
-                "  [{owner}] {title}: {}{more}",
-                sanitize(&names.join("; "))
+                "  [{}] {}: {what}{more} ({} control(s))",
+                g.responsible,
+                g.title,
+                g.controls.len()
             );
         }
     }
@@ -403,7 +407,7 @@ fn print_verify(out: &mut Out, report: &VerifyReport) {
     if report.is_valid() {
         say!(
             out,
-            "\nverify: VALID ({} files, {} bytes, signed by {})",
+            "verify: VALID ({} files, {} bytes, signed by {})",
             report.files,
             report.bytes,
             report.signer.as_deref().unwrap_or("?")
@@ -430,13 +434,26 @@ fn print_verify(out: &mut Out, report: &VerifyReport) {
     } else {
         say!(
             out,
-            "\nverify: INVALID, {} problem(s):",
+            "verify: INVALID, {} problem(s):",
             report.problems.len()
         );
         for p in &report.problems {
             say!(out, "  - {}", sanitize(p));
         }
     }
+}
+
+/// `--as-of`: an RFC 3339 time, or a date (its first instant, UTC).
+fn parse_as_of(t: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(t) {
+        return Ok(time.with_timezone(&chrono::Utc));
+    }
+    if let Ok(date) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        return Ok(date.and_time(chrono::NaiveTime::MIN).and_utc());
+    }
+    anyhow::bail!(
+        "--as-of {t:?} is neither a date (2026-01-01) nor an RFC 3339 time with a zone (2026-01-01T09:30:00Z)"
+    )
 }
 
 /// The manifest algorithms named by `--algorithm`, besides SHA-256.
@@ -448,11 +465,24 @@ fn algorithms(names: &[String]) -> Vec<auditpack::package::Algorithm> {
         .collect()
 }
 
-/// Strip control characters (terminal escapes) from text that may come from an API or a file.
-fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
+/// How to run this binary again: `auditpack` when that name on the PATH is
+/// this very program, else its absolute path (a fresh `cargo run` build).
+fn self_command() -> String {
+    let Ok(me) = std::env::current_exe().and_then(|p| p.canonicalize()) else {
+        return "auditpack".to_owned();
+    };
+    let on_path = std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("auditpack"))
+            .find(|p| p.is_file())
+            .and_then(|p| p.canonicalize().ok())
+            .is_some_and(|p| p == me)
+    });
+    if on_path {
+        "auditpack".to_owned()
+    } else {
+        me.display().to_string()
+    }
 }
 
 fn absolute(p: &Path) -> std::path::PathBuf {

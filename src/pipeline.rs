@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use crate::catalog::{Catalog, Ownership};
 use crate::collect::http::HttpClient;
 use crate::collect::retry::RetryPolicy;
-use crate::collect::{collect_all, CollectContext};
-use crate::config::Config;
+use crate::collect::{collect_all, CollectContext, Collector};
+use crate::config::{Config, KeySource};
 use crate::error::{Error, Result};
 use crate::evaluate::ControlResult;
 use crate::evidence::{format_time, tool_version, write_manifest, EvidenceWriter, RunManifest};
@@ -19,6 +19,7 @@ use crate::package::{
     load_signer, write_bag_with, write_zip, Algorithm, BagInfo, BagOptions, Signer,
 };
 use crate::report;
+use crate::secret::SecretRef;
 use crate::sources::build_collectors;
 
 /// Knobs of a run that are not in the config.
@@ -109,7 +110,13 @@ pub fn run(
         }
     }
     let collectors = build_collectors(&config.sources)?;
-    let signer = config.signing.as_ref().map(load_signer).transpose()?;
+    check_secrets(config, &collectors)?;
+    let signer = config
+        .signing
+        .as_ref()
+        .map(load_signer)
+        .transpose()
+        .map_err(|e| Error::config(format!("{}: [signing]: {e}", config.path.display())))?;
     let http = HttpClient::new(options.retry, options.max_in_flight).map_err(Error::config)?;
 
     let started = Utc::now();
@@ -150,13 +157,13 @@ pub fn run(
         ownership_overrides: config.ownership_overrides.clone(),
         service_provider: config.organisation.service_provider,
         sources,
+        signer: signer.as_ref().map(signer_info),
     };
     write_manifest(&run_dir, &manifest)?;
     let results = evaluate_run(&run_dir, &catalog)?;
     // evaluate_run has written controls.json and findings.csv; render the rest.
     let reports = report::ReportOptions {
         formats: report::Format::RENDERED.to_vec(),
-        ..report::ReportOptions::signed_by(signer.as_ref().map(signer_info))
     };
     report::write_reports(&run_dir, &reports)?;
 
@@ -166,7 +173,8 @@ pub fn run(
         config,
         signer.as_ref(),
         &options.algorithms,
-    )?;
+    )
+    .map_err(|e| unpackaged(&e, &run_dir, &manifest, &results, config))?;
     Ok(RunOutcome {
         run_dir,
         manifest,
@@ -175,6 +183,81 @@ pub fn run(
         archive,
         signed: signer.is_some(),
     })
+}
+
+/// A packaging failure after a finished collection: what finished, where the
+/// run folder is, how each source did, and the command that packages it later.
+fn unpackaged(
+    e: &Error,
+    run_dir: &Path,
+    manifest: &RunManifest,
+    results: &[ControlResult],
+    config: &Config,
+) -> Error {
+    use std::fmt::Write as _;
+    let mut cause = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        let _ = write!(cause, ": {inner}");
+        source = inner.source();
+    }
+    let mut text = format!(
+        "packaging failed: {cause}\n\
+         Collection, evaluation and reports finished ({} controls judged); only the package is missing.\n\
+         run folder: {}\n\
+         sources:",
+        results.len(),
+        run_dir.display()
+    );
+    for (name, s) in &manifest.sources {
+        let status = match s.status {
+            crate::evidence::SourceStatus::Complete => "complete",
+            crate::evidence::SourceStatus::Partial => "partial",
+            crate::evidence::SourceStatus::Failed => "failed",
+        };
+        let _ = write!(text, "\n  {name} ({}): {status}", s.source_type);
+        if let Some(reason) = &s.reason {
+            let _ = write!(text, " ({})", crate::sanitize::terminal_safe(reason));
+        }
+    }
+    let _ = write!(
+        text,
+        "\nPackage it once the cause is fixed:\n  auditpack package {} --config {}",
+        run_dir.display(),
+        config.path.display()
+    );
+    Error::new(crate::error::ErrorKind::Invalid, text)
+}
+
+/// Every secret the config names, read once before the first request: the
+/// sources' credentials, the signing key and its passphrase. A run never
+/// collects with a credential it lacks, so one that cannot be read stops it
+/// with every such problem named (source, key, variable or file), no value.
+fn check_secrets(config: &Config, collectors: &[Box<dyn Collector>]) -> Result<()> {
+    let mut problems = crate::collect::check_secrets(collectors);
+    if let Some(signing) = &config.signing {
+        let (key, stem) = match &signing.key {
+            KeySource::File(path) => (SecretRef::File(path.clone()), "key"),
+            KeySource::Env(var) => (SecretRef::Env(var.clone()), "key"),
+        };
+        let refs = std::iter::once((stem, &key))
+            .chain(signing.passphrase.as_ref().map(|p| ("passphrase", p)));
+        for (stem, secret) in refs {
+            if let Err(e) = secret.resolve() {
+                problems.push(format!("[signing] `{}`: {e}", secret.key(stem)));
+            }
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Error::config(format!(
+        "{}: {} secret(s) cannot be read, so nothing was collected:\n  {}\n\
+         Set each variable (or fix each file) and run again.",
+        config.path.display(),
+        problems.len(),
+        problems.join("\n  ")
+    )))
 }
 
 /// Package an existing run folder again, as [`run`] does at its end: a bag in
@@ -190,9 +273,32 @@ pub fn package_run(
     config: &Config,
     algorithms: &[Algorithm],
 ) -> Result<(PathBuf, PathBuf)> {
-    let manifest = RunManifest::read(run_dir)?;
+    report::ensure_not_in_package(run_dir)?;
+    let mut manifest = RunManifest::read(run_dir)?;
     let signer = config.signing.as_ref().map(load_signer).transpose()?;
+    let info = signer.as_ref().map(signer_info);
+    if manifest.signer != info {
+        // Signed by another key than the run expected: record it and render
+        // the reports that name the signer again, so the package says who
+        // really signed it.
+        manifest.signer = info;
+        write_manifest(run_dir, &manifest)?;
+        report::write_reports(
+            run_dir,
+            &report::ReportOptions {
+                formats: vec![report::Format::Html, report::Format::Pdf],
+            },
+        )?;
+    }
     package_with(run_dir, &manifest, config, signer.as_ref(), algorithms)
+}
+
+/// The signer as `run.json` and the reports name it.
+fn signer_info(signer: &Signer) -> report::SignerInfo {
+    report::SignerInfo {
+        identity: signer.identity().to_owned(),
+        fingerprint: signer.fingerprint(),
+    }
 }
 
 fn package_with(
@@ -237,20 +343,13 @@ fn package_with(
 /// run folder always gives byte-identical results.
 ///
 /// # Errors
-/// When the run folder is incomplete or altered, names a framework or
-/// template the catalog lacks, or on I/O failure.
+/// When the run folder is a package or inside one, is incomplete or altered,
+/// names a framework or template the catalog lacks, or on I/O failure.
 pub fn evaluate_run(run_dir: &Path, catalog: &Catalog) -> Result<Vec<ControlResult>> {
+    report::ensure_not_in_package(run_dir)?;
     let judgement = judge_run(run_dir, catalog)?;
     report::write_results(run_dir, &judgement)?;
     Ok(judgement.results)
-}
-
-/// What the reports say of the package signer.
-fn signer_info(signer: &Signer) -> report::model::SignerInfo {
-    report::model::SignerInfo {
-        identity: signer.identity().to_owned(),
-        fingerprint: signer.fingerprint(),
-    }
 }
 
 /// A file-name-safe slug of a display name.

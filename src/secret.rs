@@ -97,6 +97,15 @@ impl SecretRef {
         Ok(Secret(value))
     }
 
+    /// The config key that names this secret, from its stem (`client_secret`
+    /// gives `client_secret_env` or `client_secret_file`).
+    pub fn key(&self, stem: &str) -> String {
+        match self {
+            SecretRef::Env(_) => format!("{stem}_env"),
+            SecretRef::File(_) => format!("{stem}_file"),
+        }
+    }
+
     /// Where the secret lives, for messages.
     pub fn describe(&self) -> String {
         match self {

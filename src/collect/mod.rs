@@ -21,6 +21,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::evidence::{DatasetReport, DatasetStatus, EvidenceWriter, SourceReport};
+use crate::secret::SecretRef;
 use http::HttpClient;
 
 /// A boxed, sendable future (collectors are used as trait objects).
@@ -47,6 +48,34 @@ pub trait Collector: Send + Sync {
     fn source_type(&self) -> &'static str;
     /// Collect every dataset.
     fn collect<'a>(&'a self, ctx: &'a CollectContext) -> BoxFuture<'a, SourceReport>;
+    /// The secrets this source reads, each with the stem of the config key
+    /// that names it (`client_secret` for `client_secret_env` or
+    /// `client_secret_file`), so that a run can check every one before its
+    /// first request ([`check_secrets`]). None by default.
+    fn secrets(&self) -> Vec<(&'static str, SecretRef)> {
+        Vec::new()
+    }
+}
+
+/// Check that every secret the sources name can be read (a variable that is
+/// set and not empty, a file that exists, is readable and not empty), so that
+/// a run never collects with a credential it does not have. Each problem is
+/// one line naming the source, the config key and the variable or file, never
+/// a value.
+pub fn check_secrets(collectors: &[Box<dyn Collector>]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for c in collectors {
+        for (what, secret) in c.secrets() {
+            if let Err(e) = secret.resolve() {
+                problems.push(format!(
+                    "[sources.{}] `{}`: {e}",
+                    c.name(),
+                    secret.key(what)
+                ));
+            }
+        }
+    }
+    problems
 }
 
 /// Run every collector concurrently; one report per source name.

@@ -124,7 +124,7 @@ pub struct CheckDetail {
     pub title: String,
     /// What it tests (from its documentation).
     pub tests: String,
-    /// How to fix a failure (from its documentation).
+    /// How to fix a failure (the check's remediation, as `gaps` prints it).
     pub fix: String,
     /// Thresholds it reads with their values for this framework.
     pub thresholds: Vec<(String, u32)>,
@@ -163,7 +163,8 @@ pub struct ControlDetail {
 /// `framework` (in every framework when `None`).
 ///
 /// # Errors
-/// When nothing matches.
+/// When a framework named (by prefix or `framework`) is not in the catalog,
+/// the two name different frameworks, or nothing matches.
 pub fn show(
     catalog: &Catalog,
     ownership: &Ownership<'_>,
@@ -171,9 +172,23 @@ pub fn show(
     id: &str,
     framework: Option<&str>,
 ) -> Result<Vec<ControlDetail>> {
+    if let Some(f) = framework {
+        if catalog.framework(f).is_none() {
+            return Err(unknown_framework(catalog, f));
+        }
+    }
     let (framework, id) = match id.split_once(':') {
-        Some((f, c)) if catalog.framework(f).is_some() => (Some(f), c),
-        _ => (framework, id),
+        Some((f, _)) if catalog.framework(f).is_none() => {
+            return Err(unknown_framework(catalog, f));
+        }
+        Some((f, _)) if framework.is_some_and(|given| given != f) => {
+            return Err(Error::invalid(format!(
+                "`{id}` names framework `{f}` but --framework is `{}`; give one of them",
+                framework.unwrap_or_default()
+            )));
+        }
+        Some((f, c)) => (Some(f), c),
+        None => (framework, id),
     };
     let mut found = Vec::new();
     for fw in catalog.frameworks() {
@@ -192,7 +207,8 @@ pub fn show(
                     id: check.id.to_owned(),
                     title: check.title.to_owned(),
                     tests: check.doc_section("What it tests"),
-                    fix: check.doc_section("How to fix"),
+                    // The same words as `gaps` and the reports print.
+                    fix: check.remediation.to_owned(),
                     thresholds: check
                         .thresholds
                         .iter()

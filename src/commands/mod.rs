@@ -6,13 +6,15 @@
 
 pub mod controls;
 pub mod diff;
-pub mod gaps;
+pub use crate::report::gaps;
+pub use crate::sanitize::terminal_safe;
 
 use std::path::{Path, PathBuf};
 
 use crate::config::Owner;
 use crate::error::{Error, Result};
 use crate::evaluate::ControlResult;
+use crate::evidence::RunManifest;
 
 /// Parse an owner as written on the command line.
 ///
@@ -30,11 +32,47 @@ pub fn parse_owner(s: &str) -> Result<Owner> {
     }
 }
 
-/// Read the results of a run folder, or of a package (its `data/` payload).
+/// What the reading commands take from a run: its results, and its
+/// `run.json` when it has one.
+#[derive(Clone, Debug)]
+pub struct RunView {
+    /// `run.json`, when present.
+    pub manifest: Option<RunManifest>,
+    /// `results/controls.json`.
+    pub results: Vec<ControlResult>,
+}
+
+/// The largest `controls.json` or `run.json` read from a zipped package.
+const MAX_ZIPPED_READ: u64 = 4 << 30;
+
+/// Read a run folder, a package folder (its `data/` payload) or a zipped
+/// package (read in place, never unpacked).
 ///
 /// # Errors
-/// When neither holds a readable `results/controls.json`.
-pub fn read_results(path: &Path) -> Result<Vec<ControlResult>> {
+/// When none of them holds a readable `results/controls.json`, or a
+/// `run.json` beside it is malformed.
+pub fn read_run(path: &Path) -> Result<RunView> {
+    if path.is_file() {
+        let results =
+            crate::package::read_zipped_file(path, "data/results/controls.json", MAX_ZIPPED_READ)?;
+        let results = serde_json::from_slice(&results).map_err(|e| {
+            Error::invalid(format!(
+                "{}: data/results/controls.json is not valid: {e}",
+                path.display()
+            ))
+        })?;
+        let manifest =
+            match crate::package::read_zipped_file(path, "data/run.json", MAX_ZIPPED_READ) {
+                Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| {
+                    Error::invalid(format!(
+                        "{}: data/run.json is not valid: {e}",
+                        path.display()
+                    ))
+                })?),
+                Err(_) => None,
+            };
+        return Ok(RunView { manifest, results });
+    }
     let run_dir: PathBuf = if !path.join("results/controls.json").exists()
         && path.join("data/results/controls.json").exists()
     {
@@ -42,13 +80,19 @@ pub fn read_results(path: &Path) -> Result<Vec<ControlResult>> {
     } else {
         path.to_owned()
     };
-    crate::report::json::read(&run_dir)
+    let results = crate::report::json::read(&run_dir)?;
+    let manifest = if run_dir.join("run.json").exists() {
+        Some(RunManifest::read(&run_dir)?)
+    } else {
+        None
+    };
+    Ok(RunView { manifest, results })
 }
 
-/// Text from an API or a file, made safe for a terminal (control characters
-/// such as escape sequences become `?`).
-pub fn terminal_safe(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
+/// Read the results of a run folder, a package folder or a zipped package.
+///
+/// # Errors
+/// As [`read_run`].
+pub fn read_results(path: &Path) -> Result<Vec<ControlResult>> {
+    read_run(path).map(|run| run.results)
 }

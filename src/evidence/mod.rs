@@ -15,7 +15,7 @@ use std::path::Path;
 pub use auditpack_bag::atomic::{write_atomic, AtomicFile};
 pub use auditpack_bag::tool_version;
 pub use auditpack_core::run::{
-    DatasetReport, DatasetStatus, Rejection, RunManifest, SourceReport, SourceStatus,
+    DatasetReport, DatasetStatus, Rejection, RunManifest, SignerInfo, SourceReport, SourceStatus,
 };
 pub use custody::{
     format_time, is_binary_evidence, read_custody, redact_url, CustodyEntry, EvidenceWriter,

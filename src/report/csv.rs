@@ -1,6 +1,8 @@
-//! `results/findings.csv`: one row per failing subject per control, for
-//! spreadsheets: UTF-8 BOM, RFC 4180 quoting, and cells that a spreadsheet
-//! would run as formulas prefixed with `'`.
+//! `results/findings.csv`: one row per failing subject, under the party that
+//! must act, with the controls it makes fail beside it (the gaps of
+//! [`super::gaps`], as in every report), for spreadsheets: UTF-8
+//! BOM, RFC 4180 quoting, and cells that a spreadsheet would run as formulas
+//! prefixed with `'`.
 
 use std::path::Path;
 
@@ -9,14 +11,14 @@ use crate::evaluate::ControlResult;
 use crate::evidence::write_atomic;
 
 const HEADER: [&str; 9] = [
-    "framework",
-    "control",
-    "owner",
     "responsible",
     "check",
     "subject_id",
     "subject_name",
     "detail",
+    "controls",
+    "control_owners",
+    "check_title",
     "evidence",
 ];
 
@@ -24,25 +26,40 @@ const HEADER: [&str; 9] = [
 pub fn render(results: &[ControlResult]) -> String {
     let mut out = String::from("\u{feff}");
     push_row(&mut out, HEADER);
-    for r in results {
-        for c in &r.checks {
-            let evidence = c.evidence.join(" ");
-            for s in &c.failing {
-                push_row(
-                    &mut out,
-                    [
-                        &r.framework,
-                        &r.control_id,
-                        r.owner.as_str(),
-                        c.responsible.as_str(),
-                        &c.check,
-                        &s.id,
-                        &s.name,
-                        &s.detail,
-                        &evidence,
-                    ],
-                );
-            }
+    for g in super::gaps::gaps(results, None).gaps {
+        let controls: Vec<String> = g.controls.iter().map(|c| c.key()).collect();
+        let controls = controls.join(" ");
+        let mut owners: Vec<&str> = g.controls.iter().map(|c| c.owner.as_str()).collect();
+        owners.sort_unstable();
+        owners.dedup();
+        let owners = owners.join(" ");
+        let evidence: Vec<&str> = g.evidence.iter().map(|e| e.path.as_str()).collect();
+        let evidence = evidence.join(" ");
+        let whole = [crate::checks::Subject {
+            id: String::new(),
+            name: String::new(),
+            detail: "the check fails as a whole".to_owned(),
+        }];
+        let subjects = if g.failing.is_empty() {
+            &whole[..]
+        } else {
+            &g.failing[..]
+        };
+        for s in subjects {
+            push_row(
+                &mut out,
+                [
+                    g.responsible.as_str(),
+                    &g.check,
+                    &s.id,
+                    &s.name,
+                    &s.detail,
+                    &controls,
+                    &owners,
+                    &g.title,
+                    &evidence,
+                ],
+            );
         }
     }
     out

@@ -112,6 +112,12 @@ fn bar(label: &str, counts: &Counts, y: f64) -> Bar {
     }
 }
 
+/// Subject lists up to this long are shown unfolded.
+const OPEN_SUBJECTS: usize = 200;
+
+handlebars::handlebars_helper!(length: |list: array| list.len());
+handlebars::handlebars_helper!(short: |list: array| list.len() <= OPEN_SUBJECTS);
+
 #[derive(Serialize)]
 struct Context<'a> {
     r: &'a Report,
@@ -126,6 +132,8 @@ struct Context<'a> {
 pub fn render(report: &Report) -> Result<String> {
     let mut hb = Handlebars::new();
     hb.set_strict_mode(true);
+    hb.register_helper("length", Box::new(length));
+    hb.register_helper("short", Box::new(short));
     hb.register_template_string("report", TEMPLATE)
         .map_err(|e| Error::invalid(format!("report template reports/report.html.hbs: {e}")))?;
     let ctx = Context {

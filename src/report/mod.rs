@@ -11,6 +11,7 @@
 //! | `oscal` | `results/assessment-results.oscal.json` | GRC tools (OSCAL 1.1.2) |
 
 pub mod csv;
+pub mod gaps;
 pub mod html;
 pub mod json;
 pub mod model;
@@ -94,20 +95,18 @@ impl FromStr for Format {
     }
 }
 
-/// What to render.
+/// What to render. The package signer shown on the cover comes from
+/// `run.json`, whichever command renders.
 #[derive(Clone, Debug)]
 pub struct ReportOptions {
     /// Formats to write.
     pub formats: Vec<Format>,
-    /// The package signer, shown on the cover when known.
-    pub signer: Option<SignerInfo>,
 }
 
 impl Default for ReportOptions {
     fn default() -> Self {
         ReportOptions {
             formats: Format::ALL.to_vec(),
-            signer: None,
         }
     }
 }
@@ -118,14 +117,57 @@ impl Format {
     pub const RENDERED: [Format; 3] = [Format::Html, Format::Pdf, Format::Oscal];
 }
 
-impl ReportOptions {
-    /// Every format, with the package signer on the cover when there is one.
-    pub fn signed_by(signer: Option<SignerInfo>) -> ReportOptions {
-        ReportOptions {
-            formats: Format::ALL.to_vec(),
-            signer,
-        }
+/// Refuse a run folder that is a package, or lies inside one (a `bagit.txt`
+/// in it or in a folder above it): writing there would change files the
+/// package's manifests and signature cover.
+///
+/// # Errors
+/// When `run_dir` is a package or inside one; the message says where the
+/// reports already are and what to do instead.
+pub fn ensure_not_in_package(run_dir: &Path) -> Result<()> {
+    if run_dir.is_file() {
+        let zip = run_dir
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("zip"));
+        return Err(Error::invalid(if zip {
+            format!(
+                "{} is a zipped package; reports are already inside it (data/reports/)",
+                run_dir.display()
+            )
+        } else {
+            format!(
+                "{} is a file, not a run folder (one holding run.json)",
+                run_dir.display()
+            )
+        }));
     }
+    if run_dir.join("bagit.txt").is_file() {
+        return Err(Error::invalid(format!(
+            "{} is a package; reports are already inside it ({}/reports/); \
+             to render them again, give the run folder in the store's runs/ instead",
+            run_dir.display(),
+            run_dir.join("data").display()
+        )));
+    }
+    let full = run_dir
+        .canonicalize()
+        .or_else(|_| std::path::absolute(run_dir))
+        .unwrap_or_else(|_| run_dir.to_owned());
+    if let Some(package) = full
+        .ancestors()
+        .skip(1)
+        .find(|a| a.join("bagit.txt").is_file())
+    {
+        return Err(Error::invalid(format!(
+            "{} lies inside the package {}, whose manifests and signature cover every file in it; \
+             nothing is written there. Its reports are already in {}/reports/; to render them \
+             again, give the run folder in the store's runs/ instead",
+            run_dir.display(),
+            package.display(),
+            package.join("data").display()
+        )));
+    }
+    Ok(())
 }
 
 /// Write what judging a run folder found into it: `facts/facts.json`,
@@ -148,8 +190,10 @@ pub fn write_results(run_dir: &Path, judgement: &crate::judge::Judgement) -> Res
 /// written.
 ///
 /// # Errors
-/// When an input is missing or malformed, or a file cannot be written.
+/// When `run_dir` is a package or inside one ([`ensure_not_in_package`]), an
+/// input is missing or malformed, or a file cannot be written.
 pub fn write_reports(run_dir: &Path, options: &ReportOptions) -> Result<Vec<PathBuf>> {
+    ensure_not_in_package(run_dir)?;
     let data = RunData::load(run_dir)?;
     let mut formats = options.formats.clone();
     formats.sort();
@@ -157,7 +201,7 @@ pub fn write_reports(run_dir: &Path, options: &ReportOptions) -> Result<Vec<Path
     let needs_model = formats
         .iter()
         .any(|f| matches!(f, Format::Html | Format::Pdf));
-    let model = needs_model.then(|| Report::build(&data, options.signer.as_ref()));
+    let model = needs_model.then(|| Report::build(&data));
     // The formats are independent once the inputs are read: the two large
     // renderings (JSON and CSV) run beside the others.
     let chosen: Vec<Format> = Format::ALL

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::checks::{Subject, Verdict};
+use crate::checks::Verdict;
 use crate::config::Owner;
 use crate::error::Result;
 use crate::evaluate::{ControlResult, Status};
@@ -42,14 +42,7 @@ impl RunData {
     }
 }
 
-/// Who signs the package the reports go into, when known at report time.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct SignerInfo {
-    /// Signer identity (as in `allowed_signers`).
-    pub identity: String,
-    /// Key fingerprint (`SHA256:...`).
-    pub fingerprint: String,
-}
+pub use crate::evidence::SignerInfo;
 
 /// Number of controls per status.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -127,7 +120,7 @@ pub struct CheckRow {
 }
 
 /// A link from a result to one evidence file.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct EvidenceLink {
     /// Position in the evidence index (1-based), 0 when the file is not in custody.
     pub index: usize,
@@ -179,28 +172,7 @@ pub struct FrameworkTable {
     pub controls: Vec<ControlRow>,
 }
 
-/// A failing check that one party must fix, with the exact subjects.
-#[derive(Clone, Debug, Serialize)]
-pub struct Gap {
-    /// Check id.
-    pub check: String,
-    /// Check title.
-    pub title: String,
-    /// Number of failing subjects.
-    pub failing_count: usize,
-    /// Subjects judged.
-    pub evaluated: usize,
-    /// The failing subjects (all of them).
-    pub subjects: Vec<Subject>,
-    /// Whether the list is short enough to show unfolded.
-    pub subjects_open: bool,
-    /// Controls it makes fail (`HIPAA 164.312(d)`), with anchors.
-    pub controls: Vec<ControlRef>,
-    /// How to fix it.
-    pub remediation: String,
-    /// Evidence files the check read.
-    pub evidence: Vec<EvidenceLink>,
-}
+pub use super::gaps::{Gap, GapControl};
 
 /// A reference to a control from elsewhere in the report.
 #[derive(Clone, Debug, Serialize)]
@@ -234,7 +206,7 @@ pub struct OwnerGaps {
     pub owner: &'static str,
     /// Owner for people.
     pub label: &'static str,
-    /// Failing checks with subjects.
+    /// What it must fix: each failing subject once ([`super::gaps`]).
     pub gaps: Vec<Gap>,
     /// Other controls needing attention.
     pub attention: Vec<Attention>,
@@ -402,9 +374,6 @@ pub fn anchor(framework: &str, control: &str) -> String {
     out.trim_end_matches('-').to_owned()
 }
 
-/// Subject lists up to this long are shown unfolded in the HTML report.
-const OPEN_SUBJECTS: usize = 200;
-
 const OWNERS: [Owner; 4] = [
     Owner::Internal,
     Owner::Msp,
@@ -413,8 +382,10 @@ const OWNERS: [Owner; 4] = [
 ];
 
 impl Report {
-    /// Build the model from a run's inputs.
-    pub fn build(data: &RunData, signer: Option<&SignerInfo>) -> Report {
+    /// Build the model from a run's inputs. The package signer comes from
+    /// `run.json`, so a report rendered again from the run folder names the
+    /// same signer as the one inside the package.
+    pub fn build(data: &RunData) -> Report {
         let m = &data.manifest;
         let index: HashMap<&str, (usize, &CustodyEntry)> = data
             .custody
@@ -455,8 +426,6 @@ impl Report {
             })
             .collect();
         let mut used_by: HashMap<&str, BTreeSet<&str>> = HashMap::new();
-        // (responsible, check) -> variants of (failing list, gap).
-        let mut gap_map: BTreeMap<(Owner, &str), Vec<Gap>> = BTreeMap::new();
         let mut attention: BTreeMap<Owner, Vec<Attention>> = BTreeMap::new();
 
         for r in &data.results {
@@ -476,21 +445,6 @@ impl Report {
                 }
                 if c.outcome == Verdict::Fail && matches!(r.status, Status::Fail) {
                     has_failing_check = true;
-                    let variants = gap_map.entry((c.responsible, &c.check)).or_default();
-                    match variants.iter_mut().find(|g| g.subjects == c.failing) {
-                        Some(g) => g.controls.push(cref.clone()),
-                        None => variants.push(Gap {
-                            check: c.check.clone(),
-                            title: c.title.clone(),
-                            failing_count: c.failing_count.max(c.failing.len()),
-                            evaluated: c.evaluated,
-                            subjects: c.failing.clone(),
-                            subjects_open: c.failing.len() <= OPEN_SUBJECTS,
-                            controls: vec![cref.clone()],
-                            remediation: c.remediation.clone(),
-                            evidence: c.evidence.iter().map(|p| link(p)).collect(),
-                        }),
-                    }
                 }
             }
             let needs_attention = matches!(
@@ -538,13 +492,16 @@ impl Report {
             }
         }
 
+        let mut gaps_of: BTreeMap<Owner, Vec<Gap>> = BTreeMap::new();
+        for mut g in super::gaps::gaps(&data.results, None).gaps {
+            for e in &mut g.evidence {
+                *e = link(&e.path);
+            }
+            gaps_of.entry(g.responsible).or_default().push(g);
+        }
         let mut owners = Vec::new();
         for owner in OWNERS {
-            let gaps: Vec<Gap> = gap_map
-                .iter()
-                .filter(|((o, _), _)| *o == owner)
-                .flat_map(|(_, v)| v.iter().cloned())
-                .collect();
+            let gaps = gaps_of.remove(&owner).unwrap_or_default();
             let attention = attention.remove(&owner).unwrap_or_default();
             if gaps.is_empty() && attention.is_empty() {
                 continue;
@@ -552,7 +509,7 @@ impl Report {
             owners.push(OwnerGaps {
                 owner: owner.as_str(),
                 label: owner_label(owner),
-                subject_total: gaps.iter().map(|g| g.failing_count).sum(),
+                subject_total: gaps.iter().map(|g| g.failing.len()).sum(),
                 gap_count: gaps.len(),
                 attention_count: attention.len(),
                 gaps,
@@ -613,7 +570,7 @@ impl Report {
             as_of: m.as_of.clone(),
             ownership: m.ownership.clone(),
             frameworks: framework_ids.iter().map(|f| framework_label(f)).collect(),
-            signer: signer.cloned(),
+            signer: m.signer.clone(),
             totals,
             by_framework: tables
                 .iter()
@@ -716,6 +673,7 @@ mod tests {
                 ownership_overrides: BTreeMap::new(),
                 service_provider: false,
                 sources: BTreeMap::new(),
+                signer: None,
             },
             results,
             custody: vec![CustodyEntry {
@@ -736,40 +694,37 @@ mod tests {
     #[test]
     fn gaps_group_by_responsible_party_and_share_identical_subject_lists() {
         let failing = vec![subject(1), subject(2)];
-        let report = Report::build(
-            &data(vec![
-                control(
-                    "hipaa",
-                    "164.312(d)",
-                    Status::Fail,
-                    Owner::Internal,
-                    vec![check(Owner::Internal, failing.clone())],
-                ),
-                control(
-                    "soc2",
-                    "CC6.1",
-                    Status::Fail,
-                    Owner::Shared,
-                    vec![check(Owner::Internal, failing.clone())],
-                ),
-                control(
-                    "soc2",
-                    "CC6.6",
-                    Status::Fail,
-                    Owner::Msp,
-                    vec![check(Owner::Msp, vec![subject(3)])],
-                ),
-                control(
-                    "hipaa",
-                    "164.308(b)(1)",
-                    Status::ManualPending,
-                    Owner::Msp,
-                    vec![],
-                ),
-                control("soc2", "CC1.1", Status::Pass, Owner::Unassigned, vec![]),
-            ]),
-            None,
-        );
+        let report = Report::build(&data(vec![
+            control(
+                "hipaa",
+                "164.312(d)",
+                Status::Fail,
+                Owner::Internal,
+                vec![check(Owner::Internal, failing.clone())],
+            ),
+            control(
+                "soc2",
+                "CC6.1",
+                Status::Fail,
+                Owner::Shared,
+                vec![check(Owner::Internal, failing.clone())],
+            ),
+            control(
+                "soc2",
+                "CC6.6",
+                Status::Fail,
+                Owner::Msp,
+                vec![check(Owner::Msp, vec![subject(3)])],
+            ),
+            control(
+                "hipaa",
+                "164.308(b)(1)",
+                Status::ManualPending,
+                Owner::Msp,
+                vec![],
+            ),
+            control("soc2", "CC1.1", Status::Pass, Owner::Unassigned, vec![]),
+        ]));
         assert_eq!(report.totals.total, 5);
         assert_eq!(report.totals.fail, 3);
         assert_eq!(report.by_framework[0].counts.manual_pending, 1);
@@ -778,10 +733,10 @@ mod tests {
         let internal = &report.owners[0];
         assert_eq!(internal.gaps.len(), 1, "one gap for both controls");
         assert_eq!(internal.gaps[0].controls.len(), 2);
-        assert_eq!(internal.gaps[0].subjects, failing);
+        assert_eq!(internal.gaps[0].failing, failing);
         assert_eq!(internal.subject_total, 2);
         let msp = &report.owners[1];
-        assert_eq!(msp.gaps[0].subjects, vec![subject(3)]);
+        assert_eq!(msp.gaps[0].failing, vec![subject(3)]);
         assert_eq!(msp.attention[0].control.label, "HIPAA 164.308(b)(1)");
         assert_eq!(report.owners[2].attention[0].control.label, "SOC 2 CC1.1");
         let row = &report.tables[0].controls[0];

@@ -18,7 +18,7 @@ use printpdf::{
     PdfPage, PdfSaveOptions, Point, Pt, Rect, Rgb, TextItem, WindingOrder,
 };
 
-use super::model::{Counts, Report, SummaryRow};
+use super::model::{owner_label, Counts, Report, SummaryRow};
 use crate::error::{Error, Result, ResultExt};
 use crate::evaluate::Status;
 use crate::evidence::write_atomic;
@@ -313,43 +313,56 @@ impl<'a> Layout<'a> {
         let total: f32 = cols.iter().map(|c| c.1).sum();
         let scale = CONTENT_W / total;
         let widths: Vec<f32> = cols.iter().map(|c| c.1 * scale).collect();
-        let header_h = line_h + 2.0 * pad;
+        // Column titles wrap onto more lines rather than being cut.
+        let titles: Vec<Vec<String>> = cols
+            .iter()
+            .zip(&widths)
+            .map(|((title, _), w)| self.wrap(title, size * 0.92, Face::Bold, w - 2.0 * pad))
+            .collect();
+        let title_lines = titles.iter().map(Vec::len).max().unwrap_or(1).max(1);
+        let header_h = title_lines as f32 * line_h + 2.0 * pad;
         let draw_header = |l: &mut Layout<'_>| {
             l.rect(MARGIN, l.y - header_h, CONTENT_W, header_h, SOFT);
             let mut x = MARGIN;
-            for ((title, _), w) in cols.iter().zip(&widths) {
-                l.text_fit(
-                    x + pad,
-                    l.y - pad - size,
-                    size * 0.92,
-                    Face::Bold,
-                    MUTED,
-                    title,
-                    w - 2.0 * pad,
-                );
+            for (lines, w) in titles.iter().zip(&widths) {
+                let mut y = l.y - pad - size;
+                for line in lines {
+                    l.text(x + pad, y, size * 0.92, Face::Bold, MUTED, line);
+                    y -= line_h;
+                }
                 x += w;
             }
             l.y -= header_h;
             l.hline(MARGIN, l.y, CONTENT_W, LINE, 0.6);
         };
-        self.ensure(header_h + line_h + 2.0 * pad);
-        draw_header(self);
-        for row in rows {
-            let wrapped: Vec<Vec<String>> = row
-                .iter()
+        let wrap_row = |l: &Layout<'_>, row: &[Cell]| -> Vec<Vec<String>> {
+            row.iter()
                 .zip(&widths)
                 .map(|(cell, w)| {
-                    let mut lines = self.wrap(&cell.text, size, cell.face, w - 2.0 * pad);
+                    let mut lines = l.wrap(&cell.text, size, cell.face, w - 2.0 * pad);
                     if lines.len() > MAX_CELL_LINES {
                         lines.truncate(MAX_CELL_LINES);
                         let last = lines.pop().unwrap_or_default();
-                        lines.push(self.fit(&format!("{last} …"), size, cell.face, w - 2.0 * pad));
+                        lines.push(l.fit(&format!("{last} …"), size, cell.face, w - 2.0 * pad));
                     }
                     lines
                 })
-                .collect();
+                .collect()
+        };
+        let height = |wrapped: &[Vec<String>]| {
             let n = wrapped.iter().map(Vec::len).max().unwrap_or(1).max(1);
-            let row_h = n as f32 * line_h + 2.0 * pad;
+            n as f32 * line_h + 2.0 * pad
+        };
+        // The header never stands alone at the foot of a page: it goes where
+        // its first row fits under it.
+        let first = rows
+            .first()
+            .map_or(line_h + 2.0 * pad, |r| height(&wrap_row(self, r)));
+        self.ensure(header_h + first);
+        draw_header(self);
+        for row in rows {
+            let wrapped = wrap_row(self, &row);
+            let row_h = height(&wrapped);
             if self.y - row_h < BOTTOM {
                 self.new_page();
                 draw_header(self);
@@ -624,7 +637,8 @@ fn body(l: &mut Layout<'_>, r: &Report) {
     );
 
     for t in &r.tables {
-        l.new_page();
+        // A new page only when too little of this one is left.
+        l.ensure(PAGE_H / 3.0);
         l.heading(&format!("{} controls", t.label));
         l.paragraph(
             &format!(
@@ -667,30 +681,40 @@ fn body(l: &mut Layout<'_>, r: &Report) {
                     Cell::status(c.status_label, c.status),
                     Cell::plain(c.owner_label),
                     Cell::plain(prepare(&checks)),
-                    Cell::plain(prepare(&c.reason)),
+                    Cell::plain(prepare(&readable_reason(c))),
                 ]
             })
             .collect();
+        // The id column is as wide as the longest id, so no id breaks.
+        let pad = 7.0;
+        let id_w = t
+            .controls
+            .iter()
+            .map(|c| l.width(&prepare(&c.control_id), 7.5, Face::Bold))
+            .fold(40.0_f32, f32::max)
+            + pad
+            + 1.0;
+        let rest = (CONTENT_W - id_w) / 415.0;
         l.table(
             &[
-                ("Control", 80.0),
-                ("Title", 105.0),
-                ("Status", 56.0),
-                ("Owner", 50.0),
-                ("Checks", 110.0),
-                ("Reason", 94.0),
+                ("Control", id_w),
+                ("Title", 105.0 * rest),
+                ("Status", 56.0 * rest),
+                ("Owner", 50.0 * rest),
+                ("Checks", 110.0 * rest),
+                ("Reason", 94.0 * rest),
             ],
             rows,
             7.5,
         );
     }
 
-    l.new_page();
+    l.ensure(PAGE_H / 3.0);
     l.heading("Gaps by owner");
     l.paragraph(
         &format!(
-            "What each party has to fix. Subject lists are cut after {SUBJECT_CAP}; \
-             results/findings.csv has one row per failing subject per control."
+            "What each party has to fix: each failing subject once, under the party that must \
+             act. Subject lists are cut after {SUBJECT_CAP}; results/findings.csv has every one."
         ),
         9.0,
         Face::Regular,
@@ -721,17 +745,29 @@ fn body(l: &mut Layout<'_>, r: &Report) {
         );
         for g in &o.gaps {
             l.ensure(80.0);
+            let count = if g.failing.is_empty() {
+                "fails as a whole".to_owned()
+            } else {
+                format!("{} of {} failing", g.failing.len(), g.evaluated)
+            };
             l.paragraph(
-                &prepare(&format!(
-                    "{} ({} of {} failing)",
-                    g.title, g.failing_count, g.evaluated
-                )),
+                &prepare(&format!("{} ({count})", g.title)),
                 10.0,
                 Face::Bold,
                 status_color("fail"),
                 0.0,
             );
-            let controls: Vec<&str> = g.controls.iter().map(|c| c.label.as_str()).collect();
+            let controls: Vec<String> = g
+                .controls
+                .iter()
+                .map(|c| {
+                    if c.owner == g.responsible || c.owner == crate::config::Owner::Shared {
+                        c.label.clone()
+                    } else {
+                        format!("{} (owned by {})", c.label, owner_label(c.owner))
+                    }
+                })
+                .collect();
             l.paragraph(
                 &prepare(&format!("Makes fail: {}", controls.join(", "))),
                 8.5,
@@ -747,7 +783,7 @@ fn body(l: &mut Layout<'_>, r: &Report) {
                 8.0,
             );
             let rows = g
-                .subjects
+                .failing
                 .iter()
                 .take(SUBJECT_CAP)
                 .map(|s| {
@@ -758,17 +794,32 @@ fn body(l: &mut Layout<'_>, r: &Report) {
                     ]
                 })
                 .collect();
+            // The id column fits the longest id shown (up to 45% of the
+            // width), so ids such as `m365:<GUID>` stay on one line.
+            let id_w = g
+                .failing
+                .iter()
+                .take(SUBJECT_CAP)
+                .map(|s| l.width(&prepare(&s.id), 7.5, Face::Regular))
+                .fold(60.0_f32, f32::max)
+                .min(CONTENT_W * 0.45)
+                + 8.0;
+            let rest = (CONTENT_W - id_w) / 355.0;
             l.table(
-                &[("Subject", 195.0), ("Id", 140.0), ("Why", 160.0)],
+                &[
+                    ("Subject", 195.0 * rest),
+                    ("Id", id_w),
+                    ("Why", 160.0 * rest),
+                ],
                 rows,
                 7.5,
             );
-            if g.subjects.len() > SUBJECT_CAP {
+            if g.failing.len() > SUBJECT_CAP {
                 l.y += 6.0;
                 l.paragraph(
                     &format!(
                         "… and {} more; the full list is in results/findings.csv.",
-                        g.subjects.len() - SUBJECT_CAP
+                        g.failing.len() - SUBJECT_CAP
                     ),
                     8.5,
                     Face::Bold,
@@ -850,6 +901,20 @@ fn body(l: &mut Layout<'_>, r: &Report) {
         rows,
         7.0,
     );
+}
+
+/// A control's reason as the PDF table shows it: check titles instead of
+/// check ids, and the documents it waits for named once (in the Checks
+/// column) instead of twice.
+fn readable_reason(c: &super::model::ControlRow) -> String {
+    let mut reason = c.reason.clone();
+    for k in &c.checks {
+        reason = reason.replace(&format!("{}: ", k.check), &format!("{}: ", k.title));
+    }
+    if !c.manual_evidence.is_empty() {
+        reason = reason.replace(&c.manual_evidence.join("; "), "the documents listed");
+    }
+    reason
 }
 
 fn footer(l: &mut Layout<'_>, r: &Report, page: usize, pages: usize) {

@@ -66,8 +66,13 @@ pub fn build_collectors(sources: &[SourceDecl]) -> Result<Vec<Box<dyn Collector>
                 let mut known: Vec<String> =
                     SOURCES.iter().map(|s| s.source_type.to_owned()).collect();
                 known.extend(rmm_spec::spec::embedded().unwrap_or_default().into_keys());
+                let names: Vec<&str> = known.iter().map(String::as_str).collect();
+                let hint = crate::config::did_you_mean(&decl.source_type, &names)
+                    .map(|k| format!("did you mean `{k}`? "))
+                    .unwrap_or_default();
                 return Err(Error::config(format!(
-                    "[sources.{}]: unknown type `{}`; known types: {}",
+                    "{}: [sources.{}]: unknown type `{}`; {hint}known types: {}",
+                    decl.type_location(),
                     decl.name,
                     decl.source_type.escape_debug(),
                     known.join(", ")

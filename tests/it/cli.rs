@@ -228,3 +228,125 @@ fn a_bad_config_exits_2_naming_the_file() {
         .expect("runs");
     assert_eq!(missing.status.code(), Some(2));
 }
+
+fn write_config(dir: &Path, body: &str) -> std::path::PathBuf {
+    let path = dir.join("auditpack.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[organisation]\nname = \"X\"\nframeworks = [\"hipaa\"]\nstore = \"store\"\n{body}"
+        ),
+    )
+    .expect("write");
+    path
+}
+
+#[test]
+fn unreadable_secrets_stop_a_run_before_any_request() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(
+        dir.path(),
+        r#"
+[sources.m365]
+type = "m365"
+tenant_id = "00000000-0000-0000-0000-000000000000"
+client_id = "00000000-0000-0000-0000-000000000000"
+client_secret_env = "AUDITPACK_TEST_18_UNSET"
+authority_url = "http://127.0.0.1:9"
+graph_url = "http://127.0.0.1:9"
+
+[sources.ninja]
+type = "ninjaone"
+base_url = "http://127.0.0.1:9"
+client_id = "c"
+client_secret_file = "missing.secret"
+
+[signing]
+key_env = "AUDITPACK_TEST_18_KEY"
+identity = "a@b.example"
+"#,
+    );
+    let out = auditpack()
+        .args(["run", "--as-of", "2026-01-01", "--config"])
+        .arg(&path)
+        .env("AUDITPACK_TEST_18_KEY", "")
+        .env_remove("AUDITPACK_TEST_18_UNSET")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "3 secret(s) cannot be read, so nothing was collected",
+        "[sources.m365] `client_secret_env`: environment variable AUDITPACK_TEST_18_UNSET is not set",
+        "[sources.ninja] `client_secret_file`: cannot read secret file",
+        "missing.secret",
+        "[signing] `key_env`: environment variable AUDITPACK_TEST_18_KEY is empty",
+    ] {
+        assert!(stderr.contains(needle), "{needle} missing from:\n{stderr}");
+    }
+    assert!(
+        !dir.path().join("store").exists(),
+        "no run folder was started"
+    );
+
+    let out = auditpack()
+        .args(["run", "--as-of", "next tuesday", "--config"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("a date (2026-01-01) nor an RFC 3339 time"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn keygen_refuses_identities_that_break_allowed_signers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (i, identity) in ["", "two words", "a,b@x", "tab\there", "x*"]
+        .iter()
+        .enumerate()
+    {
+        let key = dir.path().join(format!("key{i}"));
+        let out = auditpack()
+            .args(["keygen", "--identity", identity, "--out"])
+            .arg(&key)
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{identity:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("signer identity"), "{stderr}");
+        assert!(!key.exists(), "no key written for {identity:?}");
+    }
+    let key = dir.path().join("good");
+    let out = auditpack()
+        .args(["keygen", "--identity", "compliance@msp.example", "--out"])
+        .arg(&key)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn verify_says_once_that_a_plain_folder_is_not_a_package() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for i in 0..20 {
+        std::fs::write(dir.path().join(format!("f{i}.txt")), "x").expect("write");
+    }
+    let signers = dir.path().join("allowed_signers");
+    std::fs::write(&signers, "").expect("write");
+    let out = auditpack()
+        .arg("verify")
+        .arg(dir.path())
+        .arg("--allowed-signers")
+        .arg(&signers)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "verify: INVALID, 1 problem(s):\n  - not a BagIt package (no bagit.txt)\n"
+    );
+}

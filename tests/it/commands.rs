@@ -291,9 +291,10 @@ fn gaps_groups_failing_items_by_responsible_party_with_subjects() {
 
     let msp = stdout(&auditpack(&["gaps", &run, "--owner", "msp"]));
     assert!(msp.contains("CD-SRV-PMS") && !msp.contains("Ann"), "{msp}");
+    // Gaps that break a jointly owned control, with every control they break.
     let shared = stdout(&auditpack(&["gaps", &run, "--owner", "shared"]));
     assert!(
-        shared.contains("soc2:CC6.2") && !shared.contains("pci-dss:8.2.6"),
+        shared.contains("controls: pci-dss:8.2.6, soc2:CC6.2") && !shared.contains("CD-SRV-PMS"),
         "{shared}"
     );
 
@@ -384,6 +385,145 @@ fn gaps_and_diff_read_a_demo_run() {
     assert!(stdout(&msp).contains("CD-SRV-PMS"), "{}", stdout(&msp));
     let same = auditpack(&["diff", &run, &packages[0].to_string_lossy()]);
     assert_eq!(same.status.code(), Some(0), "{}", stdout(&same));
+    // The zip beside it is read in place.
+    let zip = auditpack::package::zip_path(&packages[0]);
+    let zipped = auditpack(&["diff", &run, &zip.to_string_lossy()]);
+    assert_eq!(zipped.status.code(), Some(0), "{}", stdout(&zipped));
+    assert!(stdout(&zipped).contains("new failures: 0"));
+    let gaps = auditpack(&["gaps", &zip.to_string_lossy(), "--owner", "msp"]);
+    assert!(stdout(&gaps).contains("CD-SRV-PMS"), "{}", stdout(&gaps));
+    // Each failing device once, under the MSP, which installs RMM agents,
+    // even under controls internal IT owns.
+    let all = stdout(&auditpack(&["gaps", &run]));
+    let internal_part = all.split("[msp]").next().unwrap_or_default();
+    assert!(
+        !internal_part.contains("devices_report_patch_state"),
+        "{all}"
+    );
+    assert!(all.contains("(owned by internal)"), "{all}");
+    // The same fix text where a check is listed and where it is described.
+    let check = auditpack::checks::check("devices_report_patch_state").expect("check");
+    let fix = format!("fix: {}", check.remediation);
+    let show = stdout(&auditpack(&["controls", "show", "pci-dss:12.5.1"]));
+    assert!(all.contains(&fix) && show.contains(&fix), "{fix}\n{show}");
+}
+
+fn manifest(organisation: &str) -> auditpack::evidence::RunManifest {
+    auditpack::evidence::RunManifest {
+        schema_version: auditpack::evidence::RunManifest::SCHEMA_VERSION,
+        run_id: "20260101T000000Z-abcd".into(),
+        organisation: organisation.into(),
+        frameworks: vec!["pci-dss".into(), "soc2".into()],
+        ownership: "co-managed-default".into(),
+        tool: "auditpack test".into(),
+        host: "host".into(),
+        started_at: "2026-01-01T00:00:00Z".into(),
+        finished_at: "2026-01-01T00:01:00Z".into(),
+        as_of: "2026-01-01T00:01:00Z".into(),
+        thresholds: Default::default(),
+        ownership_overrides: Default::default(),
+        service_provider: false,
+        sources: Default::default(),
+        signer: None,
+    }
+}
+
+#[test]
+fn diff_calls_a_failure_that_can_no_longer_be_judged_lost_evidence_not_a_fix() {
+    let a = tempfile::tempdir().expect("tempdir");
+    let b = tempfile::tempdir().expect("tempdir");
+    write_run(a.path(), &before());
+    // Every source failed: the same controls are inconclusive, nothing fails.
+    let blind: Vec<ControlResult> = before()
+        .into_iter()
+        .map(|mut r| {
+            r.status = Status::Inconclusive;
+            for c in &mut r.checks {
+                c.outcome = Verdict::Inconclusive;
+                c.failing.clear();
+                c.failing_count = 0;
+            }
+            r
+        })
+        .collect();
+    write_run(b.path(), &blind);
+    let (ra, rb) = (a.path().to_string_lossy(), b.path().to_string_lossy());
+    let o = auditpack(&["diff", &ra, &rb]);
+    let text = stdout(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "lost evidence is a regression:\n{text}"
+    );
+    assert!(text.contains("fixed: 0"), "{text}");
+    assert!(
+        text.contains("evidence lost (judged before, not now; not fixes): 4"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fail -> inconclusive: 3 control(s)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Title of inactive_accounts (inactive_accounts): 2 failing -> not judged"),
+        "{text}"
+    );
+    assert!(text.contains("? Ann [m365:1]"), "{text}");
+}
+
+#[test]
+fn diff_groups_many_status_changes_and_refuses_two_organisations() {
+    let a = tempfile::tempdir().expect("tempdir");
+    let b = tempfile::tempdir().expect("tempdir");
+    let pending: Vec<ControlResult> = (0..300)
+        .map(|i| {
+            let mut r = control("pci-dss", &format!("12.{i}"), Owner::Internal, vec![]);
+            r.status = Status::ManualPending;
+            r
+        })
+        .collect();
+    write_run(a.path(), &pending);
+    write_run(b.path(), &[]);
+    let (ra, rb) = (a.path().to_string_lossy(), b.path().to_string_lossy());
+    let text = stdout(&auditpack(&["diff", &ra, &rb]));
+    assert!(
+        text.contains(
+            "other status changes: 300\n  manual_pending -> absent: 300 control(s) (pci-dss 300)\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("and 292 more"), "{text}");
+    assert!(text.lines().count() < 12, "{text}");
+
+    auditpack::evidence::write_manifest(a.path(), &manifest("Contoso Dental")).expect("run.json");
+    auditpack::evidence::write_manifest(b.path(), &manifest("Fabrikam Clinic")).expect("run.json");
+    let o = auditpack(&["diff", &ra, &rb]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("different organisations") && err.contains("Fabrikam Clinic"),
+        "{err}"
+    );
+}
+
+#[test]
+fn controls_show_honours_the_framework_it_is_given() {
+    let o = auditpack(&["controls", "show", "soc2:CC6.1", "--framework", "hipaa"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("`soc2:CC6.1` names framework `soc2` but --framework is `hipaa`"),
+        "{err}"
+    );
+    let o = auditpack(&["controls", "show", "soc2:CC6.1", "--framework", "soc2"]);
+    assert_eq!(o.status.code(), Some(0));
+    let o = auditpack(&["controls", "show", "iso:5.1"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("framework `iso` is not in the catalog"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -149,3 +149,102 @@ fn a_valid_config_resolves_paths_against_its_folder() {
     assert_eq!(config.thresholds.critical_patch_days, Some(14));
     assert_eq!(config.ownership_overrides.len(), 1);
 }
+
+/// Every ```toml block of the README, with its first line number; the
+/// indentation of a block inside a list item is removed.
+fn readme_toml_blocks() -> Vec<(usize, String)> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let mut blocks = Vec::new();
+    let mut current: Option<(usize, usize, String)> = None;
+    for (i, line) in readme.lines().enumerate() {
+        let trimmed = line.trim_start();
+        match &mut current {
+            None if trimmed.starts_with("```toml") => {
+                current = Some((i + 2, line.len() - trimmed.len(), String::new()));
+            }
+            Some((start, _, text)) if trimmed.starts_with("```") => {
+                blocks.push((*start, std::mem::take(text)));
+                current = None;
+            }
+            Some((_, indent, text)) => {
+                let cut = line.len() - line.trim_start().len();
+                text.push_str(&line[cut.min(*indent)..]);
+                text.push('\n');
+            }
+            None => {}
+        }
+    }
+    assert!(current.is_none(), "an unclosed ```toml block in README.md");
+    blocks
+}
+
+#[test]
+fn every_toml_block_of_the_readme_parses_as_copied() {
+    let blocks = readme_toml_blocks();
+    assert!(blocks.len() >= 4, "found {} blocks", blocks.len());
+    let mut configs = 0;
+    for (line, text) in &blocks {
+        let at = format!("README.md:{line}");
+        toml::from_str::<toml::Table>(text).unwrap_or_else(|e| panic!("{at}: not TOML: {e}"));
+        let is_sidecar = text.lines().any(|l| l.starts_with("evidence_date"));
+        if is_sidecar {
+            continue; // a manual-evidence sidecar, not a config
+        }
+        // A whole config as it stands, a fragment below the least config.
+        let full = if text.contains("[organisation]") {
+            text.clone()
+        } else {
+            format!("{ORG}\n{text}")
+        };
+        let config = Config::from_str_at(&full, Path::new("auditpack.toml"))
+            .unwrap_or_else(|e| panic!("{at}: {e}\n{full}"));
+        build_collectors(&config.sources).unwrap_or_else(|e| panic!("{at}: {e}\n{full}"));
+        configs += 1;
+    }
+    assert!(configs >= 3, "{configs} config blocks");
+}
+
+#[test]
+fn type_errors_say_what_a_value_should_be() {
+    let err = load(&format!(
+        "{ORG}\n[thresholds]\ninactive_account_days = \"ninety\"\n"
+    ))
+    .expect_err("a string is not a number of days");
+    assert!(err.contains("clinic.toml:6:"), "{err}");
+    assert!(err.contains("a whole number of days"), "{err}");
+    assert!(!err.contains("u32"), "{err}");
+}
+
+#[test]
+fn an_unknown_source_type_names_its_line_and_the_nearest_type() {
+    let config = load(&format!(
+        "{ORG}\n[sources.tenant]\ntype = \"m356\"\ntenant_id = \"t\"\n"
+    ))
+    .expect("the top level is valid");
+    let err = build_collectors(&config.sources)
+        .err()
+        .expect("unknown type")
+        .to_string();
+    assert!(err.starts_with("/etc/auditpack/clinic.toml:6:8:"), "{err}");
+    assert!(err.contains("did you mean `m365`?"), "{err}");
+}
+
+#[test]
+fn unknown_key_hints_never_offer_a_refused_key() {
+    let config = load(&format!(
+        "{ORG}\n[sources.ninja]\ntype = \"ninjaone\"\nbase_url = \"https://x.example\"\nclient_id = \"c\"\nclient_secrt = \"V\"\n"
+    ))
+    .expect("the top level is valid");
+    let err = build_collectors(&config.sources)
+        .err()
+        .expect("unknown key")
+        .to_string();
+    assert!(err.contains("unknown key `client_secrt`"), "{err}");
+    assert!(err.contains("did you mean `client_secret_env`?"), "{err}");
+    assert!(
+        !err.split([' ', ','])
+            .any(|w| w == "client_secret" || w == "`client_secret`"),
+        "{err}"
+    );
+}

@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 /// its own rank or before it. The core crate's modules re-exported by the
 /// application (`facts`, `catalog`, `checks`, `evaluate`) come first.
 const APP_RANKS: &[&[&str]] = &[
-    &["facts", "catalog", "checks", "evaluate", "error"],
+    &[
+        "facts", "catalog", "checks", "evaluate", "error", "sanitize",
+    ],
     &["secret"],
     &["config"],
     &["evidence"],

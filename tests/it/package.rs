@@ -390,7 +390,7 @@ fn unsafe_zip_entries_are_rejected() {
             }),
         ),
         (
-            "is a symlink",
+            ": a symlink",
             rebuild(&archive, |z, top| {
                 z.add_symlink(format!("{top}/data/link"), "/etc/passwd", file)
                     .expect("symlink");

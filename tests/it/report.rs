@@ -256,6 +256,43 @@ fn pdf_report_has_its_headings_organisation_and_subjects_on_the_page() {
         }
     }
     assert!(words > 200, "only {words} words found");
+
+    // No column title is cut, and no id is broken inside a token: every
+    // control id and every listed subject id stands whole on one line.
+    let raw = String::from_utf8(tool("pdftotext", &[pdf_s, "-"]).stdout).expect("utf-8 text");
+    let lines: std::collections::HashSet<&str> = raw.lines().map(str::trim).collect();
+    for title in [
+        "Dataset", "status", "Source", "Detail", "Control", "Checks", "Reason", "Why",
+    ] {
+        assert!(
+            lines.contains(title),
+            "column title {title:?} is cut or missing"
+        );
+    }
+    assert!(!raw.contains("sta…"), "a cut column title");
+    for r in &results {
+        assert!(
+            lines.contains(r.control_id.as_str()),
+            "control id {} is broken or missing in the PDF",
+            r.control_id
+        );
+    }
+    let subject_ids: Vec<&str> = results
+        .iter()
+        .filter(|r| r.status == Status::Fail)
+        .flat_map(|r| &r.checks)
+        .flat_map(|c| c.failing.iter().take(5))
+        .map(|s| s.id.as_str())
+        .collect();
+    assert!(!subject_ids.is_empty());
+    for id in subject_ids {
+        assert!(lines.contains(id), "subject id {id} is broken in the PDF");
+    }
+    // Reasons name checks by title, not by id.
+    assert!(
+        !raw.contains("devices_report_patch_state:"),
+        "a raw check id"
+    );
 }
 
 #[test]
@@ -396,4 +433,91 @@ fn a_failed_source_is_reported_with_its_reason() {
         r#"id="total-inconclusive">{}<"#,
         count(&outcome.results, Status::Inconclusive)
     )));
+}
+
+fn auditpack(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_auditpack"))
+        .args(args)
+        .output()
+        .expect("run auditpack")
+}
+
+#[test]
+fn report_refuses_a_package_and_any_folder_inside_one() {
+    let (h, _, _, package) = demo_run();
+    let before = common::all_files(&package)
+        .into_iter()
+        .map(|p| (std::fs::read(&p).expect("read"), p))
+        .collect::<Vec<_>>();
+    let out = auditpack(&["report".as_ref(), package.as_os_str()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is a package; reports are already inside it"),
+        "{stderr}"
+    );
+    for inside in [package.join("data"), package.join("data/results")] {
+        let out = auditpack(&["report".as_ref(), inside.as_os_str()]);
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("lies inside the package"), "{stderr}");
+        let out = auditpack(&["evaluate".as_ref(), inside.as_os_str()]);
+        assert_eq!(out.status.code(), Some(2), "evaluate writes too");
+    }
+    let zip = auditpack::package::zip_path(&package);
+    let out = auditpack(&["report".as_ref(), zip.as_os_str()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("zipped package"));
+    for (bytes, path) in before {
+        assert_eq!(
+            std::fs::read(&path).expect("read"),
+            bytes,
+            "{} changed",
+            path.display()
+        );
+    }
+    let verify = auditpack(&[
+        "verify".as_ref(),
+        package.as_os_str(),
+        "--allowed-signers".as_ref(),
+        h.allowed_signers().as_os_str(),
+    ]);
+    assert_eq!(verify.status.code(), Some(0));
+}
+
+#[test]
+fn reports_rendered_again_name_the_same_signer_as_the_packaged_ones() {
+    let (_h, run_dir, _, package) = demo_run();
+    let packaged = std::fs::read(package.join("data/reports/report.html")).expect("html");
+    let text = String::from_utf8_lossy(&packaged);
+    assert!(
+        text.contains(common::IDENTITY),
+        "the package names its signer"
+    );
+    std::fs::remove_file(run_dir.join("reports/report.html")).expect("remove");
+    std::fs::remove_file(run_dir.join("reports/report.pdf")).expect("remove");
+    let out = auditpack(&[
+        "report".as_ref(),
+        run_dir.as_os_str(),
+        "--format".as_ref(),
+        "html,pdf".as_ref(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(run_dir.join("reports/report.html")).expect("html"),
+        packaged,
+        "the same page, signer rows included"
+    );
+    // The PDF carries a fresh document id; its text is the same.
+    let text = |pdf: &Path| {
+        let out = tool("pdftotext", &[&pdf.to_string_lossy(), "-"]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let again = text(&run_dir.join("reports/report.pdf"));
+    assert!(again.contains(common::IDENTITY), "{again}");
+    assert_eq!(again, text(&package.join("data/reports/report.pdf")));
 }

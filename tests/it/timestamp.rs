@@ -413,7 +413,7 @@ fn trusted_tsa_certificates_demand_a_timestamp() {
     assert_eq!(
         report.problems,
         vec![format!(
-            "{TIMESTAMP_FILE} is missing: the package has no timestamp"
+            "{TIMESTAMP_FILE}: missing, so the package has no timestamp"
         )]
     );
 
@@ -488,4 +488,39 @@ fn the_cli_prints_the_time_and_a_config_tsa_url_is_used() {
         stdout.contains("by CN=Stamp TSA (chains to a TSA certificate you gave)"),
         "{stdout}"
     );
+}
+
+#[test]
+fn a_packaging_failure_after_collection_says_what_finished_and_how_to_package_later() {
+    let h = common::Harness::demo();
+    let url = {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}/", listener.local_addr().expect("addr"))
+    };
+    let mut config = h.config(None);
+    if let Some(signing) = config.signing.as_mut() {
+        signing.tsa_url = Some(url.clone());
+    }
+    let err = auditpack::pipeline::run(&config, &common::fast_options(), &h.runtime)
+        .expect_err("the TSA is unreachable");
+    let text = err.to_string();
+    let runs: Vec<_> = std::fs::read_dir(h.path().join("store/runs"))
+        .expect("the run folder stays")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(runs.len(), 1);
+    let run = runs[0].display().to_string();
+    for needle in [
+        "packaging failed: ",
+        "cannot reach",
+        "Collection, evaluation and reports finished",
+        &format!("run folder: {run}"),
+        "m365 (m365): complete",
+        "ninja (ninjaone): complete",
+        &format!("auditpack package {run} --config "),
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+    assert!(runs[0].join("reports/report.pdf").is_file());
 }

@@ -28,8 +28,8 @@ pub use archive::{write_zip, zip_path};
 pub use bag::{write_bag, write_bag_with, BagInfo, BagOptions, Durability};
 pub use error::{Error, ErrorKind, Result};
 pub use hash::{hashing_method, Algorithm};
-pub use reader::{Hashed, PackageReader};
-pub use sign::{generate_key, KeyPair, Signer};
+pub use reader::{read_zipped_file, Hashed, PackageReader};
+pub use sign::{generate_key, validate_identity, KeyPair, Signer};
 #[cfg(feature = "tsa-client")]
 pub use timestamp::TimestampAuthority;
 pub use timestamp::{Stamp, TimestampInfo, TIMESTAMP_FILE};

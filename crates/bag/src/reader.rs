@@ -316,7 +316,7 @@ impl<'a> ZipReader<'a> {
         let mut archive = source.archive()?;
         if archive.len() > MAX_ENTRIES {
             problems.push(format!(
-                "the archive holds {} entries, more than the {MAX_ENTRIES} accepted",
+                "the archive: holds {} entries, more than the {MAX_ENTRIES} accepted",
                 archive.len()
             ));
             return Ok(ZipReader {
@@ -332,7 +332,7 @@ impl<'a> ZipReader<'a> {
         if let Some(declared) = declared_entries(&mut handle) {
             if declared != archive.len() as u64 {
                 problems.push(format!(
-                    "the archive declares {declared} entries but holds {} distinct names: duplicate entry names",
+                    "the archive: declares {declared} entries but holds {} distinct names: duplicate entry names",
                     archive.len()
                 ));
             }
@@ -369,7 +369,7 @@ impl<'a> ZipReader<'a> {
                 None => top = Some(first.to_owned()),
                 Some(t) if t != first => {
                     problems.push(format!(
-                        "zip entry {shown:?} is outside the single top-level folder {t:?}"
+                        "zip entry {shown:?}: outside the single top-level folder {t:?}"
                     ));
                     continue;
                 }
@@ -377,29 +377,29 @@ impl<'a> ZipReader<'a> {
             }
             let kind = entry.unix_mode().map(|m| m & 0o170_000);
             if entry.is_symlink() || kind == Some(0o120_000) {
-                problems.push(format!("zip entry {shown:?} is a symlink"));
+                problems.push(format!("zip entry {shown:?}: a symlink"));
                 continue;
             }
             if entry.encrypted() {
-                problems.push(format!("zip entry {shown:?} is encrypted"));
+                problems.push(format!("zip entry {shown:?}: encrypted"));
                 continue;
             }
             if is_dir {
                 if !matches!(kind, None | Some(0) | Some(0o040_000)) {
-                    problems.push(format!("zip entry {shown:?} is not a folder"));
+                    problems.push(format!("zip entry {shown:?}: not a folder"));
                 }
                 dirs.insert(trimmed.to_owned());
                 continue;
             }
             if !matches!(kind, None | Some(0) | Some(0o100_000)) {
                 problems.push(format!(
-                    "zip entry {shown:?} is not a regular file (device, FIFO or socket)"
+                    "zip entry {shown:?}: not a regular file (device, FIFO or socket)"
                 ));
                 continue;
             }
             let Some(rel) = rest else {
                 problems.push(format!(
-                    "zip entry {shown:?} is a file at the top level, outside the package folder"
+                    "zip entry {shown:?}: a file at the top level, outside the package folder"
                 ));
                 continue;
             };
@@ -407,7 +407,7 @@ impl<'a> ZipReader<'a> {
             let method = entry.compression();
             if method != CompressionMethod::Stored && method != CompressionMethod::Deflated {
                 problems.push(format!(
-                    "zip entry {shown:?} uses compression {method}, not stored or deflate"
+                    "zip entry {shown:?}: uses compression {method}, not stored or deflate"
                 ));
                 continue;
             }
@@ -416,12 +416,12 @@ impl<'a> ZipReader<'a> {
                 || (size > 1 << 20 && size / packed.max(1) > MAX_RATIO)
             {
                 problems.push(format!(
-                    "zip entry {shown:?} declares an absurd size ({size} bytes from {packed}): refusing it as a possible zip bomb"
+                    "zip entry {shown:?}: declares an absurd size ({size} bytes from {packed}): refusing it as a possible zip bomb"
                 ));
                 continue;
             }
             let Some(start) = entry.data_start() else {
-                problems.push(format!("zip entry {shown:?} has no local header"));
+                problems.push(format!("zip entry {shown:?}: has no local header"));
                 continue;
             };
             let found = Entry {
@@ -433,25 +433,25 @@ impl<'a> ZipReader<'a> {
             };
             total = total.saturating_add(size);
             if index.insert(rel.to_owned(), found).is_some() {
-                problems.push(format!("zip entry {shown:?} is a duplicate"));
+                problems.push(format!("zip entry {shown:?}: a duplicate"));
                 continue;
             }
             files.insert(rel.to_owned(), size);
         }
         if total > MAX_TOTAL_SIZE {
             problems.push(format!(
-                "the archive declares {total} bytes uncompressed, more than {MAX_TOTAL_SIZE} accepted"
+                "the archive: declares {total} bytes uncompressed, more than {MAX_TOTAL_SIZE} accepted"
             ));
             index.clear();
             files.clear();
         }
         for path in files.keys() {
             if dirs.contains(&format!("{}/{path}", top.as_deref().unwrap_or_default())) {
-                problems.push(format!("zip entry {path:?} is both a file and a folder"));
+                problems.push(format!("zip entry {path:?}: both a file and a folder"));
             }
         }
         if top.is_none() {
-            problems.push("the archive is empty".into());
+            problems.push("the archive: empty".into());
         }
         Ok(ZipReader {
             source,
@@ -724,4 +724,22 @@ mod tests {
         assert!(e.to_string().contains("not a regular file"), "{e}");
         assert!(open_regular(&dir.path().join("missing")).is_err());
     }
+}
+
+/// One file of a zipped package (`data/results/controls.json`), read in
+/// place: the archive is checked entry by entry as for verification, and
+/// nothing is unpacked. For commands that only read a package (`diff`,
+/// `gaps`); a valid package is not implied.
+///
+/// # Errors
+/// When the archive cannot be opened or parsed, or the file is missing,
+/// refused or larger than `limit` bytes.
+pub fn read_zipped_file(zip: &Path, path: &str, limit: u64) -> crate::error::Result<Vec<u8>> {
+    use crate::error::ResultExt as _;
+    let mut problems = Vec::new();
+    let reader = ZipReader::open(ZipSource::File(zip), &mut problems)
+        .context(|| format!("cannot read the zipped package {}", zip.display()))?;
+    reader
+        .read(path, limit)
+        .context(|| format!("{}: cannot read {path} in it", zip.display()))
 }

@@ -110,12 +110,48 @@ pub struct KeyPair {
     pub signer: Signer,
 }
 
+/// Check a signer identity: it becomes the principal of an `allowed_signers`
+/// line, where whitespace ends it, commas separate patterns, `*`, `?` and `!`
+/// are pattern syntax and quotes open an option. So it must be non-empty and
+/// hold none of those, nor control characters.
+///
+/// # Errors
+/// When it is empty or holds such a character; the message names it.
+pub fn validate_identity(identity: &str) -> Result<()> {
+    let example = "use an address-like name such as compliance@msp.example";
+    if identity.is_empty() {
+        return Err(Error::invalid(format!(
+            "the signer identity is empty; {example}"
+        )));
+    }
+    if let Some(c) = identity
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, ',' | '*' | '?' | '!' | '"'))
+    {
+        let what = match c {
+            ',' => "a comma (it would split the allowed_signers principal)".to_owned(),
+            '*' | '?' | '!' => format!("`{c}` (pattern syntax in allowed_signers)"),
+            '"' => "a quote".to_owned(),
+            c if c.is_whitespace() => {
+                "whitespace (it would end the allowed_signers principal)".to_owned()
+            }
+            _ => "a control character".to_owned(),
+        };
+        return Err(Error::invalid(format!(
+            "the signer identity {identity:?} holds {what}; {example}"
+        )));
+    }
+    Ok(())
+}
+
 /// Generate an Ed25519 key, write it (`path`, mode 0600) and its `.pub`, and
 /// encrypt it when a passphrase is given.
 ///
 /// # Errors
-/// On I/O failure or when `path` already exists.
+/// When `identity` is not a usable signer identity ([`validate_identity`]), on
+/// I/O failure, or when `path` already exists.
 pub fn generate_key(path: &Path, identity: &str, passphrase: Option<&str>) -> Result<KeyPair> {
+    validate_identity(identity)?;
     if path.exists() {
         return Err(Error::invalid(format!(
             "{} already exists; not overwriting a key",

@@ -174,7 +174,7 @@ pub struct Manifest {
 pub fn parse_manifest(file: &str, bytes: &[u8], algorithm: Algorithm) -> Manifest {
     let mut out = Manifest::default();
     let Ok(text) = std::str::from_utf8(bytes) else {
-        out.problems.push(format!("{file} is not UTF-8"));
+        out.problems.push(format!("{file}: not UTF-8"));
         return out;
     };
     let hex_len = algorithm.hex_len();
@@ -308,6 +308,11 @@ fn check(
 ) -> VerifyReport {
     let mut report = VerifyReport::default();
     let files = reader.files();
+    if !files.contains_key("bagit.txt") {
+        // Not a bag at all: one problem, not one per file it lacks.
+        report.problems = vec!["not a BagIt package (no bagit.txt)".to_owned()];
+        return report;
+    }
 
     match reader.read("bagit.txt", 4096) {
         Ok(text) => {
@@ -319,7 +324,7 @@ fn check(
                 Some(&"BagIt-Version: 1.0" | &"BagIt-Version: 0.97")
             );
             if !version_ok || lines.get(1..) != Some(&["Tag-File-Character-Encoding: UTF-8"][..]) {
-                problems.push("bagit.txt is not the two lines of a BagIt 1.0 bag".into());
+                problems.push("bagit.txt: not the two lines of a BagIt 1.0 bag".into());
             }
         }
         Err(e) => problems.push(format!("bagit.txt: {e}")),
@@ -330,7 +335,7 @@ fn check(
         let file = format!("manifest-{}.txt", algorithm.name());
         for path in manifest.keys() {
             if !path.starts_with("data/") {
-                problems.push(format!("{file} lists {path:?} outside data/"));
+                problems.push(format!("{file}: lists {path:?}, outside data/"));
             } else if !files.contains_key(path) {
                 problems.push(format!("{path}: listed in the manifest but missing"));
             }
@@ -352,12 +357,12 @@ fn check(
         let file = format!("tagmanifest-{}.txt", algorithm.name());
         for required in ["bagit.txt", "bag-info.txt", "manifest-sha256.txt"] {
             if !listed.contains_key(required) {
-                problems.push(format!("{file} does not list {required}"));
+                problems.push(format!("{file}: does not list {required}"));
             }
         }
         for path in listed.keys() {
             if path.starts_with("data/") || path.starts_with("tagmanifest-") {
-                problems.push(format!("{file} lists {path:?}, which is not a tag file"));
+                problems.push(format!("{file}: lists {path:?}, which is not a tag file"));
             } else if !files.contains_key(path) {
                 problems.push(format!("{path}: listed in {file} but missing"));
             }
@@ -409,16 +414,16 @@ fn check_oxum(
     problems: &mut Vec<String>,
 ) {
     let Ok(info) = reader.read("bag-info.txt", 1 << 20) else {
-        problems.push("bag-info.txt is missing".into());
+        problems.push("bag-info.txt: missing".into());
         return;
     };
     let info = String::from_utf8_lossy(&info);
     let Some(oxum) = info.lines().find_map(|l| l.strip_prefix("Payload-Oxum:")) else {
-        problems.push("bag-info.txt has no Payload-Oxum".into());
+        problems.push("bag-info.txt: no Payload-Oxum".into());
         return;
     };
     let Some((bytes, count)) = oxum.trim().split_once('.') else {
-        problems.push("Payload-Oxum is not <bytes>.<files>".into());
+        problems.push("bag-info.txt: Payload-Oxum is not <bytes>.<files>".into());
         return;
     };
     let payload: Vec<u64> = reader
@@ -434,7 +439,7 @@ fn check_oxum(
         || bytes.parse::<u64>().ok() != Some(actual_bytes)
     {
         problems.push(format!(
-            "Payload-Oxum {} does not match the payload ({actual_bytes}.{})",
+            "bag-info.txt: Payload-Oxum {} does not match the payload ({actual_bytes}.{})",
             oxum.trim(),
             payload.len()
         ));
@@ -529,18 +534,18 @@ fn check_signature(
 ) -> Option<String> {
     let Ok(sig_text) = reader.read(SIGNATURE_FILE, 1 << 20) else {
         problems.push(format!(
-            "{SIGNATURE_FILE} is missing: the package is not signed"
+            "{SIGNATURE_FILE}: missing, so the package is not signed"
         ));
         return None;
     };
     let sig_text = String::from_utf8_lossy(&sig_text);
     let Ok(sig) = SshSig::from_pem(sig_text.trim()) else {
-        problems.push(format!("{SIGNATURE_FILE} is not an SSHSIG signature"));
+        problems.push(format!("{SIGNATURE_FILE}: not an SSHSIG signature"));
         return None;
     };
     if sig.namespace() != NAMESPACE {
         problems.push(format!(
-            "the signature is in namespace {:?}, expected {NAMESPACE}",
+            "{SIGNATURE_FILE}: signed in namespace {:?}, expected {NAMESPACE}",
             sig.namespace()
         ));
         return None;
@@ -550,7 +555,7 @@ fn check_signature(
     };
     let allowed = parse_allowed_signers(trust.signers);
     if allowed.is_empty() {
-        problems.push(format!("{} lists no usable key", trust.origin));
+        problems.push(format!("{}: lists no usable key", trust.origin));
         return None;
     }
     let candidates: Vec<&AllowedSigner> = allowed
@@ -564,7 +569,7 @@ fn check_signature(
         .collect();
     if candidates.is_empty() {
         problems.push(format!(
-            "the package was signed by a key that {} does not allow",
+            "{SIGNATURE_FILE}: signed by a key that {} does not allow",
             trust.origin
         ));
         return None;
@@ -575,7 +580,7 @@ fn check_signature(
     });
     let Some(signer) = matching else {
         problems.push(format!(
-            "the signing key is not allowed for identity {}",
+            "{SIGNATURE_FILE}: the signing key is not allowed for identity {}",
             trust.identity.unwrap_or_default()
         ));
         return None;
@@ -588,7 +593,9 @@ fn check_signature(
                 .unwrap_or_else(|| signer.principals.join(",")),
         ),
         Err(_) => {
-            problems.push("the signature does not match tagmanifest-sha256.txt".into());
+            problems.push(format!(
+                "{SIGNATURE_FILE}: does not match tagmanifest-sha256.txt"
+            ));
             None
         }
     }
@@ -604,7 +611,7 @@ fn check_timestamp(
     if !reader.files().contains_key(TIMESTAMP_FILE) {
         if trust.anchors.is_some() {
             problems.push(format!(
-                "{TIMESTAMP_FILE} is missing: the package has no timestamp"
+                "{TIMESTAMP_FILE}: missing, so the package has no timestamp"
             ));
         }
         return None;
@@ -643,7 +650,7 @@ fn check_custody(
     problems: &mut Vec<String>,
 ) {
     let Ok(top) = reader.read("custody.jsonl", MAX_TAG_FILE) else {
-        problems.push("custody.jsonl is missing".into());
+        problems.push("custody.jsonl: missing".into());
         return;
     };
     if reader
@@ -652,7 +659,7 @@ fn check_custody(
         .as_deref()
         != Some(&top[..])
     {
-        problems.push("custody.jsonl differs from data/custody.jsonl".into());
+        problems.push("custody.jsonl: differs from data/custody.jsonl".into());
     }
     for (n, line) in top
         .split(|b| *b == b'\n')

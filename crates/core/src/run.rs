@@ -169,6 +169,21 @@ pub struct RunManifest {
     pub service_provider: bool,
     /// Per source, by name.
     pub sources: BTreeMap<String, SourceReport>,
+    /// Who signs the run's package, when the config has `[signing]`: recorded
+    /// here so that reports rendered again from the run folder name the same
+    /// signer as those inside the package.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer: Option<SignerInfo>,
+}
+
+/// The signer of a run's package, as the reports show it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignerInfo {
+    /// Signer identity (as in `allowed_signers`).
+    pub identity: String,
+    /// Key fingerprint (`SHA256:...`).
+    pub fingerprint: String,
 }
 
 impl RunManifest {

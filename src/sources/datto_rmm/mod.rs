@@ -200,6 +200,12 @@ impl Collector for DattoRmm {
     fn name(&self) -> &str {
         &self.name
     }
+    fn secrets(&self) -> Vec<(&'static str, SecretRef)> {
+        vec![
+            ("api_key", self.api_key.clone()),
+            ("api_secret", self.api_secret.clone()),
+        ]
+    }
     fn source_type(&self) -> &'static str {
         SOURCE.source_type
     }

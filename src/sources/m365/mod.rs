@@ -372,6 +372,14 @@ impl Collector for M365 {
     fn name(&self) -> &str {
         &self.name
     }
+    fn secrets(&self) -> Vec<(&'static str, SecretRef)> {
+        match &self.credential {
+            CredentialSource::Secret(s) => vec![("client_secret", s.clone())],
+            CredentialSource::Certificate(path) => {
+                vec![("certificate", SecretRef::File(path.clone()))]
+            }
+        }
+    }
     fn source_type(&self) -> &'static str {
         SOURCE.source_type
     }

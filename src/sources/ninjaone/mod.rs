@@ -254,6 +254,9 @@ impl Collector for NinjaOne {
     fn name(&self) -> &str {
         &self.name
     }
+    fn secrets(&self) -> Vec<(&'static str, SecretRef)> {
+        vec![("client_secret", self.secret.clone())]
+    }
     fn source_type(&self) -> &'static str {
         SOURCE.source_type
     }

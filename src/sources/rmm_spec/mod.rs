@@ -499,6 +499,13 @@ impl Collector for SpecCollector {
     fn name(&self) -> &str {
         &self.name
     }
+    fn secrets(&self) -> Vec<(&'static str, SecretRef)> {
+        match &self.credentials {
+            Credentials::ApiKey(r) => vec![("api_key", r.clone())],
+            Credentials::Bearer(r) => vec![("token", r.clone())],
+            Credentials::Client { secret, .. } => vec![("client_secret", secret.clone())],
+        }
+    }
     fn source_type(&self) -> &'static str {
         SOURCE.source_type
     }
