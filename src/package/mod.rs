@@ -5,6 +5,7 @@
 
 mod archive;
 mod bag;
+mod cover;
 mod hash;
 mod lanes;
 mod reader;
