@@ -627,11 +627,13 @@ fn check_layout(bytes: &Bytes<'_>, records: &mut [Record], problems: &mut Vec<St
             }
         }
     }
-    if at != end.start {
+    if at < end.start {
         problems.push(format!(
-            "the central directory starts at offset {} of the archive, not where the last entry ends ({at})",
-            end.start
+            "{} bytes at offset {at} of the archive belong to no entry",
+            end.start - at
         ));
+    } else if at > end.start {
+        problems.push("the last entry runs into the central directory".into());
     }
 }
 
@@ -828,13 +830,24 @@ fn local_entry(bytes: &Bytes<'_>, len: u64, record: &Record) -> Result<u64, Stri
             0
         };
         let fields = &descriptor[skip..];
-        if zip64.is_some() {
+        let found = if zip64.is_some() {
             let found = (u32_at(fields, 0), u64_at(fields, 4), u64_at(fields, 12));
             (found.0, found.1, found.2, data_end + skip as u64 + 20)
         } else {
             let found = (u32_at(fields, 0), u32_at(fields, 4), u32_at(fields, 8));
             let (packed, size) = (u64::from(found.1), u64::from(found.2));
             (found.0, packed, size, data_end + skip as u64 + 12)
+        };
+        // Some streaming writers flag an empty entry (a folder) so and
+        // write no descriptor; nothing can hide in what is not there.
+        let local = (u32_at(head, 14), u32_at(head, 18), u32_at(head, 22));
+        if (found.0, found.1, found.2) != (record.crc, record.packed, record.size)
+            && (record.crc, record.packed, record.size) == (0, 0, 0)
+            && local == (0, 0, 0)
+        {
+            (0, 0, 0, data_end)
+        } else {
+            found
         }
     };
     if (crc, packed, size) != (record.crc, record.packed, record.size) {
