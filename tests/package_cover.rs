@@ -32,6 +32,9 @@ fn package(algorithms: &[Algorithm]) -> Package {
     std::fs::create_dir_all(run.join("evidence/m365")).expect("mkdir");
     std::fs::write(run.join("evidence/m365/users.json"), r#"{"value":[]}"#).expect("write");
     std::fs::write(run.join("evidence/a.json"), "[1,2,3]").expect("write");
+    // A name beyond ASCII, in both Unicode normal forms.
+    std::fs::write(run.join("evidence/caf\u{e9} \u{fc}.json"), "{}").expect("write");
+    std::fs::write(run.join("evidence/cafe\u{301} u\u{308}.json"), "{}").expect("write");
     std::fs::write(run.join("run.json"), "{}").expect("write");
     std::fs::write(run.join("custody.jsonl"), "").expect("write");
     let pair = generate_key(&dir.path().join("key"), IDENTITY, None).expect("keygen");
@@ -508,6 +511,22 @@ fn zip_problems(p: &Package, bytes: &[u8]) -> Vec<String> {
     verify_zip_bytes(bytes, &p.signers, Some(IDENTITY)).problems
 }
 
+/// CRC-32 (IEEE), bit by bit.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for byte in bytes {
+        crc ^= u32::from(*byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
 fn find(bytes: &[u8], needle: &[u8]) -> Vec<usize> {
     (0..bytes.len().saturating_sub(needle.len() - 1))
         .filter(|&i| &bytes[i..i + needle.len()] == needle)
@@ -633,6 +652,70 @@ fn zip_bytes_outside_the_entries_are_refused() {
     assert_problem(
         &zip_problems(&p, &uncounted),
         "entries but its central directory holds",
+    );
+}
+
+/// A name another unzipper would read differently from its bytes (as code
+/// page 437, or from an Info-ZIP Unicode path field), and per-entry comments,
+/// are refused.
+#[test]
+fn zip_names_that_others_would_read_otherwise_are_refused() {
+    let p = package(&[]);
+    let good = zip_of(&p);
+    let file = SimpleFileOptions::default();
+
+    let mut no_flag = rebuild(&good, |z| {
+        z.start_file("pkg/data/caf\u{e9}", file).expect("start");
+        z.write_all(b"x").expect("write");
+    });
+    let name = "pkg/data/caf\u{e9}".as_bytes();
+    let at = find(&no_flag, name);
+    assert_eq!(at.len(), 2, "a local and a central name");
+    for (flags, name_at) in [(at[0] - 30 + 6, at[0]), (at[1] - 46 + 8, at[1])] {
+        assert!(name_at > flags);
+        no_flag[flags + 1] &= !0x08;
+    }
+    assert_problem(
+        &zip_problems(&p, &no_flag),
+        "a name beyond ASCII without the UTF-8 flag",
+    );
+
+    // Version 1, the CRC-32 of the name it replaces, the name to use.
+    let mut field = vec![1];
+    field.extend_from_slice(&crc32(b"pkg/data/zzz").to_le_bytes());
+    field.extend_from_slice(b"pkg/data/run.json");
+    let field = &field[..];
+    let mut options = zip::write::FullFileOptions::default();
+    options
+        .add_extra_data(0x7a7a, field, false)
+        .expect("extra field");
+    let mut unicode_path = rebuild(&good, |z| {
+        z.start_file("pkg/data/zzz", options).expect("start");
+        z.write_all(b"x").expect("write");
+    });
+    let mut marker = vec![0x7a, 0x7a];
+    marker.extend_from_slice(&(field.len() as u16).to_le_bytes());
+    marker.extend_from_slice(field);
+    let found = find(&unicode_path, &marker);
+    assert!(!found.is_empty());
+    for at in found {
+        unicode_path[at..at + 2].copy_from_slice(&0x7075u16.to_le_bytes());
+    }
+    assert_problem(
+        &zip_problems(&p, &unicode_path),
+        "a Unicode path field, which other unzippers read instead of the name",
+    );
+
+    let commented = rebuild(&good, |z| {
+        z.start_file(
+            "pkg/data/zzz",
+            zip::write::FullFileOptions::default().with_file_comment("planted"),
+        )
+        .expect("start");
+    });
+    assert_problem(
+        &zip_problems(&p, &commented),
+        "zip entry \"pkg/data/zzz\" carries a comment",
     );
 }
 

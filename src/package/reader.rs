@@ -592,18 +592,14 @@ fn check_layout(bytes: &Bytes<'_>, records: &mut [Record], problems: &mut Vec<St
         }
     };
     match central_directory(bytes, &end) {
-        Ok((count, twice)) => {
+        Ok((count, found)) => {
             if count != end.entries {
                 problems.push(format!(
                     "the archive declares {} entries but its central directory holds {count}",
                     end.entries
                 ));
             }
-            for name in twice {
-                problems.push(format!(
-                    "zip entry {name:?} is listed twice: duplicate entry names"
-                ));
-            }
+            problems.extend(found);
         }
         Err(e) => problems.push(format!("the archive's central directory: {e}")),
     }
@@ -701,8 +697,10 @@ fn end_records(bytes: &Bytes<'_>, len: u64) -> Result<End, String> {
             let record_end = record_at
                 .checked_add(12)
                 .and_then(|n| n.checked_add(u64_at(&record, 4)));
-            if record_end != Some(locator_at) {
-                return Err("bytes lie between the ZIP64 end record and its locator".into());
+            // 44 bytes after the size: no extensible data that no
+            // signature covers.
+            if u64_at(&record, 4) != 44 || record_end != Some(locator_at) {
+                return Err("the ZIP64 end record carries extra data, or bytes follow it".into());
             }
             let start = u64_at(&record, 48);
             end = End {
@@ -725,7 +723,8 @@ fn end_records(bytes: &Bytes<'_>, len: u64) -> Result<End, String> {
 }
 
 /// How many records the central directory holds (they must fill it
-/// exactly), and the names it lists more than once.
+/// exactly), and what is wrong with them: a name listed twice, a name that
+/// other unzippers would read differently, a comment.
 fn central_directory(bytes: &Bytes<'_>, end: &End) -> Result<(u64, Vec<String>), String> {
     let size = end.end - end.start;
     if size > MAX_DIRECTORY {
@@ -738,39 +737,66 @@ fn central_directory(bytes: &Bytes<'_>, end: &End) -> Result<(u64, Vec<String>),
     let mut at = 0usize;
     let mut count = 0u64;
     let mut seen = BTreeSet::new();
-    let mut twice = Vec::new();
+    let mut problems = Vec::new();
     while at < dir.len() {
         if dir.len() - at < 46 || u32_at(&dir, at) != 0x0201_4b50 {
             return Err(format!("no entry record at its byte {at}"));
         }
         let name_end = at + 46 + usize::from(u16_at(&dir, at + 28));
-        let next =
-            name_end + usize::from(u16_at(&dir, at + 30)) + usize::from(u16_at(&dir, at + 32));
-        let Some(name) = dir.get(at + 46..name_end).filter(|_| next <= dir.len()) else {
+        let extra_end = name_end + usize::from(u16_at(&dir, at + 30));
+        let next = extra_end + usize::from(u16_at(&dir, at + 32));
+        let (Some(name), Some(extra)) = (
+            dir.get(at + 46..name_end).filter(|_| next <= dir.len()),
+            dir.get(name_end..extra_end),
+        ) else {
             return Err("its last record runs past its end".into());
         };
+        let shown = String::from_utf8_lossy(name);
         if !seen.insert(name) {
-            twice.push(String::from_utf8_lossy(name).into_owned());
+            problems.push(format!(
+                "zip entry {shown:?} is listed twice: duplicate entry names"
+            ));
+        }
+        if let Some(reason) = read_otherwise(name, u16_at(&dir, at + 8), extra) {
+            problems.push(format!("zip entry {shown:?}: {reason}"));
+        }
+        if next != extra_end {
+            problems.push(format!(
+                "zip entry {shown:?} carries a comment, which no signature covers"
+            ));
         }
         count += 1;
         at = next;
     }
-    Ok((count, twice))
+    Ok((count, problems))
 }
 
-/// The data of a ZIP64 extended information field in `extra`, if any.
-fn zip64_field(extra: &[u8]) -> Option<&[u8]> {
+/// The data of the extra field `id` in `extra`, if there is one.
+fn extra_field(extra: &[u8], id: u16) -> Option<&[u8]> {
     let mut at = 0;
     while at + 4 <= extra.len() {
-        let id = u16_at(extra, at);
         let len = usize::from(u16_at(extra, at + 2));
         let data = extra.get(at + 4..at + 4 + len)?;
-        if id == 0x0001 {
+        if u16_at(extra, at) == id {
             return Some(data);
         }
         at += 4 + len;
     }
     None
+}
+
+/// Why other unzippers would read an entry's name as another one than its
+/// bytes in UTF-8, if they would: a name beyond ASCII without the UTF-8
+/// flag (read as code page 437), or an Info-ZIP Unicode path field (read
+/// instead of the name).
+fn read_otherwise(name: &[u8], flags: u16, extra: &[u8]) -> Option<&'static str> {
+    if !name.is_ascii() && flags & 0x0800 == 0 {
+        Some("a name beyond ASCII without the UTF-8 flag, which other unzippers read as another name")
+    } else if extra_field(extra, 0x7075).is_some() {
+        Some("a Unicode path field, which other unzippers read instead of the name")
+    } else {
+        None
+    }
 }
 
 /// Check the local header (and data descriptor) of the entry `record`
@@ -805,7 +831,10 @@ fn local_entry(bytes: &Bytes<'_>, len: u64, record: &Record) -> Result<u64, Stri
     if record.method.is_some_and(|m| m != u16_at(head, 8)) {
         return Err("its local header gives another compression method".into());
     }
-    let zip64 = zip64_field(extra);
+    if let Some(reason) = read_otherwise(name, flags, extra) {
+        return Err(format!("its local header: {reason}"));
+    }
+    let zip64 = extra_field(extra, 0x0001);
     let data_end = (record.header + 30 + tail_len as u64)
         .checked_add(record.packed)
         .ok_or("its data ends past any archive")?;
