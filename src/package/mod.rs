@@ -1,7 +1,8 @@
 //! Audit packages: BagIt 1.0 bags with SHA-256 manifests and an OpenSSH
-//! signature (SSHSIG) over the tag manifest, verifiable with `ssh-keygen -Y
+//! signature (SSHSIG) over each tag manifest, verifiable with `ssh-keygen -Y
 //! verify` and `sha256sum -c` alone, as a folder or a reproducible `.zip`,
-//! optionally with an RFC 3161 timestamp over the signature.
+//! optionally with an RFC 3161 timestamp over the signature. A package is
+//! valid only if a valid signature covers every file in it.
 
 mod archive;
 mod bag;
@@ -28,5 +29,6 @@ pub use verify::{
 /// `ssh-keygen -Y verify -n`.
 pub const NAMESPACE: &str = "package-v1@auditpack.dev";
 
-/// The signature file, beside the tag manifest it signs.
+/// The signature file, beside the SHA-256 tag manifest it signs (a SHA-512
+/// tag manifest has its own, `tagmanifest-sha512.txt.sig`).
 pub const SIGNATURE_FILE: &str = "tagmanifest-sha256.txt.sig";

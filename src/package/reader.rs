@@ -1,8 +1,9 @@
 //! What verification reads a package through: a folder on disk or a `.zip`
 //! read in place (streamed entry by entry, never unpacked to disk). Both list
-//! the package's regular files by bag-relative path and read or hash them;
-//! anything that is not a regular file or folder, and every unsafe zip entry,
-//! is a problem found while opening.
+//! the package's regular files and folders by bag-relative path and read or
+//! hash them; anything that is not a regular file or folder, every unsafe zip
+//! entry, and any byte of a zip that belongs to no entry is a problem found
+//! while opening.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -637,8 +638,13 @@ fn check_layout(bytes: &Bytes<'_>, records: &mut [Record], problems: &mut Vec<St
 fn read_exact_at(bytes: &Bytes<'_>, buf: &mut [u8], offset: u64) -> Result<(), String> {
     let mut done = 0;
     while done < buf.len() {
-        match bytes.read_at(&mut buf[done..], offset + done as u64) {
-            Ok(0) => return Err(format!("ends before offset {}", offset + buf.len() as u64)),
+        match bytes.read_at(&mut buf[done..], offset.saturating_add(done as u64)) {
+            Ok(0) => {
+                return Err(format!(
+                    "the archive ends before offset {}",
+                    offset.saturating_add(buf.len() as u64)
+                ))
+            }
             Ok(n) => done += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e.to_string()),
@@ -817,7 +823,7 @@ fn local_entry(bytes: &Bytes<'_>, len: u64, record: &Record) -> Result<u64, Stri
         Some(tail) => std::borrow::Cow::Borrowed(tail),
         None => {
             let mut tail = vec![0u8; tail_len];
-            read_exact_at(bytes, &mut tail, record.header + 30)?;
+            read_exact_at(bytes, &mut tail, record.header.saturating_add(30))?;
             std::borrow::Cow::Owned(tail)
         }
     };
@@ -835,7 +841,7 @@ fn local_entry(bytes: &Bytes<'_>, len: u64, record: &Record) -> Result<u64, Stri
         return Err(format!("its local header: {reason}"));
     }
     let zip64 = extra_field(extra, 0x0001);
-    let data_end = (record.header + 30 + tail_len as u64)
+    let data_end = (record.header.saturating_add(30 + tail_len as u64))
         .checked_add(record.packed)
         .ok_or("its data ends past any archive")?;
     let (crc, packed, size, next) = if flags & 0x0008 == 0 {
@@ -861,11 +867,21 @@ fn local_entry(bytes: &Bytes<'_>, len: u64, record: &Record) -> Result<u64, Stri
         let fields = &descriptor[skip..];
         let found = if zip64.is_some() {
             let found = (u32_at(fields, 0), u64_at(fields, 4), u64_at(fields, 12));
-            (found.0, found.1, found.2, data_end + skip as u64 + 20)
+            (
+                found.0,
+                found.1,
+                found.2,
+                data_end.saturating_add(skip as u64 + 20),
+            )
         } else {
             let found = (u32_at(fields, 0), u32_at(fields, 4), u32_at(fields, 8));
             let (packed, size) = (u64::from(found.1), u64::from(found.2));
-            (found.0, packed, size, data_end + skip as u64 + 12)
+            (
+                found.0,
+                packed,
+                size,
+                data_end.saturating_add(skip as u64 + 12),
+            )
         };
         // Some streaming writers flag an empty entry (a folder) so and
         // write no descriptor; nothing can hide in what is not there.

@@ -1,8 +1,9 @@
-//! Verifying a package: `bagit.txt`, every manifest line, no unlisted payload
-//! file, Payload-Oxum, the tag manifest, the signature by an allowed key in the
-//! right namespace, the RFC 3161 timestamp when there is one, and the custody
-//! log's agreement with the manifest. Every problem is reported, not only the
-//! first.
+//! Verifying a package: every file covered by a valid signature (the rule of
+//! [`super::cover`], the same for folders and zips), `bagit.txt`, every line
+//! of every manifest, Payload-Oxum, each tag manifest's signature by an
+//! allowed key in the right namespace, the RFC 3161 timestamp when there is
+//! one, and the custody log's agreement with the manifest. Every problem is
+//! reported, not only the first.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
