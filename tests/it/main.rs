@@ -13,6 +13,7 @@ mod layers;
 mod m365;
 mod manual;
 mod package;
+mod package_cover;
 mod package_props;
 mod report;
 mod rmm;

@@ -358,6 +358,25 @@ fn a_timestamped_package_verifies_with_auditpack_and_openssl() {
             "openssl ts -verify -data tagmanifest-sha256.txt -in {TIMESTAMP_FILE} -CAfile tsa-ca.pem"
         )));
         assert!(readme.contains("--tsa-ca tsa-ca.pem"));
+        // Its check that every file is accounted for counts the token among
+        // the files no manifest lists.
+        let diff: String = readme
+            .lines()
+            .skip_while(|l| !l.trim_start().starts_with("diff <("))
+            .take(2)
+            .map(|l| l.trim().trim_end_matches('\\'))
+            .collect();
+        assert!(diff.contains(TIMESTAMP_FILE), "{diff}");
+        let out = Command::new("bash")
+            .args(["-c", &diff])
+            .current_dir(&package)
+            .output()
+            .expect("bash");
+        assert!(
+            out.status.success() && out.stdout.is_empty(),
+            "{diff}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
 }
 

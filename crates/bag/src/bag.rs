@@ -1,11 +1,12 @@
 //! Writing a bag: the run folder is copied into `data/` while it is hashed (so
 //! a file cannot change between hashing and packaging), tag files are written,
-//! the tag manifest is signed, and the finished folder is renamed into place.
+//! each tag manifest is signed, and the finished folder is renamed into place.
 
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use super::cover::{signature_file, Kind};
 use super::hash::{hash_copy_all, hash_copy_many, Algorithm};
 use super::reader::open_regular;
 use super::sign::Signer;
@@ -62,8 +63,9 @@ pub enum Durability {
 /// How [`write_bag_with`] writes a bag.
 #[derive(Clone, Debug, Default)]
 pub struct BagOptions {
-    /// Manifest algorithms besides SHA-256, which is always written: the
-    /// signature covers `tagmanifest-sha256.txt`.
+    /// Manifest algorithms besides SHA-256, which is always written. Each
+    /// algorithm gets a payload manifest and a tag manifest, and each tag
+    /// manifest its own signature.
     pub algorithms: Vec<Algorithm>,
     /// Whether to wait for the disk before the rename.
     pub durability: Durability,
@@ -88,7 +90,8 @@ pub fn write_bag(
 /// Package `run_dir` as a bag named `name` inside `out_dir`: payload copied
 /// into `data/` while it is hashed, bag-info, manifests for SHA-256 and
 /// `options.algorithms`, custody log, README, tag manifests and, with a
-/// `signer`, the signature (and timestamp) over `tagmanifest-sha256.txt`.
+/// `signer`, a signature over each tag manifest (and a timestamp over
+/// `tagmanifest-sha256.txt`).
 ///
 /// The bag is assembled under a hidden temporary name and renamed when
 /// complete, so an interrupted run never leaves a partial package at the final
@@ -201,7 +204,7 @@ pub fn write_bag_with(
         }
     };
     write_tag("custody.jsonl", &custody)?;
-    write_tag("README-VERIFY.txt", readme(signer).as_bytes())?;
+    write_tag("README-VERIFY.txt", readme(signer, &algorithms).as_bytes())?;
 
     let mut tag_files: Vec<String> = TAG_FILES.iter().map(|f| (*f).to_owned()).collect();
     for algorithm in algorithms.iter().filter(|a| **a != Algorithm::Sha256) {
@@ -216,21 +219,19 @@ pub fn write_bag_with(
             tagmanifest.push_str(&format!("{digest}  {file}\n"));
         }
     }
-    let mut tagmanifest = String::new();
+    // Every tag manifest is signed: verification accepts no file that a
+    // signature does not cover, and each algorithm's chain (signature, tag
+    // manifest, manifest) stands alone for stock tools.
     for (algorithm, text) in algorithms.iter().zip(tagmanifests) {
-        write_tag(
-            &format!("tagmanifest-{}.txt", algorithm.name()),
-            text.as_bytes(),
-        )?;
-        if *algorithm == Algorithm::Sha256 {
-            tagmanifest = text;
-        }
-    }
-    if let Some(signer) = signer {
-        let signature = signer.sign(tagmanifest.as_bytes())?;
-        write_tag(SIGNATURE_FILE, signature.as_bytes())?;
-        if let Some(authority) = signer.timestamps() {
-            write_tag(TIMESTAMP_FILE, &authority.stamp(tagmanifest.as_bytes())?)?;
+        write_tag(&Kind::Tag.file(*algorithm), text.as_bytes())?;
+        if let Some(signer) = signer {
+            let signature = signer.sign(text.as_bytes())?;
+            write_tag(&signature_file(*algorithm), signature.as_bytes())?;
+            if *algorithm == Algorithm::Sha256 {
+                if let Some(authority) = signer.timestamps() {
+                    write_tag(TIMESTAMP_FILE, &authority.stamp(text.as_bytes())?)?;
+                }
+            }
         }
     }
     if synced {
@@ -493,30 +494,59 @@ fn bag_info(info: &BagInfo, bytes: u64, files: usize) -> String {
     lines.join("\n") + "\n"
 }
 
-fn readme(signer: Option<&Signer>) -> String {
+/// The auditor's `README-VERIFY.txt`: stock-tool commands for exactly the
+/// files this package holds.
+fn readme(signer: Option<&Signer>, algorithms: &[Algorithm]) -> String {
     let identity = signer.map_or("<signer identity>", Signer::identity);
-    let timestamp = match signer.and_then(Signer::timestamps) {
-        Some(authority) => format!(
+    let authority = signer.and_then(Signer::timestamps);
+    // The files no manifest lists: each tag manifest and its signature, and
+    // the timestamp.
+    let mut unlisted = Vec::new();
+    for algorithm in algorithms {
+        unlisted.push(Kind::Tag.file(*algorithm));
+        unlisted.push(signature_file(*algorithm));
+    }
+    if authority.is_some() {
+        unlisted.push(TIMESTAMP_FILE.to_owned());
+    }
+    let unlisted = unlisted.join(" ");
+    let mut step = 4;
+    let mut more = String::new();
+    if algorithms.contains(&Algorithm::Sha512) {
+        more.push_str(&format!(
             "
-  4. The time: {TIMESTAMP_FILE} is an RFC 3161 timestamp over
+  {step}. The SHA-512 manifests, signed the same way:
+     ssh-keygen -Y verify -f allowed_signers -I {identity} -n {NAMESPACE} \\
+         -s tagmanifest-sha512.txt.sig < tagmanifest-sha512.txt
+     sha512sum -c tagmanifest-sha512.txt && sha512sum --quiet -c manifest-sha512.txt
+"
+        ));
+        step += 1;
+    }
+    if let Some(authority) = authority {
+        more.push_str(&format!(
+            "
+  {step}. The time: {TIMESTAMP_FILE} is an RFC 3161 timestamp over
      tagmanifest-sha256.txt from {url};
      with that TSA's CA certificate (received out of band):
      openssl ts -verify -data tagmanifest-sha256.txt -in {TIMESTAMP_FILE} -CAfile tsa-ca.pem
 ",
             url = authority.url()
-        ),
-        None => String::new(),
-    };
-    let tsa_flag = if timestamp.is_empty() {
-        ""
-    } else {
+        ));
+    }
+    let tsa_flag = if authority.is_some() {
         " --tsa-ca tsa-ca.pem"
+    } else {
+        ""
     };
     format!(
         "This is an auditpack evidence package: a BagIt 1.0 bag (RFC 8493).
 Everything collected is under data/; manifest-sha256.txt lists the SHA-256 of
-every payload file, tagmanifest-sha256.txt lists the SHA-256 of every tag file,
-and {SIGNATURE_FILE} is an OpenSSH signature over tagmanifest-sha256.txt.
+every payload file, tagmanifest-sha256.txt lists the SHA-256 of every other
+file, and {SIGNATURE_FILE} is an OpenSSH signature over tagmanifest-sha256.txt.
+The package is the signer's only if the signature covers every file in it:
+the steps below prove that together, and any file they do not account for
+makes the package invalid.
 
 Verify it with stock tools, from this folder. Use an allowed_signers file you
 received from the signer out of band, never one shipped inside a package.
@@ -528,9 +558,12 @@ received from the signer out of band, never one shipped inside a package.
   2. The tag files, then every payload file:
      sha256sum -c tagmanifest-sha256.txt && sha256sum --quiet -c manifest-sha256.txt
 
-  3. No file was added to the payload:
-     diff <(find data -type f | LC_ALL=C sort) <(cut -d' ' -f3- manifest-sha256.txt | LC_ALL=C sort)
-{timestamp}
+  3. Every file in the package is listed in a manifest or is one of
+     {unlisted}
+     (no output means nothing was added, anywhere):
+     diff <(find . ! -type d | cut -c3- | LC_ALL=C sort) \\
+          <( (cut -d' ' -f3- manifest-sha256.txt tagmanifest-sha256.txt; printf '%s\\n' {unlisted}) | LC_ALL=C sort)
+{more}
 Or, with auditpack (also on the .zip, without unpacking it; --reevaluate
 re-derives the results from the evidence and reports any difference):
      auditpack verify . --allowed-signers allowed_signers --identity {identity}{tsa_flag} --reevaluate

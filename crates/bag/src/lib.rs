@@ -1,7 +1,8 @@
 //! Audit packages: BagIt 1.0 bags with SHA-256 manifests and an OpenSSH
-//! signature (SSHSIG) over the tag manifest, verifiable with `ssh-keygen -Y
+//! signature (SSHSIG) over each tag manifest, verifiable with `ssh-keygen -Y
 //! verify` and `sha256sum -c` alone, as a folder or a reproducible `.zip`,
-//! optionally with an RFC 3161 timestamp over the signature.
+//! optionally with an RFC 3161 timestamp over the signature. A package is
+//! valid only if a valid signature covers every file in it (see `cover`).
 //!
 //! This crate knows bags, not compliance: it writes and verifies packages,
 //! signs them, hashes their files and zips them. An auditor's own tool can
@@ -15,6 +16,7 @@
 mod archive;
 pub mod atomic;
 mod bag;
+mod cover;
 mod error;
 mod hash;
 mod lanes;

@@ -1,8 +1,9 @@
 //! What verification reads a package through: a folder on disk or a `.zip`
 //! read in place (streamed entry by entry, never unpacked to disk). Both list
-//! the package's regular files by bag-relative path and read or hash them;
-//! anything that is not a regular file or folder, and every unsafe zip entry,
-//! is a problem found while opening.
+//! the package's regular files and folders by bag-relative path and read or
+//! hash them; anything that is not a regular file or folder, every unsafe zip
+//! entry, and any byte of a zip that belongs to no entry is a problem found
+//! while opening.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -37,6 +38,10 @@ pub type Hashed = io::Result<(Vec<String>, u64)>;
 pub trait PackageReader: Sync {
     /// Every regular file, by bag-relative `/`-separated path, with its size.
     fn files(&self) -> &BTreeMap<String, u64>;
+
+    /// Every folder, by bag-relative path without a trailing `/` (the bag's
+    /// own folder left out): those holding files and any empty one.
+    fn folders(&self) -> &BTreeSet<String>;
 
     /// Copy one file to `sink`, failing if it yields more than `limit` bytes
     /// or more than its listed size.
@@ -83,6 +88,7 @@ fn bounded_copy(
 pub(crate) struct FolderReader {
     root: PathBuf,
     files: BTreeMap<String, u64>,
+    folders: BTreeSet<String>,
 }
 
 impl FolderReader {
@@ -90,6 +96,7 @@ impl FolderReader {
     /// folders goes into `problems`.
     pub(crate) fn open(root: &Path, problems: &mut Vec<String>) -> FolderReader {
         let mut files = BTreeMap::new();
+        let mut folders = BTreeSet::new();
         // Folder by folder, each level's folders on every core.
         let mut level = vec![String::new()];
         while !level.is_empty() {
@@ -100,13 +107,12 @@ impl FolderReader {
                 level.extend(listing.folders);
                 problems.extend(listing.problems);
             }
-        }
-        if !root.join("data").is_dir() {
-            problems.push("data/: the payload folder is missing".into());
+            folders.extend(level.iter().cloned());
         }
         FolderReader {
             root: root.to_owned(),
             files,
+            folders,
         }
     }
 
@@ -172,7 +178,16 @@ fn list_folder(root: &Path, rel: &str) -> Listing {
                 break;
             }
         };
-        let name = entry.file_name().to_string_lossy().into_owned();
+        // A name that is not UTF-8 would be listed under its lossy form,
+        // which another name may share: one of them would go unseen.
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            listing.problems.push(format!(
+                "{}/{}: the name is not UTF-8",
+                display_dir(rel),
+                entry.file_name().to_string_lossy()
+            ));
+            continue;
+        };
         let child = if rel.is_empty() {
             name
         } else {
@@ -209,6 +224,10 @@ fn display_dir(rel: &str) -> &str {
 impl PackageReader for FolderReader {
     fn files(&self) -> &BTreeMap<String, u64> {
         &self.files
+    }
+
+    fn folders(&self) -> &BTreeSet<String> {
+        &self.folders
     }
 
     fn copy(&self, path: &str, sink: &mut dyn Write, limit: u64) -> io::Result<u64> {
@@ -274,6 +293,14 @@ impl<'a> ZipSource<'a> {
     fn archive(self) -> io::Result<ZipArchive<Handle<'a>>> {
         ZipArchive::new(self.handle()?).map_err(zip_error)
     }
+
+    /// The archive's bytes, for reads by position from any thread.
+    fn bytes(self) -> io::Result<Bytes<'a>> {
+        Ok(match self {
+            ZipSource::File(path) => Bytes::File(File::open(path)?),
+            ZipSource::Memory(bytes) => Bytes::Memory(bytes),
+        })
+    }
 }
 
 fn zip_error(e: zip::result::ZipError) -> io::Error {
@@ -290,6 +317,7 @@ pub(crate) struct ZipReader<'a> {
     /// Bag-relative path -> where its entry is and what it declares.
     index: BTreeMap<String, Entry>,
     files: BTreeMap<String, u64>,
+    folders: BTreeSet<String>,
 }
 
 /// One file entry of a zip: its index, declared size, and where its
@@ -304,8 +332,10 @@ struct Entry {
 }
 
 impl<'a> ZipReader<'a> {
-    /// Open the archive and check every entry's name, type and sizes; unsafe
-    /// entries go into `problems` and are left out of the listing.
+    /// Open the archive and check every entry's name, type and sizes, and
+    /// that every byte of the archive belongs to an entry or the directory
+    /// of entries; unsafe entries go into `problems` and are left out of the
+    /// listing.
     ///
     /// # Errors
     /// When the archive cannot be opened or its central directory not parsed.
@@ -324,23 +354,14 @@ impl<'a> ZipReader<'a> {
                 archive: Mutex::new(archive),
                 index: BTreeMap::new(),
                 files: BTreeMap::new(),
+                folders: BTreeSet::new(),
             });
-        }
-        // The reader keys entries by name, so duplicates collapse into one:
-        // compare with the count the end-of-central-directory record declares.
-        let mut handle = source.handle()?;
-        if let Some(declared) = declared_entries(&mut handle) {
-            if declared != archive.len() as u64 {
-                problems.push(format!(
-                    "the archive: declares {declared} entries but holds {} distinct names: duplicate entry names",
-                    archive.len()
-                ));
-            }
         }
         let mut top: Option<String> = None;
         let mut index = BTreeMap::new();
         let mut files = BTreeMap::new();
         let mut dirs = BTreeSet::new();
+        let mut records = Vec::with_capacity(archive.len());
         let mut total = 0u64;
         for i in 0..archive.len() {
             let entry = match archive.by_index_raw(i) {
@@ -350,6 +371,18 @@ impl<'a> ZipReader<'a> {
                     continue;
                 }
             };
+            records.push(Record {
+                name: entry.name_raw().to_vec(),
+                header: entry.header_start(),
+                packed: entry.compressed_size(),
+                size: entry.size(),
+                crc: entry.crc32(),
+                method: match entry.compression() {
+                    CompressionMethod::Stored => Some(0),
+                    CompressionMethod::Deflated => Some(8),
+                    _ => None,
+                },
+            });
             let Ok(name) = std::str::from_utf8(entry.name_raw()) else {
                 problems.push(format!("zip entry {i}: name is not UTF-8"));
                 continue;
@@ -388,7 +421,11 @@ impl<'a> ZipReader<'a> {
                 if !matches!(kind, None | Some(0) | Some(0o040_000)) {
                     problems.push(format!("zip entry {shown:?}: not a folder"));
                 }
-                dirs.insert(trimmed.to_owned());
+                if let Some(rel) = rest {
+                    if !dirs.insert(rel.to_owned()) {
+                        problems.push(format!("zip entry {shown:?} is a duplicate"));
+                    }
+                }
                 continue;
             }
             if !matches!(kind, None | Some(0) | Some(0o100_000)) {
@@ -445,21 +482,42 @@ impl<'a> ZipReader<'a> {
             index.clear();
             files.clear();
         }
-        for path in files.keys() {
-            if dirs.contains(&format!("{}/{path}", top.as_deref().unwrap_or_default())) {
-                problems.push(format!("zip entry {path:?}: both a file and a folder"));
-            }
-        }
         if top.is_none() {
             problems.push("the archive: empty".into());
         }
+        let bytes = source.bytes()?;
+        check_layout(&bytes, &mut records, problems);
+        let folders = folders_of(&files, dirs);
         Ok(ZipReader {
             source,
             archive: Mutex::new(archive),
             index,
             files,
+            folders,
         })
     }
+}
+
+/// The folder entries `dirs` and every folder holding one of `files`.
+fn folders_of(files: &BTreeMap<String, u64>, mut dirs: BTreeSet<String>) -> BTreeSet<String> {
+    // Files come sorted, so each folder's files follow one another: one
+    // walk up the tree per folder, not per file.
+    let mut last = "";
+    for path in files.keys() {
+        let parent = path.rsplit_once('/').map_or("", |(p, _)| p);
+        if parent == last {
+            continue;
+        }
+        last = parent;
+        let mut folder = parent;
+        while !folder.is_empty() {
+            if !dirs.contains(folder) {
+                dirs.insert(folder.to_owned());
+            }
+            folder = folder.rsplit_once('/').map_or("", |(p, _)| p);
+        }
+    }
+    dirs
 }
 
 /// Why a zip entry name is unsafe, if it is: absolute, `..`, `.`, empty
@@ -487,38 +545,363 @@ fn unsafe_entry_name(name: &str) -> Option<&'static str> {
     }
 }
 
-/// The entry count the end-of-central-directory record (or its ZIP64 form)
-/// declares, when it can be found.
-fn declared_entries(handle: &mut (impl Read + Seek)) -> Option<u64> {
-    let len = handle.seek(SeekFrom::End(0)).ok()?;
-    let tail_len = len.min(22 + 65_535);
-    handle.seek(SeekFrom::Start(len - tail_len)).ok()?;
-    let mut tail = vec![0u8; usize::try_from(tail_len).ok()?];
-    handle.read_exact(&mut tail).ok()?;
-    let u16_at = |b: &[u8], i: usize| Some(u16::from_le_bytes(b.get(i..i + 2)?.try_into().ok()?));
-    let u32_at = |b: &[u8], i: usize| Some(u32::from_le_bytes(b.get(i..i + 4)?.try_into().ok()?));
-    let u64_at = |b: &[u8], i: usize| Some(u64::from_le_bytes(b.get(i..i + 8)?.try_into().ok()?));
-    let pos = (0..tail.len().saturating_sub(21)).rev().find(|&p| {
-        u32_at(&tail, p) == Some(0x0605_4b50)
-            && u16_at(&tail, p + 20).is_some_and(|c| p + 22 + usize::from(c) == tail.len())
-    })?;
-    let count = u16_at(&tail, pos + 10)?;
-    if count != 0xFFFF {
-        return Some(u64::from(count));
+/// What the central directory says of one entry, to hold its local header
+/// and its place in the archive against.
+struct Record {
+    name: Vec<u8>,
+    header: u64,
+    packed: u64,
+    size: u64,
+    crc: u32,
+    /// The compression method's number, when it is one auditpack reads.
+    method: Option<u16>,
+}
+
+/// Where the end records put the central directory.
+struct End {
+    /// Entries declared.
+    entries: u64,
+    /// Where the central directory starts and ends.
+    start: u64,
+    end: u64,
+}
+
+/// Largest central directory read (a quarter more than [`MAX_ENTRIES`]
+/// entries with 100-byte names).
+const MAX_DIRECTORY: u64 = (MAX_ENTRIES as u64) * 180;
+
+/// Hold the archive's bytes against its entries, so that nothing lies where
+/// another unzipper than ours could find content no manifest lists: the
+/// entries' local headers back to back from the first byte, each agreeing
+/// with its central record (name, method, CRC-32, sizes) and followed by its
+/// data (and data descriptor); the central directory right after them,
+/// exactly as many records as declared with no name twice, filling its
+/// declared size; then the end records, with no archive comment and nothing
+/// after them. Problems go into `problems`; `records` is sorted by offset.
+fn check_layout(bytes: &Bytes<'_>, records: &mut [Record], problems: &mut Vec<String>) {
+    let len = match bytes.len() {
+        Ok(len) => len,
+        Err(e) => {
+            problems.push(format!("the archive's length: {e}"));
+            return;
+        }
+    };
+    let end = match end_records(bytes, len) {
+        Ok(end) => end,
+        Err(e) => {
+            problems.push(format!("the archive's end records: {e}"));
+            return;
+        }
+    };
+    match central_directory(bytes, &end) {
+        Ok((count, found)) => {
+            if count != end.entries {
+                problems.push(format!(
+                    "the archive declares {} entries but its central directory holds {count}",
+                    end.entries
+                ));
+            }
+            problems.extend(found);
+        }
+        Err(e) => problems.push(format!("the archive's central directory: {e}")),
     }
-    // ZIP64: the locator sits just before the record.
-    let locator = pos.checked_sub(20)?;
-    if u32_at(&tail, locator) != Some(0x0706_4b50) {
-        return None;
+    records.sort_by_key(|r| r.header);
+    let mut at = 0u64;
+    for record in records.iter() {
+        let shown = String::from_utf8_lossy(&record.name);
+        if record.header > at {
+            problems.push(format!(
+                "{} bytes at offset {at} of the archive belong to no entry",
+                record.header - at
+            ));
+        } else if record.header < at {
+            problems.push(format!("zip entry {shown:?} overlaps the entry before it"));
+        }
+        match local_entry(bytes, len, record) {
+            Ok(next) => at = next,
+            Err(e) => {
+                problems.push(format!("zip entry {shown:?}: {e}"));
+                return;
+            }
+        }
     }
-    let record_at = u64_at(&tail, locator + 8)?;
-    handle.seek(SeekFrom::Start(record_at)).ok()?;
-    let mut record = [0u8; 56];
-    handle.read_exact(&mut record).ok()?;
-    if u32_at(&record, 0) != Some(0x0606_4b50) {
-        return None;
+    if at < end.start {
+        problems.push(format!(
+            "{} bytes at offset {at} of the archive belong to no entry",
+            end.start - at
+        ));
+    } else if at > end.start {
+        problems.push("the last entry runs into the central directory".into());
     }
-    u64_at(&record, 32)
+}
+
+/// Read `buf.len()` bytes at `offset`, or fail.
+fn read_exact_at(bytes: &Bytes<'_>, buf: &mut [u8], offset: u64) -> Result<(), String> {
+    let mut done = 0;
+    while done < buf.len() {
+        match bytes.read_at(&mut buf[done..], offset.saturating_add(done as u64)) {
+            Ok(0) => {
+                return Err(format!(
+                    "the archive ends before offset {}",
+                    offset.saturating_add(buf.len() as u64)
+                ))
+            }
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(())
+}
+
+fn u16_at(b: &[u8], i: usize) -> u16 {
+    b.get(i..i + 2)
+        .and_then(|s| s.try_into().ok())
+        .map_or(0, u16::from_le_bytes)
+}
+
+fn u32_at(b: &[u8], i: usize) -> u32 {
+    b.get(i..i + 4)
+        .and_then(|s| s.try_into().ok())
+        .map_or(0, u32::from_le_bytes)
+}
+
+fn u64_at(b: &[u8], i: usize) -> u64 {
+    b.get(i..i + 8)
+        .and_then(|s| s.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
+}
+
+/// The end-of-central-directory record, which must close the archive with
+/// no comment, and the ZIP64 end record and locator right before it when
+/// there are some.
+fn end_records(bytes: &Bytes<'_>, len: u64) -> Result<End, String> {
+    let eocd_at = len.checked_sub(22).ok_or("the archive is too short")?;
+    let mut eocd = [0u8; 22];
+    read_exact_at(bytes, &mut eocd, eocd_at)?;
+    if u32_at(&eocd, 0) != 0x0605_4b50 || u16_at(&eocd, 20) != 0 {
+        return Err(
+            "the archive ends in a comment or in bytes after its end record, which no signature covers"
+                .into(),
+        );
+    }
+    let mut end = End {
+        entries: u64::from(u16_at(&eocd, 10)),
+        start: u64::from(u32_at(&eocd, 16)),
+        end: u64::from(u32_at(&eocd, 16)) + u64::from(u32_at(&eocd, 12)),
+    };
+    let mut records_at = eocd_at;
+    let mut locator = [0u8; 20];
+    if let Some(locator_at) = eocd_at.checked_sub(20) {
+        read_exact_at(bytes, &mut locator, locator_at)?;
+        if u32_at(&locator, 0) == 0x0706_4b50 {
+            let record_at = u64_at(&locator, 8);
+            let mut record = [0u8; 56];
+            read_exact_at(bytes, &mut record, record_at)?;
+            if u32_at(&record, 0) != 0x0606_4b50 {
+                return Err("the ZIP64 locator points at no ZIP64 end record".into());
+            }
+            let record_end = record_at
+                .checked_add(12)
+                .and_then(|n| n.checked_add(u64_at(&record, 4)));
+            // 44 bytes after the size: no extensible data that no
+            // signature covers.
+            if u64_at(&record, 4) != 44 || record_end != Some(locator_at) {
+                return Err("the ZIP64 end record carries extra data, or bytes follow it".into());
+            }
+            let start = u64_at(&record, 48);
+            end = End {
+                entries: u64_at(&record, 32),
+                start,
+                end: start
+                    .checked_add(u64_at(&record, 40))
+                    .ok_or("the ZIP64 end record declares an absurd size")?,
+            };
+            records_at = record_at;
+        }
+    }
+    if end.end != records_at {
+        return Err(format!(
+            "the central directory ends at offset {}, not where the end records begin ({records_at})",
+            end.end
+        ));
+    }
+    Ok(end)
+}
+
+/// How many records the central directory holds (they must fill it
+/// exactly), and what is wrong with them: a name listed twice, a name that
+/// other unzippers would read differently, a comment.
+fn central_directory(bytes: &Bytes<'_>, end: &End) -> Result<(u64, Vec<String>), String> {
+    let size = end.end - end.start;
+    if size > MAX_DIRECTORY {
+        return Err(format!(
+            "it declares {size} bytes, more than the {MAX_DIRECTORY} accepted"
+        ));
+    }
+    let mut dir = vec![0u8; usize::try_from(size).map_err(|_| "it is too large to read")?];
+    read_exact_at(bytes, &mut dir, end.start)?;
+    let mut at = 0usize;
+    let mut count = 0u64;
+    let mut seen = BTreeSet::new();
+    let mut problems = Vec::new();
+    while at < dir.len() {
+        if dir.len() - at < 46 || u32_at(&dir, at) != 0x0201_4b50 {
+            return Err(format!("no entry record at its byte {at}"));
+        }
+        let name_end = at + 46 + usize::from(u16_at(&dir, at + 28));
+        let extra_end = name_end + usize::from(u16_at(&dir, at + 30));
+        let next = extra_end + usize::from(u16_at(&dir, at + 32));
+        let (Some(name), Some(extra)) = (
+            dir.get(at + 46..name_end).filter(|_| next <= dir.len()),
+            dir.get(name_end..extra_end),
+        ) else {
+            return Err("its last record runs past its end".into());
+        };
+        let shown = String::from_utf8_lossy(name);
+        if !seen.insert(name) {
+            problems.push(format!(
+                "zip entry {shown:?} is listed twice: duplicate entry names"
+            ));
+        }
+        if let Some(reason) = read_otherwise(name, u16_at(&dir, at + 8), extra) {
+            problems.push(format!("zip entry {shown:?}: {reason}"));
+        }
+        if next != extra_end {
+            problems.push(format!(
+                "zip entry {shown:?} carries a comment, which no signature covers"
+            ));
+        }
+        count += 1;
+        at = next;
+    }
+    Ok((count, problems))
+}
+
+/// The data of the extra field `id` in `extra`, if there is one.
+fn extra_field(extra: &[u8], id: u16) -> Option<&[u8]> {
+    let mut at = 0;
+    while at + 4 <= extra.len() {
+        let len = usize::from(u16_at(extra, at + 2));
+        let data = extra.get(at + 4..at + 4 + len)?;
+        if u16_at(extra, at) == id {
+            return Some(data);
+        }
+        at += 4 + len;
+    }
+    None
+}
+
+/// Why other unzippers would read an entry's name as another one than its
+/// bytes in UTF-8, if they would: a name beyond ASCII without the UTF-8
+/// flag (read as code page 437), or an Info-ZIP Unicode path field (read
+/// instead of the name).
+fn read_otherwise(name: &[u8], flags: u16, extra: &[u8]) -> Option<&'static str> {
+    if !name.is_ascii() && flags & 0x0800 == 0 {
+        Some("a name beyond ASCII without the UTF-8 flag, which other unzippers read as another name")
+    } else if extra_field(extra, 0x7075).is_some() {
+        Some("a Unicode path field, which other unzippers read instead of the name")
+    } else {
+        None
+    }
+}
+
+/// Check the local header (and data descriptor) of the entry `record`
+/// describes; where the next entry must start.
+fn local_entry(bytes: &Bytes<'_>, len: u64, record: &Record) -> Result<u64, String> {
+    // One read for the header, name and extra field of nearly every entry.
+    let mut buf = [0u8; 512];
+    let want = len.saturating_sub(record.header).min(buf.len() as u64) as usize;
+    read_exact_at(bytes, &mut buf[..want], record.header)?;
+    if want < 30 || u32_at(&buf, 0) != 0x0403_4b50 {
+        return Err("no local header where the central directory points".into());
+    }
+    let head = &buf[..30];
+    let flags = u16_at(head, 6);
+    let name_len = usize::from(u16_at(head, 26));
+    let tail_len = name_len + usize::from(u16_at(head, 28));
+    let tail = match buf.get(30..30 + tail_len).filter(|_| 30 + tail_len <= want) {
+        Some(tail) => std::borrow::Cow::Borrowed(tail),
+        None => {
+            let mut tail = vec![0u8; tail_len];
+            read_exact_at(bytes, &mut tail, record.header.saturating_add(30))?;
+            std::borrow::Cow::Owned(tail)
+        }
+    };
+    let (name, extra) = tail.split_at(name_len);
+    if name != record.name {
+        return Err(format!(
+            "its local header names it {:?}",
+            String::from_utf8_lossy(name)
+        ));
+    }
+    if record.method.is_some_and(|m| m != u16_at(head, 8)) {
+        return Err("its local header gives another compression method".into());
+    }
+    if let Some(reason) = read_otherwise(name, flags, extra) {
+        return Err(format!("its local header: {reason}"));
+    }
+    let zip64 = extra_field(extra, 0x0001);
+    let data_end = (record.header.saturating_add(30 + tail_len as u64))
+        .checked_add(record.packed)
+        .ok_or("its data ends past any archive")?;
+    let (crc, packed, size, next) = if flags & 0x0008 == 0 {
+        let (mut packed, mut size) = (u64::from(u32_at(head, 18)), u64::from(u32_at(head, 22)));
+        if packed == 0xFFFF_FFFF || size == 0xFFFF_FFFF {
+            // A local ZIP64 field holds both sizes, the original first.
+            match zip64.filter(|f| f.len() >= 16) {
+                Some(field) => (size, packed) = (u64_at(field, 0), u64_at(field, 8)),
+                None => return Err("its local header has no room for its sizes".into()),
+            }
+        }
+        (u32_at(head, 14), packed, size, data_end)
+    } else {
+        // A data descriptor after the data, with or without its signature.
+        let mut descriptor = [0u8; 24];
+        let room = len.saturating_sub(data_end).min(24) as usize;
+        read_exact_at(bytes, &mut descriptor[..room], data_end)?;
+        let skip = if u32_at(&descriptor, 0) == 0x0807_4b50 {
+            4
+        } else {
+            0
+        };
+        let fields = &descriptor[skip..];
+        let found = if zip64.is_some() {
+            let found = (u32_at(fields, 0), u64_at(fields, 4), u64_at(fields, 12));
+            (
+                found.0,
+                found.1,
+                found.2,
+                data_end.saturating_add(skip as u64 + 20),
+            )
+        } else {
+            let found = (u32_at(fields, 0), u32_at(fields, 4), u32_at(fields, 8));
+            let (packed, size) = (u64::from(found.1), u64::from(found.2));
+            (
+                found.0,
+                packed,
+                size,
+                data_end.saturating_add(skip as u64 + 12),
+            )
+        };
+        // Some streaming writers flag an empty entry (a folder) so and
+        // write no descriptor; nothing can hide in what is not there.
+        let local = (u32_at(head, 14), u32_at(head, 18), u32_at(head, 22));
+        if (found.0, found.1, found.2) != (record.crc, record.packed, record.size)
+            && (record.crc, record.packed, record.size) == (0, 0, 0)
+            && local == (0, 0, 0)
+        {
+            (0, 0, 0, data_end)
+        } else {
+            found
+        }
+    };
+    if (crc, packed, size) != (record.crc, record.packed, record.size) {
+        return Err(
+            "its local header disagrees with the central directory on its CRC-32 or sizes".into(),
+        );
+    }
+    Ok(next)
 }
 
 impl ZipReader<'_> {
@@ -548,6 +931,10 @@ impl PackageReader for ZipReader<'_> {
         &self.files
     }
 
+    fn folders(&self) -> &BTreeSet<String> {
+        &self.folders
+    }
+
     fn copy(&self, path: &str, sink: &mut dyn Write, limit: u64) -> io::Result<u64> {
         let mut archive = self
             .archive
@@ -559,11 +946,7 @@ impl PackageReader for ZipReader<'_> {
     fn hash(&self, paths: &[&str], algorithms: &[Algorithm]) -> Vec<Hashed> {
         // Entries are read where they lie, by position, through one shared
         // handle: as many at once as the hashing wants, never unpacked.
-        let archive = match self.source {
-            ZipSource::File(path) => File::open(path).map(Bytes::File),
-            ZipSource::Memory(bytes) => Ok(Bytes::Memory(bytes)),
-        };
-        let archive = match archive {
+        let archive = match self.source.bytes() {
             Ok(a) => a,
             Err(e) => {
                 return paths
@@ -609,6 +992,14 @@ enum Bytes<'a> {
 }
 
 impl Bytes<'_> {
+    /// The archive's length.
+    fn len(&self) -> Result<u64, String> {
+        match self {
+            Bytes::File(f) => f.metadata().map(|m| m.len()).map_err(|e| e.to_string()),
+            Bytes::Memory(bytes) => Ok(bytes.len() as u64),
+        }
+    }
+
     /// Read at `offset`, as much as fits in `buf` (0 only at the end).
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         match self {

@@ -1,8 +1,9 @@
-//! Verifying a package: `bagit.txt`, every manifest line, no unlisted payload
-//! file, Payload-Oxum, the tag manifest, the signature by an allowed key in the
-//! right namespace, the RFC 3161 timestamp when there is one, and the custody
-//! log's agreement with the manifest. Every problem is reported, not only the
-//! first.
+//! Verifying a package: every file covered by a valid signature (the rule of
+//! [`super::cover`], the same for folders and zips), `bagit.txt`, every line
+//! of every manifest, Payload-Oxum, each tag manifest's signature by an
+//! allowed key in the right namespace, the RFC 3161 timestamp when there is
+//! one, and the custody log's agreement with the manifest. Every problem is
+//! reported, not only the first.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -11,10 +12,11 @@ use cms::cert::x509::Certificate;
 use ssh_key::{PublicKey, SshSig};
 
 use super::bag::decode_path;
+use super::cover::{self, is_tag_file, signature_file, Kind, Listed};
 use super::hash::Algorithm;
 use super::reader::{FolderReader, PackageReader, ZipReader, ZipSource};
 use super::timestamp::{self, TimestampInfo, TIMESTAMP_FILE};
-use super::{NAMESPACE, SIGNATURE_FILE};
+use super::NAMESPACE;
 use crate::error::{Error, Result, ResultExt};
 
 /// What to check the signature against.
@@ -234,37 +236,37 @@ pub fn parse_manifest(file: &str, bytes: &[u8], algorithm: Algorithm) -> Manifes
     out
 }
 
-/// The manifests of each algorithm present, with `sha256` required.
+/// The manifests of `kind` for each of `algorithms`, parsed; one that cannot
+/// be read is a problem and checks as empty.
 fn read_manifests(
     reader: &dyn PackageReader,
-    prefix: &str,
+    kind: Kind,
+    algorithms: &[Algorithm],
     problems: &mut Vec<String>,
-) -> Vec<(Algorithm, BTreeMap<String, String>)> {
+) -> Vec<Listed> {
     let mut out = Vec::new();
-    for algorithm in [Algorithm::Sha256, Algorithm::Sha512] {
-        let file = format!("{prefix}-{}.txt", algorithm.name());
-        if algorithm != Algorithm::Sha256 && !reader.files().contains_key(&file) {
-            continue;
-        }
+    for algorithm in algorithms {
+        let file = kind.file(*algorithm);
         match reader.read(&file, MAX_TAG_FILE) {
             Ok(bytes) => {
-                let parsed = parse_manifest(&file, &bytes, algorithm);
+                let parsed = parse_manifest(&file, &bytes, *algorithm);
                 problems.extend(parsed.problems);
-                out.push((algorithm, parsed.entries));
+                out.push((*algorithm, parsed.entries));
             }
             Err(e) => {
                 problems.push(format!("{file}: {e}"));
-                out.push((algorithm, BTreeMap::new()));
+                out.push((*algorithm, BTreeMap::new()));
             }
         }
     }
     out
 }
 
-/// Hash `paths` with every algorithm of `manifests` and compare.
+/// Hash every listed file that is there, once, with every algorithm of
+/// `manifests`, and compare.
 fn compare_digests(
     reader: &dyn PackageReader,
-    manifests: &[(Algorithm, BTreeMap<String, String>)],
+    manifests: &[Listed],
     which: &str,
     report: &mut VerifyReport,
     problems: &mut Vec<String>,
@@ -299,7 +301,8 @@ fn compare_digests(
     }
 }
 
-/// Every check, over any package reader.
+/// Every check, over any package reader: the rule of [`cover`] (every file
+/// covered by a valid signature) first, then what each file must say.
 fn check(
     reader: &dyn PackageReader,
     trust: &Trust<'_>,
@@ -330,75 +333,37 @@ fn check(
         Err(e) => problems.push(format!("bagit.txt: {e}")),
     }
 
-    let manifests = read_manifests(reader, "manifest", &mut problems);
-    for (algorithm, manifest) in &manifests {
-        let file = format!("manifest-{}.txt", algorithm.name());
-        for path in manifest.keys() {
-            if !path.starts_with("data/") {
-                problems.push(format!("{file}: lists {path:?}, outside data/"));
-            } else if !files.contains_key(path) {
-                problems.push(format!("{path}: listed in the manifest but missing"));
-            }
-        }
-        for path in files.keys().filter(|p| p.starts_with("data/")) {
-            if !manifest.contains_key(path) {
-                problems.push(format!("{path}: present but not listed in {file}"));
-            }
-        }
-    }
+    let layout = cover::layout(files, &mut problems);
+    cover::check_folders(files, reader.folders(), &mut problems);
+
+    let manifests = read_manifests(reader, Kind::Payload, &layout.payload, &mut problems);
+    cover::check_payload(files, &manifests, &mut problems);
     compare_digests(reader, &manifests, "manifest", &mut report, &mut problems);
     let none = BTreeMap::new();
     let manifest = manifests.first().map_or(&none, |(_, m)| m);
     check_oxum(reader, manifest, &mut problems);
 
-    let tag_manifests = read_manifests(reader, "tagmanifest", &mut problems);
-    let mut tags = BTreeSet::new();
-    for (algorithm, listed) in &tag_manifests {
-        let file = format!("tagmanifest-{}.txt", algorithm.name());
-        for required in ["bagit.txt", "bag-info.txt", "manifest-sha256.txt"] {
-            if !listed.contains_key(required) {
-                problems.push(format!("{file}: does not list {required}"));
-            }
-        }
-        for path in listed.keys() {
-            if path.starts_with("data/") || path.starts_with("tagmanifest-") {
-                problems.push(format!("{file}: lists {path:?}, which is not a tag file"));
-            } else if !files.contains_key(path) {
-                problems.push(format!("{path}: listed in {file} but missing"));
-            }
-            tags.insert(path.clone());
-        }
-    }
-    let tag_manifests: Vec<(Algorithm, BTreeMap<String, String>)> = tag_manifests
+    let tag_manifests = read_manifests(reader, Kind::Tag, &layout.tag, &mut problems);
+    cover::check_tags(files, &layout, &tag_manifests, &mut problems);
+    let tag_files: Vec<Listed> = tag_manifests
         .into_iter()
-        .map(|(a, m)| {
-            let m = m
-                .into_iter()
-                .filter(|(p, _)| !p.starts_with("data/") && !p.starts_with("tagmanifest-"))
-                .collect();
-            (a, m)
-        })
+        .map(|(a, m)| (a, m.into_iter().filter(|(p, _)| is_tag_file(p)).collect()))
         .collect();
     let mut tag_report = VerifyReport::default();
     compare_digests(
         reader,
-        &tag_manifests,
+        &tag_files,
         "tag manifest",
         &mut tag_report,
         &mut problems,
     );
-    for name in files.keys().filter(|p| !p.starts_with("data/")) {
-        let unsigned = name == SIGNATURE_FILE
-            || name == TIMESTAMP_FILE
-            || (name.starts_with("tagmanifest-") && name.ends_with(".txt") && !name.contains('/'));
-        if !unsigned && !tags.contains(name) {
-            problems.push(format!(
-                "{name}: present but not listed in the tag manifest"
-            ));
+
+    for algorithm in &layout.tag {
+        let signer = check_signature(reader, trust, *algorithm, &mut problems);
+        if *algorithm == Algorithm::Sha256 {
+            report.signer = signer;
         }
     }
-
-    report.signer = check_signature(reader, trust, &mut problems);
     report.timestamp = check_timestamp(reader, trust, &mut problems);
     check_custody(reader, manifest, &mut problems);
     if let Some(extra) = reevaluate {
@@ -408,6 +373,8 @@ fn check(
     report
 }
 
+/// Payload-Oxum (`<octets>.<streams>`) against the payload and the SHA-256
+/// manifest.
 fn check_oxum(
     reader: &dyn PackageReader,
     manifest: &BTreeMap<String, String>,
@@ -422,26 +389,29 @@ fn check_oxum(
         problems.push("bag-info.txt: no Payload-Oxum".into());
         return;
     };
-    let Some((bytes, count)) = oxum.trim().split_once('.') else {
-        problems.push("bag-info.txt: Payload-Oxum is not <bytes>.<files>".into());
+    let oxum = oxum.trim();
+    let parsed = oxum
+        .split_once('.')
+        .and_then(|(octets, streams)| Some((octets.parse::<u64>().ok()?, streams.parse().ok()?)));
+    let Some((octets, streams)) = parsed else {
+        problems.push(format!(
+            "bag-info.txt: Payload-Oxum {oxum:?} is not <octets>.<streams>"
+        ));
         return;
     };
-    let payload: Vec<u64> = reader
+    let (actual_octets, actual_streams) = reader
         .files()
         .iter()
         .filter(|(p, _)| p.starts_with("data/"))
-        .map(|(_, n)| *n)
-        .collect();
-    let actual_bytes: u64 = payload.iter().sum();
+        .fold((0u64, 0usize), |(octets, streams), (_, n)| {
+            (octets.saturating_add(*n), streams + 1)
+        });
     let listed = manifest.len();
-    if count.parse::<usize>().ok() != Some(payload.len())
-        || count.parse::<usize>().ok() != Some(listed)
-        || bytes.parse::<u64>().ok() != Some(actual_bytes)
-    {
+    if (octets, streams) != (actual_octets, actual_streams) || streams != listed {
         problems.push(format!(
-            "bag-info.txt: Payload-Oxum {} does not match the payload ({actual_bytes}.{})",
-            oxum.trim(),
-            payload.len()
+            "bag-info.txt: Payload-Oxum {oxum} ({octets} octets in {streams} streams) does not \
+             match the payload ({actual_octets} octets in {actual_streams} streams, \
+             {listed} listed in manifest-sha256.txt)"
         ));
     }
 }
@@ -527,30 +497,54 @@ fn principal_matches(pattern: &str, identity: &str) -> bool {
     glob(&p, &s)
 }
 
+/// The signature over the tag manifest of `algorithm`: present, exactly the
+/// armored SSHSIG `ssh-keygen -Y sign` writes (nothing around it, since no
+/// signature covers the file itself), in [`NAMESPACE`], by a key the auditor
+/// allows for the identity, over the tag manifest's bytes. The signer's
+/// principals when it verifies.
 fn check_signature(
     reader: &dyn PackageReader,
     trust: &Trust<'_>,
+    algorithm: Algorithm,
     problems: &mut Vec<String>,
 ) -> Option<String> {
-    let Ok(sig_text) = reader.read(SIGNATURE_FILE, 1 << 20) else {
+    let signed = Kind::Tag.file(algorithm);
+    let file = signature_file(algorithm);
+    let sig_bytes = match reader.read(&file, 1 << 20) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            problems.push(format!("{file} is missing: {signed} is not signed"));
+            return None;
+        }
+        Err(e) => {
+            problems.push(format!("{file}: {e}"));
+            return None;
+        }
+    };
+    let parsed = std::str::from_utf8(&sig_bytes)
+        .ok()
+        .and_then(|text| SshSig::from_pem(text).ok());
+    let Some(sig) = parsed else {
+        problems.push(format!("{file} is not an SSHSIG signature"));
+        return None;
+    };
+    if sig
+        .to_pem(ssh_key::LineEnding::LF)
+        .is_ok_and(|pem| pem.as_bytes() != &sig_bytes[..])
+    {
         problems.push(format!(
-            "{SIGNATURE_FILE}: missing, so the package is not signed"
+            "{file} holds more than its signature, or not in the form ssh-keygen writes"
         ));
         return None;
-    };
-    let sig_text = String::from_utf8_lossy(&sig_text);
-    let Ok(sig) = SshSig::from_pem(sig_text.trim()) else {
-        problems.push(format!("{SIGNATURE_FILE}: not an SSHSIG signature"));
-        return None;
-    };
+    }
     if sig.namespace() != NAMESPACE {
         problems.push(format!(
-            "{SIGNATURE_FILE}: signed in namespace {:?}, expected {NAMESPACE}",
+            "{file}: the signature is in namespace {:?}, expected {NAMESPACE}",
             sig.namespace()
         ));
         return None;
     }
-    let Ok(message) = reader.read("tagmanifest-sha256.txt", MAX_TAG_FILE) else {
+    let Ok(message) = reader.read(&signed, MAX_TAG_FILE) else {
         return None; // already reported
     };
     let allowed = parse_allowed_signers(trust.signers);
@@ -569,7 +563,7 @@ fn check_signature(
         .collect();
     if candidates.is_empty() {
         problems.push(format!(
-            "{SIGNATURE_FILE}: signed by a key that {} does not allow",
+            "{file}: the package was signed by a key that {} does not allow",
             trust.origin
         ));
         return None;
@@ -580,7 +574,7 @@ fn check_signature(
     });
     let Some(signer) = matching else {
         problems.push(format!(
-            "{SIGNATURE_FILE}: the signing key is not allowed for identity {}",
+            "{file}: the signing key is not allowed for identity {}",
             trust.identity.unwrap_or_default()
         ));
         return None;
@@ -593,9 +587,7 @@ fn check_signature(
                 .unwrap_or_else(|| signer.principals.join(",")),
         ),
         Err(_) => {
-            problems.push(format!(
-                "{SIGNATURE_FILE}: does not match tagmanifest-sha256.txt"
-            ));
+            problems.push(format!("{file}: the signature does not match {signed}"));
             None
         }
     }
