@@ -270,7 +270,7 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
             let results = read_results(&run)?;
             let found = gaps::gaps(&results, owner);
             out.0.push_str(&gaps::render(&found));
-            Ok(if found.gaps.is_empty() {
+            Ok(if found.gaps.is_empty() && found.unseen.is_empty() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
@@ -370,6 +370,7 @@ fn print_summary(out: &mut Out, results: &[ControlResult]) {
         say!(out, "  {owner:<10} {}", counts.join(", "));
     }
     let mut gaps: BTreeMap<(&str, &str), (&str, usize, Vec<&str>)> = BTreeMap::new();
+    let mut unseen: BTreeMap<(&str, &str), (&str, usize, Vec<&str>)> = BTreeMap::new();
     for r in results {
         for c in &r.checks {
             if !c.failing.is_empty() {
@@ -379,11 +380,33 @@ fn print_summary(out: &mut Out, results: &[ControlResult]) {
                     (c.title.as_str(), c.failing_count, names),
                 );
             }
+            if !c.unproven.is_empty() {
+                let names = c.unproven.iter().take(5).map(|s| s.name.as_str()).collect();
+                unseen.insert(
+                    (c.responsible.as_str(), c.check.as_str()),
+                    (c.title.as_str(), c.unproven_count, names),
+                );
+            }
         }
     }
     if !gaps.is_empty() {
         say!(out, "\ngaps to fix:");
         for ((owner, _), (title, count, names)) in gaps {
+            let more = if count > names.len() {
+                format!(" and {} more", count - names.len())
+            } else {
+                String::new()
+            };
+            say!(
+                out,
+                "  [{owner}] {title}: {}{more}",
+                sanitize(&names.join("; "))
+            );
+        }
+    }
+    if !unseen.is_empty() {
+        say!(out, "\ncannot see (no usable evidence):");
+        for ((owner, _), (title, count, names)) in unseen {
             let more = if count > names.len() {
                 format!(" and {} more", count - names.len())
             } else {

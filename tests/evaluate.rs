@@ -46,6 +46,7 @@ fn user(id: &str, registered: bool) -> User {
         enabled: true,
         user_type: UserType::Member,
         last_sign_in: Some(as_of() - Duration::days(2)),
+        sign_in_basis: auditpack::facts::SignInBasis::Success,
         created: Some(as_of() - Duration::days(500)),
         mfa: Some(MfaState {
             registered,
@@ -72,13 +73,10 @@ fn facts(failing: bool, age_days: i64) -> Facts {
                 name: "Require MFA".into(),
                 state: PolicyState::Enabled,
                 requires_mfa: true,
+                grant: "OR: mfa".into(),
                 all_applications: true,
                 include_users: vec!["All".into()],
-                exclude_users: vec![],
-                include_groups: vec![],
-                exclude_groups: vec![],
-                include_roles: vec![],
-                exclude_roles: vec![],
+                ..AccessPolicy::default()
             }],
             group_members: BTreeMap::new(),
         },

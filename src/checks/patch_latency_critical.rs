@@ -9,7 +9,14 @@
 //! patch policy was meant to close.
 //!
 //! **Evidence.** The RMM's device inventory and pending OS patches. A critical
-//! patch with no detection time fails: its age cannot be shown to be within policy.
+//! patch with no detection time cannot be shown to be within policy, nor
+//! overdue: its device is unproven, listed apart. So is a device whose RMM
+//! says patches are pending without listing them with ages (Datto
+//! `ApprovedPending`, `RebootRequired`, `InstallError`; the same statuses
+//! through RMM specs) unless another complete source lists its pending
+//! patches with ages, and a device whose only pending-patch list was partial
+//! or failed. Patches failing to install are judged by
+//! `patch_install_failures`.
 //!
 //! **How to fix.** Approve and install the listed patches (check the RMM's
 //! patch policy and failed installs), then reboot the device if required.
@@ -24,6 +31,7 @@ pub(super) const CHECK: Check = Check {
     remediation: "Approve and install the listed critical patches in the RMM and reboot where required; fix failing patch installs.",
     thresholds: &[Threshold::CriticalPatchDays],
     needs: &[FactKind::Devices, FactKind::PendingPatches],
+    per_subject: &[FactKind::PendingPatches],
     run,
 };
 
@@ -128,11 +136,11 @@ mod tests {
                 &["ninja:2"],
             ),
             (
-                "unknown age fails",
+                "unknown age is unproven",
                 vec![patch("2", Severity::Critical, None)],
                 30,
-                Verdict::Fail,
-                &["ninja:2"],
+                Verdict::Inconclusive,
+                &[],
             ),
         ];
         for (name, patches, limit, verdict, failing) in cases {

@@ -4,9 +4,14 @@
 //!   block) mean the device does not report patch state; any other value
 //!   (`FullyPatched`, `ApprovedPending`, `RebootRequired`, `InstallError`)
 //!   means it does, and is kept as the status.
+//!   `InstallError` means patches are failing to install; `ApprovedPending`,
+//!   `RebootRequired` and `InstallError` say patches are pending without
+//!   listing them or their ages.
 //! - `antivirus.antivirusStatus`: `RunningAndUpToDate` is running with current
 //!   signatures, `RunningAndNotUpToDate` running with stale ones, `NotRunning`
-//!   installed but stopped, `NotDetected` (or no product) no antivirus.
+//!   installed but stopped, `NotDetected` no antivirus found (a report of
+//!   absence, not silence). Datto has no real-time protection flag: that state
+//!   is left unreported. The device's `lastSeen` is the report time.
 //!
 //! The device list carries patch counts, not individual patches, so Datto
 //! provides patch *state* but no pending-patch records.
@@ -52,7 +57,28 @@ pub(crate) fn patch_report(block: Option<&Value>) -> PatchReport {
         reporting,
         status: status.map(str::to_owned),
         last_install: None,
+        install_failing: status.and_then(install_failing),
+        pending_without_age: status.is_some_and(pending_without_age),
     }
+}
+
+/// What a patch status (Datto's words, also used by RMM specs) says about
+/// installs: `InstallError` failing, `FullyPatched` not; others say nothing.
+pub(crate) fn install_failing(status: &str) -> Option<bool> {
+    match status {
+        "InstallError" => Some(true),
+        "FullyPatched" => Some(false),
+        _ => None,
+    }
+}
+
+/// Patch statuses (Datto's words, also used by RMM specs) that say patches
+/// are pending without listing them or their ages.
+pub(crate) fn pending_without_age(status: &str) -> bool {
+    matches!(
+        status,
+        "ApprovedPending" | "RebootRequired" | "InstallError"
+    )
 }
 
 /// Antivirus state from an `antivirus` block.
@@ -62,7 +88,7 @@ pub(crate) fn antivirus(block: Option<&Value>) -> Option<Antimalware> {
     let product = str_field(block, "antivirusProduct")
         .filter(|p| !p.trim().is_empty())
         .map(str::to_owned);
-    if product.is_none() && matches!(status, None | Some("NotDetected")) {
+    if product.is_none() && status.is_none() {
         return None;
     }
     let (running, current) = match status {
@@ -75,11 +101,9 @@ pub(crate) fn antivirus(block: Option<&Value>) -> Option<Antimalware> {
     Some(Antimalware {
         product,
         running,
-        real_time: None,
         signatures_current: current,
-        signatures_updated: None,
-        edr_onboarded: None,
         edr_health: status.map(str::to_owned),
+        ..Antimalware::default()
     })
 }
 
@@ -97,7 +121,10 @@ fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
             last_seen: datto_time(r.get("lastSeen")),
             source: src.name.to_owned(),
             serial: str_field(r, "serialNumber").map(str::to_owned),
-            antimalware: antivirus(r.get("antivirus")),
+            antimalware: antivirus(r.get("antivirus")).map(|a| Antimalware {
+                reported: datto_time(r.get("lastSeen")),
+                ..a
+            }),
             patch: Some(patch_report(r.get("patchManagement"))),
             ..Device::default()
         });
@@ -137,10 +164,12 @@ mod tests {
         ))
         .expect("product");
         assert_eq!((a.running, a.signatures_current), (Some(true), Some(false)));
-        assert!(antivirus(Some(
-            &json!({"antivirusProduct": "", "antivirusStatus": "NotDetected"})
+        let none = antivirus(Some(
+            &json!({"antivirusProduct": "", "antivirusStatus": "NotDetected"}),
         ))
-        .is_none());
+        .expect("absence is reported");
+        assert_eq!((none.product, none.running), (None, Some(false)));
+        assert!(antivirus(Some(&json!({}))).is_none());
         assert_eq!(
             datto_time(Some(&json!(1_700_000_000_000_i64))),
             datto_time(Some(&json!(1_700_000_000)))

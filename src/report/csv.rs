@@ -1,5 +1,6 @@
-//! `results/findings.csv`: one row per failing subject per control, for
-//! spreadsheets: UTF-8 BOM, RFC 4180 quoting, and cells that a spreadsheet
+//! `results/findings.csv`: one row per failing subject per control, then one
+//! per unproven subject per control (column `finding`: `failing`, "fix
+//! these", or `unproven`, "cannot see these"), for spreadsheets: UTF-8 BOM, RFC 4180 quoting, and cells that a spreadsheet
 //! would run as formulas prefixed with `'`.
 
 use std::path::Path;
@@ -8,7 +9,7 @@ use crate::error::{Result, ResultExt};
 use crate::evaluate::ControlResult;
 use crate::evidence::write_atomic;
 
-const HEADER: [&str; 9] = [
+const HEADER: [&str; 10] = [
     "framework",
     "control",
     "owner",
@@ -18,6 +19,7 @@ const HEADER: [&str; 9] = [
     "subject_name",
     "detail",
     "evidence",
+    "finding",
 ];
 
 /// Render the findings.
@@ -27,7 +29,12 @@ pub fn render(results: &[ControlResult]) -> String {
     for r in results {
         for c in &r.checks {
             let evidence = c.evidence.join(" ");
-            for s in &c.failing {
+            let rows = c
+                .failing
+                .iter()
+                .map(|s| (s, "failing"))
+                .chain(c.unproven.iter().map(|s| (s, "unproven")));
+            for (s, finding) in rows {
                 push_row(
                     &mut out,
                     [
@@ -40,6 +47,7 @@ pub fn render(results: &[ControlResult]) -> String {
                         &s.name,
                         &s.detail,
                         &evidence,
+                        finding,
                     ],
                 );
             }

@@ -122,6 +122,8 @@ pub struct CheckRow {
     pub evaluated: usize,
     /// Subjects failing.
     pub failing_count: usize,
+    /// Subjects no usable evidence covers.
+    pub unproven_count: usize,
     /// One sentence.
     pub summary: String,
 }
@@ -179,18 +181,20 @@ pub struct FrameworkTable {
     pub controls: Vec<ControlRow>,
 }
 
-/// A failing check that one party must fix, with the exact subjects.
+/// A check with subjects one party must act on: failing subjects to fix
+/// (in [`OwnerGaps::gaps`]), or unproven subjects to make visible (in
+/// [`OwnerGaps::unseen`]).
 #[derive(Clone, Debug, Serialize)]
 pub struct Gap {
     /// Check id.
     pub check: String,
     /// Check title.
     pub title: String,
-    /// Number of failing subjects.
+    /// Number of subjects listed (failing, or unproven in `unseen`).
     pub failing_count: usize,
     /// Subjects judged.
     pub evaluated: usize,
-    /// The failing subjects (all of them).
+    /// The subjects (all of them): failing, or unproven in `unseen`.
     pub subjects: Vec<Subject>,
     /// Whether the list is short enough to show unfolded.
     pub subjects_open: bool,
@@ -234,8 +238,11 @@ pub struct OwnerGaps {
     pub owner: &'static str,
     /// Owner for people.
     pub label: &'static str,
-    /// Failing checks with subjects.
+    /// Failing checks with subjects ("fix these").
     pub gaps: Vec<Gap>,
+    /// Checks with unproven subjects ("cannot see these"): no usable
+    /// evidence shows their state; neither failures nor passes.
+    pub unseen: Vec<Gap>,
     /// Other controls needing attention.
     pub attention: Vec<Attention>,
     /// Failing subjects across its gaps.
@@ -244,6 +251,10 @@ pub struct OwnerGaps {
     pub gap_count: usize,
     /// Number of other controls needing attention.
     pub attention_count: usize,
+    /// Unproven subjects across its `unseen` checks.
+    pub unseen_subject_total: usize,
+    /// Number of checks with unproven subjects.
+    pub unseen_count: usize,
 }
 
 /// One dataset of a source.
@@ -457,6 +468,7 @@ impl Report {
         let mut used_by: HashMap<&str, BTreeSet<&str>> = HashMap::new();
         // (responsible, check) -> variants of (failing list, gap).
         let mut gap_map: BTreeMap<(Owner, &str), Vec<Gap>> = BTreeMap::new();
+        let mut unseen_map: BTreeMap<(Owner, &str), Vec<Gap>> = BTreeMap::new();
         let mut attention: BTreeMap<Owner, Vec<Attention>> = BTreeMap::new();
 
         for r in &data.results {
@@ -486,6 +498,26 @@ impl Report {
                             evaluated: c.evaluated,
                             subjects: c.failing.clone(),
                             subjects_open: c.failing.len() <= OPEN_SUBJECTS,
+                            controls: vec![cref.clone()],
+                            remediation: c.remediation.clone(),
+                            evidence: c.evidence.iter().map(|p| link(p)).collect(),
+                        }),
+                    }
+                }
+                if c.outcome != Verdict::Pass
+                    && !c.unproven.is_empty()
+                    && matches!(r.status, Status::Fail | Status::Inconclusive)
+                {
+                    let variants = unseen_map.entry((c.responsible, &c.check)).or_default();
+                    match variants.iter_mut().find(|g| g.subjects == c.unproven) {
+                        Some(g) => g.controls.push(cref.clone()),
+                        None => variants.push(Gap {
+                            check: c.check.clone(),
+                            title: c.title.clone(),
+                            failing_count: c.unproven_count.max(c.unproven.len()),
+                            evaluated: c.evaluated,
+                            subjects: c.unproven.clone(),
+                            subjects_open: c.unproven.len() <= OPEN_SUBJECTS,
                             controls: vec![cref.clone()],
                             remediation: c.remediation.clone(),
                             evidence: c.evidence.iter().map(|p| link(p)).collect(),
@@ -525,6 +557,7 @@ impl Report {
                         responsible: owner_label(c.responsible).to_owned(),
                         evaluated: c.evaluated,
                         failing_count: c.failing_count,
+                        unproven_count: c.unproven_count,
                         summary: c.summary.clone(),
                     })
                     .collect(),
@@ -545,8 +578,13 @@ impl Report {
                 .filter(|((o, _), _)| *o == owner)
                 .flat_map(|(_, v)| v.iter().cloned())
                 .collect();
+            let unseen: Vec<Gap> = unseen_map
+                .iter()
+                .filter(|((o, _), _)| *o == owner)
+                .flat_map(|(_, v)| v.iter().cloned())
+                .collect();
             let attention = attention.remove(&owner).unwrap_or_default();
-            if gaps.is_empty() && attention.is_empty() {
+            if gaps.is_empty() && attention.is_empty() && unseen.is_empty() {
                 continue;
             }
             owners.push(OwnerGaps {
@@ -555,7 +593,10 @@ impl Report {
                 subject_total: gaps.iter().map(|g| g.failing_count).sum(),
                 gap_count: gaps.len(),
                 attention_count: attention.len(),
+                unseen_subject_total: unseen.iter().map(|g| g.failing_count).sum(),
+                unseen_count: unseen.len(),
                 gaps,
+                unseen,
                 attention,
             });
         }
@@ -673,6 +714,8 @@ mod tests {
             evaluated: 10,
             failing_count: failing.len(),
             failing,
+            unproven_count: 0,
+            unproven: vec![],
             evidence: vec!["evidence/m365/users/page-00001.json".into()],
             summary: "summary".into(),
             remediation: "register MFA".into(),
