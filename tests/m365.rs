@@ -288,9 +288,14 @@ fn the_demo_organisation_yields_the_findings_it_is_built_for() {
     assert_eq!(hygiene.signatures_current, Some(false));
     let lab = device("CD-LAB-01").antimalware.clone().expect("am");
     assert_eq!(lab.real_time, Some(false));
-    assert!(
-        device("CD-SAMPATEL-LT").antimalware.is_none(),
-        "no Windows state for a Mac"
+    let mac = device("CD-SAMPATEL-LT")
+        .antimalware
+        .clone()
+        .expect("EDR state");
+    assert_eq!(
+        (mac.product, mac.running, mac.edr_onboarded),
+        (None, None, Some(false)),
+        "no Windows protection state for a Mac, and not in Defender for Endpoint"
     );
     assert!(facts
         .devices

@@ -10,7 +10,8 @@
 //!   failing on that device; with the install list collected, a device with
 //!   no such failure reports none.
 //! - `antivirus-status` gives [`Antimalware`]: `productState` ON/ENABLED means
-//!   running and OFF/DISABLED/EXPIRED/SNOOZED stopped; `definitionStatus`
+//!   running with real-time protection (Windows Security Center's scanner
+//!   state) and OFF/DISABLED/EXPIRED/SNOOZED stopped; `definitionStatus`
 //!   UP_TO_DATE/CURRENT means current signatures and OUT_OF_DATE/OUTDATED/
 //!   EXPIRED stale ones; any other value says nothing. `timestamp` is the
 //!   report time.
@@ -129,15 +130,19 @@ fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
         };
         let state = str_field(r, "productState").map(str::to_ascii_uppercase);
         let definitions = str_field(r, "definitionStatus").map(str::to_ascii_uppercase);
+        // Windows Security Center's product state is the on-access scanner:
+        // on means running with real-time protection.
+        let on = match state.as_deref() {
+            Some("ON" | "ENABLED") => Some(true),
+            Some("OFF" | "DISABLED" | "EXPIRED" | "SNOOZED") => Some(false),
+            _ => None,
+        };
         av.insert(
             device,
             Antimalware {
                 product: str_field(r, "productName").map(str::to_owned),
-                running: match state.as_deref() {
-                    Some("ON" | "ENABLED") => Some(true),
-                    Some("OFF" | "DISABLED" | "EXPIRED" | "SNOOZED") => Some(false),
-                    _ => None,
-                },
+                running: on,
+                real_time: on,
                 signatures_current: match definitions.as_deref() {
                     Some("UP_TO_DATE" | "CURRENT") => Some(true),
                     Some("OUT_OF_DATE" | "OUTDATED" | "EXPIRED") => Some(false),
