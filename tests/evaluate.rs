@@ -382,18 +382,14 @@ fn the_demo_tenant_yields_exact_failing_and_unproven_sets() {
     let outcome = h.run(&config);
     let text = std::fs::read(outcome.run_dir.join("results/controls.json")).expect("written");
     let results: Vec<ControlResult> = serde_json::from_slice(&text).expect("parses");
-    let dump = std::env::var("AUDITPACK_DUMP_SETS").is_ok();
+    // Every check that ran keeps its counts equal to its lists.
     for check in auditpack::checks::CHECKS {
-        if !results
+        if results
             .iter()
             .flat_map(|r| r.checks.iter())
             .any(|c| c.check == check.id)
         {
-            continue;
-        }
-        let (failing, unproven) = subject_sets(&results, check.id);
-        if dump {
-            eprintln!("{}: failing {failing:?} unproven {unproven:?}", check.id);
+            subject_sets(&results, check.id);
         }
     }
     let set = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<String>>();

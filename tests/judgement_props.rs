@@ -155,7 +155,7 @@ fn facts(machines: &[Machine], partial: &[bool; 3]) -> Facts {
                 source: source.into(),
                 serial: Some(format!("SN-{i:03}")),
                 encrypted: r.encrypted,
-                compliance: (*s == 0).then(|| match r.compliant {
+                compliance: (*s == 0).then_some(match r.compliant {
                     Some(true) => Compliance::Compliant,
                     Some(false) => Compliance::Noncompliant,
                     None => Compliance::Unknown,

@@ -248,7 +248,11 @@ fn the_demo_organisation_yields_the_findings_it_is_built_for() {
         .find(|p| p.name.starts_with("CA001"))
         .expect("CA001");
     assert!(all.requires_mfa && all.state == PolicyState::Enabled && all.all_applications);
-    assert_eq!(all.exclude_users.len(), 1, "break-glass excluded");
+    assert_eq!(
+        all.exclude_users.len(),
+        3,
+        "break-glass, and the kiosk and lab accounts the narrower policies cover"
+    );
     assert!(mfa
         .policies
         .iter()

@@ -123,7 +123,7 @@ mod tests {
     fn with(os: &str, d: Device, patch: bool, compliance: bool) -> Device {
         Device {
             os: Some(os.into()),
-            patch: patch.then(|| PatchReport {
+            patch: patch.then_some(PatchReport {
                 reporting: true,
                 status: None,
                 last_install: None,

@@ -276,8 +276,9 @@ fn describe_gaps(covered: &[[bool; 7]; 4]) -> String {
 fn scope_of(p: &AccessPolicy) -> Option<String> {
     let c = &p.conditions;
     let clients = !(c.client_app_types.is_empty() || eq_any(&c.client_app_types, "all"));
-    let platforms = !c.include_platforms.is_empty()
-        && !(eq_any(&c.include_platforms, "all") && c.exclude_platforms.is_empty());
+    let every_platform = c.include_platforms.is_empty()
+        || (eq_any(&c.include_platforms, "all") && c.exclude_platforms.is_empty());
+    let platforms = !every_platform;
     let mut out = Vec::new();
     if clients {
         out.push(format!("client apps {}", c.client_app_types.join(", ")));

@@ -747,6 +747,11 @@ pub(crate) fn decide(what: &str, reports: &[Report<'_>], incomplete: &[String]) 
     Judgement::Fail(out.join("; "))
 }
 
+/// How a device check reads one state from one source record: the reading
+/// and the time the source received it.
+pub(crate) type ReadState<'a> =
+    dyn Fn(&crate::facts::Device) -> (Reading, Option<DateTime<Utc>>) + 'a;
+
 /// One state a device check judges: its name, whether a device must have a
 /// report of it (required) or is judged on it only where some source
 /// reports it, and how to read one source record.
@@ -756,7 +761,7 @@ pub(crate) struct State<'f> {
     /// A device no source reports this state for is unproven.
     pub required: bool,
     /// One record's reading and its report time.
-    pub read: &'f dyn Fn(&crate::facts::Device) -> (Reading, Option<DateTime<Utc>>),
+    pub read: &'f ReadState<'f>,
 }
 
 /// The sources whose datasets providing `kind` are partial or failed, with

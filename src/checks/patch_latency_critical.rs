@@ -169,4 +169,56 @@ mod tests {
         assert!(out.failing[0].detail.contains("oldest 90 days"));
         assert_eq!(out.failing[0].name, "PC-1");
     }
+
+    #[test]
+    fn rmm_statuses_without_ages_are_unproven_unless_another_source_lists_ages() {
+        use crate::facts::PatchReport;
+        let rmm = |source: &str, id: &str, name: &str, status: &str| Device {
+            id: format!("{source}:{id}"),
+            name: name.into(),
+            source: source.into(),
+            serial: Some(format!("SN-{name}")),
+            patch: Some(PatchReport {
+                reporting: true,
+                status: Some(status.into()),
+                last_install: None,
+                install_failing: Some(status == "InstallError"),
+                pending_without_age: matches!(
+                    status,
+                    "ApprovedPending" | "RebootRequired" | "InstallError"
+                ),
+            }),
+            ..Device::default()
+        };
+        let mut facts = complete(
+            Facts {
+                devices: vec![
+                    rmm("datto", "a", "PC-A", "RebootRequired"),
+                    rmm("datto", "b", "PC-B", "ApprovedPending"),
+                    rmm("datto", "c", "PC-C", "FullyPatched"),
+                    // Ages elsewhere: NinjaOne lists PC-D's pending patches.
+                    rmm("datto", "d", "PC-D", "InstallError"),
+                    rmm("ninja", "d", "PC-D", "NoPendingPatches"),
+                ],
+                ..Facts::default()
+            },
+            &[FactKind::Devices, FactKind::PendingPatches],
+        );
+        facts.coverage.insert(
+            FactKind::PendingPatches,
+            vec![crate::facts::Provenance {
+                source: "ninja".into(),
+                dataset: "os-patches".into(),
+                status: crate::evidence::DatasetStatus::Complete,
+                reason: None,
+                evidence: vec![],
+            }],
+        );
+        facts.inventory = crate::facts::reconcile(&facts.devices);
+        let out = run_check(&CHECK, &CheckInput::new(&facts, &Limits::DEFAULT, as_of()));
+        assert_eq!(out.verdict, Verdict::Inconclusive, "{}", out.summary);
+        let unproven: Vec<&str> = out.unproven.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(unproven, ["datto:a", "datto:b"]);
+        assert!(out.unproven[0].detail.contains("RebootRequired"));
+    }
 }

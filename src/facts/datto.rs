@@ -154,6 +154,17 @@ mod tests {
             let r = patch_report(Some(&json!({"patchStatus": status})));
             assert_eq!(r.reporting, reporting, "{status}");
         }
+        let error = patch_report(Some(&json!({"patchStatus": "InstallError"})));
+        assert_eq!(error.install_failing, Some(true));
+        assert!(error.pending_without_age);
+        let reboot = patch_report(Some(&json!({"patchStatus": "RebootRequired"})));
+        assert_eq!(reboot.install_failing, None);
+        assert!(reboot.pending_without_age);
+        let done = patch_report(Some(&json!({"patchStatus": "FullyPatched"})));
+        assert_eq!(
+            (done.install_failing, done.pending_without_age),
+            (Some(false), false)
+        );
         assert!(!patch_report(None).reporting);
     }
 

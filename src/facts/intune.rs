@@ -290,3 +290,47 @@ pub(super) fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
         facts.provide(kind, provenance.clone());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn state(v: Value) -> Antimalware {
+        antimalware(&|k| v.get(k).cloned())
+    }
+
+    #[test]
+    fn product_status_and_device_state_are_evidence() {
+        let a = state(
+            json!({"malwareProtectionEnabled": true, "realTimeProtectionEnabled": true,
+            "signatureUpdateOverdue": false, "productStatus": "serviceNotRunning,platformOutOfDate",
+            "deviceState": "rebootPending", "lastReportedDateTime": "2026-05-30T00:00:00Z"}),
+        );
+        assert_eq!(a.running, Some(false), "the service is not running");
+        assert_eq!(a.engine_current, Some(false));
+        assert_eq!(
+            a.attention,
+            Some(vec!["deviceState rebootPending".to_owned()])
+        );
+        assert!(a.reported.is_some());
+        let a = state(
+            json!({"malwareProtectionEnabled": true, "signatureUpdateOverdue": false,
+            "productStatus": "avSignaturesOutOfDate,pendingFullScanDueToThreatAction", "deviceState": "clean"}),
+        );
+        assert_eq!(a.signatures_current, Some(false));
+        assert_eq!(
+            a.attention,
+            Some(vec![
+                "productStatus pendingFullScanDueToThreatAction".to_owned()
+            ])
+        );
+        let a = state(
+            json!({"malwareProtectionEnabled": true, "productStatus": "noStatus",
+            "deviceState": "clean", "lastReportedDateTime": "0001-01-01T00:00:00Z"}),
+        );
+        assert_eq!((a.running, a.attention), (Some(true), Some(vec![])));
+        assert_eq!(a.reported, None, "0001-01-01 is no date");
+        assert_eq!(state(json!({})).attention, None);
+    }
+}
