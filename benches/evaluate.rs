@@ -47,6 +47,7 @@ fn synthetic() -> Facts {
                 UserType::Member
             },
             last_sign_in: (i % 97 != 0).then(|| ago((i % 120) as i64)),
+            sign_in_basis: auditpack::facts::SignInBasis::Success,
             created: Some(ago(400)),
             mfa: (i % 33 != 0).then(|| MfaState {
                 registered: i % 41 != 0,
@@ -79,13 +80,12 @@ fn synthetic() -> Facts {
                 name: "Require MFA for all users".into(),
                 state: PolicyState::Enabled,
                 requires_mfa: true,
+                grant: "OR: mfa".into(),
                 all_applications: true,
                 include_users: vec!["All".into()],
                 exclude_users: vec!["00000001".into()],
-                include_groups: vec![],
                 exclude_groups: vec!["g-exempt".into()],
-                include_roles: vec![],
-                exclude_roles: vec![],
+                ..AccessPolicy::default()
             }],
             group_members: [("g-exempt".to_owned(), excluded)].into(),
         },
@@ -144,6 +144,8 @@ fn synthetic() -> Facts {
                 reporting: i % 31 != 0,
                 status: None,
                 last_install: Some(ago(10)),
+                install_failing: Some(i % 41 == 0),
+                pending_without_age: false,
             }),
             ..base("ninja")
         });
@@ -156,6 +158,9 @@ fn synthetic() -> Facts {
                 signatures_updated: Some(ago((i % 10) as i64)),
                 edr_onboarded: Some(true),
                 edr_health: Some("Active".into()),
+                edr_active: Some(true),
+                reported: Some(ago(1)),
+                ..Antimalware::default()
             }),
             ..base("defender")
         });

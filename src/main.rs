@@ -270,7 +270,7 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
             let results = read_results(&run)?;
             let found = gaps::gaps(&results, owner);
             out.0.push_str(&gaps::render(&found));
-            Ok(if found.gaps.is_empty() {
+            Ok(if found.gaps.is_empty() && found.unseen.is_empty() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
@@ -398,6 +398,28 @@ fn print_summary(out: &mut Out, results: &[ControlResult]) {
                 g.responsible,
                 g.title,
                 g.controls.len()
+            );
+        }
+    }
+    if !found.unseen.is_empty() {
+        say!(
+            out,
+            "\ncannot see (no usable evidence; each once, under the party that must make it visible):"
+        );
+        for g in &found.unseen {
+            let names: Vec<&str> = g.unproven.iter().take(5).map(|s| s.name.as_str()).collect();
+            let more = g.unproven.len().saturating_sub(names.len());
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            say!(
+                out,
+                "  [{}] {}: {}{more}",
+                g.responsible,
+                g.title,
+                sanitize(&names.join("; "))
             );
         }
     }

@@ -1,8 +1,10 @@
 //! `results/findings.csv`: one row per failing subject, under the party that
-//! must act, with the controls it makes fail beside it (the gaps of
-//! [`super::gaps`], as in every report), for spreadsheets: UTF-8
-//! BOM, RFC 4180 quoting, and cells that a spreadsheet would run as formulas
-//! prefixed with `'`.
+//! must act, then one per unproven subject, under the party that must make
+//! it visible (column `finding`: `failing`, "fix these", or `unproven`,
+//! "cannot see these"), with the controls it touches beside it (the gaps of
+//! [`super::gaps`], as in every report), for spreadsheets: UTF-8 BOM, RFC 4180
+//! quoting, and cells that a spreadsheet would run as formulas prefixed with
+//! `'`.
 
 use std::path::Path;
 
@@ -10,7 +12,7 @@ use crate::error::{Result, ResultExt};
 use crate::evaluate::ControlResult;
 use crate::evidence::write_atomic;
 
-const HEADER: [&str; 9] = [
+const HEADER: [&str; 10] = [
     "responsible",
     "check",
     "subject_id",
@@ -20,13 +22,20 @@ const HEADER: [&str; 9] = [
     "control_owners",
     "check_title",
     "evidence",
+    "finding",
 ];
 
 /// Render the findings.
 pub fn render(results: &[ControlResult]) -> String {
     let mut out = String::from("\u{feff}");
     push_row(&mut out, HEADER);
-    for g in super::gaps::gaps(results, None).gaps {
+    let found = super::gaps::gaps(results, None);
+    let rows = found
+        .gaps
+        .iter()
+        .map(|g| (g, "failing"))
+        .chain(found.unseen.iter().map(|g| (g, "unproven")));
+    for (g, finding) in rows {
         let controls: Vec<String> = g.controls.iter().map(|c| c.key()).collect();
         let controls = controls.join(" ");
         let mut owners: Vec<&str> = g.controls.iter().map(|c| c.owner.as_str()).collect();
@@ -40,10 +49,10 @@ pub fn render(results: &[ControlResult]) -> String {
             name: String::new(),
             detail: "the check fails as a whole".to_owned(),
         }];
-        let subjects = if g.failing.is_empty() {
-            &whole[..]
-        } else {
-            &g.failing[..]
+        let subjects = match finding {
+            "unproven" => &g.unproven[..],
+            _ if g.failing.is_empty() => &whole[..],
+            _ => &g.failing[..],
         };
         for s in subjects {
             push_row(
@@ -58,6 +67,7 @@ pub fn render(results: &[ControlResult]) -> String {
                     &owners,
                     &g.title,
                     &evidence,
+                    finding,
                 ],
             );
         }

@@ -1,6 +1,8 @@
 //! `auditpack gaps RUN`: the failing items of a run grouped by the party that
 //! must act, each with its exact failing users and devices, the controls it
-//! breaks and how to fix it.
+//! breaks and how to fix it ("fix these"); then, apart, the users and devices
+//! no usable evidence covers, each with the reason and the party that must
+//! make them visible ("cannot see these").
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -10,7 +12,7 @@ use serde::Serialize;
 use super::model::{anchor, framework_label, EvidenceLink};
 use crate::checks::{Subject, Verdict};
 use crate::config::Owner;
-use crate::evaluate::{ControlResult, Status};
+use crate::evaluate::{CheckResult, ControlResult, Status};
 use crate::sanitize::terminal_safe;
 
 /// A control that a gap makes fail, as every view names and links it.
@@ -56,8 +58,12 @@ pub struct Gap {
     /// Subjects the check judged (the most under any of the controls).
     pub evaluated: usize,
     /// The failing subjects, sorted by id. Empty for a check that fails as a
-    /// whole (a tenant setting) rather than per subject.
+    /// whole (a tenant setting) rather than per subject, and in a gap of
+    /// [`Gaps::unseen`].
     pub failing: Vec<Subject>,
+    /// The unproven subjects (no usable evidence shows their state), sorted
+    /// by id; only in a gap of [`Gaps::unseen`].
+    pub unproven: Vec<Subject>,
     /// Evidence files the check read; the report fills in their position in
     /// the evidence index.
     pub evidence: Vec<EvidenceLink>,
@@ -66,8 +72,11 @@ pub struct Gap {
 /// Gaps and the other open items of a run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Gaps {
-    /// Gaps by responsible party, then check id.
+    /// Failing subjects ("fix these"), by responsible party, then check id.
     pub gaps: Vec<Gap>,
+    /// Unproven subjects ("cannot see these"), by responsible party, then
+    /// check id: each once, under the party that must make it visible.
+    pub unseen: Vec<Gap>,
     /// Open controls that are not failures: (owner, status) -> count.
     pub open: BTreeMap<(Owner, Status), usize>,
 }
@@ -110,27 +119,73 @@ fn party(under: &[(usize, Owner, Owner)]) -> Owner {
 }
 
 /// The gaps of `results`: every failing subject once, under the party that
-/// must act ([`party`]), with the controls it makes fail. With `owner`, only
-/// the gaps of that party; for `shared`, the gaps that break a control owned
-/// jointly.
+/// must act ([`party`]), with the controls it makes fail; and apart, every
+/// unproven subject once, under the party that must make it visible. With
+/// `owner`, only the gaps of that party; for `shared`, the gaps that touch a
+/// control owned jointly.
 pub fn gaps(results: &[ControlResult], owner: Option<Owner>) -> Gaps {
     let mut open = BTreeMap::new();
-    let mut controls: Vec<GapControl> = Vec::new();
-    let mut findings: Vec<Finding<'_>> = Vec::new();
-    let mut index: HashMap<(&str, Option<&str>), usize> = HashMap::new();
-    // Per check: title, remediation, most subjects judged, evidence files.
-    let mut about: BTreeMap<&str, (&str, &str, usize, Vec<&str>)> = BTreeMap::new();
     for r in results {
         if matches!(r.status, Status::Inconclusive | Status::ManualPending)
             && owner.is_none_or(|o| o == r.owner)
         {
             *open.entry((r.owner, r.status)).or_insert(0) += 1;
         }
-        if r.status != Status::Fail {
-            continue;
-        }
+    }
+    let failing = group(results, owner, |r, c| {
+        (r.status == Status::Fail && c.outcome == Verdict::Fail).then(|| {
+            if c.failing.is_empty() {
+                vec![None]
+            } else {
+                c.failing.iter().map(Some).collect()
+            }
+        })
+    });
+    let unseen = group(results, owner, |r, c| {
+        (matches!(r.status, Status::Fail | Status::Inconclusive)
+            && c.outcome != Verdict::Pass
+            && !c.unproven.is_empty())
+        .then(|| c.unproven.iter().map(Some).collect())
+    });
+    let into = |groups: Vec<(Gap, Vec<Subject>)>, unproven: bool| -> Vec<Gap> {
+        groups
+            .into_iter()
+            .map(|(mut gap, subjects)| {
+                if unproven {
+                    gap.unproven = subjects;
+                } else {
+                    gap.failing = subjects;
+                }
+                gap
+            })
+            .collect()
+    };
+    Gaps {
+        gaps: into(failing, false),
+        unseen: into(unseen, true),
+        open,
+    }
+}
+
+/// Subjects that `pick` takes from each (control, check) of `results`
+/// (`None` for a check that fails as a whole), each once, grouped by the
+/// party that must act, the check and the controls they touch.
+fn group<'a>(
+    results: &'a [ControlResult],
+    owner: Option<Owner>,
+    pick: impl Fn(&'a ControlResult, &'a CheckResult) -> Option<Vec<Option<&'a Subject>>>,
+) -> Vec<(Gap, Vec<Subject>)> {
+    let mut controls: Vec<GapControl> = Vec::new();
+    let mut findings: Vec<Finding<'_>> = Vec::new();
+    let mut index: HashMap<(&str, Option<&str>), usize> = HashMap::new();
+    // Per check: title, remediation, most subjects judged, evidence files.
+    let mut about: BTreeMap<&str, (&str, &str, usize, Vec<&str>)> = BTreeMap::new();
+    for r in results {
         let mut control = None;
-        for c in r.checks.iter().filter(|c| c.outcome == Verdict::Fail) {
+        for c in &r.checks {
+            let Some(subjects) = pick(r, c) else {
+                continue;
+            };
             let at = *control.get_or_insert_with(|| {
                 controls.push(GapControl {
                     framework: r.framework.clone(),
@@ -153,11 +208,6 @@ pub fn gaps(results: &[ControlResult], owner: Option<Owner>) -> Gaps {
                     entry.3.push(e);
                 }
             }
-            let subjects: Vec<Option<&Subject>> = if c.failing.is_empty() {
-                vec![None]
-            } else {
-                c.failing.iter().map(Some).collect()
-            };
             for s in subjects {
                 let key = (c.check.as_str(), s.map(|s| s.id.as_str()));
                 let i = *index.entry(key).or_insert_with(|| {
@@ -182,7 +232,7 @@ pub fn gaps(results: &[ControlResult], owner: Option<Owner>) -> Gaps {
             .or_default()
             .push(f.subject);
     }
-    let gaps = grouped
+    grouped
         .into_iter()
         .filter_map(|((responsible, check, at), subjects)| {
             let (title, remediation, evaluated, evidence) = about.get(check)?;
@@ -195,16 +245,17 @@ pub fn gaps(results: &[ControlResult], owner: Option<Owner>) -> Gaps {
             if !keep {
                 return None;
             }
-            let mut failing: Vec<Subject> = subjects.into_iter().flatten().cloned().collect();
-            failing.sort_by(|a, b| a.id.cmp(&b.id));
-            Some(Gap {
+            let mut subjects: Vec<Subject> = subjects.into_iter().flatten().cloned().collect();
+            subjects.sort_by(|a, b| a.id.cmp(&b.id));
+            let gap = Gap {
                 responsible,
                 check: check.to_owned(),
                 title: (*title).to_owned(),
                 remediation: (*remediation).to_owned(),
                 controls,
                 evaluated: *evaluated,
-                failing,
+                failing: Vec::new(),
+                unproven: Vec::new(),
                 evidence: evidence
                     .iter()
                     .map(|p| EvidenceLink {
@@ -213,10 +264,10 @@ pub fn gaps(results: &[ControlResult], owner: Option<Owner>) -> Gaps {
                         sha256: String::new(),
                     })
                     .collect(),
-            })
+            };
+            Some((gap, subjects))
         })
-        .collect();
-    Gaps { gaps, open }
+        .collect()
 }
 
 /// The text printed by `auditpack gaps`.
@@ -267,6 +318,40 @@ pub fn render(gaps: &Gaps) -> String {
             );
         }
     }
+    let mut current = None;
+    for g in &gaps.unseen {
+        if current != Some(g.responsible) {
+            let n = gaps
+                .unseen
+                .iter()
+                .filter(|x| x.responsible == g.responsible)
+                .count();
+            let _ = writeln!(
+                out,
+                "\n[{}] {n} item(s) cannot be seen (no usable evidence; not failures, not passes)",
+                g.responsible
+            );
+            current = Some(g.responsible);
+        }
+        let _ = writeln!(
+            out,
+            "\n  {} ({}): {} unproven",
+            g.title,
+            g.check,
+            g.unproven.len()
+        );
+        let controls: Vec<String> = g.controls.iter().map(GapControl::key).collect();
+        let _ = writeln!(out, "    controls: {}", controls.join(", "));
+        for s in &g.unproven {
+            let _ = writeln!(
+                out,
+                "    ? {} [{}]: {}",
+                terminal_safe(&s.name),
+                terminal_safe(&s.id),
+                terminal_safe(&s.detail)
+            );
+        }
+    }
     if !gaps.open.is_empty() {
         let _ = writeln!(out, "\nalso open (not failures):");
         for ((owner, status), n) in &gaps.open {
@@ -308,6 +393,8 @@ mod tests {
                 evaluated: 10,
                 failing_count: failing.len(),
                 failing: failing.iter().map(|s| subject(s)).collect(),
+                unproven_count: 0,
+                unproven: vec![],
                 evidence: vec![],
                 summary: String::new(),
                 remediation: "Install the RMM agent.".into(),
@@ -369,5 +456,38 @@ mod tests {
         let found = gaps(&[control("8.4.2", Owner::Msp, Owner::Msp, &[])], None).gaps;
         assert_eq!(found.len(), 1);
         assert!(found[0].failing.is_empty());
+    }
+
+    #[test]
+    fn unproven_subjects_are_listed_apart_once_under_the_party_that_must_act() {
+        let mut a = control("8.3.1", Owner::Internal, Owner::Internal, &[]);
+        let mut b = control("164.312(d)", Owner::Msp, Owner::Internal, &["d1"]);
+        for (r, status) in [(&mut a, Status::Inconclusive), (&mut b, Status::Fail)] {
+            r.status = status;
+            let c = &mut r.checks[0];
+            c.unproven = vec![subject("d2"), subject("d3")];
+            c.unproven_count = 2;
+        }
+        a.checks[0].outcome = Verdict::Inconclusive;
+        let found = gaps(&[a, b], None);
+        assert_eq!(found.gaps.len(), 1);
+        assert!(found.gaps[0].unproven.is_empty());
+        let ids =
+            |g: &super::Gap| -> Vec<String> { g.unproven.iter().map(|s| s.id.clone()).collect() };
+        assert_eq!(found.unseen.len(), 1, "{:?}", found.unseen);
+        assert_eq!(ids(&found.unseen[0]), ["d2", "d3"]);
+        assert_eq!(found.unseen[0].responsible, Owner::Internal);
+        assert_eq!(found.unseen[0].controls.len(), 2);
+        assert!(found.unseen[0].failing.is_empty());
+        assert!(gaps(&found_source(), Some(Owner::Msp)).unseen.is_empty());
+    }
+
+    fn found_source() -> Vec<ControlResult> {
+        let mut a = control("8.3.1", Owner::Internal, Owner::Internal, &[]);
+        a.status = Status::Inconclusive;
+        a.checks[0].outcome = Verdict::Inconclusive;
+        a.checks[0].unproven = vec![subject("d9")];
+        a.checks[0].unproven_count = 1;
+        vec![a]
     }
 }

@@ -115,6 +115,8 @@ pub struct CheckRow {
     pub evaluated: usize,
     /// Subjects failing.
     pub failing_count: usize,
+    /// Subjects no usable evidence covers.
+    pub unproven_count: usize,
     /// One sentence.
     pub summary: String,
 }
@@ -208,6 +210,9 @@ pub struct OwnerGaps {
     pub label: &'static str,
     /// What it must fix: each failing subject once ([`super::gaps`]).
     pub gaps: Vec<Gap>,
+    /// Checks with unproven subjects ("cannot see these"): no usable
+    /// evidence shows their state; neither failures nor passes.
+    pub unseen: Vec<Gap>,
     /// Other controls needing attention.
     pub attention: Vec<Attention>,
     /// Failing subjects across its gaps.
@@ -216,6 +221,10 @@ pub struct OwnerGaps {
     pub gap_count: usize,
     /// Number of other controls needing attention.
     pub attention_count: usize,
+    /// Unproven subjects across its `unseen` checks.
+    pub unseen_subject_total: usize,
+    /// Number of checks with unproven subjects.
+    pub unseen_count: usize,
 }
 
 /// One dataset of a source.
@@ -479,6 +488,7 @@ impl Report {
                         responsible: owner_label(c.responsible).to_owned(),
                         evaluated: c.evaluated,
                         failing_count: c.failing_count,
+                        unproven_count: c.unproven_count,
                         summary: c.summary.clone(),
                     })
                     .collect(),
@@ -492,18 +502,23 @@ impl Report {
             }
         }
 
+        let found = super::gaps::gaps(&data.results, None);
         let mut gaps_of: BTreeMap<Owner, Vec<Gap>> = BTreeMap::new();
-        for mut g in super::gaps::gaps(&data.results, None).gaps {
-            for e in &mut g.evidence {
-                *e = link(&e.path);
+        let mut unseen_of: BTreeMap<Owner, Vec<Gap>> = BTreeMap::new();
+        for (list, into) in [(found.gaps, &mut gaps_of), (found.unseen, &mut unseen_of)] {
+            for mut g in list {
+                for e in &mut g.evidence {
+                    *e = link(&e.path);
+                }
+                into.entry(g.responsible).or_default().push(g);
             }
-            gaps_of.entry(g.responsible).or_default().push(g);
         }
         let mut owners = Vec::new();
         for owner in OWNERS {
             let gaps = gaps_of.remove(&owner).unwrap_or_default();
+            let unseen = unseen_of.remove(&owner).unwrap_or_default();
             let attention = attention.remove(&owner).unwrap_or_default();
-            if gaps.is_empty() && attention.is_empty() {
+            if gaps.is_empty() && attention.is_empty() && unseen.is_empty() {
                 continue;
             }
             owners.push(OwnerGaps {
@@ -512,7 +527,10 @@ impl Report {
                 subject_total: gaps.iter().map(|g| g.failing.len()).sum(),
                 gap_count: gaps.len(),
                 attention_count: attention.len(),
+                unseen_subject_total: unseen.iter().map(|g| g.unproven.len()).sum(),
+                unseen_count: unseen.len(),
                 gaps,
+                unseen,
                 attention,
             });
         }
@@ -630,6 +648,8 @@ mod tests {
             evaluated: 10,
             failing_count: failing.len(),
             failing,
+            unproven_count: 0,
+            unproven: vec![],
             evidence: vec!["evidence/m365/users/page-00001.json".into()],
             summary: "summary".into(),
             remediation: "register MFA".into(),

@@ -114,8 +114,8 @@ pub fn render(data: &RunData) -> Value {
         let mut related = Vec::new();
         for c in &r.checks {
             let key = format!(
-                "{}|{:?}|{}|{}|{}",
-                c.check, c.outcome, c.evaluated, c.failing_count, c.summary
+                "{}|{:?}|{}|{}|{}|{}",
+                c.check, c.outcome, c.evaluated, c.failing_count, c.unproven_count, c.summary
             );
             let uuid = match seen.get(&key) {
                 Some(u) => u.clone(),
@@ -229,6 +229,7 @@ fn observation(
             prop("responsible", c.responsible.as_str()),
             prop("evaluated", &c.evaluated.to_string()),
             prop("failing", &c.failing_count.to_string()),
+            prop("unproven", &c.unproven_count.to_string()),
         ],
         "methods": ["TEST"],
         "collected": collected,

@@ -735,8 +735,9 @@ fn body(l: &mut Layout<'_>, r: &Report) {
         l.subheading(o.label);
         l.paragraph(
             &format!(
-                "Failing checks: {}. Failing subjects: {}. Other controls needing attention: {}.",
-                o.gap_count, o.subject_total, o.attention_count
+                "Failing checks: {}. Failing subjects: {}. Subjects that cannot be seen: {}. \
+                 Other controls needing attention: {}.",
+                o.gap_count, o.subject_total, o.unseen_subject_total, o.attention_count
             ),
             9.0,
             Face::Regular,
@@ -820,6 +821,82 @@ fn body(l: &mut Layout<'_>, r: &Report) {
                     &format!(
                         "… and {} more; the full list is in results/findings.csv.",
                         g.failing.len() - SUBJECT_CAP
+                    ),
+                    8.5,
+                    Face::Bold,
+                    MUTED,
+                    0.0,
+                );
+            }
+        }
+        for (i, g) in o.unseen.iter().enumerate() {
+            l.ensure(80.0);
+            if i == 0 {
+                l.paragraph(
+                    "Cannot see these (no usable evidence: neither failures nor passes)",
+                    9.5,
+                    Face::Bold,
+                    INK,
+                    0.0,
+                );
+            }
+            l.paragraph(
+                &prepare(&format!(
+                    "{} ({} of {} cannot be seen)",
+                    g.title,
+                    g.unproven.len(),
+                    g.evaluated
+                )),
+                10.0,
+                Face::Bold,
+                status_color("inconclusive"),
+                0.0,
+            );
+            let controls: Vec<&str> = g.controls.iter().map(|c| c.label.as_str()).collect();
+            l.paragraph(
+                &prepare(&format!("Leaves inconclusive: {}", controls.join(", "))),
+                8.5,
+                Face::Regular,
+                MUTED,
+                8.0,
+            );
+            let rows = g
+                .unproven
+                .iter()
+                .take(SUBJECT_CAP)
+                .map(|s| {
+                    vec![
+                        Cell::bold(prepare(&s.name)),
+                        Cell::plain(prepare(&s.id)),
+                        Cell::plain(prepare(&s.detail)),
+                    ]
+                })
+                .collect();
+            // As for failing subjects: the id column fits the longest id.
+            let id_w = g
+                .unproven
+                .iter()
+                .take(SUBJECT_CAP)
+                .map(|s| l.width(&prepare(&s.id), 7.5, Face::Regular))
+                .fold(60.0_f32, f32::max)
+                .min(CONTENT_W * 0.45)
+                + 8.0;
+            let rest = (CONTENT_W - id_w) / 355.0;
+            l.table(
+                &[
+                    ("Subject", 195.0 * rest),
+                    ("Id", id_w),
+                    ("Why it cannot be judged", 160.0 * rest),
+                ],
+                rows,
+                7.5,
+            );
+            if g.unproven.len() > SUBJECT_CAP {
+                l.y += 6.0;
+                l.paragraph(
+                    &format!(
+                        "… and {} more; the full list is in results/findings.csv.",
+                        g.unproven.len() - SUBJECT_CAP
                     ),
                     8.5,
                     Face::Bold,

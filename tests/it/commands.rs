@@ -161,6 +161,8 @@ fn check(id: &str, responsible: Owner, failing: Vec<Subject>) -> CheckResult {
         evaluated: 10,
         failing_count: failing.len(),
         failing,
+        unproven_count: 0,
+        unproven: vec![],
         evidence: vec![],
         summary: "summary".into(),
         remediation: format!("Fix {id}."),

@@ -46,6 +46,7 @@ fn user(id: &str, registered: bool) -> User {
         enabled: true,
         user_type: UserType::Member,
         last_sign_in: Some(as_of() - Duration::days(2)),
+        sign_in_basis: auditpack::facts::SignInBasis::Success,
         created: Some(as_of() - Duration::days(500)),
         mfa: Some(MfaState {
             registered,
@@ -72,13 +73,10 @@ fn facts(failing: bool, age_days: i64) -> Facts {
                 name: "Require MFA".into(),
                 state: PolicyState::Enabled,
                 requires_mfa: true,
+                grant: "OR: mfa".into(),
                 all_applications: true,
                 include_users: vec!["All".into()],
-                exclude_users: vec![],
-                include_groups: vec![],
-                exclude_groups: vec![],
-                include_roles: vec![],
-                exclude_roles: vec![],
+                ..AccessPolicy::default()
             }],
             group_members: BTreeMap::new(),
         },
@@ -339,4 +337,187 @@ fn a_missing_source_makes_exactly_its_checks_inconclusive() {
             );
         }
     }
+}
+
+/// Failing and unproven subject names of one check in a run's results.
+fn subject_sets(results: &[ControlResult], check: &str) -> (Vec<String>, Vec<String>) {
+    let Some(c) = results
+        .iter()
+        .flat_map(|r| r.checks.iter())
+        .find(|c| c.check == check)
+    else {
+        panic!("{check} ran under no control");
+    };
+    let names = |v: &[auditpack::checks::Subject]| {
+        let mut n: Vec<String> = v.iter().map(|s| s.name.clone()).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(c.failing_count, c.failing.len());
+    assert_eq!(c.unproven_count, c.unproven.len());
+    (names(&c.failing), names(&c.unproven))
+}
+
+/// The demo tenant plants a case for every judgement rule; the exact failing
+/// and unproven sets of every check follow from them.
+#[test]
+fn the_demo_tenant_yields_exact_failing_and_unproven_sets() {
+    let h = common::Harness::demo();
+    // The demo's sources as `auditpack demo` configures them: Microsoft 365
+    // with Defender for Endpoint, and NinjaOne.
+    let signed = h.config(None);
+    let path = h.path().join("auditpack.toml");
+    let text = std::fs::read_to_string(&path).expect("written");
+    let base = h.sim.base_url();
+    let text = text.replacen(
+        &format!("graph_url = \"{base}\""),
+        &format!("graph_url = \"{base}\"\ndefender_url = \"{base}\""),
+        1,
+    );
+    std::fs::write(&path, text).expect("write config");
+    let config = auditpack::config::Config {
+        signing: signed.signing,
+        ..auditpack::config::Config::load(&path).expect("config loads")
+    };
+    let outcome = h.run(&config);
+    let text = std::fs::read(outcome.run_dir.join("results/controls.json")).expect("written");
+    let results: Vec<ControlResult> = serde_json::from_slice(&text).expect("parses");
+    // Every check that ran keeps its counts equal to its lists.
+    for check in auditpack::checks::CHECKS {
+        if results
+            .iter()
+            .flat_map(|r| r.checks.iter())
+            .any(|c| c.check == check.id)
+        {
+            subject_sets(&results, check.id);
+        }
+    }
+    let set = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<String>>();
+    let user = |n: &str| format!("{n}@contosodental.example>");
+    let users = |names: &[(&str, &str)]| {
+        let mut v: Vec<String> = names
+            .iter()
+            .map(|(display, upn)| format!("{display} <{}", user(upn)))
+            .collect();
+        v.sort();
+        v
+    };
+    // 1, 2: an OR grant with compliantDevice; a policy narrowed to browsers
+    // and exempting trusted locations. The break-glass account, excluded
+    // from CA001, is covered by the admins' authentication strength.
+    assert_eq!(
+        subject_sets(&results, "mfa_enforced"),
+        (
+            users(&[
+                ("Billing Export Service", "svc.billing"),
+                ("Kiosk (shared)", "kiosk.shared"),
+                ("Lab Technician", "lab.tech"),
+                ("Reception Desk", "reception"),
+            ]),
+            vec![]
+        )
+    );
+    let detail = |check: &str, name: &str| -> String {
+        results
+            .iter()
+            .flat_map(|r| r.checks.iter())
+            .filter(|c| c.check == check)
+            .flat_map(|c| c.failing.iter().chain(c.unproven.iter()))
+            .find(|s| s.name.starts_with(name))
+            .map(|s| s.detail.clone())
+            .unwrap_or_default()
+    };
+    assert!(detail("mfa_enforced", "Kiosk").contains("OR: mfa, compliantDevice"));
+    let lab = detail("mfa_enforced", "Lab Technician");
+    assert!(
+        lab.contains("exempts sign-ins from all trusted locations"),
+        "{lab}"
+    );
+    assert!(lab.contains("PCI DSS 8.4.2"), "{lab}");
+    // 3, 4: a failed attempt yesterday does not make a 200-day-old success
+    // active; 0001-01-01 is never, so a 10-day-old account passes.
+    let (inactive, none) = subject_sets(&results, "inactive_accounts");
+    assert!(inactive.contains(&format!("Former Locum <{}", user("former.locum"))));
+    assert!(!inactive.iter().any(|n| n.starts_with("New Hire")));
+    assert!(none.is_empty());
+    // 5, 7, 8: Defender's service not running on CD-OP3; NinjaOne's newer
+    // "off" on CD-BILLING-01 is not silenced by Intune; NinjaOne's older
+    // "out of date" on CD-SRV-IMAGING is decided by Defender's newer report,
+    // and the summary says so; Datto-style silence on real-time is judged
+    // from the sources that report it.
+    assert_eq!(
+        subject_sets(&results, "edr_health"),
+        (
+            set(&["CD-BILLING-01", "CD-HYGIENE-01", "CD-LAB-01", "CD-OP3"]),
+            vec![]
+        )
+    );
+    assert!(detail("edr_health", "CD-OP3").contains("protection not running per m365"));
+    assert!(detail("edr_health", "CD-BILLING-01").contains("per ninja"));
+    let summary = results
+        .iter()
+        .flat_map(|r| r.checks.iter())
+        .find(|c| c.check == "edr_health")
+        .map(|c| c.summary.clone())
+        .unwrap_or_default();
+    assert!(
+        summary.contains("CD-SRV-IMAGING: signatures current"),
+        "{summary}"
+    );
+    // 9: a Mac nobody reports anti-malware for is unproven, not failing.
+    assert_eq!(
+        subject_sets(&results, "edr_coverage"),
+        (vec![], set(&["CD-SAMPATEL-LT"]))
+    );
+    assert_eq!(
+        subject_sets(&results, "disk_encryption"),
+        (
+            set(&["CD-HOMEOFFICE-LT", "CD-OP3"]),
+            set(&["CD-SRV-IMAGING", "CD-SRV-PMS"])
+        )
+    );
+    // 10: the servers Intune does not manage are no compliance failure; the
+    // laptop only Intune knows is a coverage finding, judged once.
+    assert_eq!(
+        subject_sets(&results, "intune_compliance"),
+        (set(&["CD-HOMEOFFICE-LT", "CD-LAB-01"]), vec![])
+    );
+    assert_eq!(
+        subject_sets(&results, "device_coverage"),
+        (set(&["CD-HOMEOFFICE-LT"]), vec![])
+    );
+    // 11, 13: never onboarded, inactive sensor, a Mac outside Defender for
+    // Endpoint; the iPhone is out of EDR scope.
+    assert_eq!(
+        subject_sets(&results, "edr_onboarded"),
+        (
+            set(&["CD-HOMEOFFICE-LT", "CD-OP2", "CD-SAMPATEL-LT"]),
+            vec![]
+        )
+    );
+    // 12: a NinjaOne install failed after the last success.
+    assert_eq!(
+        subject_sets(&results, "patch_install_failures"),
+        (set(&["CD-OP2"]), vec![])
+    );
+    assert_eq!(
+        subject_sets(&results, "patch_latency_critical"),
+        (set(&["CD-LAB-01", "CD-OP1-XRAY", "CD-SRV-PMS"]), vec![])
+    );
+    // 13: the iPhone is still judged for staleness, encryption, compliance.
+    let iphone_judged = results
+        .iter()
+        .flat_map(|r| r.checks.iter())
+        .filter(|c| c.check == "intune_compliance")
+        .all(|c| c.evaluated == 12);
+    assert!(
+        iphone_judged,
+        "the 12 Intune devices, the iPhone among them; not the Defender-only servers"
+    );
+    // 6: users are asked 120 a page when signInActivity is selected.
+    let custody = std::fs::read_to_string(outcome.run_dir.join("custody.jsonl")).expect("custody");
+    assert!(
+        custody.contains("signInActivity&%24top=120"),
+        "users page size"
+    );
 }

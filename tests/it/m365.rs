@@ -249,7 +249,11 @@ fn the_demo_organisation_yields_the_findings_it_is_built_for() {
         .find(|p| p.name.starts_with("CA001"))
         .expect("CA001");
     assert!(all.requires_mfa && all.state == PolicyState::Enabled && all.all_applications);
-    assert_eq!(all.exclude_users.len(), 1, "break-glass excluded");
+    assert_eq!(
+        all.exclude_users.len(),
+        3,
+        "break-glass, and the kiosk and lab accounts the narrower policies cover"
+    );
     assert!(mfa
         .policies
         .iter()
@@ -289,9 +293,14 @@ fn the_demo_organisation_yields_the_findings_it_is_built_for() {
     assert_eq!(hygiene.signatures_current, Some(false));
     let lab = device("CD-LAB-01").antimalware.clone().expect("am");
     assert_eq!(lab.real_time, Some(false));
-    assert!(
-        device("CD-SAMPATEL-LT").antimalware.is_none(),
-        "no Windows state for a Mac"
+    let mac = device("CD-SAMPATEL-LT")
+        .antimalware
+        .clone()
+        .expect("EDR state");
+    assert_eq!(
+        (mac.product, mac.running, mac.edr_onboarded),
+        (None, None, Some(false)),
+        "no Windows protection state for a Mac, and not in Defender for Endpoint"
     );
     assert!(facts
         .devices

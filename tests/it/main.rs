@@ -9,6 +9,7 @@ mod commands;
 mod config;
 mod endpoint;
 mod evaluate;
+mod judgement_props;
 mod layers;
 mod m365;
 mod manual;

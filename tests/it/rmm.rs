@@ -218,7 +218,16 @@ fn datto_pages_by_next_url_and_evidence_equals_the_served_devices() {
         reporting,
         23 - (23 / 6) * 2 - usize::from(23 % 6 > 2) - usize::from(23 % 6 > 4)
     );
-    let no_av = f.devices.iter().filter(|d| d.antimalware.is_none()).count();
+    // NotDetected is a report of absence: no product, nothing running.
+    let no_av = f
+        .devices
+        .iter()
+        .filter(|d| {
+            d.antimalware
+                .as_ref()
+                .is_some_and(|a| a.product.is_none() && a.running == Some(false))
+        })
+        .count();
     assert_eq!(no_av, 23 / 4 + usize::from(23 % 4 > 3));
 }
 

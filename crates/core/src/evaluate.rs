@@ -77,8 +77,16 @@ pub struct CheckResult {
     pub evaluated: usize,
     /// Number of failing subjects.
     pub failing_count: usize,
-    /// Failing subjects by stable id and display name.
+    /// Failing subjects by stable id and display name (evidence shows a
+    /// problem: "fix these").
     pub failing: Vec<Subject>,
+    /// Number of unproven subjects.
+    #[serde(default)]
+    pub unproven_count: usize,
+    /// Unproven subjects by stable id and display name, each with the reason
+    /// no usable evidence exists ("cannot see these").
+    #[serde(default)]
+    pub unproven: Vec<Subject>,
     /// Evidence files (run-relative) the check read.
     pub evidence: Vec<String>,
     /// One sentence.
@@ -422,11 +430,12 @@ fn check_result(
         })
     });
     let outcome = &ran.outcome;
-    let (verdict, failing, summary) = match stale {
-        Some(reason) => (Verdict::Inconclusive, Vec::new(), reason),
+    let (verdict, failing, unproven, summary) = match stale {
+        Some(reason) => (Verdict::Inconclusive, Vec::new(), Vec::new(), reason),
         None => (
             outcome.verdict,
             outcome.failing.clone(),
+            outcome.unproven.clone(),
             outcome.summary.clone(),
         ),
     };
@@ -438,6 +447,8 @@ fn check_result(
         evaluated: outcome.evaluated,
         failing_count: failing.len(),
         failing,
+        unproven_count: unproven.len(),
+        unproven,
         evidence: ran.evidence.clone(),
         summary,
         remediation: check.remediation.to_owned(),
@@ -463,6 +474,8 @@ fn unowned(key: &str, title: &str) -> CheckResult {
             name: title.to_owned(),
             detail: "no accountable owner".to_owned(),
         }],
+        unproven_count: 0,
+        unproven: Vec::new(),
         evidence: Vec::new(),
         summary: "this control has no accountable owner".to_owned(),
         remediation: check.map_or("", |c| c.remediation).to_owned(),

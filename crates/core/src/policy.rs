@@ -60,4 +60,9 @@ pub struct Thresholds {
     /// Days collected evidence stays usable; older evidence makes a control inconclusive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence_ttl_days: Option<u32>,
+    /// Whether phones and tablets (iOS, iPadOS, Android) are in scope for
+    /// the anti-malware and EDR checks; off by default (they stay in scope
+    /// for encryption, compliance and staleness).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mobile_endpoint_protection: Option<bool>,
 }

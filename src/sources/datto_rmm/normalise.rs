@@ -4,9 +4,14 @@
 //!   block) mean the device does not report patch state; any other value
 //!   (`FullyPatched`, `ApprovedPending`, `RebootRequired`, `InstallError`)
 //!   means it does, and is kept as the status.
+//!   `InstallError` means patches are failing to install; `ApprovedPending`,
+//!   `RebootRequired` and `InstallError` say patches are pending without
+//!   listing them or their ages.
 //! - `antivirus.antivirusStatus`: `RunningAndUpToDate` is running with current
 //!   signatures, `RunningAndNotUpToDate` running with stale ones, `NotRunning`
-//!   installed but stopped, `NotDetected` (or no product) no antivirus.
+//!   installed but stopped, `NotDetected` no antivirus found (a report of
+//!   absence, not silence). Datto has no real-time protection flag: that state
+//!   is left unreported. The device's `lastSeen` is the report time.
 //!
 //! The device list carries patch counts, not individual patches, so Datto
 //! provides patch *state* but no pending-patch records.
@@ -16,7 +21,8 @@ use serde_json::Value;
 
 use super::dataset;
 use crate::facts::{
-    parse_time, str_field, Antimalware, Device, FactKind, Facts, PatchReport, SourceEvidence,
+    parse_time, patch_status, str_field, Antimalware, Device, FactKind, Facts, PatchReport,
+    SourceEvidence,
 };
 
 fn devices_array(page: &Value) -> Option<&Vec<Value>> {
@@ -46,6 +52,8 @@ pub(crate) fn patch_report(block: Option<&Value>) -> PatchReport {
         reporting,
         status: status.map(str::to_owned),
         last_install: None,
+        install_failing: status.and_then(patch_status::install_failing),
+        pending_without_age: status.is_some_and(patch_status::pending_without_age),
     }
 }
 
@@ -56,7 +64,7 @@ pub(crate) fn antivirus(block: Option<&Value>) -> Option<Antimalware> {
     let product = str_field(block, "antivirusProduct")
         .filter(|p| !p.trim().is_empty())
         .map(str::to_owned);
-    if product.is_none() && matches!(status, None | Some("NotDetected")) {
+    if product.is_none() && status.is_none() {
         return None;
     }
     let (running, current) = match status {
@@ -69,11 +77,9 @@ pub(crate) fn antivirus(block: Option<&Value>) -> Option<Antimalware> {
     Some(Antimalware {
         product,
         running,
-        real_time: None,
         signatures_current: current,
-        signatures_updated: None,
-        edr_onboarded: None,
         edr_health: status.map(str::to_owned),
+        ..Antimalware::default()
     })
 }
 
@@ -91,7 +97,10 @@ pub(super) fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
             last_seen: datto_time(r.get("lastSeen")),
             source: src.name.to_owned(),
             serial: str_field(r, "serialNumber").map(str::to_owned),
-            antimalware: antivirus(r.get("antivirus")),
+            antimalware: antivirus(r.get("antivirus")).map(|a| Antimalware {
+                reported: datto_time(r.get("lastSeen")),
+                ..a
+            }),
             patch: Some(patch_report(r.get("patchManagement"))),
             ..Device::default()
         });
@@ -121,6 +130,17 @@ mod tests {
             let r = patch_report(Some(&json!({"patchStatus": status})));
             assert_eq!(r.reporting, reporting, "{status}");
         }
+        let error = patch_report(Some(&json!({"patchStatus": "InstallError"})));
+        assert_eq!(error.install_failing, Some(true));
+        assert!(error.pending_without_age);
+        let reboot = patch_report(Some(&json!({"patchStatus": "RebootRequired"})));
+        assert_eq!(reboot.install_failing, None);
+        assert!(reboot.pending_without_age);
+        let done = patch_report(Some(&json!({"patchStatus": "FullyPatched"})));
+        assert_eq!(
+            (done.install_failing, done.pending_without_age),
+            (Some(false), false)
+        );
         assert!(!patch_report(None).reporting);
     }
 
@@ -131,10 +151,12 @@ mod tests {
         ))
         .expect("product");
         assert_eq!((a.running, a.signatures_current), (Some(true), Some(false)));
-        assert!(antivirus(Some(
-            &json!({"antivirusProduct": "", "antivirusStatus": "NotDetected"})
+        let none = antivirus(Some(
+            &json!({"antivirusProduct": "", "antivirusStatus": "NotDetected"}),
         ))
-        .is_none());
+        .expect("absence is reported");
+        assert_eq!((none.product, none.running), (None, Some(false)));
+        assert!(antivirus(Some(&json!({}))).is_none());
         assert_eq!(
             datto_time(Some(&json!(1_700_000_000_000_i64))),
             datto_time(Some(&json!(1_700_000_000)))

@@ -4,7 +4,8 @@
 //! `<source>:host:<hostname>` without a serial): serial number,
 //! OS, last install, disk encryption (`encrypted` only when the system volume
 //! is), the first running EDR product (else the first running antivirus,
-//! else the first found) as anti-malware state. A report whose pending check
+//! else the first found) as anti-malware state (a report listing no product
+//! says no product runs), and EDR onboarding from its `edr` products. A report whose pending check
 //! did not run does not report patch state.
 
 use super::schema::EndpointReport;
@@ -15,9 +16,7 @@ use crate::facts::{
 use chrono::{DateTime, Duration, Utc};
 
 fn time(s: Option<&str>) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s?)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+    crate::facts::parse_rfc3339(s?)
 }
 
 fn severity(s: &str) -> Severity {
@@ -62,12 +61,20 @@ pub(super) fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
             .find(|s| s.running && s.kind == "edr")
             .or_else(|| products.iter().find(|s| s.running))
             .or_else(|| products.first());
-        let antimalware = pick.map(|s| Antimalware {
-            product: Some(s.name.clone()),
-            running: Some(s.running),
-            signatures_current: s.up_to_date,
-            edr_onboarded: (s.kind == "edr").then_some(s.running),
-            edr_health: Some(if s.running { "running" } else { "stopped" }.into()),
+        // EDR: the report lists every security product it found, so no
+        // `edr` product means no EDR on this device per this source.
+        let edr = products
+            .iter()
+            .filter(|s| s.kind == "edr")
+            .max_by_key(|s| s.running);
+        let antimalware = Some(Antimalware {
+            product: pick.map(|s| s.name.clone()),
+            running: Some(pick.is_some_and(|s| s.running)),
+            signatures_current: pick.and_then(|s| s.up_to_date),
+            edr_onboarded: Some(edr.is_some()),
+            edr_active: edr.map(|s| s.running),
+            edr_health: pick.map(|s| if s.running { "running" } else { "stopped" }.into()),
+            reported: generated,
             ..Antimalware::default()
         });
         let encrypted = match report.disk_encryption.status.as_str() {
@@ -88,6 +95,8 @@ pub(super) fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
             encrypted,
             antimalware,
             patch: Some(PatchReport {
+                install_failing: None,
+                pending_without_age: false,
                 reporting: p.checked,
                 status: Some(
                     if !p.checked {
@@ -108,6 +117,7 @@ pub(super) fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
         FactKind::PatchState,
         FactKind::PendingPatches,
         FactKind::Antimalware,
+        FactKind::Edr,
         FactKind::Encryption,
     ] {
         facts.provide(kind, src.provenance(REPORTS, &problems));

@@ -1,8 +1,9 @@
 //! Defender for Endpoint evidence to device facts: onboarding and sensor
 //! health (EDR), antivirus mode and signature currency. Machines are joined
 //! to the source's Intune devices by Entra device id, then by host name; a
-//! machine Intune does not know becomes a device of its own, and a Windows
-//! device Defender does not know is marked not onboarded. Defender provides
+//! machine Intune does not know becomes a device of its own, and an Intune
+//! device of a supported platform that a complete machine list does not name
+//! is marked not onboarded. Defender provides
 //! only anti-malware facts: the device inventory's completeness is Intune's.
 
 use std::collections::HashMap;
@@ -24,12 +25,38 @@ fn tri(v: Option<&str>) -> Option<bool> {
     }
 }
 
-/// Fold one machine (and its AV record) into anti-malware facts.
+/// Sensor health: `Active` is active; `Inactive`, `ImpairedCommunication`,
+/// `NoSensorData` and `NoSensorDataImpairedCommunication` are not; anything
+/// else (`Unknown`) says nothing.
+fn sensor_active(health: Option<&str>) -> Option<bool> {
+    match health? {
+        h if h.eq_ignore_ascii_case("active") => Some(true),
+        h if [
+            "inactive",
+            "impairedcommunication",
+            "nosensordata",
+            "nosensordataimpairedcommunication",
+        ]
+        .iter()
+        .any(|x| h.eq_ignore_ascii_case(x)) =>
+        {
+            Some(false)
+        }
+        _ => None,
+    }
+}
+
+/// Fold one machine (and its AV record) into anti-malware facts. Where
+/// Intune already said something, a problem from either source stays.
 fn apply(am: &mut Antimalware, machine: &Value, av: Option<&Value>) {
     am.edr_onboarded = Some(
         str_field(machine, "onboardingStatus").is_some_and(|s| s.eq_ignore_ascii_case("onboarded")),
     );
     am.edr_health = str_field(machine, "healthStatus").map(str::to_owned);
+    am.edr_active = sensor_active(str_field(machine, "healthStatus"));
+    if am.reported.is_none() {
+        am.reported = parse_time(machine.get("lastSeen"));
+    }
     if let Some(av) = av {
         if am.product.is_none() {
             am.product = Some(super::intune::DEFENDER_ANTIVIRUS.to_owned());
@@ -42,6 +69,14 @@ fn apply(am: &mut Antimalware, machine: &Value, av: Option<&Value>) {
         if let Some(current) = tri(str_field(av, "avIsSignatureUpToDate")) {
             // Both sources must agree the signatures are current.
             am.signatures_current = Some(am.signatures_current.unwrap_or(true) && current);
+        }
+        let engine = [
+            tri(str_field(av, "avIsEngineUpToDate")),
+            tri(str_field(av, "avIsPlatformUpToDate")),
+        ];
+        if engine.iter().any(Option::is_some) {
+            let current = engine.iter().all(|e| *e != Some(false));
+            am.engine_current = Some(am.engine_current.unwrap_or(true) && current);
         }
     }
 }
@@ -116,13 +151,21 @@ pub(super) fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
         }
     }
     let machines_provenance = src.provenance(dataset::DEFENDER_MACHINES, &problems);
-    // Only a complete machine list proves a device is missing from Defender.
+    // Only a complete machine list proves a device is missing from Defender:
+    // every Intune device of a platform Defender for Endpoint supports
+    // (Windows, macOS, Linux, iOS, Android) that it does not list is not
+    // onboarded.
     if machines_provenance.status == DatasetStatus::Complete {
         for (i, d) in facts.devices.iter_mut().enumerate() {
-            let windows =
-                d.os.as_deref()
-                    .is_some_and(|o| o.eq_ignore_ascii_case("windows"));
-            if windows
+            let supported = d.os.as_deref().is_some_and(|o| {
+                matches!(
+                    crate::facts::DeviceClass::of_os(o),
+                    crate::facts::DeviceClass::Workstation
+                        | crate::facts::DeviceClass::Server
+                        | crate::facts::DeviceClass::Mobile
+                )
+            });
+            if supported
                 && d.source == src.name
                 && d.id.starts_with(&mine)
                 && !seen.get(i).copied().unwrap_or(true)
@@ -133,6 +176,7 @@ pub(super) fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
         }
     }
     facts.devices.extend(extra);
+    facts.provide(FactKind::Edr, machines_provenance.clone());
     facts.provide(FactKind::Antimalware, machines_provenance);
     facts.provide(FactKind::Antimalware, av_provenance);
 }

@@ -93,6 +93,7 @@ pub const EXPORT_COLUMNS: &[&str] = &[
     "SignatureVersion",
     "EngineVersion",
     "LastReportedDateTime",
+    "ProductStatus",
 ];
 
 impl Ctx<'_> {

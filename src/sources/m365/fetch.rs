@@ -163,13 +163,15 @@ impl Ctx<'_> {
         (dataset, got.map(|f| f.report))
     }
 
+    /// Users, with sign-in activity when the tenant is licensed for it.
     pub(super) async fn users(&self) -> Vec<Outcome> {
         let g = &self.me.graph;
         let b = &self.me.buckets;
         let counter = PageCounter::default();
         let req = self.request(
             dataset::USERS,
-            format!("{g}/v1.0/users?$select={USER_FIELDS},signInActivity&$top=999"),
+            // With signInActivity selected Graph serves at most 120 users a page.
+            format!("{g}/v1.0/users?$select={USER_FIELDS},signInActivity&$top=120"),
             Box::new(ODataPager),
             &b.users,
             forbidden::USERS,

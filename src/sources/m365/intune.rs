@@ -39,7 +39,57 @@ fn real_guid(s: &str) -> bool {
     !s.is_empty() && s.chars().any(|c| c.is_ascii_hexdigit() && c != '0')
 }
 
-/// Protection state fields (Graph names) to anti-malware facts.
+/// `productStatus` flags meaning the antivirus service is not protecting.
+const NOT_RUNNING: &[&str] = &[
+    "serviceNotRunning",
+    "serviceStartedWithoutMalwareProtection",
+    "productExpired",
+];
+/// `productStatus` flags meaning signatures are out of date.
+const SIGNATURES_OUT_OF_DATE: &[&str] = &["avSignaturesOutOfDate", "asSignaturesOutOfDate"];
+/// `productStatus` flags meaning the engine or platform is out of date.
+const PLATFORM_OUT_OF_DATE: &[&str] = &["platformOutOfDate"];
+/// `productStatus` flags meaning a detected threat still needs action.
+const THREAT_ACTION: &[&str] = &[
+    "pendingFullScanDueToThreatAction",
+    "pendingRebootDueToThreatAction",
+    "pendingManualStepsDueToThreatAction",
+    "threatRemediationFailedCritically",
+    "threatRemediationFailedNonCritically",
+    "offlineScanRequired",
+];
+/// `deviceState` flags meaning the device needs action after a detection.
+const DEVICE_STATE_ACTION: &[&str] = &[
+    "fullScanPending",
+    "rebootPending",
+    "manualStepsPending",
+    "offlineScanPending",
+    "critical",
+];
+
+/// The flags of a Graph flags enum (`"rebootPending,fullScanPending"`; the
+/// export may separate them with `|`, `;` or spaces).
+fn flags(text: &str) -> Vec<String> {
+    text.split([',', '|', ';', ' '])
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn has_any(flags: &[String], wanted: &[&str]) -> bool {
+    flags
+        .iter()
+        .any(|f| wanted.iter().any(|w| w.eq_ignore_ascii_case(f)))
+}
+
+/// Protection state fields (Graph names) to anti-malware facts: running from
+/// `malwareProtectionEnabled` unless `productStatus` says the service is not
+/// running, started without protection or expired; signatures from
+/// `signatureUpdateOverdue` and the signature flags of `productStatus`;
+/// engine and platform from `productStatus`; threats needing action from
+/// `productStatus` and `deviceState`; the report time from
+/// `lastReportedDateTime`.
 fn antimalware(get: &dyn Fn(&str) -> Option<Value>) -> Antimalware {
     let flag = |k: &str| {
         get(k).and_then(|v| match v {
@@ -49,11 +99,51 @@ fn antimalware(get: &dyn Fn(&str) -> Option<Value>) -> Antimalware {
             _ => None,
         })
     };
+    let text = |k: &str| {
+        get(k).and_then(|v| match v {
+            Value::String(s) => Some(s),
+            _ => None,
+        })
+    };
+    let product = text("productStatus").map(|t| flags(&t));
+    let device = text("deviceState").map(|t| flags(&t));
+    let mut running = flag("malwareProtectionEnabled");
+    let mut signatures_current = flag("signatureUpdateOverdue").map(|overdue| !overdue);
+    let mut engine_current = None;
+    let mut attention = None;
+    if let Some(p) = &product {
+        if has_any(p, NOT_RUNNING) {
+            running = Some(false);
+        }
+        if has_any(p, SIGNATURES_OUT_OF_DATE) {
+            signatures_current = Some(false);
+        }
+        engine_current = Some(!has_any(p, PLATFORM_OUT_OF_DATE));
+    }
+    if product.is_some() || device.is_some() {
+        let mut list: Vec<String> = product
+            .iter()
+            .flatten()
+            .filter(|f| has_any(std::slice::from_ref(*f), THREAT_ACTION))
+            .map(|f| format!("productStatus {f}"))
+            .collect();
+        list.extend(
+            device
+                .iter()
+                .flatten()
+                .filter(|f| has_any(std::slice::from_ref(*f), DEVICE_STATE_ACTION))
+                .map(|f| format!("deviceState {f}")),
+        );
+        attention = Some(list);
+    }
     Antimalware {
         product: Some(DEFENDER_ANTIVIRUS.to_owned()),
-        running: flag("malwareProtectionEnabled"),
+        running,
         real_time: flag("realTimeProtectionEnabled"),
-        signatures_current: flag("signatureUpdateOverdue").map(|overdue| !overdue),
+        signatures_current,
+        engine_current,
+        attention,
+        reported: text("lastReportedDateTime").and_then(|t| crate::facts::parse_rfc3339(&t)),
         ..Antimalware::default()
     }
 }
@@ -64,6 +154,9 @@ fn export_column(column: &str) -> Option<&'static str> {
         "MalwareProtectionEnabled" => "malwareProtectionEnabled",
         "RealTimeProtectionEnabled" => "realTimeProtectionEnabled",
         "SignatureUpdateOverdue" => "signatureUpdateOverdue",
+        "ProductStatus" => "productStatus",
+        "DeviceState" => "deviceState",
+        "LastReportedDateTime" => "lastReportedDateTime",
         _ => return None,
     })
 }
@@ -195,5 +288,49 @@ pub(super) fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
         FactKind::Encryption,
     ] {
         facts.provide(kind, provenance.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn state(v: Value) -> Antimalware {
+        antimalware(&|k| v.get(k).cloned())
+    }
+
+    #[test]
+    fn product_status_and_device_state_are_evidence() {
+        let a = state(
+            json!({"malwareProtectionEnabled": true, "realTimeProtectionEnabled": true,
+            "signatureUpdateOverdue": false, "productStatus": "serviceNotRunning,platformOutOfDate",
+            "deviceState": "rebootPending", "lastReportedDateTime": "2026-05-30T00:00:00Z"}),
+        );
+        assert_eq!(a.running, Some(false), "the service is not running");
+        assert_eq!(a.engine_current, Some(false));
+        assert_eq!(
+            a.attention,
+            Some(vec!["deviceState rebootPending".to_owned()])
+        );
+        assert!(a.reported.is_some());
+        let a = state(
+            json!({"malwareProtectionEnabled": true, "signatureUpdateOverdue": false,
+            "productStatus": "avSignaturesOutOfDate,pendingFullScanDueToThreatAction", "deviceState": "clean"}),
+        );
+        assert_eq!(a.signatures_current, Some(false));
+        assert_eq!(
+            a.attention,
+            Some(vec![
+                "productStatus pendingFullScanDueToThreatAction".to_owned()
+            ])
+        );
+        let a = state(
+            json!({"malwareProtectionEnabled": true, "productStatus": "noStatus",
+            "deviceState": "clean", "lastReportedDateTime": "0001-01-01T00:00:00Z"}),
+        );
+        assert_eq!((a.running, a.attention), (Some(true), Some(vec![])));
+        assert_eq!(a.reported, None, "0001-01-01 is no date");
+        assert_eq!(state(json!({})).attention, None);
     }
 }

@@ -8,14 +8,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::dataset;
 use super::graph::{segment_after, value_array};
 use crate::facts::{
     parse_time, str_field, AccessPolicy, AccessReview, FactKind, Facts, MfaEnforcement, MfaState,
-    PolicyState, ReviewDecision, ReviewInstance, ReviewItem, RoleHeld, SecureScore, SourceEvidence,
-    User, UserType,
+    PolicyConditions, PolicyState, ReviewDecision, ReviewInstance, ReviewItem, RoleHeld,
+    SecureScore, SignInBasis, SourceEvidence, User, UserType,
 };
 
 /// Directory role templates that grant administrative power (Microsoft marks
@@ -297,15 +298,7 @@ fn users(
             Some(t) if t.eq_ignore_ascii_case("guest") => UserType::Guest,
             _ => UserType::Member,
         };
-        let activity = r.get("signInActivity");
-        let last_sign_in = [
-            "lastSuccessfulSignInDateTime",
-            "lastSignInDateTime",
-            "lastNonInteractiveSignInDateTime",
-        ]
-        .iter()
-        .filter_map(|k| parse_time(activity.and_then(|a| a.get(*k))))
-        .max();
+        let (last_sign_in, sign_in_basis) = sign_in(r.get("signInActivity"));
         let held = roles
             .as_ref()
             .and_then(|r| r.get(id))
@@ -324,6 +317,7 @@ fn users(
             enabled,
             user_type,
             last_sign_in,
+            sign_in_basis,
             created: parse_time(r.get("createdDateTime")),
             mfa: registration.get(id).cloned(),
             is_admin,
@@ -342,6 +336,135 @@ fn users(
     facts.provide(FactKind::MfaRegistration, reg_provenance);
 }
 
+/// The last sign-in a user's `signInActivity` shows, and what it rests on.
+/// `lastSignInDateTime` and `lastNonInteractiveSignInDateTime` record
+/// attempts, failed ones too; `lastSuccessfulSignInDateTime` the last
+/// success, and where that field exists it alone decides. A missing
+/// `signInActivity` says nothing; a `null` one means never signed in. Graph's
+/// `0001-01-01T00:00:00Z` reads as no date.
+pub(super) fn sign_in(activity: Option<&Value>) -> (Option<DateTime<Utc>>, SignInBasis) {
+    match activity {
+        None => (None, SignInBasis::NotReported),
+        Some(Value::Null) => (None, SignInBasis::Success),
+        Some(a) => match a.get("lastSuccessfulSignInDateTime") {
+            Some(success) => (parse_time(Some(success)), SignInBasis::Success),
+            None => (
+                ["lastSignInDateTime", "lastNonInteractiveSignInDateTime"]
+                    .iter()
+                    .filter_map(|k| parse_time(a.get(*k)))
+                    .max(),
+                SignInBasis::AttemptsOnly,
+            ),
+        },
+    }
+}
+
+/// What a grant demands: `(requires MFA, blocks, description)`. Under `OR`
+/// any one listed control satisfies the grant, so MFA is required only when
+/// every alternative is MFA (built-in `mfa` or an authentication strength);
+/// under `AND` (or with a single control) when `mfa` or a strength is among
+/// them.
+fn grant_of(g: Option<&Value>) -> (bool, bool, String) {
+    let Some(g) = g.filter(|g| g.is_object()) else {
+        return (false, false, "no grant controls".to_owned());
+    };
+    let built_in = strings(g.get("builtInControls"));
+    let strength = g
+        .get("authenticationStrength")
+        .filter(|s| s.is_object())
+        .map(|s| {
+            format!(
+                "authenticationStrength {}",
+                str_field(s, "displayName")
+                    .or_else(|| str_field(s, "id"))
+                    .unwrap_or("(unnamed)")
+            )
+        });
+    let mut alternatives: Vec<String> = built_in.clone();
+    alternatives.extend(strength.clone());
+    alternatives.extend(
+        strings(g.get("customAuthenticationFactors"))
+            .into_iter()
+            .map(|c| format!("custom factor {c}")),
+    );
+    alternatives.extend(
+        strings(g.get("termsOfUse"))
+            .into_iter()
+            .map(|t| format!("terms of use {t}")),
+    );
+    let operator = str_field(g, "operator").unwrap_or("OR");
+    let is_mfa = |c: &str| c == "mfa" || c.starts_with("authenticationStrength");
+    let blocks = built_in.iter().any(|c| c == "block");
+    let requires_mfa = !blocks
+        && if operator.eq_ignore_ascii_case("AND") || alternatives.len() <= 1 {
+            alternatives.iter().any(|c| is_mfa(c))
+        } else {
+            !alternatives.is_empty() && alternatives.iter().all(|c| is_mfa(c))
+        };
+    (
+        requires_mfa,
+        blocks,
+        format!("{operator}: {}", alternatives.join(", ")),
+    )
+}
+
+/// The conditions of a policy that narrow what it covers.
+fn conditions(p: &Value) -> PolicyConditions {
+    let c = p.get("conditions");
+    let at = |ptr: &str| strings(c.and_then(|c| c.pointer(ptr)));
+    let guests = |key: &str| {
+        c.and_then(|c| c.pointer(&format!("/users/{key}")))
+            .filter(|g| g.is_object())
+            .map(|g| {
+                str_field(g, "guestOrExternalUserTypes")
+                    .unwrap_or("guests or external users")
+                    .to_owned()
+            })
+    };
+    let mut other = Vec::new();
+    if let Some(filter) = c
+        .and_then(|c| c.pointer("/devices/deviceFilter"))
+        .filter(|f| f.is_object())
+    {
+        other.push(format!(
+            "device filter ({} `{}`)",
+            str_field(filter, "mode").unwrap_or("include"),
+            str_field(filter, "rule").unwrap_or("")
+        ));
+    }
+    for (key, what) in [
+        ("insiderRiskLevels", "insider risk"),
+        ("servicePrincipalRiskLevels", "service principal risk"),
+    ] {
+        if let Some(v) = c.and_then(|c| c.get(key)).filter(|v| !v.is_null()) {
+            let text = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+            if !text.is_empty() && text != "[]" {
+                other.push(format!("{what} {text}"));
+            }
+        }
+    }
+    if let Some(flows) = c
+        .and_then(|c| c.pointer("/authenticationFlows/transferMethods"))
+        .and_then(Value::as_str)
+        .filter(|f| !f.is_empty() && *f != "none")
+    {
+        other.push(format!("authentication flows {flows}"));
+    }
+    PolicyConditions {
+        client_app_types: at("/clientAppTypes"),
+        include_platforms: at("/platforms/includePlatforms"),
+        exclude_platforms: at("/platforms/excludePlatforms"),
+        include_locations: at("/locations/includeLocations"),
+        exclude_locations: at("/locations/excludeLocations"),
+        exclude_applications: at("/applications/excludeApplications"),
+        sign_in_risk_levels: at("/signInRiskLevels"),
+        user_risk_levels: at("/userRiskLevels"),
+        exclude_guest_types: guests("excludeGuestsOrExternalUsers"),
+        include_guest_types: guests("includeGuestsOrExternalUsers"),
+        other,
+    }
+}
+
 /// A Conditional Access policy as the MFA checks need it.
 pub(super) fn access_policy(p: &Value) -> Option<AccessPolicy> {
     let id = str_field(p, "id")?;
@@ -350,12 +473,7 @@ pub(super) fn access_policy(p: &Value) -> Option<AccessPolicy> {
         "enabledForReportingButNotEnforced" => PolicyState::ReportOnly,
         _ => PolicyState::Disabled,
     };
-    let grant = p.get("grantControls");
-    let requires_mfa = grant.is_some_and(|g| {
-        strings(g.get("builtInControls")).iter().any(|c| c == "mfa")
-            || g.get("authenticationStrength")
-                .is_some_and(Value::is_object)
-    });
+    let (requires_mfa, blocks, grant) = grant_of(p.get("grantControls"));
     let users = p.pointer("/conditions/users");
     let list = |k: &str| strings(users.and_then(|u| u.get(k)));
     Some(AccessPolicy {
@@ -363,6 +481,9 @@ pub(super) fn access_policy(p: &Value) -> Option<AccessPolicy> {
         name: str_field(p, "displayName").unwrap_or(id).to_owned(),
         state,
         requires_mfa,
+        blocks,
+        grant,
+        conditions: conditions(p),
         all_applications: strings(p.pointer("/conditions/applications/includeApplications"))
             .iter()
             .any(|a| a == "All"),
@@ -639,7 +760,53 @@ mod tests {
         assert!(a.requires_mfa && a.all_applications);
         assert_eq!(a.exclude_groups, vec!["g".to_owned()]);
         let block = json!({"id": "b", "state": "enabled", "grantControls": {"builtInControls": ["block"], "authenticationStrength": null}});
-        assert!(!access_policy(&block).expect("policy").requires_mfa);
+        let b = access_policy(&block).expect("policy");
+        assert!(!b.requires_mfa && b.blocks);
+        // OR with a compliant device: a compliant device alone satisfies it.
+        let or = json!({"id": "o", "state": "enabled", "grantControls": {"operator": "OR", "builtInControls": ["mfa", "compliantDevice"]}});
+        assert!(!access_policy(&or).expect("policy").requires_mfa);
+        let and = json!({"id": "a", "state": "enabled", "grantControls": {"operator": "AND", "builtInControls": ["mfa", "compliantDevice"]}});
+        assert!(access_policy(&and).expect("policy").requires_mfa);
+        let strength_or = json!({"id": "s", "state": "enabled", "grantControls": {"operator": "OR", "builtInControls": ["mfa"], "authenticationStrength": {"id": "x", "displayName": "Phishing-resistant MFA"}}});
+        assert!(access_policy(&strength_or).expect("policy").requires_mfa);
+        let narrowed = json!({"id": "n", "state": "enabled",
+            "conditions": {"clientAppTypes": ["browser"], "platforms": {"includePlatforms": ["android"], "excludePlatforms": []},
+                "locations": {"includeLocations": ["All"], "excludeLocations": ["AllTrusted"]},
+                "applications": {"includeApplications": ["All"], "excludeApplications": ["app-1"]},
+                "signInRiskLevels": ["high"], "users": {"includeUsers": ["All"], "excludeGuestsOrExternalUsers": {"guestOrExternalUserTypes": "internalGuest"}}},
+            "grantControls": {"operator": "OR", "builtInControls": ["mfa"]}});
+        let c = access_policy(&narrowed).expect("policy").conditions;
+        assert_eq!(c.client_app_types, ["browser"]);
+        assert_eq!(c.include_platforms, ["android"]);
+        assert_eq!(c.exclude_locations, ["AllTrusted"]);
+        assert_eq!(c.exclude_applications, ["app-1"]);
+        assert_eq!(c.sign_in_risk_levels, ["high"]);
+        assert_eq!(c.exclude_guest_types.as_deref(), Some("internalGuest"));
+    }
+
+    #[test]
+    fn sign_in_rests_on_the_last_success() {
+        let t = |s: &str| parse_time(Some(&json!(s)));
+        let (at, basis) = sign_in(Some(&json!({
+            "lastSignInDateTime": "2026-05-30T00:00:00Z",
+            "lastSuccessfulSignInDateTime": "2025-11-01T00:00:00Z"})));
+        assert_eq!(
+            (at, basis),
+            (t("2025-11-01T00:00:00Z"), SignInBasis::Success)
+        );
+        let (at, basis) = sign_in(Some(&json!({"lastSignInDateTime": "2026-05-30T00:00:00Z",
+            "lastNonInteractiveSignInDateTime": "0001-01-01T00:00:00Z"})));
+        assert_eq!(
+            (at, basis),
+            (t("2026-05-30T00:00:00Z"), SignInBasis::AttemptsOnly)
+        );
+        let (at, _) = sign_in(Some(
+            &json!({"lastSuccessfulSignInDateTime": "0001-01-01T00:00:00Z",
+            "lastSignInDateTime": "2026-05-30T00:00:00Z"}),
+        ));
+        assert_eq!(at, None, "0001-01-01 is never");
+        assert_eq!(sign_in(None), (None, SignInBasis::NotReported));
+        assert_eq!(sign_in(Some(&Value::Null)), (None, SignInBasis::Success));
     }
 
     #[test]

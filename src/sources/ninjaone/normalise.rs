@@ -6,8 +6,15 @@
 //! - `os-patch-installs` gives each device's last successful install
 //!   (`status` INSTALLED, newest `installedAt`) into [`PatchReport`]; a device
 //!   with any pending or installed patch record reports patch state.
+//!   A failed install newer than the last successful one means installs are
+//!   failing on that device; with the install list collected, a device with
+//!   no such failure reports none.
 //! - `antivirus-status` gives [`Antimalware`]: `productState` ON/ENABLED means
-//!   running, `definitionStatus` UP_TO_DATE means current signatures.
+//!   running with real-time protection (Windows Security Center's scanner
+//!   state) and OFF/DISABLED/EXPIRED/SNOOZED stopped; `definitionStatus`
+//!   UP_TO_DATE/CURRENT means current signatures and OUT_OF_DATE/OUTDATED/
+//!   EXPIRED stale ones; any other value says nothing. `timestamp` is the
+//!   report time.
 
 use std::collections::BTreeMap;
 
@@ -76,6 +83,7 @@ pub(super) fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
         src.provenance(dataset::OS_PATCHES, &problems),
     );
 
+    let installs_collected = src.report.datasets.contains_key(dataset::OS_PATCH_INSTALLS);
     let mut install_problems = Vec::new();
     for (path, r) in src.records(
         dataset::OS_PATCH_INSTALLS,
@@ -117,18 +125,26 @@ pub(super) fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
         };
         let state = str_field(r, "productState").map(str::to_ascii_uppercase);
         let definitions = str_field(r, "definitionStatus").map(str::to_ascii_uppercase);
+        // Windows Security Center's product state is the on-access scanner:
+        // on means running with real-time protection.
+        let on = match state.as_deref() {
+            Some("ON" | "ENABLED") => Some(true),
+            Some("OFF" | "DISABLED" | "EXPIRED" | "SNOOZED") => Some(false),
+            _ => None,
+        };
         av.insert(
             device,
             Antimalware {
                 product: str_field(r, "productName").map(str::to_owned),
-                running: state.as_deref().map(|s| matches!(s, "ON" | "ENABLED")),
-                real_time: None,
-                signatures_current: definitions
-                    .as_deref()
-                    .map(|d| matches!(d, "UP_TO_DATE" | "CURRENT")),
-                signatures_updated: None,
-                edr_onboarded: None,
-                edr_health: None,
+                running: on,
+                real_time: on,
+                signatures_current: match definitions.as_deref() {
+                    Some("UP_TO_DATE" | "CURRENT") => Some(true),
+                    Some("OUT_OF_DATE" | "OUTDATED" | "EXPIRED") => Some(false),
+                    _ => None,
+                },
+                reported: when(r.get("timestamp")),
+                ..Antimalware::default()
             },
         );
     }
@@ -155,11 +171,15 @@ pub(super) fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
                 .to_owned(),
             ),
             last_install: s.last_install,
+            install_failing: installs_collected.then_some(s.failed_after_last_install),
+            pending_without_age: false,
         });
         let patch = patch.or(Some(PatchReport {
             reporting: false,
             status: None,
             last_install: None,
+            install_failing: None,
+            pending_without_age: false,
         }));
         facts.devices.push(Device {
             id: format!("{}:{id}", src.name),

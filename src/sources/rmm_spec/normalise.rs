@@ -1,7 +1,10 @@
 //! Spec-driven RMM pages to facts: the spec stored with the evidence
 //! (dataset `spec`) says how records map into devices, pending patches and
 //! last installs. A per-device record belongs to the device its request was
-//! made for (read back from the custody log's request URL).
+//! made for (read back from the custody log's request URL). Patch statuses
+//! the spec maps into Datto's words mean the same here: `InstallError`
+//! installs failing, `ApprovedPending`, `RebootRequired` and `InstallError`
+//! patches pending without ages.
 
 use std::collections::BTreeMap;
 
@@ -227,6 +230,12 @@ pub(super) fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
                 antimalware,
                 patch: Some(PatchReport {
                     reporting,
+                    install_failing: status
+                        .as_deref()
+                        .and_then(crate::facts::patch_status::install_failing),
+                    pending_without_age: status
+                        .as_deref()
+                        .is_some_and(crate::facts::patch_status::pending_without_age),
                     status,
                     last_install: installs.get(&id).copied(),
                 }),

@@ -737,11 +737,7 @@ pub fn resolve_time(fields: &Fields, record: &Value) -> Option<DateTime<Utc>> {
                 .then(|| Utc.timestamp_opt(secs.trunc() as i64, 0).single())
                 .flatten()
         };
-        let rfc = |s: &str| {
-            DateTime::parse_from_rfc3339(s)
-                .ok()
-                .map(|t| t.with_timezone(&Utc))
-        };
+        let rfc = |s: &str| crate::facts::parse_rfc3339(s);
         match (format, v) {
             (TimeFormat::Rfc3339, Value::String(s)) => rfc(s),
             (TimeFormat::EpochSeconds, Value::Number(n)) => epoch(n.as_f64()?),

@@ -25,6 +25,7 @@ pub(super) const CHECK: Check = Check {
     thresholds: &[Threshold::AccessReviewDays],
     remediation: "Create recurring access reviews with a period shorter than the limit and make sure reviewers complete them.",
     needs: &[FactKind::AccessReviews],
+    per_subject: &[],
     run,
 };
 

@@ -30,6 +30,7 @@ pub(super) const CHECK: Check = Check {
     thresholds: &[],
     remediation: "Apply the results of the listed reviews (or enable auto-apply) so that denied access is removed.",
     needs: &[FactKind::AccessReviews],
+    per_subject: &[],
     run,
 };
 

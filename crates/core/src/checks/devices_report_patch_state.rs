@@ -1,10 +1,15 @@
-//! `devices_report_patch_state`: every device reports its patch state to some
-//! source.
+//! `devices_report_patch_state`: every device in patch management reports
+//! its patch state.
 //!
-//! **What it tests.** Each reconciled device (the same machine as Intune, the
-//! RMM and other sources see it) has at least one source record saying the
-//! device reports patch state (an RMM patch scan, Windows Update for Business
-//! reports...).
+//! **What it tests.** Each reconciled device that a patch-management source
+//! (an RMM, endpoint reports) knows has a record saying it reports patch
+//! state (an RMM patch scan with a policy, an endpoint report whose update
+//! check ran). A source saying it does not (Datto `NoPolicy` or `NoData`, a
+//! NinjaOne device with no patch scan results, an endpoint report whose check
+//! did not run) fails the device, naming the source, unless another source
+//! shows it reporting with a newer report time where every report carries
+//! one. Devices no patch-management source knows are not judged here: that
+//! is a coverage finding, judged once by `device_coverage`.
 //!
 //! **Why it matters.** The patch-latency checks can only judge devices that
 //! report; a machine outside patch management is unpatched by default and
@@ -12,14 +17,13 @@
 //! system, not just the managed ones.
 //!
 //! **Evidence.** The device inventory of every source and each record's patch
-//! reporting flag.
+//! reporting flag, with the record's last contact as its report time.
 //!
-//! **How to fix.** Install the RMM agent or enrol the listed devices in a
-//! patch policy (Windows Update rings, RMM patch policy); retire devices that
-//! are gone.
+//! **How to fix.** Assign the listed devices a patch policy in the RMM (or
+//! fix the agent's patch scan); retire devices that are gone.
 
-use super::{Check, CheckInput, Outcome};
-use crate::facts::FactKind;
+use super::{judge_devices, Check, CheckInput, Outcome, Reading, State};
+use crate::facts::{Device, FactKind};
 
 pub(super) const CHECK: Check = Check {
     id: "devices_report_patch_state",
@@ -28,15 +32,33 @@ pub(super) const CHECK: Check = Check {
     thresholds: &[],
     remediation: "Install the RMM agent or enrol the listed devices in a patch policy; retire devices that no longer exist.",
     needs: &[FactKind::Devices, FactKind::PatchState],
+    per_subject: &[FactKind::PatchState],
     run,
 };
 
+fn reporting(d: &Device) -> (Reading, Option<chrono::DateTime<chrono::Utc>>) {
+    let reading = match &d.patch {
+        Some(p) if p.reporting => Reading::Good,
+        Some(p) => Reading::Bad(match &p.status {
+            Some(status) => format!("not reporting patch state ({status})"),
+            None => "not reporting patch state".to_owned(),
+        }),
+        None => Reading::Silent,
+    };
+    (reading, d.last_seen)
+}
+
 fn run(input: &CheckInput<'_>) -> Outcome {
-    super::every_device(
+    judge_devices(
         input,
-        |d| d.patch.as_ref().map(|p| p.reporting),
-        "patch state",
-        "not reporting patch state to",
+        FactKind::PatchState,
+        &|_, records: &[&Device]| records.iter().any(|d| d.patch.is_some()),
+        &[State {
+            what: "patch reporting",
+            required: true,
+            read: &reporting,
+        }],
+        "devices in patch management",
     )
 }
 
@@ -52,6 +74,8 @@ mod tests {
             reporting,
             status: None,
             last_install: None,
+            install_failing: None,
+            pending_without_age: false,
         });
         d
     }
@@ -84,10 +108,10 @@ mod tests {
                 &["device:serial:SN-PC1"],
             ),
             (
-                "nothing said",
+                "unknown to every patch source: left to device_coverage",
                 vec![device("intune", "1", "PC1")],
-                Verdict::Fail,
-                &["device:serial:SN-PC1"],
+                Verdict::Pass,
+                &[],
             ),
             (
                 "another source reports for the same machine",
@@ -111,7 +135,7 @@ mod tests {
     fn unfinished_facts_are_reconciled() {
         let facts = complete(
             Facts {
-                devices: vec![device("intune", "1", "PC1")],
+                devices: vec![with_patch(device("ninja", "1", "PC1"), Some(false))],
                 ..Facts::default()
             },
             &[FactKind::Devices, FactKind::PatchState],

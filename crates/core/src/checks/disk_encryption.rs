@@ -1,22 +1,29 @@
 //! `disk_encryption`: every device's system disk is encrypted.
 //!
-//! **What it tests.** Each reconciled device has at least one source record
-//! saying its disk is encrypted (BitLocker, FileVault, LUKS...). A device no
-//! source reports on fails: missing evidence is never a pass.
+//! **What it tests.** Each reconciled device (phones and tablets included;
+//! network gear and other agentless devices excepted) has a source record
+//! saying its disk is encrypted (BitLocker, FileVault, LUKS...). A source
+//! saying it is not encrypted fails the device, naming the source, even when
+//! another source says it is, unless every report carries a time and the
+//! newest says encrypted. A device no source reports on is unproven, listed
+//! apart with the partial or failed sources that might have reported it:
+//! missing evidence is never a pass.
 //!
 //! **Why it matters.** A lost or stolen laptop with an unencrypted disk is a
 //! reportable breach under HIPAA (encryption is the safe harbour,
 //! 164.312(a)(2)(iv)); SOC 2 CC6.7 expects data on endpoints protected.
 //!
 //! **Evidence.** Each source's encryption state per device (Intune
-//! `isEncrypted`, RMM BitLocker status, endpoint reports).
+//! `isEncrypted`, RMM BitLocker status, endpoint reports), with the record's
+//! last contact as its report time.
 //!
 //! **How to fix.** Enable BitLocker (with the recovery key escrowed to Entra
 //! ID) or FileVault on the listed devices, through an Intune disk encryption
-//! policy or the RMM; replace hardware that cannot encrypt.
+//! policy or the RMM; replace hardware that cannot encrypt. For devices that
+//! cannot be seen, enrol them or make the RMM report BitLocker state.
 
-use super::{Check, CheckInput, Outcome};
-use crate::facts::FactKind;
+use super::{judge_devices, Check, CheckInput, Outcome, Reading, State};
+use crate::facts::{Device, DeviceClass, FactKind};
 
 pub(super) const CHECK: Check = Check {
     id: "disk_encryption",
@@ -25,15 +32,32 @@ pub(super) const CHECK: Check = Check {
     thresholds: &[],
     remediation: "Enable BitLocker (recovery key escrowed) or FileVault on the listed devices through an encryption policy.",
     needs: &[FactKind::Devices, FactKind::Encryption],
+    per_subject: &[FactKind::Encryption],
     run,
 };
 
+fn encrypted(d: &Device) -> (Reading, Option<chrono::DateTime<chrono::Utc>>) {
+    let reading = match d.encrypted {
+        Some(true) => Reading::Good,
+        Some(false) => Reading::Bad("not encrypted".to_owned()),
+        None => Reading::Silent,
+    };
+    (reading, d.last_seen)
+}
+
 fn run(input: &CheckInput<'_>) -> Outcome {
-    super::every_device(
+    judge_devices(
         input,
-        |d| d.encrypted,
-        "encryption state",
-        "not encrypted per",
+        FactKind::Encryption,
+        &|_, records: &[&Device]| {
+            DeviceClass::of_records(records.iter().copied()) != DeviceClass::Other
+        },
+        &[State {
+            what: "encryption state",
+            required: true,
+            read: &encrypted,
+        }],
+        "devices",
     )
 }
 
@@ -79,10 +103,10 @@ mod tests {
                 &["device:serial:SN-PC1"],
             ),
             (
-                "unknown fails",
+                "unreported is unproven, not failing",
                 vec![enc("ninja", "PC1", None)],
-                Verdict::Fail,
-                &["device:serial:SN-PC1"],
+                Verdict::Inconclusive,
+                &[],
             ),
             (
                 "another source confirms",

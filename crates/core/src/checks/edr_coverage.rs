@@ -1,9 +1,17 @@
 //! `edr_coverage`: every device has anti-malware / EDR present.
 //!
-//! **What it tests.** Each reconciled device has at least one source record
-//! showing an anti-malware or EDR product: a named product, protection
-//! running, or an onboarded EDR sensor. Whether that product is healthy is
-//! judged by `edr_health`.
+//! **What it tests.** Each reconciled workstation, server or device of
+//! unknown kind has a source record showing an anti-malware or EDR product:
+//! a named product, protection running, or an onboarded EDR sensor. A source
+//! that looked and found none (Datto `NotDetected`, an endpoint report listing
+//! no product, a product reported stopped with no name) reports a problem,
+//! and like every problem it is not cancelled by another source's good news
+//! unless every report carries a time and the newest one shows a product. A
+//! device no source reports on is unproven (listed apart, with the partial or
+//! failed sources that might have reported it), never a pass. Phones and
+//! tablets are out of scope unless `mobile_endpoint_protection` is on; network
+//! gear and other agentless devices are out of scope. Whether the product is
+//! healthy is judged by `edr_health`, EDR onboarding by `edr_onboarded`.
 //!
 //! **Why it matters.** PCI DSS 5.2.1 wants anti-malware on every system not
 //! formally judged not at risk; HIPAA 164.308(a)(5)(ii)(B) wants protection
@@ -15,18 +23,20 @@
 //!
 //! **How to fix.** Deploy the EDR agent (or onboard to Defender for Endpoint)
 //! on the listed devices; if a device is legitimately exempt, document the
-//! risk judgement and retire or isolate it.
+//! risk judgement and retire or isolate it. For devices that cannot be seen,
+//! make the RMM or Intune report their anti-malware state.
 
-use super::{Check, CheckInput, Outcome};
-use crate::facts::{Antimalware, FactKind};
+use super::{endpoint_protection_scope, judge_devices, Check, CheckInput, Outcome, Reading, State};
+use crate::facts::{Antimalware, Device, FactKind};
 
 pub(super) const CHECK: Check = Check {
     id: "edr_coverage",
     source: include_str!("edr_coverage.rs"),
     title: "Anti-malware / EDR present on every device",
-    thresholds: &[],
+    thresholds: &[super::Threshold::MobileEndpointProtection],
     remediation: "Deploy the EDR agent or onboard the listed devices to Defender for Endpoint; document any device judged not at risk.",
     needs: &[FactKind::Devices, FactKind::Antimalware],
+    per_subject: &[FactKind::Antimalware],
     run,
 };
 
@@ -35,12 +45,33 @@ pub(super) fn present(a: &Antimalware) -> bool {
     a.product.is_some() || a.running == Some(true) || a.edr_onboarded == Some(true)
 }
 
+/// One record's word on whether any product is present.
+fn presence(d: &Device) -> (Reading, Option<chrono::DateTime<chrono::Utc>>) {
+    let Some(a) = &d.antimalware else {
+        return (Reading::Silent, None);
+    };
+    let reading = if present(a) {
+        Reading::Good
+    } else if a.running == Some(false) {
+        Reading::Bad("no anti-malware product found".to_owned())
+    } else {
+        Reading::Silent
+    };
+    (reading, a.reported.or(d.last_seen))
+}
+
 fn run(input: &CheckInput<'_>) -> Outcome {
-    super::every_device(
+    let mobile = input.limits.mobile_endpoint_protection;
+    judge_devices(
         input,
-        |d| d.antimalware.as_ref().map(present),
-        "anti-malware or EDR",
-        "no product running per",
+        FactKind::Antimalware,
+        &|_, records: &[&Device]| endpoint_protection_scope(mobile, records),
+        &[State {
+            what: "anti-malware or EDR",
+            required: true,
+            read: &presence,
+        }],
+        "devices",
     )
 }
 
@@ -107,15 +138,27 @@ mod tests {
                 &["device:serial:SN-PC1"],
             ),
             (
-                "nothing said",
+                "nothing said: unproven",
                 vec![device("intune", "1", "PC1")],
+                Verdict::Inconclusive,
+                &[],
+            ),
+            (
+                "absence reported by one source is not cancelled by another",
+                vec![
+                    with_av(device("intune", "1", "PC1"), Some(off.clone())),
+                    with_av(device("ninja", "2", "PC1"), Some(defender())),
+                ],
                 Verdict::Fail,
                 &["device:serial:SN-PC1"],
             ),
             (
-                "covered through another source",
+                "a newer report of a product decides over an older absence",
                 vec![
-                    with_av(device("intune", "1", "PC1"), Some(off)),
+                    Device {
+                        last_seen: Some(crate::checks::fixtures::days_ago(9)),
+                        ..with_av(device("intune", "1", "PC1"), Some(off))
+                    },
                     with_av(device("ninja", "2", "PC1"), Some(defender())),
                 ],
                 Verdict::Pass,

@@ -1,99 +1,162 @@
 //! `edr_health`: anti-malware / EDR is running, protecting in real time, and
-//! its signatures are current (updated within `edr_signature_days`).
+//! its signatures are current (updated within `edr_signature_days`), with no
+//! detected threat left waiting for action.
 //!
-//! **What it tests.** For each reconciled device with an anti-malware or EDR
-//! product reported by some source: at least one source record shows
-//! protection running, real-time protection on, and signatures either current
-//! per the source or updated within the limit. A state the source does not
-//! report counts against the device: missing evidence is never healthy.
-//! Devices with no product at all are judged by `edr_coverage`.
+//! **What it tests.** For each reconciled workstation, server or device of
+//! unknown kind with an anti-malware or EDR product reported by some source,
+//! each state below, judged across every source that reports it:
+//! protection running (Intune `malwareProtectionEnabled`, overruled by
+//! `productStatus` `serviceNotRunning`, `serviceStartedWithoutMalwareProtection`
+//! or `productExpired`; Defender `avMode`; NinjaOne `productState`; Datto
+//! `antivirusStatus`); real-time protection (Intune
+//! `realTimeProtectionEnabled`; NinjaOne's Security Center `productState`);
+//! signatures current (a source's up-to-date flag, Intune
+//! `signatureUpdateOverdue` and `productStatus` `avSignaturesOutOfDate`, or a
+//! last update within the limit); and, where a source reports them, engine
+//! and platform current (`productStatus` `platformOutOfDate`, Defender
+//! `avIsEngineUpToDate` / `avIsPlatformUpToDate`) and no threat waiting for
+//! action (`productStatus` pending full scan, reboot or manual steps after a
+//! threat, failed remediation, offline scan required; `deviceState`
+//! `fullScanPending`, `rebootPending`, `manualStepsPending`,
+//! `offlineScanPending`, `critical`).
+//!
+//! A problem reported by any source fails the device, naming the source: a
+//! healthy report from one tool never cancels a problem reported by another
+//! (one may be stale, or watching a different product). Only where every
+//! source reporting a state carries a report time does the newest report
+//! decide (a tie goes to the problem), and the summary names each device so
+//! decided. A state one source does not report (Datto has no real-time flag)
+//! is judged from the sources that do; a required state (running, real-time,
+//! signatures) that no source reports leaves the device unproven, listed
+//! apart from the failing ones, with the partial or failed sources that might
+//! have reported it. Phones and tablets are out of scope unless
+//! `mobile_endpoint_protection` is on; devices with no product at all are
+//! judged by `edr_coverage`, EDR onboarding by `edr_onboarded`.
 //!
 //! **Why it matters.** A disabled or out-of-date agent looks like protection on
 //! an inventory but stops nothing. PCI DSS 5.3.1 wants anti-malware kept
 //! current, 5.3.2 real-time or continuous scanning, 10.7.2 failures detected.
 //!
-//! **Evidence.** Each source record's anti-malware state: running, real-time
-//! protection, signature status and last update.
+//! **Evidence.** Each source record's anti-malware state: Intune Windows
+//! protection state (per device or the `DefenderAgents` export), Defender for
+//! Endpoint AV info, NinjaOne antivirus status, Datto antivirus, RMM specs and
+//! endpoint reports, each with its report time where the source gives one.
 //!
 //! **How to fix.** Restart or repair the agent on the listed devices, turn
 //! real-time protection back on (and find out who turned it off: tamper
-//! protection), fix signature updates (proxy, WSUS, disk space).
+//! protection), fix signature and platform updates (proxy, WSUS, disk space),
+//! and finish the scan, reboot or manual steps a detected threat is waiting
+//! for. For devices that cannot be seen, fix the source that should report
+//! them (agent offline, dataset failed).
 
 use super::edr_coverage::present;
 use super::{
-    days_between, devices_by_id, inventory, inventory_subject, Check, CheckInput, Outcome,
-    Threshold,
+    days_between, endpoint_protection_scope, judge_devices, Check, CheckInput, Outcome, Reading,
+    State, Threshold,
 };
-use crate::facts::{Antimalware, FactKind};
+use crate::facts::{Antimalware, Device, FactKind};
 
 pub(super) const CHECK: Check = Check {
     id: "edr_health",
     source: include_str!("edr_health.rs"),
     title: "Anti-malware / EDR running with current signatures",
-    thresholds: &[Threshold::EdrSignatureDays],
-    remediation: "Repair or restart the agent on the listed devices, re-enable real-time protection (and tamper protection), and fix signature updates.",
+    thresholds: &[Threshold::EdrSignatureDays, Threshold::MobileEndpointProtection],
+    remediation: "Repair or restart the agent on the listed devices, re-enable real-time protection (and tamper protection), fix signature updates, and finish the scan or reboot a detected threat is waiting for.",
     needs: &[FactKind::Devices, FactKind::Antimalware],
+    per_subject: &[FactKind::Antimalware],
     run,
 };
 
-/// Problems with one source's report; empty when healthy.
-fn problems(a: &Antimalware, input: &CheckInput<'_>) -> Vec<String> {
-    let limit = i64::from(input.limits.edr_signature_days);
-    let mut out = Vec::new();
-    match a.running {
-        Some(true) => {}
-        Some(false) => out.push("protection not running".to_owned()),
-        None => out.push("running state not reported".to_owned()),
-    }
-    match a.real_time {
-        Some(true) => {}
-        Some(false) => out.push("real-time protection off".to_owned()),
-        None => out.push("real-time protection not reported".to_owned()),
-    }
-    let updated = a.signatures_updated.map(|t| days_between(t, input.as_of));
-    let fresh = a.signatures_current == Some(true) || updated.is_some_and(|d| d <= limit);
-    if !fresh {
-        out.push(match updated {
-            Some(days) => format!("signatures {days} days old (limit {limit})"),
-            None if a.signatures_current == Some(false) => "signatures out of date".to_owned(),
-            None => "signature age not reported".to_owned(),
-        });
-    }
-    out
+/// A yes/no field of one record's anti-malware state as a reading.
+fn flag(
+    d: &Device,
+    get: impl Fn(&Antimalware) -> Option<bool>,
+    bad: &str,
+) -> (Reading, Option<chrono::DateTime<chrono::Utc>>) {
+    let Some(a) = &d.antimalware else {
+        return (Reading::Silent, None);
+    };
+    let reading = match get(a) {
+        Some(true) => Reading::Good,
+        Some(false) => Reading::Bad(bad.to_owned()),
+        None => Reading::Silent,
+    };
+    (reading, a.reported.or(d.last_seen))
 }
 
 fn run(input: &CheckInput<'_>) -> Outcome {
-    let by_id = devices_by_id(input.facts);
-    let items = inventory(input.facts);
-    let mut evaluated = 0;
-    let mut failing = Vec::new();
-    for item in items.iter() {
-        let reports: Vec<(&str, &Antimalware)> = item
-            .members
-            .iter()
-            .filter_map(|m| by_id.get(m.as_str()))
-            .filter_map(|d| Some((d.source.as_str(), d.antimalware.as_ref()?)))
-            .filter(|(_, a)| present(a))
-            .collect();
-        if reports.is_empty() {
-            continue;
-        }
-        evaluated += 1;
-        let judged: Vec<(&str, Vec<String>)> = reports
-            .iter()
-            .map(|(s, a)| (*s, problems(a, input)))
-            .collect();
-        if judged.iter().any(|(_, p)| p.is_empty()) {
-            continue;
-        }
-        let detail = judged
-            .iter()
-            .map(|(source, p)| format!("{source}: {}", p.join(", ")))
-            .collect::<Vec<_>>()
-            .join("; ");
-        failing.push(inventory_subject(item, detail));
-    }
-    Outcome::judge(evaluated, failing, "protected devices")
+    let limit = i64::from(input.limits.edr_signature_days);
+    let as_of = input.as_of;
+    let running = |d: &Device| flag(d, |a| a.running, "protection not running");
+    let real_time = |d: &Device| flag(d, |a| a.real_time, "real-time protection off");
+    let engine = |d: &Device| flag(d, |a| a.engine_current, "engine or platform out of date");
+    let signatures = |d: &Device| {
+        let Some(a) = &d.antimalware else {
+            return (Reading::Silent, None);
+        };
+        let age = a.signatures_updated.map(|t| days_between(t, as_of));
+        let reading = if a.signatures_current == Some(true) || age.is_some_and(|d| d <= limit) {
+            Reading::Good
+        } else if let Some(days) = age {
+            Reading::Bad(format!("signatures {days} days old (limit {limit})"))
+        } else if a.signatures_current == Some(false) {
+            Reading::Bad("signatures out of date".to_owned())
+        } else {
+            Reading::Silent
+        };
+        (reading, a.reported.or(d.last_seen))
+    };
+    let threats = |d: &Device| {
+        let Some(a) = &d.antimalware else {
+            return (Reading::Silent, None);
+        };
+        let reading = match &a.attention {
+            None => Reading::Silent,
+            Some(list) if list.is_empty() => Reading::Good,
+            Some(list) => Reading::Bad(format!("needs action: {}", list.join(", "))),
+        };
+        (reading, a.reported.or(d.last_seen))
+    };
+    let states = [
+        State {
+            what: "protection running",
+            required: true,
+            read: &running,
+        },
+        State {
+            what: "real-time protection",
+            required: true,
+            read: &real_time,
+        },
+        State {
+            what: "signatures current",
+            required: true,
+            read: &signatures,
+        },
+        State {
+            what: "engine and platform current",
+            required: false,
+            read: &engine,
+        },
+        State {
+            what: "detected threats handled",
+            required: false,
+            read: &threats,
+        },
+    ];
+    let mobile = input.limits.mobile_endpoint_protection;
+    judge_devices(
+        input,
+        FactKind::Antimalware,
+        &|_, records: &[&Device]| {
+            endpoint_protection_scope(mobile, records)
+                && records
+                    .iter()
+                    .any(|d| d.antimalware.as_ref().is_some_and(present))
+        },
+        &states,
+        "protected devices",
+    )
 }
 
 #[cfg(test)]
@@ -115,8 +178,7 @@ mod tests {
             real_time,
             signatures_current: current,
             signatures_updated: updated.map(days_ago),
-            edr_onboarded: None,
-            edr_health: None,
+            ..Antimalware::default()
         }
     }
 
@@ -190,11 +252,11 @@ mod tests {
                 &["device:serial:SN-PC1"],
             ),
             (
-                "unreported state fails",
+                "unreported state is unproven",
                 vec![on("PC1", "ninja", Some(av(None, None, None, None)))],
                 7,
-                Verdict::Fail,
-                &["device:serial:SN-PC1"],
+                Verdict::Inconclusive,
+                &[],
             ),
             (
                 "no product left to coverage",
@@ -204,10 +266,20 @@ mod tests {
                 &[],
             ),
             (
-                "one healthy source suffices",
+                "an alarm from any source surfaces",
                 vec![
                     on("PC1", "intune", Some(av(t, t, None, Some(30)))),
                     on("PC1", "ninja", Some(av(t, t, None, Some(1)))),
+                ],
+                7,
+                Verdict::Fail,
+                &["device:serial:SN-PC1"],
+            ),
+            (
+                "a state one source does not report is judged from the others",
+                vec![
+                    on("PC1", "datto", Some(av(t, None, t, None))),
+                    on("PC1", "intune", Some(av(t, t, t, None))),
                 ],
                 7,
                 Verdict::Pass,

@@ -30,6 +30,7 @@ pub(super) const CHECK: Check = Check {
     thresholds: &[Threshold::AccessReviewDays],
     remediation: "Run a recurring access review of guest accounts, have reviewers decide on every guest, and remove guests nobody vouches for.",
     needs: &[FactKind::Users, FactKind::AccessReviews],
+    per_subject: &[],
     run,
 };
 

@@ -2,24 +2,32 @@
 //! than `inactive_account_days` (PCI DSS 8.2.6: 90 days).
 //!
 //! **What it tests.** Every enabled account, members and guests alike, has
-//! signed in within the limit. An account that never signed in counts as
-//! inactive once it is older than the limit; one that never signed in and has
-//! no creation time fails, because its age cannot be shown to be within policy.
-//! Disabled accounts are skipped: they are already what the fix would make them.
+//! signed in successfully within the limit. Graph's `lastSignInDateTime` and
+//! `lastNonInteractiveSignInDateTime` record attempts, failed ones included,
+//! so the last *successful* sign-in (`lastSuccessfulSignInDateTime`) decides
+//! wherever the field exists: an account whose last success was 200 days ago
+//! is inactive even if someone failed to sign in to it yesterday. Where only
+//! attempts are reported, the last attempt is used and the detail says so.
+//! Graph's `0001-01-01T00:00:00Z` means never. An account with no recorded
+//! success counts as inactive once it is older than the limit; one with no
+//! creation time either, or whose sign-in activity the source does not report
+//! at all, is unproven, listed apart. Disabled accounts are skipped: they are
+//! already what the fix would make them.
 //!
 //! **Why it matters.** Dormant accounts (leavers nobody switched off, test
 //! accounts, old guests) keep working passwords nobody watches, and their
 //! misuse goes unnoticed.
 //!
-//! **Evidence.** `users` and their sign-in activity (last interactive or
-//! non-interactive sign-in).
+//! **Evidence.** `users` and their sign-in activity (last successful sign-in;
+//! last interactive and non-interactive attempts where no success field
+//! exists).
 //!
 //! **How to fix.** Disable or delete the listed accounts (confirm with their
 //! managers first); for service accounts, move to managed identities or
 //! document why the account must stay enabled.
 
 use super::{days_between, Check, CheckInput, Outcome, Subject, Threshold};
-use crate::facts::{FactKind, UserType};
+use crate::facts::{FactKind, SignInBasis, UserType};
 
 pub(super) const CHECK: Check = Check {
     id: "inactive_accounts",
@@ -28,6 +36,7 @@ pub(super) const CHECK: Check = Check {
     thresholds: &[Threshold::InactiveAccountDays],
     remediation: "Disable or delete the listed accounts after confirming with their managers; document any account that must stay enabled.",
     needs: &[FactKind::Users, FactKind::SignInActivity],
+    per_subject: &[],
     run,
 };
 
@@ -35,36 +44,57 @@ fn run(input: &CheckInput<'_>) -> Outcome {
     let limit = i64::from(input.limits.inactive_account_days);
     let mut evaluated = 0;
     let mut failing = Vec::new();
+    let mut unproven = Vec::new();
     for user in input.facts.users.iter().filter(|u| u.enabled) {
         evaluated += 1;
+        let kind = match user.user_type {
+            UserType::Member => "",
+            UserType::Guest => " [guest]",
+        };
+        let subject = |detail: String| Subject {
+            id: user.id.clone(),
+            name: format!("{} <{}>", user.display_name, user.upn),
+            detail: format!("{detail}{kind}"),
+        };
+        let (what, never, basis) = match user.sign_in_basis {
+            SignInBasis::Success => (
+                "last successful sign-in",
+                "no successful sign-in recorded",
+                "",
+            ),
+            SignInBasis::AttemptsOnly => (
+                "last sign-in attempt",
+                "no sign-in recorded",
+                " (only sign-in attempts were available, which count failed ones)",
+            ),
+            SignInBasis::NotReported => {
+                unproven.push(subject("the source reports no sign-in activity".to_owned()));
+                continue;
+            }
+        };
         let detail = match (user.last_sign_in, user.created) {
             (Some(last), _) => {
                 let days = days_between(last, input.as_of);
                 if days <= limit {
                     continue;
                 }
-                format!("last sign-in {days} days ago (limit {limit})")
+                format!("{what} {days} days ago (limit {limit}){basis}")
             }
             (None, Some(created)) => {
                 let days = days_between(created, input.as_of);
                 if days <= limit {
                     continue;
                 }
-                format!("never signed in; created {days} days ago (limit {limit})")
+                format!("{never}; created {days} days ago (limit {limit}){basis}")
             }
-            (None, None) => "never signed in; creation time unknown".to_owned(),
+            (None, None) => {
+                unproven.push(subject(format!("{never}; creation time unknown{basis}")));
+                continue;
+            }
         };
-        let kind = match user.user_type {
-            UserType::Member => "",
-            UserType::Guest => " [guest]",
-        };
-        failing.push(Subject {
-            id: user.id.clone(),
-            name: format!("{} <{}>", user.display_name, user.upn),
-            detail: format!("{detail}{kind}"),
-        });
+        failing.push(subject(detail));
     }
-    Outcome::judge(evaluated, failing, "enabled accounts")
+    Outcome::judge_all(evaluated, failing, unproven, "enabled accounts")
 }
 
 #[cfg(test)]
@@ -164,11 +194,11 @@ mod tests {
                 &["m365:n"],
             ),
             (
-                "never signed in, age unknown",
+                "never signed in, age unknown: unproven",
                 vec![account("u", true, Member, None, None)],
                 90,
-                Verdict::Fail,
-                &["m365:u"],
+                Verdict::Inconclusive,
+                &[],
             ),
             (
                 "stricter limit",

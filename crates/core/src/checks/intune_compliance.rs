@@ -1,12 +1,16 @@
 //! `intune_compliance`: every device managed by a compliance source is
 //! compliant.
 //!
-//! **What it tests.** Each reconciled device that has a record from a source
-//! providing compliance state (Intune) is compliant, or in the grace period
-//! an admin configured, per at least one such record. `Noncompliant` and
-//! unknown states fail. Devices no compliance source manages are not judged
-//! here; `edr_coverage`, `disk_encryption` and `devices_report_patch_state`
-//! still judge them.
+//! **What it tests.** Each reconciled device that a compliance source
+//! (Intune) manages, that is, that has a record carrying a compliance state,
+//! is compliant, or in the grace period an admin configured. `noncompliant`
+//! fails. `unknown`, `conflict`, `error` and `configManager` (compliance
+//! judged elsewhere) are no evidence either way: the device is unproven,
+//! listed apart with the state. Only what applies is judged: a server or any
+//! device Intune does not manage is not a compliance failure here (a
+//! Defender-only machine is not an Intune device); whether a device is
+//! missing from the sources that should know it is judged once, by
+//! `device_coverage`.
 //!
 //! **Why it matters.** Compliance policies encode the baseline (encryption,
 //! screen lock, OS version, threat level) and Conditional Access can block
@@ -18,8 +22,8 @@
 //! fails (per-setting status), and fix it; for unknown states, sync the device
 //! or check its compliance policy assignment.
 
-use super::{devices_by_id, inventory, inventory_subject, sources_of, Check, CheckInput, Outcome};
-use crate::facts::{Compliance, FactKind};
+use super::{judge_devices, Check, CheckInput, Outcome, Reading, State};
+use crate::facts::{Compliance, Device, FactKind};
 
 pub(super) const CHECK: Check = Check {
     id: "intune_compliance",
@@ -28,49 +32,32 @@ pub(super) const CHECK: Check = Check {
     thresholds: &[],
     remediation: "Fix the failing compliance settings on each listed device in Intune (per-setting status); sync devices in an unknown state.",
     needs: &[FactKind::Devices, FactKind::Compliance],
+    per_subject: &[],
     run,
 };
 
+fn compliance(d: &Device) -> (Reading, Option<chrono::DateTime<chrono::Utc>>) {
+    let reading = match d.compliance {
+        Some(Compliance::Compliant | Compliance::InGracePeriod) => Reading::Good,
+        Some(Compliance::Noncompliant) => Reading::Bad("noncompliant".to_owned()),
+        Some(Compliance::Unknown) => Reading::Unknown("compliance state unknown".to_owned()),
+        None => Reading::Silent,
+    };
+    (reading, d.last_seen)
+}
+
 fn run(input: &CheckInput<'_>) -> Outcome {
-    let managed_by = sources_of(input.facts, FactKind::Compliance);
-    let by_id = devices_by_id(input.facts);
-    let items = inventory(input.facts);
-    let mut evaluated = 0;
-    let mut failing = Vec::new();
-    for item in items.iter() {
-        let records: Vec<_> = item
-            .members
-            .iter()
-            .filter_map(|m| by_id.get(m.as_str()))
-            .filter(|d| managed_by.contains(d.source.as_str()))
-            .collect();
-        if records.is_empty() {
-            continue;
-        }
-        evaluated += 1;
-        if records.iter().any(|d| {
-            matches!(
-                d.compliance,
-                Some(Compliance::Compliant | Compliance::InGracePeriod)
-            )
-        }) {
-            continue;
-        }
-        let states: Vec<String> = records
-            .iter()
-            .map(|d| {
-                let state = match d.compliance {
-                    Some(Compliance::Noncompliant) => "noncompliant",
-                    Some(Compliance::Unknown) => "unknown",
-                    None => "not reported",
-                    Some(Compliance::Compliant | Compliance::InGracePeriod) => "compliant",
-                };
-                format!("{state} per {}", d.source)
-            })
-            .collect();
-        failing.push(inventory_subject(item, states.join("; ")));
-    }
-    Outcome::judge(evaluated, failing, "managed devices")
+    judge_devices(
+        input,
+        FactKind::Compliance,
+        &|_, records: &[&Device]| records.iter().any(|d| d.compliance.is_some()),
+        &[State {
+            what: "compliance",
+            required: true,
+            read: &compliance,
+        }],
+        "managed devices",
+    )
 }
 
 #[cfg(test)]
@@ -133,16 +120,16 @@ mod tests {
                 &["device:serial:SN-PC1"],
             ),
             (
-                "unknown",
+                "unknown is unproven",
                 vec![dev("intune", "PC1", Some(Unknown))],
-                Verdict::Fail,
-                &["device:serial:SN-PC1"],
+                Verdict::Inconclusive,
+                &[],
             ),
             (
-                "not reported",
+                "no compliance state: not managed here (a Defender-only record)",
                 vec![dev("intune", "PC1", None)],
-                Verdict::Fail,
-                &["device:serial:SN-PC1"],
+                Verdict::Pass,
+                &[],
             ),
             (
                 "unmanaged device not judged",

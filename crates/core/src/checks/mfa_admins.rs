@@ -28,6 +28,7 @@ pub(super) const CHECK: Check = Check {
     thresholds: &[],
     remediation: "Have each listed admin register a phishing-resistant MFA method (FIDO2 key, Windows Hello, Authenticator); remove admin roles that are not needed.",
     needs: &[FactKind::Users, FactKind::AdminRoles, FactKind::MfaRegistration],
+    per_subject: &[],
     run,
 };
 

@@ -1,33 +1,58 @@
-//! `mfa_enforced`: a policy forces MFA on every enabled member account, and
-//! every account left out is listed.
+//! `mfa_enforced`: a policy forces MFA on every sign-in of every enabled
+//! member account, and every account or sign-in left out is listed.
 //!
 //! **What it tests.** For each enabled member user: security defaults are on
-//! in the user's tenant, or an *enabled* Conditional Access policy that
-//! requires MFA (or an authentication strength) for all cloud apps includes
-//! the user (directly, as `All`, through a group or a directory role) and does
-//! not exclude them. Report-only and disabled policies enforce nothing.
-//! Accounts excluded from such a policy (break-glass accounts included) are
-//! failing subjects, with the policy and the way they are excluded, so an
-//! auditor sees every exception.
+//! in the user's tenant, or the *enabled* Conditional Access policies that
+//! include the user (directly, as `All`, through a group or a directory role)
+//! and do not exclude them together cover every kind of sign-in with a grant
+//! that requires MFA or blocks access. Report-only and disabled policies
+//! enforce nothing.
+//!
+//! A grant requires MFA only when it cannot be satisfied without it: `mfa`
+//! or an authentication strength alone or under `AND`. Under `OR` with
+//! another control (`mfa` or `compliantDevice`, say) a compliant device alone
+//! satisfies the grant, so the policy does not enforce MFA and the finding
+//! says so.
+//!
+//! Coverage is judged per user over every client app type (browser, mobile
+//! apps and desktop clients, Exchange ActiveSync, other clients) on every
+//! device platform (Android, iOS, Windows, Windows Phone, macOS, Linux, and
+//! platforms not listed): a policy limited by `clientAppTypes` or `platforms`
+//! covers only its share, and a block policy (e.g. for legacy clients) covers
+//! its share too. A policy whose other conditions narrow it (locations, so
+//! "MFA except from trusted locations"; excluded or selected applications;
+//! sign-in or user risk levels; a device filter; authentication flows) does
+//! not cover a sign-in on its own, and each account left uncovered fails with
+//! what escapes named: the client types and platforms no policy covers, the
+//! policy and condition that narrowed it, the exclusion (user, group, role,
+//! guest type) that took the account out. A location exemption is called out
+//! because frameworks differ: PCI DSS 8.4.2 requires MFA for all access into
+//! the cardholder data environment whatever the location, while HIPAA leaves
+//! it to the risk analysis, which must then justify it.
 //!
 //! **Why it matters.** A registered second factor protects nothing unless
-//! sign-in demands it. Exclusions are where attackers look first; each one
-//! needs a documented, compensating reason.
+//! sign-in demands it. Exclusions and narrowed conditions are where attackers
+//! look first; each one needs a documented, compensating reason.
 //!
-//! **Evidence.** `users`, Conditional Access policies, security defaults and
-//! the members of groups the policies include or exclude; directory roles when
-//! a policy targets roles. A group a policy names whose members were not
-//! collected cannot be resolved: accounts whose coverage depends on it make the
-//! check inconclusive (when nothing else fails) and the summary names the group.
+//! **Evidence.** `users`, Conditional Access policies (state, users,
+//! applications, client app types, platforms, locations, risk levels, grant
+//! controls and operator), security defaults and the members of groups the
+//! policies include or exclude; directory roles when a policy targets roles.
+//! An account whose coverage depends on a group whose members were not
+//! collected, or on role assignments that were not, is unproven, listed apart
+//! with the policy and group named.
 //!
 //! **How to fix.** Create or enable a Conditional Access policy requiring MFA
-//! for all users and all cloud apps (or turn on security defaults); move
-//! report-only policies to on; keep exclusions to documented emergency
-//! accounts and review them.
+//! for all users, all cloud apps and all client apps (or turn on security
+//! defaults), with `mfa` or an authentication strength as the only way to
+//! satisfy it; block legacy authentication; move report-only policies to on;
+//! keep exclusions to documented emergency accounts and review them; document
+//! any location exemption in the risk analysis, and remove it for access into
+//! a PCI cardholder data environment.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use super::{Check, CheckInput, Outcome, Subject, Verdict};
+use super::{Check, CheckInput, Outcome, Subject};
 use crate::facts::{
     AccessPolicy, Availability, FactKind, MfaEnforcement, PolicyState, User, UserType,
 };
@@ -39,6 +64,7 @@ pub(super) const CHECK: Check = Check {
     thresholds: &[],
     remediation: "Enable a Conditional Access policy requiring MFA for all users and all cloud apps (or security defaults); switch report-only policies on; limit exclusions to documented emergency accounts.",
     needs: &[FactKind::Users, FactKind::MfaEnforcement],
+    per_subject: &[],
     run,
 };
 
@@ -119,17 +145,162 @@ impl<'a> Ctx<'a> {
     }
 }
 
-fn enforcing(p: &AccessPolicy) -> bool {
-    p.requires_mfa && p.all_applications
+/// Client app types a sign-in can use.
+const CLIENTS: [&str; 4] = [
+    "browser",
+    "mobileAppsAndDesktopClients",
+    "exchangeActiveSync",
+    "other",
+];
+/// Device platforms a sign-in can come from (`unknown`: any platform a
+/// policy's list does not name).
+const PLATFORMS: [&str; 7] = [
+    "android",
+    "iOS",
+    "windows",
+    "windowsPhone",
+    "macOS",
+    "linux",
+    "unknown",
+];
+
+fn eq_any(list: &[String], value: &str) -> bool {
+    list.iter().any(|v| v.eq_ignore_ascii_case(value))
 }
+
+/// Whether a policy's client app condition includes `client`.
+fn covers_client(p: &AccessPolicy, client: &str) -> bool {
+    let c = &p.conditions.client_app_types;
+    c.is_empty()
+        || eq_any(c, "all")
+        || eq_any(c, client)
+        || (client == "exchangeActiveSync" && eq_any(c, "easSupported"))
+}
+
+/// Whether a policy's platform condition includes `platform`.
+fn covers_platform(p: &AccessPolicy, platform: &str) -> bool {
+    let c = &p.conditions;
+    if c.include_platforms.is_empty() {
+        return true;
+    }
+    let included = eq_any(&c.include_platforms, "all")
+        || (platform != "unknown" && eq_any(&c.include_platforms, platform));
+    let excluded = eq_any(&c.exclude_platforms, platform)
+        || (platform == "unknown" && eq_any(&c.exclude_platforms, "unknownFutureValue"));
+    included && !excluded
+}
+
+/// Conditions beyond users, client apps and platforms that narrow a policy,
+/// described; empty when it applies to every such sign-in.
+fn narrowing(p: &AccessPolicy) -> Vec<String> {
+    let c = &p.conditions;
+    let mut out = Vec::new();
+    if !p.all_applications {
+        out.push("applies to selected applications only".to_owned());
+    }
+    if !c.exclude_applications.is_empty() {
+        out.push(format!(
+            "excludes application(s) {}",
+            c.exclude_applications.join(", ")
+        ));
+    }
+    let all_locations = c.include_locations.is_empty()
+        || (c.include_locations.len() == 1 && eq_any(&c.include_locations, "All"));
+    if !all_locations {
+        out.push(format!(
+            "applies only from location(s) {}",
+            c.include_locations.join(", ")
+        ));
+    }
+    if !c.exclude_locations.is_empty() {
+        let names: Vec<String> = c
+            .exclude_locations
+            .iter()
+            .map(|l| {
+                if l.eq_ignore_ascii_case("AllTrusted") {
+                    "all trusted locations".to_owned()
+                } else {
+                    l.clone()
+                }
+            })
+            .collect();
+        out.push(format!("exempts sign-ins from {}", names.join(", ")));
+    }
+    if !c.sign_in_risk_levels.is_empty() {
+        out.push(format!(
+            "applies only at sign-in risk {}",
+            c.sign_in_risk_levels.join(", ")
+        ));
+    }
+    if !c.user_risk_levels.is_empty() {
+        out.push(format!(
+            "applies only at user risk {}",
+            c.user_risk_levels.join(", ")
+        ));
+    }
+    out.extend(c.other.iter().map(|o| format!("limited by {o}")));
+    out
+}
+
+/// Whether a policy's location condition exempts some locations.
+fn location_exempt(p: &AccessPolicy) -> bool {
+    let c = &p.conditions;
+    !c.exclude_locations.is_empty()
+        || !(c.include_locations.is_empty()
+            || (c.include_locations.len() == 1 && eq_any(&c.include_locations, "All")))
+}
+
+/// The uncovered (client, platform) cells, grouped for a sentence.
+fn describe_gaps(covered: &[[bool; 7]; 4]) -> String {
+    let mut parts = Vec::new();
+    for (ci, client) in CLIENTS.iter().enumerate() {
+        let open: Vec<&str> = PLATFORMS
+            .iter()
+            .enumerate()
+            .filter(|(pi, _)| !covered[ci][*pi])
+            .map(|(_, p)| *p)
+            .collect();
+        if open.is_empty() {
+            continue;
+        }
+        if open.len() == PLATFORMS.len() {
+            parts.push(format!("{client} on every platform"));
+        } else {
+            parts.push(format!("{client} on {}", open.join(", ")));
+        }
+    }
+    parts.join("; ")
+}
+
+/// A policy's client and platform conditions, when it has any.
+fn scope_of(p: &AccessPolicy) -> Option<String> {
+    let c = &p.conditions;
+    let clients = !(c.client_app_types.is_empty() || eq_any(&c.client_app_types, "all"));
+    let every_platform = c.include_platforms.is_empty()
+        || (eq_any(&c.include_platforms, "all") && c.exclude_platforms.is_empty());
+    let platforms = !every_platform;
+    let mut out = Vec::new();
+    if clients {
+        out.push(format!("client apps {}", c.client_app_types.join(", ")));
+    }
+    if platforms {
+        let mut text = format!("platforms {}", c.include_platforms.join(", "));
+        if !c.exclude_platforms.is_empty() {
+            text.push_str(&format!(" except {}", c.exclude_platforms.join(", ")));
+        }
+        out.push(text);
+    }
+    (!out.is_empty()).then(|| out.join(" and "))
+}
+
+const LOCATION_NOTE: &str = "PCI DSS 8.4.2 requires MFA for all access into the cardholder data environment whatever the location; under HIPAA a location exemption must be justified in the risk analysis";
 
 fn run(input: &CheckInput<'_>) -> Outcome {
     let empty = MfaEnforcement::default();
     let roles_known = input.facts.availability(FactKind::AdminRoles) == Availability::Complete;
     let mut evaluated = 0;
     let mut failing = Vec::new();
-    let mut uncertain = 0usize;
-    let mut unresolved: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut unproven = Vec::new();
     let mut contexts: HashMap<&str, Ctx<'_>> = HashMap::new();
     for user in &input.facts.users {
         if !user.enabled || user.user_type != UserType::Member {
@@ -147,11 +318,18 @@ fn run(input: &CheckInput<'_>) -> Outcome {
         if enforcement.security_defaults == Some(true) {
             continue;
         }
-        let mut covered = Tri::No;
-        let mut exclusions = Vec::new();
+        let mut covered = [[false; 7]; 4];
+        let mut maybe = [[false; 7]; 4];
+        let mut notes: Vec<String> = Vec::new();
         let mut report_only = Vec::new();
+        let mut unresolved: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut location = false;
         for p in &enforcement.policies {
-            if !enforcing(p) || p.state == PolicyState::Disabled {
+            let mfa_named = p.grant.split([':', ',']).any(|c| {
+                let c = c.trim();
+                c == "mfa" || c.starts_with("authenticationStrength")
+            });
+            if p.state == PolicyState::Disabled || !(p.requires_mfa || p.blocks || mfa_named) {
                 continue;
             }
             let mut groups = BTreeSet::new();
@@ -178,81 +356,115 @@ fn run(input: &CheckInput<'_>) -> Outcome {
                 (Tri::Yes, Tri::No) => Tri::Yes,
                 _ => Tri::Unknown,
             };
-            if p.state == PolicyState::ReportOnly {
-                if applies != Tri::No {
-                    report_only.push(p.name.as_str());
+            if applies == Tri::No {
+                if inc != Tri::No && exc == Tri::Yes && p.state == PolicyState::Enabled {
+                    notes.push(format!(
+                        "excluded from `{}` {}",
+                        p.name,
+                        how.unwrap_or_default()
+                    ));
                 }
                 continue;
             }
-            if inc != Tri::No && exc == Tri::Yes {
-                exclusions.push(format!(
-                    "excluded from `{}` {}",
-                    p.name,
-                    how.unwrap_or_default()
-                ));
-            }
-            if applies == Tri::Unknown {
-                unresolved.entry(p.name.clone()).or_default().extend(groups);
-            }
-            covered = match (covered, applies) {
-                (Tri::Yes, _) | (_, Tri::Yes) => Tri::Yes,
-                (Tri::Unknown, _) | (_, Tri::Unknown) => Tri::Unknown,
-                _ => Tri::No,
-            };
-        }
-        match covered {
-            Tri::Yes => continue,
-            Tri::Unknown => {
-                uncertain += 1;
+            if p.state == PolicyState::ReportOnly {
+                report_only.push(p.name.as_str());
                 continue;
             }
-            Tri::No => {}
+            if !(p.requires_mfa || p.blocks) {
+                notes.push(format!(
+                    "`{}` does not enforce MFA: its grant ({}) can be satisfied without it",
+                    p.name, p.grant
+                ));
+                continue;
+            }
+            let narrowed = narrowing(p);
+            let cells = if narrowed.is_empty() {
+                if applies == Tri::Yes {
+                    &mut covered
+                } else {
+                    unresolved.entry(p.name.clone()).or_default().extend(groups);
+                    &mut maybe
+                }
+            } else {
+                if location_exempt(p) {
+                    location = true;
+                }
+                notes.push(format!("`{}` {}", p.name, narrowed.join(", ")));
+                continue;
+            };
+            for (ci, client) in CLIENTS.iter().enumerate() {
+                for (pi, platform) in PLATFORMS.iter().enumerate() {
+                    if covers_client(p, client) && covers_platform(p, platform) {
+                        cells[ci][pi] = true;
+                    }
+                }
+            }
+            if let Some(scope) = scope_of(p) {
+                notes.push(format!("`{}` covers only {scope}", p.name));
+            }
         }
-        let mut detail = if exclusions.is_empty() {
-            "no enabled policy requiring MFA for all apps covers this account".to_owned()
+        let all = |c: &[[bool; 7]; 4]| c.iter().all(|row| row.iter().all(|x| *x));
+        if all(&covered) {
+            continue;
+        }
+        let mut either = covered;
+        for (row, m) in either.iter_mut().zip(maybe.iter()) {
+            for (x, y) in row.iter_mut().zip(m.iter()) {
+                *x |= *y;
+            }
+        }
+        let name = format!("{} <{}>", user.display_name, user.upn);
+        if all(&either) {
+            let list: Vec<String> = unresolved
+                .iter()
+                .map(|(policy, groups)| {
+                    let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+                    if groups.is_empty() {
+                        format!("`{policy}` targets directory roles that were not collected")
+                    } else {
+                        format!("`{policy}` names group(s) {}", groups.join(", "))
+                    }
+                })
+                .collect();
+            unproven.push(Subject {
+                id: user.id.clone(),
+                name,
+                detail: format!(
+                    "coverage depends on memberships that were not collected: {}",
+                    list.join("; ")
+                ),
+            });
+            continue;
+        }
+        let nothing = covered.iter().all(|row| row.iter().all(|x| !*x));
+        let mut detail = if nothing {
+            "no enabled policy requiring MFA covers this account".to_owned()
         } else {
-            exclusions.join("; ")
+            format!("sign-ins not covered: {}", describe_gaps(&covered))
         };
+        notes.dedup();
+        if !notes.is_empty() {
+            detail.push_str(&format!(" ({})", notes.join("; ")));
+        }
         if !report_only.is_empty() {
             detail.push_str(&format!(
                 " (report-only, so not enforced: {})",
                 report_only.join(", ")
             ));
         }
+        if location {
+            detail.push_str(&format!(". {LOCATION_NOTE}"));
+        }
         if user.is_admin {
             detail.push_str(" [admin]");
         }
         failing.push(Subject {
             id: user.id.clone(),
-            name: format!("{} <{}>", user.display_name, user.upn),
+            name,
             detail,
         });
     }
-    let unresolved_note = if unresolved.is_empty() {
-        String::new()
-    } else {
-        let list: Vec<String> = unresolved
-            .iter()
-            .map(|(policy, groups)| {
-                let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
-                format!("`{policy}` names group(s) {}", groups.join(", "))
-            })
-            .collect();
-        format!(
-            "; coverage of {uncertain} account(s) unknown because members were not collected: {}",
-            list.join("; ")
-        )
-    };
-    let mut outcome = Outcome::judge(evaluated, failing, "enabled member accounts");
-    if uncertain > 0 {
-        if outcome.verdict == Verdict::Pass {
-            return Outcome::inconclusive(format!(
-                "{uncertain} of {evaluated} enabled member accounts cannot be judged{unresolved_note}"
-            ));
-        }
-        outcome.summary.push_str(&unresolved_note);
-    }
-    outcome
+    Outcome::judge_all(evaluated, failing, unproven, "enabled member accounts")
 }
 
 #[cfg(test)]
@@ -268,13 +480,10 @@ mod tests {
             name: name.into(),
             state,
             requires_mfa: true,
+            grant: "OR: mfa".into(),
             all_applications: true,
             include_users: vec!["All".into()],
-            exclude_users: vec![],
-            include_groups: vec![],
-            exclude_groups: vec![],
-            include_roles: vec![],
-            exclude_roles: vec![],
+            ..AccessPolicy::default()
         }
     }
 
@@ -400,12 +609,85 @@ mod tests {
     }
 
     #[test]
+    fn grant_operator_and_narrowing_conditions_are_judged_per_user() {
+        use crate::facts::PolicyConditions;
+        let ids_of = |e: MfaEnforcement| {
+            let out = judge(users(), e);
+            (
+                out.failing.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
+                out.failing
+                    .first()
+                    .map(|s| s.detail.clone())
+                    .unwrap_or_default(),
+            )
+        };
+        let everyone = ["m365:a", "m365:b", "m365:breakglass"];
+        // OR with compliantDevice: a compliant device alone satisfies it.
+        let mut or = policy("MFA or compliant", PolicyState::Enabled);
+        or.requires_mfa = false;
+        or.grant = "OR: mfa, compliantDevice".into();
+        let (failing, detail) = ids_of(policies(vec![or]));
+        assert_eq!(failing, everyone);
+        assert!(detail.contains("can be satisfied without it"), "{detail}");
+        // One client type on one platform leaves the rest uncovered.
+        let mut narrow = policy("Browser on Android", PolicyState::Enabled);
+        narrow.conditions = PolicyConditions {
+            client_app_types: vec!["browser".into()],
+            include_platforms: vec!["android".into()],
+            ..PolicyConditions::default()
+        };
+        let (failing, detail) = ids_of(policies(vec![narrow]));
+        assert_eq!(failing, everyone);
+        assert!(
+            detail.contains("mobileAppsAndDesktopClients on every platform"),
+            "{detail}"
+        );
+        assert!(detail.contains("browser on iOS"), "{detail}");
+        // Modern clients require MFA and legacy clients are blocked: covered.
+        let mut modern = policy("MFA modern", PolicyState::Enabled);
+        modern.conditions.client_app_types =
+            vec!["browser".into(), "mobileAppsAndDesktopClients".into()];
+        let mut legacy = policy("Block legacy", PolicyState::Enabled);
+        legacy.requires_mfa = false;
+        legacy.blocks = true;
+        legacy.conditions.client_app_types = vec!["exchangeActiveSync".into(), "other".into()];
+        assert!(ids_of(policies(vec![modern, legacy])).0.is_empty());
+        // MFA except from trusted locations: named, with the PCI note.
+        let mut trusted = policy("MFA off-site", PolicyState::Enabled);
+        trusted.conditions.include_locations = vec!["All".into()];
+        trusted.conditions.exclude_locations = vec!["AllTrusted".into()];
+        let (failing, detail) = ids_of(policies(vec![trusted]));
+        assert_eq!(failing, everyone);
+        assert!(
+            detail.contains("exempts sign-ins from all trusted locations"),
+            "{detail}"
+        );
+        assert!(detail.contains("PCI DSS 8.4.2"), "{detail}");
+        // Excluded applications and risk-only policies do not cover.
+        let mut apps = policy("All but one app", PolicyState::Enabled);
+        apps.conditions.exclude_applications = vec!["app-1".into()];
+        let mut risky = policy("Risky only", PolicyState::Enabled);
+        risky.conditions.sign_in_risk_levels = vec!["high".into()];
+        let (failing, detail) = ids_of(policies(vec![apps, risky]));
+        assert_eq!(failing, everyone);
+        assert!(detail.contains("excludes application(s) app-1"), "{detail}");
+        assert!(detail.contains("sign-in risk high"), "{detail}");
+        // A second, unnarrowed policy covers what a narrowed one leaves.
+        let mut trusted = policy("MFA off-site", PolicyState::Enabled);
+        trusted.conditions.exclude_locations = vec!["AllTrusted".into()];
+        let all = policy("Require MFA", PolicyState::Enabled);
+        assert!(ids_of(policies(vec![trusted, all])).0.is_empty());
+    }
+
+    #[test]
     fn unresolvable_group_exclusion_is_inconclusive_and_named() {
         let mut p = policy("Require MFA", PolicyState::Enabled);
         p.exclude_groups = vec!["g-unknown".into()];
         let out = judge(users(), policies(vec![p]));
         assert_eq!(out.verdict, Verdict::Inconclusive);
         assert!(out.summary.contains("g-unknown"), "{}", out.summary);
+        let unproven: Vec<&str> = out.unproven.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(unproven, ["m365:a", "m365:b", "m365:breakglass"]);
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub(super) const CHECK: Check = Check {
     remediation: "Have each listed user register an MFA method (Authenticator app or FIDO2 key), or disable the account if unused.",
     thresholds: &[],
     needs: &[FactKind::Users, FactKind::MfaRegistration],
+    per_subject: &[],
     run,
 };
 
@@ -73,6 +74,7 @@ mod tests {
             enabled,
             user_type,
             last_sign_in: None,
+            sign_in_basis: crate::facts::SignInBasis::Success,
             created: None,
             mfa: mfa.map(|registered| MfaState {
                 registered,

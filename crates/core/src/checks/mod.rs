@@ -5,16 +5,19 @@
 
 mod access_review_completed;
 mod access_review_denials_applied;
+mod device_coverage;
 mod devices_report_patch_state;
 mod disk_encryption;
 mod edr_coverage;
 mod edr_health;
+mod edr_onboarded;
 mod guest_accounts_reviewed;
 mod inactive_accounts;
 mod intune_compliance;
 mod mfa_admins;
 mod mfa_enforced;
 mod mfa_registered;
+mod patch_install_failures;
 mod patch_latency_critical;
 mod patch_latency_high;
 mod responsibility_matrix;
@@ -40,8 +43,11 @@ pub const CHECKS: &[Check] = &[
     patch_latency_critical::CHECK,
     patch_latency_high::CHECK,
     devices_report_patch_state::CHECK,
+    patch_install_failures::CHECK,
+    device_coverage::CHECK,
     edr_coverage::CHECK,
     edr_health::CHECK,
+    edr_onboarded::CHECK,
     disk_encryption::CHECK,
     intune_compliance::CHECK,
     stale_devices::CHECK,
@@ -67,8 +73,14 @@ pub struct Check {
     pub thresholds: &'static [Threshold],
     /// How to fix a failure, for gap lists.
     pub remediation: &'static str,
-    /// Fact kinds it reads; any that is incomplete makes it inconclusive.
+    /// Fact kinds it reads; any that no source provides makes it
+    /// inconclusive, and so does any that is incomplete unless it is listed
+    /// in `per_subject`.
     pub needs: &'static [FactKind],
+    /// Needed kinds whose incompleteness the check judges subject by subject:
+    /// a subject whose only source for the state was partial or failed is
+    /// listed as unproven, the others are still judged.
+    pub per_subject: &'static [FactKind],
     /// The judgement, run only when every needed fact is complete.
     pub run: fn(&CheckInput<'_>) -> Outcome,
 }
@@ -157,6 +169,9 @@ pub enum Threshold {
     EdrSignatureDays,
     /// `stale_device_days`.
     StaleDeviceDays,
+    /// `mobile_endpoint_protection` (1 when phones and tablets are in scope
+    /// for anti-malware and EDR, else 0).
+    MobileEndpointProtection,
 }
 
 impl Threshold {
@@ -169,6 +184,7 @@ impl Threshold {
             Threshold::AccessReviewDays => "access_review_days",
             Threshold::EdrSignatureDays => "edr_signature_days",
             Threshold::StaleDeviceDays => "stale_device_days",
+            Threshold::MobileEndpointProtection => "mobile_endpoint_protection",
         }
     }
 
@@ -181,6 +197,7 @@ impl Threshold {
             Threshold::AccessReviewDays => limits.access_review_days,
             Threshold::EdrSignatureDays => limits.edr_signature_days,
             Threshold::StaleDeviceDays => limits.stale_device_days,
+            Threshold::MobileEndpointProtection => u32::from(limits.mobile_endpoint_protection),
         }
     }
 }
@@ -197,47 +214,88 @@ pub enum Verdict {
     Inconclusive,
 }
 
-/// A user, device or other object that fails a check.
+/// A user, device or other object a check judged: failing (the evidence
+/// shows a problem) or unproven (no usable evidence for it).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Subject {
     /// Stable id (`<source>:<id>`).
     pub id: String,
     /// Display name.
     pub name: String,
-    /// Why it fails.
+    /// Why it fails, or why it cannot be judged.
     pub detail: String,
 }
+
+/// How many subject names a summary lists before it says "and N more".
+const SUMMARY_NAMES: usize = 5;
 
 /// A check's result.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {
     /// Verdict.
     pub verdict: Verdict,
-    /// How many subjects were judged.
+    /// How many subjects were judged (failing, unproven and passing).
     pub evaluated: usize,
-    /// The failing subjects, sorted by id.
+    /// The failing subjects (evidence shows a problem), sorted by id.
     pub failing: Vec<Subject>,
+    /// The unproven subjects (no usable evidence: no source reports the
+    /// state, or the only source that would was partial or failed), sorted by
+    /// id. Never a pass, never a failure: alone they make the check
+    /// inconclusive.
+    #[serde(default)]
+    pub unproven: Vec<Subject>,
     /// One sentence for reports.
     pub summary: String,
 }
 
 impl Outcome {
     /// Pass or fail from the failing subjects; `what` names the population.
-    pub fn judge(evaluated: usize, mut failing: Vec<Subject>, what: &str) -> Outcome {
+    pub fn judge(evaluated: usize, failing: Vec<Subject>, what: &str) -> Outcome {
+        Outcome::judge_all(evaluated, failing, Vec::new(), what)
+    }
+
+    /// The verdict from failing and unproven subjects: any failing subject
+    /// fails the check; otherwise any unproven subject makes it inconclusive
+    /// (and the summary names them); otherwise it passes.
+    pub fn judge_all(
+        evaluated: usize,
+        mut failing: Vec<Subject>,
+        mut unproven: Vec<Subject>,
+        what: &str,
+    ) -> Outcome {
         failing.sort();
-        let summary = if failing.is_empty() {
-            format!("all {evaluated} {what} pass")
-        } else {
-            format!("{} of {evaluated} {what} fail", failing.len())
+        failing.dedup();
+        unproven.sort();
+        unproven.dedup();
+        let (verdict, summary) = match (failing.is_empty(), unproven.is_empty()) {
+            (true, true) => (Verdict::Pass, format!("all {evaluated} {what} pass")),
+            (false, true) => (
+                Verdict::Fail,
+                format!("{} of {evaluated} {what} fail", failing.len()),
+            ),
+            (false, false) => (
+                Verdict::Fail,
+                format!(
+                    "{} of {evaluated} {what} fail; {} cannot be judged: {}",
+                    failing.len(),
+                    unproven.len(),
+                    name_list(&unproven)
+                ),
+            ),
+            (true, false) => (
+                Verdict::Inconclusive,
+                format!(
+                    "{} of {evaluated} {what} cannot be judged: {}",
+                    unproven.len(),
+                    name_list(&unproven)
+                ),
+            ),
         };
         Outcome {
-            verdict: if failing.is_empty() {
-                Verdict::Pass
-            } else {
-                Verdict::Fail
-            },
+            verdict,
             evaluated,
             failing,
+            unproven,
             summary,
         }
     }
@@ -248,9 +306,33 @@ impl Outcome {
             verdict: Verdict::Inconclusive,
             evaluated: 0,
             failing: Vec::new(),
+            unproven: Vec::new(),
             summary: reason.into(),
         }
     }
+
+    /// Append a note (e.g. a newer report that overrode an older problem) to
+    /// the summary.
+    pub(crate) fn note(mut self, note: &str) -> Outcome {
+        if !note.is_empty() {
+            self.summary.push_str("; ");
+            self.summary.push_str(note);
+        }
+        self
+    }
+}
+
+/// The first few subject names with their reasons, for a summary.
+fn name_list(subjects: &[Subject]) -> String {
+    let mut names: Vec<String> = subjects
+        .iter()
+        .take(SUMMARY_NAMES)
+        .map(|s| format!("{} ({})", s.name, s.detail))
+        .collect();
+    if subjects.len() > SUMMARY_NAMES {
+        names.push(format!("and {} more", subjects.len() - SUMMARY_NAMES));
+    }
+    names.join(", ")
 }
 
 /// Thresholds with every value set: config overrides, else the framework's
@@ -273,6 +355,9 @@ pub struct Limits {
     pub backup_max_age_hours: u32,
     /// Days collected evidence stays usable for a judgement.
     pub evidence_ttl_days: u32,
+    /// Phones and tablets are in scope for the anti-malware and EDR checks
+    /// (they always are for encryption, compliance and staleness).
+    pub mobile_endpoint_protection: bool,
 }
 
 impl Limits {
@@ -286,6 +371,7 @@ impl Limits {
         stale_device_days: 30,
         backup_max_age_hours: 168,
         evidence_ttl_days: 30,
+        mobile_endpoint_protection: false,
     };
 
     /// Resolve: `config` over `framework` over [`Limits::DEFAULT`].
@@ -333,17 +419,23 @@ impl Limits {
                 framework.evidence_ttl_days,
                 d.evidence_ttl_days,
             ),
+            mobile_endpoint_protection: config
+                .mobile_endpoint_protection
+                .or(framework.mobile_endpoint_protection)
+                .unwrap_or(d.mobile_endpoint_protection),
         }
     }
 }
 
-/// Run a check: inconclusive when a needed fact is missing or incomplete.
+/// Run a check: inconclusive when a needed fact is missing, or incomplete
+/// where the check cannot judge the incompleteness subject by subject.
 pub fn run_check(check: &Check, input: &CheckInput<'_>) -> Outcome {
     use crate::facts::Availability;
     let mut problems = Vec::new();
     for kind in check.needs {
         match input.facts.availability(*kind) {
             Availability::Complete => {}
+            Availability::Incomplete(_) if check.per_subject.contains(kind) => {}
             Availability::Incomplete(why) => {
                 problems.push(format!("{} incomplete: {why}", kind.describe()))
             }
@@ -359,9 +451,14 @@ pub fn run_check(check: &Check, input: &CheckInput<'_>) -> Outcome {
     }
 }
 
-/// Devices with a pending patch of `severity` older than `limit_days` (or of
-/// unknown age), one failing subject per device listing its overdue patches;
-/// `label` names the severity in the detail (e.g. "critical").
+/// Devices with a pending patch of `severity` older than `limit_days`, one
+/// failing subject per device record listing its overdue patches; `label`
+/// names the severity in the detail (e.g. "critical"). Unproven, listed
+/// apart: a device whose pending patches of that severity carry no detection
+/// time; a device a source says has patches pending without listing them
+/// (Datto `ApprovedPending`, `RebootRequired`, `InstallError`) when no
+/// complete source lists its pending patches with ages; a device whose only
+/// pending-patch list was partial or failed.
 pub(crate) fn overdue_patches(
     input: &CheckInput<'_>,
     severity: Severity,
@@ -369,49 +466,118 @@ pub(crate) fn overdue_patches(
     label: &str,
 ) -> Outcome {
     let limit = i64::from(limit_days);
-    let mut overdue: BTreeMap<&str, Vec<(Option<i64>, &str)>> = BTreeMap::new();
+    let mut overdue: BTreeMap<&str, Vec<(i64, &str)>> = BTreeMap::new();
+    let mut unknown_age: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for patch in &input.facts.patches {
         if patch.severity != severity {
             continue;
         }
-        let age = patch.detected.map(|t| days_between(t, input.as_of));
-        if age.is_none_or(|days| days > limit) {
-            let label = patch.kb.as_deref().unwrap_or(&patch.name);
-            overdue
+        let name = patch.kb.as_deref().unwrap_or(&patch.name);
+        match patch.detected.map(|t| days_between(t, input.as_of)) {
+            Some(days) if days > limit => overdue
                 .entry(patch.device_id.as_str())
                 .or_default()
-                .push((age, label));
+                .push((days, name)),
+            Some(_) => {}
+            None => unknown_age
+                .entry(patch.device_id.as_str())
+                .or_default()
+                .push(name),
         }
     }
-    let names: BTreeMap<&str, &str> = input
-        .facts
-        .devices
+    let by_id = devices_by_id(input.facts);
+    let name_of = |id: &str| by_id.get(id).map_or(id, |d| d.name.as_str()).to_owned();
+    let mut failing: Vec<Subject> = overdue
         .iter()
-        .map(|d| (d.id.as_str(), d.name.as_str()))
-        .collect();
-    let failing = overdue
-        .into_iter()
-        .map(|(device, mut patches)| {
+        .map(|(device, patches)| {
+            let mut patches = patches.clone();
             patches.sort_by(|a, b| b.cmp(a));
-            let oldest = match patches.iter().find_map(|p| p.0) {
-                Some(days) if patches.iter().all(|p| p.0.is_some()) => {
-                    format!("oldest {days} days")
-                }
-                _ => "age unknown for some".to_owned(),
-            };
+            let oldest = patches.first().map_or(0, |p| p.0);
             let list: Vec<&str> = patches.iter().map(|p| p.1).collect();
+            let mut detail = format!(
+                "{} {label} patch(es) pending over {limit} days, oldest {oldest} days: {}",
+                list.len(),
+                list.join(", ")
+            );
+            if let Some(more) = unknown_age.get(device) {
+                detail.push_str(&format!("; age unknown for {}", more.join(", ")));
+            }
             Subject {
-                id: device.to_owned(),
-                name: names.get(device).copied().unwrap_or(device).to_owned(),
-                detail: format!(
-                    "{} {label} patch(es) pending over {limit} days, {oldest}: {}",
-                    list.len(),
-                    list.join(", ")
-                ),
+                id: (*device).to_owned(),
+                name: name_of(device),
+                detail,
             }
         })
         .collect();
-    Outcome::judge(input.facts.devices.len(), failing, "devices")
+    failing.sort();
+    let mut unproven: BTreeMap<String, Subject> = BTreeMap::new();
+    for (device, patches) in &unknown_age {
+        if overdue.contains_key(device) {
+            continue;
+        }
+        unproven.insert(
+            (*device).to_owned(),
+            Subject {
+                id: (*device).to_owned(),
+                name: name_of(device),
+                detail: format!(
+                    "{} {label} patch(es) pending with no detection time, so their age cannot be shown: {}",
+                    patches.len(),
+                    patches.join(", ")
+                ),
+            },
+        );
+    }
+    // Devices whose pending patches no complete source lists with ages.
+    let listing = sources_of(input.facts, FactKind::PendingPatches);
+    let partial = incomplete_sources(input.facts, FactKind::PendingPatches);
+    for item in inventory(input.facts).iter() {
+        let records: Vec<&crate::facts::Device> = item
+            .members
+            .iter()
+            .filter_map(|m| by_id.get(m.as_str()).copied())
+            .collect();
+        let listed = |d: &&crate::facts::Device| {
+            listing.contains(d.source.as_str()) && d.patch.as_ref().is_some_and(|p| p.reporting)
+        };
+        let ages_known = records
+            .iter()
+            .any(|d| listed(d) && !partial.contains_key(d.source.as_str()));
+        if ages_known {
+            continue;
+        }
+        for d in &records {
+            if overdue.contains_key(d.id.as_str()) || unproven.contains_key(&d.id) {
+                continue;
+            }
+            let detail = match &d.patch {
+                Some(p) if p.pending_without_age => format!(
+                    "{} reports {}: patches pending without ages or severities, and no source lists them with ages",
+                    d.source,
+                    p.status.as_deref().unwrap_or("patches pending")
+                ),
+                Some(_) if listed(d) => match partial.get(d.source.as_str()) {
+                    Some(why) => format!("its pending patch list is incomplete: {why}"),
+                    None => continue,
+                },
+                _ => continue,
+            };
+            unproven.insert(
+                d.id.clone(),
+                Subject {
+                    id: d.id.clone(),
+                    name: d.name.clone(),
+                    detail,
+                },
+            );
+        }
+    }
+    Outcome::judge_all(
+        input.facts.devices.len(),
+        failing,
+        unproven.into_values().collect(),
+        "devices",
+    )
 }
 
 /// Whole days from `then` to `now` (0 when `then` is later).
@@ -436,46 +602,278 @@ pub(crate) fn inventory(facts: &Facts) -> std::borrow::Cow<'_, [InventoryItem]> 
     }
 }
 
-/// Judge every reconciled device on a yes/no fact that each source may or
-/// may not report (`says` gives `None` when a source is silent). A device
-/// passes when any source says yes; otherwise its detail is "no source reports
-/// `what` (seen by ...)" when every source is silent, or `said_no` followed by
-/// the sources that say no.
-pub(crate) fn every_device(
+/// What one source says about one state of one subject.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Reading {
+    /// The state is as it should be.
+    Good,
+    /// The state shows a problem, described.
+    Bad(String),
+    /// The source does not report this state.
+    Silent,
+    /// The source reports the state as unknown, with its words: no evidence
+    /// either way, but worth naming.
+    Unknown(String),
+}
+
+/// One source's report of one state, with the time the source received it.
+#[derive(Clone, Debug)]
+pub(crate) struct Report<'a> {
+    /// Source name.
+    pub source: &'a str,
+    /// When the source received this state, when it says.
+    pub at: Option<DateTime<Utc>>,
+    /// What it says.
+    pub reading: Reading,
+}
+
+/// The judgement of one state of one subject across its sources.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Judgement {
+    /// Good per every source that reports it (or per the newest report).
+    Pass,
+    /// A newer healthy report decides over an older problem report (every
+    /// report carried a time); the note says which.
+    Overridden(String),
+    /// A problem, with the sources that report it.
+    Fail(String),
+    /// No usable evidence, with the reason.
+    Unproven(String),
+}
+
+/// Judge one state from every source's report, the way an auditor would:
+/// a problem reported by any source is never silenced by another source's
+/// good news, except that where every report carries a time the newest
+/// decides (a tie goes to the problem); a state no source reports is
+/// unproven, with the partial or failed sources that might have reported it
+/// (`incomplete`) named.
+pub(crate) fn decide(what: &str, reports: &[Report<'_>], incomplete: &[String]) -> Judgement {
+    let speaking: Vec<&Report<'_>> = reports
+        .iter()
+        .filter(|r| matches!(r.reading, Reading::Good | Reading::Bad(_)))
+        .collect();
+    if speaking.is_empty() {
+        let mut why: Vec<String> = reports
+            .iter()
+            .filter_map(|r| match &r.reading {
+                Reading::Unknown(text) => Some(format!("{}: {text}", r.source)),
+                _ => None,
+            })
+            .collect();
+        if why.is_empty() {
+            let mut sources: Vec<&str> = reports.iter().map(|r| r.source).collect();
+            sources.sort_unstable();
+            sources.dedup();
+            why.push(if sources.is_empty() {
+                format!("no source reports {what}")
+            } else {
+                format!("no source reports {what} (known to {})", sources.join(", "))
+            });
+        }
+        why.extend(incomplete.iter().cloned());
+        return Judgement::Unproven(why.join("; "));
+    }
+    let bad: Vec<(&Report<'_>, &str)> = speaking
+        .iter()
+        .filter_map(|r| match &r.reading {
+            Reading::Bad(why) => Some((*r, why.as_str())),
+            _ => None,
+        })
+        .collect();
+    if bad.is_empty() {
+        return Judgement::Pass;
+    }
+    let day = |t: DateTime<Utc>| t.format("%Y-%m-%d").to_string();
+    if speaking.len() > 1 && speaking.iter().all(|r| r.at.is_some()) {
+        let newest_bad = bad.iter().filter_map(|(r, _)| r.at).max();
+        let newest_good = speaking
+            .iter()
+            .filter(|r| r.reading == Reading::Good)
+            .filter_map(|r| r.at)
+            .max();
+        if let (Some(b), Some(g)) = (newest_bad, newest_good) {
+            if g > b {
+                let good = speaking
+                    .iter()
+                    .filter(|r| r.reading == Reading::Good && r.at == Some(g))
+                    .map(|r| r.source)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let older = bad
+                    .iter()
+                    .map(|(r, why)| {
+                        format!(
+                            "{} ({why}, {})",
+                            r.source,
+                            r.at.map(day).unwrap_or_default()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Judgement::Overridden(format!(
+                    "{what}: the newest report ({good}, {}) is healthy and decides over older problem reports from {older}",
+                    day(g)
+                ));
+            }
+        }
+        let newest = bad
+            .iter()
+            .filter(|(r, _)| r.at == newest_bad)
+            .map(|(r, why)| {
+                format!(
+                    "{why} per {} (newest report, {})",
+                    r.source,
+                    r.at.map(day).unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>();
+        return Judgement::Fail(newest.join("; "));
+    }
+    let mut out: Vec<String> = bad
+        .iter()
+        .map(|(r, why)| format!("{why} per {}", r.source))
+        .collect();
+    if speaking.iter().any(|r| r.reading == Reading::Good) {
+        let good: Vec<&str> = speaking
+            .iter()
+            .filter(|r| r.reading == Reading::Good)
+            .map(|r| r.source)
+            .collect();
+        out.push(format!(
+            "not cancelled by the healthy report of {} (not every report carries a time)",
+            good.join(", ")
+        ));
+    }
+    Judgement::Fail(out.join("; "))
+}
+
+/// How a device check reads one state from one source record: the reading
+/// and the time the source received it.
+pub(crate) type ReadState<'a> =
+    dyn Fn(&crate::facts::Device) -> (Reading, Option<DateTime<Utc>>) + 'a;
+
+/// One state a device check judges: its name, whether a device must have a
+/// report of it (required) or is judged on it only where some source
+/// reports it, and how to read one source record.
+pub(crate) struct State<'f> {
+    /// What the state is, for details ("real-time protection").
+    pub what: &'static str,
+    /// A device no source reports this state for is unproven.
+    pub required: bool,
+    /// One record's reading and its report time.
+    pub read: &'f ReadState<'f>,
+}
+
+/// The sources whose datasets providing `kind` are partial or failed, with
+/// a sentence each.
+pub(crate) fn incomplete_sources(facts: &Facts, kind: FactKind) -> BTreeMap<&str, String> {
+    let mut out: BTreeMap<&str, String> = BTreeMap::new();
+    for p in facts.coverage.get(&kind).into_iter().flatten() {
+        if p.status == crate::run::DatasetStatus::Complete {
+            continue;
+        }
+        let line = format!(
+            "{}/{} is {}{}",
+            p.source,
+            p.dataset,
+            p.status,
+            p.reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        );
+        out.entry(p.source.as_str())
+            .and_modify(|l| {
+                l.push_str("; ");
+                l.push_str(&line);
+            })
+            .or_insert(line);
+    }
+    out
+}
+
+/// Judge every reconciled device that `in_scope` keeps on `states`: a device
+/// fails when any state fails (see [`decide`]), is unproven when none fails
+/// but a required state has no usable evidence, and passes otherwise. A
+/// source whose `kind` datasets were partial or failed is named in an
+/// unproven device's reason when it knows the device. Where a newer healthy
+/// report decided over an older problem, the summary says so.
+pub(crate) fn judge_devices(
     input: &CheckInput<'_>,
-    says: impl Fn(&crate::facts::Device) -> Option<bool>,
+    kind: FactKind,
+    in_scope: &dyn Fn(&InventoryItem, &[&crate::facts::Device]) -> bool,
+    states: &[State<'_>],
     what: &str,
-    said_no: &str,
 ) -> Outcome {
     let by_id = devices_by_id(input.facts);
     let items = inventory(input.facts);
-    let mut failing = Vec::new();
+    let incomplete = incomplete_sources(input.facts, kind);
+    let mut evaluated = 0;
+    let (mut failing, mut unproven, mut notes) = (Vec::new(), Vec::new(), Vec::new());
     for item in items.iter() {
-        let answers: Vec<(&str, Option<bool>)> = item
+        let records: Vec<&crate::facts::Device> = item
             .members
             .iter()
-            .filter_map(|m| by_id.get(m.as_str()))
-            .map(|d| (d.source.as_str(), says(d)))
+            .filter_map(|m| by_id.get(m.as_str()).copied())
             .collect();
-        if answers.iter().any(|(_, a)| *a == Some(true)) {
+        if !in_scope(item, &records) {
             continue;
         }
-        let no: Vec<&str> = answers
+        evaluated += 1;
+        let partial: Vec<String> = item
+            .sources
             .iter()
-            .filter(|(_, a)| *a == Some(false))
-            .map(|(source, _)| *source)
+            .filter_map(|s| incomplete.get(s.as_str()).cloned())
             .collect();
-        let detail = if no.is_empty() {
-            format!(
-                "no source reports {what} (seen by {})",
-                item.sources.join(", ")
-            )
-        } else {
-            format!("{said_no} {}", no.join(", "))
-        };
-        failing.push(inventory_subject(item, detail));
+        let (mut fails, mut unknown) = (Vec::new(), Vec::new());
+        for state in states {
+            let reports: Vec<Report<'_>> = records
+                .iter()
+                .map(|d| {
+                    let (reading, at) = (state.read)(d);
+                    Report {
+                        source: d.source.as_str(),
+                        at,
+                        reading,
+                    }
+                })
+                .collect();
+            match decide(state.what, &reports, &partial) {
+                Judgement::Pass => {}
+                Judgement::Overridden(note) => notes.push(format!("{}: {note}", item.name)),
+                Judgement::Fail(why) => fails.push(why),
+                Judgement::Unproven(why) if state.required => unknown.push(why),
+                Judgement::Unproven(_) => {}
+            }
+        }
+        if !fails.is_empty() {
+            failing.push(inventory_subject(item, fails.join("; ")));
+        } else if !unknown.is_empty() {
+            unproven.push(inventory_subject(item, unknown.join("; ")));
+        }
     }
-    Outcome::judge(items.len(), failing, "devices")
+    let note = if notes.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "{} state(s) decided by a newer healthy report over an older problem report: {}",
+            notes.len(),
+            notes.join("; ")
+        )
+    };
+    Outcome::judge_all(evaluated, failing, unproven, what).note(&note)
+}
+
+/// Whether a device is in scope for anti-malware and EDR checks: workstations,
+/// servers and devices of unknown kind are; phones and tablets only when the
+/// organisation opts in (`mobile_endpoint_protection`); network gear and
+/// other agentless devices are not.
+pub(crate) fn endpoint_protection_scope(mobile: bool, records: &[&crate::facts::Device]) -> bool {
+    match crate::facts::DeviceClass::of_records(records.iter().copied()) {
+        crate::facts::DeviceClass::Mobile => mobile,
+        crate::facts::DeviceClass::Other => false,
+        _ => true,
+    }
 }
 
 /// A reconciled device as a failing subject.
@@ -513,6 +911,7 @@ mod tests {
             super::Threshold::AccessReviewDays,
             super::Threshold::EdrSignatureDays,
             super::Threshold::StaleDeviceDays,
+            super::Threshold::MobileEndpointProtection,
         ];
         for check in CHECKS {
             let code = check.source.split("#[cfg(test)]").next().unwrap_or("");
@@ -597,6 +996,7 @@ pub(crate) mod fixtures {
             enabled,
             user_type,
             last_sign_in: Some(days_ago(1)),
+            sign_in_basis: crate::facts::SignInBasis::Success,
             created: Some(days_ago(400)),
             mfa: None,
             is_admin: false,

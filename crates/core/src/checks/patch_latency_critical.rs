@@ -9,7 +9,14 @@
 //! patch policy was meant to close.
 //!
 //! **Evidence.** The RMM's device inventory and pending OS patches. A critical
-//! patch with no detection time fails: its age cannot be shown to be within policy.
+//! patch with no detection time cannot be shown to be within policy, nor
+//! overdue: its device is unproven, listed apart. So is a device whose RMM
+//! says patches are pending without listing them with ages (Datto
+//! `ApprovedPending`, `RebootRequired`, `InstallError`; the same statuses
+//! through RMM specs) unless another complete source lists its pending
+//! patches with ages, and a device whose only pending-patch list was partial
+//! or failed. Patches failing to install are judged by
+//! `patch_install_failures`.
 //!
 //! **How to fix.** Approve and install the listed patches (check the RMM's
 //! patch policy and failed installs), then reboot the device if required.
@@ -24,6 +31,7 @@ pub(super) const CHECK: Check = Check {
     remediation: "Approve and install the listed critical patches in the RMM and reboot where required; fix failing patch installs.",
     thresholds: &[Threshold::CriticalPatchDays],
     needs: &[FactKind::Devices, FactKind::PendingPatches],
+    per_subject: &[FactKind::PendingPatches],
     run,
 };
 
@@ -128,11 +136,11 @@ mod tests {
                 &["ninja:2"],
             ),
             (
-                "unknown age fails",
+                "unknown age is unproven",
                 vec![patch("2", Severity::Critical, None)],
                 30,
-                Verdict::Fail,
-                &["ninja:2"],
+                Verdict::Inconclusive,
+                &[],
             ),
         ];
         for (name, patches, limit, verdict, failing) in cases {
@@ -160,5 +168,57 @@ mod tests {
         );
         assert!(out.failing[0].detail.contains("oldest 90 days"));
         assert_eq!(out.failing[0].name, "PC-1");
+    }
+
+    #[test]
+    fn rmm_statuses_without_ages_are_unproven_unless_another_source_lists_ages() {
+        use crate::facts::PatchReport;
+        let rmm = |source: &str, id: &str, name: &str, status: &str| Device {
+            id: format!("{source}:{id}"),
+            name: name.into(),
+            source: source.into(),
+            serial: Some(format!("SN-{name}")),
+            patch: Some(PatchReport {
+                reporting: true,
+                status: Some(status.into()),
+                last_install: None,
+                install_failing: Some(status == "InstallError"),
+                pending_without_age: matches!(
+                    status,
+                    "ApprovedPending" | "RebootRequired" | "InstallError"
+                ),
+            }),
+            ..Device::default()
+        };
+        let mut facts = complete(
+            Facts {
+                devices: vec![
+                    rmm("datto", "a", "PC-A", "RebootRequired"),
+                    rmm("datto", "b", "PC-B", "ApprovedPending"),
+                    rmm("datto", "c", "PC-C", "FullyPatched"),
+                    // Ages elsewhere: NinjaOne lists PC-D's pending patches.
+                    rmm("datto", "d", "PC-D", "InstallError"),
+                    rmm("ninja", "d", "PC-D", "NoPendingPatches"),
+                ],
+                ..Facts::default()
+            },
+            &[FactKind::Devices, FactKind::PendingPatches],
+        );
+        facts.coverage.insert(
+            FactKind::PendingPatches,
+            vec![crate::facts::Provenance {
+                source: "ninja".into(),
+                dataset: "os-patches".into(),
+                status: crate::run::DatasetStatus::Complete,
+                reason: None,
+                evidence: vec![],
+            }],
+        );
+        facts.inventory = crate::facts::reconcile(&facts.devices);
+        let out = run_check(&CHECK, &CheckInput::new(&facts, &Limits::DEFAULT, as_of()));
+        assert_eq!(out.verdict, Verdict::Inconclusive, "{}", out.summary);
+        let unproven: Vec<&str> = out.unproven.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(unproven, ["datto:a", "datto:b"]);
+        assert!(out.unproven[0].detail.contains("RebootRequired"));
     }
 }

@@ -10,7 +10,12 @@
 //! the critical ones, and a patch pipeline that stalls shows here first.
 //!
 //! **Evidence.** The device inventory and pending OS patches. A high patch with
-//! no detection time fails: its age cannot be shown to be within policy.
+//! no detection time cannot be shown to be within policy, nor overdue: its
+//! device is unproven, listed apart. So is a device whose RMM says patches
+//! are pending without listing them with ages (Datto `ApprovedPending`,
+//! `RebootRequired`, `InstallError`; the same statuses through RMM specs)
+//! unless another complete source lists its pending patches with ages, and a
+//! device whose only pending-patch list was partial or failed.
 //!
 //! **How to fix.** Approve and install the listed patches (check the patch
 //! policy's approval rules and failed installs), then reboot where required.
@@ -25,6 +30,7 @@ pub(super) const CHECK: Check = Check {
     remediation: "Approve and install the listed high-severity patches in the RMM and reboot where required; fix failing patch installs.",
     thresholds: &[Threshold::HighPatchDays],
     needs: &[FactKind::Devices, FactKind::PendingPatches],
+    per_subject: &[FactKind::PendingPatches],
     run,
 };
 
@@ -125,11 +131,11 @@ mod tests {
                 &["ninja:2"],
             ),
             (
-                "unknown age fails",
+                "unknown age is unproven",
                 vec![patch("2", Severity::Important, None)],
                 90,
-                Verdict::Fail,
-                &["ninja:2"],
+                Verdict::Inconclusive,
+                &[],
             ),
         ];
         for (name, patches, limit, verdict, failing) in cases {

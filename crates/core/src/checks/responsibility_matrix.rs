@@ -31,6 +31,7 @@ pub(super) const CHECK: Check = Check {
     thresholds: &[],
     remediation: "Assign an owner to each listed control in [ownership.overrides] of the config (internal, msp or shared), or use a template that covers it.",
     needs: &[],
+    per_subject: &[],
     run,
 };
 

@@ -2,9 +2,10 @@
 //! `stale_device_days`, and every record has a last-contact time.
 //!
 //! **What it tests.** Each device record of each source (Intune last sync, RMM
-//! last contact, Defender last seen) is younger than the limit. A record
-//! without a last-contact time fails: the source cannot show the device is
-//! still managed.
+//! last contact, Defender last seen) is younger than the limit; phones and
+//! tablets included. A record without a last-contact time (Graph's
+//! `0001-01-01T00:00:00Z` "never" included) is unproven, listed apart: the
+//! source shows neither that the device is alive nor that it is stale.
 //!
 //! **Why it matters.** A device that stopped checking in keeps its last
 //! "healthy" state in every report while receiving no patches, policies or
@@ -27,33 +28,43 @@ pub(super) const CHECK: Check = Check {
     thresholds: &[Threshold::StaleDeviceDays],
     remediation: "Bring each listed device back online so it syncs, or retire and delete its record (wipe it if lost).",
     needs: &[FactKind::Devices],
+    per_subject: &[],
     run,
 };
 
 fn run(input: &CheckInput<'_>) -> Outcome {
     let limit = i64::from(input.limits.stale_device_days);
     let mut failing = Vec::new();
+    let mut unproven = Vec::new();
     for device in &input.facts.devices {
-        let detail = match device.last_seen {
+        let subject = |detail: String| Subject {
+            id: device.id.clone(),
+            name: device.name.clone(),
+            detail,
+        };
+        match device.last_seen {
             Some(seen) => {
                 let days = days_between(seen, input.as_of);
                 if days <= limit {
                     continue;
                 }
-                format!(
+                failing.push(subject(format!(
                     "last contact with {} {days} days ago (limit {limit})",
                     device.source
-                )
+                )));
             }
-            None => format!("{} reports no last-contact time", device.source),
-        };
-        failing.push(Subject {
-            id: device.id.clone(),
-            name: device.name.clone(),
-            detail,
-        });
+            None => unproven.push(subject(format!(
+                "{} reports no last-contact time",
+                device.source
+            ))),
+        }
     }
-    Outcome::judge(input.facts.devices.len(), failing, "device records")
+    Outcome::judge_all(
+        input.facts.devices.len(),
+        failing,
+        unproven,
+        "device records",
+    )
 }
 
 #[cfg(test)]
@@ -117,11 +128,11 @@ mod tests {
                 &["intune:PC1"],
             ),
             (
-                "no last-sync time",
+                "no last-sync time: unproven",
                 vec![seen("ninja", "PC1", None)],
                 30,
-                Verdict::Fail,
-                &["ninja:PC1"],
+                Verdict::Inconclusive,
+                &[],
             ),
             (
                 "stale in one source only",

@@ -3,6 +3,7 @@
 //! every kind of fact. Normalising is pure: it reads the run folder and nothing else.
 
 mod model;
+pub mod patch_status;
 mod reconcile;
 
 pub use model::*;
@@ -213,18 +214,29 @@ pub fn normalise(
     Ok(facts)
 }
 
-/// Parse an RFC 3339 time.
+/// Parse an RFC 3339 time; Graph's "no date" placeholder
+/// (`0001-01-01T00:00:00Z`, e.g. for an account that never signed in or a
+/// device that never synced) and any other time before 1601 (the Windows
+/// epoch) read as no time at all.
 pub fn parse_time(v: Option<&Value>) -> Option<DateTime<Utc>> {
-    let s = v?.as_str()?;
+    parse_rfc3339(v?.as_str()?)
+}
+
+/// Parse an RFC 3339 string, placeholders for "never" giving `None` (see
+/// [`parse_time`]).
+pub fn parse_rfc3339(s: &str) -> Option<DateTime<Utc>> {
+    use chrono::Datelike;
     DateTime::parse_from_rfc3339(s)
         .ok()
         .map(|t| t.with_timezone(&Utc))
+        .filter(|t| t.year() >= 1601)
 }
 
 /// Parse epoch seconds (integer or fractional).
 pub fn parse_epoch(v: Option<&Value>) -> Option<DateTime<Utc>> {
     let secs = v?.as_f64()?;
-    if !secs.is_finite() {
+    // Zero (or less) is how epoch APIs say "never".
+    if !secs.is_finite() || secs <= 0.0 {
         return None;
     }
     Utc.timestamp_opt(secs.trunc() as i64, 0).single()

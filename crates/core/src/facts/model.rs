@@ -37,6 +37,9 @@ pub enum FactKind {
     PatchState,
     /// Anti-malware / EDR state per device.
     Antimalware,
+    /// EDR sensor onboarding and health per device (Defender for Endpoint
+    /// machines, EDR products in endpoint reports).
+    Edr,
     /// Disk encryption per device.
     Encryption,
     /// Intune compliance per device.
@@ -61,6 +64,7 @@ impl FactKind {
             FactKind::PendingPatches => "pending patches",
             FactKind::PatchState => "device patch reporting",
             FactKind::Antimalware => "anti-malware and EDR state",
+            FactKind::Edr => "EDR sensor onboarding",
             FactKind::Encryption => "disk encryption state",
             FactKind::Compliance => "device compliance state",
             FactKind::SecureScore => "Secure Score",
@@ -121,6 +125,23 @@ pub struct RoleHeld {
     pub via_group: Option<String>,
 }
 
+/// What a user's `last_sign_in` rests on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignInBasis {
+    /// The source reports the last *successful* sign-in (Graph
+    /// `lastSuccessfulSignInDateTime`); `None` means no success is recorded.
+    #[default]
+    Success,
+    /// Only sign-in attempts were reported (`lastSignInDateTime`,
+    /// `lastNonInteractiveSignInDateTime` count failed attempts too); `None`
+    /// means no attempt is recorded.
+    AttemptsOnly,
+    /// The source reports no sign-in activity for the user at all (e.g. the
+    /// tenant has no licence for it): the user's activity cannot be judged.
+    NotReported,
+}
+
 /// A directory user.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
@@ -134,8 +155,12 @@ pub struct User {
     pub enabled: bool,
     /// Member or guest.
     pub user_type: UserType,
-    /// Last successful or interactive sign-in, if any is known.
+    /// Last successful sign-in (or, where the source reports only attempts,
+    /// the last attempt: see `sign_in_basis`); `None` when none is recorded.
     pub last_sign_in: Option<DateTime<Utc>>,
+    /// What `last_sign_in` rests on.
+    #[serde(default)]
+    pub sign_in_basis: SignInBasis,
     /// Creation time.
     pub created: Option<DateTime<Utc>>,
     /// MFA registration; `None` when no registration record exists.
@@ -148,19 +173,62 @@ pub struct User {
 }
 
 /// State of a Conditional Access policy.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PolicyState {
     /// Enforced.
     Enabled,
     /// Off.
+    #[default]
     Disabled,
     /// Report-only: evaluated, never enforced.
     ReportOnly,
 }
 
+/// Conditions of a Conditional Access policy that narrow the sign-ins it
+/// covers (besides users and applications). Empty lists mean "not
+/// configured", which covers everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyConditions {
+    /// `clientAppTypes` (`all`, `browser`, `mobileAppsAndDesktopClients`,
+    /// `exchangeActiveSync`, `easSupported`, `other`).
+    #[serde(default)]
+    pub client_app_types: Vec<String>,
+    /// `platforms.includePlatforms` (`all`, `android`, `iOS`, `windows`, ...).
+    #[serde(default)]
+    pub include_platforms: Vec<String>,
+    /// `platforms.excludePlatforms`.
+    #[serde(default)]
+    pub exclude_platforms: Vec<String>,
+    /// `locations.includeLocations` (`All`, `AllTrusted`, named location ids).
+    #[serde(default)]
+    pub include_locations: Vec<String>,
+    /// `locations.excludeLocations`.
+    #[serde(default)]
+    pub exclude_locations: Vec<String>,
+    /// `applications.excludeApplications`.
+    #[serde(default)]
+    pub exclude_applications: Vec<String>,
+    /// `signInRiskLevels`: the policy applies only at these risk levels.
+    #[serde(default)]
+    pub sign_in_risk_levels: Vec<String>,
+    /// `userRiskLevels`.
+    #[serde(default)]
+    pub user_risk_levels: Vec<String>,
+    /// `users.excludeGuestsOrExternalUsers.guestOrExternalUserTypes`, when set.
+    #[serde(default)]
+    pub exclude_guest_types: Option<String>,
+    /// `users.includeGuestsOrExternalUsers.guestOrExternalUserTypes`, when set.
+    #[serde(default)]
+    pub include_guest_types: Option<String>,
+    /// Other conditions that limit the policy (device filter, authentication
+    /// flows, insider or service-principal risk), described.
+    #[serde(default)]
+    pub other: Vec<String>,
+}
+
 /// A Conditional Access policy, reduced to what MFA enforcement depends on.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessPolicy {
     /// Stable id.
     pub id: String,
@@ -168,8 +236,20 @@ pub struct AccessPolicy {
     pub name: String,
     /// State.
     pub state: PolicyState,
-    /// Grant controls require MFA (built-in `mfa` or an authentication strength).
+    /// The grant can only be satisfied by MFA: built-in `mfa` or an
+    /// authentication strength, alone or under `AND`. Under `OR` with another
+    /// control (e.g. `compliantDevice`) MFA is one way among others and this
+    /// is false.
     pub requires_mfa: bool,
+    /// The grant blocks access (nothing to enforce MFA on).
+    #[serde(default)]
+    pub blocks: bool,
+    /// The grant controls as the source words them (`OR: mfa, compliantDevice`).
+    #[serde(default)]
+    pub grant: String,
+    /// Conditions that narrow the sign-ins the policy covers.
+    #[serde(default)]
+    pub conditions: PolicyConditions,
     /// Applies to all cloud apps.
     pub all_applications: bool,
     /// Included users (object ids, or `All`).
@@ -291,6 +371,21 @@ pub struct Antimalware {
     pub edr_onboarded: Option<bool>,
     /// EDR sensor health as the source words it (`Active`, `Inactive`...).
     pub edr_health: Option<String>,
+    /// EDR sensor active and reporting (Defender for Endpoint `healthStatus`
+    /// `Active`); `Some(false)` for inactive or impaired sensors.
+    #[serde(default)]
+    pub edr_active: Option<bool>,
+    /// Engine and platform current per the source.
+    #[serde(default)]
+    pub engine_current: Option<bool>,
+    /// Conditions the source flags as needing action (a threat whose
+    /// remediation is pending or failed, a required scan or reboot);
+    /// `Some(empty)` when the source reports none, `None` when it does not say.
+    #[serde(default)]
+    pub attention: Option<Vec<String>>,
+    /// When the source last received this state from the device.
+    #[serde(default)]
+    pub reported: Option<DateTime<Utc>>,
 }
 
 /// Whether a device reports patch state, and what it says.
@@ -302,6 +397,15 @@ pub struct PatchReport {
     pub status: Option<String>,
     /// Last successful patch install, when known.
     pub last_install: Option<DateTime<Utc>>,
+    /// Patches are failing to install per the source (Datto `InstallError`,
+    /// a NinjaOne install that failed after the last success); `None` when
+    /// the source does not report install results.
+    #[serde(default)]
+    pub install_failing: Option<bool>,
+    /// The source says patches are pending without listing them with ages
+    /// (Datto `ApprovedPending`, `RebootRequired`, `InstallError`).
+    #[serde(default)]
+    pub pending_without_age: bool,
 }
 
 /// A device as one source sees it.
@@ -338,6 +442,102 @@ pub struct Device {
     /// Patch reporting.
     #[serde(default)]
     pub patch: Option<PatchReport>,
+}
+
+/// What kind of machine a device is, read from the operating system or node
+/// class its sources report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceClass {
+    /// A desktop or laptop (Windows, macOS, Linux client).
+    Workstation,
+    /// A server (Windows Server, a Linux or Mac server, a hypervisor host).
+    Server,
+    /// A phone or tablet (iOS, iPadOS, Android, Windows Phone).
+    Mobile,
+    /// Something that runs no endpoint agent (network gear, a monitored cloud
+    /// target, a printer).
+    Other,
+    /// No source says.
+    Unknown,
+}
+
+impl DeviceClass {
+    /// The class an operating system or node class name means (Intune
+    /// `operatingSystem`, Defender `osPlatform`, NinjaOne `nodeClass`, Datto
+    /// `operatingSystem`, endpoint reports).
+    pub fn of_os(os: &str) -> DeviceClass {
+        let os = os.trim().to_ascii_lowercase();
+        let words: Vec<&str> = os
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect();
+        let has = |w: &str| words.contains(&w);
+        let mobile = [
+            "ios",
+            "ipados",
+            "iphone",
+            "ipad",
+            "android",
+            "androidforwork",
+        ]
+        .iter()
+        .any(|w| has(w))
+            || os.starts_with("android")
+            || os.starts_with("apple_i")
+            || os.contains("windows phone")
+            || os.contains("windowsphone")
+            || os.contains("windows mobile");
+        if mobile {
+            return DeviceClass::Mobile;
+        }
+        if os.starts_with("nms") || os.contains("cloud_monitor") || has("printer") {
+            return DeviceClass::Other;
+        }
+        if os.contains("server") || os.contains("vm_host") || os.contains("vmm_host") {
+            return DeviceClass::Server;
+        }
+        let client = [
+            "windows", "mac", "macos", "osx", "linux", "ubuntu", "debian", "fedora", "centos",
+            "rhel", "chromeos",
+        ];
+        if client.iter().any(|w| has(w))
+            || os.starts_with("windows")
+            || os.starts_with("mac")
+            || os.starts_with("linux")
+        {
+            return DeviceClass::Workstation;
+        }
+        DeviceClass::Unknown
+    }
+
+    /// The class of a machine from its records: mobile when any record says
+    /// so, else server, else workstation, else other, else unknown.
+    pub fn of_records<'a>(records: impl IntoIterator<Item = &'a Device>) -> DeviceClass {
+        records
+            .into_iter()
+            .filter_map(|d| d.os.as_deref())
+            .map(DeviceClass::of_os)
+            .min_by_key(|c| match c {
+                DeviceClass::Mobile => 0,
+                DeviceClass::Server => 1,
+                DeviceClass::Workstation => 2,
+                DeviceClass::Other => 3,
+                DeviceClass::Unknown => 4,
+            })
+            .unwrap_or(DeviceClass::Unknown)
+    }
+
+    /// Lower-case name for details.
+    pub fn describe(self) -> &'static str {
+        match self {
+            DeviceClass::Workstation => "workstation",
+            DeviceClass::Server => "server",
+            DeviceClass::Mobile => "mobile device",
+            DeviceClass::Other => "device without an endpoint agent",
+            DeviceClass::Unknown => "device of unknown kind",
+        }
+    }
 }
 
 /// Severity of a patch, normalised across sources.

@@ -271,7 +271,10 @@ async fn graph_users(
             "Neither tenant is B2C or tenant doesn't have premium license",
         );
     }
-    graph_page(&s, PATH, "users", &s.tenant.graph.users, &q)
+    // Microsoft documents pages of at most 120 users when signInActivity is
+    // selected, whatever `$top` asks.
+    let max = if asks_sign_in { 120 } else { 999 };
+    graph_page_max(&s, PATH, "users", &s.tenant.graph.users, &q, max)
 }
 
 async fn graph_registrations(
@@ -620,6 +623,7 @@ fn export_cell(device: &Value, state: &Value, column: &str) -> Value {
         "SignatureVersion" => field("signatureVersion"),
         "EngineVersion" => field("engineVersion"),
         "LastReportedDateTime" => field("lastReportedDateTime"),
+        "ProductStatus" => field("productStatus"),
         _ => Value::Null,
     }
 }
