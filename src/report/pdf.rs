@@ -19,6 +19,7 @@ use printpdf::{
 };
 
 use super::model::{owner_label, Counts, Report, SummaryRow};
+use crate::checks::Subject;
 use crate::error::{Error, Result, ResultExt};
 use crate::evaluate::Status;
 use crate::evidence::write_atomic;
@@ -783,51 +784,7 @@ fn body(l: &mut Layout<'_>, r: &Report) {
                 INK,
                 8.0,
             );
-            let rows = g
-                .failing
-                .iter()
-                .take(SUBJECT_CAP)
-                .map(|s| {
-                    vec![
-                        Cell::bold(prepare(&s.name)),
-                        Cell::plain(prepare(&s.id)),
-                        Cell::plain(prepare(&s.detail)),
-                    ]
-                })
-                .collect();
-            // The id column fits the longest id shown (up to 45% of the
-            // width), so ids such as `m365:<GUID>` stay on one line.
-            let id_w = g
-                .failing
-                .iter()
-                .take(SUBJECT_CAP)
-                .map(|s| l.width(&prepare(&s.id), 7.5, Face::Regular))
-                .fold(60.0_f32, f32::max)
-                .min(CONTENT_W * 0.45)
-                + 8.0;
-            let rest = (CONTENT_W - id_w) / 355.0;
-            l.table(
-                &[
-                    ("Subject", 195.0 * rest),
-                    ("Id", id_w),
-                    ("Why", 160.0 * rest),
-                ],
-                rows,
-                7.5,
-            );
-            if g.failing.len() > SUBJECT_CAP {
-                l.y += 6.0;
-                l.paragraph(
-                    &format!(
-                        "… and {} more; the full list is in results/findings.csv.",
-                        g.failing.len() - SUBJECT_CAP
-                    ),
-                    8.5,
-                    Face::Bold,
-                    MUTED,
-                    0.0,
-                );
-            }
+            subject_table(l, &g.failing, "Why");
         }
         for (i, g) in o.unseen.iter().enumerate() {
             l.ensure(80.0);
@@ -860,50 +817,7 @@ fn body(l: &mut Layout<'_>, r: &Report) {
                 MUTED,
                 8.0,
             );
-            let rows = g
-                .unproven
-                .iter()
-                .take(SUBJECT_CAP)
-                .map(|s| {
-                    vec![
-                        Cell::bold(prepare(&s.name)),
-                        Cell::plain(prepare(&s.id)),
-                        Cell::plain(prepare(&s.detail)),
-                    ]
-                })
-                .collect();
-            // As for failing subjects: the id column fits the longest id.
-            let id_w = g
-                .unproven
-                .iter()
-                .take(SUBJECT_CAP)
-                .map(|s| l.width(&prepare(&s.id), 7.5, Face::Regular))
-                .fold(60.0_f32, f32::max)
-                .min(CONTENT_W * 0.45)
-                + 8.0;
-            let rest = (CONTENT_W - id_w) / 355.0;
-            l.table(
-                &[
-                    ("Subject", 195.0 * rest),
-                    ("Id", id_w),
-                    ("Why it cannot be judged", 160.0 * rest),
-                ],
-                rows,
-                7.5,
-            );
-            if g.unproven.len() > SUBJECT_CAP {
-                l.y += 6.0;
-                l.paragraph(
-                    &format!(
-                        "… and {} more; the full list is in results/findings.csv.",
-                        g.unproven.len() - SUBJECT_CAP
-                    ),
-                    8.5,
-                    Face::Bold,
-                    MUTED,
-                    0.0,
-                );
-            }
+            subject_table(l, &g.unproven, "Why it cannot be judged");
         }
         if !o.attention.is_empty() {
             l.ensure(50.0);
@@ -1089,6 +1003,49 @@ pub fn write(run_dir: &Path, report: &Report) -> Result<()> {
     let bytes = render(report)?;
     let path = run_dir.join("reports/report.pdf");
     write_atomic(&path, &bytes).context(|| format!("cannot write {}", path.display()))
+}
+
+/// A gap's subjects as a table (the first [`SUBJECT_CAP`], then a line
+/// saying how many more the CSV holds). The id column fits the longest id
+/// shown (up to 45% of the width), so ids such as `m365:<GUID>` stay on one
+/// line.
+fn subject_table(l: &mut Layout<'_>, subjects: &[Subject], why: &str) {
+    let shown = &subjects[..subjects.len().min(SUBJECT_CAP)];
+    let rows = shown
+        .iter()
+        .map(|s| {
+            vec![
+                Cell::bold(prepare(&s.name)),
+                Cell::plain(prepare(&s.id)),
+                Cell::plain(prepare(&s.detail)),
+            ]
+        })
+        .collect();
+    let id_w = shown
+        .iter()
+        .map(|s| l.width(&prepare(&s.id), 7.5, Face::Regular))
+        .fold(60.0_f32, f32::max)
+        .min(CONTENT_W * 0.45)
+        + 8.0;
+    let rest = (CONTENT_W - id_w) / 355.0;
+    l.table(
+        &[("Subject", 195.0 * rest), ("Id", id_w), (why, 160.0 * rest)],
+        rows,
+        7.5,
+    );
+    if subjects.len() > SUBJECT_CAP {
+        l.y += 6.0;
+        l.paragraph(
+            &format!(
+                "… and {} more; the full list is in results/findings.csv.",
+                subjects.len() - SUBJECT_CAP
+            ),
+            8.5,
+            Face::Bold,
+            MUTED,
+            0.0,
+        );
+    }
 }
 
 #[cfg(test)]
