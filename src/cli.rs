@@ -123,6 +123,23 @@ pub enum Command {
         #[arg(long)]
         owner: Option<String>,
     },
+    /// List the documents each manual or hybrid control still needs, with
+    /// its owner and the sidecar to write, from the config's manual folders;
+    /// or write a sidecar template beside a document.
+    Documents {
+        /// Write a sidecar template instead of listing.
+        #[command(subcommand)]
+        action: Option<DocumentsAction>,
+        /// The organisation's config file (frameworks, ownership, manual folders).
+        #[arg(long, default_value = "auditpack.toml", global = true)]
+        config: PathBuf,
+        /// Only this framework.
+        #[arg(long)]
+        framework: Option<String>,
+        /// Only controls owned by internal, msp, shared or unassigned.
+        #[arg(long)]
+        owner: Option<String>,
+    },
     /// Compare two runs: new failures, fixed controls, status and failing-subject changes.
     Diff {
         /// The earlier run folder (or package folder).
@@ -139,5 +156,25 @@ pub enum ControlsAction {
     Show {
         /// Control id (`8.2.6`, `CC6.1`, `164.312(d)`), optionally `framework:id`.
         id: String,
+    },
+}
+
+/// `auditpack documents` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DocumentsAction {
+    /// Write `<file>.evidence.toml` beside a document, dated today, naming
+    /// the controls it attests; an existing sidecar is never overwritten.
+    Template {
+        /// The document (it must exist; the sidecar goes beside it).
+        file: PathBuf,
+        /// A control it attests, `framework:id` (repeat for several).
+        #[arg(long = "control", required = true)]
+        controls: Vec<String>,
+        /// Its title (default: from the file name).
+        #[arg(long)]
+        title: Option<String>,
+        /// Its owner: internal, msp or shared (default: the controls' owner).
+        #[arg(long)]
+        owner: Option<String>,
     },
 }

@@ -11,7 +11,7 @@ use crate::error::{Error, Result, ResultExt};
 use crate::evidence::write_atomic;
 use crate::package::{generate_key, load_signer, verify, VerifyOptions, VerifyReport};
 use crate::pipeline::{run, RunOptions, RunOutcome};
-use crate::simulate::{SimOptions, Simulator, Tenant};
+use crate::simulate::{demo_documents, SimOptions, Simulator, Tenant};
 
 /// The identity the demo key signs as.
 pub const DEMO_IDENTITY: &str = "demo-signer@auditpack.example";
@@ -37,7 +37,8 @@ pub struct DemoOutcome {
 /// When the simulator cannot start or any stage fails.
 pub fn demo(out: &Path, runtime: &tokio::runtime::Runtime) -> Result<DemoOutcome> {
     std::fs::create_dir_all(out).context(|| format!("cannot create {}", out.display()))?;
-    let tenant = Tenant::demo(Utc::now()).map_err(Error::invalid)?;
+    let now = Utc::now();
+    let tenant = Tenant::demo(now).map_err(Error::invalid)?;
     let options = SimOptions {
         max_page_size: 10,
         ..SimOptions::default()
@@ -52,6 +53,14 @@ pub fn demo(out: &Path, runtime: &tokio::runtime::Runtime) -> Result<DemoOutcome
     let secrets = out.join("secrets");
     write_secret(&secrets.join("graph-client-secret"), &creds.graph_secret)?;
     write_secret(&secrets.join("ninja-client-secret"), &creds.ninja_secret)?;
+
+    // The practice's policy documents, each with its sidecar: most current,
+    // one expired, so both attested and pending controls show.
+    let manual = out.join("manual");
+    for (name, bytes) in demo_documents(now).map_err(Error::invalid)? {
+        let path = manual.join(&name);
+        write_atomic(&path, &bytes).context(|| format!("cannot write {}", path.display()))?;
+    }
 
     let config_text = format!(
         r#"# Written by `auditpack demo`: the simulated Contoso Dental tenant and RMM.
@@ -78,6 +87,10 @@ type = "ninjaone"
 base_url = "{base}"
 client_id = "{ninja_client}"
 client_secret_file = "secrets/ninja-client-secret"
+
+[sources.documents]
+type = "manual"
+path = "manual"
 "#,
         tenant = creds.tenant_id,
         client = creds.graph_client_id,

@@ -21,7 +21,7 @@ use auditpack::package::{
 };
 use auditpack::pipeline::{self, RunOptions};
 use auditpack::secret::SecretRef;
-use cli::{Cli, Command, ControlsAction};
+use cli::{Cli, Command, ControlsAction, DocumentsAction};
 
 /// Output gathered while a command runs and written once at the end, so a
 /// closed pipe (`| head`) cannot interrupt the work.
@@ -164,6 +164,15 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
                 "  {}",
                 absolute(&demo.run.run_dir.join("reports/report.html")).display()
             );
+            say!(
+                out,
+                "\nThe documents the manual controls still need, and the sidecar for each:"
+            );
+            say!(
+                out,
+                "  {me} documents --config {}",
+                absolute(&demo.config).display()
+            );
             Ok(if demo.verify.is_valid() {
                 ExitCode::SUCCESS
             } else {
@@ -263,6 +272,61 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
                 }
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Documents {
+            action,
+            config,
+            framework,
+            owner,
+        } => {
+            use auditpack::commands::{controls, documents, parse_owner};
+            let catalog = auditpack::catalog::Catalog::builtin()?;
+            let config = Config::load(&config)?;
+            let view = controls::View::new(&catalog, Some(&config), None)?;
+            let now = chrono::Utc::now();
+            match action {
+                None => {
+                    let owner = owner.as_deref().map(parse_owner).transpose()?;
+                    let found = documents::documents(
+                        &catalog,
+                        &view,
+                        &config,
+                        framework.as_deref(),
+                        owner,
+                        now,
+                    )?;
+                    out.0.push_str(&documents::render(&found));
+                    Ok(if found.complete() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    })
+                }
+                Some(DocumentsAction::Template {
+                    file,
+                    controls,
+                    title,
+                    owner,
+                }) => {
+                    let owner = owner.as_deref().map(parse_owner).transpose()?;
+                    let path = documents::write_template(
+                        &view,
+                        &documents::TemplateRequest {
+                            document: &file,
+                            controls: &controls,
+                            title: title.as_deref(),
+                            owner,
+                        },
+                        now,
+                    )?;
+                    say!(
+                        out,
+                        "wrote {}; check it against the document, then run `auditpack run`",
+                        sanitize(&path.display().to_string())
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
         }
         Command::Gaps { run, owner } => {
             use auditpack::commands::{gaps, parse_owner, read_results};

@@ -6,6 +6,7 @@
 
 pub mod controls;
 pub mod diff;
+pub mod documents;
 pub use crate::report::gaps;
 pub use crate::sanitize::terminal_safe;
 

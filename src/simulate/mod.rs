@@ -27,7 +27,7 @@ pub use crate::sources::m365::simulate::{
 };
 pub use crate::sources::ninjaone::simulate::NinjaTenant;
 pub use crate::sources::rmm_spec::simulate::TacticalTenant;
-pub use tenant::Tenant;
+pub use tenant::{demo_documents, Tenant};
 
 /// Credentials the simulator accepts.
 #[derive(Clone, Debug)]

@@ -278,6 +278,57 @@ fn add_synthetic_m365(t: &mut Tenant, users: usize, devices: usize, now: DateTim
 }
 
 /// Replace `"@now-45d"` (RFC 3339) and `"@epoch:now-45d"` (epoch seconds) markers.
+/// The demo organisation's `manual/` folder (`collectors/demo/manual/`):
+/// policy documents and their sidecars, as (file name, bytes). Sidecar dates
+/// written `"@now-60d"` become the date that many days before `now`, so the
+/// same documents are current (or, for one, expired) on any day.
+///
+/// # Errors
+/// When the embedded folder is missing or a sidecar holds a relative date
+/// that does not resolve (a build defect).
+pub fn demo_documents(now: DateTime<Utc>) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let dir = DEMO
+        .get_dir("manual")
+        .ok_or("demo folder manual/ is missing")?;
+    let mut files = Vec::new();
+    for file in dir.files() {
+        let name = file
+            .path()
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or("demo document without a UTF-8 name")?
+            .to_owned();
+        let bytes = if name.ends_with(".evidence.toml") {
+            let text = std::str::from_utf8(file.contents())
+                .map_err(|_| format!("demo sidecar {name} is not UTF-8"))?;
+            resolve_sidecar_dates(text, now)
+                .ok_or_else(|| format!("demo sidecar {name}: a relative date does not resolve"))?
+                .into_bytes()
+        } else {
+            file.contents().to_vec()
+        };
+        files.push((name, bytes));
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Replace every `"@now±N<unit>"` string in sidecar text with a TOML date.
+fn resolve_sidecar_dates(text: &str, now: DateTime<Utc>) -> Option<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("\"@now") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let end = after.find('"')?;
+        let t = shift(now, after[..end].strip_prefix("@now")?)?;
+        out.push_str(&t.format("%Y-%m-%d").to_string());
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
 fn resolve_times(value: &mut Value, now: DateTime<Utc>) {
     match value {
         Value::Array(items) => items.iter_mut().for_each(|v| resolve_times(v, now)),

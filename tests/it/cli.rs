@@ -34,6 +34,10 @@ fn demo_runs_end_to_end_and_its_package_verifies() {
         "CD-SRV-PMS",
         "[internal]",
         "[msp]",
+        // A few current policy documents, and one expired.
+        "manual_attested",
+        "manual_pending",
+        "documents --config",
     ] {
         assert!(stdout.contains(needle), "{needle} missing from:\n{stdout}");
     }

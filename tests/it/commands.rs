@@ -1,5 +1,6 @@
 //! The reading commands through the binary: `controls`, `controls show`,
-//! `gaps` and `diff`, with their exit codes.
+//! `gaps`, `diff` and `documents` (with `documents template`), with their
+//! exit codes.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -542,4 +543,186 @@ fn gaps_and_diff_snapshots() {
     let (ra, rb) = (a.path().to_string_lossy(), b.path().to_string_lossy());
     insta::assert_snapshot!("gaps", stdout(&auditpack(&["gaps", &ra])));
     insta::assert_snapshot!("diff", stdout(&auditpack(&["diff", &ra, &rb])));
+}
+
+/// A config with only a `manual` source, and its folder with a current
+/// document, an expired one and one without a sidecar.
+fn documents_fixture(dir: &Path) -> std::path::PathBuf {
+    let manual = dir.join("manual");
+    std::fs::create_dir_all(&manual).expect("mkdir");
+    let today = chrono::Utc::now().date_naive();
+    let day = |d: i64| today + chrono::Duration::days(d);
+    std::fs::write(manual.join("officer.md"), "Sam Patel is security official.").expect("w");
+    std::fs::write(
+        manual.join("officer.md.evidence.toml"),
+        format!(
+            "title = \"Security official\"\ncontrols = [\"hipaa:164.308(a)(2)\"]\nowner = \"internal\"\nevidence_date = {}\nexpires = {}\n",
+            day(-30),
+            day(300)
+        ),
+    )
+    .expect("w");
+    std::fs::write(manual.join("restore.md"), "Restore test.").expect("w");
+    std::fs::write(
+        manual.join("restore.md.evidence.toml"),
+        format!(
+            "title = \"Restore test\"\ncontrols = [\"hipaa:164.308(a)(7)(ii)(D)\"]\nevidence_date = {}\nexpires = {}\n",
+            day(-400),
+            day(-10)
+        ),
+    )
+    .expect("w");
+    std::fs::write(manual.join("stray.pdf"), "%PDF-1.4").expect("w");
+    std::fs::write(manual.join("risk-analysis.pdf"), "%PDF-1.4 risk").expect("w");
+    let config = dir.join("auditpack.toml");
+    std::fs::write(
+        &config,
+        "[organisation]\nname = \"Test Clinic\"\nframeworks = [\"hipaa\"]\nstore = \"store\"\n\n[sources.documents]\ntype = \"manual\"\npath = \"manual\"\n",
+    )
+    .expect("w");
+    config
+}
+
+#[test]
+fn documents_lists_what_each_control_needs_with_owner_and_sidecar() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = documents_fixture(dir.path());
+    let config = config.to_str().expect("utf-8");
+    let o = auditpack(&["documents", "--config", config]);
+    assert_eq!(o.status.code(), Some(1), "documents are still needed");
+    let text = stdout(&o);
+    let (needed, rest) = text.split_once("\nattested").expect("both sections");
+    // The current document attests its control; it is not asked for again.
+    assert!(
+        rest.contains("[internal] hipaa:164.308(a)(2)  Assigned security responsibility"),
+        "{rest}"
+    );
+    assert!(rest.contains("officer.md (until "), "{rest}");
+    assert!(!needed.contains("hipaa:164.308(a)(2) "), "{needed}");
+    // The expired one no longer counts, and says so under its control.
+    let restore = needed
+        .split("\n  [")
+        .find(|block| block.contains("hipaa:164.308(a)(7)(ii)(D)"))
+        .expect("the restore test's control is needed");
+    assert!(restore.starts_with("shared]"), "{restore}");
+    assert!(restore.contains("no longer counts:"), "{restore}");
+    assert!(restore.contains("(expired "), "{restore}");
+    // Each needed control names the owner, the documents and the sidecar command.
+    let risk = needed
+        .split("\n  [")
+        .find(|block| block.contains("hipaa:164.308(a)(1)(ii)(A)"))
+        .expect("risk analysis needed");
+    assert!(risk.contains("needs: Written risk analysis"), "{risk}");
+    assert!(
+        risk.contains("documents template ")
+            && risk.contains("--control 'hipaa:164.308(a)(1)(ii)(A)'"),
+        "{risk}"
+    );
+    // Automated controls never appear; a file without a sidecar is a problem.
+    assert!(!text.contains("hipaa:164.312(d) "), "MFA is automated");
+    assert!(text.contains("stray.pdf: no `stray.pdf.evidence.toml` beside it"));
+
+    // Filters: one owner.
+    let msp = stdout(&auditpack(&[
+        "documents",
+        "--config",
+        config,
+        "--owner",
+        "msp",
+    ]));
+    assert!(
+        msp.lines()
+            .filter(|l| l.starts_with("  ["))
+            .all(|l| l.starts_with("  [msp]")),
+        "{msp}"
+    );
+}
+
+#[test]
+fn documents_template_writes_a_sidecar_that_counts_and_never_overwrites() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = documents_fixture(dir.path());
+    let config = config.to_str().expect("utf-8");
+    let doc = dir.path().join("manual/risk-analysis.pdf");
+    let doc = doc.to_str().expect("utf-8");
+    let o = auditpack(&[
+        "documents",
+        "template",
+        doc,
+        "--control",
+        "hipaa:164.308(a)(1)(ii)(A)",
+        "--config",
+        config,
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let sidecar = dir.path().join("manual/risk-analysis.pdf.evidence.toml");
+    let written = std::fs::read_to_string(&sidecar).expect("written");
+    assert!(written.contains("title = \"risk analysis\""), "{written}");
+    assert!(
+        written.contains("controls = [\"hipaa:164.308(a)(1)(ii)(A)\"]"),
+        "{written}"
+    );
+    assert!(
+        written.contains("owner = \"shared\""),
+        "the control's owner: {written}"
+    );
+    assert!(written.contains("expires = "), "{written}");
+    // The next listing counts it.
+    let text = stdout(&auditpack(&["documents", "--config", config]));
+    let (_, attested) = text.split_once("\nattested").expect("attested section");
+    assert!(
+        attested.contains("hipaa:164.308(a)(1)(ii)(A)"),
+        "{attested}"
+    );
+
+    // Never over an existing sidecar.
+    std::fs::write(&sidecar, "edited by hand").expect("w");
+    let again = auditpack(&[
+        "documents",
+        "template",
+        doc,
+        "--control",
+        "hipaa:164.308(a)(2)",
+        "--config",
+        config,
+    ]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("never overwritten"));
+    assert_eq!(
+        std::fs::read_to_string(&sidecar).expect("kept"),
+        "edited by hand"
+    );
+
+    // Refused: a missing document, an unknown control, an automated one.
+    let stray = dir.path().join("manual/stray.pdf");
+    let stray = stray.to_str().expect("utf-8");
+    for (file, control, why) in [
+        (
+            "/nonexistent/plan.pdf",
+            "hipaa:164.308(a)(2)",
+            "is not a file",
+        ),
+        (stray, "hipaa:9.9.9", "no control"),
+        (stray, "164.308(a)(2)", "needs its framework"),
+        (stray, "hipaa:164.312(d)", "automated checks only"),
+    ] {
+        let o = auditpack(&[
+            "documents",
+            "template",
+            file,
+            "--control",
+            control,
+            "--config",
+            config,
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{control}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(why), "{control}: {err}");
+    }
+    assert!(!dir.path().join("manual/stray.pdf.evidence.toml").exists());
 }

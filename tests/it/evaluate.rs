@@ -509,10 +509,10 @@ fn the_demo_tenant_yields_exact_failing_and_unproven_sets() {
         .iter()
         .flat_map(|r| r.checks.iter())
         .filter(|c| c.check == "intune_compliance")
-        .all(|c| c.evaluated == 12);
+        .all(|c| c.evaluated == 16);
     assert!(
         iphone_judged,
-        "the 12 Intune devices, the iPhone among them; not the Defender-only servers"
+        "the 16 Intune devices, the iPhone among them; not the Defender-only servers"
     );
     // 6: users are asked 120 a page when signInActivity is selected.
     let custody = std::fs::read_to_string(outcome.run_dir.join("custody.jsonl")).expect("custody");

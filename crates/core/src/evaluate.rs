@@ -235,8 +235,9 @@ pub fn evaluate(
 /// The id of the check that judges ownership itself.
 const RESPONSIBILITY_MATRIX: &str = "responsibility_matrix";
 
-/// Whether a control applies to this organisation.
-fn applies(applies_to: Option<&str>, service_provider: bool) -> bool {
+/// Whether a control whose `applies_to` is given applies to this
+/// organisation (`service-provider` controls only to service providers).
+pub fn applies(applies_to: Option<&str>, service_provider: bool) -> bool {
     match applies_to {
         None | Some("all") => true,
         Some("service-provider") => service_provider,

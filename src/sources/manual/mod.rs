@@ -201,6 +201,103 @@ fn extension(name: &str) -> String {
         .unwrap_or_else(|| "bin".into())
 }
 
+/// A sidecar as the `documents` command reads it, before any run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SidecarSummary {
+    /// Its title.
+    pub title: String,
+    /// The controls it names (`<framework>:<control id>`).
+    pub controls: Vec<String>,
+    /// Its owner, when given.
+    pub owner: Option<Owner>,
+    /// The day the evidence speaks for.
+    pub evidence_date: DateTime<Utc>,
+    /// When it stops counting, if ever.
+    pub expires: Option<DateTime<Utc>>,
+}
+
+/// One file of a manual folder as the `documents` command sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FolderEntry {
+    /// Path relative to the folder, escaped for display.
+    pub name: String,
+    /// Its sidecar, or why it would be refused at collection.
+    pub sidecar: std::result::Result<SidecarSummary, String>,
+}
+
+/// The folder a `manual` source reads, resolved against its config file.
+///
+/// # Errors
+/// When the source's table is not a valid `manual` source.
+pub fn folder(decl: &SourceDecl) -> Result<PathBuf> {
+    let c: ManualConfig = decl.parse()?;
+    Ok(decl.base_dir().join(c.path))
+}
+
+/// Read a manual folder as the collector would at `now`, without copying
+/// anything: each document with its sidecar (or the reason it would be
+/// refused), and each orphan sidecar, sorted by name.
+///
+/// # Errors
+/// When the folder cannot be read.
+pub fn scan(
+    folder: &std::path::Path,
+    now: DateTime<Utc>,
+) -> std::result::Result<Vec<FolderEntry>, String> {
+    let limits = WalkLimits {
+        max_depth: default_depth(),
+        max_bytes: default_max_bytes(),
+        max_files: 10_000,
+        // Only sidecars are held; documents are skipped unread.
+        max_total_bytes: 256 * 1024 * 1024,
+    };
+    let (sidecars, rejected) = walk(folder, limits, &|rel| rel.ends_with(SIDECAR))?;
+    let mut sidecars: BTreeMap<String, Input> = sidecars
+        .into_iter()
+        .map(|s| (s.rel[..s.rel.len() - SIDECAR.len()].to_owned(), s))
+        .collect();
+    let mut entries = Vec::new();
+    for r in rejected {
+        // Documents are the files the sidecar-only walk did not want; any
+        // other refusal (symlink, hostile name...) is one at collection too.
+        if r.reason != "unexpected-file" {
+            let detail = format!("{}: {}", r.reason, r.detail);
+            entries.push(FolderEntry {
+                name: r.input,
+                sidecar: Err(detail),
+            });
+            continue;
+        }
+        let sidecar = match sidecars.remove(&r.input) {
+            Some(s) => {
+                read_sidecar(&s.bytes, now).map(|(s, evidence_date, expires)| SidecarSummary {
+                    title: s.title,
+                    controls: s.controls,
+                    owner: s.owner,
+                    evidence_date,
+                    expires,
+                })
+            }
+            None => Err(format!("no `{}{SIDECAR}` beside it", r.input)),
+        };
+        entries.push(FolderEntry {
+            name: r.input,
+            sidecar,
+        });
+    }
+    for (stem, _) in sidecars {
+        entries.push(FolderEntry {
+            name: format!("{}{SIDECAR}", crate::collect::files::printable(&stem)),
+            sidecar: Err(format!(
+                "no document `{}` beside it",
+                crate::collect::files::printable(&stem)
+            )),
+        });
+    }
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(entries)
+}
+
 impl Manual {
     fn run(&self, ctx: &CollectContext) -> SourceReport {
         let (inputs, mut rejected) = match walk(&self.folder, self.limits, &|_| true) {
