@@ -235,8 +235,13 @@ pub fn reconcile(devices: &[Device]) -> Vec<InventoryItem> {
     let mut items: Vec<InventoryItem> = groups
         .into_values()
         .map(|members| {
-            let pick =
-                |keys: &[Option<String>]| members.iter().filter_map(|&i| keys[i].clone()).min();
+            let pick = |keys: &[Option<String>]| {
+                members
+                    .iter()
+                    .filter_map(|&i| keys[i].as_deref())
+                    .min()
+                    .map(str::to_owned)
+            };
             let id = if let Some(s) = pick(&serials) {
                 format!("device:serial:{s}")
             } else if let Some(a) = pick(&aads) {
