@@ -11,6 +11,8 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -237,6 +239,19 @@ export_poll_interval = "1s"
     println!(
         "peak RSS:      {:.1} MiB (target < 256 MiB)",
         rss as f64 / 1024.0
+    );
+    let ratio = wall.as_secs_f64() / critical.as_secs_f64();
+    common::figure(
+        "collect.wall_vs_critical_path",
+        ratio,
+        "x",
+        common::Target::AtMost(1.3),
+    );
+    common::figure(
+        "collect.peak_rss",
+        rss as f64 / 1024.0,
+        "MiB",
+        common::Target::AtMost(256.0),
     );
     if m365.status != auditpack::evidence::SourceStatus::Complete {
         eprintln!("collection incomplete: {:?}", m365.reason);

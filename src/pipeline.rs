@@ -330,6 +330,8 @@ fn package_with(
         signer,
         &BagOptions {
             algorithms: algorithms.to_vec(),
+            // Evidence hashed as it was written is not read again.
+            recorded: crate::package::recorded_hashes(run_dir),
             // The zip made from the folder next is synced before its rename.
             ..BagOptions::default()
         },

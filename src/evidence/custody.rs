@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use super::write_atomic;
 use crate::error::{Error, Result, ResultExt};
 pub use auditpack_core::custody::{
-    format_time, is_binary_evidence, read_custody, CustodyEntry, BINARY_EXTENSIONS,
+    format_time, is_binary_evidence, read_custody, CustodyEntry, FileStat, BINARY_EXTENSIONS,
 };
 
 /// What the collector knows about one page it stores.
@@ -119,6 +119,7 @@ impl EvidenceWriter {
             http_status: meta.http_status,
             collected_at,
             tool: self.tool.clone(),
+            stat: stat_of(&path),
         };
         self.append(&entry)?;
         Ok(rel)
@@ -162,6 +163,7 @@ impl EvidenceWriter {
             http_status: None,
             collected_at: now_rfc3339(),
             tool: self.tool.clone(),
+            stat: stat_of(&path),
         };
         self.append(&entry)?;
         Ok(rel.to_owned())
@@ -192,6 +194,14 @@ impl EvidenceWriter {
             .map_err(|_| Error::invalid("custody log lock poisoned"))?;
         log.sync_all().context(|| "cannot sync custody.jsonl")
     }
+}
+
+/// The file system's stamp of the file just written at `path` (`None` if it
+/// cannot be read: then packaging hashes the file again).
+fn stat_of(path: &Path) -> Option<FileStat> {
+    std::fs::symlink_metadata(path)
+        .ok()
+        .and_then(|m| FileStat::of(&m))
 }
 
 /// A path segment made only of `[A-Za-z0-9._-]`, not `.` or `..`.

@@ -19,7 +19,7 @@ pub use auditpack_core::run::{
 };
 pub use custody::{
     format_time, is_binary_evidence, read_custody, redact_url, CustodyEntry, EvidenceWriter,
-    PageMeta, BINARY_EXTENSIONS,
+    FileStat, PageMeta, BINARY_EXTENSIONS,
 };
 
 use crate::error::{Result, ResultExt};

@@ -9,8 +9,8 @@ pub use auditpack_bag::{
     generate_key, hashing_method, parse_manifest, read_zipped_file, tool_version,
     validate_identity, verify, verify_with, verify_zip_bytes, write_bag, write_bag_with, write_zip,
     zip_path, Algorithm, BagInfo, BagOptions, Durability, KeyPair, Manifest, PackageReader,
-    PayloadCheck, Signer, Stamp, TimestampAuthority, TimestampInfo, VerifyOptions, VerifyReport,
-    NAMESPACE, SIGNATURE_FILE, TIMESTAMP_FILE,
+    Payload, PayloadCheck, Recorded, Signer, Stamp, TimestampAuthority, TimestampInfo,
+    VerifyOptions, VerifyReport, NAMESPACE, SIGNATURE_FILE, TIMESTAMP_FILE,
 };
 pub use reevaluate::Reevaluation;
 
@@ -19,6 +19,32 @@ use ssh_key::PrivateKey;
 use crate::config::{KeySource, Signing};
 use crate::error::{Error, ErrorKind, Result, ResultExt};
 use crate::secret::Secret;
+
+/// The SHA-256 of every evidence file as the custody log of `run_dir`
+/// recorded it when the file was written, with the file system's stamp of
+/// it then, for [`BagOptions::recorded`]. Entries without a stamp (older
+/// logs) are left out, and so is everything when the log cannot be read:
+/// those files are hashed again.
+pub fn recorded_hashes(run_dir: &std::path::Path) -> std::collections::BTreeMap<String, Recorded> {
+    let entries = crate::evidence::read_custody(&run_dir.join("custody.jsonl")).unwrap_or_default();
+    entries
+        .into_iter()
+        .filter_map(|entry| {
+            let stat = entry.stat?;
+            Some((
+                entry.path,
+                Recorded {
+                    sha256: entry.sha256,
+                    size: entry.bytes,
+                    dev: stat.dev,
+                    ino: stat.ino,
+                    mtime: stat.mtime,
+                    mtime_nsec: stat.mtime_nsec,
+                },
+            ))
+        })
+        .collect()
+}
 
 /// Load the key named by `[signing]`, decrypting it if it has a passphrase, and
 /// have its signatures timestamped when `tsa_url` is set.

@@ -707,6 +707,7 @@ mod tests {
                 http_status: Some(200),
                 collected_at: "2026-01-01T00:00:30Z".into(),
                 tool: "auditpack test".into(),
+                stat: None,
             }],
         }
     }

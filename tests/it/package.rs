@@ -932,6 +932,7 @@ fn sha512_manifests_are_written_on_request_and_checked() {
         &BagOptions {
             algorithms: vec![Algorithm::Sha512],
             durability: Durability::Synced,
+            ..BagOptions::default()
         },
     )
     .expect("package");
@@ -1077,4 +1078,89 @@ fn the_cli_packages_a_run_again() {
     for made in [&outcome.package, &outcome.archive] {
         assert_eq!(check(&h, made), Vec::<String>::new(), "{}", made.display());
     }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_package_stays_as_it_was_when_its_run_folder_changes() {
+    use auditpack::evidence::write_atomic;
+    use auditpack::package::{write_bag_with, BagOptions, Payload};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(run.join("evidence")).expect("mkdir");
+    std::fs::write(run.join("evidence/a.json"), "[1,2,3]").expect("write");
+    std::fs::write(run.join("evidence/b.json"), "[4,5,6]").expect("write");
+    std::fs::write(run.join("custody.jsonl"), "").expect("write");
+    let (signer, options) = key_in(dir.path());
+    let write = |name: &str, payload: Payload| {
+        let options = BagOptions {
+            payload,
+            ..BagOptions::default()
+        };
+        write_bag_with(
+            &run,
+            &dir.path().join("out"),
+            name,
+            &bag_info(),
+            Some(&signer),
+            &options,
+        )
+        .expect("package")
+    };
+    let valid = |bag: &Path| verify(bag, &options).expect("verify runs").problems;
+
+    // Linked (the default): the files are shared and no longer writable.
+    let linked = write("linked", Payload::Link);
+    let mode = |path: &Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).expect("stat").permissions().mode()
+    };
+    assert_eq!(mode(&run.join("evidence/a.json")) & 0o222, 0);
+    assert_eq!(mode(&linked.join("data/evidence/a.json")) & 0o222, 0);
+    // The custody log, appended to during a run, is copied, never linked.
+    assert_ne!(mode(&run.join("custody.jsonl")) & 0o222, 0);
+    // Every auditpack writer replaces files: the package keeps its bytes.
+    write_atomic(&run.join("evidence/a.json"), b"[0]").expect("replace");
+    assert_eq!(valid(&linked), Vec::<String>::new());
+    assert_eq!(
+        std::fs::read(linked.join("data/evidence/a.json")).expect("read"),
+        b"[1,2,3]"
+    );
+    // A write in place is refused; where the writer overrides permissions
+    // (root), verification names the file: never a silent change.
+    let in_place = std::fs::OpenOptions::new()
+        .write(true)
+        .open(run.join("evidence/b.json"))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"[9"));
+    match in_place {
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied),
+        Ok(()) => {
+            let problems = valid(&linked);
+            assert!(
+                problems.iter().any(|p| p.contains("evidence/b.json")),
+                "{problems:?}"
+            );
+        }
+    }
+
+    // Copied: the run folder is left as it was and shares nothing.
+    let fresh = dir.path().join("run2");
+    std::fs::create_dir_all(fresh.join("evidence")).expect("mkdir");
+    std::fs::write(fresh.join("evidence/c.json"), "[7]").expect("write");
+    std::fs::write(fresh.join("custody.jsonl"), "").expect("write");
+    let copied = write_bag_with(
+        &fresh,
+        &dir.path().join("out"),
+        "copied",
+        &bag_info(),
+        Some(&signer),
+        &BagOptions {
+            payload: Payload::Copy,
+            ..BagOptions::default()
+        },
+    )
+    .expect("package");
+    assert_ne!(mode(&fresh.join("evidence/c.json")) & 0o222, 0);
+    std::fs::write(fresh.join("evidence/c.json"), "[8]").expect("write in place");
+    assert_eq!(valid(&copied), Vec::<String>::new());
 }

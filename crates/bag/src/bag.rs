@@ -1,14 +1,19 @@
-//! Writing a bag: the run folder is copied into `data/` while it is hashed (so
-//! a file cannot change between hashing and packaging), tag files are written,
-//! each tag manifest is signed, and the finished folder is renamed into place.
+//! Writing a bag: the finished run folder's files are hard-linked into
+//! `data/` and made read-only (`link`), their SHA-256 taken from the custody
+//! log where unchanged since written (`recorded`) or hashed (copied while
+//! hashed where linking is impossible), tag files are written, each tag
+//! manifest is signed, and the finished folder is renamed into place.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use super::cover::{signature_file, Kind};
 use super::hash::{hash_copy_all, hash_copy_many, Algorithm};
+use super::known_size::KnownSize;
+use super::link::{link_read_only, Payload, Sink};
 use super::reader::open_regular;
+use super::recorded::{link_known, Recorded};
 use super::sign::Signer;
 use super::timestamp::TIMESTAMP_FILE;
 use super::{NAMESPACE, SIGNATURE_FILE};
@@ -69,6 +74,12 @@ pub struct BagOptions {
     pub algorithms: Vec<Algorithm>,
     /// Whether to wait for the disk before the rename.
     pub durability: Durability,
+    /// Whether payload files are hard-linked (and made read-only) or copied.
+    pub payload: Payload,
+    /// SHA-256 digests recorded when payload files were written, by
+    /// run-relative path: used for linked files the file system still shows
+    /// unchanged, instead of reading them again.
+    pub recorded: BTreeMap<String, Recorded>,
 }
 
 /// Package `run_dir` as a bag named `name` inside `out_dir`, with SHA-256
@@ -87,8 +98,9 @@ pub fn write_bag(
     write_bag_with(run_dir, out_dir, name, info, signer, &BagOptions::default())
 }
 
-/// Package `run_dir` as a bag named `name` inside `out_dir`: payload copied
-/// into `data/` while it is hashed, bag-info, manifests for SHA-256 and
+/// Package `run_dir` as a bag named `name` inside `out_dir`: payload linked
+/// (or copied, see [`BagOptions::payload`]) into `data/` and hashed or taken
+/// from [`BagOptions::recorded`], bag-info, manifests for SHA-256 and
 /// `options.algorithms`, custody log, README, tag manifests and, with a
 /// `signer`, a signature over each tag manifest (and a timestamp over
 /// `tagmanifest-sha256.txt`).
@@ -140,30 +152,52 @@ pub fn write_bag_with(
     }
     let data = bag.join("data");
     let synced = options.durability == Durability::Synced;
+    // Files whose recorded digest still holds are linked and not read.
+    let known = link_known(
+        &files,
+        run_dir,
+        &data,
+        &options.recorded,
+        &algorithms,
+        options.payload,
+    );
+    let todo: Vec<usize> = (0..files.len()).filter(|&i| known[i].is_none()).collect();
     let copied = while_syncing(bag, synced, || {
         hash_copy_many(
-            files.len(),
+            todo.len(),
             &algorithms,
-            |i| -> Result<(File, Writeback)> {
+            |j| -> Result<(KnownSize<File>, Sink<Writeback>)> {
+                let i = todo[j];
                 let src = run_dir.join(&files[i]);
                 let dst = data.join(&files[i]);
+                if let Some(linked) = link_read_only(options.payload, &files[i], &src, &dst) {
+                    return Ok((linked, Sink::Linked));
+                }
                 let reader =
                     open_regular(&src).context(|| format!("cannot read {}", src.display()))?;
                 // Unbuffered: every write is already one whole read chunk.
                 let writer =
                     File::create(&dst).context(|| format!("cannot write {}", dst.display()))?;
-                Ok((reader, Writeback::new(writer, synced)))
+                let reader = KnownSize::new(reader, u64::MAX);
+                Ok((reader, Sink::Copy(Writeback::new(writer, synced))))
             },
-            |i, e| {
-                let src = run_dir.join(&files[i]);
+            |j, e| {
+                let src = run_dir.join(&files[todo[j]]);
                 Error::new(e.into(), format!("cannot copy {}", src.display()))
             },
-            |i| std::fs::symlink_metadata(run_dir.join(&files[i])).map_or(0, |m| m.len()),
+            |j| std::fs::symlink_metadata(run_dir.join(&files[todo[j]])).map_or(0, |m| m.len()),
         )
+    });
+    let mut copied = copied.into_iter();
+    let results = known.into_iter().map(|k| match k {
+        Some(digests) => Ok(digests),
+        None => copied
+            .next()
+            .unwrap_or_else(|| Err(Error::invalid("a payload file was not hashed"))),
     });
     let mut manifests = vec![String::new(); algorithms.len()];
     let mut total_bytes = 0u64;
-    for (rel, result) in files.iter().zip(copied) {
+    for (rel, result) in files.iter().zip(results) {
         let (digests, bytes) = result?;
         total_bytes += bytes;
         for (manifest, digest) in manifests.iter_mut().zip(digests) {

@@ -14,6 +14,7 @@ use std::sync::Mutex;
 use zip::{CompressionMethod, ZipArchive};
 
 use super::hash::{hash_copy_many, Algorithm};
+use super::known_size::KnownSize;
 use crate::parallel::parallel_map;
 
 /// Largest entry a zip may declare (1 TiB): more is absurd for evidence.
@@ -238,7 +239,10 @@ impl PackageReader for FolderReader {
         hash_copy_many(
             paths.len(),
             algorithms,
-            |i| Ok((self.open_file(paths[i])?, io::sink())),
+            |i| {
+                let size = self.files.get(paths[i]).copied().unwrap_or(0);
+                Ok((KnownSize::new(self.open_file(paths[i])?, size), io::sink()))
+            },
             |_, e| e,
             |i| self.files.get(paths[i]).copied().unwrap_or(0),
         )

@@ -45,6 +45,49 @@ pub struct CustodyEntry {
     pub collected_at: String,
     /// The tool and version that wrote the file.
     pub tool: String,
+    /// What the file system said about the file once it was written, so
+    /// that packaging can take `sha256` without reading the file again for
+    /// as long as the file is unchanged. Absent from older logs and where
+    /// the platform has no inode numbers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stat: Option<FileStat>,
+}
+
+/// A file's identity and last change as the file system reports them:
+/// together with the size, what tells "the same bytes as when it was
+/// hashed" without reading them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileStat {
+    /// Device (file system) number.
+    pub dev: u64,
+    /// Inode number.
+    pub ino: u64,
+    /// Modification time: seconds since the epoch.
+    pub mtime: i64,
+    /// Modification time: nanoseconds within the second.
+    pub mtime_nsec: i64,
+}
+
+impl FileStat {
+    /// The stamp of `metadata`; `None` where the platform has no inodes.
+    pub fn of(metadata: &std::fs::Metadata) -> Option<FileStat> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            Some(FileStat {
+                dev: metadata.dev(),
+                ino: metadata.ino(),
+                mtime: metadata.mtime(),
+                mtime_nsec: metadata.mtime_nsec(),
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = metadata;
+            None
+        }
+    }
 }
 
 /// Read a custody log.

@@ -64,11 +64,29 @@ pub fn normalise_hostname(name: &str) -> Option<String> {
     (!host.is_empty()).then_some(host)
 }
 
-struct Sets {
+/// Union-find over record indices that also keeps, for each set's root, the
+/// serial numbers and Entra ids of every record in the set, merged as sets
+/// join: the hostname rules ask for them for every record of every hostname,
+/// and collecting them by scanning all records made reconciliation
+/// quadratic (7.7 s for 90,000 records).
+struct Sets<'a> {
     parent: Vec<usize>,
+    /// Per root: the serial keys of its records.
+    serials: Vec<BTreeSet<&'a str>>,
+    /// Per root: the Entra device id keys of its records.
+    aads: Vec<BTreeSet<&'a str>>,
 }
 
-impl Sets {
+impl<'a> Sets<'a> {
+    fn new(serials: &'a [Option<String>], aads: &'a [Option<String>]) -> Sets<'a> {
+        let one = |key: &'a Option<String>| key.as_deref().into_iter().collect();
+        Sets {
+            parent: (0..serials.len()).collect(),
+            serials: serials.iter().map(one).collect(),
+            aads: aads.iter().map(one).collect(),
+        }
+    }
+
     fn find(&mut self, mut i: usize) -> usize {
         while self.parent[i] != i {
             self.parent[i] = self.parent[self.parent[i]];
@@ -76,19 +94,37 @@ impl Sets {
         }
         i
     }
+
     fn union(&mut self, a: usize, b: usize) {
         let (a, b) = (self.find(a), self.find(b));
         if a != b {
-            self.parent[a.max(b)] = a.min(b);
+            let (root, child) = (a.min(b), a.max(b));
+            self.parent[child] = root;
+            merge_into(&mut self.serials, root, child);
+            merge_into(&mut self.aads, root, child);
         }
     }
+
+    /// Whether the set of `root` carries a serial number or an Entra id.
+    fn strong(&self, root: usize) -> bool {
+        !self.serials[root].is_empty() || !self.aads[root].is_empty()
+    }
+}
+
+/// Move the keys of `child` into those of `root`, the smaller set into the
+/// larger.
+fn merge_into(keys: &mut [BTreeSet<&str>], root: usize, child: usize) {
+    let mut from = std::mem::take(&mut keys[child]);
+    let mut into = std::mem::take(&mut keys[root]);
+    if from.len() > into.len() {
+        std::mem::swap(&mut from, &mut into);
+    }
+    into.extend(from);
+    keys[root] = into;
 }
 
 /// Reconcile per-source device records into one inventory, in id order.
 pub fn reconcile(devices: &[Device]) -> Vec<InventoryItem> {
-    let mut sets = Sets {
-        parent: (0..devices.len()).collect(),
-    };
     let serials: Vec<Option<String>> = devices
         .iter()
         .map(|d| serial_key(d.serial.as_deref()))
@@ -101,6 +137,7 @@ pub fn reconcile(devices: &[Device]) -> Vec<InventoryItem> {
         .iter()
         .map(|d| normalise_hostname(&d.name))
         .collect();
+    let mut sets = Sets::new(&serials, &aads);
     let mut matched: BTreeMap<usize, BTreeSet<&'static str>> = BTreeMap::new();
 
     for (keys, label) in [(&serials, "serial"), (&aads, "aad_device_id")] {
@@ -126,17 +163,11 @@ pub fn reconcile(devices: &[Device]) -> Vec<InventoryItem> {
         }
     }
     let mut conflicts: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
-    let ids = |root: usize, keys: &[Option<String>], sets: &mut Sets| -> BTreeSet<String> {
-        (0..devices.len())
-            .filter(|&i| sets.find(i) == root)
-            .filter_map(|i| keys[i].clone())
-            .collect()
-    };
     for (host, members) in &by_host {
         // Records whose machine carries a serial or Entra id, and those without.
         let (strong, weak): (Vec<usize>, Vec<usize>) = members.iter().partition(|&&i| {
             let root = sets.find(i);
-            !ids(root, &serials, &mut sets).is_empty() || !ids(root, &aads, &mut sets).is_empty()
+            sets.strong(root)
         });
         for (n, &a) in strong.iter().enumerate() {
             for &b in &strong[n + 1..] {
@@ -144,10 +175,10 @@ pub fn reconcile(devices: &[Device]) -> Vec<InventoryItem> {
                 if ra == rb {
                     continue;
                 }
-                let (sa, sb) = (ids(ra, &serials, &mut sets), ids(rb, &serials, &mut sets));
-                let (aa, ab) = (ids(ra, &aads, &mut sets), ids(rb, &aads, &mut sets));
-                let serial_clash = !sa.is_empty() && !sb.is_empty() && sa.is_disjoint(&sb);
-                let aad_clash = !aa.is_empty() && !ab.is_empty() && aa.is_disjoint(&ab);
+                let (sa, sb) = (&sets.serials[ra], &sets.serials[rb]);
+                let (aa, ab) = (&sets.aads[ra], &sets.aads[rb]);
+                let serial_clash = !sa.is_empty() && !sb.is_empty() && sa.is_disjoint(sb);
+                let aad_clash = !aa.is_empty() && !ab.is_empty() && aa.is_disjoint(ab);
                 if serial_clash || aad_clash {
                     let what = if serial_clash {
                         "serial numbers"
@@ -204,8 +235,13 @@ pub fn reconcile(devices: &[Device]) -> Vec<InventoryItem> {
     let mut items: Vec<InventoryItem> = groups
         .into_values()
         .map(|members| {
-            let pick =
-                |keys: &[Option<String>]| members.iter().filter_map(|&i| keys[i].clone()).min();
+            let pick = |keys: &[Option<String>]| {
+                members
+                    .iter()
+                    .filter_map(|&i| keys[i].as_deref())
+                    .min()
+                    .map(str::to_owned)
+            };
             let id = if let Some(s) = pick(&serials) {
                 format!("device:serial:{s}")
             } else if let Some(a) = pick(&aads) {
@@ -311,6 +347,10 @@ impl Facts {
         self.inventory = reconcile(&self.devices);
     }
 }
+
+#[cfg(test)]
+#[path = "reconcile_reference.rs"]
+mod reference;
 
 #[cfg(test)]
 mod tests {
@@ -485,5 +525,79 @@ mod tests {
         ]);
         assert_eq!(items.len(), 1);
         assert_eq!(items[0].members.len(), 2);
+    }
+
+    /// A generated inventory full of the cases the rules tell apart: shared
+    /// serials and Entra ids in any case, placeholders, hostnames with domain
+    /// suffixes and `$`, hostnames reused by different machines, records with
+    /// only a hostname, renames and ties in `last_seen`.
+    fn generated(records: usize, seed: u64) -> Vec<Device> {
+        let mut state = seed;
+        let mut next = move |n: u64| {
+            // xorshift64*: deterministic, no dependency.
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            state.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+        };
+        let placeholders = ["", "0", "To be filled by O.E.M.", "000000", "n/a"];
+        let sources = ["intune", "ninja", "defender", "endpoint"];
+        (0..records)
+            .map(|i| {
+                let machine = next(records as u64 / 3 + 1);
+                let serial = match next(10) {
+                    0..=4 => Some(format!("sn{machine}")),
+                    5 => Some(format!("SN{}", next(records as u64 / 3 + 1))),
+                    6 => Some(placeholders[next(5) as usize].to_owned()),
+                    _ => None,
+                };
+                let aad = match next(8) {
+                    0..=2 => Some(format!("AAD-{}", machine / 2)),
+                    3 => Some("00000000-0000-0000-0000-000000000000".to_owned()),
+                    _ => None,
+                };
+                let host = match next(6) {
+                    0 => format!("pc-{}", machine / 4),
+                    1 => format!("PC-{machine}.contoso.local"),
+                    2 => format!("pc-{machine}$"),
+                    3 => format!("PC-{}", next(records as u64 / 5 + 1)),
+                    _ => format!("PC-{machine}"),
+                };
+                let source = sources[next(4) as usize];
+                let mut d = dev(
+                    &format!("{source}:{i}"),
+                    &host,
+                    serial.as_deref(),
+                    aad.as_deref(),
+                );
+                d.last_seen = (next(3) > 0).then(|| {
+                    chrono::DateTime::from_timestamp(1_700_000_000 + next(5) as i64 * 86_400, 0)
+                        .unwrap_or_default()
+                });
+                d
+            })
+            .collect()
+    }
+
+    #[test]
+    fn gives_byte_identical_inventories_to_the_previous_algorithm() -> serde_json::Result<()> {
+        for (records, seed) in [(10, 1), (200, 2), (1_000, 3), (3_000, 4), (3_000, 5)] {
+            let devices = generated(records, seed);
+            let now = reconcile(&devices);
+            let before = reference::reconcile(&devices);
+            assert_eq!(serde_json::to_vec(&now)?, serde_json::to_vec(&before)?);
+            // The set exercises every rule.
+            if records >= 1_000 {
+                assert!(now.iter().any(|i| i.members.len() > 2));
+                assert!(now.iter().any(|i| i.id.contains('#')));
+                let notes: Vec<&String> = now.iter().flat_map(|i| &i.conflicts).collect();
+                assert!(notes.iter().any(|n| n.contains("different serial")));
+                assert!(notes.iter().any(|n| n.contains("left unmatched")));
+                for how in ["serial", "aad_device_id", "hostname"] {
+                    assert!(now.iter().any(|i| i.matched_by.iter().any(|m| m == how)));
+                }
+            }
+        }
+        Ok(())
     }
 }
