@@ -48,6 +48,11 @@ pub enum FactKind {
     SecureScore,
     /// Documents people supplied for manual controls.
     ManualEvidence,
+    /// Backups per protected system: jobs, results, copies (see
+    /// [`crate::facts::ProtectedSystem`]).
+    Backups,
+    /// Restore and boot tests per protected system.
+    RestoreTests,
 }
 
 impl FactKind {
@@ -69,6 +74,8 @@ impl FactKind {
             FactKind::Compliance => "device compliance state",
             FactKind::SecureScore => "Secure Score",
             FactKind::ManualEvidence => "manual evidence",
+            FactKind::Backups => "backups",
+            FactKind::RestoreTests => "restore and boot tests",
         }
     }
 }
@@ -647,6 +654,15 @@ pub struct Facts {
     /// Documents supplied for manual controls.
     #[serde(default)]
     pub manual: Vec<ManualDocument>,
+    /// Systems backup products protect, one record per source, linked to
+    /// the inventory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backups: Vec<crate::facts::ProtectedSystem>,
+    /// Devices the organisation marks critical (`[organisation]
+    /// critical_devices` as `run.json` records it): host names or serial
+    /// numbers. Backup coverage holds them to the same rule as servers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub critical_devices: Vec<String>,
     /// Provenance per kind of fact.
     pub coverage: BTreeMap<FactKind, Vec<Provenance>>,
     /// When each dataset (`"<source>/<dataset>"`) was collected: its oldest
