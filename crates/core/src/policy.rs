@@ -57,6 +57,9 @@ pub struct Thresholds {
     pub stale_device_days: Option<u32>,
     /// Maximum age of the newest backup, in hours.
     pub backup_max_age_hours: Option<u32>,
+    /// Days within which a restore or boot test must have passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_test_days: Option<u32>,
     /// Days collected evidence stays usable; older evidence makes a control inconclusive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence_ttl_days: Option<u32>,

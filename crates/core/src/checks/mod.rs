@@ -5,6 +5,10 @@
 
 mod access_review_completed;
 mod access_review_denials_applied;
+mod backup_321;
+mod backup_coverage;
+mod backup_recency;
+mod backups;
 mod device_coverage;
 mod devices_report_patch_state;
 mod disk_encryption;
@@ -21,6 +25,7 @@ mod patch_install_failures;
 mod patch_latency_critical;
 mod patch_latency_high;
 mod responsibility_matrix;
+mod restore_tested;
 mod stale_devices;
 
 use std::collections::BTreeMap;
@@ -51,6 +56,10 @@ pub const CHECKS: &[Check] = &[
     disk_encryption::CHECK,
     intune_compliance::CHECK,
     stale_devices::CHECK,
+    backup_recency::CHECK,
+    backup_coverage::CHECK,
+    backup_321::CHECK,
+    restore_tested::CHECK,
     responsibility_matrix::CHECK,
 ];
 
@@ -172,6 +181,10 @@ pub enum Threshold {
     /// `mobile_endpoint_protection` (1 when phones and tablets are in scope
     /// for anti-malware and EDR, else 0).
     MobileEndpointProtection,
+    /// `backup_max_age_hours`.
+    BackupMaxAgeHours,
+    /// `restore_test_days`.
+    RestoreTestDays,
 }
 
 impl Threshold {
@@ -185,6 +198,8 @@ impl Threshold {
             Threshold::EdrSignatureDays => "edr_signature_days",
             Threshold::StaleDeviceDays => "stale_device_days",
             Threshold::MobileEndpointProtection => "mobile_endpoint_protection",
+            Threshold::BackupMaxAgeHours => "backup_max_age_hours",
+            Threshold::RestoreTestDays => "restore_test_days",
         }
     }
 
@@ -198,6 +213,8 @@ impl Threshold {
             Threshold::EdrSignatureDays => limits.edr_signature_days,
             Threshold::StaleDeviceDays => limits.stale_device_days,
             Threshold::MobileEndpointProtection => u32::from(limits.mobile_endpoint_protection),
+            Threshold::BackupMaxAgeHours => limits.backup_max_age_hours,
+            Threshold::RestoreTestDays => limits.restore_test_days,
         }
     }
 }
@@ -353,6 +370,8 @@ pub struct Limits {
     pub stale_device_days: u32,
     /// Maximum age of the newest backup in hours.
     pub backup_max_age_hours: u32,
+    /// Days within which a restore or boot test must have passed.
+    pub restore_test_days: u32,
     /// Days collected evidence stays usable for a judgement.
     pub evidence_ttl_days: u32,
     /// Phones and tablets are in scope for the anti-malware and EDR checks
@@ -370,6 +389,7 @@ impl Limits {
         edr_signature_days: 7,
         stale_device_days: 30,
         backup_max_age_hours: 168,
+        restore_test_days: 90,
         evidence_ttl_days: 30,
         mobile_endpoint_protection: false,
     };
@@ -413,6 +433,11 @@ impl Limits {
                 config.backup_max_age_hours,
                 framework.backup_max_age_hours,
                 d.backup_max_age_hours,
+            ),
+            restore_test_days: pick(
+                config.restore_test_days,
+                framework.restore_test_days,
+                d.restore_test_days,
             ),
             evidence_ttl_days: pick(
                 config.evidence_ttl_days,
@@ -912,6 +937,8 @@ mod tests {
             super::Threshold::EdrSignatureDays,
             super::Threshold::StaleDeviceDays,
             super::Threshold::MobileEndpointProtection,
+            super::Threshold::BackupMaxAgeHours,
+            super::Threshold::RestoreTestDays,
         ];
         for check in CHECKS {
             let code = check.source.split("#[cfg(test)]").next().unwrap_or("");
@@ -925,7 +952,7 @@ mod tests {
                     t.key()
                 );
             }
-            for other in ["backup_max_age_hours", "evidence_ttl_days"] {
+            for other in ["evidence_ttl_days"] {
                 assert!(
                     !code.contains(&format!("limits.{other}")),
                     "{}: {other}",
