@@ -21,6 +21,8 @@ use tokio::time::Instant;
 
 use crate::sources;
 
+pub use crate::sources::cove::simulate::CoveTenant;
+pub use crate::sources::datto_bcdr::simulate::DattoBcdrTenant;
 pub use crate::sources::datto_rmm::simulate::{DattoTenant, DattoThrottle};
 pub use crate::sources::m365::simulate::{
     defender_paths, export_archive, graph_paths, DefenderTenant, GraphTenant,
@@ -169,6 +171,8 @@ impl Simulator {
         let app = sources::ninjaone::simulate::routes(app);
         let app = sources::datto_rmm::simulate::routes(app);
         let app = sources::rmm_spec::simulate::routes(app);
+        let app = sources::datto_bcdr::simulate::routes(app);
+        let app = sources::cove::simulate::routes(app);
         let app = app.with_state(state.clone());
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(async move {

@@ -22,6 +22,10 @@ pub struct Tenant {
     pub datto: super::DattoTenant,
     /// Tactical RMM.
     pub tactical: super::TacticalTenant,
+    /// Datto BCDR.
+    pub datto_bcdr: super::DattoBcdrTenant,
+    /// N-able Cove.
+    pub cove: super::CoveTenant,
 }
 
 impl Tenant {
