@@ -29,6 +29,7 @@ pub use crate::sources::m365::simulate::{
 };
 pub use crate::sources::ninjaone::simulate::NinjaTenant;
 pub use crate::sources::rmm_spec::simulate::TacticalTenant;
+pub use crate::sources::veeam::simulate::VeeamTenant;
 pub use tenant::{demo_documents, Tenant};
 
 /// Credentials the simulator accepts.
@@ -173,6 +174,7 @@ impl Simulator {
         let app = sources::rmm_spec::simulate::routes(app);
         let app = sources::datto_bcdr::simulate::routes(app);
         let app = sources::cove::simulate::routes(app);
+        let app = sources::veeam::simulate::routes(app);
         let app = app.with_state(state.clone());
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(async move {

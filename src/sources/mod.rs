@@ -14,6 +14,7 @@ pub mod m365;
 pub mod manual;
 pub mod ninjaone;
 pub mod rmm_spec;
+pub mod veeam;
 
 use std::path::Path;
 
@@ -45,6 +46,7 @@ pub const SOURCES: &[Source] = &[
     manual::SOURCE,
     datto_bcdr::SOURCE,
     cove::SOURCE,
+    veeam::SOURCE,
 ];
 
 /// The source of a `type`. The RMMs described by an embedded spec file

@@ -24,7 +24,11 @@ fn epoch_ago(hours: i64) -> i64 {
 
 fn asset(name: &str, snapshot_h: i64, offsite_h: Option<i64>, status: &str) -> Value {
     // A failed run is newer than the last snapshot it failed to replace.
-    let run_h = if status == "success" { snapshot_h } else { snapshot_h - 1 };
+    let run_h = if status == "success" {
+        snapshot_h
+    } else {
+        snapshot_h - 1
+    };
     json!({
         "name": name, "fqdn": format!("{}.contoso.local", name.to_lowercase()), "volume": format!("vol-{name}"),
         "os": "Windows Server 2022", "type": "agent", "isPaused": false, "isArchived": false,
@@ -389,4 +393,145 @@ fn cove_refusals_and_empty_products_are_unproven() {
     for check in ["backup_recency", "backup_321", "restore_tested"] {
         assert_eq!(verdict(&out, check), Verdict::Inconclusive, "{check}");
     }
+}
+
+fn veeam_config(h: &Harness) -> String {
+    let t = &h.sim.tenant().veeam;
+    std::fs::write(h.path().join("veeam.password"), &t.password).expect("write secret");
+    format!(
+        "[sources.veeam]\ntype = \"veeam\"\nbase_url = \"{{base}}\"\nusername = \"{}\"\npassword_file = \"veeam.password\"\n",
+        t.username.replace('\\', "\\\\")
+    )
+}
+
+fn data(v: &Value) -> Option<&Vec<Value>> {
+    v.get("data")?.as_array()
+}
+
+#[test]
+fn veeam_pages_every_list_refreshes_its_token_and_links_copies_and_surebackup() {
+    let now = chrono::Utc::now();
+    let h = harness(
+        Tenant {
+            veeam: auditpack::simulate::VeeamTenant::clone(&Tenant::demo(now).expect("demo").veeam),
+            ..Tenant::default()
+        },
+        1,
+    );
+    h.sim.add_fault(Fault {
+        path: "/api/v1/restorePoints".into(),
+        from_request: 2,
+        times: 1,
+        kind: FaultKind::TooManyRequests(Some(0)),
+    });
+    h.sim.add_fault(Fault {
+        path: "/api/v1/backups".into(),
+        from_request: 2,
+        times: 1,
+        kind: FaultKind::TokenExpired,
+    });
+    let config = veeam_config(&h);
+    let out = run_with(&h, &config);
+    let report = &out.manifest.sources["veeam"];
+    assert_eq!(report.status, SourceStatus::Complete, "{report:?}");
+    assert_eq!(
+        report.datasets["restore-points"].pages, 4,
+        "one point per page, up to the total"
+    );
+    assert_eq!(
+        stored_records(&out.run_dir, "veeam", "restore-points", data).len(),
+        4
+    );
+    assert!(h.sim.token_requests() >= 2, "the expired token was renewed");
+
+    let f = facts(&out);
+    let pms = f
+        .backups
+        .iter()
+        .find(|b| b.name == "CD-SRV-PMS")
+        .expect("PMS");
+    assert_eq!(pms.jobs, ["PMS Offsite Copy", "PMS Server Backup"]);
+    let copies = pms.copies.as_ref().expect("copies");
+    assert!(copies
+        .iter()
+        .any(|c| c.location == auditpack::facts::CopyLocation::Cloud && c.immutable == Some(true)));
+    assert!(copies
+        .iter()
+        .any(|c| c.location == auditpack::facts::CopyLocation::Local && c.immutable == Some(true)));
+    let tests = pms.tests.as_ref().expect("SureBackup reported");
+    assert_eq!(tests.len(), 1);
+    assert_eq!(tests[0].kind, RestoreTestKind::Boot);
+    let billing = f
+        .backups
+        .iter()
+        .find(|b| b.name == "CD-BILLING-01")
+        .expect("billing");
+    assert_eq!(billing.last_result, BackupResult::Failed);
+
+    // Billing's job fails; the laptop has neither an offsite nor an
+    // immutable copy; PMS's only SureBackup run is 100 days old.
+    assert_eq!(verdict(&out, "backup_recency"), Verdict::Fail);
+    assert_eq!(verdict(&out, "backup_321"), Verdict::Fail);
+    assert_eq!(verdict(&out, "restore_tested"), Verdict::Fail);
+    let bytes = run_bytes(&out);
+    assert!(
+        !contains(&bytes, &h.sim.tenant().veeam.password),
+        "password leaked"
+    );
+    assert!(!contains(&bytes, "vbr-"), "a bearer token was stored");
+}
+
+#[test]
+fn veeam_refusals_and_cut_pages_never_pass() {
+    let demo = Tenant::demo(chrono::Utc::now()).expect("demo").veeam;
+    // A wrong password.
+    let mut wrong = demo.clone();
+    wrong.password = "not-it".into();
+    let h = harness(
+        Tenant {
+            veeam: wrong,
+            ..Tenant::default()
+        },
+        100,
+    );
+    let mut config = veeam_config(&h);
+    config = config.replace("veeam.password", "wrong.password");
+    std::fs::write(h.path().join("wrong.password"), "guess").expect("write");
+    let out = run_with(&h, &config);
+    assert_eq!(out.manifest.sources["veeam"].status, SourceStatus::Failed);
+    assert_eq!(verdict(&out, "backup_recency"), Verdict::Inconclusive);
+
+    // A cut restore-point page and a missing permission on sessions.
+    let h = harness(
+        Tenant {
+            veeam: demo,
+            ..Tenant::default()
+        },
+        2,
+    );
+    h.sim.add_fault(Fault {
+        path: "/api/v1/restorePoints".into(),
+        from_request: 2,
+        times: 10,
+        kind: FaultKind::TruncatedBody,
+    });
+    h.sim.add_fault(Fault {
+        path: "/api/v1/sessions".into(),
+        from_request: 1,
+        times: 10,
+        kind: FaultKind::Forbidden,
+    });
+    let config = veeam_config(&h);
+    let out = run_with(&h, &config);
+    let report = &out.manifest.sources["veeam"];
+    assert_eq!(
+        report.datasets["restore-points"].status,
+        DatasetStatus::Partial
+    );
+    assert_eq!(
+        report.datasets["surebackup-sessions"].status,
+        DatasetStatus::Failed
+    );
+    assert_ne!(verdict(&out, "backup_recency"), Verdict::Pass);
+    assert_ne!(verdict(&out, "backup_321"), Verdict::Pass);
 }
