@@ -535,3 +535,63 @@ fn veeam_refusals_and_cut_pages_never_pass() {
     assert_ne!(verdict(&out, "backup_recency"), Verdict::Pass);
     assert_ne!(verdict(&out, "backup_321"), Verdict::Pass);
 }
+
+#[test]
+fn datto_bcdr_with_listed_serials_reads_only_those_appliances() {
+    let h = harness(
+        Tenant {
+            datto_bcdr: bcdr_tenant(),
+            ..Tenant::default()
+        },
+        100,
+    );
+    let config = format!("{BCDR}serial_numbers = [\"AA01\"]\n");
+    let out = run_with(&h, &config);
+    assert_eq!(out.manifest.sources["bcdr"].status, SourceStatus::Complete);
+    let f = facts(&out);
+    let names: Vec<&str> = f.backups.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(names, ["FS01", "SQL01"]);
+    let bytes = run_bytes(&out);
+    for other in ["SIRIS-2", "ALTO-3", "FUTURE01", "<script>"] {
+        assert!(!contains(&bytes, other), "{other} is another appliance's");
+    }
+    // A serial number that is not one is refused before any request.
+    std::fs::write(h.path().join("bcdr.secret"), BCDR_SECRET).expect("write secret");
+    let text = format!(
+        "[organisation]\nname = \"Backup Test\"\nframeworks = [\"hipaa\"]\n{}serial_numbers = [\"../../x\"]\n",
+        BCDR.replace("{base}", &h.sim.base_url())
+    );
+    let path = h.path().join("bad.toml");
+    std::fs::write(&path, text).expect("write config");
+    let config = Config::load(&path).expect("top level loads");
+    let err = auditpack::sources::build_collectors(&config.sources)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("serial_numbers"), "{err}");
+}
+
+#[test]
+fn cove_records_it_cannot_read_make_the_list_partial() {
+    let h = harness(
+        cove_with(|c| {
+            c.devices
+                .push(json!({"PartnerId": 4242, "Settings": [{"I1": "no-account-id"}]}));
+        }),
+        100,
+    );
+    let out = run_with(&h, COVE);
+    let f = facts(&out);
+    assert_eq!(f.backups.len(), 3);
+    let status = &f.coverage[&auditpack::facts::FactKind::Backups][0];
+    assert_eq!(status.status, DatasetStatus::Partial, "{status:?}");
+    // SQL01 fails regardless; nothing can pass while the list is partial.
+    assert_eq!(verdict(&out, "backup_recency"), Verdict::Fail);
+    let recency = out
+        .results
+        .iter()
+        .flat_map(|c| &c.checks)
+        .find(|c| c.check == "backup_recency")
+        .expect("recency");
+    assert!(recency.unproven.iter().any(|s| s.id == "source:cove"));
+}
