@@ -18,6 +18,8 @@
 //!   repository (`LinuxHardened`) keeps `makeRecentBackupsImmutableDays`
 //!   above zero or object storage has `immutability.isEnabled`, not
 //!   immutable for plain disk and share types, unknown otherwise;
+//! - a failed backup copy job is noted on the systems it copies (its
+//!   copy's age is what `backup_321` judges);
 //! - each SureBackup task session (`name` = the object) is a boot test:
 //!   `result.result` `Success` or `Warning` passed, `Failed` failed, other
 //!   values unknown.
@@ -201,6 +203,7 @@ pub(super) fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
         let mut primary_success: Option<DateTime<Utc>> = None;
         let mut any_success: Option<DateTime<Utc>> = None;
         let mut worst: Option<&Value> = None;
+        let mut copy_failures: BTreeSet<String> = BTreeSet::new();
         for (at, backup_id) in points.get(name).into_iter().flatten() {
             let Some(backup) = backups.get(backup_id) else {
                 continue;
@@ -215,6 +218,13 @@ pub(super) fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
             }
             if let Some(j) = job {
                 job_names.extend(str_field(j, "name").map(str::to_owned));
+                if copy_job && str_field(j, "lastResult") == Some("Failed") {
+                    copy_failures.insert(format!(
+                        "backup copy job {} failed (last run {})",
+                        str_field(j, "name").unwrap_or("?"),
+                        str_field(j, "lastRun").unwrap_or("unknown")
+                    ));
+                }
                 if !copy_job {
                     let worse = worst.is_none_or(|w| {
                         rank(&result(str_field(j, "lastResult")))
@@ -265,6 +275,7 @@ pub(super) fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
                 .collect(),
         );
         b.tests = tests_reported.then(|| tests.get(name).cloned().unwrap_or_default());
+        notes.extend(copy_failures);
         b.notes = notes;
         facts.backups.push(b);
     }
