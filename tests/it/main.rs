@@ -18,4 +18,5 @@ mod package_cover;
 mod package_props;
 mod report;
 mod rmm;
+mod scope;
 mod timestamp;
