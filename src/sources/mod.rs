@@ -12,6 +12,7 @@ pub mod m365;
 pub mod manual;
 pub mod ninjaone;
 pub mod rmm_spec;
+mod scope;
 
 use std::path::Path;
 

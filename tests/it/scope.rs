@@ -274,3 +274,227 @@ fn a_fault_for_one_tenant_leaves_the_others_alone_and_limits_answer_429() {
     assert_eq!(c.get("/v1.0/users", ("authorization", &b1)).0, 200);
     assert_eq!(h.sim.throttled_requests(), 1);
 }
+
+/// Write the shared secrets next to a config for `org`'s sources and run it.
+fn run_org(h: &Harness, name: &str, sources: &str) -> auditpack::pipeline::RunOutcome {
+    let a = h.sim.fleet_accounts();
+    for (file, value) in [
+        ("graph.secret", a.graph_secret.as_str()),
+        ("ninja.secret", a.ninja_secret.as_str()),
+        ("datto.key", a.datto_api_key.as_str()),
+        ("datto.secret", a.datto_api_secret.as_str()),
+        ("tactical.key", a.tactical_api_key.as_str()),
+    ] {
+        std::fs::write(h.path().join(file), value).expect("write secret");
+    }
+    let text = format!(
+        "[organisation]\nname = \"{name}\"\nframeworks = [\"hipaa\"]\nstore = \"store\"\n\n{sources}"
+    );
+    let path = h.path().join("auditpack.toml");
+    std::fs::write(&path, text).expect("write config");
+    h.run(&auditpack::config::Config::load(&path).expect("config loads"))
+}
+
+/// Every file of the run folder, as text.
+fn run_texts(run_dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
+    common::all_files(run_dir)
+        .into_iter()
+        .filter(|p| p.extension().is_none_or(|e| e != "zip" && e != "pdf"))
+        .map(|p| {
+            let text = String::from_utf8_lossy(&std::fs::read(&p).expect("read")).into_owned();
+            (p, text)
+        })
+        .collect()
+}
+
+#[test]
+fn a_scoped_run_holds_only_its_own_organisation_from_every_shared_account() {
+    let h = fleet_harness(FleetSpec {
+        rate_limits: SimRateLimits::default(),
+        ..small_fleet()
+    });
+    let orgs = h.sim.fleet().to_vec();
+    let me = &orgs[1];
+    let sources = me
+        .sources_toml(&h.sim.base_url(), &h.sim.fleet_accounts())
+        .replace(
+            "defender_url",
+            &format!("{}\ndefender_url", common::FAST_M365_LIMITS),
+        );
+    let outcome = run_org(&h, me.name(), &sources);
+    for (name, report) in &outcome.manifest.sources {
+        assert_eq!(
+            report.status,
+            auditpack::evidence::SourceStatus::Complete,
+            "{name}: {report:?}"
+        );
+    }
+    let tenant = h.sim.fleet_tenant(1).expect("org 2");
+    let ninja = &outcome.manifest.sources["ninja"];
+    assert_eq!(
+        ninja.datasets["devices"].records,
+        tenant.ninja.devices.len()
+    );
+    assert_eq!(ninja.datasets["organization"].records, 1);
+    assert_eq!(
+        outcome.manifest.sources["datto"].datasets["devices"].records,
+        6
+    );
+    assert_eq!(
+        outcome.manifest.sources["tactical"].datasets["agents"].records,
+        6
+    );
+
+    let texts = run_texts(&outcome.run_dir);
+    assert!(texts.iter().any(|(_, t)| t.contains("ORG002-WS-006")));
+    assert!(texts
+        .iter()
+        .any(|(_, t)| t.contains("user11@org002.example")));
+    let demo = auditpack::simulate::Tenant::demo(chrono::Utc::now()).expect("demo");
+    let mut foreign: Vec<String> = demo
+        .ninja
+        .devices
+        .iter()
+        .filter_map(|d| d["systemName"].as_str().map(str::to_owned))
+        .collect();
+    for other in [&orgs[0], &orgs[2]] {
+        let label = other.names.label.clone();
+        foreign.extend([
+            label.to_uppercase(),
+            format!("@{label}.example"),
+            other.name().to_owned(),
+            other.tenant_id().to_owned(),
+            other.datto_site_uid().to_owned(),
+        ]);
+    }
+    for (path, text) in &texts {
+        for f in &foreign {
+            assert!(
+                !text.contains(f.as_str()),
+                "{} holds another organisation's `{f}`",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn ids_the_account_does_not_know_fail_their_source_naming_the_id() {
+    let h = fleet_harness(FleetSpec {
+        organisations: 1,
+        rate_limits: SimRateLimits::default(),
+        ..small_fleet()
+    });
+    let base = h.sim.base_url();
+    let a = h.sim.fleet_accounts();
+    let sources = format!(
+        r#"[sources.ninja]
+type = "ninjaone"
+base_url = "{base}"
+client_id = "{}"
+client_secret_file = "ninja.secret"
+organization_id = 987654
+
+[sources.datto]
+type = "datto-rmm"
+base_url = "{base}"
+api_key_file = "datto.key"
+api_secret_file = "datto.secret"
+site_uid = "0badc0de-0000-4000-8000-000000000000"
+
+[sources.tactical]
+type = "tactical-rmm"
+base_url = "{base}"
+api_key_file = "tactical.key"
+scope = 424242
+"#,
+        a.ninja_client_id
+    );
+    let outcome = run_org(&h, "Unknown ids", &sources);
+    for (source, id, key) in [
+        ("ninja", "987654", "organization_id"),
+        ("datto", "0badc0de-0000-4000-8000-000000000000", "site_uid"),
+        ("tactical", "424242", "scope"),
+    ] {
+        let r = &outcome.manifest.sources[source];
+        assert_eq!(r.status, auditpack::evidence::SourceStatus::Failed, "{r:?}");
+        let reason = r.reason.as_deref().unwrap_or_default();
+        assert!(
+            reason.contains(id) && reason.contains("does not exist") && reason.contains(key),
+            "{source}: {reason}"
+        );
+    }
+    // Nothing of the account was stored for them.
+    let texts = run_texts(&outcome.run_dir.join("evidence"));
+    assert!(texts.iter().all(|(_, t)| !t.contains("ORG001")));
+}
+
+#[test]
+fn a_site_of_the_default_account_keeps_its_own_devices_and_an_empty_one_fails() {
+    use auditpack::simulate::{SimOptions, Tenant};
+    use serde_json::json;
+    let mut t = Tenant::default();
+    for (uid, name) in [
+        ("site-a", "Alpha Dental"),
+        ("site-b", "Beta Clinic"),
+        ("site-c", "Empty Office"),
+    ] {
+        t.datto.sites.push(json!({"uid": uid, "name": name}));
+    }
+    for i in 0..7 {
+        let (uid, name) = if i % 2 == 0 {
+            ("site-a", "Alpha Dental")
+        } else {
+            ("site-b", "Beta Clinic")
+        };
+        t.datto.devices.push(json!({
+            "uid": format!("dev-{i}"), "hostname": format!("{}-PC-{i}", &name[..4].to_uppercase()),
+            "siteUid": uid, "siteName": name, "lastSeen": 0, "operatingSystem": "Windows 11",
+            "patchManagement": {"patchStatus": "FullyPatched"},
+            "antivirus": {"antivirusProduct": "Defender", "antivirusStatus": "RunningAndUpToDate"}
+        }));
+    }
+    let h = Harness::new(
+        t,
+        SimOptions {
+            max_page_size: 2,
+            ..SimOptions::default()
+        },
+    );
+    let datto = |site: &str| {
+        format!(
+            "[sources.datto]\ntype = \"datto-rmm\"\nbase_url = \"{}\"\napi_key_file = \"datto.key\"\napi_secret_file = \"datto.secret\"\nsite_uid = \"{site}\"\n",
+            h.sim.base_url()
+        )
+    };
+    let outcome = run_org(&h, "Alpha Dental", &datto("site-a"));
+    let r = &outcome.manifest.sources["datto"];
+    assert_eq!(
+        r.status,
+        auditpack::evidence::SourceStatus::Complete,
+        "{r:?}"
+    );
+    assert_eq!(r.datasets["devices"].records, 4);
+    let stored = common::stored_records(&outcome.run_dir, "datto", "devices", |v| {
+        v.get("devices")?.as_array()
+    });
+    assert!(
+        stored.iter().all(|d| d["siteUid"] == "site-a"),
+        "{stored:?}"
+    );
+    assert_eq!(stored.len(), 4);
+    assert!(run_texts(&outcome.run_dir)
+        .iter()
+        .all(|(_, t)| !t.contains("BETA-PC")));
+
+    let outcome = run_org(&h, "Empty Office", &datto("site-c"));
+    let r = &outcome.manifest.sources["datto"];
+    assert_eq!(r.status, auditpack::evidence::SourceStatus::Failed, "{r:?}");
+    let reason = r.reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.contains("site-c")
+            && reason.contains("Empty Office")
+            && reason.contains("no devices"),
+        "{reason}"
+    );
+}
