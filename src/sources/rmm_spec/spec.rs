@@ -920,6 +920,31 @@ mod tests {
                 base.replace("path = \"/agents/\"", "path = \"/agents/{x}\""),
                 "placeholder",
             ),
+            (
+                base.replace(
+                    "[scope]\nname = \"client\"\nverify = \"/clients/{scope}/\"\n",
+                    "",
+                ),
+                "`{scope}` is used but the spec has no [scope]",
+            ),
+            (
+                base.replace("verify = \"/clients/{scope}/\"", "verify = \"/clients/\""),
+                "scope.verify",
+            ),
+            (
+                base.replace(
+                    "query = { client = \"{scope}\" }",
+                    "query = { client = \"{other}\" }",
+                ),
+                "may hold no placeholder but `{scope}`",
+            ),
+            (
+                base.replace(
+                    "path = \"/winupdate/{agent_id}/\"",
+                    "path = \"/winupdate/{scope}/{agent_id}/\"",
+                ),
+                "per_device path cannot hold `{scope}`",
+            ),
         ];
         for (text, want) in cases {
             let err = Spec::parse(&text, "my/spec.toml").expect_err(want);
