@@ -88,6 +88,44 @@ pub struct FleetAccounts {
     pub tactical_api_key: String,
 }
 
+impl FleetAccounts {
+    /// The `[sources.*]` tables every organisation of a fleet shares against
+    /// the simulator at `base` (named `m365`, `ninja`, `datto`, `tactical`,
+    /// secrets read from the files [`FleetOrg::sources_toml`] names); each
+    /// organisation adds its own keys ([`FleetOrg::source_keys_toml`]).
+    pub fn shared_sources_toml(&self, base: &str) -> String {
+        format!(
+            r#"[sources.m365]
+type = "m365"
+client_id = "{graph}"
+client_secret_file = "graph.secret"
+authority_url = "{base}"
+graph_url = "{base}"
+defender_url = "{base}"
+
+[sources.ninja]
+type = "ninjaone"
+base_url = "{base}"
+client_id = "{ninja}"
+client_secret_file = "ninja.secret"
+
+[sources.datto]
+type = "datto-rmm"
+base_url = "{base}"
+api_key_file = "datto.key"
+api_secret_file = "datto.secret"
+
+[sources.tactical]
+type = "tactical-rmm"
+base_url = "{base}"
+api_key_file = "tactical.key"
+"#,
+            graph = self.graph_client_id,
+            ninja = self.ninja_client_id,
+        )
+    }
+}
+
 /// One generated organisation: its names and the ids that map it onto each
 /// API, i.e. what a fleet file says about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -132,47 +170,35 @@ impl FleetOrg {
     }
 
     /// A complete `auditpack.toml` `[sources.*]` block for this organisation
-    /// against the simulator at `base`, with the shared secrets read from
-    /// files named `graph.secret`, `ninja.secret`, `datto.key`,
-    /// `datto.secret` and `tactical.key` (next to the config).
+    /// against the simulator at `base`: the shared tables
+    /// ([`FleetAccounts::shared_sources_toml`]) with this organisation's keys
+    /// in each, the shared secrets read from files named `graph.secret`,
+    /// `ninja.secret`, `datto.key`, `datto.secret` and `tactical.key` (next
+    /// to the config).
     pub fn sources_toml(&self, base: &str, accounts: &FleetAccounts) -> String {
-        format!(
-            r#"[sources.m365]
-type = "m365"
-tenant_id = "{tenant}"
-client_id = "{graph}"
-client_secret_file = "graph.secret"
-authority_url = "{base}"
-graph_url = "{base}"
-defender_url = "{base}"
-
-[sources.ninja]
-type = "ninjaone"
-base_url = "{base}"
-client_id = "{ninja}"
-client_secret_file = "ninja.secret"
-organization_id = {org}
-
-[sources.datto]
-type = "datto-rmm"
-base_url = "{base}"
-api_key_file = "datto.key"
-api_secret_file = "datto.secret"
-site_uid = "{site}"
-
-[sources.tactical]
-type = "tactical-rmm"
-base_url = "{base}"
-api_key_file = "tactical.key"
-scope = "{client}"
-"#,
-            tenant = self.tenant_id(),
-            graph = accounts.graph_client_id,
-            ninja = accounts.ninja_client_id,
-            org = self.ninja_organization_id(),
-            site = self.datto_site_uid(),
-            client = self.tactical_client_id(),
-        )
+        let own = [
+            (
+                "[sources.m365]\n",
+                format!("tenant_id = \"{}\"\n", self.tenant_id()),
+            ),
+            (
+                "[sources.ninja]\n",
+                format!("organization_id = {}\n", self.ninja_organization_id()),
+            ),
+            (
+                "[sources.datto]\n",
+                format!("site_uid = \"{}\"\n", self.datto_site_uid()),
+            ),
+            (
+                "[sources.tactical]\n",
+                format!("scope = \"{}\"\n", self.tactical_client_id()),
+            ),
+        ];
+        let mut text = accounts.shared_sources_toml(base);
+        for (table, keys) in own {
+            text = text.replace(table, &format!("{table}{keys}"));
+        }
+        text
     }
 }
 
@@ -357,5 +383,38 @@ mod tests {
             Some(2)
         );
         assert!(f.org(3).is_none());
+    }
+
+    #[test]
+    fn an_organisations_sources_parse_and_carry_its_own_keys() {
+        let org = FleetOrg {
+            names: OrgNames::new(41, 7),
+        };
+        let accounts = FleetAccounts {
+            graph_client_id: "app".into(),
+            graph_secret: "s1".into(),
+            ninja_client_id: "ninja".into(),
+            ninja_secret: "s2".into(),
+            datto_api_key: "k".into(),
+            datto_api_secret: "s3".into(),
+            tactical_api_key: "s4".into(),
+        };
+        let text = org.sources_toml("http://127.0.0.1:9", &accounts);
+        let v: toml::Table = toml::from_str(&text).expect("TOML");
+        let s = &v["sources"];
+        assert_eq!(s["m365"]["tenant_id"].as_str(), Some(org.tenant_id()));
+        assert_eq!(s["ninja"]["organization_id"].as_integer(), Some(1_042));
+        assert_eq!(s["datto"]["site_uid"].as_str(), Some(org.datto_site_uid()));
+        assert_eq!(s["tactical"]["scope"].as_str(), Some("5042"));
+        assert!(
+            !text.contains("s1") && !text.contains("s4"),
+            "no secret in a config"
+        );
+        let keys: toml::Table = toml::from_str(&org.source_keys_toml()).expect("TOML");
+        assert_eq!(
+            keys["sources"]["ninja"]["organization_id"].as_integer(),
+            Some(1_042)
+        );
+        assert_eq!(org.name(), "Organisation 042");
     }
 }

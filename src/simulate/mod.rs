@@ -276,6 +276,21 @@ impl Simulator {
             .unwrap_or(0)
     }
 
+    /// Every request received within one organisation's scope, over all paths
+    /// (token requests are not scoped and not counted).
+    pub fn requests_in(&self, scope: &FaultScope) -> usize {
+        self.state
+            .scoped_requests
+            .lock()
+            .map(|r| {
+                r.iter()
+                    .filter(|((s, _), _)| s == scope)
+                    .map(|(_, n)| n)
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
     /// Requests answered 429 because a configured rate limit was exceeded.
     pub fn throttled_requests(&self) -> usize {
         self.state.buckets.refused()

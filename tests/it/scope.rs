@@ -248,6 +248,7 @@ fn a_fault_for_one_tenant_leaves_the_others_alone_and_limits_answer_429() {
     assert_eq!(c.get("/v1.0/users", ("authorization", &b1)).0, 200);
     let scope = FaultScope::Tenant(one.tenant_id().to_owned());
     assert_eq!(h.sim.requests_for(&scope, "/v1.0/users"), 2);
+    assert_eq!(h.sim.requests_in(&scope), 2);
 
     // Three per minute per tenant: the fourth of tenant two is refused with
     // a Retry-After, tenant one still has one left.
@@ -367,6 +368,15 @@ fn a_scoped_run_holds_only_its_own_organisation_from_every_shared_account() {
             other.datto_site_uid().to_owned(),
         ]);
     }
+    // Nor does any credential of the shared accounts.
+    let a = h.sim.fleet_accounts();
+    foreign.extend([
+        a.graph_secret,
+        a.ninja_secret,
+        a.datto_api_key,
+        a.datto_api_secret,
+        a.tactical_api_key,
+    ]);
     for (path, text) in &texts {
         for f in &foreign {
             assert!(
