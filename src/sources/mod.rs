@@ -15,6 +15,7 @@ pub mod manual;
 pub mod ninjaone;
 pub mod rmm_spec;
 pub mod veeam;
+mod scope;
 
 use std::path::Path;
 
