@@ -48,6 +48,8 @@ pub enum FactKind {
     SecureScore,
     /// Documents people supplied for manual controls.
     ManualEvidence,
+    /// Security incidents of an incident queue (Microsoft Defender XDR).
+    SecurityIncidents,
 }
 
 impl FactKind {
@@ -69,6 +71,7 @@ impl FactKind {
             FactKind::Compliance => "device compliance state",
             FactKind::SecureScore => "Secure Score",
             FactKind::ManualEvidence => "manual evidence",
+            FactKind::SecurityIncidents => "security incidents",
         }
     }
 }
@@ -647,6 +650,9 @@ pub struct Facts {
     /// Documents supplied for manual controls.
     #[serde(default)]
     pub manual: Vec<ManualDocument>,
+    /// Security incidents.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incidents: Vec<crate::facts::Incident>,
     /// Provenance per kind of fact.
     pub coverage: BTreeMap<FactKind, Vec<Provenance>>,
     /// When each dataset (`"<source>/<dataset>"`) was collected: its oldest
