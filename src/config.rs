@@ -56,6 +56,10 @@ pub struct Organisation {
     /// marked for service providers apply).
     #[serde(default)]
     pub service_provider: bool,
+    /// Devices that must be backed up even though they are not servers
+    /// (host names or serial numbers, case-insensitive).
+    #[serde(default)]
+    pub critical_devices: Vec<String>,
     /// Contact name for the package's `bag-info.txt`.
     #[serde(default)]
     pub contact_name: Option<String>,

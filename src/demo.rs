@@ -53,6 +53,8 @@ pub fn demo(out: &Path, runtime: &tokio::runtime::Runtime) -> Result<DemoOutcome
     let secrets = out.join("secrets");
     write_secret(&secrets.join("graph-client-secret"), &creds.graph_secret)?;
     write_secret(&secrets.join("ninja-client-secret"), &creds.ninja_secret)?;
+    let veeam = &sim.tenant().veeam;
+    write_secret(&secrets.join("veeam-password"), &veeam.password)?;
 
     // The practice's policy documents, each with its sidecar: most current,
     // one expired, so both attested and pending controls show.
@@ -71,6 +73,7 @@ ownership = "co-managed-default"
 store = "."
 contact_name = "Sam Patel"
 contact_email = "sam.patel@contosodental.example"
+critical_devices = ["CD-BILLING-01"]
 
 [sources.m365]
 type = "m365"
@@ -88,10 +91,17 @@ base_url = "{base}"
 client_id = "{ninja_client}"
 client_secret_file = "secrets/ninja-client-secret"
 
+[sources.veeam]
+type = "veeam"
+base_url = "{base}"
+username = "{veeam_user}"
+password_file = "secrets/veeam-password"
+
 [sources.documents]
 type = "manual"
 path = "manual"
 "#,
+        veeam_user = veeam.username.replace('\\', "\\\\"),
         tenant = creds.tenant_id,
         client = creds.graph_client_id,
         ninja_client = creds.ninja_client_id,

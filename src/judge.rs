@@ -45,7 +45,8 @@ pub fn judge_run(run_dir: &Path, catalog: &Catalog) -> Result<Judgement> {
         ))
     })?;
     let ownership = Ownership::new(catalog, template, &manifest.ownership_overrides)?;
-    let facts = crate::sources::normalise(run_dir)?;
+    let mut facts = crate::sources::normalise(run_dir)?;
+    facts.critical_devices = manifest.critical_devices.clone();
     let scope = Scope {
         catalog,
         ownership: &ownership,

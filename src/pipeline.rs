@@ -157,6 +157,7 @@ pub fn run(
         ownership_overrides: config.ownership_overrides.clone(),
         service_provider: config.organisation.service_provider,
         sources,
+        critical_devices: config.organisation.critical_devices.clone(),
         signer: signer.as_ref().map(signer_info),
     };
     write_manifest(&run_dir, &manifest)?;

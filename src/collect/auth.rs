@@ -29,6 +29,11 @@ pub trait Auth: Send + Sync {
     fn header(&self) -> BoxFuture<'_, Result<(HeaderName, Secret), AuthError>>;
     /// Forget a cached token after the server answered 401.
     fn invalidate(&self) -> BoxFuture<'_, ()>;
+    /// Headers every request of the API carries besides the credential (e.g.
+    /// Veeam's `x-api-version`); none by default. Never secret.
+    fn extra_headers(&self) -> Vec<(HeaderName, String)> {
+        Vec::new()
+    }
 }
 
 /// A fixed API key sent in a header (e.g. `X-API-KEY`).

@@ -172,6 +172,9 @@ impl HttpClient {
             if let Some((name, value)) = header {
                 request = request.header(name, value.expose());
             }
+            for (name, value) in auth.map(|a| a.extra_headers()).unwrap_or_default() {
+                request = request.header(name, value);
+            }
             let sent = request
                 .header(
                     reqwest::header::ACCEPT,

@@ -694,6 +694,7 @@ mod tests {
                 ownership_overrides: BTreeMap::new(),
                 service_provider: false,
                 sources: BTreeMap::new(),
+                critical_devices: Vec::new(),
                 signer: None,
             },
             results,

@@ -21,12 +21,15 @@ use tokio::time::Instant;
 
 use crate::sources;
 
+pub use crate::sources::cove::simulate::CoveTenant;
+pub use crate::sources::datto_bcdr::simulate::DattoBcdrTenant;
 pub use crate::sources::datto_rmm::simulate::{DattoTenant, DattoThrottle};
 pub use crate::sources::m365::simulate::{
     defender_paths, export_archive, graph_paths, incident_paths, DefenderTenant, GraphTenant,
 };
 pub use crate::sources::ninjaone::simulate::NinjaTenant;
 pub use crate::sources::rmm_spec::simulate::TacticalTenant;
+pub use crate::sources::veeam::simulate::VeeamTenant;
 pub use tenant::{demo_documents, Tenant};
 
 /// Credentials the simulator accepts.
@@ -169,6 +172,9 @@ impl Simulator {
         let app = sources::ninjaone::simulate::routes(app);
         let app = sources::datto_rmm::simulate::routes(app);
         let app = sources::rmm_spec::simulate::routes(app);
+        let app = sources::datto_bcdr::simulate::routes(app);
+        let app = sources::cove::simulate::routes(app);
+        let app = sources::veeam::simulate::routes(app);
         let app = app.with_state(state.clone());
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(async move {

@@ -22,6 +22,12 @@ pub struct Tenant {
     pub datto: super::DattoTenant,
     /// Tactical RMM.
     pub tactical: super::TacticalTenant,
+    /// Datto BCDR.
+    pub datto_bcdr: super::DattoBcdrTenant,
+    /// N-able Cove.
+    pub cove: super::CoveTenant,
+    /// Veeam Backup & Replication.
+    pub veeam: super::VeeamTenant,
 }
 
 impl Tenant {
@@ -64,6 +70,7 @@ impl Tenant {
             ..Tenant::default()
         };
         load_m365_demo(&mut tenant.graph, &load, &load_value)?;
+        tenant.veeam = crate::sources::veeam::simulate::demo(now);
         tenant
             .ninja
             .devices

@@ -6,12 +6,15 @@
 //! [`SOURCES`] lists them, one line per source, so a source type is spelt
 //! once: adding one is a folder plus a line here (see `ARCHITECTURE.md`).
 
+pub mod cove;
+pub mod datto_bcdr;
 pub mod datto_rmm;
 pub mod endpoint_reports;
 pub mod m365;
 pub mod manual;
 pub mod ninjaone;
 pub mod rmm_spec;
+pub mod veeam;
 
 use std::path::Path;
 
@@ -41,6 +44,9 @@ pub const SOURCES: &[Source] = &[
     rmm_spec::SOURCE,
     endpoint_reports::SOURCE,
     manual::SOURCE,
+    datto_bcdr::SOURCE,
+    cove::SOURCE,
+    veeam::SOURCE,
 ];
 
 /// The source of a `type`. The RMMs described by an embedded spec file

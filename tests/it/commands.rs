@@ -428,6 +428,7 @@ fn manifest(organisation: &str) -> auditpack::evidence::RunManifest {
         ownership_overrides: Default::default(),
         service_provider: false,
         sources: Default::default(),
+        critical_devices: Vec::new(),
         signer: None,
     }
 }

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod backup;
 mod catalog;
 mod cli;
 mod collect;

@@ -65,6 +65,9 @@ pub struct Thresholds {
     /// active handling.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident_medium_sla_days: Option<u32>,
+    /// Days within which a restore or boot test must have passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_test_days: Option<u32>,
     /// Days collected evidence stays usable; older evidence makes a control inconclusive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence_ttl_days: Option<u32>,

@@ -169,6 +169,11 @@ pub struct RunManifest {
     pub service_provider: bool,
     /// Per source, by name.
     pub sources: BTreeMap<String, SourceReport>,
+    /// Devices the organisation marks critical (`[organisation]
+    /// critical_devices`: host names or serial numbers), held to the backup
+    /// coverage rule like servers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub critical_devices: Vec<String>,
     /// Who signs the run's package, when the config has `[signing]`: recorded
     /// here so that reports rendered again from the run folder name the same
     /// signer as those inside the package.

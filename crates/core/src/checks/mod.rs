@@ -5,6 +5,10 @@
 
 mod access_review_completed;
 mod access_review_denials_applied;
+mod backup_321;
+mod backup_coverage;
+mod backup_recency;
+mod backups;
 mod device_coverage;
 mod devices_report_patch_state;
 mod disk_encryption;
@@ -22,6 +26,7 @@ mod patch_latency_critical;
 mod patch_latency_high;
 mod responsibility_matrix;
 mod security_incidents_handled;
+mod restore_tested;
 mod stale_devices;
 
 use std::collections::BTreeMap;
@@ -52,6 +57,10 @@ pub const CHECKS: &[Check] = &[
     disk_encryption::CHECK,
     intune_compliance::CHECK,
     stale_devices::CHECK,
+    backup_recency::CHECK,
+    backup_coverage::CHECK,
+    backup_321::CHECK,
+    restore_tested::CHECK,
     responsibility_matrix::CHECK,
     security_incidents_handled::CHECK,
 ];
@@ -178,6 +187,10 @@ pub enum Threshold {
     /// `mobile_endpoint_protection` (1 when phones and tablets are in scope
     /// for anti-malware and EDR, else 0).
     MobileEndpointProtection,
+    /// `backup_max_age_hours`.
+    BackupMaxAgeHours,
+    /// `restore_test_days`.
+    RestoreTestDays,
 }
 
 impl Threshold {
@@ -193,6 +206,8 @@ impl Threshold {
             Threshold::IncidentHighSlaDays => "incident_high_sla_days",
             Threshold::IncidentMediumSlaDays => "incident_medium_sla_days",
             Threshold::MobileEndpointProtection => "mobile_endpoint_protection",
+            Threshold::BackupMaxAgeHours => "backup_max_age_hours",
+            Threshold::RestoreTestDays => "restore_test_days",
         }
     }
 
@@ -208,6 +223,8 @@ impl Threshold {
             Threshold::IncidentHighSlaDays => limits.incident_high_sla_days,
             Threshold::IncidentMediumSlaDays => limits.incident_medium_sla_days,
             Threshold::MobileEndpointProtection => u32::from(limits.mobile_endpoint_protection),
+            Threshold::BackupMaxAgeHours => limits.backup_max_age_hours,
+            Threshold::RestoreTestDays => limits.restore_test_days,
         }
     }
 }
@@ -394,6 +411,8 @@ pub struct Limits {
     pub incident_high_sla_days: u32,
     /// Days a medium-severity incident may stay unresolved without active handling.
     pub incident_medium_sla_days: u32,
+    /// Days within which a restore or boot test must have passed.
+    pub restore_test_days: u32,
     /// Days collected evidence stays usable for a judgement.
     pub evidence_ttl_days: u32,
     /// Phones and tablets are in scope for the anti-malware and EDR checks
@@ -413,6 +432,7 @@ impl Limits {
         backup_max_age_hours: 168,
         incident_high_sla_days: 7,
         incident_medium_sla_days: 30,
+        restore_test_days: 90,
         evidence_ttl_days: 30,
         mobile_endpoint_protection: false,
     };
@@ -466,6 +486,11 @@ impl Limits {
                 config.incident_medium_sla_days,
                 framework.incident_medium_sla_days,
                 d.incident_medium_sla_days,
+            ),
+            restore_test_days: pick(
+                config.restore_test_days,
+                framework.restore_test_days,
+                d.restore_test_days,
             ),
             evidence_ttl_days: pick(
                 config.evidence_ttl_days,
@@ -967,6 +992,8 @@ mod tests {
             super::Threshold::IncidentHighSlaDays,
             super::Threshold::IncidentMediumSlaDays,
             super::Threshold::MobileEndpointProtection,
+            super::Threshold::BackupMaxAgeHours,
+            super::Threshold::RestoreTestDays,
         ];
         for check in CHECKS {
             let code = check.source.split("#[cfg(test)]").next().unwrap_or("");
@@ -980,7 +1007,7 @@ mod tests {
                     t.key()
                 );
             }
-            for other in ["backup_max_age_hours", "evidence_ttl_days"] {
+            for other in ["evidence_ttl_days"] {
                 assert!(
                     !code.contains(&format!("limits.{other}")),
                     "{}: {other}",

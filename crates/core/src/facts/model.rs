@@ -50,6 +50,11 @@ pub enum FactKind {
     ManualEvidence,
     /// Security incidents of an incident queue (Microsoft Defender XDR).
     SecurityIncidents,
+    /// Backups per protected system: jobs, results, copies (see
+    /// [`crate::facts::ProtectedSystem`]).
+    Backups,
+    /// Restore and boot tests per protected system.
+    RestoreTests,
 }
 
 impl FactKind {
@@ -72,6 +77,8 @@ impl FactKind {
             FactKind::SecureScore => "Secure Score",
             FactKind::ManualEvidence => "manual evidence",
             FactKind::SecurityIncidents => "security incidents",
+            FactKind::Backups => "backups",
+            FactKind::RestoreTests => "restore and boot tests",
         }
     }
 }
@@ -653,6 +660,15 @@ pub struct Facts {
     /// Security incidents.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub incidents: Vec<crate::facts::Incident>,
+    /// Systems backup products protect, one record per source, linked to
+    /// the inventory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backups: Vec<crate::facts::ProtectedSystem>,
+    /// Devices the organisation marks critical (`[organisation]
+    /// critical_devices` as `run.json` records it): host names or serial
+    /// numbers. Backup coverage holds them to the same rule as servers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub critical_devices: Vec<String>,
     /// Provenance per kind of fact.
     pub coverage: BTreeMap<FactKind, Vec<Provenance>>,
     /// When each dataset (`"<source>/<dataset>"`) was collected: its oldest

@@ -42,7 +42,7 @@ const PLACEHOLDER_SERIALS: &[&str] = &[
     "CHASSIS SERIAL NUMBER",
 ];
 
-fn serial_key(serial: Option<&str>) -> Option<String> {
+pub(super) fn serial_key(serial: Option<&str>) -> Option<String> {
     let s = serial?.trim().to_ascii_uppercase();
     (!PLACEHOLDER_SERIALS.contains(&s.as_str()) && !s.chars().all(|c| c == '0')).then_some(s)
 }
@@ -346,6 +346,8 @@ impl Facts {
             list.sort_by(|a, b| (&a.source, &a.dataset).cmp(&(&b.source, &b.dataset)));
         }
         self.inventory = reconcile(&self.devices);
+        self.backups.sort_by(|a, b| a.id.cmp(&b.id));
+        super::backup::link_backups(&self.inventory, &self.devices, &mut self.backups);
     }
 }
 
