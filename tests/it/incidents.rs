@@ -143,7 +143,11 @@ fn the_demo_queue_fails_on_the_open_high_incident_and_reports_the_time_to_resolv
     assert_eq!(figure(&result, "mean_time_to_resolve.high"), Some(24.0));
     assert_eq!(figure(&result, "mean_time_to_resolve.medium"), Some(72.0));
     assert_eq!(figure(&result, "open.high"), Some(1.0));
-    assert!(result.summary.contains("in active handling"), "{}", result.summary);
+    assert!(
+        result.summary.contains("in active handling"),
+        "{}",
+        result.summary
+    );
     for (framework, control) in [
         ("hipaa", "164.308(a)(6)(ii)"),
         ("soc2", "CC7.3"),
@@ -155,7 +159,9 @@ fn the_demo_queue_fails_on_the_open_high_incident_and_reports_the_time_to_resolv
             .find(|c| c.framework == framework && c.control_id == control)
             .expect("control in scope");
         assert!(
-            c.checks.iter().any(|r| r.check == CHECK && r.outcome == Verdict::Fail),
+            c.checks
+                .iter()
+                .any(|r| r.check == CHECK && r.outcome == Verdict::Fail),
             "{framework}:{control}"
         );
     }
@@ -175,7 +181,10 @@ fn the_demo_queue_fails_on_the_open_high_incident_and_reports_the_time_to_resolv
 
 #[test]
 fn a_403_fails_only_the_incidents_and_the_check_is_inconclusive() {
-    let h = harness(tenant(vec![incident(1, "high", "resolved", 9, Some(1))]), 10);
+    let h = harness(
+        tenant(vec![incident(1, "high", "resolved", 9, Some(1))]),
+        10,
+    );
     h.sim.add_fault(Fault {
         path: incident_paths::INCIDENTS.into(),
         from_request: 1,
@@ -191,13 +200,21 @@ fn a_403_fails_only_the_incidents_and_the_check_is_inconclusive() {
         reason.contains("403") && reason.contains("SecurityIncident.Read.All"),
         "{reason}"
     );
-    assert_eq!(h.sim.requests(incident_paths::INCIDENTS), 1, "a 403 is not retried");
+    assert_eq!(
+        h.sim.requests(incident_paths::INCIDENTS),
+        1,
+        "a 403 is not retried"
+    );
     let facts = normalise(&outcome.run_dir).expect("facts");
     assert!(matches!(
         facts.availability(FactKind::SecurityIncidents),
         Availability::Incomplete(_)
     ));
-    for kind in [FactKind::Users, FactKind::MfaRegistration, FactKind::Devices] {
+    for kind in [
+        FactKind::Users,
+        FactKind::MfaRegistration,
+        FactKind::Devices,
+    ] {
         assert_eq!(facts.availability(kind), Availability::Complete, "{kind:?}");
     }
     let result = check_result(&outcome);
@@ -226,7 +243,12 @@ fn transient_faults_on_the_incidents_lose_nothing() {
         });
         let outcome = h.run(&h.m365_config(None, FAST_M365_LIMITS));
         let d = &outcome.manifest.sources["m365"].datasets[DATASET];
-        assert_eq!(d.status, DatasetStatus::Complete, "{kind:?}: {:?}", d.reason);
+        assert_eq!(
+            d.status,
+            DatasetStatus::Complete,
+            "{kind:?}: {:?}",
+            d.reason
+        );
         let stored = stored_records(&outcome.run_dir, "m365", DATASET, graph_value);
         assert_eq!(stored, records, "{kind:?}");
         assert!(
@@ -263,7 +285,10 @@ fn a_rejected_secret_fails_the_source_without_leaking_it() {
     const CANARY: &str = "canary-incidents-7f3a91c2";
     let h = harness(tenant(vec![]), 10);
     let outcome = h.run(&h.m365_config(Some(CANARY), FAST_M365_LIMITS));
-    assert_eq!(outcome.manifest.sources["m365"].status, SourceStatus::Failed);
+    assert_eq!(
+        outcome.manifest.sources["m365"].status,
+        SourceStatus::Failed
+    );
     assert_eq!(h.sim.requests(incident_paths::INCIDENTS), 0);
     let result = check_result(&outcome);
     assert_eq!(result.outcome, Verdict::Inconclusive, "{}", result.summary);
@@ -324,5 +349,8 @@ fn hostile_names_future_times_and_undocumented_values_are_kept_raw_and_never_pas
     assert!(unproven[2].1.contains("`closed`"), "{unproven:?}");
 
     let html = std::fs::read_to_string(outcome.run_dir.join("reports/report.html")).expect("html");
-    assert!(!html.contains("<script>alert(1)"), "names are escaped in HTML");
+    assert!(
+        !html.contains("<script>alert(1)"),
+        "names are escaped in HTML"
+    );
 }

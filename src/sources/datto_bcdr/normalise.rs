@@ -191,7 +191,7 @@ fn asset(
         });
     }
     b.copies = Some(copies);
-    tests.sort_by(|x, y| x.at.cmp(&y.at));
+    tests.sort_by_key(|x| x.at);
     tests.dedup();
     b.tests = Some(tests);
     b.notes = notes;

@@ -32,8 +32,8 @@ use super::graph::value_array;
 use crate::collect::paging::ODataPager;
 use crate::collect::ratelimit::RateLimiter;
 use crate::facts::{
-    parse_time, str_field, Documented, FactKind, Facts, Incident, IncidentSeverity,
-    IncidentStatus, SourceEvidence,
+    parse_time, str_field, Documented, FactKind, Facts, Incident, IncidentSeverity, IncidentStatus,
+    SourceEvidence,
 };
 
 /// What a 403 on the incidents most likely means.
@@ -150,7 +150,11 @@ fn resolved_at(alerts: &[Value]) -> Option<chrono::DateTime<chrono::Utc>> {
 /// run folder from before incidents were collected has no such facts, so
 /// the check says no source collects them).
 pub(super) fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
-    if !src.report.datasets.contains_key(dataset::SECURITY_INCIDENTS) {
+    if !src
+        .report
+        .datasets
+        .contains_key(dataset::SECURITY_INCIDENTS)
+    {
         return;
     }
     let mut problems = Vec::new();
@@ -210,10 +214,16 @@ mod tests {
         assert_eq!(severity(Some("High")), IncidentSeverity::High);
         assert_eq!(severity(Some("medium")), IncidentSeverity::Medium);
         assert_eq!(severity(Some("critical")), IncidentSeverity::Unknown);
-        assert_eq!(severity(Some("unknownFutureValue")), IncidentSeverity::Unknown);
+        assert_eq!(
+            severity(Some("unknownFutureValue")),
+            IncidentSeverity::Unknown
+        );
         assert_eq!(severity(None), IncidentSeverity::Unknown);
         assert_eq!(status(Some("InProgress")), IncidentStatus::InProgress);
-        assert_eq!(status(Some("awaitingaction")), IncidentStatus::AwaitingAction);
+        assert_eq!(
+            status(Some("awaitingaction")),
+            IncidentStatus::AwaitingAction
+        );
         assert_eq!(status(Some("closed")), IncidentStatus::Unknown);
         let c = Documented::read("TruePositive", CLASSIFICATIONS);
         assert_eq!(c.member.as_deref(), Some("truePositive"));
@@ -230,7 +240,10 @@ mod tests {
             resolved_at(&[a("resolved", Some(t1)), a("Resolved", Some(t2))]),
             parse_time(Some(&json!(t2)))
         );
-        assert_eq!(resolved_at(&[a("resolved", Some(t1)), a("new", None)]), None);
+        assert_eq!(
+            resolved_at(&[a("resolved", Some(t1)), a("new", None)]),
+            None
+        );
         assert_eq!(resolved_at(&[a("resolved", None)]), None);
         assert_eq!(resolved_at(&[]), None);
         assert_eq!(text(&json!({"x": 12}), "x").as_deref(), Some("12"));

@@ -109,7 +109,10 @@ fn run(input: &CheckInput<'_>) -> Outcome {
         let sla_i = i64::from(sla);
         let sev = inc.severity.as_str();
         let Some(created) = inc.created else {
-            unproven.push(subject(inc, format!("{sev} incident without a creation time")));
+            unproven.push(subject(
+                inc,
+                format!("{sev} incident without a creation time"),
+            ));
             continue;
         };
         if created > future {
@@ -360,10 +363,19 @@ mod tests {
             (resolved_after(inc("p3", High, Resolved, 40), 6), "pass"),
             (resolved_after(inc("f3", High, Resolved, 40), 9), "fail"),
             (resolved_after(inc("p4", Medium, Resolved, 90), 30), "pass"),
-            (updated(assigned(inc("p5", High, InProgress, 20)), 2), "pass"),
-            (updated(assigned(inc("p6", High, AwaitingAction, 20)), 2), "pass"),
+            (
+                updated(assigned(inc("p5", High, InProgress, 20)), 2),
+                "pass",
+            ),
+            (
+                updated(assigned(inc("p6", High, AwaitingAction, 20)), 2),
+                "pass",
+            ),
             (updated(inc("f4", High, InProgress, 20), 2), "fail"),
-            (updated(assigned(inc("f5", High, InProgress, 20)), 10), "fail"),
+            (
+                updated(assigned(inc("f5", High, InProgress, 20)), 10),
+                "fail",
+            ),
             (assigned(inc("f6", High, Active, 20)), "fail"),
             (inc("x1", Low, Active, 300), "pass"),
             (inc("x2", Informational, Active, 300), "pass"),
@@ -417,7 +429,11 @@ mod tests {
     fn an_empty_complete_queue_passes_and_says_so() {
         let out = judge(vec![inc("l", Low, Resolved, 3)]);
         assert_eq!(out.verdict, Verdict::Pass);
-        assert!(out.summary.starts_with("no high or medium"), "{}", out.summary);
+        assert!(
+            out.summary.starts_with("no high or medium"),
+            "{}",
+            out.summary
+        );
         assert_eq!(judge(vec![]).verdict, Verdict::Pass);
     }
 
@@ -449,12 +465,7 @@ mod tests {
             resolved_after(inc("c", Medium, Resolved, 40), 10),
             inc("d", Medium, Active, 1),
         ]);
-        let get = |name: &str| {
-            out.figures
-                .iter()
-                .find(|f| f.name == name)
-                .map(|f| f.value)
-        };
+        let get = |name: &str| out.figures.iter().find(|f| f.name == name).map(|f| f.value);
         assert_eq!(get("mean_time_to_resolve.high"), Some(36.0));
         assert_eq!(get("mean_time_to_resolve.medium"), Some(240.0));
         assert_eq!(get("resolved.high"), Some(2.0));

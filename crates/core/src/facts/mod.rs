@@ -2,17 +2,17 @@
 //! (users, devices, pending patches), with the provenance and completeness of
 //! every kind of fact. Normalising is pure: it reads the run folder and nothing else.
 
-mod incidents;
 pub mod backup;
+mod incidents;
 mod model;
 pub mod patch_status;
 mod reconcile;
 
-pub use incidents::*;
 pub use backup::{
     link_backups, BackupCopy, BackupResult, CopyLocation, ProtectedKind, ProtectedSystem,
     RestoreTest, RestoreTestKind, TestResult,
 };
+pub use incidents::*;
 pub use model::*;
 pub use reconcile::{normalise_hostname, reconcile, single_source_devices};
 
