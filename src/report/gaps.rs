@@ -398,6 +398,7 @@ mod tests {
                 evidence: vec![],
                 summary: String::new(),
                 remediation: "Install the RMM agent.".into(),
+                figures: vec![],
             }],
             manual_evidence: vec![],
             reason: String::new(),

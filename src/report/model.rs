@@ -653,6 +653,7 @@ mod tests {
             evidence: vec!["evidence/m365/users/page-00001.json".into()],
             summary: "summary".into(),
             remediation: "register MFA".into(),
+            figures: vec![],
         }
     }
 

@@ -27,7 +27,7 @@ pub use crate::sources::cove::simulate::CoveTenant;
 pub use crate::sources::datto_bcdr::simulate::DattoBcdrTenant;
 pub use crate::sources::datto_rmm::simulate::{DattoTenant, DattoThrottle};
 pub use crate::sources::m365::simulate::{
-    defender_paths, export_archive, graph_paths, DefenderTenant, GraphTenant,
+    defender_paths, export_archive, graph_paths, incident_paths, DefenderTenant, GraphTenant,
 };
 pub use crate::sources::ninjaone::simulate::NinjaTenant;
 pub use crate::sources::rmm_spec::simulate::TacticalTenant;

@@ -415,6 +415,7 @@ fn load_m365_demo(
         g.review_definitions.push(def);
     }
     g.secure_scores = load("m365-secureScores.json")?;
+    g.security_incidents = load("m365-securityIncidents.json")?;
     Ok(())
 }
 

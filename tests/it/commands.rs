@@ -167,6 +167,7 @@ fn check(id: &str, responsible: Owner, failing: Vec<Subject>) -> CheckResult {
         evidence: vec![],
         summary: "summary".into(),
         remediation: format!("Fix {id}."),
+        figures: vec![],
     }
 }
 

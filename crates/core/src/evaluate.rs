@@ -93,6 +93,9 @@ pub struct CheckResult {
     pub summary: String,
     /// How to fix a failure.
     pub remediation: String,
+    /// Numbers the check measured (KPIs such as mean time to resolve).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub figures: Vec<crate::checks::Figure>,
 }
 
 /// One entry of `results/controls.json`.
@@ -431,13 +434,20 @@ fn check_result(
         })
     });
     let outcome = &ran.outcome;
-    let (verdict, failing, unproven, summary) = match stale {
-        Some(reason) => (Verdict::Inconclusive, Vec::new(), Vec::new(), reason),
+    let (verdict, failing, unproven, summary, figures) = match stale {
+        Some(reason) => (
+            Verdict::Inconclusive,
+            Vec::new(),
+            Vec::new(),
+            reason,
+            Vec::new(),
+        ),
         None => (
             outcome.verdict,
             outcome.failing.clone(),
             outcome.unproven.clone(),
             outcome.summary.clone(),
+            outcome.figures.clone(),
         ),
     };
     CheckResult {
@@ -453,6 +463,7 @@ fn check_result(
         evidence: ran.evidence.clone(),
         summary,
         remediation: check.remediation.to_owned(),
+        figures,
     }
 }
 
@@ -480,6 +491,7 @@ fn unowned(key: &str, title: &str) -> CheckResult {
         evidence: Vec::new(),
         summary: "this control has no accountable owner".to_owned(),
         remediation: check.map_or("", |c| c.remediation).to_owned(),
+        figures: Vec::new(),
     }
 }
 

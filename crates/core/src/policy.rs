@@ -57,6 +57,14 @@ pub struct Thresholds {
     pub stale_device_days: Option<u32>,
     /// Maximum age of the newest backup, in hours.
     pub backup_max_age_hours: Option<u32>,
+    /// Days a high-severity security incident may stay unresolved without
+    /// active handling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_high_sla_days: Option<u32>,
+    /// Days a medium-severity security incident may stay unresolved without
+    /// active handling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_medium_sla_days: Option<u32>,
     /// Days within which a restore or boot test must have passed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_test_days: Option<u32>,

@@ -3,6 +3,7 @@
 //! every kind of fact. Normalising is pure: it reads the run folder and nothing else.
 
 pub mod backup;
+mod incidents;
 mod model;
 pub mod patch_status;
 mod reconcile;
@@ -11,6 +12,7 @@ pub use backup::{
     link_backups, BackupCopy, BackupResult, CopyLocation, ProtectedKind, ProtectedSystem,
     RestoreTest, RestoreTestKind, TestResult,
 };
+pub use incidents::*;
 pub use model::*;
 pub use reconcile::{normalise_hostname, reconcile, single_source_devices};
 

@@ -47,6 +47,8 @@ pub struct GraphTenant {
     pub review_decisions: HashMap<String, Vec<Value>>,
     /// Secure Scores, newest first.
     pub secure_scores: Vec<Value>,
+    /// Security incidents, newest first, each with its `alerts` (served on `$expand=alerts`).
+    pub security_incidents: Vec<Value>,
 }
 
 /// Paths of the endpoints (with `{id}` for the nested ones), as
