@@ -362,6 +362,70 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+        Command::Schedule {
+            scheduler,
+            config,
+            at,
+            time_zone,
+            randomized_delay,
+            binary,
+            user,
+            shards,
+            image,
+            namespace,
+            storage,
+            out: out_dir,
+        } => {
+            use auditpack::commands::schedule;
+            let scheduler: schedule::Scheduler = scheduler.parse()?;
+            let plan = schedule::plan(&config)?;
+            let defaults = schedule::Options::default();
+            let options = schedule::Options {
+                at: schedule::parse_at(&at)?,
+                time_zone,
+                randomized_delay_minutes: randomized_delay,
+                binary,
+                user,
+                shards,
+                image: image.unwrap_or(defaults.image),
+                namespace,
+                storage,
+            };
+            let units = schedule::units(&plan, scheduler, &options)?;
+            for s in &plan.secrets {
+                if !s.path.is_file() {
+                    eprintln!(
+                        "warning: secret file {} ({}) does not exist yet",
+                        sanitize(&s.path.display().to_string()),
+                        sanitize(&s.key)
+                    );
+                }
+            }
+            match out_dir {
+                Some(dir) => {
+                    std::fs::create_dir_all(&dir)
+                        .with_context(|| format!("cannot create {}", dir.display()))?;
+                    for unit in &units {
+                        let path = dir.join(&unit.name);
+                        auditpack::evidence::write_atomic(&path, unit.text.as_bytes())
+                            .with_context(|| format!("cannot write {}", path.display()))?;
+                        say!(out, "wrote {}", path.display());
+                    }
+                }
+                None => {
+                    for (i, unit) in units.iter().enumerate() {
+                        if units.len() > 1 {
+                            if i > 0 {
+                                say!(out);
+                            }
+                            say!(out, "# ==> {} <==", unit.name);
+                        }
+                        out.0.push_str(&unit.text);
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Diff { run_a, run_b } => {
             use auditpack::commands::{diff, read_run};
             let (a, b) = (read_run(&run_a)?, read_run(&run_b)?);

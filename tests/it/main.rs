@@ -19,4 +19,5 @@ mod package_props;
 mod progress;
 mod report;
 mod rmm;
+mod schedule;
 mod timestamp;
