@@ -246,8 +246,8 @@ fn store_one(
         .write_page_as(&page, extension, body)
         .map_err(|e| (None, format!("could not be stored: {e}")));
     match &stored {
-        // One answer is one record as far as progress goes.
-        Ok(_) => page_stored(page.page, 1),
+        // A job status or a file: no list, so no records to count.
+        Ok(_) => page_stored(page.page, 0),
         Err((_, reason)) => request_incomplete(DatasetStatus::Failed, None, reason),
     }
     stored
