@@ -35,3 +35,12 @@ fi
 if ! python3 -c 'import trestle.oscal.assessment_results' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check compliance-trestle
 fi
+
+# Scheduling (tests/it/schedule.rs): systemd-analyze verifies the systemd
+# units, kubernetes-validate checks the CronJob against the Kubernetes API
+# schemas (PyYAML, which it brings, reads the manifest back).
+command -v systemd-analyze >/dev/null || {
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd
+}
+command -v kubernetes-validate >/dev/null || python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate==1.37.0

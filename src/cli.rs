@@ -11,6 +11,12 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// Progress and logs on standard error: `auto` (live progress lines on a
+    /// terminal, plain log lines otherwise), `text` or `json` (one JSON
+    /// object per line). Default: $AUDITPACK_LOG_FORMAT, else auto. Filter
+    /// log lines with AUDITPACK_LOG (or RUST_LOG), e.g. `warn`.
+    #[arg(long, global = true, value_name = "FORMAT", value_parser = ["auto", "text", "json"])]
+    pub log_format: Option<String>,
 }
 
 /// Subcommands.
@@ -139,6 +145,47 @@ pub enum Command {
         /// Only controls owned by internal, msp, shared or unassigned.
         #[arg(long)]
         owner: Option<String>,
+    },
+    /// Print ready-to-install units that run a fleet (or one organisation)
+    /// every night: a systemd service and timer, a crontab line, or a
+    /// Kubernetes CronJob of an Indexed Job with one pod per shard.
+    Schedule {
+        /// systemd, cron or kubernetes.
+        #[arg(value_parser = ["systemd", "cron", "kubernetes"])]
+        scheduler: String,
+        /// The fleet file (`[fleet]`), or one organisation's auditpack.toml.
+        #[arg(long, default_value = "fleet.toml")]
+        config: PathBuf,
+        /// Time of day to start, HH:MM.
+        #[arg(long, default_value = "02:00")]
+        at: String,
+        /// IANA time zone of --at (systemd, kubernetes; default: the machine's, or UTC on Kubernetes).
+        #[arg(long)]
+        time_zone: Option<String>,
+        /// Longest random delay after --at, in minutes (systemd `RandomizedDelaySec=`).
+        #[arg(long, default_value_t = 30)]
+        randomized_delay: u32,
+        /// The auditpack binary (on the host, or in the image for kubernetes).
+        #[arg(long, default_value = "/usr/local/bin/auditpack")]
+        binary: String,
+        /// The user runs are done as (systemd, cron).
+        #[arg(long, default_value = "auditpack")]
+        user: String,
+        /// Pods of the Kubernetes Job, pod I running shard I/N of the fleet.
+        #[arg(long, default_value_t = 1)]
+        shards: u32,
+        /// Container image with auditpack (kubernetes).
+        #[arg(long)]
+        image: Option<String>,
+        /// Kubernetes namespace (default: the current one).
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Size of the store's PersistentVolumeClaim (kubernetes).
+        #[arg(long, default_value = "50Gi")]
+        storage: String,
+        /// Write the unit files into this folder instead of printing them.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Compare two runs: new failures, fixed controls, status and failing-subject changes.
     Diff {

@@ -23,6 +23,7 @@ pub mod evidence;
 pub mod judge;
 pub mod package;
 pub mod pipeline;
+pub mod progress;
 pub mod report;
 pub mod sanitize;
 pub mod secret;

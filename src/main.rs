@@ -20,6 +20,7 @@ use auditpack::package::{
     SIGNATURE_FILE,
 };
 use auditpack::pipeline::{self, RunOptions};
+use auditpack::progress;
 use auditpack::secret::SecretRef;
 use cli::{Cli, Command, ControlsAction, DocumentsAction};
 
@@ -40,8 +41,17 @@ macro_rules! say {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let logging = match logging(cli.log_format.as_deref()) {
+        Ok(logging) => logging,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     let mut out = Out::default();
-    let code = match dispatch(cli.command, &mut out) {
+    let result = dispatch(cli.command, &mut out);
+    logging.finish();
+    let code = match result {
         Ok(code) => code,
         Err(e) => {
             emit(&out);
@@ -51,6 +61,18 @@ fn main() -> ExitCode {
     };
     emit(&out);
     code
+}
+
+/// Progress lines when stderr is a terminal, log lines otherwise (or as
+/// `--log-format` / `AUDITPACK_LOG_FORMAT` say), never both.
+fn logging(flag: Option<&str>) -> Result<progress::Logging> {
+    use std::io::IsTerminal as _;
+    let flag = flag.map(str::parse).transpose()?;
+    let format = progress::format_from_env(flag)?;
+    let term = std::env::var("TERM").ok();
+    let output = progress::Output::choose(format, std::io::stderr().is_terminal(), term.as_deref());
+    let (filter, origin) = progress::filter_from_env();
+    Ok(progress::install(output, &filter, origin)?)
 }
 
 /// Write the gathered output; a reader that went away is not an error.
@@ -339,6 +361,70 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        Command::Schedule {
+            scheduler,
+            config,
+            at,
+            time_zone,
+            randomized_delay,
+            binary,
+            user,
+            shards,
+            image,
+            namespace,
+            storage,
+            out: out_dir,
+        } => {
+            use auditpack::commands::schedule;
+            let scheduler: schedule::Scheduler = scheduler.parse()?;
+            let plan = schedule::plan(&config)?;
+            let defaults = schedule::Options::default();
+            let options = schedule::Options {
+                at: schedule::parse_at(&at)?,
+                time_zone,
+                randomized_delay_minutes: randomized_delay,
+                binary,
+                user,
+                shards,
+                image: image.unwrap_or(defaults.image),
+                namespace,
+                storage,
+            };
+            let units = schedule::units(&plan, scheduler, &options)?;
+            for s in &plan.secrets {
+                if !s.path.is_file() {
+                    eprintln!(
+                        "warning: secret file {} ({}) does not exist yet",
+                        sanitize(&s.path.display().to_string()),
+                        sanitize(&s.key)
+                    );
+                }
+            }
+            match out_dir {
+                Some(dir) => {
+                    std::fs::create_dir_all(&dir)
+                        .with_context(|| format!("cannot create {}", dir.display()))?;
+                    for unit in &units {
+                        let path = dir.join(&unit.name);
+                        auditpack::evidence::write_atomic(&path, unit.text.as_bytes())
+                            .with_context(|| format!("cannot write {}", path.display()))?;
+                        say!(out, "wrote {}", path.display());
+                    }
+                }
+                None => {
+                    for (i, unit) in units.iter().enumerate() {
+                        if units.len() > 1 {
+                            if i > 0 {
+                                say!(out);
+                            }
+                            say!(out, "# ==> {} <==", unit.name);
+                        }
+                        out.0.push_str(&unit.text);
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Diff { run_a, run_b } => {
             use auditpack::commands::{diff, read_run};

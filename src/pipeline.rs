@@ -1,10 +1,16 @@
 //! A whole run: collect (async) into a new run folder, then normalise,
 //! evaluate, report and package (sync, deterministic).
+//!
+//! A run happens inside a `run` span naming the organisation, so every event
+//! of its collection says whose it is; it logs a `stage` event as it enters
+//! each stage (collect, evaluate, report, package) and `run_finished` at the
+//! end (see [`crate::progress`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use tracing::Instrument as _;
 
 use crate::catalog::{Catalog, Ownership};
 use crate::collect::http::HttpClient;
@@ -78,6 +84,9 @@ pub fn run(
     options: &RunOptions,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<RunOutcome> {
+    // At `error` level so the organisation survives any level filter.
+    let span = tracing::error_span!("run", organisation = config.organisation.name.as_str());
+    let _entered = span.enter();
     let catalog = Catalog::builtin()?;
     let template = catalog
         .template(&config.organisation.ownership)
@@ -138,7 +147,8 @@ pub fn run(
         http,
         evidence: evidence.clone(),
     };
-    let sources = runtime.block_on(collect_all(&collectors, &ctx));
+    stage("collect", &run_id);
+    let sources = runtime.block_on(collect_all(&collectors, &ctx).instrument(span.clone()));
     evidence.sync()?;
     let finished = Utc::now();
 
@@ -161,12 +171,15 @@ pub fn run(
         signer: signer.as_ref().map(signer_info),
     };
     write_manifest(&run_dir, &manifest)?;
+    stage("evaluate", &run_id);
     let results = evaluate_run(&run_dir, &catalog)?;
     // evaluate_run has written controls.json and findings.csv; render the rest.
     let reports = report::ReportOptions {
         formats: report::Format::RENDERED.to_vec(),
     };
+    stage("report", &run_id);
     report::write_reports(&run_dir, &reports)?;
+    stage("package", &run_id);
 
     let (package, archive) = package_with(
         &run_dir,
@@ -176,6 +189,15 @@ pub fn run(
         &options.algorithms,
     )
     .map_err(|e| unpackaged(&e, &run_dir, &manifest, &results, config))?;
+    let satisfied = crate::evaluate::all_satisfied(&results);
+    tracing::info!(
+        event = "run_finished",
+        run_id = run_id.as_str(),
+        controls = results.len(),
+        all_satisfied = satisfied,
+        signed = signer.is_some(),
+        "run finished"
+    );
     Ok(RunOutcome {
         run_dir,
         manifest,
@@ -184,6 +206,11 @@ pub fn run(
         archive,
         signed: signer.is_some(),
     })
+}
+
+/// Log the start of a stage of the run.
+fn stage(stage: &str, run_id: &str) {
+    tracing::info!(event = "stage", stage, run_id, "stage started");
 }
 
 /// A packaging failure after a finished collection: what finished, where the
