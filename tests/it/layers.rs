@@ -25,6 +25,9 @@ const APP_RANKS: &[&[&str]] = &[
     &["collect"],
     &["sources"],
     &["judge"],
+    // Run history (summaries, drift, the index): read by the reports and
+    // written by the pipeline.
+    &["history"],
     &["report"],
     &["package"],
     &["pipeline"],
