@@ -30,6 +30,6 @@ pub mod secret;
 pub mod simulate;
 pub mod sources;
 
-pub use auditpack_core::{catalog, checks, evaluate, facts};
+pub use auditpack_core::{catalog, checks, evaluate, exceptions, facts};
 
 pub use error::{Error, ErrorKind, Result};

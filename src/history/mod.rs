@@ -14,6 +14,7 @@
 //! than a local folder (an object store) can hold them.
 
 pub mod drift;
+pub mod exceptions;
 pub mod index;
 pub mod summary;
 

@@ -17,7 +17,13 @@ use std::path::{Path, PathBuf};
 /// application (`facts`, `catalog`, `checks`, `evaluate`) come first.
 const APP_RANKS: &[&[&str]] = &[
     &[
-        "facts", "catalog", "checks", "evaluate", "error", "sanitize",
+        "facts",
+        "catalog",
+        "checks",
+        "evaluate",
+        "exceptions",
+        "error",
+        "sanitize",
     ],
     &["secret"],
     &["config"],
