@@ -168,7 +168,7 @@ impl Exceptions {
     ) -> Result<Exceptions> {
         let at = |span: Range<usize>| format!("{file}:{}", line_of(text, span.start));
         let raw: RawFile = toml::from_str(text).map_err(|e| {
-            let location = e.span().map_or_else(|| file.to_owned(), |span| at(span));
+            let location = e.span().map_or_else(|| file.to_owned(), &at);
             Error::config(format!("{location}: {}", e.message().trim_end()))
         })?;
         let mut entries = Vec::new();
@@ -205,7 +205,7 @@ impl Exceptions {
                 Some(check) => {
                     let check_at = at(check.span());
                     let check = check.into_inner();
-                    if !found.checks.iter().any(|c| *c == check) {
+                    if !found.checks.contains(&check) {
                         return Err(Error::config(format!(
                             "{check_at}: exception for `{control}`: the control has no check `{check}` (its checks: {})",
                             if found.checks.is_empty() {
