@@ -61,6 +61,9 @@ pub struct RunOutcome {
     pub archive: PathBuf,
     /// Whether the package is signed.
     pub signed: bool,
+    /// What changed since the organisation's previous run (also in the run
+    /// folder as `results/drift.json`).
+    pub drift: crate::history::Drift,
 }
 
 /// Collect, evaluate, report and package one organisation.
@@ -168,7 +171,7 @@ pub fn run(
     let results = evaluate_run(&run_dir, &catalog)?;
     // Compare with the previous run (results/drift.json, shown in the
     // reports and packaged) and leave this run's summary in the store.
-    crate::history::record(
+    let drift = crate::history::record(
         &crate::history::LocalStore::new(store),
         &run_dir,
         &manifest,
@@ -195,6 +198,7 @@ pub fn run(
         package,
         archive,
         signed: signer.is_some(),
+        drift,
     })
 }
 

@@ -121,6 +121,7 @@ fn runs_leave_summaries_drift_exceptions_and_a_history() {
         .expect("drift.json");
     let previous = d2.previous.as_ref().expect("compared with the first run");
     assert_eq!(previous.run_id, first.manifest.run_id);
+    assert_eq!(second.drift, d2, "the run returns what it wrote");
     let patches = d2
         .subjects
         .iter()

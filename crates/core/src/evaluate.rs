@@ -120,7 +120,7 @@ pub struct ControlResult {
     /// (`exceptions.toml`) covers: the status stays `fail`, reports show
     /// `fail (accepted until DATE)`. Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub accepted: Option<crate::exceptions::Acceptance>,
+    pub accepted: Option<crate::policy::Acceptance>,
 }
 
 /// What an evaluation needs besides facts.

@@ -29,83 +29,13 @@
 use std::ops::Range;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::catalog::Catalog;
 use crate::checks::Verdict;
 use crate::error::{Error, Result};
 use crate::evaluate::{ControlResult, Status};
-
-/// One exception, as validated.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Exception {
-    /// `"<framework>:<control id>"`.
-    pub control: String,
-    /// Only this check's failure, when given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub check: Option<String>,
-    /// Only this subject's failure (a stable subject id), when given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subject: Option<String>,
-    /// Why the gap is accepted.
-    pub reason: String,
-    /// Who accepted it.
-    pub approved_by: String,
-    /// The last day it counts (`YYYY-MM-DD`).
-    pub expires: NaiveDate,
-    /// The line of its `[[exception]]` header in the file (1-based).
-    #[serde(skip)]
-    pub line: usize,
-}
-
-impl Exception {
-    /// The framework part of [`Exception::control`].
-    pub fn framework(&self) -> &str {
-        self.control.split_once(':').map_or("", |(f, _)| f)
-    }
-
-    /// The control id part of [`Exception::control`].
-    pub fn control_id(&self) -> &str {
-        self.control.split_once(':').map_or("", |(_, c)| c)
-    }
-
-    /// Whether it still counts at `as_of` (through the whole expiry day, UTC).
-    pub fn current_at(&self, as_of: DateTime<Utc>) -> bool {
-        as_of.date_naive() <= self.expires
-    }
-
-    fn covers(
-        &self,
-        framework: &str,
-        control_id: &str,
-        check: &str,
-        subject: Option<&str>,
-    ) -> bool {
-        self.framework() == framework
-            && self.control_id() == control_id
-            && self.check.as_deref().is_none_or(|c| c == check)
-            && self
-                .subject
-                .as_deref()
-                .is_none_or(|s| subject.is_some_and(|t| t == s))
-    }
-}
-
-/// The `accepted` object added to a failing control of `controls.json`
-/// whose every failure a current exception covers.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Acceptance {
-    /// The approver of the exception that expires first.
-    pub approved_by: String,
-    /// Its reason.
-    pub reason: String,
-    /// The earliest expiry among the covering exceptions (`YYYY-MM-DD`): the
-    /// failure is accepted until then.
-    pub expires: NaiveDate,
-    /// Every exception that covers part of the failure.
-    pub exceptions: Vec<Exception>,
-}
+pub use crate::policy::{Acceptance, Exception};
 
 /// The exceptions of one organisation.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
