@@ -83,6 +83,23 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
             let outcome = pipeline::run(&config, &options, &runtime()?)?;
             print_sources(out, &outcome.manifest.sources);
             print_summary(out, &outcome.results);
+            let d = &outcome.drift;
+            match &d.previous {
+                Some(p) => say!(
+                    out,
+                    "\nchanges since {} ({}): {} regression(s), {} fix(es), {} lost evidence, {} source(s) lost (results/drift.json)",
+                    sanitize(&p.run_id),
+                    p.finished_at,
+                    d.regressions.len(),
+                    d.fixes.len(),
+                    d.lost_evidence.len(),
+                    d.sources_lost.len()
+                ),
+                None => say!(
+                    out,
+                    "\nfirst run of this organisation in the store: nothing to compare with"
+                ),
+            }
             say!(out, "\nrun folder: {}", outcome.run_dir.display());
             say!(out, "package:    {}", outcome.package.display());
             say!(out, "zip:        {}", outcome.archive.display());
