@@ -22,7 +22,7 @@ use auditpack::package::{
 use auditpack::pipeline::{self, RunOptions};
 use auditpack::progress;
 use auditpack::secret::SecretRef;
-use cli::{Cli, Command, ControlsAction, DocumentsAction};
+use cli::{Cli, Command, ControlsAction, DocumentsAction, HistoryAction};
 
 /// Output gathered while a command runs and written once at the end, so a
 /// closed pipe (`| head`) cannot interrupt the work.
@@ -105,6 +105,23 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
             let outcome = pipeline::run(&config, &options, &runtime()?)?;
             print_sources(out, &outcome.manifest.sources);
             print_summary(out, &outcome.results);
+            let d = &outcome.drift;
+            match &d.previous {
+                Some(p) => say!(
+                    out,
+                    "\nchanges since {} ({}): {} regression(s), {} fix(es), {} lost evidence, {} source(s) lost (results/drift.json)",
+                    sanitize(&p.run_id),
+                    p.finished_at,
+                    d.regressions.len(),
+                    d.fixes.len(),
+                    d.lost_evidence.len(),
+                    d.sources_lost.len()
+                ),
+                None => say!(
+                    out,
+                    "\nfirst run of this organisation in the store: nothing to compare with"
+                ),
+            }
             say!(out, "\nrun folder: {}", outcome.run_dir.display());
             say!(out, "package:    {}", outcome.package.display());
             say!(out, "zip:        {}", outcome.archive.display());
@@ -423,6 +440,48 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
                         out.0.push_str(&unit.text);
                     }
                 }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::History {
+            action,
+            config,
+            org,
+            since,
+            json,
+        } => {
+            use auditpack::history::index::{HistoryScope, Index, RunFilter};
+            let scope = HistoryScope::from_config_file(&config)?;
+            let index = match action {
+                Some(HistoryAction::Rebuild) => {
+                    let index = Index::rebuild(&scope)?;
+                    let runs = index.runs(&RunFilter::default())?;
+                    say!(
+                        out,
+                        "rebuilt {} from the store: {} run(s)",
+                        scope.index_path().display(),
+                        runs.len()
+                    );
+                    return Ok(ExitCode::SUCCESS);
+                }
+                None => Index::open(&scope)?,
+            };
+            let filter = RunFilter {
+                organisation: org,
+                since: since
+                    .as_deref()
+                    .map(auditpack::commands::history::parse_since)
+                    .transpose()?,
+            };
+            let rows = index.runs(&filter)?;
+            if json {
+                out.0
+                    .push_str(&auditpack::commands::history::render_json(&rows)?);
+            } else {
+                if let Some(why) = index.rebuilt() {
+                    say!(out, "(history index rebuilt from the store: {why})");
+                }
+                out.0.push_str(&auditpack::commands::history::render(&rows));
             }
             Ok(ExitCode::SUCCESS)
         }

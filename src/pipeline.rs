@@ -67,6 +67,9 @@ pub struct RunOutcome {
     pub archive: PathBuf,
     /// Whether the package is signed.
     pub signed: bool,
+    /// What changed since the organisation's previous run (also in the run
+    /// folder as `results/drift.json`).
+    pub drift: crate::history::Drift,
 }
 
 /// Collect, evaluate, report and package one organisation.
@@ -118,6 +121,8 @@ pub fn run(
             )));
         }
     }
+    let exceptions =
+        crate::history::exceptions::load(config, &catalog, options.as_of.unwrap_or_else(Utc::now))?;
     let collectors = build_collectors(&config.sources)?;
     check_secrets(config, &collectors)?;
     let signer = config
@@ -149,6 +154,9 @@ pub fn run(
     };
     stage("collect", &run_id);
     let sources = runtime.block_on(collect_all(&collectors, &ctx).instrument(span.clone()));
+    if let Some(exceptions) = &exceptions {
+        exceptions.store(&evidence)?;
+    }
     evidence.sync()?;
     let finished = Utc::now();
 
@@ -173,6 +181,14 @@ pub fn run(
     write_manifest(&run_dir, &manifest)?;
     stage("evaluate", &run_id);
     let results = evaluate_run(&run_dir, &catalog)?;
+    // Compare with the previous run (results/drift.json, shown in the
+    // reports and packaged) and leave this run's summary in the store.
+    let drift = crate::history::record(
+        &crate::history::LocalStore::new(store),
+        &run_dir,
+        &manifest,
+        &results,
+    )?;
     // evaluate_run has written controls.json and findings.csv; render the rest.
     let reports = report::ReportOptions {
         formats: report::Format::RENDERED.to_vec(),
@@ -205,6 +221,7 @@ pub fn run(
         package,
         archive,
         signed: signer.is_some(),
+        drift,
     })
 }
 

@@ -8,6 +8,7 @@ pub mod controls;
 pub mod diff;
 pub mod documents;
 pub mod schedule;
+pub mod history;
 pub use crate::report::gaps;
 pub use crate::sanitize::terminal_safe;
 

@@ -402,6 +402,7 @@ mod tests {
             }],
             manual_evidence: vec![],
             reason: String::new(),
+            accepted: None,
         }
     }
 

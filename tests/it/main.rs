@@ -11,6 +11,7 @@ mod config;
 mod endpoint;
 mod evaluate;
 mod incidents;
+mod history;
 mod judgement_props;
 mod layers;
 mod m365;
