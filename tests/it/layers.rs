@@ -27,6 +27,7 @@ const APP_RANKS: &[&[&str]] = &[
     &["judge"],
     &["report"],
     &["package"],
+    &["alert"],
     &["pipeline"],
     &["simulate"],
     &["demo", "commands"],
