@@ -61,6 +61,8 @@ pub struct RunOutcome {
     pub archive: PathBuf,
     /// Whether the package is signed.
     pub signed: bool,
+    /// What alerting did after packaging (empty without `[alerts]`).
+    pub alerts: crate::alert::AlertReport,
 }
 
 /// Collect, evaluate, report and package one organisation.
@@ -110,6 +112,7 @@ pub fn run(
         }
     }
     let collectors = build_collectors(&config.sources)?;
+    let alerts = crate::alert::AlertsConfig::from_config(config)?;
     check_secrets(config, &collectors)?;
     let signer = config
         .signing
@@ -175,6 +178,10 @@ pub fn run(
         &options.algorithms,
     )
     .map_err(|e| unpackaged(&e, &run_dir, &manifest, &results, config))?;
+    // After the package is sealed: alerting never changes or fails it.
+    let alerts = alerts
+        .map(|a| alert_run(&a, config, &manifest, started, &results, options, runtime))
+        .unwrap_or_default();
     Ok(RunOutcome {
         run_dir,
         manifest,
@@ -182,7 +189,43 @@ pub fn run(
         package,
         archive,
         signed: signer.is_some(),
+        alerts,
     })
+}
+
+/// Alert this run's changes to the organisation's channels.
+fn alert_run(
+    alerts: &crate::alert::AlertsConfig,
+    config: &Config,
+    manifest: &RunManifest,
+    started: DateTime<Utc>,
+    results: &[ControlResult],
+    options: &RunOptions,
+    runtime: &tokio::runtime::Runtime,
+) -> crate::alert::AlertReport {
+    let failed_sources = manifest
+        .sources
+        .iter()
+        .filter(|(_, s)| s.status == crate::evidence::SourceStatus::Failed)
+        .map(|(name, s)| (name.clone(), s.reason.clone().unwrap_or_default()))
+        .collect();
+    let view = crate::alert::RunView {
+        organisation: &manifest.organisation,
+        run_id: &manifest.run_id,
+        started,
+        outcome: crate::alert::RunState::Ran {
+            results,
+            failed_sources,
+        },
+        exceptions: &[],
+    };
+    crate::alert::notify(
+        alerts,
+        &config.organisation.store,
+        &view,
+        &options.retry,
+        runtime,
+    )
 }
 
 /// A packaging failure after a finished collection: what finished, where the
