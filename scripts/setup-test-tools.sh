@@ -35,3 +35,9 @@ fi
 if ! python3 -c 'import trestle.oscal.assessment_results' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check compliance-trestle
 fi
+
+# Alerts (tests/it/alerts.rs): aiosmtpd is the SMTP server the e-mail channel
+# delivers to (plain, STARTTLS and implicit TLS with a generated certificate).
+if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check aiosmtpd==1.4.6
+fi

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod alerts;
 mod catalog;
 mod cli;
 mod collect;
