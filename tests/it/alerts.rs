@@ -582,6 +582,7 @@ impl Drop for Smtp {
 
 /// Start aiosmtpd on a free port; `None` (with the reason printed) when
 /// python3 or aiosmtpd is missing outside CI. In CI it must run.
+#[allow(clippy::print_stderr)] // the skip reason belongs in the test output
 fn start_smtp(
     dir: &Path,
     mode: &str,
