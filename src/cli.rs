@@ -140,6 +140,25 @@ pub enum Command {
         #[arg(long)]
         owner: Option<String>,
     },
+    /// The runs of an organisation (or of every organisation of a fleet):
+    /// counts by status and owner and what changed; or rebuild the index.
+    History {
+        /// Rebuild the index from the summaries in the store.
+        #[command(subcommand)]
+        action: Option<HistoryAction>,
+        /// An organisation config, or a fleet file (`[fleet] store`).
+        #[arg(long, default_value = "auditpack.toml", global = true)]
+        config: PathBuf,
+        /// Only this organisation (its name, or its folder in a fleet store).
+        #[arg(long)]
+        org: Option<String>,
+        /// Only runs finished on or after this date or RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// One JSON object per run (JSON Lines) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Compare two runs: new failures, fixed controls, status and failing-subject changes.
     Diff {
         /// The earlier run folder (or package folder).
@@ -157,6 +176,13 @@ pub enum ControlsAction {
         /// Control id (`8.2.6`, `CC6.1`, `164.312(d)`), optionally `framework:id`.
         id: String,
     },
+}
+
+/// `auditpack history` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum HistoryAction {
+    /// Recreate the index from the run summaries in the store.
+    Rebuild,
 }
 
 /// `auditpack documents` subcommands.

@@ -75,6 +75,11 @@ pub struct Organisation {
     /// Contact e-mail for the package's `bag-info.txt`.
     #[serde(default)]
     pub contact_email: Option<String>,
+    /// The organisation's accepted risks (relative to the config file);
+    /// when not set, `exceptions.toml` beside the config is used if it
+    /// exists. See [`crate::history::exceptions`].
+    #[serde(default)]
+    pub exceptions: Option<PathBuf>,
 }
 
 fn default_ownership() -> String {
@@ -220,6 +225,7 @@ impl Config {
             .components()
             .filter(|c| !matches!(c, std::path::Component::CurDir))
             .collect();
+        organisation.exceptions = organisation.exceptions.map(|p| base.join(p));
         let signing = raw
             .signing
             .map(|s| s.resolve(base))

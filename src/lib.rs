@@ -21,6 +21,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod evidence;
+pub mod history;
 pub mod judge;
 pub mod package;
 pub mod pipeline;
@@ -30,6 +31,6 @@ pub mod secret;
 pub mod simulate;
 pub mod sources;
 
-pub use auditpack_core::{catalog, checks, evaluate, facts};
+pub use auditpack_core::{catalog, checks, evaluate, exceptions, facts};
 
 pub use error::{Error, ErrorKind, Result};

@@ -21,7 +21,7 @@ use auditpack::package::{
 };
 use auditpack::pipeline::{self, RunOptions};
 use auditpack::secret::SecretRef;
-use cli::{Cli, Command, ControlsAction, DocumentsAction};
+use cli::{Cli, Command, ControlsAction, DocumentsAction, HistoryAction};
 
 /// Output gathered while a command runs and written once at the end, so a
 /// closed pipe (`| head`) cannot interrupt the work.
@@ -340,6 +340,48 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        Command::History {
+            action,
+            config,
+            org,
+            since,
+            json,
+        } => {
+            use auditpack::history::index::{HistoryScope, Index, RunFilter};
+            let scope = HistoryScope::from_config_file(&config)?;
+            let index = match action {
+                Some(HistoryAction::Rebuild) => {
+                    let index = Index::rebuild(&scope)?;
+                    let runs = index.runs(&RunFilter::default())?;
+                    say!(
+                        out,
+                        "rebuilt {} from the store: {} run(s)",
+                        scope.index_path().display(),
+                        runs.len()
+                    );
+                    return Ok(ExitCode::SUCCESS);
+                }
+                None => Index::open(&scope)?,
+            };
+            let filter = RunFilter {
+                organisation: org,
+                since: since
+                    .as_deref()
+                    .map(auditpack::commands::history::parse_since)
+                    .transpose()?,
+            };
+            let rows = index.runs(&filter)?;
+            if json {
+                out.0
+                    .push_str(&auditpack::commands::history::render_json(&rows)?);
+            } else {
+                if let Some(why) = index.rebuilt() {
+                    say!(out, "(history index rebuilt from the store: {why})");
+                }
+                out.0.push_str(&auditpack::commands::history::render(&rows));
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Diff { run_a, run_b } => {
             use auditpack::commands::{diff, read_run};

@@ -111,6 +111,8 @@ pub fn run(
             )));
         }
     }
+    let exceptions =
+        crate::history::exceptions::load(config, &catalog, options.as_of.unwrap_or_else(Utc::now))?;
     let collectors = build_collectors(&config.sources)?;
     let alerts = crate::alert::AlertsConfig::from_config(config)?;
     check_secrets(config, &collectors)?;
@@ -142,6 +144,9 @@ pub fn run(
         evidence: evidence.clone(),
     };
     let sources = runtime.block_on(collect_all(&collectors, &ctx));
+    if let Some(exceptions) = &exceptions {
+        exceptions.store(&evidence)?;
+    }
     evidence.sync()?;
     let finished = Utc::now();
 
@@ -164,6 +169,14 @@ pub fn run(
     };
     write_manifest(&run_dir, &manifest)?;
     let results = evaluate_run(&run_dir, &catalog)?;
+    // Compare with the previous run (results/drift.json, shown in the
+    // reports and packaged) and leave this run's summary in the store.
+    crate::history::record(
+        &crate::history::LocalStore::new(store),
+        &run_dir,
+        &manifest,
+        &results,
+    )?;
     // evaluate_run has written controls.json and findings.csv; render the rest.
     let reports = report::ReportOptions {
         formats: report::Format::RENDERED.to_vec(),

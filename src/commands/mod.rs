@@ -7,6 +7,7 @@
 pub mod controls;
 pub mod diff;
 pub mod documents;
+pub mod history;
 pub use crate::report::gaps;
 pub use crate::sanitize::terminal_safe;
 

@@ -401,6 +401,7 @@ mod tests {
             }],
             manual_evidence: vec![],
             reason: String::new(),
+            accepted: None,
         }
     }
 

@@ -673,6 +673,7 @@ mod tests {
             checks,
             manual_evidence: vec![],
             reason: "reason".into(),
+            accepted: None,
         }
     }
 

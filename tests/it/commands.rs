@@ -186,6 +186,7 @@ fn control(framework: &str, id: &str, owner: Owner, checks: Vec<CheckResult>) ->
         checks,
         manual_evidence: vec![],
         reason: String::new(),
+        accepted: None,
     }
 }
 
@@ -341,7 +342,7 @@ fn diff_reports_new_failures_fixes_and_subject_changes() {
         "pci-dss:6.3.3 fail -> pass",
         "Title of inactive_accounts (inactive_accounts): 2 -> 1 failing",
         "- Ann [m365:1]",
-        "+ Breakglass [m365:9]: Breakglass fails",
+        "+ Breakglass [m365:9]",
         "Title of patch_latency_critical (patch_latency_critical): 1 -> 0 failing",
     ] {
         assert!(text.contains(needle), "{needle} missing:\n{text}");

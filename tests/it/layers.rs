@@ -17,7 +17,13 @@ use std::path::{Path, PathBuf};
 /// application (`facts`, `catalog`, `checks`, `evaluate`) come first.
 const APP_RANKS: &[&[&str]] = &[
     &[
-        "facts", "catalog", "checks", "evaluate", "error", "sanitize",
+        "facts",
+        "catalog",
+        "checks",
+        "evaluate",
+        "exceptions",
+        "error",
+        "sanitize",
     ],
     &["secret"],
     &["config"],
@@ -25,6 +31,9 @@ const APP_RANKS: &[&[&str]] = &[
     &["collect"],
     &["sources"],
     &["judge"],
+    // Run history (summaries, drift, the index): read by the reports and
+    // written by the pipeline.
+    &["history"],
     &["report"],
     &["package"],
     &["alert"],

@@ -116,6 +116,11 @@ pub struct ControlResult {
     pub manual_evidence: Vec<String>,
     /// Why it has this status.
     pub reason: String,
+    /// Set on a failing control whose every failure a current exception
+    /// (`exceptions.toml`) covers: the status stays `fail`, reports show
+    /// `fail (accepted until DATE)`. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<crate::exceptions::Acceptance>,
 }
 
 /// What an evaluation needs besides facts.
@@ -189,6 +194,7 @@ pub fn evaluate(
                         "applies only to {} organisations",
                         control.applies_to.as_deref().unwrap_or("other")
                     ),
+                    accepted: None,
                 });
                 continue;
             }
@@ -226,6 +232,7 @@ pub fn evaluate(
                 checks,
                 manual_evidence: control.manual_evidence.clone(),
                 reason,
+                accepted: None,
             });
         }
     }
