@@ -171,7 +171,7 @@ pub fn run(
     let results = evaluate_run(&run_dir, &catalog)?;
     // Compare with the previous run (results/drift.json, shown in the
     // reports and packaged) and leave this run's summary in the store.
-    crate::history::record(
+    let drift = crate::history::record(
         &crate::history::LocalStore::new(store),
         &run_dir,
         &manifest,
@@ -193,7 +193,16 @@ pub fn run(
     .map_err(|e| unpackaged(&e, &run_dir, &manifest, &results, config))?;
     // After the package is sealed: alerting never changes or fails it.
     let alerts = alerts
-        .map(|a| alert_run(&a, config, &manifest, started, &results, options, runtime))
+        .map(|a| {
+            let run = AlertInputs {
+                manifest: &manifest,
+                started,
+                results: &results,
+                drift: &drift,
+                exceptions: exceptions.as_ref().map(|e| &e.exceptions),
+            };
+            alert_run(&a, config, &run, options, runtime)
+        })
         .unwrap_or_default();
     Ok(RunOutcome {
         run_dir,
@@ -206,31 +215,71 @@ pub fn run(
     })
 }
 
+/// What a finished run hands to alerting.
+struct AlertInputs<'a> {
+    manifest: &'a RunManifest,
+    started: DateTime<Utc>,
+    results: &'a [ControlResult],
+    drift: &'a crate::history::Drift,
+    exceptions: Option<&'a crate::exceptions::Exceptions>,
+}
+
 /// Alert this run's changes to the organisation's channels.
 fn alert_run(
     alerts: &crate::alert::AlertsConfig,
     config: &Config,
-    manifest: &RunManifest,
-    started: DateTime<Utc>,
-    results: &[ControlResult],
+    run: &AlertInputs<'_>,
     options: &RunOptions,
     runtime: &tokio::runtime::Runtime,
 ) -> crate::alert::AlertReport {
-    let failed_sources = manifest
+    use crate::evidence::SourceStatus;
+    let failed_sources = run
+        .manifest
         .sources
         .iter()
-        .filter(|(_, s)| s.status == crate::evidence::SourceStatus::Failed)
-        .map(|(name, s)| (name.clone(), s.reason.clone().unwrap_or_default()))
+        .filter_map(|(name, s)| {
+            let how = match s.status {
+                SourceStatus::Complete => return None,
+                SourceStatus::Partial => "partial",
+                SourceStatus::Failed => "failed",
+            };
+            Some((
+                name.clone(),
+                how.to_owned(),
+                s.reason.clone().unwrap_or_default(),
+            ))
+        })
+        .collect();
+    let owner_of = |control: &str| {
+        run.results
+            .iter()
+            .find(|r| format!("{}:{}", r.framework, r.control_id) == control)
+            .map(|r| r.owner)
+    };
+    let exceptions: Vec<crate::alert::ExceptionDue> = run
+        .exceptions
+        .map(|e| e.entries())
+        .unwrap_or_default()
+        .iter()
+        .map(|e| crate::alert::ExceptionDue {
+            control: e.control.clone(),
+            check: e.check.clone(),
+            subject: e.subject.clone(),
+            approved_by: e.approved_by.clone(),
+            expires: e.expires,
+            owner: owner_of(&e.control),
+        })
         .collect();
     let view = crate::alert::RunView {
-        organisation: &manifest.organisation,
-        run_id: &manifest.run_id,
-        started,
+        organisation: &run.manifest.organisation,
+        run_id: &run.manifest.run_id,
+        started: run.started,
         outcome: crate::alert::RunState::Ran {
-            results,
+            results: run.results,
             failed_sources,
         },
-        exceptions: &[],
+        exceptions: &exceptions,
+        drift: Some(run.drift),
     };
     crate::alert::notify(
         alerts,

@@ -1,9 +1,9 @@
 //! The rules: what in a run is worth telling someone, and whether it is new.
 //!
 //! A run is turned into *conditions*, each with a stable key: a control that
-//! went from pass to fail (a regression, which lasts while it fails), a
-//! control that went from pass or fail to inconclusive or a source that failed
-//! (lost evidence), an organisation that could not run, an exception that
+//! started failing (a regression, which lasts while it fails and no
+//! exception accepts it), a control that went from pass or fail to
+//! inconclusive or a source that failed or was partial (lost evidence), an organisation that could not run, an exception that
 //! expires soon or has expired, and a schedule that was missed (the previous
 //! run is older than `max_age_hours`). The alert state kept in the store
 //! (`<store>/alerts/state.json`) remembers, per condition, how many runs in a
@@ -11,6 +11,10 @@
 //! when it has held `persist_runs` runs (events, such as a missed schedule,
 //! at once); an alerted condition that no longer holds is reported resolved.
 //! Nothing new and nothing resolved: no message.
+//!
+//! Where a control started failing or lost its evidence comes from the run's
+//! [`Drift`] (`results/drift.json`, the same comparison the reports show),
+//! and from the statuses the state remembers when there is no drift.
 //!
 //! Everything here is pure: state in, state and items out.
 
@@ -21,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Owner;
 use crate::evaluate::{ControlResult, Status};
+use crate::history::Drift;
 
 /// What kind of change an item reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -103,17 +108,20 @@ pub struct RunView<'a> {
     pub outcome: RunState<'a>,
     /// Accepted exceptions in force for the organisation.
     pub exceptions: &'a [ExceptionDue],
+    /// What changed since the previous run, when the history has it.
+    pub drift: Option<&'a Drift>,
 }
 
 /// What a run produced.
 #[derive(Clone, Debug)]
 pub enum RunState<'a> {
-    /// It ran: control results, and the sources that failed with their reasons.
+    /// It ran: control results, and the sources that failed or were partial.
     Ran {
         /// `results/controls.json`.
         results: &'a [ControlResult],
-        /// Sources that failed, with the reason recorded in `run.json`.
-        failed_sources: Vec<(String, String)>,
+        /// Sources that failed or were partial: name, `failed` or `partial`,
+        /// and the reason recorded in `run.json`.
+        failed_sources: Vec<(String, String, String)>,
     },
     /// It could not run (bad config, a secret it lacks, a crash).
     CouldNotRun {
@@ -196,25 +204,41 @@ pub fn evaluate(
                 let regression = format!("regression:{key}");
                 let lost = format!("lost:{key}");
                 let held = |k: &str| previous.conditions.contains_key(k);
+                let (started_failing, lost_now) = match run.drift {
+                    Some(d) => (
+                        d.regressions
+                            .iter()
+                            .find(|c| c.control == key)
+                            .map(|c| c.before),
+                        d.lost_evidence
+                            .iter()
+                            .find(|c| c.control == key)
+                            .map(|c| c.before),
+                    ),
+                    None => (
+                        (before == Some(Status::Pass)).then_some(before),
+                        matches!(before, Some(Status::Pass | Status::Fail)).then_some(before),
+                    ),
+                };
                 match r.status {
-                    Status::Fail if before == Some(Status::Pass) || held(&regression) => {
-                        now.push((regression_item(regression, r), false));
+                    // An accepted failure does not alert until its exception ends.
+                    Status::Fail if r.accepted.is_some() => {}
+                    Status::Fail if started_failing.is_some() || held(&regression) => {
+                        let was = started_failing.flatten().or(before);
+                        now.push((regression_item(regression, r, was, run.drift), false));
                     }
-                    Status::Inconclusive
-                        if matches!(before, Some(Status::Pass | Status::Fail)) || held(&lost) =>
-                    {
-                        let was = match before {
-                            Some(Status::Pass) => "pass",
-                            Some(Status::Fail) => "fail",
-                            _ => "a judgement",
-                        };
+                    Status::Inconclusive if lost_now.is_some() || held(&lost) => {
+                        let was = lost_now.flatten().or(before);
                         now.push((
                             Item {
                                 kind: ItemKind::LostEvidence,
                                 key: lost,
                                 title: format!(
-                                    "{} {} {}: {was} -> inconclusive",
-                                    r.framework, r.control_id, r.title
+                                    "{} {} {}: {} -> inconclusive",
+                                    r.framework,
+                                    r.control_id,
+                                    r.title,
+                                    status_word(was)
                                 ),
                                 detail: r.reason.clone(),
                                 owner: Some(r.owner),
@@ -226,12 +250,12 @@ pub fn evaluate(
                 }
                 statuses.insert(key, r.status);
             }
-            for (name, reason) in failed_sources {
+            for (name, how, reason) in failed_sources {
                 now.push((
                     Item {
                         kind: ItemKind::LostEvidence,
                         key: format!("source:{name}"),
-                        title: format!("source {name} failed"),
+                        title: format!("source {name} {how}"),
                         detail: reason.clone(),
                         owner: None,
                     },
@@ -376,7 +400,24 @@ fn exception_name(e: &ExceptionDue) -> String {
 /// How many failing subject names an item lists before "and N more".
 const NAMES: usize = 5;
 
-fn regression_item(key: String, r: &ControlResult) -> Item {
+fn status_word(status: Option<Status>) -> &'static str {
+    match status {
+        Some(Status::Pass) => "pass",
+        Some(Status::Fail) => "fail",
+        Some(Status::Inconclusive) => "inconclusive",
+        Some(Status::ManualPending) => "manual_pending",
+        Some(Status::ManualAttested) => "manual_attested",
+        Some(Status::NotApplicable) => "not_applicable",
+        None => "not evaluated",
+    }
+}
+
+fn regression_item(
+    key: String,
+    r: &ControlResult,
+    was: Option<Status>,
+    drift: Option<&Drift>,
+) -> Item {
     let mut lines = Vec::new();
     for c in r.checks.iter().filter(|c| c.failing_count > 0) {
         let names: Vec<&str> = c
@@ -396,6 +437,17 @@ fn regression_item(key: String, r: &ControlResult) -> Item {
         if more > 0 {
             line.push_str(&format!(" and {more} more"));
         }
+        let newly = drift
+            .and_then(|d| d.subjects.iter().find(|s| s.check == c.check))
+            .map(|s| &s.newly_failing)
+            .filter(|n| !n.is_empty());
+        if let Some(newly) = newly {
+            let names: Vec<&str> = newly.iter().take(NAMES).map(|s| s.name.as_str()).collect();
+            line.push_str(&format!("; newly failing: {}", names.join(", ")));
+            if newly.len() > names.len() {
+                line.push_str(&format!(" and {} more", newly.len() - names.len()));
+            }
+        }
         lines.push(line);
     }
     if lines.is_empty() {
@@ -404,7 +456,13 @@ fn regression_item(key: String, r: &ControlResult) -> Item {
     Item {
         kind: ItemKind::Regression,
         key,
-        title: format!("{} {} {}: pass -> fail", r.framework, r.control_id, r.title),
+        title: format!(
+            "{} {} {}: {} -> fail",
+            r.framework,
+            r.control_id,
+            r.title,
+            status_word(was)
+        ),
         detail: lines.join("\n"),
         owner: Some(r.owner),
     }
@@ -434,6 +492,7 @@ mod tests {
                 failed_sources: Vec::new(),
             },
             exceptions: &[],
+            drift: None,
         }
     }
 
@@ -494,7 +553,11 @@ mod tests {
         let mut view = run("r2", 100, &lost);
         view.outcome = RunState::Ran {
             results: &lost,
-            failed_sources: vec![("m365".into(), "401 from the token endpoint".into())],
+            failed_sources: vec![(
+                "m365".into(),
+                "failed".into(),
+                "401 from the token endpoint".into(),
+            )],
         };
         let (items, s) = evaluate(&s, &view, &ONCE);
         assert_eq!(
@@ -550,5 +613,49 @@ mod tests {
         assert_eq!(items[1].kind, ItemKind::ExceptionExpired);
         let (items, _) = evaluate(&s, &view, &ONCE);
         assert!(items.is_empty(), "each alerted once: {items:?}");
+    }
+
+    #[test]
+    fn drift_decides_onsets_and_accepted_failures_stay_quiet() {
+        let drift: Drift = serde_json::from_value(serde_json::json!({
+            "schema_version": 1, "organisation": "Org", "run_id": "r2", "previous": null,
+            "regressions": [{"control": "hipaa:a", "title": "Control a", "owner": "internal",
+                             "before": "inconclusive", "after": "fail"},
+                            {"control": "hipaa:b", "title": "Control b", "owner": "internal",
+                             "before": "pass", "after": "fail"}],
+            "fixes": [], "lost_evidence": [], "other_changes": [], "sources_lost": [],
+            "subjects": [{"check": "mfa", "title": "MFA", "responsible": "internal",
+                          "failing_before": 0, "failing_after": 1, "judged_after": true,
+                          "newly_failing": [{"id": "u1", "name": "alice"}],
+                          "fixed": [], "unjudged": []}]
+        }))
+        .unwrap();
+        let mut a = control("a", Status::Fail);
+        a.checks = serde_json::from_value(serde_json::json!([{
+            "check": "mfa", "title": "MFA", "outcome": "fail", "responsible": "msp",
+            "evaluated": 2, "failing_count": 1,
+            "failing": [{"id": "u1", "name": "alice", "detail": "no MFA"}],
+            "evidence": [], "summary": "s", "remediation": "r"
+        }]))
+        .unwrap();
+        let mut b = control("b", Status::Fail);
+        b.accepted = serde_json::from_value(serde_json::json!({
+            "approved_by": "CFO", "reason": "legacy", "expires": "2030-01-01", "exceptions": []
+        }))
+        .unwrap();
+        let results = [a, b];
+        let mut view = run("r2", 0, &results);
+        view.drift = Some(&drift);
+        // No remembered statuses (a new state): the drift alone says what started.
+        let (items, _) = evaluate(&AlertState::default(), &view, &ONCE);
+        assert_eq!(
+            kinds(&items),
+            [(ItemKind::Regression, "regression:hipaa:a")]
+        );
+        assert_eq!(items[0].title, "hipaa a Control a: inconclusive -> fail");
+        assert_eq!(
+            items[0].detail,
+            "MFA (1 failing, msp acts): alice; newly failing: alice"
+        );
     }
 }

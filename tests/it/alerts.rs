@@ -173,6 +173,7 @@ fn view<'a>(org: &'a str, run_id: &'a str, hour: i64, results: &'a [ControlResul
             failed_sources: Vec::new(),
         },
         exceptions: &[],
+        drift: None,
     }
 }
 
