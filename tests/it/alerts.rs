@@ -730,34 +730,63 @@ fn a_run_alerts_after_its_package_is_sealed() {
     let h = common::Harness::demo();
     let receiver = Receiver::default();
     let addr = h.runtime.block_on(receiver.start());
-    // A wrong Graph secret: the m365 source fails, which is lost evidence.
-    let mut config = h.config(Some(&format!("{CANARY}-wrong-graph-secret")));
+    let mut config = h.config(None);
+    let good_secret = std::fs::read_to_string(h.path().join("graph.secret")).unwrap();
     webhook_config(h.path(), addr, "persist_runs = 1");
-    let mut text = std::fs::read_to_string(h.path().join("auditpack.toml")).unwrap();
+    let alerts_table = std::fs::read_to_string(h.path().join("auditpack.toml")).unwrap();
     let base = h.sim.base_url();
     let creds = auditpack::simulate::SimOptions::default().credentials;
-    text = format!(
+    let text = format!(
         "[organisation]\nname = \"Test Clinic\"\nframeworks = [\"hipaa\"]\nstore = \"store\"\n\n\
          [sources.m365]\ntype = \"m365\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"graph.secret\"\n\
-         authority_url = \"{base}\"\ngraph_url = \"{base}\"\n\n{text}",
+         authority_url = \"{base}\"\ngraph_url = \"{base}\"\n\n{alerts_table}",
         creds.tenant_id, creds.graph_client_id
     );
     std::fs::write(h.path().join("auditpack.toml"), &text).unwrap();
     let signing = config.signing.take();
     config = auditpack::config::Config::load(&h.path().join("auditpack.toml")).unwrap();
     config.signing = signing;
+
+    // The first run is the baseline: nothing to alert.
+    let first = h.run(&config);
+    assert!(first.alerts.items.is_empty(), "{:?}", first.alerts.items);
+    assert!(receiver.seen().is_empty());
+
+    // A wrong Graph secret: the m365 source fails; every control it judged
+    // loses its evidence (as drift.json says), and the source is named.
+    std::fs::write(
+        h.path().join("graph.secret"),
+        format!("{CANARY}-wrong-graph-secret"),
+    )
+    .unwrap();
     let outcome = h.run(&config);
     assert!(outcome.package.is_dir() && outcome.archive.is_file());
-    let alerts = &outcome.alerts;
+    let drift = auditpack::history::read_drift(&outcome.run_dir)
+        .unwrap()
+        .unwrap();
+    let items = &outcome.alerts.items;
     assert!(
-        alerts
-            .items
+        items
             .iter()
             .any(|i| i.key == "source:m365" && i.kind == ItemKind::LostEvidence),
-        "{:?}",
-        alerts.items
+        "{items:?}"
     );
-    assert_eq!(alerts.deliveries[0].outcome, DeliveryOutcome::Delivered);
+    let lost: Vec<&str> = items
+        .iter()
+        .filter_map(|i| i.key.strip_prefix("lost:"))
+        .collect();
+    let drift_lost: Vec<&str> = drift
+        .lost_evidence
+        .iter()
+        .filter(|c| c.after == Some(Status::Inconclusive))
+        .map(|c| c.control.as_str())
+        .collect();
+    assert!(!lost.is_empty());
+    assert_eq!(lost, drift_lost, "alerts and drift.json agree");
+    assert_eq!(
+        outcome.alerts.deliveries[0].outcome,
+        DeliveryOutcome::Delivered
+    );
     let seen = receiver.accepted();
     assert_eq!(seen.len(), 1);
     verify_signature(&seen[0], &whsec());
@@ -765,8 +794,22 @@ fn a_run_alerts_after_its_package_is_sealed() {
     assert!(!common::all_files(&outcome.package)
         .iter()
         .any(|f| f.components().any(|c| c.as_os_str() == "alerts")));
+
+    // Fixed: the next run says each alerted change is resolved.
+    std::fs::write(h.path().join("graph.secret"), good_secret).unwrap();
+    let fixed = h.run(&config);
+    let resolved = fixed
+        .alerts
+        .items
+        .iter()
+        .filter(|i| i.kind == ItemKind::Resolved)
+        .count();
+    assert_eq!(resolved, items.len(), "{:?}", fixed.alerts.items);
+    assert_eq!(receiver.accepted().len(), 2);
     assert_no_canary(&h.path().join("store"));
-    assert!(!String::from_utf8_lossy(&seen[0].body).contains(CANARY));
+    for r in receiver.seen() {
+        assert!(!String::from_utf8_lossy(&r.body).contains(CANARY));
+    }
 }
 
 #[test]
