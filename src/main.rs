@@ -80,7 +80,18 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
                 algorithms: algorithms(&algorithm),
                 ..RunOptions::default()
             };
-            let outcome = pipeline::run(&config, &options, &runtime()?)?;
+            let runtime = runtime()?;
+            let outcome = match pipeline::run(&config, &options, &runtime) {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    if let Some(alerts) =
+                        pipeline::alert_could_not_run(&config, &e, &options, &runtime)
+                    {
+                        print_alerts(out, &alerts);
+                    }
+                    return Err(e.into());
+                }
+            };
             print_sources(out, &outcome.manifest.sources);
             print_summary(out, &outcome.results);
             say!(out, "\nrun folder: {}", outcome.run_dir.display());

@@ -215,6 +215,42 @@ pub fn run(
     })
 }
 
+/// Tell the organisation's `[alerts]` channels that its run failed with
+/// `error` (a secret it lacks, an unusable key, a failed write), with the
+/// same rules, retries and records as a finished run's alerts. `None` when
+/// the config has no usable `[alerts]`.
+pub fn alert_could_not_run(
+    config: &Config,
+    error: &Error,
+    options: &RunOptions,
+    runtime: &tokio::runtime::Runtime,
+) -> Option<crate::alert::AlertReport> {
+    let alerts = crate::alert::AlertsConfig::from_config(config).ok()??;
+    let started = Utc::now();
+    let run_id = format!(
+        "{}-{:04x}-failed",
+        started.format("%Y%m%dT%H%M%SZ"),
+        fastrand::u16(..)
+    );
+    let view = crate::alert::RunView {
+        organisation: &config.organisation.name,
+        run_id: &run_id,
+        started,
+        outcome: crate::alert::RunState::CouldNotRun {
+            reason: error.to_string(),
+        },
+        exceptions: &[],
+        drift: None,
+    };
+    Some(crate::alert::notify(
+        &alerts,
+        &config.organisation.store,
+        &view,
+        &options.retry,
+        runtime,
+    ))
+}
+
 /// What a finished run hands to alerting.
 struct AlertInputs<'a> {
     manifest: &'a RunManifest,

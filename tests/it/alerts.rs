@@ -838,3 +838,46 @@ fn a_literal_webhook_url_in_the_config_is_refused_before_collection() {
     assert!(!e.contains(CANARY));
     assert!(!dir.path().join("evidence").exists(), "nothing collected");
 }
+
+#[test]
+fn a_run_that_cannot_start_alerts_that_it_could_not_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let receiver = Receiver::default();
+    let addr = runtime.block_on(receiver.start());
+    webhook_config(dir.path(), addr, "");
+    let alerts_table = std::fs::read_to_string(dir.path().join("auditpack.toml")).unwrap();
+    let path = dir.path().join("auditpack.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[organisation]\nname = \"Gamma Vets\"\nframeworks = [\"hipaa\"]\nstore = \"store\"\n\n\
+             [sources.ninja]\ntype = \"ninjaone\"\nbase_url = \"http://{addr}\"\nclient_id = \"x\"\n\
+             client_secret_env = \"AUDITPACK_TEST_UNSET_NINJA_SECRET\"\n\n{alerts_table}"
+        ),
+    )
+    .unwrap();
+    let config = auditpack::config::Config::load(&path).unwrap();
+    let options = common::fast_options();
+    let e = auditpack::pipeline::run(&config, &options, &runtime).unwrap_err();
+    let report = auditpack::pipeline::alert_could_not_run(&config, &e, &options, &runtime).unwrap();
+    assert_eq!(report.items.len(), 1);
+    assert_eq!(report.items[0].kind, ItemKind::CouldNotRun);
+    assert!(report.items[0]
+        .detail
+        .contains("AUDITPACK_TEST_UNSET_NINJA_SECRET"));
+    assert_eq!(report.deliveries[0].outcome, DeliveryOutcome::Delivered);
+    let body: serde_json::Value = serde_json::from_slice(&receiver.accepted()[0].body).unwrap();
+    assert_eq!(
+        body["data"]["items"][0]["title"],
+        "Gamma Vets could not run"
+    );
+    // The same failure again is no news.
+    let again = auditpack::pipeline::alert_could_not_run(&config, &e, &options, &runtime).unwrap();
+    assert!(again.items.is_empty() && again.deliveries.is_empty());
+    assert_eq!(receiver.seen().len(), 1);
+}
