@@ -3,10 +3,12 @@
 //! results the package carries. This proves the report follows from the
 //! evidence (normalise and evaluate are deterministic).
 //!
-//! The run's inputs (`run.json`, `custody.jsonl`, `evidence/`, `manual/`) are
-//! copied out of the package, folder or zip alike, into a private temporary
-//! folder (the package itself is never written to), evaluated there, and the
-//! temporary folder is removed.
+//! The run's inputs (`run.json`, `custody.jsonl`, `evidence/`, `manual/`,
+//! `inputs/`) are copied out of the package, folder or zip alike, into a
+//! private temporary folder (the package itself is never written to),
+//! evaluated there, and the temporary folder is removed. `results/drift.json`
+//! compares the run with an earlier run outside the package, so it is not
+//! re-derived; the signed manifest covers it like every payload file.
 
 use std::collections::BTreeMap;
 use std::fs::File;

@@ -140,8 +140,13 @@ pub fn render(report: &Report) -> Result<String> {
         r: report,
         chart: chart(&report.by_framework, &report.by_owner),
     };
-    hb.render("report", &ctx)
-        .map_err(|e| Error::invalid(format!("cannot render the HTML report: {e}")))
+    let page = hb
+        .render("report", &ctx)
+        .map_err(|e| Error::invalid(format!("cannot render the HTML report: {e}")))?;
+    Ok(super::drift::splice_html(
+        page,
+        &super::drift::sections(&report.history),
+    ))
 }
 
 /// Write `reports/report.html` under `run_dir`.

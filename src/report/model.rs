@@ -22,6 +22,8 @@ pub struct RunData {
     pub results: Vec<ControlResult>,
     /// `custody.jsonl`, one entry per evidence file.
     pub custody: Vec<CustodyEntry>,
+    /// `results/drift.json`, when the run has one.
+    pub drift: Option<crate::history::Drift>,
 }
 
 impl RunData {
@@ -34,10 +36,12 @@ impl RunData {
         let manifest = RunManifest::read(run_dir)?;
         let results = super::json::read(run_dir)?;
         let custody = read_custody(&run_dir.join("custody.jsonl"))?;
+        let drift = crate::history::read_drift(run_dir)?;
         Ok(RunData {
             manifest,
             results,
             custody,
+            drift,
         })
     }
 }
@@ -145,8 +149,8 @@ pub struct ControlRow {
     pub title: String,
     /// Status (contract spelling).
     pub status: &'static str,
-    /// Status for people.
-    pub status_label: &'static str,
+    /// Status for people (`Fail (accepted until DATE)` for an accepted failure).
+    pub status_label: String,
     /// Owner (contract spelling).
     pub owner: &'static str,
     /// Owner for people.
@@ -195,8 +199,8 @@ pub struct Attention {
     pub title: String,
     /// Status (contract spelling).
     pub status: &'static str,
-    /// Status for people.
-    pub status_label: &'static str,
+    /// Status for people (`Fail (accepted until DATE)` for an accepted failure).
+    pub status_label: String,
     /// Why.
     pub reason: String,
 }
@@ -319,6 +323,8 @@ pub struct Report {
     pub sources: Vec<SourceRow>,
     /// Evidence files.
     pub evidence: Vec<EvidenceRow>,
+    /// Changes since the previous run and accepted risks.
+    pub history: super::drift::History,
 }
 
 /// A framework id for people.
@@ -465,7 +471,7 @@ impl Report {
                     control: cref.clone(),
                     title: r.title.clone(),
                     status: r.status.as_str(),
-                    status_label: status_label(r.status),
+                    status_label: super::drift::status_label(r),
                     reason: r.reason.clone(),
                 });
             }
@@ -475,7 +481,7 @@ impl Report {
                 anchor,
                 title: r.title.clone(),
                 status: r.status.as_str(),
-                status_label: status_label(r.status),
+                status_label: super::drift::status_label(r),
                 owner: r.owner.as_str(),
                 owner_label: owner_label(r.owner),
                 checks: r
@@ -612,6 +618,7 @@ impl Report {
             owners,
             sources,
             evidence,
+            history: super::drift::History::build(data),
         }
     }
 }
@@ -710,6 +717,7 @@ mod tests {
                 tool: "auditpack test".into(),
                 stat: None,
             }],
+            drift: None,
         }
     }
 

@@ -10,6 +10,7 @@ mod commands;
 mod config;
 mod endpoint;
 mod evaluate;
+mod history;
 mod judgement_props;
 mod layers;
 mod m365;

@@ -168,7 +168,7 @@ impl Exceptions {
     ) -> Result<Exceptions> {
         let at = |span: Range<usize>| format!("{file}:{}", line_of(text, span.start));
         let raw: RawFile = toml::from_str(text).map_err(|e| {
-            let location = e.span().map_or_else(|| file.to_owned(), |span| at(span));
+            let location = e.span().map_or_else(|| file.to_owned(), &at);
             Error::config(format!("{location}: {}", e.message().trim_end()))
         })?;
         let mut entries = Vec::new();
@@ -205,7 +205,7 @@ impl Exceptions {
                 Some(check) => {
                     let check_at = at(check.span());
                     let check = check.into_inner();
-                    if !found.checks.iter().any(|c| *c == check) {
+                    if !found.checks.contains(&check) {
                         return Err(Error::config(format!(
                             "{check_at}: exception for `{control}`: the control has no check `{check}` (its checks: {})",
                             if found.checks.is_empty() {
@@ -363,5 +363,164 @@ impl Exceptions {
                 exceptions: used.into_iter().cloned().collect(),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::ControlKind;
+    use crate::checks::Subject;
+    use crate::evaluate::CheckResult;
+    use crate::policy::Owner;
+
+    fn as_of() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-06-01T12:00:00Z")
+            .map(|t| t.with_timezone(&Utc))
+            .expect("time")
+    }
+
+    fn parse(text: &str) -> Result<Exceptions> {
+        let catalog = Catalog::builtin().expect("catalog");
+        Exceptions::parse(text, "ex.toml", &catalog, &["pci-dss".to_owned()], as_of())
+    }
+
+    fn entry(control: &str, check: Option<&str>, subject: Option<&str>, expires: &str) -> String {
+        let mut s = format!("[[exception]]\ncontrol = \"{control}\"\n");
+        if let Some(c) = check {
+            s.push_str(&format!("check = \"{c}\"\n"));
+        }
+        if let Some(x) = subject {
+            s.push_str(&format!("subject = \"{x}\"\n"));
+        }
+        s.push_str(&format!(
+            "reason = \"known gap\"\napproved_by = \"CISO\"\nexpires = {expires}\n\n"
+        ));
+        s
+    }
+
+    fn failing(check: &str, subjects: &[&str]) -> CheckResult {
+        CheckResult {
+            check: check.into(),
+            title: check.into(),
+            outcome: Verdict::Fail,
+            responsible: Owner::Internal,
+            evaluated: 5,
+            failing_count: subjects.len(),
+            failing: subjects
+                .iter()
+                .map(|id| Subject {
+                    id: (*id).into(),
+                    name: (*id).into(),
+                    detail: "fails".into(),
+                })
+                .collect(),
+            unproven_count: 0,
+            unproven: vec![],
+            evidence: vec![],
+            summary: String::new(),
+            remediation: String::new(),
+        }
+    }
+
+    fn result(id: &str, checks: Vec<CheckResult>) -> ControlResult {
+        ControlResult {
+            framework: "pci-dss".into(),
+            control_id: id.into(),
+            title: id.into(),
+            status: Status::Fail,
+            owner: Owner::Internal,
+            kind: ControlKind::Hybrid,
+            checks,
+            manual_evidence: vec![],
+            reason: String::new(),
+            accepted: None,
+        }
+    }
+
+    #[test]
+    fn bad_entries_name_the_file_and_line() {
+        let cases = [
+            (entry("pci-dss:9.9.99", None, None, "2027-01-01"), "ex.toml:2: exception for `pci-dss:9.9.99`: pci-dss has no control `9.9.99`"),
+            (entry("iso:5.1", None, None, "2027-01-01"), "ex.toml:2: exception for `iso:5.1`: framework `iso` is not in the catalog"),
+            (entry("8.4.2", None, None, "2027-01-01"), "ex.toml:2: exception control `8.4.2` must look like"),
+            (entry("pci-dss:8.4.2", Some("edr_health"), None, "2027-01-01"), "ex.toml:3: exception for `pci-dss:8.4.2`: the control has no check `edr_health` (its checks: mfa_enforced, mfa_registered)"),
+            (entry("pci-dss:8.4.2", None, Some("m365:1"), "2027-01-01"), "ex.toml:3: exception for `pci-dss:8.4.2`: a subject needs the check"),
+            (entry("pci-dss:8.4.2", None, None, "2026-05-31"), "ex.toml:5: exception for `pci-dss:8.4.2` expired on 2026-05-31, before 2026-06-01"),
+            (entry("pci-dss:8.4.2", None, None, "2027-01-01T00:00:00Z"), "ex.toml:5: exception for `pci-dss:8.4.2`: expires must be a date"),
+            ("[[exception]]\ncontrol = \"pci-dss:8.4.2\"\nreason = \" \"\napproved_by = \"x\"\nexpires = 2027-01-01\n".to_owned(), "ex.toml:3: exception for `pci-dss:8.4.2`: reason is empty"),
+            ("[[exception]]\ncontrol = \"pci-dss:8.4.2\"\nreason = \"r\"\nexpires = 2027-01-01\n".to_owned(), "ex.toml:1: missing field `approved_by`"),
+            ("[[exception]]\ncontrol = \"pci-dss:8.4.2\"\nreason = \"r\"\napproved_by = \"x\"\nexpires = 2027-01-01\napproved = 1\n".to_owned(), "ex.toml:6: unknown field `approved`"),
+            ("[[exception]\n".to_owned(), "ex.toml:1:"),
+        ];
+        for (text, want) in cases {
+            let err = parse(&text).expect_err(want).to_string();
+            assert!(err.starts_with(want), "want {want}\n got {err}");
+        }
+        // Lines count from the top of the file, across entries.
+        let two = format!(
+            "{}{}",
+            entry("pci-dss:8.4.2", None, None, "2027-01-01"),
+            entry("pci-dss:8.4.3", None, None, "2020-01-01")
+        );
+        let err = parse(&two).expect_err("second expired").to_string();
+        assert!(err.starts_with("ex.toml:11:"), "{err}");
+        // The last day still counts.
+        assert!(parse(&entry("pci-dss:8.4.2", None, None, "2026-06-01")).is_ok());
+    }
+
+    #[test]
+    fn a_failure_is_accepted_only_when_every_part_is_covered() {
+        let text = format!(
+            "{}{}{}",
+            entry("pci-dss:8.4.1", None, None, "2026-12-31"),
+            entry(
+                "pci-dss:8.4.2",
+                Some("mfa_registered"),
+                Some("m365:1"),
+                "2026-09-30"
+            ),
+            entry("pci-dss:8.4.2", Some("mfa_enforced"), None, "2026-08-31"),
+        );
+        let exceptions = parse(&text).expect("valid");
+        assert_eq!(exceptions.entries().len(), 3);
+        assert_eq!(exceptions.entries()[1].line, 7);
+        let mut results = vec![
+            result("8.4.1", vec![failing("mfa_admins", &["m365:7"])]),
+            result(
+                "8.4.2",
+                vec![
+                    failing("mfa_enforced", &["m365:2", "m365:3"]),
+                    failing("mfa_registered", &["m365:1"]),
+                ],
+            ),
+            result("8.4.3", vec![failing("mfa_enforced", &["m365:2"])]),
+        ];
+        let mut partly = results[1].clone();
+        partly.checks[1] = failing("mfa_registered", &["m365:1", "m365:4"]);
+        results.push(partly);
+        exceptions.apply(&mut results, as_of());
+        let a = results[0].accepted.as_ref().expect("control-wide");
+        assert_eq!(a.expires.to_string(), "2026-12-31");
+        let b = results[1].accepted.as_ref().expect("check and subject");
+        assert_eq!(b.expires.to_string(), "2026-08-31", "the earliest expiry");
+        assert_eq!(b.exceptions.len(), 2);
+        assert!(results[2].accepted.is_none(), "another control");
+        assert!(results[3].accepted.is_none(), "m365:4 is not covered");
+        assert!(results.iter().all(|r| r.status == Status::Fail));
+        // After its expiry an exception no longer covers anything.
+        let mut later = vec![result("8.4.1", vec![failing("mfa_admins", &["m365:7"])])];
+        let next_year = as_of() + chrono::Duration::days(365);
+        exceptions.apply(&mut later, next_year);
+        assert!(later[0].accepted.is_none());
+        // What an expiry alert names.
+        let soon: Vec<&str> = exceptions
+            .expiring_within(95, as_of())
+            .iter()
+            .map(|e| e.control.as_str())
+            .collect();
+        assert_eq!(soon, ["pci-dss:8.4.2"]);
+        assert_eq!(exceptions.expiring_within(92, as_of()).len(), 1);
+        assert_eq!(exceptions.expiring_within(400, as_of()).len(), 3);
     }
 }
