@@ -7,8 +7,8 @@
 //! - [`render`] shapes one message per organisation per run for each channel;
 //!   [`send`] makes one attempt on one channel.
 //! - This module runs delivery: every channel at once, each with retries
-//!   (exponential backoff with jitter, `Retry-After` honoured) on network
-//!   errors, 408, 429 and 5xx; any other 4xx is refused for good and not
+//!   (at most 4 attempts a run, exponential backoff with jitter,
+//!   `Retry-After` honoured up to 30 s) on network errors, 408, 429 and 5xx; any other 4xx is refused for good and not
 //!   retried. Each (message, channel) has one id, derived from the
 //!   organisation, run and channel, used as `webhook-id` (and the e-mail's
 //!   `Message-ID`) on every attempt, in this run or a later one, so a
@@ -50,6 +50,10 @@ use send::Attempt;
 
 /// A queued message older than this is given up (moved to `failed/`).
 const OUTBOX_DAYS: i64 = 14;
+/// Attempts per message and channel in one run, at most.
+const MAX_ATTEMPTS: u32 = 4;
+/// The longest `Retry-After` one run waits for.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// What alerting did after one run.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -389,6 +393,13 @@ async fn dispatch(
                 .push(format!("cannot build the HTTP client for alerts: {e}"));
             return;
         }
+    };
+    // The outbox retries on the next run, so the end of this one never
+    // waits long for a receiver that is down.
+    let retry = &RetryPolicy {
+        max_attempts: retry.max_attempts.min(MAX_ATTEMPTS),
+        max_retry_after: retry.max_retry_after.min(MAX_RETRY_AFTER),
+        ..*retry
     };
     let mut tasks = tokio::task::JoinSet::new();
     let now = Utc::now();
