@@ -85,7 +85,7 @@ impl Receiver {
             });
             let mut out = HeaderMap::new();
             if status == 429 {
-                out.insert("retry-after", "0".parse().unwrap());
+                out.insert("retry-after", "1".parse().unwrap());
             }
             (StatusCode::from_u16(status).unwrap(), out, "")
         }
@@ -241,7 +241,10 @@ async fn webhook_failing_twice_gets_exactly_one_signed_delivery() {
     let addr = receiver.start().await;
     let config = webhook_config(dir.path(), addr, "");
     let store = dir.path().join("store");
+    let started = std::time::Instant::now();
     let report = baseline_then_regression(&config, &store, "Contoso Dental", &fast()).await;
+    // The 429 said `Retry-After: 1`; backoff alone would wait milliseconds.
+    assert!(started.elapsed() >= Duration::from_secs(1));
 
     assert_eq!(report.items.len(), 1);
     assert_eq!(report.items[0].kind, ItemKind::Regression);
