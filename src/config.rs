@@ -36,6 +36,19 @@ pub struct Config {
     pub sources: Vec<SourceDecl>,
     /// How packages are signed; `None` leaves packages unsigned.
     pub signing: Option<Signing>,
+    /// `[alerts]`, kept as the file's text and parsed by `crate::alert`
+    /// (which comes later in the flow), so its errors keep file:line:col.
+    pub alerts: Option<TableText>,
+}
+
+/// A top-level table that a later module parses itself, with the text of the
+/// file it is in.
+#[derive(Clone, Debug)]
+pub struct TableText {
+    /// The whole file's text.
+    pub text: Arc<str>,
+    /// The file it came from.
+    pub path: PathBuf,
 }
 
 /// `[organisation]`.
@@ -228,6 +241,10 @@ impl Config {
             ownership_overrides: raw.ownership.overrides,
             thresholds: raw.thresholds,
             sources,
+            alerts: raw.alerts.map(|_| TableText {
+                text,
+                path: path.to_owned(),
+            }),
             signing,
         })
     }
@@ -254,6 +271,8 @@ struct RawConfig {
     sources: BTreeMap<String, SourceHeader>,
     #[serde(default)]
     signing: Option<RawSigning>,
+    #[serde(default)]
+    alerts: Option<IgnoredAny>,
 }
 
 #[derive(Default, Deserialize)]
@@ -331,7 +350,10 @@ impl RawSigning {
 
 /// Run a deserializer over `text` and turn its error into `file:line:col: message`,
 /// without quoting the line (it may hold a secret).
-fn parse_at<T>(
+///
+/// # Errors
+/// When the text is not TOML or `f` refuses it.
+pub(crate) fn parse_at<T>(
     text: &str,
     path: &Path,
     f: impl FnOnce(toml::Deserializer<'_>) -> std::result::Result<T, toml::de::Error>,
@@ -357,6 +379,9 @@ fn parse_at<T>(
 /// hint for an unknown key.
 const REFUSED_KEYS: &[&str] = &[
     "client_secret",
+    "url",
+    "secret",
+    "password",
     "api_key",
     "api_secret",
     "token",

@@ -14,6 +14,7 @@
 //! `auditpack-bag` crate; their modules are re-exported here under the names
 //! the rest of the application uses.
 
+pub mod alert;
 pub mod collect;
 pub mod commands;
 pub mod config;

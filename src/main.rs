@@ -102,7 +102,18 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
                 algorithms: algorithms(&algorithm),
                 ..RunOptions::default()
             };
-            let outcome = pipeline::run(&config, &options, &runtime()?)?;
+            let runtime = runtime()?;
+            let outcome = match pipeline::run(&config, &options, &runtime) {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    if let Some(alerts) =
+                        pipeline::alert_could_not_run(&config, &e, &options, &runtime)
+                    {
+                        print_alerts(out, &alerts);
+                    }
+                    return Err(e.into());
+                }
+            };
             print_sources(out, &outcome.manifest.sources);
             print_summary(out, &outcome.results);
             let d = &outcome.drift;
@@ -131,6 +142,7 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
                     "warning: no [signing] in the config, so the package is not signed"
                 );
             }
+            print_alerts(out, &outcome.alerts);
             Ok(exit_for(&outcome.results))
         }
         Command::Package {
@@ -718,4 +730,41 @@ fn self_command() -> String {
 
 fn absolute(p: &Path) -> std::path::PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_owned())
+}
+
+/// One line on what alerting did, and each problem it met (never a secret).
+fn print_alerts(out: &mut Out, alerts: &auditpack::alert::AlertReport) {
+    use auditpack::alert::DeliveryOutcome;
+    use auditpack::sanitize::terminal_safe;
+    if alerts.items.is_empty() && alerts.deliveries.is_empty() && alerts.problems.is_empty() {
+        return;
+    }
+    let count = |o: DeliveryOutcome| alerts.deliveries.iter().filter(|d| d.outcome == o).count();
+    say!(
+        out,
+        "alerts:     {} new item(s); {} delivered, {} queued for the next run, {} refused",
+        alerts.items.len(),
+        count(DeliveryOutcome::Delivered),
+        count(DeliveryOutcome::Queued),
+        count(DeliveryOutcome::Refused) + count(DeliveryOutcome::GaveUp)
+    );
+    for d in alerts
+        .deliveries
+        .iter()
+        .filter(|d| d.outcome != DeliveryOutcome::Delivered)
+    {
+        say!(
+            out,
+            "  {} ({}): {}",
+            d.channel,
+            d.id,
+            terminal_safe(d.error.as_deref().unwrap_or("not delivered"))
+        );
+    }
+    for p in &alerts.problems {
+        say!(out, "  problem: {}", terminal_safe(p));
+    }
+    if let Some(record) = &alerts.record {
+        say!(out, "  record:  {}", record.display());
+    }
 }

@@ -70,6 +70,8 @@ pub struct RunOutcome {
     /// What changed since the organisation's previous run (also in the run
     /// folder as `results/drift.json`).
     pub drift: crate::history::Drift,
+    /// What alerting did after packaging (empty without `[alerts]`).
+    pub alerts: crate::alert::AlertReport,
 }
 
 /// Collect, evaluate, report and package one organisation.
@@ -124,6 +126,7 @@ pub fn run(
     let exceptions =
         crate::history::exceptions::load(config, &catalog, options.as_of.unwrap_or_else(Utc::now))?;
     let collectors = build_collectors(&config.sources)?;
+    let alerts = crate::alert::AlertsConfig::from_config(config)?;
     check_secrets(config, &collectors)?;
     let signer = config
         .signing
@@ -205,6 +208,19 @@ pub fn run(
         &options.algorithms,
     )
     .map_err(|e| unpackaged(&e, &run_dir, &manifest, &results, config))?;
+    // After the package is sealed: alerting never changes or fails it.
+    let alerts = alerts
+        .map(|a| {
+            let run = AlertInputs {
+                manifest: &manifest,
+                started,
+                results: &results,
+                drift: &drift,
+                exceptions: exceptions.as_ref().map(|e| &e.exceptions),
+            };
+            alert_run(&a, config, &run, options, runtime)
+        })
+        .unwrap_or_default();
     let satisfied = crate::evaluate::all_satisfied(&results);
     tracing::info!(
         event = "run_finished",
@@ -222,7 +238,119 @@ pub fn run(
         archive,
         signed: signer.is_some(),
         drift,
+        alerts,
     })
+}
+
+/// Tell the organisation's `[alerts]` channels that its run failed with
+/// `error` (a secret it lacks, an unusable key, a failed write), with the
+/// same rules, retries and records as a finished run's alerts. `None` when
+/// the config has no usable `[alerts]`.
+pub fn alert_could_not_run(
+    config: &Config,
+    error: &Error,
+    options: &RunOptions,
+    runtime: &tokio::runtime::Runtime,
+) -> Option<crate::alert::AlertReport> {
+    let alerts = crate::alert::AlertsConfig::from_config(config).ok()??;
+    let started = Utc::now();
+    let run_id = format!(
+        "{}-{:04x}-failed",
+        started.format("%Y%m%dT%H%M%SZ"),
+        fastrand::u16(..)
+    );
+    let view = crate::alert::RunView {
+        organisation: &config.organisation.name,
+        run_id: &run_id,
+        started,
+        outcome: crate::alert::RunState::CouldNotRun {
+            reason: error.to_string(),
+        },
+        exceptions: &[],
+        drift: None,
+    };
+    Some(crate::alert::notify(
+        &alerts,
+        &config.organisation.store,
+        &view,
+        &options.retry,
+        runtime,
+    ))
+}
+
+/// What a finished run hands to alerting.
+struct AlertInputs<'a> {
+    manifest: &'a RunManifest,
+    started: DateTime<Utc>,
+    results: &'a [ControlResult],
+    drift: &'a crate::history::Drift,
+    exceptions: Option<&'a crate::exceptions::Exceptions>,
+}
+
+/// Alert this run's changes to the organisation's channels.
+fn alert_run(
+    alerts: &crate::alert::AlertsConfig,
+    config: &Config,
+    run: &AlertInputs<'_>,
+    options: &RunOptions,
+    runtime: &tokio::runtime::Runtime,
+) -> crate::alert::AlertReport {
+    use crate::evidence::SourceStatus;
+    let failed_sources = run
+        .manifest
+        .sources
+        .iter()
+        .filter_map(|(name, s)| {
+            let how = match s.status {
+                SourceStatus::Complete => return None,
+                SourceStatus::Partial => "partial",
+                SourceStatus::Failed => "failed",
+            };
+            Some((
+                name.clone(),
+                how.to_owned(),
+                s.reason.clone().unwrap_or_default(),
+            ))
+        })
+        .collect();
+    let owner_of = |control: &str| {
+        run.results
+            .iter()
+            .find(|r| format!("{}:{}", r.framework, r.control_id) == control)
+            .map(|r| r.owner)
+    };
+    let exceptions: Vec<crate::alert::ExceptionDue> = run
+        .exceptions
+        .map(|e| e.entries())
+        .unwrap_or_default()
+        .iter()
+        .map(|e| crate::alert::ExceptionDue {
+            control: e.control.clone(),
+            check: e.check.clone(),
+            subject: e.subject.clone(),
+            approved_by: e.approved_by.clone(),
+            expires: e.expires,
+            owner: owner_of(&e.control),
+        })
+        .collect();
+    let view = crate::alert::RunView {
+        organisation: &run.manifest.organisation,
+        run_id: &run.manifest.run_id,
+        started: run.started,
+        outcome: crate::alert::RunState::Ran {
+            results: run.results,
+            failed_sources,
+        },
+        exceptions: &exceptions,
+        drift: Some(run.drift),
+    };
+    crate::alert::notify(
+        alerts,
+        &config.organisation.store,
+        &view,
+        &options.retry,
+        runtime,
+    )
 }
 
 /// Log the start of a stage of the run.

@@ -36,6 +36,7 @@ const APP_RANKS: &[&[&str]] = &[
     &["history"],
     &["report"],
     &["package"],
+    &["alert"],
     &["pipeline"],
     &["simulate"],
     &["demo", "commands"],

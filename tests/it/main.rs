@@ -3,6 +3,7 @@
 mod common;
 
 mod backup;
+mod alerts;
 mod catalog;
 mod cli;
 mod collect;
