@@ -20,6 +20,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod evidence;
+pub mod fleet;
 pub mod judge;
 pub mod package;
 pub mod pipeline;

@@ -66,9 +66,13 @@ pub struct RunOutcome {
 /// Collect, evaluate, report and package one organisation.
 ///
 /// Everything that can be checked before touching the network is checked
-/// first (catalog, ownership, sources, signing key), so a bad config fails
-/// before any request. A failing source does not fail the run: it is recorded
-/// and its controls become inconclusive.
+/// first (catalog, ownership, sources, secrets, signing key), so a bad config
+/// fails before any request. A failing source does not fail the run: it is
+/// recorded and its controls become inconclusive.
+///
+/// The same run in stages, for callers that run many organisations on one
+/// runtime with one shared HTTP client (`auditpack fleet run`): [`prepare`],
+/// [`Prepared::start`], [`collect`], [`finish`].
 ///
 /// # Errors
 /// On invalid configuration or catalog, an unusable signing key, or I/O failure
@@ -78,6 +82,38 @@ pub fn run(
     options: &RunOptions,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<RunOutcome> {
+    let prepared = prepare(config)?;
+    let signer = prepared.start()?;
+    let http = HttpClient::new(options.retry, options.max_in_flight).map_err(Error::config)?;
+    let collected = runtime.block_on(collect(&prepared, &http))?;
+    finish(&prepared, signer, collected, options)
+}
+
+/// An organisation's config checked against the catalog, with its collectors
+/// built: everything about a run that needs neither secrets nor the network.
+pub struct Prepared {
+    config: Config,
+    catalog: Catalog,
+    collectors: Vec<Box<dyn Collector>>,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("organisation", &self.config.organisation.name)
+            .field("sources", &self.collectors.len())
+            .finish()
+    }
+}
+
+/// Check a config against the catalog (ownership template and overrides,
+/// frameworks) and build its collectors (each source's keys), without
+/// reading a secret or making a request.
+///
+/// # Errors
+/// On an unknown template, framework or override, or a source whose keys
+/// are wrong; the message names the config file.
+pub fn prepare(config: &Config) -> Result<Prepared> {
     let catalog = Catalog::builtin()?;
     let template = catalog
         .template(&config.organisation.ownership)
@@ -110,22 +146,70 @@ pub fn run(
         }
     }
     let collectors = build_collectors(&config.sources)?;
-    check_secrets(config, &collectors)?;
-    let signer = config
-        .signing
-        .as_ref()
-        .map(load_signer)
-        .transpose()
-        .map_err(|e| Error::config(format!("{}: [signing]: {e}", config.path.display())))?;
-    let http = HttpClient::new(options.retry, options.max_in_flight).map_err(Error::config)?;
+    Ok(Prepared {
+        config: config.clone(),
+        catalog,
+        collectors,
+    })
+}
 
+impl Prepared {
+    /// The config this was prepared from.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Read every secret the config names and load the signing key, the
+    /// last step before the first request; the signer, if `[signing]` is set.
+    ///
+    /// # Errors
+    /// When a secret cannot be read (each named, never its value) or the
+    /// signing key is unusable.
+    pub fn start(&self) -> Result<Option<Signer>> {
+        check_secrets(&self.config, &self.collectors)?;
+        self.config
+            .signing
+            .as_ref()
+            .map(load_signer)
+            .transpose()
+            .map_err(|e| Error::config(format!("{}: [signing]: {e}", self.config.path.display())))
+    }
+}
+
+/// What collection left: a run folder with its evidence and custody log,
+/// waiting for [`finish`].
+#[derive(Debug)]
+pub struct Collected {
+    run_dir: PathBuf,
+    run_id: String,
+    started: DateTime<Utc>,
+    finished: DateTime<Utc>,
+    sources: std::collections::BTreeMap<String, crate::evidence::SourceReport>,
+}
+
+impl Collected {
+    /// The run folder being written.
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+}
+
+/// Collect every source of a prepared organisation into a new run folder
+/// under its store, through `http` (which may be shared by many
+/// organisations: its in-flight cap and the sources' rate-limit buckets are
+/// then shared too).
+///
+/// # Errors
+/// When the run folder cannot be created or its evidence synced; a failing
+/// source is not an error (it is recorded in the result).
+pub async fn collect(prepared: &Prepared, http: &HttpClient) -> Result<Collected> {
     let started = Utc::now();
     let run_id = format!(
         "{}-{:04x}",
         started.format("%Y%m%dT%H%M%SZ"),
         fastrand::u16(..)
     );
-    let store = &config.organisation.store;
+    let store = &prepared.config.organisation.store;
     let run_dir = store.join("runs").join(&run_id);
     if run_dir.exists() {
         return Err(Error::invalid(format!(
@@ -135,16 +219,43 @@ pub fn run(
     }
     let evidence = Arc::new(EvidenceWriter::open(&run_dir)?);
     let ctx = CollectContext {
-        http,
+        http: http.clone(),
         evidence: evidence.clone(),
     };
-    let sources = runtime.block_on(collect_all(&collectors, &ctx));
+    let sources = collect_all(&prepared.collectors, &ctx).await;
     evidence.sync()?;
-    let finished = Utc::now();
+    Ok(Collected {
+        run_dir,
+        run_id,
+        started,
+        finished: Utc::now(),
+        sources,
+    })
+}
 
+/// Write `run.json`, then normalise, evaluate, report and package a collected
+/// run (synchronous, CPU-bound; deterministic for a given `as_of`).
+///
+/// # Errors
+/// On I/O failure, or a packaging failure (the message then says what
+/// finished and how to package the run folder later).
+pub fn finish(
+    prepared: &Prepared,
+    signer: Option<Signer>,
+    collected: Collected,
+    options: &RunOptions,
+) -> Result<RunOutcome> {
+    let config = &prepared.config;
+    let Collected {
+        run_dir,
+        run_id,
+        started,
+        finished,
+        sources,
+    } = collected;
     let manifest = RunManifest {
         schema_version: RunManifest::SCHEMA_VERSION,
-        run_id: run_id.clone(),
+        run_id,
         organisation: config.organisation.name.clone(),
         frameworks: config.organisation.frameworks.clone(),
         ownership: config.organisation.ownership.clone(),
@@ -160,7 +271,7 @@ pub fn run(
         signer: signer.as_ref().map(signer_info),
     };
     write_manifest(&run_dir, &manifest)?;
-    let results = evaluate_run(&run_dir, &catalog)?;
+    let results = evaluate_run(&run_dir, &prepared.catalog)?;
     // evaluate_run has written controls.json and findings.csv; render the rest.
     let reports = report::ReportOptions {
         formats: report::Format::RENDERED.to_vec(),
@@ -370,6 +481,11 @@ pub fn slug(name: &str) -> String {
     } else {
         out.chars().take(48).collect()
     }
+}
+
+/// This machine's name, as `run.json` records it.
+pub fn host_name() -> String {
+    hostname()
 }
 
 fn hostname() -> String {
