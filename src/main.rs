@@ -21,7 +21,7 @@ use auditpack::package::{
 };
 use auditpack::pipeline::{self, RunOptions};
 use auditpack::secret::SecretRef;
-use cli::{Cli, Command, ControlsAction, DocumentsAction};
+use cli::{Cli, Command, ControlsAction, DocumentsAction, FleetAction};
 
 /// Output gathered while a command runs and written once at the end, so a
 /// closed pipe (`| head`) cannot interrupt the work.
@@ -93,6 +93,31 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
                 );
             }
             Ok(exit_for(&outcome.results))
+        }
+        Command::Fleet {
+            action:
+                FleetAction::Run {
+                    config,
+                    organisations,
+                    shard,
+                    resume,
+                    as_of,
+                },
+        } => {
+            let fleet = auditpack::fleet::FleetFile::load(&config)?;
+            let as_of = as_of.as_deref().map(parse_as_of).transpose()?;
+            let options = auditpack::fleet::FleetOptions {
+                organisations,
+                shard,
+                resume,
+                run: RunOptions {
+                    as_of,
+                    ..RunOptions::default()
+                },
+            };
+            let outcome = auditpack::fleet::run(&fleet, &options, &runtime()?)?;
+            print_fleet(out, &outcome, shard);
+            Ok(ExitCode::from(outcome.exit_code()))
         }
         Command::Package {
             run,
@@ -381,6 +406,55 @@ fn exit_for(results: &[ControlResult]) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+fn print_fleet(
+    out: &mut Out,
+    outcome: &auditpack::fleet::FleetOutcome,
+    shard: Option<auditpack::fleet::Shard>,
+) {
+    let shard = shard.map(|s| format!(", shard {s}")).unwrap_or_default();
+    say!(
+        out,
+        "fleet {}: {} organisation(s){shard}\n",
+        sanitize(&outcome.name),
+        outcome.organisations.len()
+    );
+    let names: Vec<String> = outcome
+        .organisations
+        .iter()
+        .map(|o| sanitize(&o.name))
+        .collect();
+    let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0).max(12);
+    say!(
+        out,
+        "{:<width$}  {:<8}  {:<28}  package",
+        "organisation",
+        "result",
+        "controls failing"
+    );
+    for (o, name) in outcome.organisations.iter().zip(&names) {
+        let controls = match o.satisfied {
+            None => "-".to_owned(),
+            Some(_) => format!("{} failing, {} inconclusive", o.failing, o.inconclusive),
+        };
+        let package = o
+            .package
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), |p| p.display().to_string());
+        say!(
+            out,
+            "{name:<width$}  {:<8}  {controls:<28}  {}",
+            o.result.word(),
+            sanitize(&package)
+        );
+        if let Some(reason) = o.result.reason() {
+            say!(out, "{:<width$}  {}", "", sanitize(&reason));
+        }
+        for note in &o.notes {
+            say!(out, "{:<width$}  note: {}", "", sanitize(note));
+        }
     }
 }
 

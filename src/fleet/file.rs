@@ -355,6 +355,22 @@ fn member(
         }
     };
     let slug = slug(&name);
+    // A shared source is a template: it joins only the organisations that
+    // name it in their own `[sources.<name>]` (with their tenant, RMM
+    // organisation or site), so a client off Microsoft 365 has no m365.
+    let own_sources: Vec<String> = match own.get("sources").map(|e| &e.node) {
+        Some(Node::Table(t)) => t.entries.keys().cloned().collect(),
+        _ => Vec::new(),
+    };
+    if let Some(merge::Entry {
+        node: Node::Table(shared_sources),
+        ..
+    }) = merged.entries.get_mut("sources")
+    {
+        shared_sources
+            .entries
+            .retain(|name, _| own_sources.contains(name));
+    }
     merged.merge(own);
     merged
         .table_mut("organisation")

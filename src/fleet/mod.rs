@@ -437,6 +437,5 @@ fn count(o: &mut OrgOutcome, results: &[ControlResult]) {
 
 /// The results a package holds (`data/results/controls.json`).
 fn packaged_results(package: &std::path::Path) -> Option<Vec<ControlResult>> {
-    let bytes = std::fs::read(package.join("data/results/controls.json")).ok()?;
-    serde_json::from_slice(&bytes).ok()
+    crate::report::json::read(&package.join("data")).ok()
 }

@@ -28,6 +28,7 @@ const APP_RANKS: &[&[&str]] = &[
     &["report"],
     &["package"],
     &["pipeline"],
+    &["fleet"],
     &["simulate"],
     &["demo", "commands"],
     // The binary's own modules (src/main.rs is the crate root).

@@ -9,6 +9,7 @@ mod commands;
 mod config;
 mod endpoint;
 mod evaluate;
+mod fleet;
 mod judgement_props;
 mod layers;
 mod m365;
