@@ -51,6 +51,9 @@ pub enum Command {
         /// Where to write the config, key, runs and packages.
         #[arg(long, default_value = "auditpack-demo")]
         out: PathBuf,
+        /// Run a small fleet of client organisations instead (`auditpack fleet run`).
+        #[arg(long)]
+        fleet: bool,
     },
     /// Re-derive facts and results of a run folder from its raw evidence.
     Evaluate {

@@ -136,7 +136,42 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { out: out_dir } => {
+        Command::Demo {
+            out: out_dir,
+            fleet: true,
+        } => {
+            let demo = auditpack::demo::demo_fleet(&out_dir, &runtime()?)?;
+            say!(
+                out,
+                "auditpack demo --fleet: {} client organisations, each its own simulated Microsoft 365 tenant\n",
+                demo.fleet.organisations.len()
+            );
+            print_fleet(out, &demo.fleet, None);
+            let me = self_command();
+            say!(out, "\nfleet file:      {}", absolute(&demo.config).display());
+            say!(
+                out,
+                "signing key:     {} ({})",
+                demo.fingerprint,
+                auditpack::demo::DEMO_IDENTITY
+            );
+            say!(out, "allowed_signers: {}", demo.allowed_signers.display());
+            if let Some(package) = demo.fleet.organisations.iter().find_map(|o| o.package.as_ref()) {
+                say!(out, "\nVerify any organisation's package, e.g.:");
+                say!(
+                    out,
+                    "  {me} verify {} --allowed-signers {} --identity {}",
+                    absolute(package).display(),
+                    absolute(&demo.allowed_signers).display(),
+                    auditpack::demo::DEMO_IDENTITY
+                );
+            }
+            Ok(ExitCode::from(demo.fleet.exit_code()))
+        }
+        Command::Demo {
+            out: out_dir,
+            fleet: false,
+        } => {
             let demo = auditpack::demo::demo(&out_dir, &runtime()?)?;
             say!(out, "auditpack demo: Contoso Dental (simulated Microsoft 365 tenant and NinjaOne RMM)\n");
             print_sources(out, &demo.run.manifest.sources);

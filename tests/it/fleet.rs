@@ -611,3 +611,51 @@ fn bad_fleet_files_are_refused_before_any_request_naming_file_and_organisation()
     .to_string();
     assert!(err.contains("did you mean `Alpha`"), "{err}");
 }
+
+#[test]
+fn demo_fleet_keeps_each_generated_tenant_in_its_own_folder() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("demo");
+    let output = auditpack()
+        .args(["demo", "--fleet", "--out"])
+        .arg(&out)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let size = auditpack::demo::DEMO_FLEET_SIZE;
+    // Each generated organisation's users, devices and names carry its label
+    // (org001, ORG001-WS-...); none may show in another's folder.
+    let labels: Vec<String> = (1..=size).map(|n| format!("org{n:03}")).collect();
+    for (i, label) in labels.iter().enumerate() {
+        let name = format!("Organisation {:03}", i + 1);
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&name))
+            .unwrap_or_else(|| panic!("{name} missing:\n{stdout}"));
+        assert!(line.contains("complete"), "{line}");
+        let org = out.join("fleet-store").join(auditpack::pipeline::slug(&name));
+        assert_eq!(packages(&org).len(), 1);
+        let mut own = 0;
+        for file in common::all_files(&org) {
+            if file.extension().is_some_and(|e| e == "zip" || e == "pdf") {
+                continue;
+            }
+            let text = text_of(&file).to_lowercase();
+            own += text.matches(label.as_str()).count();
+            for other in labels.iter().filter(|l| *l != label) {
+                assert!(
+                    !text.contains(other.as_str()),
+                    "{} (of {name}) holds {other}'s data",
+                    file.display()
+                );
+            }
+        }
+        assert!(own > 100, "{name}'s own records are there ({own} mentions)");
+    }
+}
