@@ -9,9 +9,9 @@ use chrono::Utc;
 use crate::config::{Config, KeySource, Signing};
 use crate::error::{Error, Result, ResultExt};
 use crate::evidence::write_atomic;
+use crate::fleet::{FleetFile, FleetOptions, FleetOutcome};
 use crate::package::{generate_key, load_signer, verify, VerifyOptions, VerifyReport};
 use crate::pipeline::{run, RunOptions, RunOutcome};
-use crate::fleet::{FleetFile, FleetOptions, FleetOutcome};
 use crate::simulate::{demo_documents, FleetSpec, SimOptions, Simulator, Tenant};
 
 /// The identity the demo key signs as.
@@ -208,10 +208,7 @@ graph_url = "{base}"
 defender_url = "{base}"
 export_poll_interval = "100ms"
 "#,
-        key = key_path
-            .strip_prefix(out)
-            .unwrap_or(&key_path)
-            .display(),
+        key = key_path.strip_prefix(out).unwrap_or(&key_path).display(),
         client = accounts.graph_client_id,
     );
     for org in sim.fleet() {

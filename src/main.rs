@@ -148,7 +148,11 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
             );
             print_fleet(out, &demo.fleet, None);
             let me = self_command();
-            say!(out, "\nfleet file:      {}", absolute(&demo.config).display());
+            say!(
+                out,
+                "\nfleet file:      {}",
+                absolute(&demo.config).display()
+            );
             say!(
                 out,
                 "signing key:     {} ({})",
@@ -156,7 +160,12 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
                 auditpack::demo::DEMO_IDENTITY
             );
             say!(out, "allowed_signers: {}", demo.allowed_signers.display());
-            if let Some(package) = demo.fleet.organisations.iter().find_map(|o| o.package.as_ref()) {
+            if let Some(package) = demo
+                .fleet
+                .organisations
+                .iter()
+                .find_map(|o| o.package.as_ref())
+            {
                 say!(out, "\nVerify any organisation's package, e.g.:");
                 say!(
                     out,
@@ -461,7 +470,12 @@ fn print_fleet(
         .iter()
         .map(|o| sanitize(&o.name))
         .collect();
-    let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0).max(12);
+    let width = names
+        .iter()
+        .map(|n| n.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(12);
     say!(
         out,
         "{:<width$}  {:<8}  {:<28}  package",

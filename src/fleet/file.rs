@@ -189,7 +189,14 @@ impl FleetFile {
                 let client = File::read(&file)?;
                 let own = client.tree(1)?;
                 let label = file.display().to_string();
-                members.push(member(&fleet, Some(&client), shared.clone(), own, &store, &label)?);
+                members.push(member(
+                    &fleet,
+                    Some(&client),
+                    shared.clone(),
+                    own,
+                    &store,
+                    &label,
+                )?);
             }
         }
         if members.is_empty() {

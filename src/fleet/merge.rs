@@ -50,9 +50,10 @@ impl File {
     /// When the text is not TOML: `file:line:col: message`, never the line.
     pub(crate) fn tree(&self, index: usize) -> Result<Table> {
         let root = DeTable::parse(&self.text).map_err(|e| {
-            let at = e
-                .span()
-                .map_or_else(|| self.path.display().to_string(), |s| self.location(s.start));
+            let at = e.span().map_or_else(
+                || self.path.display().to_string(),
+                |s| self.location(s.start),
+            );
             Error::config(format!("{at}: {}", e.message().trim_end()))
         })?;
         Ok(table_from(root.get_ref(), index))
@@ -316,10 +317,8 @@ fn table_from(table: &DeTable<'_>, file: usize) -> Table {
                 string: other.as_str().map(str::to_owned),
             },
         };
-        out.entries.insert(
-            key.get_ref().to_string(),
-            Entry { at: Some(at), node },
-        );
+        out.entries
+            .insert(key.get_ref().to_string(), Entry { at: Some(at), node });
     }
     out
 }
@@ -451,7 +450,10 @@ mod tests {
             map.translate(&format!("c.toml:{line}:1: unknown key"), rendered),
             "fleet.toml:3:1: unknown key"
         );
-        assert_eq!(map.translate("c.toml: no place", rendered), "c.toml: no place");
+        assert_eq!(
+            map.translate("c.toml: no place", rendered),
+            "c.toml: no place"
+        );
         let (name, _) = text.split_once('\n').expect("lines");
         assert!(name.is_empty() || name.starts_with('['), "{text}");
         let value: toml::Table = toml::from_str(&text).expect("renders TOML");

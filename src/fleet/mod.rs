@@ -373,8 +373,7 @@ impl Job {
             .collect();
         let result = if broken.is_empty() {
             OrgResult::Complete
-        } else if !sources.is_empty()
-            && sources.values().all(|s| s.status == SourceStatus::Failed)
+        } else if !sources.is_empty() && sources.values().all(|s| s.status == SourceStatus::Failed)
         {
             OrgResult::Failed(format!("no source gave evidence: {}", broken.join("; ")))
         } else {

@@ -85,8 +85,8 @@ pub(crate) fn recover(org: &Path, slug: &str) -> Result<Vec<String>> {
         if !path.is_dir() || finished_runs.contains(&name) {
             continue;
         }
-        let judged = path.join("run.json").is_file()
-            && path.join("results").join("controls.json").is_file();
+        let judged =
+            path.join("run.json").is_file() && path.join("results").join("controls.json").is_file();
         if judged {
             notes.push(format!(
                 "run {name} was judged but has no package; package it with `auditpack package`"

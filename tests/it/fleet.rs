@@ -261,7 +261,11 @@ fn every_organisation_gets_its_own_signed_package_and_sees_no_other_client() {
             ["devices", "m365"].into()
         };
         assert_eq!(
-            manifest.sources.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+            manifest
+                .sources
+                .keys()
+                .map(String::as_str)
+                .collect::<BTreeSet<_>>(),
             expected
         );
         let verify = auditpack()
@@ -318,9 +322,15 @@ fn every_organisation_gets_its_own_signed_package_and_sees_no_other_client() {
         .expect("runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("m365 failed"), "a wrong secret fails Alpha's m365: {stdout}");
+    assert!(
+        stdout.contains("m365 failed"),
+        "a wrong secret fails Alpha's m365: {stdout}"
+    );
     assert!(!stdout.contains("Inline Clinic") && !stdout.contains("Beta Vets"));
-    for text in [stdout.to_string(), String::from_utf8_lossy(&output.stderr).into()] {
+    for text in [
+        stdout.to_string(),
+        String::from_utf8_lossy(&output.stderr).into(),
+    ] {
         assert!(!text.contains(CANARY));
     }
     for file in common::all_files(&fleet.store()) {
@@ -387,7 +397,10 @@ fn one_organisation_failing_leaves_the_others_running() {
     )
     .expect("the fleet runs");
     assert_eq!(outcome.organisations.len(), 2);
-    assert!(matches!(outcome.organisations[1].result, OrgResult::Failed(_)));
+    assert!(matches!(
+        outcome.organisations[1].result,
+        OrgResult::Failed(_)
+    ));
     assert_eq!(outcome.organisations[0].result, OrgResult::Complete);
     assert_eq!(outcome.exit_code(), 2);
 }
@@ -404,7 +417,11 @@ fn a_running_organisation_is_skipped_and_a_killed_run_leaves_no_half_package() {
     // Leftovers of a killed run in Beta's folder: a staging package and a
     // run folder that never got its run.json.
     let beta = fleet.store().join("beta-vets");
-    write(&beta, "packages/.auditpack-beta-vets-20260101T000000Z-0001.x1y2/bagit.txt", "BagIt");
+    write(
+        &beta,
+        "packages/.auditpack-beta-vets-20260101T000000Z-0001.x1y2/bagit.txt",
+        "BagIt",
+    );
     write(&beta, "runs/20260101T000000Z-0001/custody.jsonl", "");
     let loaded = FleetFile::load(&fleet.fleet).expect("loads");
     let outcome = auditpack::fleet::run(
@@ -458,7 +475,10 @@ fn a_running_organisation_is_skipped_and_a_killed_run_leaves_no_half_package() {
         let org = fleet.store().join(slug);
         let pkgs = packages(&org);
         assert!(!pkgs.is_empty(), "{slug} has a package");
-        for entry in std::fs::read_dir(org.join("packages")).expect("packages").flatten() {
+        for entry in std::fs::read_dir(org.join("packages"))
+            .expect("packages")
+            .flatten()
+        {
             let name = entry.file_name().to_string_lossy().into_owned();
             assert!(!name.starts_with('.'), "{slug}: half package {name} left");
         }
@@ -488,8 +508,20 @@ fn two_shards_together_run_exactly_the_organisations_of_one_unsharded_run() {
             "\n[[organisations]]\nname = \"{name}\"\n[organisations.sources.docs]\n"
         ));
     }
-    let whole = write(dir.path(), "whole/fleet.toml", &text.replace("\"docs\"", "\"../docs\"").replace("keys/", "../keys/"));
-    let sharded = write(dir.path(), "sharded/fleet.toml", &text.replace("\"docs\"", "\"../docs\"").replace("keys/", "../keys/"));
+    let whole = write(
+        dir.path(),
+        "whole/fleet.toml",
+        &text
+            .replace("\"docs\"", "\"../docs\"")
+            .replace("keys/", "../keys/"),
+    );
+    let sharded = write(
+        dir.path(),
+        "sharded/fleet.toml",
+        &text
+            .replace("\"docs\"", "\"../docs\"")
+            .replace("keys/", "../keys/"),
+    );
     let run = |config: &Path, shard: Option<&str>| {
         let mut cmd = auditpack();
         cmd.args(["fleet", "run", "--config"]).arg(config);
@@ -522,7 +554,10 @@ fn two_shards_together_run_exactly_the_organisations_of_one_unsharded_run() {
     assert_eq!(packaged(&dir.path().join("sharded/store")), all);
     // Neither shard is empty for these names, and none ran twice.
     for org in &all {
-        assert_eq!(packages(&dir.path().join("sharded/store").join(org)).len(), 1);
+        assert_eq!(
+            packages(&dir.path().join("sharded/store").join(org)).len(),
+            1
+        );
     }
 }
 
@@ -537,15 +572,26 @@ fn bad_fleet_files_are_refused_before_any_request_naming_file_and_organisation()
     };
 
     // Two organisations of the same name, inline and in a client file.
-    write(d, "clients/a.toml", "[organisation]\nname = \"Same Name\"\n");
+    write(
+        d,
+        "clients/a.toml",
+        "[organisation]\nname = \"Same Name\"\n",
+    );
     let err = load(&format!(
         "{head}include = [\"clients/*.toml\"]\n\n[[organisations]]\nname = \"Same Name\"\n"
     ));
-    assert!(err.contains("two organisations are named `Same Name`"), "{err}");
+    assert!(
+        err.contains("two organisations are named `Same Name`"),
+        "{err}"
+    );
     assert!(err.contains("clients/a.toml"), "{err}");
 
     // Names that would share a store folder.
-    write(d, "clients/a.toml", "[organisation]\nname = \"Same-Name\"\n");
+    write(
+        d,
+        "clients/a.toml",
+        "[organisation]\nname = \"Same-Name\"\n",
+    );
     let err = load(&format!(
         "{head}include = [\"clients/*.toml\"]\n\n[[organisations]]\nname = \"same name\"\n"
     ));
@@ -585,7 +631,10 @@ fn bad_fleet_files_are_refused_before_any_request_naming_file_and_organisation()
     assert!(err.contains("organisation `Typo Clinic`"), "{err}");
     assert!(err.contains("clients/a.toml:5:1"), "{err}");
     assert!(err.contains("tenant_idd"), "{err}");
-    assert!(!d.join("store/typo-clinic/runs").exists(), "nothing collected");
+    assert!(
+        !d.join("store/typo-clinic/runs").exists(),
+        "nothing collected"
+    );
 
     // A wrong type in the fleet's shared part points into the fleet file.
     write(d, "clients/a.toml", "[organisation]\nname = \"A\"\n");
@@ -596,9 +645,15 @@ fn bad_fleet_files_are_refused_before_any_request_naming_file_and_organisation()
     assert!(err.contains("organisation `A`"), "{err}");
 
     // An unknown top-level key of the fleet file, and --org naming nobody.
-    let err = load(&format!("{head}colour = 1\n[[organisations]]\nname = \"A\"\n"));
+    let err = load(&format!(
+        "{head}colour = 1\n[[organisations]]\nname = \"A\"\n"
+    ));
     assert!(err.contains("fleet.toml:5:1"), "{err}");
-    let fleet = write(d, "fleet.toml", &format!("{head}[[organisations]]\nname = \"Alpha\"\n"));
+    let fleet = write(
+        d,
+        "fleet.toml",
+        &format!("{head}[[organisations]]\nname = \"Alpha\"\n"),
+    );
     let loaded = FleetFile::load(&fleet).expect("loads");
     let err = auditpack::fleet::select(
         &loaded,
@@ -639,7 +694,9 @@ fn demo_fleet_keeps_each_generated_tenant_in_its_own_folder() {
             .find(|l| l.starts_with(&name))
             .unwrap_or_else(|| panic!("{name} missing:\n{stdout}"));
         assert!(line.contains("complete"), "{line}");
-        let org = out.join("fleet-store").join(auditpack::pipeline::slug(&name));
+        let org = out
+            .join("fleet-store")
+            .join(auditpack::pipeline::slug(&name));
         assert_eq!(packages(&org).len(), 1);
         let mut own = 0;
         for file in common::all_files(&org) {
