@@ -11,6 +11,12 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// Progress and logs on standard error: `auto` (live progress lines on a
+    /// terminal, plain log lines otherwise), `text` or `json` (one JSON
+    /// object per line). Default: $AUDITPACK_LOG_FORMAT, else auto. Filter
+    /// log lines with AUDITPACK_LOG (or RUST_LOG), e.g. `warn`.
+    #[arg(long, global = true, value_name = "FORMAT", value_parser = ["auto", "text", "json"])]
+    pub log_format: Option<String>,
 }
 
 /// Subcommands.

@@ -24,6 +24,7 @@ pub mod fleet;
 pub mod judge;
 pub mod package;
 pub mod pipeline;
+pub mod progress;
 pub mod report;
 pub mod sanitize;
 pub mod secret;

@@ -20,6 +20,7 @@ use auditpack::package::{
     SIGNATURE_FILE,
 };
 use auditpack::pipeline::{self, RunOptions};
+use auditpack::progress;
 use auditpack::secret::SecretRef;
 use cli::{Cli, Command, ControlsAction, DocumentsAction, FleetAction};
 
@@ -40,8 +41,17 @@ macro_rules! say {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let logging = match logging(cli.log_format.as_deref()) {
+        Ok(logging) => logging,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     let mut out = Out::default();
-    let code = match dispatch(cli.command, &mut out) {
+    let result = dispatch(cli.command, &mut out);
+    logging.finish();
+    let code = match result {
         Ok(code) => code,
         Err(e) => {
             emit(&out);
@@ -51,6 +61,18 @@ fn main() -> ExitCode {
     };
     emit(&out);
     code
+}
+
+/// Progress lines when stderr is a terminal, log lines otherwise (or as
+/// `--log-format` / `AUDITPACK_LOG_FORMAT` say), never both.
+fn logging(flag: Option<&str>) -> Result<progress::Logging> {
+    use std::io::IsTerminal as _;
+    let flag = flag.map(str::parse).transpose()?;
+    let format = progress::format_from_env(flag)?;
+    let term = std::env::var("TERM").ok();
+    let output = progress::Output::choose(format, std::io::stderr().is_terminal(), term.as_deref());
+    let (filter, origin) = progress::filter_from_env();
+    Ok(progress::install(output, &filter, origin)?)
 }
 
 /// Write the gathered output; a reader that went away is not an error.

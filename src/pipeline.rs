@@ -1,10 +1,16 @@
 //! A whole run: collect (async) into a new run folder, then normalise,
 //! evaluate, report and package (sync, deterministic).
+//!
+//! A run happens inside a `run` span naming the organisation, so every event
+//! of its collection says whose it is; it logs a `stage` event as it enters
+//! each stage (collect, evaluate, report, package) and `run_finished` at the
+//! end (see [`crate::progress`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use tracing::Instrument as _;
 
 use crate::catalog::{Catalog, Ownership};
 use crate::collect::http::HttpClient;
@@ -82,10 +88,13 @@ pub fn run(
     options: &RunOptions,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<RunOutcome> {
+    // At `error` level so the organisation survives any level filter.
+    let span = tracing::error_span!("run", organisation = config.organisation.name.as_str());
+    let _entered = span.enter();
     let prepared = prepare(config)?;
     let signer = prepared.start()?;
     let http = HttpClient::new(options.retry, options.max_in_flight).map_err(Error::config)?;
-    let collected = runtime.block_on(collect(&prepared, &http))?;
+    let collected = runtime.block_on(collect(&prepared, &http).instrument(span.clone()))?;
     finish(&prepared, signer, collected, options)
 }
 
@@ -222,6 +231,7 @@ pub async fn collect(prepared: &Prepared, http: &HttpClient) -> Result<Collected
         http: http.clone(),
         evidence: evidence.clone(),
     };
+    stage("collect", &run_id);
     let sources = collect_all(&prepared.collectors, &ctx).await;
     evidence.sync()?;
     Ok(Collected {
@@ -271,12 +281,15 @@ pub fn finish(
         signer: signer.as_ref().map(signer_info),
     };
     write_manifest(&run_dir, &manifest)?;
+    stage("evaluate", &manifest.run_id);
     let results = evaluate_run(&run_dir, &prepared.catalog)?;
     // evaluate_run has written controls.json and findings.csv; render the rest.
     let reports = report::ReportOptions {
         formats: report::Format::RENDERED.to_vec(),
     };
+    stage("report", &manifest.run_id);
     report::write_reports(&run_dir, &reports)?;
+    stage("package", &manifest.run_id);
 
     let (package, archive) = package_with(
         &run_dir,
@@ -286,6 +299,15 @@ pub fn finish(
         &options.algorithms,
     )
     .map_err(|e| unpackaged(&e, &run_dir, &manifest, &results, config))?;
+    let satisfied = crate::evaluate::all_satisfied(&results);
+    tracing::info!(
+        event = "run_finished",
+        run_id = manifest.run_id.as_str(),
+        controls = results.len(),
+        all_satisfied = satisfied,
+        signed = signer.is_some(),
+        "run finished"
+    );
     Ok(RunOutcome {
         run_dir,
         manifest,
@@ -294,6 +316,11 @@ pub fn finish(
         archive,
         signed: signer.is_some(),
     })
+}
+
+/// Log the start of a stage of the run.
+fn stage(stage: &str, run_id: &str) {
+    tracing::info!(event = "stage", stage, run_id, "stage started");
 }
 
 /// A packaging failure after a finished collection: what finished, where the

@@ -17,7 +17,8 @@
 //! A failure of one organisation (a secret it cannot read, an API that is
 //! down, a panic anywhere in its run) is recorded as that organisation's
 //! result and the others go on. Each organisation runs inside a `tracing`
-//! span `organisation` with field `organisation = <name>`.
+//! span `run` with field `organisation = <name>`, as `auditpack run` does,
+//! so the progress layer shows one live line per organisation.
 
 mod file;
 pub mod lock;
@@ -239,7 +240,9 @@ pub fn run(
                 holder: holder.clone(),
             };
             let slots = slots.clone();
-            let span = tracing::info_span!("organisation", organisation = %m.name);
+            // The span `auditpack run` uses, so progress lines and log lines
+            // are keyed by organisation alike (error level: it survives any filter).
+            let span = tracing::error_span!("run", organisation = m.name.as_str());
             tasks.push(tokio::spawn(
                 async move {
                     let _slot = slots.acquire_owned().await;

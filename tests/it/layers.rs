@@ -31,6 +31,8 @@ const APP_RANKS: &[&[&str]] = &[
     &["fleet"],
     &["simulate"],
     &["demo", "commands"],
+    // Renders the events the layers above emit; none of them imports it.
+    &["progress"],
     // The binary's own modules (src/main.rs is the crate root).
     &["cli"],
 ];

@@ -17,6 +17,7 @@ mod manual;
 mod package;
 mod package_cover;
 mod package_props;
+mod progress;
 mod report;
 mod rmm;
 mod scope;
