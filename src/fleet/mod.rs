@@ -258,7 +258,8 @@ pub fn run(
                 Err(e) => failed(m, format!("internal error: {}", join_error(e))),
             };
             tracing::info!(
-                organisation = %outcome.name,
+                event = "organisation_finished",
+                organisation = outcome.name.as_str(),
                 result = outcome.result.word(),
                 failing = outcome.failing,
                 inconclusive = outcome.inconclusive,
@@ -302,7 +303,7 @@ impl Job {
     }
 
     async fn run(self) -> OrgOutcome {
-        tracing::info!("organisation started");
+        tracing::info!(event = "organisation_started", "organisation started");
         let (dir, holder) = (self.org_dir.clone(), self.holder.clone());
         let lock = match blocking(move || OrgLock::try_acquire(&dir, &holder)).await {
             Ok(Acquired::Held(lock)) => lock,

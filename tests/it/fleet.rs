@@ -220,10 +220,36 @@ fn every_organisation_gets_its_own_signed_package_and_sees_no_other_client() {
     let output = auditpack()
         .args(["fleet", "run", "--config"])
         .arg(&fleet.fleet)
+        .env("AUDITPACK_LOG_FORMAT", "json")
+        .env_remove("AUDITPACK_LOG")
+        .env_remove("RUST_LOG")
         .output()
         .expect("runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
+    // Every log line of an organisation's run names it and no other client.
+    let mut logged = std::collections::BTreeMap::<String, usize>::new();
+    for line in stderr.lines().filter(|l| l.starts_with('{')) {
+        let v: serde_json::Value = serde_json::from_str(line).expect("a JSON log line");
+        let Some(org) = v["organisation"].as_str() else {
+            continue;
+        };
+        *logged.entry(org.to_owned()).or_default() += 1;
+        for (other, _, marks) in CLIENTS.iter().filter(|c| c.0 != org) {
+            for needle in std::iter::once(other).chain(marks.iter()) {
+                assert!(
+                    !line.contains(needle),
+                    "{org}'s log line names {needle}: {line}"
+                );
+            }
+        }
+    }
+    for (name, _, _) in CLIENTS {
+        assert!(
+            logged.get(*name).is_some_and(|n| *n > 3),
+            "{name}: {logged:?}\n{stderr}"
+        );
+    }
     // The demo tenant has failing controls: done, with findings.
     assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(stdout.contains("organisation"), "{stdout}");
