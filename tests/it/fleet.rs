@@ -477,6 +477,7 @@ fn a_running_organisation_is_skipped_and_a_killed_run_leaves_no_half_package() {
         .args(["fleet", "run", "--config"])
         .arg(&fleet.fleet)
         .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .expect("starts");
     std::thread::sleep(std::time::Duration::from_millis(1500));
@@ -555,6 +556,7 @@ fn two_shards_together_run_exactly_the_organisations_of_one_unsharded_run() {
             cmd.args(["--shard", s]);
         }
         cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .spawn()
             .expect("starts")
     };
@@ -741,4 +743,38 @@ fn demo_fleet_keeps_each_generated_tenant_in_its_own_folder() {
         }
         assert!(own > 100, "{name}'s own records are there ({own} mentions)");
     }
+}
+
+#[test]
+fn the_readme_fleet_file_and_client_file_load_as_written() {
+    let blocks = crate::config::readme_toml_blocks();
+    let fleet = blocks
+        .iter()
+        .find(|(_, t)| t.contains("[fleet]"))
+        .expect("a fleet block");
+    let client = blocks
+        .iter()
+        .find(|(_, t)| t.starts_with("# clients/"))
+        .expect("a client block");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(dir.path(), "fleet.toml", &fleet.1);
+    let name = client
+        .1
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .map(|n| n.trim_end_matches(':'));
+    write(dir.path(), name.expect("the client file's name"), &client.1);
+    let loaded = FleetFile::load(&path).unwrap_or_else(|e| panic!("README.md:{}: {e}", fleet.0));
+    let names: Vec<&str> = loaded.members.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["Contoso Dental", "Fabrikam Vets"]);
+    for m in &loaded.members {
+        auditpack::pipeline::prepare(&m.config)
+            .unwrap_or_else(|e| panic!("{}", m.config_error(&e)));
+        assert_eq!(m.config.organisation.store, loaded.store.join(&m.slug));
+    }
+    let fabrikam = &loaded.members[1].config;
+    assert_eq!(fabrikam.organisation.frameworks, ["hipaa", "soc2"]);
+    let sources: Vec<&str> = fabrikam.sources.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(sources, ["devices", "m365"]);
 }
