@@ -84,6 +84,9 @@ fn serve(orgs: usize, users: usize, devices: usize, latency: Duration) {
     });
 }
 
+/// The export job's poll interval (`export_poll_interval` in the config).
+const EXPORT_POLL: Duration = Duration::from_secs(1);
+
 /// Shortest time `pages` sequential requests can take under a bucket of
 /// `limit` with `latency` each.
 fn chain(pages: usize, latency: Duration, limit: Limit) -> Duration {
@@ -115,6 +118,15 @@ fn critical_path(run: &RunManifest, latency: Duration) -> Duration {
             limits.identity_reports,
         ),
         chain(pages("managedDevices"), latency, limits.intune),
+        // The Intune export job, every request a stored page: create, then
+        // each poll after a wait of EXPORT_POLL, then the download.
+        (latency + EXPORT_POLL) * pages("windowsProtectionState").saturating_sub(2) as u32
+            + latency * 2,
+        chain(
+            pages("conditionalAccessPolicies"),
+            latency,
+            limits.conditional_access,
+        ),
         chain(
             pages("defenderMachines") + pages("defenderAvInfo"),
             latency,
@@ -174,8 +186,10 @@ fn main() {
          frameworks = [\"hipaa\", \"soc2\"]\n\n\
          [signing]\nkey_file = \"key\"\nidentity = \"bench@auditpack.example\"\n\n\
          [sources.m365]\ntype = \"m365\"\nclient_id = \"{}\"\nclient_secret_file = \"graph.secret\"\n\
-         authority_url = \"{base}\"\ngraph_url = \"{base}\"\ndefender_url = \"{base}\"\n",
-        creds.graph_client_id
+         authority_url = \"{base}\"\ngraph_url = \"{base}\"\ndefender_url = \"{base}\"\n\
+         export_poll_interval = \"{}s\"\n",
+        creds.graph_client_id,
+        EXPORT_POLL.as_secs()
     );
     for (tenant, name) in &tenants {
         text.push_str(&format!(
