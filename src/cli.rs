@@ -34,6 +34,12 @@ pub enum Command {
         #[arg(long, value_parser = ["sha256", "sha512"])]
         algorithm: Vec<String>,
     },
+    /// Many organisations from one fleet file (an MSP's clients).
+    Fleet {
+        /// What to do with the fleet.
+        #[command(subcommand)]
+        action: FleetAction,
+    },
     /// Package a run folder again (signed and timestamped as the config says),
     /// when its package was lost or could not be made.
     Package {
@@ -51,6 +57,9 @@ pub enum Command {
         /// Where to write the config, key, runs and packages.
         #[arg(long, default_value = "auditpack-demo")]
         out: PathBuf,
+        /// Run a small fleet of client organisations instead (`auditpack fleet run`).
+        #[arg(long)]
+        fleet: bool,
     },
     /// Re-derive facts and results of a run folder from its raw evidence.
     Evaluate {
@@ -212,6 +221,32 @@ pub enum Command {
         run_a: PathBuf,
         /// The later run folder (or package folder).
         run_b: PathBuf,
+    },
+}
+
+/// `auditpack fleet` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum FleetAction {
+    /// Run every organisation of the fleet (or those picked) concurrently,
+    /// each as `auditpack run` does, into `<store>/<organisation>/`, and end
+    /// with one table: organisation, result, controls failing, package.
+    Run {
+        /// The fleet file (`[fleet]` with name, store, concurrency, include).
+        #[arg(long, default_value = "fleet.toml")]
+        config: PathBuf,
+        /// Only this organisation, by name or store folder (repeat for several).
+        #[arg(long = "org", value_name = "NAME")]
+        organisations: Vec<String>,
+        /// Only shard I of N (0-based): a stable share of the organisations
+        /// by rendezvous hashing of their names, for N machines or pods.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<auditpack::fleet::Shard>,
+        /// Skip organisations that already have a complete package from today (UTC).
+        #[arg(long)]
+        resume: bool,
+        /// Judge ages and inactivity at this instant (RFC 3339) instead of now.
+        #[arg(long)]
+        as_of: Option<String>,
     },
 }
 

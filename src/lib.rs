@@ -21,6 +21,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod evidence;
+pub mod fleet;
 pub mod history;
 pub mod judge;
 pub mod package;

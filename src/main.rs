@@ -22,7 +22,7 @@ use auditpack::package::{
 use auditpack::pipeline::{self, RunOptions};
 use auditpack::progress;
 use auditpack::secret::SecretRef;
-use cli::{Cli, Command, ControlsAction, DocumentsAction, HistoryAction};
+use cli::{Cli, Command, ControlsAction, DocumentsAction, FleetAction, HistoryAction};
 
 /// Output gathered while a command runs and written once at the end, so a
 /// closed pipe (`| head`) cannot interrupt the work.
@@ -106,9 +106,11 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
             let outcome = match pipeline::run(&config, &options, &runtime) {
                 Ok(outcome) => outcome,
                 Err(e) => {
-                    if let Some(alerts) =
-                        pipeline::alert_could_not_run(&config, &e, &options, &runtime)
-                    {
+                    if let Some(alerts) = runtime.block_on(pipeline::alert_could_not_run(
+                        &config,
+                        &e.to_string(),
+                        &options,
+                    )) {
                         print_alerts(out, &alerts);
                     }
                     return Err(e.into());
@@ -145,6 +147,31 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
             print_alerts(out, &outcome.alerts);
             Ok(exit_for(&outcome.results))
         }
+        Command::Fleet {
+            action:
+                FleetAction::Run {
+                    config,
+                    organisations,
+                    shard,
+                    resume,
+                    as_of,
+                },
+        } => {
+            let fleet = auditpack::fleet::FleetFile::load(&config)?;
+            let as_of = as_of.as_deref().map(parse_as_of).transpose()?;
+            let options = auditpack::fleet::FleetOptions {
+                organisations,
+                shard,
+                resume,
+                run: RunOptions {
+                    as_of,
+                    ..RunOptions::default()
+                },
+            };
+            let outcome = auditpack::fleet::run(&fleet, &options, &runtime()?)?;
+            print_fleet(out, &outcome, shard);
+            Ok(ExitCode::from(outcome.exit_code()))
+        }
         Command::Package {
             run,
             config,
@@ -162,7 +189,51 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { out: out_dir } => {
+        Command::Demo {
+            out: out_dir,
+            fleet: true,
+        } => {
+            let demo = auditpack::demo::demo_fleet(&out_dir, &runtime()?)?;
+            say!(
+                out,
+                "auditpack demo --fleet: {} client organisations, each its own simulated Microsoft 365 tenant\n",
+                demo.fleet.organisations.len()
+            );
+            print_fleet(out, &demo.fleet, None);
+            let me = self_command();
+            say!(
+                out,
+                "\nfleet file:      {}",
+                absolute(&demo.config).display()
+            );
+            say!(
+                out,
+                "signing key:     {} ({})",
+                demo.fingerprint,
+                auditpack::demo::DEMO_IDENTITY
+            );
+            say!(out, "allowed_signers: {}", demo.allowed_signers.display());
+            if let Some(package) = demo
+                .fleet
+                .organisations
+                .iter()
+                .find_map(|o| o.package.as_ref())
+            {
+                say!(out, "\nVerify any organisation's package, e.g.:");
+                say!(
+                    out,
+                    "  {me} verify {} --allowed-signers {} --identity {}",
+                    absolute(package).display(),
+                    absolute(&demo.allowed_signers).display(),
+                    auditpack::demo::DEMO_IDENTITY
+                );
+            }
+            Ok(ExitCode::from(demo.fleet.exit_code()))
+        }
+        Command::Demo {
+            out: out_dir,
+            fleet: false,
+        } => {
             let demo = auditpack::demo::demo(&out_dir, &runtime()?)?;
             say!(out, "auditpack demo: Contoso Dental (simulated Microsoft 365 tenant and NinjaOne RMM)\n");
             print_sources(out, &demo.run.manifest.sources);
@@ -538,6 +609,77 @@ fn exit_for(results: &[ControlResult]) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+fn print_fleet(
+    out: &mut Out,
+    outcome: &auditpack::fleet::FleetOutcome,
+    shard: Option<auditpack::fleet::Shard>,
+) {
+    let shard = shard.map(|s| format!(", shard {s}")).unwrap_or_default();
+    say!(
+        out,
+        "fleet {}: {} organisation(s){shard}\n",
+        sanitize(&outcome.name),
+        outcome.organisations.len()
+    );
+    let names: Vec<String> = outcome
+        .organisations
+        .iter()
+        .map(|o| sanitize(&o.name))
+        .collect();
+    let width = names
+        .iter()
+        .map(|n| n.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(12);
+    say!(
+        out,
+        "{:<width$}  {:<8}  {:<28}  package",
+        "organisation",
+        "result",
+        "controls failing"
+    );
+    for (o, name) in outcome.organisations.iter().zip(&names) {
+        let controls = match o.satisfied {
+            None => "-".to_owned(),
+            Some(_) => format!("{} failing, {} inconclusive", o.failing, o.inconclusive),
+        };
+        let package = o
+            .package
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), |p| p.display().to_string());
+        say!(
+            out,
+            "{name:<width$}  {:<8}  {controls:<28}  {}",
+            o.result.word(),
+            sanitize(&package)
+        );
+        if let Some(reason) = o.result.reason() {
+            say!(out, "{:<width$}  {}", "", sanitize(&reason));
+        }
+        for note in &o.notes {
+            say!(out, "{:<width$}  note: {}", "", sanitize(note));
+        }
+        if let Some(alerts) = &o.alerts {
+            let undelivered = alerts.undelivered();
+            if !alerts.items.is_empty() || undelivered > 0 || !alerts.problems.is_empty() {
+                say!(
+                    out,
+                    "{:<width$}  alerts: {} new item(s), {} not delivered, {} problem(s)",
+                    "",
+                    alerts.items.len(),
+                    undelivered,
+                    alerts.problems.len()
+                );
+            }
+        }
+    }
+    if let Some(alerts) = &outcome.alerts {
+        say!(out, "\nfleet summary");
+        print_alerts(out, alerts);
     }
 }
 

@@ -67,6 +67,8 @@ pub struct RunOutcome {
     pub archive: PathBuf,
     /// Whether the package is signed.
     pub signed: bool,
+    /// When collection started.
+    pub started: DateTime<Utc>,
     /// What changed since the organisation's previous run (also in the run
     /// folder as `results/drift.json`).
     pub drift: crate::history::Drift,
@@ -77,9 +79,13 @@ pub struct RunOutcome {
 /// Collect, evaluate, report and package one organisation.
 ///
 /// Everything that can be checked before touching the network is checked
-/// first (catalog, ownership, sources, signing key), so a bad config fails
-/// before any request. A failing source does not fail the run: it is recorded
-/// and its controls become inconclusive.
+/// first (catalog, ownership, sources, secrets, signing key), so a bad config
+/// fails before any request. A failing source does not fail the run: it is
+/// recorded and its controls become inconclusive.
+///
+/// The same run in stages, for callers that run many organisations on one
+/// runtime with one shared HTTP client (`auditpack fleet run`): [`prepare`],
+/// [`Prepared::start`], [`collect`], [`finish`].
 ///
 /// # Errors
 /// On invalid configuration or catalog, an unusable signing key, or I/O failure
@@ -92,6 +98,42 @@ pub fn run(
     // At `error` level so the organisation survives any level filter.
     let span = tracing::error_span!("run", organisation = config.organisation.name.as_str());
     let _entered = span.enter();
+    let prepared = prepare(config, options)?;
+    let signer = prepared.start()?;
+    let http = HttpClient::new(options.retry, options.max_in_flight).map_err(Error::config)?;
+    let collected = runtime.block_on(collect(&prepared, &http).instrument(span.clone()))?;
+    let mut outcome = finish(&prepared, signer, collected, options)?;
+    outcome.alerts = runtime.block_on(alert(&prepared, &outcome, options).instrument(span.clone()));
+    Ok(outcome)
+}
+
+/// An organisation's config checked against the catalog, with its collectors
+/// built: everything about a run that needs neither secrets nor the network.
+pub struct Prepared {
+    config: Config,
+    catalog: Catalog,
+    collectors: Vec<Box<dyn Collector>>,
+    exceptions: Option<crate::history::exceptions::ExceptionsInput>,
+    alerts: Option<crate::alert::AlertsConfig>,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("organisation", &self.config.organisation.name)
+            .field("sources", &self.collectors.len())
+            .finish()
+    }
+}
+
+/// Check a config against the catalog (ownership template and overrides,
+/// frameworks) and build its collectors (each source's keys), without
+/// reading a secret or making a request.
+///
+/// # Errors
+/// On an unknown template, framework or override, or a source whose keys
+/// are wrong; the message names the config file.
+pub fn prepare(config: &Config, options: &RunOptions) -> Result<Prepared> {
     let catalog = Catalog::builtin()?;
     let template = catalog
         .template(&config.organisation.ownership)
@@ -127,22 +169,77 @@ pub fn run(
         crate::history::exceptions::load(config, &catalog, options.as_of.unwrap_or_else(Utc::now))?;
     let collectors = build_collectors(&config.sources)?;
     let alerts = crate::alert::AlertsConfig::from_config(config)?;
-    check_secrets(config, &collectors)?;
-    let signer = config
-        .signing
-        .as_ref()
-        .map(load_signer)
-        .transpose()
-        .map_err(|e| Error::config(format!("{}: [signing]: {e}", config.path.display())))?;
-    let http = HttpClient::new(options.retry, options.max_in_flight).map_err(Error::config)?;
+    Ok(Prepared {
+        config: config.clone(),
+        catalog,
+        collectors,
+        exceptions,
+        alerts,
+    })
+}
 
+impl Prepared {
+    /// The config this was prepared from.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Whether the config has `[alerts]`.
+    pub fn alerts_configured(&self) -> bool {
+        self.alerts.is_some()
+    }
+
+    /// Read every secret the config names and load the signing key, the
+    /// last step before the first request; the signer, if `[signing]` is set.
+    ///
+    /// # Errors
+    /// When a secret cannot be read (each named, never its value) or the
+    /// signing key is unusable.
+    pub fn start(&self) -> Result<Option<Signer>> {
+        check_secrets(&self.config, &self.collectors)?;
+        self.config
+            .signing
+            .as_ref()
+            .map(load_signer)
+            .transpose()
+            .map_err(|e| Error::config(format!("{}: [signing]: {e}", self.config.path.display())))
+    }
+}
+
+/// What collection left: a run folder with its evidence and custody log,
+/// waiting for [`finish`].
+#[derive(Debug)]
+pub struct Collected {
+    run_dir: PathBuf,
+    run_id: String,
+    started: DateTime<Utc>,
+    finished: DateTime<Utc>,
+    sources: std::collections::BTreeMap<String, crate::evidence::SourceReport>,
+}
+
+impl Collected {
+    /// The run folder being written.
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+}
+
+/// Collect every source of a prepared organisation into a new run folder
+/// under its store, through `http` (which may be shared by many
+/// organisations: its in-flight cap and the sources' rate-limit buckets are
+/// then shared too).
+///
+/// # Errors
+/// When the run folder cannot be created or its evidence synced; a failing
+/// source is not an error (it is recorded in the result).
+pub async fn collect(prepared: &Prepared, http: &HttpClient) -> Result<Collected> {
     let started = Utc::now();
     let run_id = format!(
         "{}-{:04x}",
         started.format("%Y%m%dT%H%M%SZ"),
         fastrand::u16(..)
     );
-    let store = &config.organisation.store;
+    let store = &prepared.config.organisation.store;
     let run_dir = store.join("runs").join(&run_id);
     if run_dir.exists() {
         return Err(Error::invalid(format!(
@@ -152,20 +249,47 @@ pub fn run(
     }
     let evidence = Arc::new(EvidenceWriter::open(&run_dir)?);
     let ctx = CollectContext {
-        http,
+        http: http.clone(),
         evidence: evidence.clone(),
     };
     stage("collect", &run_id);
-    let sources = runtime.block_on(collect_all(&collectors, &ctx).instrument(span.clone()));
-    if let Some(exceptions) = &exceptions {
+    let sources = collect_all(&prepared.collectors, &ctx).await;
+    if let Some(exceptions) = &prepared.exceptions {
         exceptions.store(&evidence)?;
     }
     evidence.sync()?;
-    let finished = Utc::now();
+    Ok(Collected {
+        run_dir,
+        run_id,
+        started,
+        finished: Utc::now(),
+        sources,
+    })
+}
 
+/// Write `run.json`, then normalise, evaluate, report and package a collected
+/// run (synchronous, CPU-bound; deterministic for a given `as_of`).
+///
+/// # Errors
+/// On I/O failure, or a packaging failure (the message then says what
+/// finished and how to package the run folder later).
+pub fn finish(
+    prepared: &Prepared,
+    signer: Option<Signer>,
+    collected: Collected,
+    options: &RunOptions,
+) -> Result<RunOutcome> {
+    let config = &prepared.config;
+    let Collected {
+        run_dir,
+        run_id,
+        started,
+        finished,
+        sources,
+    } = collected;
     let manifest = RunManifest {
         schema_version: RunManifest::SCHEMA_VERSION,
-        run_id: run_id.clone(),
+        run_id,
         organisation: config.organisation.name.clone(),
         frameworks: config.organisation.frameworks.clone(),
         ownership: config.organisation.ownership.clone(),
@@ -182,12 +306,12 @@ pub fn run(
         signer: signer.as_ref().map(signer_info),
     };
     write_manifest(&run_dir, &manifest)?;
-    stage("evaluate", &run_id);
-    let results = evaluate_run(&run_dir, &catalog)?;
+    stage("evaluate", &manifest.run_id);
+    let results = evaluate_run(&run_dir, &prepared.catalog)?;
     // Compare with the previous run (results/drift.json, shown in the
     // reports and packaged) and leave this run's summary in the store.
     let drift = crate::history::record(
-        &crate::history::LocalStore::new(store),
+        &crate::history::LocalStore::new(&config.organisation.store),
         &run_dir,
         &manifest,
         &results,
@@ -196,9 +320,9 @@ pub fn run(
     let reports = report::ReportOptions {
         formats: report::Format::RENDERED.to_vec(),
     };
-    stage("report", &run_id);
+    stage("report", &manifest.run_id);
     report::write_reports(&run_dir, &reports)?;
-    stage("package", &run_id);
+    stage("package", &manifest.run_id);
 
     let (package, archive) = package_with(
         &run_dir,
@@ -208,23 +332,10 @@ pub fn run(
         &options.algorithms,
     )
     .map_err(|e| unpackaged(&e, &run_dir, &manifest, &results, config))?;
-    // After the package is sealed: alerting never changes or fails it.
-    let alerts = alerts
-        .map(|a| {
-            let run = AlertInputs {
-                manifest: &manifest,
-                started,
-                results: &results,
-                drift: &drift,
-                exceptions: exceptions.as_ref().map(|e| &e.exceptions),
-            };
-            alert_run(&a, config, &run, options, runtime)
-        })
-        .unwrap_or_default();
     let satisfied = crate::evaluate::all_satisfied(&results);
     tracing::info!(
         event = "run_finished",
-        run_id = run_id.as_str(),
+        run_id = manifest.run_id.as_str(),
         controls = results.len(),
         all_satisfied = satisfied,
         signed = signer.is_some(),
@@ -237,20 +348,41 @@ pub fn run(
         package,
         archive,
         signed: signer.is_some(),
+        started,
         drift,
-        alerts,
+        alerts: crate::alert::AlertReport::default(),
     })
 }
 
+/// Alert a finished run's changes to the organisation's `[alerts]`
+/// channels (nothing without `[alerts]`). Call it after [`finish`]: the
+/// package is sealed, so alerting never changes or fails it.
+pub async fn alert(
+    prepared: &Prepared,
+    outcome: &RunOutcome,
+    options: &RunOptions,
+) -> crate::alert::AlertReport {
+    let Some(alerts) = &prepared.alerts else {
+        return crate::alert::AlertReport::default();
+    };
+    let run = AlertInputs {
+        manifest: &outcome.manifest,
+        started: outcome.started,
+        results: &outcome.results,
+        drift: &outcome.drift,
+        exceptions: prepared.exceptions.as_ref().map(|e| &e.exceptions),
+    };
+    alert_run(alerts, &prepared.config, &run, options).await
+}
+
 /// Tell the organisation's `[alerts]` channels that its run failed with
-/// `error` (a secret it lacks, an unusable key, a failed write), with the
+/// `reason` (a secret it lacks, an unusable key, a failed write), with the
 /// same rules, retries and records as a finished run's alerts. `None` when
 /// the config has no usable `[alerts]`.
-pub fn alert_could_not_run(
+pub async fn alert_could_not_run(
     config: &Config,
-    error: &Error,
+    reason: &str,
     options: &RunOptions,
-    runtime: &tokio::runtime::Runtime,
 ) -> Option<crate::alert::AlertReport> {
     let alerts = crate::alert::AlertsConfig::from_config(config).ok()??;
     let started = Utc::now();
@@ -264,18 +396,15 @@ pub fn alert_could_not_run(
         run_id: &run_id,
         started,
         outcome: crate::alert::RunState::CouldNotRun {
-            reason: error.to_string(),
+            reason: reason.to_owned(),
         },
         exceptions: &[],
         drift: None,
     };
-    Some(crate::alert::notify(
-        &alerts,
-        &config.organisation.store,
-        &view,
-        &options.retry,
-        runtime,
-    ))
+    Some(
+        crate::alert::notify_async(&alerts, &config.organisation.store, &view, &options.retry)
+            .await,
+    )
 }
 
 /// What a finished run hands to alerting.
@@ -288,12 +417,11 @@ struct AlertInputs<'a> {
 }
 
 /// Alert this run's changes to the organisation's channels.
-fn alert_run(
+async fn alert_run(
     alerts: &crate::alert::AlertsConfig,
     config: &Config,
     run: &AlertInputs<'_>,
     options: &RunOptions,
-    runtime: &tokio::runtime::Runtime,
 ) -> crate::alert::AlertReport {
     use crate::evidence::SourceStatus;
     let failed_sources = run
@@ -344,13 +472,7 @@ fn alert_run(
         exceptions: &exceptions,
         drift: Some(run.drift),
     };
-    crate::alert::notify(
-        alerts,
-        &config.organisation.store,
-        &view,
-        &options.retry,
-        runtime,
-    )
+    crate::alert::notify_async(alerts, &config.organisation.store, &view, &options.retry).await
 }
 
 /// Log the start of a stage of the run.
@@ -543,6 +665,11 @@ pub fn slug(name: &str) -> String {
     } else {
         out.chars().take(48).collect()
     }
+}
+
+/// This machine's name, as `run.json` records it.
+pub fn host_name() -> String {
+    hostname()
 }
 
 fn hostname() -> String {

@@ -158,18 +158,6 @@ pub fn alerts_dir(store: &Path) -> PathBuf {
     store.join("alerts")
 }
 
-/// Apply the rules to one organisation's run and deliver what is new to its
-/// channels, blocking on `runtime`. See [`notify_async`].
-pub fn notify(
-    config: &AlertsConfig,
-    store: &Path,
-    run: &RunView<'_>,
-    retry: &RetryPolicy,
-    runtime: &tokio::runtime::Runtime,
-) -> AlertReport {
-    runtime.block_on(notify_async(config, store, run, retry))
-}
-
 /// Apply the rules to one organisation's run (`store` is that
 /// organisation's store) and deliver what is new, plus whatever the outbox
 /// still holds, to the organisation's channels. Never fails: problems are in

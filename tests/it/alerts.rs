@@ -867,7 +867,7 @@ fn a_run_that_cannot_start_alerts_that_it_could_not_run() {
     let config = auditpack::config::Config::load(&path).unwrap();
     let options = common::fast_options();
     let e = auditpack::pipeline::run(&config, &options, &runtime).unwrap_err();
-    let report = auditpack::pipeline::alert_could_not_run(&config, &e, &options, &runtime).unwrap();
+    let report = runtime.block_on(auditpack::pipeline::alert_could_not_run(&config, &e.to_string(), &options)).unwrap();
     assert_eq!(report.items.len(), 1);
     assert_eq!(report.items[0].kind, ItemKind::CouldNotRun);
     assert!(report.items[0]
@@ -880,7 +880,7 @@ fn a_run_that_cannot_start_alerts_that_it_could_not_run() {
         "Gamma Vets could not run"
     );
     // The same failure again is no news.
-    let again = auditpack::pipeline::alert_could_not_run(&config, &e, &options, &runtime).unwrap();
+    let again = runtime.block_on(auditpack::pipeline::alert_could_not_run(&config, &e.to_string(), &options)).unwrap();
     assert!(again.items.is_empty() && again.deliveries.is_empty());
     assert_eq!(receiver.seen().len(), 1);
 }

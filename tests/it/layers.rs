@@ -38,6 +38,7 @@ const APP_RANKS: &[&[&str]] = &[
     &["package"],
     &["alert"],
     &["pipeline"],
+    &["fleet"],
     &["simulate"],
     &["demo", "commands"],
     // Renders the events the layers above emit; none of them imports it.

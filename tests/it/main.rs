@@ -13,6 +13,7 @@ mod endpoint;
 mod evaluate;
 mod incidents;
 mod history;
+mod fleet;
 mod judgement_props;
 mod layers;
 mod m365;

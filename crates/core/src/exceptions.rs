@@ -350,6 +350,7 @@ mod tests {
             evidence: vec![],
             summary: String::new(),
             remediation: String::new(),
+            figures: vec![],
         }
     }
 
