@@ -114,7 +114,7 @@ fn failing_by_check(results: &[ControlResult]) -> Failing<'_> {
             let entry = map
                 .entry(c.check.as_str())
                 .or_insert((c.title.as_str(), BTreeMap::new()));
-            for s in &c.failing {
+            for s in c.failing.iter() {
                 entry.1.entry(s.id.as_str()).or_insert(s);
             }
         }

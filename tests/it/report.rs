@@ -62,7 +62,7 @@ fn a_failing_subject(results: &[ControlResult]) -> String {
         .iter()
         .filter(|r| r.status == Status::Fail)
         .flat_map(|r| &r.checks)
-        .flat_map(|c| &c.failing)
+        .flat_map(|c| c.failing.iter())
         .map(|s| s.name.clone())
         .next()
         .expect("the demo has failing subjects")
