@@ -112,9 +112,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )?;
         let secs = start.elapsed().as_secs_f64();
         let size = std::fs::metadata(run_dir.join(format.path()))?.len();
-        let peak = common::peak_rss().map_or("?".to_owned(), |b| {
-            format!("{:.0} MiB", b / common::MIB)
-        });
+        let peak =
+            common::peak_rss().map_or("?".to_owned(), |b| format!("{:.0} MiB", b / common::MIB));
         println!(
             "  {:<6} {secs:>7.3} s  {:>12} bytes  peak RSS {peak}",
             format.as_str(),

@@ -53,7 +53,11 @@ pub fn render(results: &[ControlResult], out: &mut impl Write) -> std::io::Resul
         owners.sort_unstable();
         owners.dedup();
         let owners = owners.join(" ");
-        let evidence: Vec<String> = g.evidence.iter().map(|e| format!("{}/", e.folder)).collect();
+        let evidence: Vec<String> = g
+            .evidence
+            .iter()
+            .map(|e| format!("{}/", e.folder))
+            .collect();
         let evidence = evidence.join(" ");
         let whole = [crate::checks::Subject {
             id: String::new(),

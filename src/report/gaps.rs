@@ -227,7 +227,9 @@ fn group<'a>(
             let lists = picked.entry(c.check.as_str()).or_default();
             let same = |p: &Picked<'a>| match (p, subjects) {
                 (Picked::Whole, Picked::Whole) => true,
-                (Picked::List(a), Picked::List(b)) => Arc::ptr_eq(a, b) || a.as_slice() == b.as_slice(),
+                (Picked::List(a), Picked::List(b)) => {
+                    Arc::ptr_eq(a, b) || a.as_slice() == b.as_slice()
+                }
                 _ => false,
             };
             match lists.iter_mut().find(|(p, _)| same(p)) {

@@ -111,7 +111,11 @@ impl<'a> Found<'a> {
 
     /// Take `c`'s lists into this entry when they agree with it.
     fn merge(&mut self, c: &'a CheckResult) -> bool {
-        fn agrees(have: Option<&Arc<Vec<Subject>>>, count: usize, list: &Arc<Vec<Subject>>) -> bool {
+        fn agrees(
+            have: Option<&Arc<Vec<Subject>>>,
+            count: usize,
+            list: &Arc<Vec<Subject>>,
+        ) -> bool {
             count == 0 || have.is_none_or(|h| Arc::ptr_eq(h, list) || h == list)
         }
         let same = self.check == c.check
@@ -449,7 +453,10 @@ fn legacy(mut r: ControlIn) -> std::result::Result<ControlResult, String> {
     let mut checks = Vec::new();
     for mut c in std::mem::take(&mut r.checks) {
         let failing = c.failing.take().ok_or_else(|| {
-            format!("{key}: check {} has neither `result` nor `failing`", c.check)
+            format!(
+                "{key}: check {} has neither `result` nor `failing`",
+                c.check
+            )
         })?;
         let mut sets: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
         for path in c.evidence.take().unwrap_or_default() {
@@ -560,7 +567,10 @@ mod tests {
                 evidence: Arc::new(vec![EvidenceSet::new(
                     "m365",
                     "users",
-                    ["evidence/m365/users/page-00002.json", "evidence/m365/users/page-00001.json"],
+                    [
+                        "evidence/m365/users/page-00002.json",
+                        "evidence/m365/users/page-00001.json",
+                    ],
                 )]),
                 result: "mfa_registered".into(),
                 summary: "3 users without MFA".into(),
@@ -583,10 +593,17 @@ mod tests {
         let bytes = to_bytes(&results).expect("encodes");
         let text = String::from_utf8(bytes.clone()).expect("utf-8");
         assert_eq!(text.matches("m365:user-1").count(), 1, "{text}");
-        assert_eq!(text.matches("page-00001.json").count(), 0, "files by set only");
+        assert_eq!(
+            text.matches("page-00001.json").count(),
+            0,
+            "files by set only"
+        );
         let back = decode(&bytes).expect("decodes");
         assert_eq!(back, results);
-        assert!(Arc::ptr_eq(&back[0].checks[0].failing, &back[1].checks[0].failing));
+        assert!(Arc::ptr_eq(
+            &back[0].checks[0].failing,
+            &back[1].checks[0].failing
+        ));
         assert!(back[2].checks[0].failing.is_empty());
         assert_eq!(to_bytes(&back).expect("encodes"), bytes, "stable");
     }

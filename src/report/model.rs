@@ -199,9 +199,8 @@ impl<'a> DatasetIndex<'a> {
 
     fn link(&self, set: &EvidenceSet) -> EvidenceSetLink {
         let mut link = EvidenceSetLink::unresolved(set);
-        if let Some((first, n, digest)) = self
-            .sets
-            .get(&(set.source.as_str(), set.dataset.as_str()))
+        if let Some((first, n, digest)) =
+            self.sets.get(&(set.source.as_str(), set.dataset.as_str()))
         {
             link.first = *first;
             link.in_custody = *n == set.files && *digest == set.list_sha256;

@@ -95,7 +95,8 @@ pub fn render(data: &RunData) -> Value {
     // Files per dataset in the custody log.
     let mut sha: HashMap<(&str, &str), usize> = HashMap::new();
     for e in &data.custody {
-        *sha.entry((e.source.as_str(), e.dataset.as_str())).or_default() += 1;
+        *sha.entry((e.source.as_str(), e.dataset.as_str()))
+            .or_default() += 1;
     }
 
     // One observation per distinct check result (frameworks with the same

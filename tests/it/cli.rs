@@ -150,7 +150,9 @@ fn controls_json_follows_the_contract() {
         serde_json::from_slice(&std::fs::read(run.join("results/controls.json")).expect("read"))
             .expect("json");
     assert_eq!(json["format"], 2);
-    let entries = json["controls"].as_array().expect("an array of control entries");
+    let entries = json["controls"]
+        .as_array()
+        .expect("an array of control entries");
     let section = json["checks"].as_object().expect("a `checks` section");
     assert!(!entries.is_empty());
     let statuses = [
