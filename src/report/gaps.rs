@@ -168,6 +168,14 @@ pub fn gaps(results: &[ControlResult], owner: Option<Owner>) -> Gaps {
     }
 }
 
+/// Where a subject was picked: (control index, control owner, responsible
+/// party).
+type Under = (usize, Owner, Owner);
+
+/// The subjects of one check picked from one list, all under the same
+/// controls.
+type SharedFinding<'a> = (&'a str, Vec<Option<&'a Subject>>, Vec<Under>);
+
 /// What a gap takes from one (control, check).
 #[derive(Clone, Copy)]
 enum Picked<'a> {
@@ -190,9 +198,7 @@ fn group<'a>(
     pick: impl Fn(&'a ControlResult, &'a CheckResult) -> Option<Picked<'a>>,
 ) -> Vec<(Gap, Vec<Subject>)> {
     let mut controls: Vec<GapControl> = Vec::new();
-    // Per check: the distinct lists picked, each with where it was picked:
-    // (control index, control owner, responsible party).
-    type Under = (usize, Owner, Owner);
+    // Per check: the distinct lists picked, each with where it was picked.
     let mut picked: BTreeMap<&str, Vec<(Picked<'a>, Vec<Under>)>> = BTreeMap::new();
     // Per check: title, remediation, most subjects judged, evidence sets.
     let mut about: BTreeMap<&str, (&str, &str, usize, Vec<&EvidenceSet>)> = BTreeMap::new();
@@ -241,7 +247,7 @@ fn group<'a>(
     let mut findings: Vec<Finding<'_>> = Vec::new();
     // A whole list under the same controls: one finding per subject, sharing
     // `under`.
-    let mut shared: Vec<(&'a str, Vec<Option<&'a Subject>>, Vec<Under>)> = Vec::new();
+    let mut shared: Vec<SharedFinding<'a>> = Vec::new();
     for (check, lists) in picked {
         if let [(list, under)] = &lists[..] {
             let subjects = match list {
