@@ -33,6 +33,6 @@ pub mod secret;
 pub mod simulate;
 pub mod sources;
 
-pub use auditpack_core::{catalog, checks, evaluate, exceptions, facts};
+pub use auditpack_core::{catalog, checks, evaluate, exceptions, facts, policy};
 
 pub use error::{Error, ErrorKind, Result};

@@ -473,13 +473,18 @@ mod tests {
     use super::*;
     use crate::evaluate::ControlResult;
 
+    /// Controls from `results/controls.json` text of the inline layout.
+    fn controls(value: serde_json::Value) -> Vec<ControlResult> {
+        crate::report::json::decode(&serde_json::to_vec(&value).unwrap()).unwrap()
+    }
+
     fn control(id: &str, status: Status) -> ControlResult {
-        serde_json::from_value(serde_json::json!({
+        controls(serde_json::json!([{
             "framework": "hipaa", "control_id": id, "title": format!("Control {id}"),
             "status": status, "owner": "internal", "kind": "automated",
             "checks": [], "manual_evidence": [], "reason": "because",
-        }))
-        .unwrap()
+        }]))
+        .remove(0)
     }
 
     fn run<'a>(id: &'a str, hour: i64, results: &'a [ControlResult]) -> RunView<'a> {
@@ -630,14 +635,18 @@ mod tests {
                           "fixed": [], "unjudged": []}]
         }))
         .unwrap();
-        let mut a = control("a", Status::Fail);
-        a.checks = serde_json::from_value(serde_json::json!([{
-            "check": "mfa", "title": "MFA", "outcome": "fail", "responsible": "msp",
-            "evaluated": 2, "failing_count": 1,
-            "failing": [{"id": "u1", "name": "alice", "detail": "no MFA"}],
-            "evidence": [], "summary": "s", "remediation": "r"
+        let a = controls(serde_json::json!([{
+            "framework": "hipaa", "control_id": "a", "title": "Control a",
+            "status": "fail", "owner": "internal", "kind": "automated",
+            "checks": [{
+                "check": "mfa", "title": "MFA", "outcome": "fail", "responsible": "msp",
+                "evaluated": 2, "failing_count": 1,
+                "failing": [{"id": "u1", "name": "alice", "detail": "no MFA"}],
+                "evidence": [], "summary": "s", "remediation": "r"
+            }],
+            "manual_evidence": [], "reason": "because",
         }]))
-        .unwrap();
+        .remove(0);
         let mut b = control("b", Status::Fail);
         b.accepted = serde_json::from_value(serde_json::json!({
             "approved_by": "CFO", "reason": "legacy", "expires": "2030-01-01", "exceptions": []

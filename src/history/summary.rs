@@ -231,10 +231,10 @@ impl RunSummary {
                 s.evaluated = s.evaluated.max(c.evaluated);
                 s.failing_count = s.failing_count.max(c.failing_count);
                 s.unproven_count = s.unproven_count.max(c.unproven_count);
-                for f in &c.failing {
+                for f in c.failing.iter() {
                     acc.failing.entry(f.id.as_str()).or_insert(f.name.as_str());
                 }
-                for u in &c.unproven {
+                for u in c.unproven.iter() {
                     acc.unproven.entry(u.id.as_str()).or_insert(u.name.as_str());
                 }
             }

@@ -161,10 +161,11 @@ fn check(id: &str, responsible: Owner, failing: Vec<Subject>) -> CheckResult {
         responsible,
         evaluated: 10,
         failing_count: failing.len(),
-        failing,
+        failing: failing.into(),
         unproven_count: 0,
-        unproven: vec![],
-        evidence: vec![],
+        unproven: Default::default(),
+        evidence: Default::default(),
+        result: id.into(),
         summary: "summary".into(),
         remediation: format!("Fix {id}."),
         figures: vec![],
@@ -446,7 +447,7 @@ fn diff_calls_a_failure_that_can_no_longer_be_judged_lost_evidence_not_a_fix() {
             r.status = Status::Inconclusive;
             for c in &mut r.checks {
                 c.outcome = Verdict::Inconclusive;
-                c.failing.clear();
+                c.failing = Default::default();
                 c.failing_count = 0;
             }
             r

@@ -22,6 +22,7 @@ const APP_RANKS: &[&[&str]] = &[
         "checks",
         "evaluate",
         "exceptions",
+        "policy",
         "error",
         "sanitize",
     ],

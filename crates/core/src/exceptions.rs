@@ -337,7 +337,8 @@ mod tests {
             responsible: Owner::Internal,
             evaluated: 5,
             failing_count: subjects.len(),
-            failing: subjects
+            failing: std::sync::Arc::new(
+                subjects
                 .iter()
                 .map(|id| Subject {
                     id: (*id).into(),
@@ -345,9 +346,11 @@ mod tests {
                     detail: "fails".into(),
                 })
                 .collect(),
+            ),
             unproven_count: 0,
-            unproven: vec![],
-            evidence: vec![],
+            unproven: Default::default(),
+            evidence: Default::default(),
+            result: check.into(),
             summary: String::new(),
             remediation: String::new(),
             figures: vec![],

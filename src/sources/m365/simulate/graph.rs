@@ -298,7 +298,7 @@ async fn graph_registrations(
 
 /// Fault, token check, then the tenant's rate limits: `Some(response)` when
 /// the request ends here.
-async fn gate(s: &SimState, path: &str, headers: &HeaderMap) -> Option<Response> {
+pub(super) async fn gate(s: &SimState, path: &str, headers: &HeaderMap) -> Option<Response> {
     let scope = s.m365_scope(headers);
     if let Some(fault) = s.before_scoped(path, scope).await {
         return Some(fault);

@@ -12,8 +12,8 @@ use axum::response::Response;
 use axum::routing::get;
 use serde_json::Value;
 
-use super::graph::graph_page_max;
-use crate::simulate::{Audience, Shared, SimRouter};
+use super::graph::{gate, graph_page_max};
+use crate::simulate::{Shared, SimRouter};
 
 /// Paths, as [`crate::simulate::Fault::path`] names them.
 pub mod paths {
@@ -30,17 +30,14 @@ async fn incidents(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Some(fault) = s.before(paths::INCIDENTS).await {
-        return fault;
-    }
-    if let Some(denied) = s.denied(&headers, Audience::Graph) {
-        return denied;
+    if let Some(r) = gate(&s, paths::INCIDENTS, &headers).await {
+        return r;
     }
     let expand = q
         .get("$expand")
         .is_some_and(|e| e.split(',').any(|x| x.trim() == "alerts"));
     let records: Vec<Value> = s
-        .tenant
+        .m365_tenant(&headers)
         .graph
         .security_incidents
         .iter()
