@@ -6,9 +6,10 @@
 //! product). `[runs]` give each system its newest success (a `success` or
 //! `warning` run), its newest failure and its newest run with that run's
 //! result, combined with whatever the system record itself says (the newer
-//! wins). A run naming a system the list does not hold is not judged
-//! (counted in the source's facts as a note-free skip: the list decides what
-//! is protected). `[copies]` and `[tests]`, when mapped, give every system a
+//! wins). A run naming a system the list does not hold is not judged: the
+//! systems list decides what is protected. When the run list was not
+//! collected in full, a system with no run seen gets an unknown result
+//! (unproven: its runs may be on the missing pages), never "no backup". `[copies]` and `[tests]`, when mapped, give every system a
 //! list (empty when no record names it: the product reports none); when not
 //! mapped, a system's copies and tests are `None` (the product does not
 //! say), which leaves 3-2-1 and restore testing unproven.
@@ -237,6 +238,30 @@ fn apply_runs(
         }
         if agg.newest.as_ref().is_none_or(|(t, _)| at > *t) {
             agg.newest = Some((at, result));
+        }
+    }
+    // Without the whole run list, a system with no run seen is unproven (its
+    // runs may be on the missing pages), never "no backup".
+    let incomplete = src
+        .report
+        .datasets
+        .get(&map.dataset)
+        .is_none_or(|d| d.status != DatasetStatus::Complete);
+    if incomplete {
+        for (n, b) in systems.iter_mut().enumerate() {
+            if runs.contains_key(&n) {
+                b.notes.push(format!(
+                    "the run list `{}` is incomplete: newer runs may be missing",
+                    map.dataset
+                ));
+            } else if b.last_success.is_none() && b.last_run.is_none() {
+                b.notes.push(format!(
+                    "no run seen, and the run list `{}` is incomplete",
+                    map.dataset
+                ));
+                b.last_result =
+                    BackupResult::Unknown(format!("runs not collected in full ({})", map.dataset));
+            }
         }
     }
     for (n, agg) in runs {

@@ -554,7 +554,17 @@ impl SpecCollector {
                 break;
             }
         }
-        let report = crate::collect::finish(self.source_type, results);
+        let mut report = crate::collect::finish(self.source_type, results);
+        // The stored spec is no evidence of the API: a source whose every
+        // endpoint failed (a rejected secret) collected nothing usable.
+        let mut fetched = report
+            .datasets
+            .iter()
+            .filter(|(n, _)| n.as_str() != SPEC_DATASET && n.as_str() != SCOPE_DATASET)
+            .peekable();
+        if fetched.peek().is_some() && fetched.all(|(_, d)| d.status == DatasetStatus::Failed) {
+            report.status = crate::evidence::SourceStatus::Failed;
+        }
         match (&check, &scoped) {
             (Some(check), Some(scoped)) => {
                 scoping::fail_if_empty(report, self.spec.inventory_dataset(), check, scoped)
