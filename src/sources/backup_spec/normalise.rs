@@ -189,6 +189,24 @@ fn owned<'p>(
     records_with_device(src, spec, dataset, system.or(own), problems)
 }
 
+/// The kept records of a per-system table, with the index of the listed
+/// system each belongs to (records of unlisted systems are left out).
+fn listed<'p>(
+    src: &'p SourceEvidence<'_>,
+    spec: &Spec,
+    dataset: &str,
+    system: Option<&Fields>,
+    only_when: &[spec::Condition],
+    index: &BTreeMap<String, usize>,
+    problems: &mut Vec<String>,
+) -> Vec<(usize, String, &'p Value)> {
+    owned(src, spec, dataset, system, problems)
+        .into_iter()
+        .filter(|(_, r)| spec::keep(only_when, r))
+        .filter_map(|(id, r)| index.get(&id).map(|&n| (n, id, r)))
+        .collect()
+}
+
 fn apply_runs(
     src: &SourceEvidence<'_>,
     spec: &Spec,
@@ -198,13 +216,16 @@ fn apply_runs(
     let map = spec.runs.as_ref()?;
     let mut problems = Vec::new();
     let mut runs: BTreeMap<usize, Runs> = BTreeMap::new();
-    for (system, r) in owned(src, spec, &map.dataset, map.system.as_ref(), &mut problems) {
-        if !spec::keep(&map.only_when, r) {
-            continue;
-        }
-        let Some(&n) = index.get(&system) else {
-            continue;
-        };
+    let records = listed(
+        src,
+        spec,
+        &map.dataset,
+        map.system.as_ref(),
+        &map.only_when,
+        index,
+        &mut problems,
+    );
+    for (n, system, r) in records {
         let Some(result) = backup_result(spec::resolve_enum(&map.result, r)) else {
             problems.push(format!(
                 "{}: a run of system {} without a result",
@@ -295,13 +316,16 @@ fn apply_copies(
     for b in systems.iter_mut() {
         b.copies = Some(Vec::new());
     }
-    for (system, r) in owned(src, spec, &map.dataset, map.system.as_ref(), &mut problems) {
-        if !spec::keep(&map.only_when, r) {
-            continue;
-        }
-        let Some(&n) = index.get(&system) else {
-            continue;
-        };
+    let records = listed(
+        src,
+        spec,
+        &map.dataset,
+        map.system.as_ref(),
+        &map.only_when,
+        index,
+        &mut problems,
+    );
+    for (n, system, r) in records {
         let path = map.dataset.as_str();
         let location = match spec::resolve_enum(&map.location, r) {
             EnumValue::Absent => {
@@ -349,13 +373,16 @@ fn apply_tests(
     for b in systems.iter_mut() {
         b.tests = Some(Vec::new());
     }
-    for (system, r) in owned(src, spec, &map.dataset, map.system.as_ref(), &mut problems) {
-        if !spec::keep(&map.only_when, r) {
-            continue;
-        }
-        let Some(&n) = index.get(&system) else {
-            continue;
-        };
+    let records = listed(
+        src,
+        spec,
+        &map.dataset,
+        map.system.as_ref(),
+        &map.only_when,
+        index,
+        &mut problems,
+    );
+    for (n, system, r) in records {
         let path = map.dataset.as_str();
         let kind = match spec::resolve_enum(&map.kind, r) {
             EnumValue::Mapped(t) if t == "boot" => RestoreTestKind::Boot,

@@ -532,7 +532,8 @@ impl Spec {
         if self.name.trim().is_empty() {
             return Err("name is empty".into());
         }
-        let (wanted, unwanted): (&[(&str, bool)], &[(&str, bool)]) = match self.kind {
+        type Tables<'a> = &'a [(&'a str, bool)];
+        let (wanted, unwanted): (Tables<'_>, Tables<'_>) = match self.kind {
             SpecKind::Rmm => (
                 &[("devices", self.devices.is_some())],
                 &[
@@ -933,36 +934,12 @@ pub struct Unmapped(pub String);
 /// # Errors
 /// [`Unmapped`] naming the value when no alternative gives a value.
 pub fn resolve(fields: &Fields, record: &Value) -> Result<Option<String>, Unmapped> {
-    let list: Vec<&Field> = match fields {
-        Fields::One(f) => vec![f],
-        Fields::Many(v) => v.iter().collect(),
-    };
-    let mut unmapped = None;
-    for f in list {
-        let (ptr, map, default) = match f {
-            Field::Pointer(p) => (p.as_str(), None, None),
-            Field::Full(s) => (s.pointer.as_str(), s.map.as_ref(), s.default.as_ref()),
-        };
-        let Some(text) = record.pointer(ptr).and_then(text_of) else {
-            continue;
-        };
-        match map {
-            None => return Ok(Some(text)),
-            Some(m) => match m.get(&text).or(default) {
-                Some(v) => return Ok(Some(v.clone())),
-                None => {
-                    unmapped.get_or_insert_with(|| {
-                        Unmapped(format!(
-                            "value `{}` at {ptr} is not in the map",
-                            text.escape_debug()
-                        ))
-                    });
-                }
-            },
-        }
-    }
-    match unmapped {
-        Some(u) if matches!(fields, Fields::One(_)) => Err(u),
+    match resolve_at(fields, record) {
+        (EnumValue::Mapped(v), _) => Ok(Some(v)),
+        (EnumValue::Raw(text), ptr) if matches!(fields, Fields::One(_)) => Err(Unmapped(format!(
+            "value `{}` at {ptr} is not in the map",
+            text.escape_debug()
+        ))),
         _ => Ok(None),
     }
 }
@@ -981,6 +958,12 @@ pub enum EnumValue {
 
 /// Resolve an enum field (one with a `map`), keeping an unmapped value raw.
 pub fn resolve_enum(fields: &Fields, record: &Value) -> EnumValue {
+    resolve_at(fields, record).0
+}
+
+/// The first alternative giving a value (mapped, or as it is without a map),
+/// else the first value outside its map, kept raw with its pointer.
+fn resolve_at<'f>(fields: &'f Fields, record: &Value) -> (EnumValue, &'f str) {
     let list: Vec<&Field> = match fields {
         Fields::One(f) => vec![f],
         Fields::Many(v) => v.iter().collect(),
@@ -995,14 +978,17 @@ pub fn resolve_enum(fields: &Fields, record: &Value) -> EnumValue {
             continue;
         };
         match map.and_then(|m| m.get(&text)).or(default) {
-            Some(v) => return EnumValue::Mapped(v.clone()),
-            None if map.is_none() => return EnumValue::Mapped(text),
+            Some(v) => return (EnumValue::Mapped(v.clone()), ptr),
+            None if map.is_none() => return (EnumValue::Mapped(text), ptr),
             None => {
-                raw.get_or_insert(text);
+                raw.get_or_insert((text, ptr));
             }
         }
     }
-    raw.map_or(EnumValue::Absent, EnumValue::Raw)
+    match raw {
+        Some((text, ptr)) => (EnumValue::Raw(text), ptr),
+        None => (EnumValue::Absent, ""),
+    }
 }
 
 /// Resolve a time field.
