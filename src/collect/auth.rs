@@ -58,6 +58,15 @@ impl Auth for ApiKey {
 pub enum ClientCredential {
     /// `client_secret` in the form.
     Secret(Secret),
+    /// HTTP Basic client authentication (RFC 6749 section 2.3.1): the client
+    /// id and secret, each form-urlencoded, as user name and password of an
+    /// `Authorization: Basic` header; the form then carries neither.
+    Basic {
+        /// The client id.
+        client_id: String,
+        /// The client secret.
+        secret: Secret,
+    },
     /// A signed JWT assertion, built fresh for each token request.
     Assertion(std::sync::Arc<AssertionBuilder>),
 }
@@ -69,6 +78,12 @@ impl std::fmt::Debug for ClientCredential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ClientCredential::Secret(_) => f.write_str("Secret([redacted])"),
+            ClientCredential::Basic { client_id, .. } => {
+                write!(
+                    f,
+                    "Basic {{ client_id: {client_id:?}, secret: [redacted] }}"
+                )
+            }
             ClientCredential::Assertion(_) => f.write_str("Assertion(<builder>)"),
         }
     }
@@ -134,10 +149,16 @@ impl ClientCredentials {
             .request(
                 || {
                     let mut form = self.form.clone();
+                    let mut basic = None;
                     let secret = match &self.credential {
                         ClientCredential::Secret(s) => {
                             form.push(("client_secret".into(), s.expose().to_owned()));
                             s.clone()
+                        }
+                        ClientCredential::Basic { client_id, secret } => {
+                            form.retain(|(k, _)| k != "client_id" && k != "client_secret");
+                            basic = Some(basic_client_header(client_id, secret));
+                            secret.clone()
                         }
                         ClientCredential::Assertion(build) => {
                             let jwt = build(&self.token_url)?;
@@ -149,7 +170,11 @@ impl ClientCredentials {
                             jwt
                         }
                     };
-                    Ok((self.http.post(&self.token_url).form(&form), secret))
+                    let mut request = self.http.post(&self.token_url).form(&form);
+                    if let Some(header) = basic {
+                        request = request.header(AUTHORIZATION, header.expose());
+                    }
+                    Ok((request, secret))
                 },
                 |status, body, secret| {
                     let detail = serde_json::from_slice::<TokenError>(body)
@@ -278,6 +303,36 @@ impl Auth for ClientCredentials {
     }
 }
 
+/// `Basic <base64(urlencoded id ":" urlencoded secret)>` (RFC 6749 2.3.1).
+fn basic_client_header(client_id: &str, secret: &Secret) -> Secret {
+    use base64::Engine as _;
+    let pair = format!(
+        "{}:{}",
+        form_urlencode(client_id),
+        form_urlencode(secret.expose())
+    );
+    Secret::new(format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    ))
+}
+
+/// `application/x-www-form-urlencoded` encoding of one value (unreserved
+/// characters kept, a space as `+`, every other byte `%XX`).
+fn form_urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 /// A transport error's message without the URL (which `reqwest` appends, and
 /// which the caller already names).
 pub(crate) fn without_url(e: &reqwest::Error) -> String {
@@ -308,5 +363,38 @@ fn first_line(s: &str) -> &str {
     match line.char_indices().nth(300) {
         Some((i, _)) => &line[..i],
         None => line,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_client_authentication_form_encodes_id_and_secret() {
+        use base64::Engine as _;
+        let header = basic_client_header("client 1", &Secret::new("s3:cr/t+"));
+        let encoded = header.expose().strip_prefix("Basic ").expect("basic");
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .expect("base64");
+        assert_eq!(decoded, b"client+1:s3%3Acr%2Ft%2B");
+        // Plain ids and secrets are sent as they are (the usual case).
+        let plain = basic_client_header("abc-123", &Secret::new("f00d"));
+        assert_eq!(
+            plain.expose(),
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode("abc-123:f00d")
+            )
+        );
+        let shown = format!(
+            "{:?}",
+            ClientCredential::Basic {
+                client_id: "abc".into(),
+                secret: Secret::new("CANARY")
+            }
+        );
+        assert!(!shown.contains("CANARY"), "{shown}");
     }
 }

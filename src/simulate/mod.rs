@@ -23,6 +23,7 @@ use tokio::time::Instant;
 
 use crate::sources;
 
+pub use crate::sources::backup_spec::simulate::AcronisTenant;
 pub use crate::sources::cove::simulate::CoveTenant;
 pub use crate::sources::datto_bcdr::simulate::DattoBcdrTenant;
 pub use crate::sources::datto_rmm::simulate::{DattoTenant, DattoThrottle};
@@ -225,6 +226,7 @@ impl Simulator {
         let app = sources::datto_bcdr::simulate::routes(app);
         let app = sources::cove::simulate::routes(app);
         let app = sources::veeam::simulate::routes(app);
+        let app = sources::backup_spec::simulate::routes(app);
         let app = app.with_state(state.clone());
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(async move {

@@ -28,6 +28,8 @@ pub struct Tenant {
     pub cove: super::CoveTenant,
     /// Veeam Backup & Replication.
     pub veeam: super::VeeamTenant,
+    /// Acronis Cyber Protect Cloud (the built-in backup spec).
+    pub acronis: super::AcronisTenant,
 }
 
 impl Tenant {

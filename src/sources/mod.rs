@@ -6,6 +6,7 @@
 //! [`SOURCES`] lists them, one line per source, so a source type is spelt
 //! once: adding one is a folder plus a line here (see `ARCHITECTURE.md`).
 
+pub mod backup_spec;
 pub mod cove;
 pub mod datto_bcdr;
 pub mod datto_rmm;
@@ -48,16 +49,16 @@ pub const SOURCES: &[Source] = &[
     datto_bcdr::SOURCE,
     cove::SOURCE,
     veeam::SOURCE,
+    backup_spec::SOURCE,
 ];
 
-/// The source of a `type`. The RMMs described by an embedded spec file
-/// (`type = "tactical-rmm"`, ...) are the spec-driven source.
+/// The source of a `type`. The RMMs and backup products described by an
+/// embedded spec file (`type = "tactical-rmm"`, `"acronis-cyber-protect"`,
+/// ...) are the spec-driven source of their kind.
 pub fn source(source_type: &str) -> Option<&'static Source> {
     let by_type = |t: &str| SOURCES.iter().find(|s| s.source_type == t);
     by_type(source_type).or_else(|| {
-        rmm_spec::is_embedded_type(source_type)
-            .then(|| by_type(rmm_spec::SOURCE.source_type))
-            .flatten()
+        rmm_spec::embedded_kind(source_type).and_then(|kind| by_type(kind.source_type()))
     })
 }
 

@@ -4,6 +4,7 @@ mod common;
 
 mod alerts;
 mod backup;
+mod backup_spec;
 mod catalog;
 mod cli;
 mod collect;

@@ -1,10 +1,13 @@
-//! Declarative RMM collectors: any RMM whose REST API a spec file describes
-//! (see [`spec`] for the format), with no code of its own.
+//! The spec engine: any RMM or backup product whose REST API a spec file
+//! describes (see [`spec`] for the format), with no code of its own. This
+//! module is the `rmm-spec` source and the collector every spec-driven
+//! source shares; `backup-spec` ([`super::backup_spec`]) is the same
+//! collector with the backup mapping.
 //!
 //! Config (`[sources.<name>]`):
-//! - `type = "rmm-spec"` with `spec = "<embedded id>"` or `spec_file = "path"`
-//!   (a user spec, relative to the config file), or `type = "<embedded id>"`
-//!   (e.g. `tactical-rmm`);
+//! - `type = "rmm-spec"` (or `"backup-spec"`) with `spec = "<embedded id>"`
+//!   or `spec_file = "path"` (a user spec, relative to the config file), or
+//!   `type = "<embedded id>"` (e.g. `tactical-rmm`, `acronis-cyber-protect`);
 //! - `base_url`;
 //! - credentials by the spec's auth style: `api_key_env`/`api_key_file`
 //!   (api-key), `token_env`/`token_file` (bearer), `client_id` plus
@@ -24,7 +27,8 @@
 //! (dataset `spec`), so a run can be re-normalised from its folder alone and
 //! an auditor sees exactly which mapping produced the facts.
 
-mod normalise;
+pub mod backup_map;
+pub(crate) mod normalise;
 pub mod simulate;
 pub mod spec;
 
@@ -50,13 +54,13 @@ use crate::config::{RefuseLiteralSecret, SourceDecl};
 use crate::error::{Error, Result};
 use crate::evidence::{DatasetReport, DatasetStatus, PageMeta, SourceReport};
 use crate::secret::{Secret, SecretRef};
-use spec::{AuthSpec, Spec};
+use spec::{AuthSpec, ClientAuth, Spec, SpecKind};
 
 /// Registry entry.
 pub const SOURCE: Source = Source {
     source_type: "rmm-spec",
     summary: "any RMM described by a spec file (collectors/rmm/*.toml or your own)",
-    build,
+    build: build_rmm,
     normalise: normalise::normalise,
 };
 
@@ -125,6 +129,7 @@ enum Credentials {
 /// A collector driven by a spec.
 pub struct SpecCollector {
     name: String,
+    source_type: &'static str,
     base: String,
     spec: Spec,
     spec_text: String,
@@ -134,28 +139,36 @@ pub struct SpecCollector {
     requests_per_minute: u32,
 }
 
-/// Whether `source_type` names an embedded spec (so `build` can take it).
-pub fn is_embedded_type(source_type: &str) -> bool {
-    spec::embedded_spec(source_type).is_some()
+/// The kind of the embedded spec `source_type` names, if it names one (so
+/// the source of that kind can build it).
+pub fn embedded_kind(source_type: &str) -> Option<SpecKind> {
+    spec::embedded_spec(source_type).map(|e| e.spec.kind)
 }
 
-/// Build a collector for a `rmm-spec` source or a source whose type is an embedded spec id.
+fn build_rmm(decl: &SourceDecl) -> Result<Box<dyn Collector>> {
+    build(decl, SpecKind::Rmm)
+}
+
+/// Build a collector for a `rmm-spec` / `backup-spec` source (`kind` says
+/// which) or a source whose type is an embedded spec id of that kind.
 ///
 /// # Errors
-/// On an invalid source config or spec (the message names the spec file).
-pub fn build(decl: &SourceDecl) -> Result<Box<dyn Collector>> {
+/// On an invalid source config or spec (the message names the spec file,
+/// line and key), or a spec of the other kind.
+pub fn build(decl: &SourceDecl, kind: SpecKind) -> Result<Box<dyn Collector>> {
     let c: SpecSourceConfig = decl.parse()?;
     let at = |m: String| Error::config(format!("[sources.{}]: {m}", decl.name));
-    let (text, origin) = if c.source_type == SOURCE.source_type {
+    let source_type = kind.source_type();
+    let (text, origin) = if c.source_type == source_type {
         match (&c.spec, &c.spec_file) {
             (Some(id), None) => {
-                let (text, _) = spec::embedded_spec(id).ok_or_else(|| {
+                let e = spec::embedded_spec(id).ok_or_else(|| {
                     let known = spec::embedded()
                         .map(|m| m.keys().cloned().collect::<Vec<_>>().join(", "))
                         .unwrap_or_default();
-                    at(format!("no built-in RMM spec `{id}`; built in: {known}"))
+                    at(format!("no built-in spec `{id}`; built in: {known}"))
                 })?;
-                (text, format!("collectors/rmm/{id}.toml"))
+                (e.text, e.origin)
             }
             (None, Some(file)) => {
                 let path = decl.base_dir().join(file);
@@ -174,15 +187,26 @@ pub fn build(decl: &SourceDecl) -> Result<Box<dyn Collector>> {
     } else {
         if c.spec.is_some() || c.spec_file.is_some() {
             return Err(at(format!(
-                "`type = \"{}\"` is a built-in spec; `spec`/`spec_file` only go with `type = \"rmm-spec\"`",
+                "`type = \"{}\"` is a built-in spec; `spec`/`spec_file` only go with `type = \"{source_type}\"`",
                 c.source_type
             )));
         }
-        let (text, _) = spec::embedded_spec(&c.source_type)
+        let e = spec::embedded_spec(&c.source_type)
             .ok_or_else(|| at(format!("unknown type `{}`", c.source_type)))?;
-        (text, format!("collectors/rmm/{}.toml", c.source_type))
+        (e.text, e.origin)
     };
     let spec = Spec::parse(&text, &origin).map_err(Error::config)?;
+    if spec.kind != kind {
+        return Err(at(format!(
+            "{origin}: the spec `{}` has `kind = \"{}\"`; use it with `type = \"{}\"`",
+            spec.id,
+            match spec.kind {
+                SpecKind::Rmm => "rmm",
+                SpecKind::Backup => "backup",
+            },
+            spec.kind.source_type()
+        )));
+    }
     let pair = |what: &str, env: &Option<String>, file: &Option<PathBuf>| {
         SecretRef::from_pair(what, env.as_deref(), file.as_deref(), decl.base_dir())
             .map_err(|e| at(format!("{e} (the spec `{}` uses this credential)", spec.id)))
@@ -237,6 +261,7 @@ pub fn build(decl: &SourceDecl) -> Result<Box<dyn Collector>> {
     }
     Ok(Box::new(SpecCollector {
         name: decl.name.clone(),
+        source_type,
         base: c.base_url.trim_end_matches('/').to_owned(),
         spec,
         spec_text: text,
@@ -248,16 +273,15 @@ pub fn build(decl: &SourceDecl) -> Result<Box<dyn Collector>> {
 }
 
 fn read_spec_file(path: &Path) -> std::result::Result<String, String> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| format!("cannot read RMM spec {}: {e}", path.display()))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read spec {}: {e}", path.display()))?;
     if !meta.is_file() || meta.len() > MAX_SPEC_FILE {
         return Err(format!(
-            "RMM spec {} is not a regular file of at most {MAX_SPEC_FILE} bytes",
+            "spec {} is not a regular file of at most {MAX_SPEC_FILE} bytes",
             path.display()
         ));
     }
-    std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read RMM spec {}: {e}", path.display()))
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read spec {}: {e}", path.display()))
 }
 
 /// Percent-encode one path segment.
@@ -316,15 +340,26 @@ impl SpecCollector {
             }
             (
                 Credentials::Client { id, secret },
-                AuthSpec::Oauth2ClientCredentials { token_path, scope },
+                AuthSpec::Oauth2ClientCredentials {
+                    token_path,
+                    scope,
+                    client_auth,
+                },
             ) => {
                 let secret = secret
                     .resolve()
                     .map_err(|e| format!("client secret: {e}"))?;
-                let mut form = vec![
-                    ("grant_type".to_owned(), "client_credentials".to_owned()),
-                    ("client_id".to_owned(), id.clone()),
-                ];
+                let mut form = vec![("grant_type".to_owned(), "client_credentials".to_owned())];
+                let credential = match client_auth {
+                    ClientAuth::Post => {
+                        form.push(("client_id".to_owned(), id.clone()));
+                        ClientCredential::Secret(secret)
+                    }
+                    ClientAuth::Basic => ClientCredential::Basic {
+                        client_id: id.clone(),
+                        secret,
+                    },
+                };
                 if let Some(scope) = scope {
                     form.push(("scope".into(), scope.clone()));
                 }
@@ -332,7 +367,7 @@ impl SpecCollector {
                     ctx.http.inner().clone(),
                     format!("{}{token_path}", self.base),
                     form,
-                    ClientCredential::Secret(secret),
+                    credential,
                     ctx.http.retry(),
                 ))
             }
@@ -353,7 +388,7 @@ impl SpecCollector {
             .write_page(
                 &PageMeta {
                     source: &self.name,
-                    source_type: SOURCE.source_type,
+                    source_type: self.source_type,
                     dataset: SPEC_DATASET,
                     page: 1,
                     method: "SPEC",
@@ -377,7 +412,7 @@ impl SpecCollector {
                 .expose()
                 .to_owned(),
         };
-        let account = AccountKey::new(SOURCE.source_type, &self.base, &identity);
+        let account = AccountKey::new(self.source_type, &self.base, &identity);
         Ok(shared_limiter(
             &account,
             self.requests_per_minute,
@@ -402,15 +437,15 @@ impl SpecCollector {
     async fn run(&self, ctx: &CollectContext) -> SourceReport {
         let auth = match self.auth(ctx) {
             Ok(a) => a,
-            Err(e) => return SourceReport::failed(SOURCE.source_type, e),
+            Err(e) => return SourceReport::failed(self.source_type, e),
         };
         let limit = match self.limiter() {
             Ok(l) => l,
-            Err(e) => return SourceReport::failed(SOURCE.source_type, e),
+            Err(e) => return SourceReport::failed(self.source_type, e),
         };
         let limit: &RateLimiter = &limit;
         if let Err(e) = self.store_spec(ctx) {
-            return SourceReport::failed(SOURCE.source_type, format!("cannot store the spec: {e}"));
+            return SourceReport::failed(self.source_type, format!("cannot store the spec: {e}"));
         }
         let auth: &dyn Auth = auth.as_ref();
         let what = self
@@ -425,7 +460,7 @@ impl SpecCollector {
         ) {
             (Some(id), Some(verify)) => self.scoped(verify, true).map(|path| ScopeCheck {
                 source: &self.name,
-                source_type: SOURCE.source_type,
+                source_type: self.source_type,
                 dataset: SCOPE_DATASET,
                 url: format!("{}{path}", self.base),
                 what: &what,
@@ -440,10 +475,7 @@ impl SpecCollector {
                 Ok(Ok(scoped)) => Some(scoped),
                 Ok(Err(failed)) => return failed,
                 Err(e) => {
-                    return crate::collect::finish(
-                        SOURCE.source_type,
-                        vec![(SCOPE_DATASET, Err(e))],
-                    )
+                    return crate::collect::finish(self.source_type, vec![(SCOPE_DATASET, Err(e))])
                 }
             },
         };
@@ -478,7 +510,7 @@ impl SpecCollector {
                     ids.insert(&e.dataset, collected.clone());
                     let Some(path) = self.scoped(&e.path, true) else {
                         return SourceReport::failed(
-                            SOURCE.source_type,
+                            self.source_type,
                             format!("endpoint `{}` needs `scope`", e.dataset),
                         );
                     };
@@ -490,7 +522,7 @@ impl SpecCollector {
                     for (k, v) in query.chain(e.paging.first_query()) {
                         match with_param(&url, &k, &v) {
                             Ok(u) => url = u,
-                            Err(err) => return SourceReport::failed(SOURCE.source_type, err),
+                            Err(err) => return SourceReport::failed(self.source_type, err),
                         }
                     }
                     let pager = Collecting {
@@ -522,10 +554,20 @@ impl SpecCollector {
                 break;
             }
         }
-        let report = crate::collect::finish(SOURCE.source_type, results);
+        let mut report = crate::collect::finish(self.source_type, results);
+        // The stored spec is no evidence of the API: a source whose every
+        // endpoint failed (a rejected secret) collected nothing usable.
+        let mut fetched = report
+            .datasets
+            .iter()
+            .filter(|(n, _)| n.as_str() != SPEC_DATASET && n.as_str() != SCOPE_DATASET)
+            .peekable();
+        if fetched.peek().is_some() && fetched.all(|(_, d)| d.status == DatasetStatus::Failed) {
+            report.status = crate::evidence::SourceStatus::Failed;
+        }
         match (&check, &scoped) {
             (Some(check), Some(scoped)) => {
-                scoping::fail_if_empty(report, &self.spec.devices.dataset, check, scoped)
+                scoping::fail_if_empty(report, self.spec.inventory_dataset(), check, scoped)
             }
             _ => report,
         }
@@ -544,13 +586,13 @@ impl SpecCollector {
     ) -> std::result::Result<DatasetReport, crate::collect::auth::AuthError> {
         let req = DatasetRequest {
             source: &self.name,
-            source_type: SOURCE.source_type,
+            source_type: self.source_type,
             dataset,
             url,
             pager,
             auth,
             limiters: vec![limit],
-            on_forbidden: "the API key lacks permission for this endpoint",
+            on_forbidden: "the credentials lack permission for this endpoint",
         };
         fetch_dataset_with(
             &ctx.http,
@@ -663,7 +705,7 @@ impl Collector for SpecCollector {
         }
     }
     fn source_type(&self) -> &'static str {
-        SOURCE.source_type
+        self.source_type
     }
     fn collect<'a>(&'a self, ctx: &'a CollectContext) -> BoxFuture<'a, SourceReport> {
         Box::pin(self.run(ctx))

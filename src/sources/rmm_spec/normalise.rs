@@ -18,7 +18,11 @@ use crate::facts::{
     Antimalware, Device, FactKind, Facts, PatchReport, PendingPatch, SourceEvidence,
 };
 
-fn load_spec(src: &SourceEvidence<'_>) -> Result<Spec, String> {
+/// The spec stored with the source's evidence (dataset `spec`).
+///
+/// # Errors
+/// When the run holds no spec, or it does not parse (naming its file).
+pub(crate) fn load_spec(src: &SourceEvidence<'_>) -> Result<Spec, String> {
     let (path, page) = src
         .pages
         .get(SPEC_DATASET)
@@ -68,7 +72,7 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// Records of `dataset` with the device each belongs to (from `device` or the request).
-fn records_with_device<'p>(
+pub(crate) fn records_with_device<'p>(
     src: &'p SourceEvidence<'_>,
     spec: &Spec,
     dataset: &str,
@@ -102,7 +106,13 @@ fn records_with_device<'p>(
     out
 }
 
-fn text(f: Option<&Fields>, r: &Value, path: &str, problems: &mut Vec<String>) -> Option<String> {
+/// `f` resolved on `r`; an unmapped value is recorded in `problems`.
+pub(crate) fn text(
+    f: Option<&Fields>,
+    r: &Value,
+    path: &str,
+    problems: &mut Vec<String>,
+) -> Option<String> {
     match spec::resolve(f?, r) {
         Ok(v) => v,
         Err(spec::Unmapped(why)) => {
@@ -112,7 +122,13 @@ fn text(f: Option<&Fields>, r: &Value, path: &str, problems: &mut Vec<String>) -
     }
 }
 
-fn flag(f: Option<&Fields>, r: &Value, path: &str, problems: &mut Vec<String>) -> Option<bool> {
+/// `f` resolved on `r` as `true`/`false`.
+pub(crate) fn flag(
+    f: Option<&Fields>,
+    r: &Value,
+    path: &str,
+    problems: &mut Vec<String>,
+) -> Option<bool> {
     text(f, r, path, problems).and_then(|t| match t.as_str() {
         "true" => Some(true),
         "false" => Some(false),
@@ -187,7 +203,9 @@ pub(super) fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
         );
     }
 
-    let d = &spec.devices;
+    let Some(d) = &spec.devices else {
+        return;
+    };
     let mut problems = Vec::new();
     let endpoint_records = spec
         .endpoint(&d.dataset)

@@ -1,8 +1,11 @@
-//! The declarative RMM spec format (`collectors/rmm/*.toml`): how to
-//! authenticate, which endpoints to fetch and how they page, and how their
-//! JSON maps into device facts and pending patches. Parsed strictly: unknown
+//! The declarative spec format (`collectors/rmm/*.toml`,
+//! `collectors/backup/*.toml`): how to authenticate, which endpoints to fetch
+//! and how they page, and how their JSON maps into facts: device facts and
+//! pending patches for an RMM (`kind = "rmm"`, the default), protected
+//! systems with their backups, copies and restore tests for a backup product
+//! (`kind = "backup"`, see [`super::backup_map`]). Parsed strictly: unknown
 //! keys, dangling dataset references, malformed JSON pointers and unknown
-//! enum targets are refused with the spec file named.
+//! enum targets are refused with the spec file, line and key named.
 //!
 //! A field is either a JSON pointer (`"/hostname"`) or a table
 //! `{ pointer, map, default, format }`; `map` translates enum values (the
@@ -17,10 +20,49 @@ use include_dir::{include_dir, Dir};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::backup_map::{CopyMap, RunMap, SystemMap, TestMap};
 use crate::collect::paging::Paging;
 use crate::facts::Severity;
 
-static EMBEDDED: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/collectors/rmm");
+static EMBEDDED_RMM: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/collectors/rmm");
+static EMBEDDED_BACKUP: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/collectors/backup");
+
+/// What a spec describes, and so which facts its records map into.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SpecKind {
+    /// An RMM: `[devices]`, `[patches]`, `[installs]` (source type `rmm-spec`).
+    #[default]
+    Rmm,
+    /// A backup product: `[systems]`, `[runs]`, `[copies]`, `[tests]`
+    /// (source type `backup-spec`).
+    Backup,
+}
+
+impl SpecKind {
+    /// The source type that reads specs of this kind.
+    pub fn source_type(self) -> &'static str {
+        match self {
+            SpecKind::Rmm => "rmm-spec",
+            SpecKind::Backup => "backup-spec",
+        }
+    }
+
+    /// The folder of the built-in specs of this kind.
+    pub fn folder(self) -> &'static str {
+        match self {
+            SpecKind::Rmm => "collectors/rmm",
+            SpecKind::Backup => "collectors/backup",
+        }
+    }
+
+    fn words(self) -> &'static str {
+        match self {
+            SpecKind::Rmm => "an RMM",
+            SpecKind::Backup => "a backup product",
+        }
+    }
+}
 
 /// The spec format version this build reads.
 pub const SPEC_VERSION: u32 = 1;
@@ -31,9 +73,12 @@ pub const SPEC_VERSION: u32 = 1;
 pub struct Spec {
     /// Format version; must be [`SPEC_VERSION`].
     pub spec_version: u32,
+    /// What the spec describes (`rmm` when absent).
+    #[serde(default)]
+    pub kind: SpecKind,
     /// Short id (`[a-z0-9-]`), usable as a source `type`.
     pub id: String,
-    /// Display name.
+    /// Display name (for a backup product, the product name its facts carry).
     pub name: String,
     /// How requests authenticate.
     pub auth: AuthSpec,
@@ -47,14 +92,27 @@ pub struct Spec {
     /// Endpoints, fetched in order (per-device ones after the list they expand).
     #[serde(rename = "endpoint")]
     pub endpoints: Vec<Endpoint>,
-    /// How device records map into device facts.
-    pub devices: DeviceMap,
+    /// How device records map into device facts (RMM specs).
+    #[serde(default)]
+    pub devices: Option<DeviceMap>,
     /// How records map into pending patches.
     #[serde(default)]
     pub patches: Option<PatchMap>,
     /// How records give each device's last successful install.
     #[serde(default)]
     pub installs: Option<InstallMap>,
+    /// How records map into protected systems (backup specs).
+    #[serde(default)]
+    pub systems: Option<SystemMap>,
+    /// How backup runs give each system's newest success, failure and result.
+    #[serde(default)]
+    pub runs: Option<RunMap>,
+    /// Where each system's copies are kept.
+    #[serde(default)]
+    pub copies: Option<CopyMap>,
+    /// Restore, boot and integrity tests of each system.
+    #[serde(default)]
+    pub tests: Option<TestMap>,
 }
 
 /// Authentication styles.
@@ -76,7 +134,21 @@ pub enum AuthSpec {
         /// Scope to ask for.
         #[serde(default)]
         scope: Option<String>,
+        /// How the client authenticates at the token endpoint.
+        #[serde(default)]
+        client_auth: ClientAuth,
     },
+}
+
+/// Client authentication at an OAuth2 token endpoint (RFC 6749 2.3.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientAuth {
+    /// `client_id` and `client_secret` in the form body.
+    #[default]
+    Post,
+    /// HTTP Basic with the client id and secret; the form carries neither.
+    Basic,
 }
 
 /// `[scope]`: a source's `scope = "<id>"` is substituted for `{scope}` in
@@ -421,8 +493,21 @@ impl Spec {
                 .unwrap_or_default();
             format!("{origin}{at}: {}", e.message().trim_end())
         })?;
-        spec.validate().map_err(|e| format!("{origin}: {e}"))?;
+        spec.validate().map_err(|e| match key_line(text, &e) {
+            Some(line) => format!("{origin}:{line}: {e}"),
+            None => format!("{origin}: {e}"),
+        })?;
         Ok(spec)
+    }
+
+    /// The dataset listing what the source inventories (devices or protected
+    /// systems); a scoped source whose list is empty fails.
+    pub fn inventory_dataset(&self) -> &str {
+        match (&self.devices, &self.systems) {
+            (Some(d), _) => &d.dataset,
+            (None, Some(s)) => &s.dataset,
+            (None, None) => "",
+        }
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -446,6 +531,43 @@ impl Spec {
         }
         if self.name.trim().is_empty() {
             return Err("name is empty".into());
+        }
+        type Tables<'a> = &'a [(&'a str, bool)];
+        let (wanted, unwanted): (Tables<'_>, Tables<'_>) = match self.kind {
+            SpecKind::Rmm => (
+                &[("devices", self.devices.is_some())],
+                &[
+                    ("systems", self.systems.is_some()),
+                    ("runs", self.runs.is_some()),
+                    ("copies", self.copies.is_some()),
+                    ("tests", self.tests.is_some()),
+                ],
+            ),
+            SpecKind::Backup => (
+                &[("systems", self.systems.is_some())],
+                &[
+                    ("devices", self.devices.is_some()),
+                    ("patches", self.patches.is_some()),
+                    ("installs", self.installs.is_some()),
+                ],
+            ),
+        };
+        for (table, present) in wanted {
+            if !present {
+                return Err(format!(
+                    "{table}: a spec of kind `{}` needs a [{table}] table",
+                    kind_name(self.kind)
+                ));
+            }
+        }
+        for (table, present) in unwanted {
+            if *present {
+                return Err(format!(
+                    "{table}: [{table}] does not belong in a spec of kind `{}` (it describes {})",
+                    kind_name(self.kind),
+                    self.kind.words()
+                ));
+            }
         }
         match &self.auth {
             AuthSpec::ApiKey { header } => {
@@ -575,7 +697,22 @@ impl Spec {
                 Err(format!("{what}.dataset `{d}` is not an endpoint's dataset"))
             }
         };
-        let d = &self.devices;
+        let per_device = |ds: &str| {
+            self.endpoints
+                .iter()
+                .any(|e| e.dataset == ds && e.per_device.is_some())
+        };
+        if self.kind == SpecKind::Backup {
+            return super::backup_map::validate(
+                self,
+                &|d: &str, what: &str| dataset(d, what),
+                &|d: &str| lists.contains(d),
+                &per_device,
+            );
+        }
+        let Some(d) = &self.devices else {
+            return Err("devices: missing".into());
+        };
         dataset(&d.dataset, "devices")?;
         if !lists.contains(d.dataset.as_str()) {
             return Err("devices.dataset must not be a per-device endpoint".into());
@@ -601,11 +738,6 @@ impl Spec {
             check_fields(f, Some(&["true", "false"]))
                 .map_err(|m| format!("devices.{name}: {m}"))?;
         }
-        let per_device = |ds: &str| {
-            self.endpoints
-                .iter()
-                .any(|e| e.dataset == ds && e.per_device.is_some())
-        };
         if let Some(p) = &self.patches {
             dataset(&p.dataset, "patches")?;
             if p.device.is_none() && !per_device(&p.dataset) {
@@ -656,6 +788,56 @@ pub fn placeholder(path: &str) -> Option<(&str, &str, &str)> {
     ok.then(|| (&path[..open], name, &path[close + 1..]))
 }
 
+fn kind_name(kind: SpecKind) -> &'static str {
+    match kind {
+        SpecKind::Rmm => "rmm",
+        SpecKind::Backup => "backup",
+    }
+}
+
+/// The 1-based line of the key a validation message starts with
+/// (`systems.name: ...`, `auth.token_path ...`, ``endpoint `x`: ...``), if
+/// the text holds it.
+fn key_line(text: &str, message: &str) -> Option<usize> {
+    use toml::de::{DeTable, DeValue};
+    let doc = DeTable::parse(text).ok()?;
+    let line = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+    if let Some(rest) = message.strip_prefix("endpoint `") {
+        let dataset = rest.split('`').next()?;
+        let (_, list) = doc
+            .get_ref()
+            .iter()
+            .find(|(k, _)| k.get_ref() == "endpoint")?;
+        let DeValue::Array(items) = list.get_ref() else {
+            return None;
+        };
+        let item = items.iter().find(|i| match i.get_ref() {
+            DeValue::Table(t) => t.iter().any(|(k, v)| {
+                k.get_ref() == "dataset"
+                    && matches!(v.get_ref(), DeValue::String(d) if d.as_ref() == dataset)
+            }),
+            _ => false,
+        })?;
+        return Some(line(item.span().start));
+    }
+    let key: &str = message.split([':', ' ']).next().filter(|k| {
+        !k.is_empty()
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+    })?;
+    let mut table = doc.get_ref();
+    let mut found = None;
+    for part in key.split('.') {
+        let (k, v) = table.iter().find(|(k, _)| k.get_ref() == part)?;
+        found = Some(k.span().start);
+        match v.get_ref() {
+            DeValue::Table(t) => table = t,
+            _ => break,
+        }
+    }
+    found.map(line)
+}
+
 fn safe_name(s: &str) -> bool {
     !s.is_empty()
         && s != "."
@@ -676,7 +858,10 @@ fn pointer(p: &str) -> Result<(), String> {
     }
 }
 
-fn check_fields(fields: Option<&Fields>, allowed: Option<&[&str]>) -> Result<(), String> {
+pub(super) fn check_fields(
+    fields: Option<&Fields>,
+    allowed: Option<&[&str]>,
+) -> Result<(), String> {
     let list: Vec<&Field> = match fields {
         None => return Ok(()),
         Some(Fields::One(f)) => vec![f],
@@ -716,7 +901,7 @@ fn check_fields(fields: Option<&Fields>, allowed: Option<&[&str]>) -> Result<(),
     Ok(())
 }
 
-fn check_conditions(conditions: &[Condition]) -> Result<(), String> {
+pub(super) fn check_conditions(conditions: &[Condition]) -> Result<(), String> {
     for c in conditions {
         pointer(&c.pointer)?;
         if c.equals.is_some() == c.not_equals.is_some() {
@@ -749,11 +934,41 @@ pub struct Unmapped(pub String);
 /// # Errors
 /// [`Unmapped`] naming the value when no alternative gives a value.
 pub fn resolve(fields: &Fields, record: &Value) -> Result<Option<String>, Unmapped> {
+    match resolve_at(fields, record) {
+        (EnumValue::Mapped(v), _) => Ok(Some(v)),
+        (EnumValue::Raw(text), ptr) if matches!(fields, Fields::One(_)) => Err(Unmapped(format!(
+            "value `{}` at {ptr} is not in the map",
+            text.escape_debug()
+        ))),
+        _ => Ok(None),
+    }
+}
+
+/// What an enum field gives: nothing, a mapped value, or a value the map
+/// does not hold (kept raw: never guessed).
+#[derive(Debug, PartialEq, Eq)]
+pub enum EnumValue {
+    /// No alternative has a value.
+    Absent,
+    /// The mapped target.
+    Mapped(String),
+    /// The record's own text, outside the map.
+    Raw(String),
+}
+
+/// Resolve an enum field (one with a `map`), keeping an unmapped value raw.
+pub fn resolve_enum(fields: &Fields, record: &Value) -> EnumValue {
+    resolve_at(fields, record).0
+}
+
+/// The first alternative giving a value (mapped, or as it is without a map),
+/// else the first value outside its map, kept raw with its pointer.
+fn resolve_at<'f>(fields: &'f Fields, record: &Value) -> (EnumValue, &'f str) {
     let list: Vec<&Field> = match fields {
         Fields::One(f) => vec![f],
         Fields::Many(v) => v.iter().collect(),
     };
-    let mut unmapped = None;
+    let mut raw = None;
     for f in list {
         let (ptr, map, default) = match f {
             Field::Pointer(p) => (p.as_str(), None, None),
@@ -762,24 +977,17 @@ pub fn resolve(fields: &Fields, record: &Value) -> Result<Option<String>, Unmapp
         let Some(text) = record.pointer(ptr).and_then(text_of) else {
             continue;
         };
-        match map {
-            None => return Ok(Some(text)),
-            Some(m) => match m.get(&text).or(default) {
-                Some(v) => return Ok(Some(v.clone())),
-                None => {
-                    unmapped.get_or_insert_with(|| {
-                        Unmapped(format!(
-                            "value `{}` at {ptr} is not in the map",
-                            text.escape_debug()
-                        ))
-                    });
-                }
-            },
+        match map.and_then(|m| m.get(&text)).or(default) {
+            Some(v) => return (EnumValue::Mapped(v.clone()), ptr),
+            None if map.is_none() => return (EnumValue::Mapped(text), ptr),
+            None => {
+                raw.get_or_insert((text, ptr));
+            }
         }
     }
-    match unmapped {
-        Some(u) if matches!(fields, Fields::One(_)) => Err(u),
-        _ => Ok(None),
+    match raw {
+        Some((text, ptr)) => (EnumValue::Raw(text), ptr),
+        None => (EnumValue::Absent, ""),
     }
 }
 
@@ -836,32 +1044,62 @@ pub fn keep(conditions: &[Condition], record: &Value) -> bool {
     })
 }
 
-/// The specs built into this binary, by id.
+/// A spec built into this binary.
+#[derive(Clone, Debug)]
+pub struct EmbeddedSpec {
+    /// Its text.
+    pub text: String,
+    /// Where it lives in the source tree, e.g. `collectors/rmm/tactical-rmm.toml`.
+    pub origin: String,
+    /// The parsed spec.
+    pub spec: Spec,
+}
+
+/// The specs built into this binary (RMMs and backup products), by id.
 ///
 /// # Errors
 /// When an embedded spec is invalid (a build defect, caught by the tests).
-pub fn embedded() -> Result<BTreeMap<String, (String, Spec)>, String> {
+pub fn embedded() -> Result<BTreeMap<String, EmbeddedSpec>, String> {
     let mut out = BTreeMap::new();
-    for file in EMBEDDED.files() {
-        let path = file.path().to_string_lossy().into_owned();
-        if !path.ends_with(".toml") {
-            continue;
+    for (dir, kind) in [
+        (&EMBEDDED_RMM, SpecKind::Rmm),
+        (&EMBEDDED_BACKUP, SpecKind::Backup),
+    ] {
+        for file in dir.files() {
+            let path = file.path().to_string_lossy().into_owned();
+            if !path.ends_with(".toml") {
+                continue;
+            }
+            let origin = format!("{}/{path}", kind.folder());
+            let text = file
+                .contents_utf8()
+                .ok_or_else(|| format!("{origin}: not UTF-8"))?;
+            let spec = Spec::parse(text, &origin)?;
+            if spec.kind != kind {
+                return Err(format!(
+                    "{origin}: a spec of kind `{}` in {}",
+                    kind_name(spec.kind),
+                    kind.folder()
+                ));
+            }
+            if out.contains_key(&spec.id) {
+                return Err(format!("{origin}: id `{}` is used twice", spec.id));
+            }
+            out.insert(
+                spec.id.clone(),
+                EmbeddedSpec {
+                    text: text.to_owned(),
+                    origin,
+                    spec,
+                },
+            );
         }
-        let origin = format!("collectors/rmm/{path}");
-        let text = file
-            .contents_utf8()
-            .ok_or_else(|| format!("{origin}: not UTF-8"))?;
-        let spec = Spec::parse(text, &origin)?;
-        if out.contains_key(&spec.id) {
-            return Err(format!("{origin}: id `{}` is used twice", spec.id));
-        }
-        out.insert(spec.id.clone(), (text.to_owned(), spec));
     }
     Ok(out)
 }
 
-/// The embedded spec with `id`, with its text.
-pub fn embedded_spec(id: &str) -> Option<(String, Spec)> {
+/// The embedded spec with `id`.
+pub fn embedded_spec(id: &str) -> Option<EmbeddedSpec> {
     embedded().ok()?.remove(id)
 }
 
@@ -874,10 +1112,16 @@ mod tests {
     fn every_embedded_spec_is_valid() {
         let specs = embedded().expect("embedded specs are valid");
         assert!(specs.contains_key("tactical-rmm"));
+        let acronis = &specs["acronis-cyber-protect"];
+        assert_eq!(acronis.spec.kind, SpecKind::Backup);
+        assert_eq!(
+            acronis.origin,
+            "collectors/backup/acronis-cyber-protect.toml"
+        );
     }
 
     fn tactical() -> String {
-        embedded_spec("tactical-rmm").expect("tactical").0
+        embedded_spec("tactical-rmm").expect("tactical").text
     }
 
     #[test]
@@ -955,8 +1199,11 @@ mod tests {
 
     #[test]
     fn fields_resolve_with_maps_defaults_and_alternatives() {
-        let (_, spec) = embedded_spec("tactical-rmm").expect("tactical");
-        let status = spec.devices.patch_status.expect("patch status");
+        let spec = embedded_spec("tactical-rmm").expect("tactical").spec;
+        let status = spec
+            .devices
+            .and_then(|d| d.patch_status)
+            .expect("patch status");
         let agent = json!({"needs_reboot": false, "has_patches_pending": true});
         assert_eq!(resolve(&status, &agent), Ok(Some("PatchesPending".into())));
         let agent = json!({"needs_reboot": true, "has_patches_pending": true});
