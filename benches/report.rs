@@ -123,7 +123,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     // The CSV must open in a spreadsheet: at most 1,048,576 rows.
     let rows = count_lines(&run_dir.join(Format::Csv.path()))?;
-    println!("  findings.csv: {rows} rows (header included)");
+    let csv_bytes = std::fs::metadata(run_dir.join(Format::Csv.path()))?.len();
+    println!(
+        "  findings.csv: {rows} rows (header included), {} bytes a row",
+        csv_bytes / rows.max(1) as u64
+    );
     figure(
         "report.csv_rows",
         rows as f64,

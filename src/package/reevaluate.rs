@@ -53,7 +53,7 @@ fn reevaluate(reader: &dyn PackageReader, problems: &mut Vec<String>) -> Option<
         Err(e) => return fail(problems, format!("cannot create a temporary folder: {e}")),
     };
     let run_dir = temp.path().join("run");
-    for (path, size) in reader.files() {
+    for path in reader.files().keys() {
         let Some(rel) = path.strip_prefix("data/") else {
             continue;
         };
@@ -68,7 +68,7 @@ fn reevaluate(reader: &dyn PackageReader, problems: &mut Vec<String>) -> Option<
             .and_then(|()| File::create(&dst))
             .and_then(|f| {
                 let mut w = BufWriter::new(f);
-                reader.copy(path, &mut w, *size)?;
+                reader.copy(path, &mut w, reader.size(path).unwrap_or(0))?;
                 w.flush()
             });
         if let Err(e) = copied {

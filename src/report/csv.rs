@@ -8,10 +8,12 @@
 //!
 //! A subject is on one row per check, however many controls the check maps
 //! to, so the file grows with the findings, not with findings x controls.
-//! Column `evidence` names the folders of the datasets the check read (their
-//! files, with SHA-256, are the custody log's entries for that source and
-//! dataset; `results/controls.json` has each set's file count and list
-//! digest).
+//! A row holds only what differs between findings: what is the same for
+//! every subject of a check (its title, the owners of its controls, the
+//! evidence it read) is in `results/controls.json` (under `checks`, by
+//! check) and in the HTML report, not repeated on each of 100,000 rows.
+//! Column `controls` names each framework once, then its control ids:
+//! `hipaa 164.308(a)(3)(i) 164.312(a)(1); pci-dss 8.2.5`.
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -20,16 +22,13 @@ use crate::error::{Result, ResultExt};
 use crate::evaluate::ControlResult;
 use crate::evidence::AtomicFile;
 
-const HEADER: [&str; 10] = [
+const HEADER: [&str; 7] = [
     "responsible",
     "check",
     "subject_id",
     "subject_name",
     "detail",
     "controls",
-    "control_owners",
-    "check_title",
-    "evidence",
     "finding",
 ];
 
@@ -47,18 +46,7 @@ pub fn render(results: &[ControlResult], out: &mut impl Write) -> std::io::Resul
         .map(|g| (g, "failing"))
         .chain(found.unseen.iter().map(|g| (g, "unproven")));
     for (g, finding) in rows {
-        let controls: Vec<String> = g.controls.iter().map(|c| c.key()).collect();
-        let controls = controls.join(" ");
-        let mut owners: Vec<&str> = g.controls.iter().map(|c| c.owner.as_str()).collect();
-        owners.sort_unstable();
-        owners.dedup();
-        let owners = owners.join(" ");
-        let evidence: Vec<String> = g
-            .evidence
-            .iter()
-            .map(|e| format!("{}/", e.folder))
-            .collect();
-        let evidence = evidence.join(" ");
+        let controls = controls_cell(&g.controls);
         let whole = [crate::checks::Subject {
             id: String::new(),
             name: String::new(),
@@ -79,15 +67,30 @@ pub fn render(results: &[ControlResult], out: &mut impl Write) -> std::io::Resul
                     &s.name,
                     &s.detail,
                     &controls,
-                    &owners,
-                    &g.title,
-                    &evidence,
                     finding,
                 ],
             )?;
         }
     }
     Ok(())
+}
+
+/// The `controls` cell: each framework once, then the ids of its controls,
+/// frameworks apart by `; ` (`hipaa 164.312(a)(1) 164.312(d); soc2 CC6.1`),
+/// in the order of the gap's controls. Control ids hold no spaces.
+pub fn controls_cell(controls: &[super::gaps::GapControl]) -> String {
+    let mut frameworks: Vec<(&str, Vec<&str>)> = Vec::new();
+    for c in controls {
+        match frameworks.iter_mut().find(|(f, _)| *f == c.framework) {
+            Some((_, ids)) => ids.push(c.control_id.as_str()),
+            None => frameworks.push((c.framework.as_str(), vec![c.control_id.as_str()])),
+        }
+    }
+    frameworks
+        .iter()
+        .map(|(f, ids)| format!("{f} {}", ids.join(" ")))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Write `results/findings.csv` under `run_dir` (atomically, streamed).
@@ -153,6 +156,31 @@ pub fn cell_text(cell: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::cell_text;
+    use crate::config::Owner;
+    use crate::report::gaps::GapControl;
+
+    #[test]
+    fn controls_name_each_framework_once() {
+        let control = |framework: &str, control_id: &str| GapControl {
+            framework: framework.into(),
+            control_id: control_id.into(),
+            owner: Owner::Internal,
+            label: String::new(),
+            anchor: String::new(),
+        };
+        let cell = super::controls_cell(&[
+            control("hipaa", "164.312(a)(1)"),
+            control("pci-dss", "8.2.5"),
+            control("hipaa", "164.312(d)"),
+            control("soc2", "CC6.1"),
+        ]);
+        assert_eq!(
+            cell,
+            "hipaa 164.312(a)(1) 164.312(d); pci-dss 8.2.5; soc2 CC6.1"
+        );
+        assert!(super::is_plain(&cell), "no quoting needed");
+        assert_eq!(super::controls_cell(&[]), "");
+    }
 
     #[test]
     fn formulas_are_neutralised() {

@@ -9,9 +9,11 @@ use std::io::BufWriter;
 use std::path::Path;
 
 use handlebars::Handlebars;
-use serde::Serialize;
+use serde::ser::SerializeStruct;
+use serde::{Serialize, Serializer};
 
-use super::model::{Counts, Report, SummaryRow};
+use super::model::{Attention, Counts, Gap, OwnerGaps, Report, SummaryRow};
+use crate::checks::Subject;
 use crate::error::{Error, Result, ResultExt};
 use crate::evaluate::Status;
 use crate::evidence::AtomicFile;
@@ -116,19 +118,105 @@ fn bar(label: &str, counts: &Counts, y: f64) -> Bar {
 /// Subject lists up to this long are shown unfolded.
 const OPEN_SUBJECTS: usize = 200;
 
-handlebars::handlebars_helper!(length: |list: array| list.len());
-handlebars::handlebars_helper!(short: |list: array| list.len() <= OPEN_SUBJECTS);
+/// Subjects of one gap shown on the page; the rest are counted, with where
+/// every one of them is (`results/findings.csv` and `results/controls.json`),
+/// so the page grows with the number of failing checks, not of subjects.
+pub const HTML_SUBJECTS: usize = 500;
+
+handlebars::handlebars_helper!(short: |n: u64| n <= OPEN_SUBJECTS as u64);
 
 #[derive(Serialize)]
 struct Context<'a> {
     r: &'a Report,
+    /// The gaps by party, their subject lists cut ([`OwnerView`]).
+    owners: Vec<OwnerView<'a>>,
+    /// [`HTML_SUBJECTS`], for the page to say so.
+    max_subjects: usize,
     chart: Chart,
+}
+
+impl<'a> Context<'a> {
+    fn new(report: &'a Report) -> Self {
+        Context {
+            r: report,
+            owners: report.owners.iter().map(OwnerView::new).collect(),
+            max_subjects: HTML_SUBJECTS,
+            chart: chart(&report.by_framework, &report.by_owner),
+        }
+    }
+}
+
+/// One party's gaps as the page shows them.
+#[derive(Serialize)]
+struct OwnerView<'a> {
+    owner: &'static str,
+    label: &'static str,
+    gaps: Vec<GapView<'a>>,
+    unseen: Vec<GapView<'a>>,
+    attention: &'a [Attention],
+    subject_total: usize,
+    gap_count: usize,
+    attention_count: usize,
+    unseen_subject_total: usize,
+    unseen_count: usize,
+}
+
+impl<'a> OwnerView<'a> {
+    fn new(o: &'a OwnerGaps) -> Self {
+        OwnerView {
+            owner: o.owner,
+            label: o.label,
+            gaps: o.gaps.iter().map(GapView).collect(),
+            unseen: o.unseen.iter().map(GapView).collect(),
+            attention: &o.attention,
+            subject_total: o.subject_total,
+            gap_count: o.gap_count,
+            attention_count: o.attention_count,
+            unseen_subject_total: o.unseen_subject_total,
+            unseen_count: o.unseen_count,
+        }
+    }
+}
+
+/// A gap as the page shows it: every field of [`Gap`], each subject list cut
+/// after [`HTML_SUBJECTS`], with its full length (`failing_total`,
+/// `unproven_total`) and how many are not shown (`failing_more`,
+/// `unproven_more`).
+struct GapView<'a>(&'a Gap);
+
+impl Serialize for GapView<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        fn shown(list: &[Subject]) -> &[Subject] {
+            &list[..list.len().min(HTML_SUBJECTS)]
+        }
+        let g = self.0;
+        let mut s = serializer.serialize_struct("Gap", 13)?;
+        s.serialize_field("responsible", &g.responsible)?;
+        s.serialize_field("check", &g.check)?;
+        s.serialize_field("title", &g.title)?;
+        s.serialize_field("remediation", &g.remediation)?;
+        s.serialize_field("controls", &g.controls)?;
+        s.serialize_field("evaluated", &g.evaluated)?;
+        s.serialize_field("evidence", &g.evidence)?;
+        s.serialize_field("failing", shown(&g.failing))?;
+        s.serialize_field("failing_total", &g.failing.len())?;
+        s.serialize_field(
+            "failing_more",
+            &g.failing.len().saturating_sub(HTML_SUBJECTS),
+        )?;
+        s.serialize_field("unproven", shown(&g.unproven))?;
+        s.serialize_field("unproven_total", &g.unproven.len())?;
+        s.serialize_field(
+            "unproven_more",
+            &g.unproven.len().saturating_sub(HTML_SUBJECTS),
+        )?;
+        s.end()
+    }
 }
 
 fn registry() -> Result<Handlebars<'static>> {
     let mut hb = Handlebars::new();
     hb.set_strict_mode(true);
-    hb.register_helper("length", Box::new(length));
     hb.register_helper("short", Box::new(short));
     hb.register_template_string("report", TEMPLATE)
         .map_err(|e| Error::invalid(format!("report template reports/report.html.hbs: {e}")))?;
@@ -141,10 +229,7 @@ fn registry() -> Result<Handlebars<'static>> {
 /// When the template cannot be compiled or rendered (a defect in the
 /// shipped template, not in the data).
 pub fn render(report: &Report) -> Result<String> {
-    let ctx = Context {
-        r: report,
-        chart: chart(&report.by_framework, &report.by_owner),
-    };
+    let ctx = Context::new(report);
     let page = registry()?
         .render("report", &ctx)
         .map_err(|e| Error::invalid(format!("cannot render the HTML report: {e}")))?;
@@ -161,10 +246,7 @@ pub fn render(report: &Report) -> Result<String> {
 /// When rendering fails or on I/O failure.
 pub fn write(run_dir: &Path, report: &Report) -> Result<()> {
     let hb = registry()?;
-    let ctx = Context {
-        r: report,
-        chart: chart(&report.by_framework, &report.by_owner),
-    };
+    let ctx = Context::new(report);
     let path = run_dir.join("reports/report.html");
     let file = AtomicFile::create(&path).context(|| format!("cannot write {}", path.display()))?;
     let out = BufWriter::with_capacity(1 << 20, file);

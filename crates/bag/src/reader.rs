@@ -35,10 +35,24 @@ const HEADER_READ: usize = 4096;
 /// Digests (one per requested algorithm) and size of one file, or why not.
 pub type Hashed = io::Result<(Vec<String>, u64)>;
 
+/// The size a listing gives for a file it does not stat: a folder is listed
+/// by names and types only (a status call per file cost verification as much
+/// as hashing), and each file's size is taken when it is opened
+/// ([`PackageReader::size`]).
+pub const UNLISTED: u64 = u64::MAX;
+
 /// Read access to a package, whatever holds it.
 pub trait PackageReader: Sync {
-    /// Every regular file, by bag-relative `/`-separated path, with its size.
+    /// Every regular file, by bag-relative `/`-separated path, with its size
+    /// where the listing gives it ([`UNLISTED`] where it does not: ask
+    /// [`PackageReader::size`]).
     fn files(&self) -> &BTreeMap<String, u64>;
+
+    /// The size of a listed file: as listed, or else as the file system
+    /// says now. `None` when it is not listed or cannot be looked at.
+    fn size(&self, path: &str) -> Option<u64> {
+        self.files().get(path).copied().filter(|n| *n != UNLISTED)
+    }
 
     /// Every folder, by bag-relative path without a trailing `/` (the bag's
     /// own folder left out): those holding files and any empty one.
@@ -117,11 +131,12 @@ impl FolderReader {
         }
     }
 
-    fn open_file(&self, path: &str) -> io::Result<File> {
+    /// Open a listed file, with its size as the open file's status gives it.
+    fn open_file(&self, path: &str) -> io::Result<(File, u64)> {
         if !self.files.contains_key(path) {
             return Err(not_found(path));
         }
-        open_regular(&self.root.join(path))
+        open_regular_sized(&self.root.join(path))
     }
 }
 
@@ -129,6 +144,11 @@ impl FolderReader {
 /// was put in its place since: a symlink is not followed, a FIFO does not
 /// block the open, and anything but a regular file is an error.
 pub(crate) fn open_regular(path: &Path) -> io::Result<File> {
+    open_regular_sized(path).map(|(file, _)| file)
+}
+
+/// [`open_regular`], with the file's size from the same status call.
+fn open_regular_sized(path: &Path) -> io::Result<(File, u64)> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
@@ -144,23 +164,25 @@ pub(crate) fn open_regular(path: &Path) -> io::Result<File> {
         }
         e
     })?;
-    if !file.metadata()?.is_file() {
+    let meta = file.metadata()?;
+    if !meta.is_file() {
         return Err(refused());
     }
-    Ok(file)
+    Ok((file, meta.len()))
 }
 
 /// What one folder of a package holds.
 #[derive(Default)]
 struct Listing {
-    /// Regular files, by bag-relative path, with their sizes.
+    /// Regular files, by bag-relative path, each with [`UNLISTED`] for a size.
     files: Vec<(String, u64)>,
     folders: Vec<String>,
     problems: Vec<String>,
 }
 
-/// List the folder `rel` of `root`. Types come with the listing and sizes
-/// from a stat beside it, so no symlink is ever followed.
+/// List the folder `rel` of `root`. Types come with the listing, so no
+/// symlink is ever followed; sizes are left to the open of each file (a
+/// status call per file here cost as much as hashing 4 KiB files).
 fn list_folder(root: &Path, rel: &str) -> Listing {
     let mut listing = Listing::default();
     let Ok(entries) = std::fs::read_dir(root.join(rel)) else {
@@ -196,11 +218,7 @@ fn list_folder(root: &Path, rel: &str) -> Listing {
         };
         match entry.file_type() {
             Ok(t) if t.is_dir() => listing.folders.push(child),
-            Ok(t) if t.is_file() => match entry.metadata() {
-                Ok(m) if m.is_file() => listing.files.push((child, m.len())),
-                Ok(_) => listing.problems.push(not_regular(&child)),
-                Err(e) => listing.problems.push(format!("{child}: {e}")),
-            },
+            Ok(t) if t.is_file() => listing.files.push((child, UNLISTED)),
             Ok(_) => listing.problems.push(not_regular(&child)),
             Err(e) => listing.problems.push(format!("{child}: {e}")),
         }
@@ -231,8 +249,27 @@ impl PackageReader for FolderReader {
         &self.folders
     }
 
+    fn size(&self, path: &str) -> Option<u64> {
+        if !self.files.contains_key(path) {
+            return None;
+        }
+        let meta = std::fs::symlink_metadata(self.root.join(path)).ok()?;
+        meta.is_file().then_some(meta.len())
+    }
+
     fn copy(&self, path: &str, sink: &mut dyn Write, limit: u64) -> io::Result<u64> {
-        bounded_copy(self.open_file(path)?, sink, limit, path)
+        bounded_copy(self.open_file(path)?.0, sink, limit, path)
+    }
+
+    fn read(&self, path: &str, limit: u64) -> io::Result<Vec<u8>> {
+        // Sized from the open: one allocation, no copy as the buffer grows.
+        let (file, size) = self.open_file(path)?;
+        let mut out = Vec::with_capacity(usize::try_from(size.min(limit)).unwrap_or(0) + 1);
+        let n = file.take(limit.saturating_add(1)).read_to_end(&mut out)?;
+        if n as u64 > limit {
+            return Err(too_large(path));
+        }
+        Ok(out)
     }
 
     fn hash(&self, paths: &[&str], algorithms: &[Algorithm]) -> Vec<Hashed> {
@@ -240,11 +277,11 @@ impl PackageReader for FolderReader {
             paths.len(),
             algorithms,
             |i| {
-                let size = self.files.get(paths[i]).copied().unwrap_or(0);
-                Ok((KnownSize::new(self.open_file(paths[i])?, size), io::sink()))
+                let (file, size) = self.open_file(paths[i])?;
+                Ok((KnownSize::new(file, size), io::sink()))
             },
             |_, e| e,
-            |i| self.files.get(paths[i]).copied().unwrap_or(0),
+            |i| self.size(paths[i]).unwrap_or(0),
         )
     }
 }

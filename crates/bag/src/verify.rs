@@ -5,7 +5,8 @@
 //! one, and the custody log's agreement with the manifest. Every problem is
 //! reported, not only the first.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use cms::cert::x509::Certificate;
@@ -263,26 +264,28 @@ fn read_manifests(
 }
 
 /// Hash every listed file that is there, once, with every algorithm of
-/// `manifests`, and compare.
-fn compare_digests(
-    reader: &dyn PackageReader,
+/// `manifests`, and compare. Returns the size of each file hashed, as read.
+fn compare_digests<'a>(
+    reader: &'a dyn PackageReader,
     manifests: &[Listed],
     which: &str,
     report: &mut VerifyReport,
     problems: &mut Vec<String>,
-) {
-    let present: BTreeSet<&str> = manifests
-        .iter()
-        .flat_map(|(_, m)| m.keys())
-        .filter(|p| reader.files().contains_key(*p))
+) -> HashMap<&'a str, u64> {
+    // Listed in any manifest and there: the listing's own keys, in order.
+    let files = reader.files();
+    let paths: Vec<&'a str> = files
+        .keys()
+        .filter(|p| manifests.iter().any(|(_, m)| m.contains_key(*p)))
         .map(String::as_str)
         .collect();
-    let paths: Vec<&str> = present.into_iter().collect();
     let algorithms: Vec<Algorithm> = manifests.iter().map(|(a, _)| *a).collect();
     let hashed = reader.hash(&paths, &algorithms);
+    let mut sizes = HashMap::with_capacity(paths.len());
     for (path, result) in paths.iter().zip(hashed) {
         match result {
             Ok((digests, bytes)) => {
+                sizes.insert(*path, bytes);
                 if which == "manifest" {
                     report.files += 1;
                     report.bytes += bytes;
@@ -299,6 +302,7 @@ fn compare_digests(
             Err(e) => problems.push(format!("{path}: cannot read: {e}")),
         }
     }
+    sizes
 }
 
 /// Every check, over any package reader: the rule of [`cover`] (every file
@@ -338,10 +342,10 @@ fn check(
 
     let manifests = read_manifests(reader, Kind::Payload, &layout.payload, &mut problems);
     cover::check_payload(files, &manifests, &mut problems);
-    compare_digests(reader, &manifests, "manifest", &mut report, &mut problems);
+    let sizes = compare_digests(reader, &manifests, "manifest", &mut report, &mut problems);
     let none = BTreeMap::new();
     let manifest = manifests.first().map_or(&none, |(_, m)| m);
-    check_oxum(reader, manifest, &mut problems);
+    check_oxum(reader, manifest, &sizes, &mut problems);
 
     let tag_manifests = read_manifests(reader, Kind::Tag, &layout.tag, &mut problems);
     cover::check_tags(files, &layout, &tag_manifests, &mut problems);
@@ -374,10 +378,12 @@ fn check(
 }
 
 /// Payload-Oxum (`<octets>.<streams>`) against the payload and the SHA-256
-/// manifest.
+/// manifest. Each file's size is what hashing it read (`hashed`), else what
+/// the reader says.
 fn check_oxum(
     reader: &dyn PackageReader,
     manifest: &BTreeMap<String, String>,
+    hashed: &HashMap<&str, u64>,
     problems: &mut Vec<String>,
 ) {
     let Ok(info) = reader.read("bag-info.txt", 1 << 20) else {
@@ -403,8 +409,13 @@ fn check_oxum(
         .files()
         .iter()
         .filter(|(p, _)| p.starts_with("data/"))
-        .fold((0u64, 0usize), |(octets, streams), (_, n)| {
-            (octets.saturating_add(*n), streams + 1)
+        .fold((0u64, 0usize), |(octets, streams), (p, _)| {
+            let n = hashed
+                .get(p.as_str())
+                .copied()
+                .or_else(|| reader.size(p))
+                .unwrap_or(0);
+            (octets.saturating_add(n), streams + 1)
         });
     let listed = manifest.len();
     if (octets, streams) != (actual_octets, actual_streams) || streams != listed {
@@ -631,9 +642,11 @@ fn check_timestamp(
 /// manifest lists with the same digest. The line's full schema belongs to the
 /// run folder and is checked again when the evidence is re-evaluated.
 #[derive(serde::Deserialize)]
-struct CustodyLine {
-    path: String,
-    sha256: String,
+struct CustodyLine<'a> {
+    #[serde(borrow)]
+    path: Cow<'a, str>,
+    #[serde(borrow)]
+    sha256: Cow<'a, str>,
 }
 
 fn check_custody(
@@ -653,29 +666,41 @@ fn check_custody(
     {
         problems.push("custody.jsonl: differs from data/custody.jsonl".into());
     }
-    for (n, line) in top
+    // Lines in blocks on every core; problems come back in line order.
+    let lines: Vec<(usize, &[u8])> = top
         .split(|b| *b == b'\n')
         .enumerate()
         .filter(|(_, l)| !l.is_empty())
-    {
-        let Ok(entry) = serde_json::from_slice::<CustodyLine>(line) else {
-            problems.push(format!("custody.jsonl:{}: not a custody entry", n + 1));
-            continue;
-        };
-        match manifest.get(&format!("data/{}", entry.path)) {
-            None => problems.push(format!(
-                "custody.jsonl:{}: {} is not in the manifest",
-                n + 1,
-                entry.path
-            )),
-            Some(digest) if digest != &entry.sha256 => problems.push(format!(
-                "custody.jsonl:{}: {} hash differs from the manifest",
-                n + 1,
-                entry.path
-            )),
-            Some(_) => {}
+        .collect();
+    let blocks: Vec<&[(usize, &[u8])]> = lines.chunks(4096).collect();
+    let found = crate::parallel::parallel_map(&blocks, |block| {
+        let mut found = Vec::new();
+        let mut key = String::new();
+        for (n, line) in block.iter() {
+            let Ok(entry) = serde_json::from_slice::<CustodyLine<'_>>(line) else {
+                found.push(format!("custody.jsonl:{}: not a custody entry", n + 1));
+                continue;
+            };
+            key.clear();
+            key.push_str("data/");
+            key.push_str(&entry.path);
+            match manifest.get(key.as_str()) {
+                None => found.push(format!(
+                    "custody.jsonl:{}: {} is not in the manifest",
+                    n + 1,
+                    entry.path
+                )),
+                Some(digest) if *digest != entry.sha256 => found.push(format!(
+                    "custody.jsonl:{}: {} hash differs from the manifest",
+                    n + 1,
+                    entry.path
+                )),
+                Some(_) => {}
+            }
         }
-    }
+        found
+    });
+    problems.extend(found.into_iter().flatten());
 }
 
 #[cfg(test)]

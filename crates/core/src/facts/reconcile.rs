@@ -23,7 +23,8 @@
 //! source knows about" ([`single_source_devices`]) are questions about
 //! `sources`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::model::{Device, Facts, InventoryItem};
 
@@ -123,7 +124,18 @@ fn merge_into(keys: &mut [BTreeSet<&str>], root: usize, child: usize) {
     keys[root] = into;
 }
 
+/// How records were matched, one bit each, in the (alphabetical) order
+/// `matched_by` lists them.
+const MATCHED: [(u8, &str); 3] = [(1, "aad_device_id"), (2, "hostname"), (4, "serial")];
+const BY_AAD: u8 = 1;
+const BY_HOST: u8 = 2;
+const BY_SERIAL: u8 = 4;
+
 /// Reconcile per-source device records into one inventory, in id order.
+///
+/// Keys are looked up in hash maps and per-record marks kept in vectors; the
+/// only ordered walk the rules need (hostnames in order, so that the same
+/// records give the same links and notes) sorts the distinct hostnames once.
 pub fn reconcile(devices: &[Device]) -> Vec<InventoryItem> {
     let serials: Vec<Option<String>> = devices
         .iter()
@@ -138,30 +150,37 @@ pub fn reconcile(devices: &[Device]) -> Vec<InventoryItem> {
         .map(|d| normalise_hostname(&d.name))
         .collect();
     let mut sets = Sets::new(&serials, &aads);
-    let mut matched: BTreeMap<usize, BTreeSet<&'static str>> = BTreeMap::new();
+    let mut matched: Vec<u8> = vec![0; devices.len()];
 
-    for (keys, label) in [(&serials, "serial"), (&aads, "aad_device_id")] {
-        let mut first: BTreeMap<&str, usize> = BTreeMap::new();
+    for (keys, label) in [(&serials, BY_SERIAL), (&aads, BY_AAD)] {
+        let mut first: HashMap<&str, usize> = HashMap::with_capacity(keys.len());
         for (i, key) in keys.iter().enumerate() {
             if let Some(k) = key {
-                if let Some(&j) = first.get(k.as_str()) {
-                    sets.union(i, j);
-                    matched.entry(i).or_default().insert(label);
-                    matched.entry(j).or_default().insert(label);
-                } else {
-                    first.insert(k, i);
+                match first.entry(k.as_str()) {
+                    Entry::Occupied(j) => {
+                        let j = *j.get();
+                        sets.union(i, j);
+                        matched[i] |= label;
+                        matched[j] |= label;
+                    }
+                    Entry::Vacant(v) => {
+                        v.insert(i);
+                    }
                 }
             }
         }
     }
 
-    // Hostname links, refused where strong identities disagree.
-    let mut by_host: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    // Hostname links, refused where strong identities disagree; hostnames
+    // taken in order, each with its records in index order.
+    let mut by_host: HashMap<&str, Vec<usize>> = HashMap::with_capacity(hosts.len());
     for (i, h) in hosts.iter().enumerate() {
         if let Some(h) = h {
             by_host.entry(h).or_default().push(i);
         }
     }
+    let mut by_host: Vec<(&str, Vec<usize>)> = by_host.into_iter().collect();
+    by_host.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let mut conflicts: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
     for (host, members) in &by_host {
         // Records whose machine carries a serial or Entra id, and those without.
@@ -193,15 +212,17 @@ pub fn reconcile(devices: &[Device]) -> Vec<InventoryItem> {
                     conflicts.entry(b).or_default().insert(note);
                 } else {
                     sets.union(a, b);
-                    matched.entry(a).or_default().insert("hostname");
-                    matched.entry(b).or_default().insert("hostname");
+                    matched[a] |= BY_HOST;
+                    matched[b] |= BY_HOST;
                 }
             }
         }
         // A record with only a hostname joins the one machine of that name;
         // when several distinct machines share the name it is ambiguous and
         // stays apart, flagged, rather than being guessed onto one of them.
-        let machines: BTreeSet<usize> = strong.iter().map(|&i| sets.find(i)).collect();
+        let mut machines: Vec<usize> = strong.iter().map(|&i| sets.find(i)).collect();
+        machines.sort_unstable();
+        machines.dedup();
         match machines.len() {
             0 | 1 => {
                 let target = machines.first().copied().or(weak.first().copied());
@@ -209,8 +230,8 @@ pub fn reconcile(devices: &[Device]) -> Vec<InventoryItem> {
                     for &w in &weak {
                         if sets.find(w) != sets.find(t) {
                             sets.union(w, t);
-                            matched.entry(w).or_default().insert("hostname");
-                            matched.entry(t).or_default().insert("hostname");
+                            matched[w] |= BY_HOST;
+                            matched[t] |= BY_HOST;
                         }
                     }
                 }
@@ -227,13 +248,20 @@ pub fn reconcile(devices: &[Device]) -> Vec<InventoryItem> {
         }
     }
 
-    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    // Each set's members in index order, the sets in the order of their
+    // roots (a set's root is its lowest index).
+    let mut group_of: Vec<usize> = vec![usize::MAX; devices.len()];
+    let mut groups: Vec<Vec<usize>> = Vec::new();
     for i in 0..devices.len() {
         let root = sets.find(i);
-        groups.entry(root).or_default().push(i);
+        if group_of[root] == usize::MAX {
+            group_of[root] = groups.len();
+            groups.push(Vec::new());
+        }
+        groups[group_of[root]].push(i);
     }
     let mut items: Vec<InventoryItem> = groups
-        .into_values()
+        .into_iter()
         .map(|members| {
             let pick = |keys: &[Option<String>]| {
                 members
@@ -251,55 +279,76 @@ pub fn reconcile(devices: &[Device]) -> Vec<InventoryItem> {
             } else {
                 format!("device:{}", devices[members[0]].id)
             };
-            let mut names: BTreeMap<&str, usize> = BTreeMap::new();
-            for &i in &members {
-                *names.entry(devices[i].name.as_str()).or_default() += 1;
-            }
-            let best = names.values().copied().max().unwrap_or(0);
-            // Ties (a renamed machine) go to the name seen most recently.
-            let name = members
-                .iter()
-                .filter(|&&i| names.get(devices[i].name.as_str()) == Some(&best))
-                .max_by(|&&a, &&b| {
-                    devices[a]
-                        .last_seen
-                        .cmp(&devices[b].last_seen)
-                        .then(devices[b].name.cmp(&devices[a].name))
-                })
-                .map(|&i| devices[i].name.clone())
-                .unwrap_or_default();
             InventoryItem {
                 id,
-                name,
-                members: sorted(members.iter().map(|&i| devices[i].id.clone())),
-                sources: sorted(members.iter().map(|&i| devices[i].source.clone())),
-                matched_by: sorted(members.iter().flat_map(|i| {
-                    matched
-                        .get(i)
-                        .into_iter()
-                        .flatten()
-                        .map(|s| (*s).to_owned())
-                })),
-                conflicts: sorted(
-                    members
+                name: display_name(devices, &members),
+                members: sorted_strings(members.iter().map(|&i| devices[i].id.as_str())),
+                sources: sorted_strings(members.iter().map(|&i| devices[i].source.as_str())),
+                matched_by: {
+                    let bits = members.iter().fold(0, |bits, &i| bits | matched[i]);
+                    MATCHED
                         .iter()
-                        .flat_map(|i| conflicts.get(i).into_iter().flatten().cloned()),
-                ),
+                        .filter(|(bit, _)| bits & bit != 0)
+                        .map(|(_, label)| (*label).to_owned())
+                        .collect()
+                },
+                conflicts: if conflicts.is_empty() {
+                    Vec::new()
+                } else {
+                    let notes: BTreeSet<&String> = members
+                        .iter()
+                        .flat_map(|i| conflicts.get(i).into_iter().flatten())
+                        .collect();
+                    notes.into_iter().cloned().collect()
+                },
             }
         })
         .collect();
     // Two separate machines can still share a derived id (same hostname, no
-    // serials, refused for an Entra id clash): keep ids unique.
+    // serials, refused for an Entra id clash): keep ids unique. Equal ids are
+    // next to each other once sorted.
     items.sort_by(|a, b| a.id.cmp(&b.id).then(a.members.cmp(&b.members)));
-    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut previous: Option<String> = None;
+    let mut run = 0usize;
     for item in &mut items {
-        let n = seen.entry(item.id.clone()).or_default();
-        *n += 1;
-        if *n > 1 {
-            item.id = format!("{}#{}", item.id, n);
+        if previous.as_ref() == Some(&item.id) {
+            run += 1;
+            item.id = format!("{}#{run}", item.id);
+        } else {
+            run = 1;
+            previous = Some(item.id.clone());
         }
     }
     items
+}
+
+/// The display name of a set: the most common name among its records, ties
+/// (a renamed machine) going to the name seen most recently.
+fn display_name(devices: &[Device], members: &[usize]) -> String {
+    let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+    for &i in members {
+        *names.entry(devices[i].name.as_str()).or_default() += 1;
+    }
+    let best = names.values().copied().max().unwrap_or(0);
+    members
+        .iter()
+        .filter(|&&i| names.get(devices[i].name.as_str()) == Some(&best))
+        .max_by(|&&a, &&b| {
+            devices[a]
+                .last_seen
+                .cmp(&devices[b].last_seen)
+                .then(devices[b].name.cmp(&devices[a].name))
+        })
+        .map(|&i| devices[i].name.clone())
+        .unwrap_or_default()
+}
+
+/// Sorted, without repeats, as owned strings.
+fn sorted_strings<'a>(items: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut list: Vec<&str> = items.collect();
+    list.sort_unstable();
+    list.dedup();
+    list.into_iter().map(str::to_owned).collect()
 }
 
 /// Inventory items only one source knows about (and at least two sources
@@ -315,6 +364,7 @@ pub fn single_source_devices(items: &[InventoryItem]) -> Vec<&InventoryItem> {
     items.iter().filter(|i| i.sources.len() == 1).collect()
 }
 
+#[cfg(test)]
 fn sorted(items: impl Iterator<Item = String>) -> Vec<String> {
     let set: BTreeSet<String> = items.collect();
     set.into_iter().collect()
