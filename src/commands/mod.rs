@@ -7,8 +7,9 @@
 pub mod controls;
 pub mod diff;
 pub mod documents;
-pub mod schedule;
 pub mod history;
+pub mod schedule;
+pub mod trends;
 pub use crate::report::gaps;
 pub use crate::sanitize::terminal_safe;
 

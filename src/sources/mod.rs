@@ -14,8 +14,8 @@ pub mod m365;
 pub mod manual;
 pub mod ninjaone;
 pub mod rmm_spec;
-pub mod veeam;
 mod scope;
+pub mod veeam;
 
 use std::path::Path;
 

@@ -869,7 +869,13 @@ fn a_run_that_cannot_start_alerts_that_it_could_not_run() {
     let config = auditpack::config::Config::load(&path).unwrap();
     let options = common::fast_options();
     let e = auditpack::pipeline::run(&config, &options, &runtime).unwrap_err();
-    let report = runtime.block_on(auditpack::pipeline::alert_could_not_run(&config, &e.to_string(), &options)).unwrap();
+    let report = runtime
+        .block_on(auditpack::pipeline::alert_could_not_run(
+            &config,
+            &e.to_string(),
+            &options,
+        ))
+        .unwrap();
     assert_eq!(report.items.len(), 1);
     assert_eq!(report.items[0].kind, ItemKind::CouldNotRun);
     assert!(report.items[0]
@@ -882,7 +888,13 @@ fn a_run_that_cannot_start_alerts_that_it_could_not_run() {
         "Gamma Vets could not run"
     );
     // The same failure again is no news.
-    let again = runtime.block_on(auditpack::pipeline::alert_could_not_run(&config, &e.to_string(), &options)).unwrap();
+    let again = runtime
+        .block_on(auditpack::pipeline::alert_could_not_run(
+            &config,
+            &e.to_string(),
+            &options,
+        ))
+        .unwrap();
     assert!(again.items.is_empty() && again.deliveries.is_empty());
     assert_eq!(receiver.seen().len(), 1);
 }

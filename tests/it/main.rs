@@ -2,8 +2,8 @@
 
 mod common;
 
-mod backup;
 mod alerts;
+mod backup;
 mod catalog;
 mod cli;
 mod collect;
@@ -11,9 +11,9 @@ mod commands;
 mod config;
 mod endpoint;
 mod evaluate;
-mod incidents;
-mod history;
 mod fleet;
+mod history;
+mod incidents;
 mod judgement_props;
 mod layers;
 mod m365;
@@ -27,3 +27,4 @@ mod rmm;
 mod schedule;
 mod scope;
 mod timestamp;
+mod trends;

@@ -339,13 +339,13 @@ mod tests {
             failing_count: subjects.len(),
             failing: std::sync::Arc::new(
                 subjects
-                .iter()
-                .map(|id| Subject {
-                    id: (*id).into(),
-                    name: (*id).into(),
-                    detail: "fails".into(),
-                })
-                .collect(),
+                    .iter()
+                    .map(|id| Subject {
+                        id: (*id).into(),
+                        name: (*id).into(),
+                        detail: "fails".into(),
+                    })
+                    .collect(),
             ),
             unproven_count: 0,
             unproven: Default::default(),
