@@ -118,8 +118,8 @@ pub fn write_history(
         }
         for (i, (_, _, _, population)) in CHECKS.iter().enumerate() {
             // Fix some, break some.
-            failing[i].retain(|_| next(&mut rng) % 6 != 0);
-            if next(&mut rng) % 3 == 0 {
+            failing[i].retain(|_| !next(&mut rng).is_multiple_of(6));
+            if next(&mut rng).is_multiple_of(3) {
                 let s = (next(&mut rng) % *population as u64) as usize;
                 if !failing[i].contains(&s) {
                     failing[i].push(s);
@@ -160,7 +160,7 @@ pub fn write_history(
             for c in 0..spec.controls_per_framework {
                 let check = c % CHECKS.len();
                 let status = if c >= CHECKS.len() {
-                    if (c + day as usize / 30) % 5 == 0 {
+                    if (c + day as usize / 30).is_multiple_of(5) {
                         Status::ManualPending
                     } else {
                         Status::ManualAttested
