@@ -36,6 +36,8 @@ use crate::history::{LocalStore, RunSummary, SummaryStore};
 pub const SPARK_DAYS: i64 = 30;
 /// Worst gaps listed across the fleet.
 pub const WORST_GAPS: usize = 25;
+/// Threads writing the organisation pages.
+const WRITERS: usize = 8;
 
 /// How to build the dashboard.
 #[derive(Clone, Debug)]
@@ -260,12 +262,33 @@ pub fn write(orgs: &[Organisation], options: &Options, out: &Path) -> Result<Wri
             qbr,
         });
     }
-    for v in &views {
-        let path = orgs_dir.join(format!("{}.html", v.page));
-        write_atomic(&path, org_page(v, options).as_bytes())
-            .context(|| format!("cannot write {}", path.display()))?;
-        written.files += 1;
-    }
+    // Each page is synced to disk as it is written: write them from a few
+    // threads so the waits overlap.
+    let chunk = views.len().div_ceil(WRITERS).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = views
+            .chunks(chunk)
+            .map(|part| {
+                let orgs_dir = &orgs_dir;
+                scope.spawn(move || -> Result<()> {
+                    for v in part {
+                        let path = orgs_dir.join(format!("{}.html", v.page));
+                        write_atomic(&path, org_page(v, options).as_bytes())
+                            .context(|| format!("cannot write {}", path.display()))?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles.into_iter().try_for_each(|h| {
+            h.join().unwrap_or_else(|_| {
+                Err(crate::error::Error::invalid(
+                    "a dashboard page writer panicked",
+                ))
+            })
+        })
+    })?;
+    written.files += views.len();
     let path = out.join("index.html");
     write_atomic(&path, index_page(&views, options, &rows, &week).as_bytes())
         .context(|| format!("cannot write {}", path.display()))?;
