@@ -50,3 +50,12 @@ command -v kubernetes-validate >/dev/null || python3 -m pip install --quiet --di
 if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check aiosmtpd==1.4.6
 fi
+
+# Trends (tests/it/trends.rs): the dashboard is driven in the same headless
+# `chromium` as the reports (installed above) over --remote-debugging-pipe by
+# a standard-library Python script; the QBR's PDF is read with poppler-utils
+# (pdfinfo, pdftoppm, pdftotext, installed above).
+command -v chromium >/dev/null || {
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+}

@@ -215,6 +215,63 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// An organisation's KPI series over its runs, as CSV or JSON (for BI tools).
+    Kpis {
+        /// An organisation config, or a fleet file with --org.
+        #[arg(long, default_value = "auditpack.toml")]
+        config: PathBuf,
+        /// The organisation (its name, or its folder in a fleet store).
+        #[arg(long)]
+        org: Option<String>,
+        /// Output format.
+        #[arg(long, default_value = "csv", value_parser = ["csv", "json"])]
+        format: String,
+        /// Only runs judged on or after this date (YYYY-MM-DD).
+        #[arg(long)]
+        from: Option<String>,
+        /// Only runs judged on or before this date (YYYY-MM-DD).
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// The quarterly business review of one organisation: HTML and A4 PDF.
+    Qbr {
+        /// An organisation config, or a fleet file with --org.
+        #[arg(long, default_value = "auditpack.toml")]
+        config: PathBuf,
+        /// The organisation (its name, or its folder in a fleet store).
+        #[arg(long)]
+        org: Option<String>,
+        /// The quarter, e.g. 2026Q4.
+        #[arg(long, conflicts_with_all = ["from", "to"], required_unless_present_all = ["from", "to"])]
+        quarter: Option<String>,
+        /// First day of the period (YYYY-MM-DD), with --to.
+        #[arg(long, requires = "to")]
+        from: Option<String>,
+        /// Last day of the period (YYYY-MM-DD, included), with --from.
+        #[arg(long, requires = "from")]
+        to: Option<String>,
+        /// Where to write qbr-<period>.html and .pdf.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// A static site over a fleet's history: posture, trends, regressions, worst gaps.
+    Dashboard {
+        /// The fleet file.
+        #[arg(long, default_value = "fleet.toml")]
+        config: PathBuf,
+        /// The folder to write (index.html is its entry page).
+        #[arg(long)]
+        out: PathBuf,
+        /// A last run older than this many hours is overdue.
+        #[arg(long, default_value_t = 36)]
+        overdue_hours: i64,
+        /// Also write each organisation's review of the current quarter.
+        #[arg(long)]
+        with_qbr: bool,
+        /// Build as of this instant (RFC 3339) instead of now.
+        #[arg(long)]
+        as_of: Option<String>,
+    },
     /// Compare two runs: new failures, fixed controls, status and failing-subject changes.
     Diff {
         /// The earlier run folder (or package folder).

@@ -39,6 +39,52 @@ pub struct Config {
     /// `[alerts]`, kept as the file's text and parsed by `crate::alert`
     /// (which comes later in the flow), so its errors keep file:line:col.
     pub alerts: Option<TableText>,
+    /// `[sla]`: remediation targets per party, for the SLA adherence KPI.
+    pub sla: Sla,
+}
+
+/// `[sla]`: how many days each party has to close a gap, per check (the
+/// severity: `patch_latency_critical` against `patch_latency_high`) or by
+/// default. A party without a table has no target, and its SLA adherence
+/// is not measured.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sla {
+    /// Targets of internal IT.
+    #[serde(default)]
+    pub internal: Option<PartySla>,
+    /// Targets of the MSP.
+    #[serde(default)]
+    pub msp: Option<PartySla>,
+}
+
+/// One party's remediation targets (`[sla.msp]`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartySla {
+    /// Days to close a gap of any check not named in `checks`.
+    #[serde(default)]
+    pub days: Option<u32>,
+    /// Days per check id (`patch_latency_critical = 14`).
+    #[serde(default)]
+    pub checks: BTreeMap<String, u32>,
+}
+
+impl Sla {
+    /// The target in days for a gap of `check` owned by `owner`, if any.
+    pub fn target(&self, owner: Owner, check: &str) -> Option<u32> {
+        let party = match owner {
+            Owner::Internal => self.internal.as_ref(),
+            Owner::Msp => self.msp.as_ref(),
+            Owner::Shared | Owner::Unassigned => None,
+        }?;
+        party.checks.get(check).copied().or(party.days)
+    }
+
+    /// Whether any party has a target.
+    pub fn is_set(&self) -> bool {
+        self.internal.is_some() || self.msp.is_some()
+    }
 }
 
 /// A top-level table that a later module parses itself, with the text of the
@@ -84,6 +130,12 @@ pub struct Organisation {
     /// exists. See [`crate::history::exceptions`].
     #[serde(default)]
     pub exceptions: Option<PathBuf>,
+    /// The contract fee per month (for the cost per endpoint KPI).
+    #[serde(default)]
+    pub monthly_fee: Option<f64>,
+    /// The fee's currency, as shown beside it (`EUR`, `USD`).
+    #[serde(default)]
+    pub currency: Option<String>,
 }
 
 fn default_ownership() -> String {
@@ -222,6 +274,31 @@ impl Config {
                 path.display()
             )));
         }
+        if let Some(fee) = raw.organisation.monthly_fee {
+            if !fee.is_finite() || fee < 0.0 {
+                return Err(Error::config(format!(
+                    "{}: [organisation] monthly_fee must be a number of zero or more (e.g. 2400.0)",
+                    path.display()
+                )));
+            }
+        }
+        for (party, table) in [("internal", &raw.sla.internal), ("msp", &raw.sla.msp)] {
+            for check in table.iter().flat_map(|t| t.checks.keys()) {
+                let known: Vec<&str> = auditpack_core::checks::CHECKS
+                    .iter()
+                    .map(|c| c.id)
+                    .collect();
+                if !known.contains(&check.as_str()) {
+                    let hint = did_you_mean(check, &known)
+                        .map(|k| format!("; did you mean `{k}`?"))
+                        .unwrap_or_default();
+                    return Err(Error::config(format!(
+                        "{}: [sla.{party}.checks] names unknown check `{check}`{hint} (`auditpack controls` lists the checks)",
+                        path.display()
+                    )));
+                }
+            }
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         let mut organisation = raw.organisation;
         organisation.store = base
@@ -246,6 +323,7 @@ impl Config {
                 path: path.to_owned(),
             }),
             signing,
+            sla: raw.sla,
         })
     }
 }
@@ -273,6 +351,8 @@ struct RawConfig {
     signing: Option<RawSigning>,
     #[serde(default)]
     alerts: Option<IgnoredAny>,
+    #[serde(default)]
+    sla: Sla,
 }
 
 #[derive(Default, Deserialize)]

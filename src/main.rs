@@ -568,6 +568,91 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Kpis {
+            config,
+            org,
+            format,
+            from,
+            to,
+        } => {
+            use auditpack::trends;
+            let org = auditpack::commands::trends::organisation(&config, org.as_deref())?;
+            let range = match (from.as_deref(), to.as_deref()) {
+                (None, None) => None,
+                (f, t) => {
+                    let p = trends::Period::dates(
+                        f.unwrap_or("1970-01-01"),
+                        t.unwrap_or("9999-12-31"),
+                    )?;
+                    Some((p.start(), p.end()))
+                }
+            };
+            let store = auditpack::history::LocalStore::new(&org.store);
+            let runs = trends::load_runs(&store, &org.name, range, &org.settings)?;
+            if format == "json" {
+                out.0.push_str(&trends::export::json(&org.name, &runs)?);
+            } else {
+                out.0.push_str(&trends::export::csv(&runs));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Qbr {
+            config,
+            org,
+            quarter,
+            from,
+            to,
+            out: out_dir,
+        } => {
+            use auditpack::trends;
+            let org = auditpack::commands::trends::organisation(&config, org.as_deref())?;
+            let period = match (quarter, from, to) {
+                (Some(q), _, _) => trends::Period::quarter(&q)?,
+                (None, Some(f), Some(t)) => trends::Period::dates(&f, &t)?,
+                _ => anyhow::bail!("give --quarter (e.g. 2026Q4), or --from and --to"),
+            };
+            let review = trends::qbr::build(&org, &period)?;
+            for path in trends::qbr::write(&review, &out_dir)? {
+                say!(out, "wrote {}", sanitize(&path.display().to_string()));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dashboard {
+            config,
+            out: out_dir,
+            overdue_hours,
+            with_qbr,
+            as_of,
+        } => {
+            use auditpack::trends;
+            let now = match as_of {
+                Some(t) => chrono::DateTime::parse_from_rfc3339(&t)
+                    .with_context(|| format!("--as-of {t:?} is not an RFC 3339 time"))?
+                    .with_timezone(&chrono::Utc),
+                None => chrono::Utc::now(),
+            };
+            let (fleet, store, orgs) = auditpack::commands::trends::fleet(&config)?;
+            let written = trends::dashboard::write(
+                &orgs,
+                &trends::dashboard::Options {
+                    fleet,
+                    store,
+                    now,
+                    overdue_hours,
+                    with_qbr,
+                },
+                &out_dir,
+            )?;
+            say!(
+                out,
+                "wrote {} ({} organisation(s), {} without runs, {} file(s))",
+                sanitize(&out_dir.join("index.html").display().to_string()),
+                written.organisations,
+                written.never_run,
+                written.files
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Diff { run_a, run_b } => {
             use auditpack::commands::{diff, read_run};
             let (a, b) = (read_run(&run_a)?, read_run(&run_b)?);

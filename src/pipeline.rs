@@ -310,11 +310,12 @@ pub fn finish(
     let results = evaluate_run(&run_dir, &prepared.catalog)?;
     // Compare with the previous run (results/drift.json, shown in the
     // reports and packaged) and leave this run's summary in the store.
-    let drift = crate::history::record(
+    let drift = crate::history::record_with(
         &crate::history::LocalStore::new(&config.organisation.store),
         &run_dir,
         &manifest,
         &results,
+        &crate::history::kpis::KpiSettings::from_config(config),
     )?;
     // evaluate_run has written controls.json and findings.csv; render the rest.
     let reports = report::ReportOptions {

@@ -9,6 +9,7 @@ pub mod diff;
 pub mod documents;
 pub mod history;
 pub mod schedule;
+pub mod trends;
 pub use crate::report::gaps;
 pub use crate::sanitize::terminal_safe;
 

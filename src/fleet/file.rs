@@ -63,6 +63,9 @@ struct FleetFileKeys {
     sources: Option<IgnoredAny>,
     #[serde(default)]
     signing: Option<IgnoredAny>,
+    /// Remediation targets shared by every organisation.
+    #[serde(default)]
+    sla: Option<IgnoredAny>,
     #[serde(default)]
     organisations: Option<Vec<IgnoredAny>>,
     /// The MSP's channels for the fleet summary (not shared with the
@@ -124,7 +127,7 @@ fn describe(name: &str, file: &Path, map: &LineMap, e: &Error) -> Error {
 
 /// Keys of an inline `[[organisations]]` entry that are tables of the
 /// config's top level rather than keys of its `[organisation]`.
-const TOP_LEVEL: &[&str] = &["sources", "thresholds", "signing", "alerts"];
+const TOP_LEVEL: &[&str] = &["sources", "thresholds", "signing", "alerts", "sla"];
 
 /// Path-valued keys: in shared tables, relative ones are resolved against
 /// the fleet file's folder (every other relative path against the file

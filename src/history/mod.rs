@@ -16,6 +16,7 @@
 pub mod drift;
 pub mod exceptions;
 pub mod index;
+pub mod kpis;
 pub mod summary;
 
 use std::path::{Path, PathBuf};
@@ -175,8 +176,38 @@ pub fn record(
     manifest: &RunManifest,
     results: &[ControlResult],
 ) -> Result<Drift> {
+    record_with(
+        store,
+        run_dir,
+        manifest,
+        results,
+        &kpis::KpiSettings::default(),
+    )
+}
+
+/// [`record`], with the KPIs computed with the organisation's `[sla]` and
+/// fee.
+///
+/// # Errors
+/// As [`record`]; also when an earlier summary in the KPI window cannot be
+/// read.
+pub fn record_with(
+    store: &dyn SummaryStore,
+    run_dir: &Path,
+    manifest: &RunManifest,
+    results: &[ControlResult],
+    settings: &kpis::KpiSettings,
+) -> Result<Drift> {
     let mut summary = RunSummary::build(Some(manifest), results);
-    let drift = match previous_run(store, &summary)? {
+    let previous = previous_run(store, &summary)?;
+    let earlier = closed_in_window(store, &summary)?;
+    summary.kpis = Some(kpis::compute(
+        &summary,
+        previous.as_ref(),
+        &earlier,
+        settings,
+    ));
+    let drift = match previous {
         Some(previous) => drift(&previous, &summary),
         None => Drift::first(&summary),
     };
@@ -185,6 +216,47 @@ pub fn record(
     summary.changes = drift.counts();
     store.write(&summary)?;
     Ok(drift)
+}
+
+/// The gaps closed by the organisation's earlier runs within the KPI
+/// window before `current` (newest runs first, stopping at the first run
+/// older than the window).
+///
+/// # Errors
+/// When the store cannot be listed or a summary in the window read.
+pub fn closed_in_window(
+    store: &dyn SummaryStore,
+    current: &RunSummary,
+) -> Result<Vec<kpis::ClosedGap>> {
+    let Some(now) = kpis::run_time(current) else {
+        return Ok(Vec::new());
+    };
+    let start = now - chrono::Duration::days(kpis::WINDOW_DAYS);
+    let mut out = Vec::new();
+    for id in store
+        .list()?
+        .iter()
+        .rev()
+        .filter(|id| **id != current.run_id)
+    {
+        let summary = store.read(id)?;
+        if summary.organisation != current.organisation {
+            continue;
+        }
+        let Some(at) = kpis::run_time(&summary) else {
+            continue;
+        };
+        if at >= now {
+            continue;
+        }
+        if at <= start {
+            break;
+        }
+        if let Some(k) = summary.kpis {
+            out.extend(k.closed);
+        }
+    }
+    Ok(out)
 }
 
 /// Read a run folder's `results/drift.json`, when it has one.

@@ -16,7 +16,8 @@ use crate::evaluate::{ControlResult, Status};
 use crate::evidence::{RunManifest, SourceStatus};
 
 /// The `schema_version` this build writes, and the newest it reads.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version 2 added `kpis`; version 1 summaries (without it) still read.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// A subject by stable id and display name (no detail: summaries stay small
 /// and never carry evidence text).
@@ -171,6 +172,9 @@ pub struct RunSummary {
     /// What changed since the previous run (absent for the first run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changes: Option<ChangeCounts>,
+    /// The run's KPIs (absent in summaries written before version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kpis: Option<super::kpis::Kpis>,
 }
 
 fn severity(v: Verdict) -> u8 {
@@ -325,6 +329,7 @@ impl RunSummary {
             checks,
             counts,
             changes: None,
+            kpis: None,
         }
     }
 

@@ -5,6 +5,7 @@
 //! real collectors.
 
 mod fleet;
+pub mod history;
 mod limits;
 mod tenant;
 

@@ -36,6 +36,8 @@ const APP_RANKS: &[&[&str]] = &[
     // written by the pipeline.
     &["history"],
     &["report"],
+    // KPI series, the QBR and the fleet dashboard, over the history.
+    &["trends"],
     &["package"],
     &["alert"],
     &["pipeline"],

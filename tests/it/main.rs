@@ -28,3 +28,4 @@ mod rmm;
 mod schedule;
 mod scope;
 mod timestamp;
+mod trends;
