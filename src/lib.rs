@@ -27,6 +27,7 @@ pub mod report;
 pub mod sanitize;
 pub mod secret;
 pub mod simulate;
+pub mod store;
 pub mod sources;
 
 pub use auditpack_core::{catalog, checks, evaluate, facts};

@@ -21,7 +21,7 @@ use auditpack::package::{
 };
 use auditpack::pipeline::{self, RunOptions};
 use auditpack::secret::SecretRef;
-use cli::{Cli, Command, ControlsAction, DocumentsAction};
+use cli::{Cli, Command, ControlsAction, DocumentsAction, StoreAction};
 
 /// Output gathered while a command runs and written once at the end, so a
 /// closed pipe (`| head`) cannot interrupt the work.
@@ -86,6 +86,24 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
             say!(out, "\nrun folder: {}", outcome.run_dir.display());
             say!(out, "package:    {}", outcome.package.display());
             say!(out, "zip:        {}", outcome.archive.display());
+            if let Some(stored) = &outcome.stored {
+                for run in &stored.resumed {
+                    say!(out, "stored an earlier run left unfinished: {run}");
+                }
+                if stored.aborted > 0 {
+                    say!(out, "aborted {} unfinished upload(s) of earlier runs", stored.aborted);
+                }
+                for object in &stored.record.objects {
+                    say!(out, "stored:     {}/{}", stored.location, sanitize(&object.key));
+                }
+                say!(
+                    out,
+                    "retention:  {} until {}{}",
+                    stored.record.mode,
+                    stored.record.retain_until,
+                    if stored.record.legal_hold { ", legal hold on" } else { "" }
+                );
+            }
             if !outcome.signed {
                 say!(
                     out,
@@ -203,11 +221,42 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
         }
         Command::Verify {
             package,
+            config,
             allowed_signers,
             identity,
             tsa_ca,
             reevaluate,
         } => {
+            let text = package.to_string_lossy().into_owned();
+            if text.starts_with("s3://") {
+                let Some((bucket, key)) = auditpack::store::parse_object_url(&text) else {
+                    anyhow::bail!("{} is not s3://bucket/key", sanitize(&text));
+                };
+                let store = s3_store(config.as_deref(), Some(&bucket))?;
+                let runtime = runtime()?;
+                let store = runtime.block_on(auditpack::store::S3Store::connect(&store))?;
+                let (object, info) = auditpack::store::RemoteObject::open(
+                    &store,
+                    &key,
+                    runtime.handle().clone(),
+                )?;
+                let report = auditpack::package::verify_remote(
+                    &object,
+                    &VerifyOptions {
+                        allowed_signers,
+                        identity,
+                        tsa_certificates: tsa_ca,
+                    },
+                    reevaluate.then_some(&Reevaluation as &dyn PayloadCheck),
+                )?;
+                print_verify(out, &report);
+                print_lock(out, &info.lock);
+                return Ok(if report.is_valid() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                });
+            }
             let report = verify_with(
                 &package,
                 &VerifyOptions {
@@ -339,6 +388,66 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        Command::Store { action, config } => {
+            let settings = s3_store(Some(&config), None)?;
+            let runtime = runtime()?;
+            let store = runtime.block_on(auditpack::store::S3Store::connect(&settings))?;
+            match action {
+                StoreAction::List { org } => {
+                    let org = org.map(|o| pipeline::slug(&o));
+                    let packages = runtime.block_on(store.list_packages(org.as_deref()))?;
+                    say!(out, "{} package(s) in {}", packages.len(), store.location());
+                    for p in &packages {
+                        let key = store.relative(&p.key).unwrap_or(&p.key);
+                        say!(
+                            out,
+                            "{}  {} bytes  {} until {}{}",
+                            sanitize(key),
+                            p.bytes,
+                            p.lock.mode.as_deref().unwrap_or("NOT LOCKED"),
+                            p.lock.retain_until.as_deref().unwrap_or("-"),
+                            if p.lock.legal_hold { "  legal hold" } else { "" }
+                        );
+                    }
+                }
+                StoreAction::Get { key, out: dest } => {
+                    let full = match auditpack::store::parse_object_url(&key) {
+                        Some((bucket, k)) if bucket == store.location().bucket => k,
+                        Some((bucket, _)) => anyhow::bail!(
+                            "{} is in bucket {}, not the config's {}",
+                            sanitize(&key),
+                            sanitize(&bucket),
+                            store.location().bucket
+                        ),
+                        None => store.key(key.trim_start_matches('/')),
+                    };
+                    let name = full.rsplit('/').next().unwrap_or("object");
+                    if name.is_empty() || name == ".." || name == "." {
+                        anyhow::bail!("{} does not name an object", sanitize(&key));
+                    }
+                    let dest = dest.unwrap_or_else(|| std::path::PathBuf::from(name));
+                    let sha = runtime.block_on(store.download(&full, &dest))?;
+                    say!(out, "wrote {} (SHA-256 {sha})", dest.display());
+                }
+                StoreAction::Summaries => {
+                    let summaries = runtime.block_on(store.list_summaries())?;
+                    say!(out, "{} run summary(ies) in {}", summaries.len(), store.location());
+                    for s in &summaries {
+                        let counts: Vec<String> =
+                            s.statuses.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                        say!(
+                            out,
+                            "{}  {}  {}  {}",
+                            s.run_id,
+                            sanitize(&s.organisation),
+                            s.finished_at,
+                            counts.join(", ")
+                        );
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Diff { run_a, run_b } => {
             use auditpack::commands::{diff, read_run};
@@ -486,6 +595,52 @@ fn print_summary(out: &mut Out, results: &[ControlResult]) {
                 sanitize(&names.join("; "))
             );
         }
+    }
+}
+
+/// The `[store_s3]` settings of a config (or, without one, the standard AWS
+/// environment alone), for `bucket` when given.
+fn s3_store(
+    config: Option<&Path>,
+    bucket: Option<&str>,
+) -> Result<auditpack::config::StoreS3> {
+    let mut settings = match config {
+        Some(path) => Config::load(path)?.store_s3.with_context(|| {
+            format!(
+                "{}: [organisation] store is not an s3:// URL",
+                path.display()
+            )
+        })?,
+        None => auditpack::config::store_s3_from_toml(
+            None,
+            auditpack::config::S3Location {
+                bucket: bucket.unwrap_or_default().to_owned(),
+                prefix: String::new(),
+            },
+            Path::new("."),
+        )?,
+    };
+    if let Some(bucket) = bucket {
+        settings.location = auditpack::config::S3Location {
+            bucket: bucket.to_owned(),
+            prefix: String::new(),
+        };
+    }
+    Ok(settings)
+}
+
+fn print_lock(out: &mut Out, lock: &auditpack::store::LockInfo) {
+    match (&lock.mode, &lock.retain_until) {
+        (Some(mode), Some(until)) => say!(
+            out,
+            "object lock: {mode} until {until}{}",
+            if lock.legal_hold { ", legal hold on" } else { "" }
+        ),
+        _ if lock.legal_hold => say!(out, "object lock: legal hold only"),
+        _ => say!(
+            out,
+            "object lock: NONE (this object can be deleted or overwritten)"
+        ),
     }
 }
 

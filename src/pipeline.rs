@@ -61,6 +61,22 @@ pub struct RunOutcome {
     pub archive: PathBuf,
     /// Whether the package is signed.
     pub signed: bool,
+    /// With an S3 store: where the run was stored and under which retention.
+    pub stored: Option<StoredRun>,
+}
+
+/// What a run with an S3 store left in the bucket.
+#[derive(Debug)]
+pub struct StoredRun {
+    /// The bucket and prefix.
+    pub location: crate::config::S3Location,
+    /// The run's retention record (keys relative to the prefix).
+    pub record: crate::store::RetentionRecord,
+    /// Earlier runs of the organisation, left in the staging folder's outbox
+    /// by a failed or killed run, that were uploaded first.
+    pub resumed: Vec<String>,
+    /// Unfinished multipart uploads of the organisation that were aborted.
+    pub aborted: usize,
 }
 
 /// Collect, evaluate, report and package one organisation.
@@ -118,6 +134,12 @@ pub fn run(
         .transpose()
         .map_err(|e| Error::config(format!("{}: [signing]: {e}", config.path.display())))?;
     let http = HttpClient::new(options.retry, options.max_in_flight).map_err(Error::config)?;
+    // Evidence that cannot be kept is not worth collecting: the bucket is
+    // checked first, and what earlier runs left unfinished is finished.
+    let s3 = match &config.store_s3 {
+        Some(settings) => Some(prepare_s3(config, settings, runtime)?),
+        None => None,
+    };
 
     let started = Utc::now();
     let run_id = format!(
@@ -176,6 +198,24 @@ pub fn run(
         &options.algorithms,
     )
     .map_err(|e| unpackaged(&e, &run_dir, &manifest, &results, config))?;
+    let stored = match s3 {
+        Some((store, resumed, aborted)) => {
+            let pending = pending_upload(config, &manifest, &results, &archive)?;
+            crate::store::queue(&config.organisation.store, &pending)?;
+            let record = runtime.block_on(crate::store::publish(
+                &store,
+                &config.organisation.store,
+                &pending,
+            ))?;
+            Some(StoredRun {
+                location: store.location().clone(),
+                record,
+                resumed,
+                aborted,
+            })
+        }
+        None => None,
+    };
     Ok(RunOutcome {
         run_dir,
         manifest,
@@ -183,6 +223,56 @@ pub fn run(
         package,
         archive,
         signed: signer.is_some(),
+        stored,
+    })
+}
+
+/// Connect to the S3 store, check its bucket, abort the organisation's
+/// unfinished multipart uploads and upload the runs its outbox still holds.
+fn prepare_s3(
+    config: &Config,
+    settings: &crate::config::StoreS3,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<(crate::store::S3Store, Vec<String>, usize)> {
+    let store = runtime.block_on(crate::store::S3Store::connect(settings))?;
+    runtime.block_on(store.check_bucket())?;
+    let org = slug(&config.organisation.name);
+    let aborted = runtime.block_on(store.abort_stale_uploads(&format!("{org}/")))?;
+    let mut resumed = Vec::new();
+    for pending in crate::store::queued(&config.organisation.store, &org)? {
+        runtime.block_on(crate::store::publish(
+            &store,
+            &config.organisation.store,
+            &pending,
+        ))?;
+        resumed.push(pending.summary.run_id);
+    }
+    Ok((store, resumed, aborted))
+}
+
+/// The outbox entry of a packaged run.
+fn pending_upload(
+    config: &Config,
+    manifest: &RunManifest,
+    results: &[ControlResult],
+    archive: &Path,
+) -> Result<crate::store::Pending> {
+    let org = slug(&config.organisation.name);
+    let (sha256, bytes) = crate::store::sha256_file(archive)?;
+    let name = archive
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| format!("{}.zip", manifest.run_id));
+    Ok(crate::store::Pending {
+        org: org.clone(),
+        zip: archive.to_owned(),
+        summary: crate::store::RunSummary::new(
+            manifest,
+            results,
+            crate::store::package_key(&org, &name),
+            sha256,
+            bytes,
+        ),
     })
 }
 

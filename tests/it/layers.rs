@@ -27,6 +27,7 @@ const APP_RANKS: &[&[&str]] = &[
     &["judge"],
     &["report"],
     &["package"],
+    &["store"],
     &["pipeline"],
     &["simulate"],
     &["demo", "commands"],

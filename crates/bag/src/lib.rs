@@ -24,6 +24,7 @@ mod lanes;
 mod link;
 mod parallel;
 mod reader;
+mod remote;
 mod recorded;
 mod sign;
 mod timestamp;
@@ -36,12 +37,13 @@ pub use hash::{hashing_method, Algorithm};
 pub use link::Payload;
 pub use reader::{read_zipped_file, Hashed, PackageReader};
 pub use recorded::Recorded;
+pub use remote::RangeSource;
 pub use sign::{generate_key, validate_identity, KeyPair, Signer};
 #[cfg(feature = "tsa-client")]
 pub use timestamp::TimestampAuthority;
 pub use timestamp::{Stamp, TimestampInfo, TIMESTAMP_FILE};
 pub use verify::{
-    parse_manifest, verify, verify_with, verify_zip_bytes, Manifest, PayloadCheck, VerifyOptions,
+    parse_manifest, verify, verify_remote, verify_with, verify_zip_bytes, Manifest, PayloadCheck, VerifyOptions,
     VerifyReport,
 };
 
