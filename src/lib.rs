@@ -27,8 +27,8 @@ pub mod report;
 pub mod sanitize;
 pub mod secret;
 pub mod simulate;
-pub mod store;
 pub mod sources;
+pub mod store;
 
 pub use auditpack_core::{catalog, checks, evaluate, facts};
 

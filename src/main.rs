@@ -91,17 +91,30 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
                     say!(out, "stored an earlier run left unfinished: {run}");
                 }
                 if stored.aborted > 0 {
-                    say!(out, "aborted {} unfinished upload(s) of earlier runs", stored.aborted);
+                    say!(
+                        out,
+                        "aborted {} unfinished upload(s) of earlier runs",
+                        stored.aborted
+                    );
                 }
                 for object in &stored.record.objects {
-                    say!(out, "stored:     {}/{}", stored.location, sanitize(&object.key));
+                    say!(
+                        out,
+                        "stored:     {}/{}",
+                        stored.location,
+                        sanitize(&object.key)
+                    );
                 }
                 say!(
                     out,
                     "retention:  {} until {}{}",
                     stored.record.mode,
                     stored.record.retain_until,
-                    if stored.record.legal_hold { ", legal hold on" } else { "" }
+                    if stored.record.legal_hold {
+                        ", legal hold on"
+                    } else {
+                        ""
+                    }
                 );
             }
             if !outcome.signed {
@@ -235,11 +248,8 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
                 let store = s3_store(config.as_deref(), Some(&bucket))?;
                 let runtime = runtime()?;
                 let store = runtime.block_on(auditpack::store::S3Store::connect(&store))?;
-                let (object, info) = auditpack::store::RemoteObject::open(
-                    &store,
-                    &key,
-                    runtime.handle().clone(),
-                )?;
+                let (object, info) =
+                    auditpack::store::RemoteObject::open(&store, &key, runtime.handle().clone())?;
                 let report = auditpack::package::verify_remote(
                     &object,
                     &VerifyOptions {
@@ -407,7 +417,11 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
                             p.bytes,
                             p.lock.mode.as_deref().unwrap_or("NOT LOCKED"),
                             p.lock.retain_until.as_deref().unwrap_or("-"),
-                            if p.lock.legal_hold { "  legal hold" } else { "" }
+                            if p.lock.legal_hold {
+                                "  legal hold"
+                            } else {
+                                ""
+                            }
                         );
                     }
                 }
@@ -432,7 +446,12 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
                 }
                 StoreAction::Summaries => {
                     let summaries = runtime.block_on(store.list_summaries())?;
-                    say!(out, "{} run summary(ies) in {}", summaries.len(), store.location());
+                    say!(
+                        out,
+                        "{} run summary(ies) in {}",
+                        summaries.len(),
+                        store.location()
+                    );
                     for s in &summaries {
                         let counts: Vec<String> =
                             s.statuses.iter().map(|(k, v)| format!("{k} {v}")).collect();
@@ -600,10 +619,7 @@ fn print_summary(out: &mut Out, results: &[ControlResult]) {
 
 /// The `[store_s3]` settings of a config (or, without one, the standard AWS
 /// environment alone), for `bucket` when given.
-fn s3_store(
-    config: Option<&Path>,
-    bucket: Option<&str>,
-) -> Result<auditpack::config::StoreS3> {
+fn s3_store(config: Option<&Path>, bucket: Option<&str>) -> Result<auditpack::config::StoreS3> {
     let mut settings = match config {
         Some(path) => Config::load(path)?.store_s3.with_context(|| {
             format!(
@@ -634,7 +650,11 @@ fn print_lock(out: &mut Out, lock: &auditpack::store::LockInfo) {
         (Some(mode), Some(until)) => say!(
             out,
             "object lock: {mode} until {until}{}",
-            if lock.legal_hold { ", legal hold on" } else { "" }
+            if lock.legal_hold {
+                ", legal hold on"
+            } else {
+                ""
+            }
         ),
         _ if lock.legal_hold => say!(out, "object lock: legal hold only"),
         _ => say!(

@@ -203,7 +203,12 @@ pub fn queued(staging: &Path, org: &str) -> Result<Vec<Pending>> {
             .filter(|p| p.extension().is_some_and(|e| e == "json"))
             .collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::new(e.into(), format!("cannot list {}", dir.display()))),
+        Err(e) => {
+            return Err(Error::new(
+                e.into(),
+                format!("cannot list {}", dir.display()),
+            ))
+        }
     };
     paths.sort();
     let mut out = Vec::new();
@@ -270,7 +275,8 @@ pub async fn publish(
         legal_hold: store.legal_hold(),
         objects: vec![relative(&zip), relative(&summary_object)],
     };
-    let mut json = serde_json::to_vec_pretty(&record).context(|| "cannot encode a retention record")?;
+    let mut json =
+        serde_json::to_vec_pretty(&record).context(|| "cannot encode a retention record")?;
     json.push(b'\n');
     let key = retention_key(&pending.org, &summary.run_id);
     if store.head(&store.key(&key)).await?.is_none() {

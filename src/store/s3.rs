@@ -237,7 +237,10 @@ impl S3Store {
                     .and_then(|c| c.object_lock_enabled())
                     == Some(&ObjectLockEnabled::Enabled) => {}
             Ok(_) => missing.push("Object Lock is not enabled"),
-            Err(e) if status(&e) == Some(404) || code(&e).is_some_and(|c| c.contains("ObjectLockConfigurationNotFound")) => {
+            Err(e)
+                if status(&e) == Some(404)
+                    || code(&e).is_some_and(|c| c.contains("ObjectLockConfigurationNotFound")) =>
+            {
                 missing.push("Object Lock is not enabled (it can only be turned on when the bucket is created, or by AWS support)");
             }
             Err(e) => return Err(self.refused(&e, "cannot read its Object Lock configuration")),
@@ -260,7 +263,12 @@ impl S3Store {
             .checksum_algorithm(ChecksumAlgorithm::Sha256)
             .send()
             .await
-            .map_err(|e| self.refused(&e, &format!("the credentials cannot write under {}", self.location)))?;
+            .map_err(|e| {
+                self.refused(
+                    &e,
+                    &format!("the credentials cannot write under {}", self.location),
+                )
+            })?;
         if let Some(version) = put.version_id() {
             let _ = self
                 .client
@@ -372,7 +380,11 @@ impl S3Store {
     fn lock_headers(
         &self,
         retain_until: DateTime<Utc>,
-    ) -> (ObjectLockMode, AwsDateTime, Option<ObjectLockLegalHoldStatus>) {
+    ) -> (
+        ObjectLockMode,
+        AwsDateTime,
+        Option<ObjectLockLegalHoldStatus>,
+    ) {
         (
             ObjectLockMode::Compliance,
             AwsDateTime::from_secs(retain_until.timestamp()),
@@ -451,9 +463,8 @@ impl S3Store {
         size: u64,
         retain_until: DateTime<Utc>,
     ) -> Result<Uploaded> {
-        let cannot_read = |e: std::io::Error| {
-            Error::new(e.into(), format!("cannot read {}", path.display()))
-        };
+        let cannot_read =
+            |e: std::io::Error| Error::new(e.into(), format!("cannot read {}", path.display()));
         // The whole file's SHA-256 first: to find a finished upload of the
         // same bytes, and for the retention record.
         let whole = {
@@ -472,7 +483,12 @@ impl S3Store {
                 Ok(hasher.finalize().to_vec())
             })
             .await
-            .map_err(|e| Error::new(ErrorKind::Source, format!("hashing {}: {e}", path.display())))?
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Source,
+                    format!("hashing {}: {e}", path.display()),
+                )
+            })?
             .map_err(cannot_read)?
         };
         if let Some(done) = self.existing(full, &whole, size).await? {
@@ -569,10 +585,9 @@ impl S3Store {
             let store = self.clone();
             let full = full.to_owned();
             tasks.spawn(async move {
-                let out = request
-                    .send()
-                    .await
-                    .map_err(|e| store.refused(&e, &format!("cannot upload part {number} of {full}")))?;
+                let out = request.send().await.map_err(|e| {
+                    store.refused(&e, &format!("cannot upload part {number} of {full}"))
+                })?;
                 Ok(CompletedPart::builder()
                     .part_number(i32::try_from(number).unwrap_or(i32::MAX))
                     .set_e_tag(out.e_tag().map(str::to_owned))
@@ -631,7 +646,9 @@ impl S3Store {
                     .upload_id(id)
                     .send()
                     .await
-                    .map_err(|e| self.refused(&e, &format!("cannot abort the unfinished upload of {key}")))?;
+                    .map_err(|e| {
+                        self.refused(&e, &format!("cannot abort the unfinished upload of {key}"))
+                    })?;
                 aborted += 1;
             }
             if out.is_truncated() == Some(true) {
@@ -663,7 +680,10 @@ impl S3Store {
         {
             Ok(out) => Ok(Some(ObjectInfo {
                 key: key.to_owned(),
-                bytes: out.content_length().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                bytes: out
+                    .content_length()
+                    .and_then(|n| u64::try_from(n).ok())
+                    .unwrap_or(0),
                 version_id: out.version_id().map(str::to_owned),
                 checksum_sha256: out.checksum_sha256().map(str::to_owned),
                 lock: LockInfo {
@@ -720,7 +740,10 @@ impl S3Store {
                 .map_err(|e| self.refused(&e, "cannot list objects"))?;
             for object in page.contents() {
                 if let Some(key) = object.key() {
-                    let size = object.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+                    let size = object
+                        .size()
+                        .and_then(|n| u64::try_from(n).ok())
+                        .unwrap_or(0);
                     out.push((key.to_owned(), size));
                 }
             }
@@ -739,10 +762,14 @@ impl S3Store {
     /// # Errors
     /// When the store refuses or cannot be reached.
     pub async fn list_packages(&self, org: Option<&str>) -> Result<Vec<ObjectInfo>> {
-        let listed = self.list(org.map(|o| format!("{o}/")).as_deref().unwrap_or("")).await?;
+        let listed = self
+            .list(org.map(|o| format!("{o}/")).as_deref().unwrap_or(""))
+            .await?;
         let mut out = Vec::new();
         for (key, _) in listed {
-            let Some(rel) = self.relative(&key) else { continue };
+            let Some(rel) = self.relative(&key) else {
+                continue;
+            };
             let mut parts = rel.split('/');
             let (Some(_org), Some("packages"), Some(name), None) =
                 (parts.next(), parts.next(), parts.next(), parts.next())
@@ -767,7 +794,9 @@ impl S3Store {
     pub async fn list_summaries(&self) -> Result<Vec<super::RunSummary>> {
         let mut out = Vec::new();
         for (key, _) in self.list("").await? {
-            let Some(rel) = self.relative(&key) else { continue };
+            let Some(rel) = self.relative(&key) else {
+                continue;
+            };
             let parts: Vec<&str> = rel.split('/').collect();
             if parts.len() == 3 && parts[1] == "summaries" && parts[2].ends_with(".json") {
                 out.push(self.read_summary(&key).await?);
@@ -801,11 +830,12 @@ impl S3Store {
             .map_err(|e| self.refused(&e, &format!("cannot read {key}")))?;
         let mut body = out.body;
         let mut bytes = Vec::new();
-        while let Some(chunk) = body
-            .try_next()
-            .await
-            .map_err(|e| Error::new(ErrorKind::Source, format!("reading s3://{}/{key}: {e}", self.location.bucket)))?
-        {
+        while let Some(chunk) = body.try_next().await.map_err(|e| {
+            Error::new(
+                ErrorKind::Source,
+                format!("reading s3://{}/{key}: {e}", self.location.bucket),
+            )
+        })? {
             bytes.extend_from_slice(&chunk);
             if bytes.len() as u64 > limit {
                 return Err(Error::invalid(format!(
@@ -839,11 +869,12 @@ impl S3Store {
             .map_err(|e| Error::new(e.into(), format!("cannot write {}", dest.display())))?;
         let mut hasher = Sha256::new();
         let mut body = out.body;
-        while let Some(chunk) = body
-            .try_next()
-            .await
-            .map_err(|e| Error::new(ErrorKind::Source, format!("reading s3://{}/{key}: {e}", self.location.bucket)))?
-        {
+        while let Some(chunk) = body.try_next().await.map_err(|e| {
+            Error::new(
+                ErrorKind::Source,
+                format!("reading s3://{}/{key}: {e}", self.location.bucket),
+            )
+        })? {
             hasher.update(&chunk);
             file.write_all(&chunk)
                 .map_err(|e| Error::new(e.into(), format!("cannot write {}", dest.display())))?;
@@ -882,11 +913,12 @@ impl S3Store {
             .map_err(|e| self.refused(&e, &format!("cannot read {key} at {offset}")))?;
         let mut body = out.body;
         let mut done = 0;
-        while let Some(chunk) = body
-            .try_next()
-            .await
-            .map_err(|e| Error::new(ErrorKind::Source, format!("reading s3://{}/{key}: {e}", self.location.bucket)))?
-        {
+        while let Some(chunk) = body.try_next().await.map_err(|e| {
+            Error::new(
+                ErrorKind::Source,
+                format!("reading s3://{}/{key}: {e}", self.location.bucket),
+            )
+        })? {
             let n = chunk.len().min(buf.len() - done);
             buf[done..done + n].copy_from_slice(&chunk[..n]);
             done += n;
@@ -906,7 +938,10 @@ impl S3Store {
         let (kind, text) = match e {
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => (
                 ErrorKind::Source,
-                format!("bucket {bucket}: {doing}: the endpoint cannot be reached ({})", DisplayErrorContext(e)),
+                format!(
+                    "bucket {bucket}: {doing}: the endpoint cannot be reached ({})",
+                    DisplayErrorContext(e)
+                ),
             ),
             _ => {
                 let code = e.code().map(str::to_owned);
@@ -918,7 +953,9 @@ impl S3Store {
                     (Some("AccessDenied"), _) | (None, Some(403)) => {
                         "access denied (wrong credentials, or they lack the permission)".to_owned()
                     }
-                    (Some("NoSuchBucket"), _) | (None, Some(404)) => "the bucket does not exist".to_owned(),
+                    (Some("NoSuchBucket" | "NotFound"), _) | (None, Some(404)) => {
+                        "the bucket does not exist".to_owned()
+                    }
                     (Some(c), _) => format!(
                         "{c}{}",
                         e.message().map(|m| format!(": {m}")).unwrap_or_default()
@@ -971,7 +1008,8 @@ fn part_result(
 }
 
 fn rfc3339(t: &AwsDateTime) -> Option<String> {
-    DateTime::<Utc>::from_timestamp(t.secs(), 0).map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    DateTime::<Utc>::from_timestamp(t.secs(), 0)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
 fn named(e: Error, location: &S3Location, what: &str) -> Error {
@@ -996,7 +1034,11 @@ impl RemoteObject {
     ///
     /// # Errors
     /// When it does not exist or cannot be looked up.
-    pub fn open(store: &S3Store, key: &str, runtime: tokio::runtime::Handle) -> Result<(RemoteObject, ObjectInfo)> {
+    pub fn open(
+        store: &S3Store,
+        key: &str,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<(RemoteObject, ObjectInfo)> {
         let info = runtime.block_on(store.head(key))?.ok_or_else(|| {
             Error::invalid(format!(
                 "s3://{}/{key} does not exist",
@@ -1021,7 +1063,9 @@ impl auditpack_bag::RangeSource for RemoteObject {
     }
 
     fn read_range(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
-        let want = buf.len().min(usize::try_from(self.len.saturating_sub(offset)).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(self.len.saturating_sub(offset)).unwrap_or(usize::MAX));
         if want == 0 {
             return Ok(0);
         }

@@ -19,4 +19,5 @@ mod package_cover;
 mod package_props;
 mod report;
 mod rmm;
+mod store;
 mod timestamp;

@@ -24,8 +24,8 @@ mod lanes;
 mod link;
 mod parallel;
 mod reader;
-mod remote;
 mod recorded;
+mod remote;
 mod sign;
 mod timestamp;
 mod verify;
@@ -43,8 +43,8 @@ pub use sign::{generate_key, validate_identity, KeyPair, Signer};
 pub use timestamp::TimestampAuthority;
 pub use timestamp::{Stamp, TimestampInfo, TIMESTAMP_FILE};
 pub use verify::{
-    parse_manifest, verify, verify_remote, verify_with, verify_zip_bytes, Manifest, PayloadCheck, VerifyOptions,
-    VerifyReport,
+    parse_manifest, verify, verify_remote, verify_with, verify_zip_bytes, Manifest, PayloadCheck,
+    VerifyOptions, VerifyReport,
 };
 
 /// The SSHSIG namespace of package signatures. Fixed: auditors pass it to

@@ -141,9 +141,8 @@ impl Seek for Cursor<'_> {
             SeekFrom::End(d) => len.checked_add_signed(d),
             SeekFrom::Current(d) => self.pos.checked_add_signed(d),
         };
-        let to = to.ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "seek before the start")
-        })?;
+        let to =
+            to.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
         self.pos = to;
         Ok(to)
     }
@@ -189,6 +188,8 @@ mod tests {
         cursor.read_to_end(&mut tail).unwrap();
         assert_eq!(tail, data[data.len() - 10..]);
         assert_eq!(source.1.load(Ordering::Relaxed), 3, "a cached block");
-        assert!(cursor.seek(SeekFrom::Current(-(data.len() as i64) - 1)).is_err());
+        assert!(cursor
+            .seek(SeekFrom::Current(-(data.len() as i64) - 1))
+            .is_err());
     }
 }

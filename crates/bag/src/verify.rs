@@ -153,16 +153,17 @@ pub fn verify_remote(
             options.allowed_signers.display()
         )
     })?;
-    let anchors = match &options.tsa_certificates {
-        Some(path) => {
-            let bytes = std::fs::read(path)
-                .context(|| format!("cannot read TSA certificates {}", path.display()))?;
-            Some(timestamp::parse_anchors(&bytes).map_err(|e| {
-                Error::invalid(format!("TSA certificates {}: {e}", path.display()))
-            })?)
-        }
-        None => None,
-    };
+    let anchors =
+        match &options.tsa_certificates {
+            Some(path) => {
+                let bytes = std::fs::read(path)
+                    .context(|| format!("cannot read TSA certificates {}", path.display()))?;
+                Some(timestamp::parse_anchors(&bytes).map_err(|e| {
+                    Error::invalid(format!("TSA certificates {}: {e}", path.display()))
+                })?)
+            }
+            None => None,
+        };
     let trust = Trust {
         signers: &signers_text,
         origin: options.allowed_signers.display().to_string(),
