@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 quick=0
-only="evaluate,report,package,m365_collect"
+only="evaluate,report,package,m365_collect,store"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
@@ -70,6 +70,7 @@ run evaluate AUDITPACK_BENCH_SCALE=$scale cargo bench --locked --bench evaluate
 run report AUDITPACK_BENCH_SCALE=$scale cargo bench --locked --bench report
 run package "${package_env[@]}" cargo bench --locked --bench package
 run m365_collect cargo bench --locked --bench m365_collect -- "${collect_args[@]}"
+run store AUDITPACK_BENCH_SCALE=$scale cargo bench --locked --bench store
 
 echo
 echo "auditpack benchmarks, $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (modified)')"
