@@ -97,6 +97,8 @@ fn start_weed(dir: &Path) -> Result<(Weed, String), String> {
         .args([
             "-master.volumeSizeLimitMB=1024",
             "-volume.max=0",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
             "-iam=false",
             "-metricsPort=0",
         ])

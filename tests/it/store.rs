@@ -60,14 +60,14 @@ fn server() -> Option<&'static Server> {
                 "weed server -dir={data} -ip=127.0.0.1 -ip.bind=127.0.0.1 \
                  -master.port={} -master.port.grpc={} -volume.port={} -volume.port.grpc={} \
                  -filer.port={} -filer.port.grpc={} -s3 -s3.port={s3} -s3.port.grpc={} \
-                 -s3.config={cfg} -master.volumeSizeLimitMB=64 -volume.max=0 -iam=false -metricsPort=0",
+                 -s3.config={cfg} -master.volumeSizeLimitMB=64 -volume.max=0 -s3.port.iceberg=0 -s3.port.lance=0 -iam=false -metricsPort=0",
                 ports[0], ports[1], ports[2], ports[3], ports[4], ports[5], ports[7],
                 data = dir.join("data").display(),
                 cfg = config.display(),
             );
             // The server goes when this test process goes.
             let watch = format!(
-                "{weed} >{log} 2>&1 & w=$!; while kill -0 {me} 2>/dev/null; do sleep 1; done; kill $w; sleep 2; rm -rf {dir}",
+                "{weed} >{log} 2>&1 & w=$!; while kill -0 {me} 2>/dev/null; do sleep 1; done; kill $w; sleep 2; kill -9 $w 2>/dev/null; rm -rf {dir}",
                 log = dir.join("weed.log").display(),
                 me = std::process::id(),
                 dir = dir.display(),
@@ -287,6 +287,63 @@ fn stored_packages_are_write_once_and_verify_in_place() {
     )
     .expect("verify");
     assert!(report.is_valid(), "{:?}", report.problems);
+
+    // The same through the binary: verify in place, list, get.
+    let config_path = dir.join("auditpack.toml");
+    let cache = dir.join("cli-cache");
+    let auditpack = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_auditpack"))
+            .args(args)
+            .arg("--config")
+            .arg(&config_path)
+            .env("XDG_CACHE_HOME", &cache)
+            .current_dir(dir)
+            .output()
+            .expect("run the binary");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!text.contains(SECRET_KEY), "no secret: {text}");
+        (out.status.code(), text)
+    };
+    let url = format!("s3://{bucket}/{key}");
+    let signers = dir.join("allowed_signers");
+    let (code, text) = auditpack(&[
+        "verify",
+        &url,
+        "--allowed-signers",
+        signers.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("object lock: COMPLIANCE until"), "{text}");
+    let (code, text) = auditpack(&["store", "list", "--org", "Contoso Dental"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("1 package(s)") && text.contains(&zip.key),
+        "{text}"
+    );
+    assert!(text.contains("COMPLIANCE until"), "{text}");
+    assert!(!text.contains("fabrikam"), "one organisation only: {text}");
+    let (code, text) = auditpack(&["store", "get", &zip.key, "--out", "got.zip"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains(&zip.sha256), "{text}");
+    let got = std::fs::read(dir.join("got.zip")).expect("downloaded");
+    assert_eq!(hex::encode(sha2::Sha256::digest(&got)), zip.sha256);
+    let (code, text) = auditpack(&["store", "summaries"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("Contoso Dental") && text.contains("Fabrikam Clinic"),
+        "{text}"
+    );
+    // A package of another bucket is refused by `get`, naming both.
+    let (code, text) = auditpack(&["store", "get", "s3://other-bucket/x.zip"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("other-bucket") && text.contains(bucket),
+        "{text}"
+    );
 
     // The server refuses to delete the locked version before its date...
     let client = store.client();
@@ -576,4 +633,71 @@ fn a_killed_multipart_upload_is_finished_by_the_next_run() {
         sha, pending[0].summary.package_sha256,
         "complete and intact"
     );
+}
+
+#[test]
+fn store_s3_settings_are_checked_and_never_hold_secrets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |store: &str, table: &str| {
+        let path = dir.path().join("auditpack.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[organisation]\nname = \"Contoso\"\nframeworks = [\"hipaa\"]\nstore = \"{store}\"\n\n{table}"
+            ),
+        )
+        .expect("config");
+        path
+    };
+    // Defaults: six years, no legal hold, the standard AWS credential chain.
+    let config = Config::load(&write("s3://worm-evidence/a/b", "")).expect("loads");
+    let s3 = config.store_s3.expect("an s3 store");
+    assert_eq!(s3.retention_days, 2192);
+    assert!(!s3.legal_hold && !s3.path_style);
+    assert_eq!(s3.location.to_string(), "s3://worm-evidence/a/b");
+    assert!(
+        config
+            .organisation
+            .store
+            .ends_with("auditpack/s3/worm-evidence/a/b"),
+        "staged in the cache: {}",
+        config.organisation.store.display()
+    );
+    // Literal secrets are refused, without echoing them.
+    for key in ["secret_access_key", "access_key_id", "session_token"] {
+        let e = Config::load(&write(
+            "s3://worm-evidence",
+            &format!("[store_s3]\n{key} = \"{SECRET_KEY}\"\n"),
+        ))
+        .expect_err("a literal secret is refused");
+        let text = e.to_string();
+        assert!(text.contains("auditpack.toml"), "{text}");
+        assert!(!text.contains(SECRET_KEY), "{text}");
+    }
+    for (store, table, expected) in [
+        ("s3://Bad_Bucket", "", "does not name an S3 bucket"),
+        ("s3://worm-evidence/../x", "", "may not hold"),
+        (
+            "s3://worm-evidence",
+            "[store_s3]\nretention_days = 0\n",
+            "retention_days",
+        ),
+        (
+            "s3://worm-evidence",
+            "[store_s3]\nretention = 5\n",
+            "retention",
+        ),
+        (
+            "evidence",
+            "[store_s3]\nregion = \"eu-west-1\"\n",
+            "not an s3:// URL",
+        ),
+    ] {
+        let e = Config::load(&write(store, table)).expect_err(expected);
+        let text = e.to_string();
+        assert!(
+            text.contains(expected) && text.contains("auditpack.toml"),
+            "{text}"
+        );
+    }
 }
