@@ -13,6 +13,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use common::{figure, report_peak, reset_peak, Target};
@@ -34,21 +35,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let run_dir = demo.run.run_dir;
 
     let (users_n, devices_n) = (common::scaled(USERS), common::scaled(DEVICES));
-    let users: Vec<Subject> = (0..users_n)
+    let users: Arc<Vec<Subject>> = (0..users_n)
         .map(|i| Subject {
             id: format!("m365:00000000-0000-4000-8000-{i:012x}"),
             name: format!("User {i} <user{i}@synthetic.example>"),
             detail: "no MFA method registered".to_owned(),
         })
-        .collect();
-    let devices: Vec<Subject> = (0..devices_n)
+        .collect::<Vec<_>>()
+        .into();
+    let devices: Arc<Vec<Subject>> = (0..devices_n)
         .map(|i| Subject {
             id: format!("ninja:{i}"),
             name: format!("WS-{i:05}"),
             detail: "1 critical patch(es) pending over 30 days, oldest 45 days: KB5044273"
                 .to_owned(),
         })
-        .collect();
+        .collect::<Vec<_>>()
+        .into();
     let mut results = auditpack::report::json::read(&run_dir)?;
     for r in &mut results {
         for c in &mut r.checks {
@@ -60,7 +63,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             c.outcome = Verdict::Fail;
             c.evaluated = subjects.len();
             c.failing_count = subjects.len();
-            c.failing = subjects.clone();
+            // Every control of a check shares its one run, as evaluation
+            // makes them.
+            c.failing = Arc::clone(subjects);
         }
     }
     auditpack::report::json::write(&run_dir, &results)?;
@@ -97,6 +102,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let mut outputs = 0u64;
     for format in Format::ALL {
+        reset_peak();
         let start = Instant::now();
         write_reports(
             &run_dir,
@@ -106,9 +112,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )?;
         let secs = start.elapsed().as_secs_f64();
         let size = std::fs::metadata(run_dir.join(format.path()))?.len();
-        println!("  {:<6} {secs:>7.3} s  {:>12} bytes", format.as_str(), size);
+        let peak =
+            common::peak_rss().map_or("?".to_owned(), |b| format!("{:.0} MiB", b / common::MIB));
+        println!(
+            "  {:<6} {secs:>7.3} s  {:>12} bytes  peak RSS {peak}",
+            format.as_str(),
+            size
+        );
         outputs += size;
     }
+    // The CSV must open in a spreadsheet: at most 1,048,576 rows.
+    let rows = count_lines(&run_dir.join(Format::Csv.path()))?;
+    println!("  findings.csv: {rows} rows (header included)");
+    figure(
+        "report.csv_rows",
+        rows as f64,
+        "rows",
+        Target::AtMost(1_048_576.0),
+    );
     // What the reports need they read from the run folder.
     drop((results, users, devices));
     reset_peak();
@@ -136,5 +157,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "MB",
         Target::AtMost(300.0 * common::scale()),
     );
+    for format in Format::ALL {
+        let size = std::fs::metadata(run_dir.join(format.path()))?.len();
+        figure(
+            &format!("report.size_{}", format.as_str()),
+            size as f64 / 1e6,
+            "MB",
+            Target::None,
+        );
+    }
     Ok(())
+}
+
+/// Lines of a file (CRLF-terminated rows count once).
+fn count_lines(path: &std::path::Path) -> std::io::Result<usize> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut lines = 0;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(lines);
+        }
+        lines += buf[..n].iter().filter(|b| **b == b'\n').count();
+    }
 }

@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 quick=0
-only="evaluate,report,package,m365_collect,store"
+only="evaluate,report,package,m365_collect,fleet,store"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
@@ -42,10 +42,12 @@ if [ "$quick" -eq 1 ]; then
   scale=0.1
   package_env=(AUDITPACK_BENCH_SCALE=0.05 AUDITPACK_BENCH_RUNS=1)
   collect_args=(--users 10000 --devices 3000 --latency-ms 20)
+  fleet_env=(AUDITPACK_BENCH_SCALE=$scale)
 else
   scale=1
   package_env=()
   collect_args=()
+  fleet_env=()
 fi
 
 echo "building the benchmarks (release)..." >&2
@@ -70,6 +72,7 @@ run evaluate AUDITPACK_BENCH_SCALE=$scale cargo bench --locked --bench evaluate
 run report AUDITPACK_BENCH_SCALE=$scale cargo bench --locked --bench report
 run package "${package_env[@]}" cargo bench --locked --bench package
 run m365_collect cargo bench --locked --bench m365_collect -- "${collect_args[@]}"
+run fleet "${fleet_env[@]}" cargo bench --locked --bench fleet
 run store AUDITPACK_BENCH_SCALE=$scale cargo bench --locked --bench store
 
 echo

@@ -51,3 +51,18 @@ fi
 if ! python3 -c 'import boto3' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check boto3
 fi
+
+# Scheduling (tests/it/schedule.rs): systemd-analyze verifies the systemd
+# units, kubernetes-validate checks the CronJob against the Kubernetes API
+# schemas (PyYAML, which it brings, reads the manifest back).
+command -v systemd-analyze >/dev/null || {
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd
+}
+command -v kubernetes-validate >/dev/null || python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate==1.37.0
+
+# Alerts (tests/it/alerts.rs): aiosmtpd is the SMTP server the e-mail channel
+# delivers to (plain, STARTTLS and implicit TLS with a generated certificate).
+if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check aiosmtpd==1.4.6
+fi

@@ -11,6 +11,12 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// Progress and logs on standard error: `auto` (live progress lines on a
+    /// terminal, plain log lines otherwise), `text` or `json` (one JSON
+    /// object per line). Default: $AUDITPACK_LOG_FORMAT, else auto. Filter
+    /// log lines with AUDITPACK_LOG (or RUST_LOG), e.g. `warn`.
+    #[arg(long, global = true, value_name = "FORMAT", value_parser = ["auto", "text", "json"])]
+    pub log_format: Option<String>,
 }
 
 /// Subcommands.
@@ -27,6 +33,12 @@ pub enum Command {
         /// Also write SHA-512 manifests (`--algorithm sha512`; SHA-256 is always written).
         #[arg(long, value_parser = ["sha256", "sha512"])]
         algorithm: Vec<String>,
+    },
+    /// Many organisations from one fleet file (an MSP's clients).
+    Fleet {
+        /// What to do with the fleet.
+        #[command(subcommand)]
+        action: FleetAction,
     },
     /// Package a run folder again (signed and timestamped as the config says),
     /// when its package was lost or could not be made.
@@ -45,6 +57,9 @@ pub enum Command {
         /// Where to write the config, key, runs and packages.
         #[arg(long, default_value = "auditpack-demo")]
         out: PathBuf,
+        /// Run a small fleet of client organisations instead (`auditpack fleet run`).
+        #[arg(long)]
+        fleet: bool,
     },
     /// Re-derive facts and results of a run folder from its raw evidence.
     Evaluate {
@@ -155,12 +170,98 @@ pub enum Command {
         #[arg(long, default_value = "auditpack.toml", global = true)]
         config: PathBuf,
     },
+    /// Print ready-to-install units that run a fleet (or one organisation)
+    /// every night: a systemd service and timer, a crontab line, or a
+    /// Kubernetes CronJob of an Indexed Job with one pod per shard.
+    Schedule {
+        /// systemd, cron or kubernetes.
+        #[arg(value_parser = ["systemd", "cron", "kubernetes"])]
+        scheduler: String,
+        /// The fleet file (`[fleet]`), or one organisation's auditpack.toml.
+        #[arg(long, default_value = "fleet.toml")]
+        config: PathBuf,
+        /// Time of day to start, HH:MM.
+        #[arg(long, default_value = "02:00")]
+        at: String,
+        /// IANA time zone of --at (systemd, kubernetes; default: the machine's, or UTC on Kubernetes).
+        #[arg(long)]
+        time_zone: Option<String>,
+        /// Longest random delay after --at, in minutes (systemd `RandomizedDelaySec=`).
+        #[arg(long, default_value_t = 30)]
+        randomized_delay: u32,
+        /// The auditpack binary (on the host, or in the image for kubernetes).
+        #[arg(long, default_value = "/usr/local/bin/auditpack")]
+        binary: String,
+        /// The user runs are done as (systemd, cron).
+        #[arg(long, default_value = "auditpack")]
+        user: String,
+        /// Pods of the Kubernetes Job, pod I running shard I/N of the fleet.
+        #[arg(long, default_value_t = 1)]
+        shards: u32,
+        /// Container image with auditpack (kubernetes).
+        #[arg(long)]
+        image: Option<String>,
+        /// Kubernetes namespace (default: the current one).
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Size of the store's PersistentVolumeClaim (kubernetes).
+        #[arg(long, default_value = "50Gi")]
+        storage: String,
+        /// Write the unit files into this folder instead of printing them.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// The runs of an organisation (or of every organisation of a fleet):
+    /// counts by status and owner and what changed; or rebuild the index.
+    History {
+        /// Rebuild the index from the summaries in the store.
+        #[command(subcommand)]
+        action: Option<HistoryAction>,
+        /// An organisation config, or a fleet file (`[fleet] store`).
+        #[arg(long, default_value = "auditpack.toml", global = true)]
+        config: PathBuf,
+        /// Only this organisation (its name, or its folder in a fleet store).
+        #[arg(long)]
+        org: Option<String>,
+        /// Only runs finished on or after this date or RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// One JSON object per run (JSON Lines) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Compare two runs: new failures, fixed controls, status and failing-subject changes.
     Diff {
         /// The earlier run folder (or package folder).
         run_a: PathBuf,
         /// The later run folder (or package folder).
         run_b: PathBuf,
+    },
+}
+
+/// `auditpack fleet` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum FleetAction {
+    /// Run every organisation of the fleet (or those picked) concurrently,
+    /// each as `auditpack run` does, into `<store>/<organisation>/`, and end
+    /// with one table: organisation, result, controls failing, package.
+    Run {
+        /// The fleet file (`[fleet]` with name, store, concurrency, include).
+        #[arg(long, default_value = "fleet.toml")]
+        config: PathBuf,
+        /// Only this organisation, by name or store folder (repeat for several).
+        #[arg(long = "org", value_name = "NAME")]
+        organisations: Vec<String>,
+        /// Only shard I of N (0-based): a stable share of the organisations
+        /// by rendezvous hashing of their names, for N machines or pods.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<auditpack::fleet::Shard>,
+        /// Skip organisations that already have a complete package from today (UTC).
+        #[arg(long)]
+        resume: bool,
+        /// Judge ages and inactivity at this instant (RFC 3339) instead of now.
+        #[arg(long)]
+        as_of: Option<String>,
     },
 }
 
@@ -172,6 +273,13 @@ pub enum ControlsAction {
         /// Control id (`8.2.6`, `CC6.1`, `164.312(d)`), optionally `framework:id`.
         id: String,
     },
+}
+
+/// `auditpack history` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum HistoryAction {
+    /// Recreate the index from the run summaries in the store.
+    Rebuild,
 }
 
 /// `auditpack documents` subcommands.

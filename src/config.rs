@@ -39,6 +39,19 @@ pub struct Config {
     /// The object store when `store = "s3://bucket/prefix"`; then
     /// [`Organisation::store`] is the local staging folder the run is worked on in.
     pub store_s3: Option<StoreS3>,
+    /// `[alerts]`, kept as the file's text and parsed by `crate::alert`
+    /// (which comes later in the flow), so its errors keep file:line:col.
+    pub alerts: Option<TableText>,
+}
+
+/// A top-level table that a later module parses itself, with the text of the
+/// file it is in.
+#[derive(Clone, Debug)]
+pub struct TableText {
+    /// The whole file's text.
+    pub text: Arc<str>,
+    /// The file it came from.
+    pub path: PathBuf,
 }
 
 /// Where an S3 store is: `s3://bucket/prefix` (the prefix may be empty).
@@ -241,9 +254,29 @@ impl RawStoreS3 {
     }
 }
 
-/// The local folder an S3 store's runs are worked on in before upload:
-/// `$XDG_CACHE_HOME/auditpack/s3/<bucket>/<prefix>` (or `~/.cache/...`, or
-/// the temporary folder).
+/// An organisation's folder name in a store (fleet store folders, object
+/// store prefixes): lower-case letters and digits, other runs as one `-`.
+pub fn slug(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    let out = out.trim_end_matches('-');
+    if out.is_empty() {
+        "organisation".to_owned()
+    } else {
+        out.chars().take(48).collect()
+    }
+}
+
+/// The local folder under which an S3 store's runs are worked on before
+/// upload: `$XDG_CACHE_HOME/auditpack/s3/<bucket>/<prefix>` (or
+/// `~/.cache/...`, or the temporary folder); each organisation's staging
+/// store is the folder of its slug in it.
 pub fn default_staging(location: &S3Location) -> PathBuf {
     let cache = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
@@ -285,6 +318,11 @@ pub struct Organisation {
     /// Contact e-mail for the package's `bag-info.txt`.
     #[serde(default)]
     pub contact_email: Option<String>,
+    /// The organisation's accepted risks (relative to the config file);
+    /// when not set, `exceptions.toml` beside the config is used if it
+    /// exists. See [`crate::history::exceptions`].
+    #[serde(default)]
+    pub exceptions: Option<PathBuf>,
 }
 
 fn default_ownership() -> String {
@@ -433,7 +471,7 @@ impl Config {
             .map_err(|e| Error::config(format!("{}: [organisation] store: {e}", path.display())))?;
         let store_s3 = match location {
             Some(location) => {
-                organisation.store = default_staging(&location);
+                organisation.store = default_staging(&location).join(slug(&organisation.name));
                 Some(
                     store_s3_from_toml(raw.store_s3, location, base).map_err(|e| {
                         Error::config(format!("{}: [store_s3]: {e}", path.display()))
@@ -455,6 +493,7 @@ impl Config {
                 None
             }
         };
+        organisation.exceptions = organisation.exceptions.map(|p| base.join(p));
         let signing = raw
             .signing
             .map(|s| s.resolve(base))
@@ -466,6 +505,10 @@ impl Config {
             ownership_overrides: raw.ownership.overrides,
             thresholds: raw.thresholds,
             sources,
+            alerts: raw.alerts.map(|_| TableText {
+                text,
+                path: path.to_owned(),
+            }),
             signing,
             store_s3,
         })
@@ -495,6 +538,7 @@ struct RawConfig {
     signing: Option<RawSigning>,
     #[serde(default)]
     store_s3: Option<toml::Value>,
+    alerts: Option<IgnoredAny>,
 }
 
 #[derive(Default, Deserialize)]
@@ -572,7 +616,10 @@ impl RawSigning {
 
 /// Run a deserializer over `text` and turn its error into `file:line:col: message`,
 /// without quoting the line (it may hold a secret).
-fn parse_at<T>(
+///
+/// # Errors
+/// When the text is not TOML or `f` refuses it.
+pub(crate) fn parse_at<T>(
     text: &str,
     path: &Path,
     f: impl FnOnce(toml::Deserializer<'_>) -> std::result::Result<T, toml::de::Error>,
@@ -598,6 +645,9 @@ fn parse_at<T>(
 /// hint for an unknown key.
 const REFUSED_KEYS: &[&str] = &[
     "client_secret",
+    "url",
+    "secret",
+    "password",
     "api_key",
     "api_secret",
     "token",

@@ -9,9 +9,10 @@ use chrono::Utc;
 use crate::config::{Config, KeySource, Signing};
 use crate::error::{Error, Result, ResultExt};
 use crate::evidence::write_atomic;
+use crate::fleet::{FleetFile, FleetOptions, FleetOutcome};
 use crate::package::{generate_key, load_signer, verify, VerifyOptions, VerifyReport};
 use crate::pipeline::{run, RunOptions, RunOutcome};
-use crate::simulate::{demo_documents, SimOptions, Simulator, Tenant};
+use crate::simulate::{demo_documents, FleetSpec, SimOptions, Simulator, Tenant};
 
 /// The identity the demo key signs as.
 pub const DEMO_IDENTITY: &str = "demo-signer@auditpack.example";
@@ -111,17 +112,7 @@ path = "manual"
         .context(|| format!("cannot write {}", config_path.display()))?;
     let config = Config::load(&config_path)?;
 
-    let key_path = out.join("keys/auditpack_demo_ed25519");
-    let signer = if key_path.exists() {
-        load_signer(&Signing {
-            key: KeySource::File(key_path.clone()),
-            passphrase: None,
-            identity: DEMO_IDENTITY.into(),
-            tsa_url: None,
-        })?
-    } else {
-        generate_key(&key_path, DEMO_IDENTITY, None)?.signer
-    };
+    let (signer, key_path) = demo_key(out)?;
     let allowed_signers = out.join("allowed_signers");
     write_atomic(&allowed_signers, signer.allowed_signers_line()?.as_bytes())
         .context(|| format!("cannot write {}", allowed_signers.display()))?;
@@ -153,6 +144,124 @@ path = "manual"
         config: config_path,
         fingerprint: signer.fingerprint(),
     })
+}
+
+/// How many client organisations `auditpack demo --fleet` runs.
+pub const DEMO_FLEET_SIZE: usize = 4;
+
+/// What `auditpack demo --fleet` produced.
+#[derive(Debug)]
+pub struct FleetDemoOutcome {
+    /// The fleet run, one outcome per organisation.
+    pub fleet: FleetOutcome,
+    /// The fleet file the demo wrote and ran.
+    pub config: PathBuf,
+    /// The `allowed_signers` file for the demo key.
+    pub allowed_signers: PathBuf,
+    /// Fingerprint of the signing key.
+    pub fingerprint: String,
+}
+
+/// Run a small fleet into `out`: an MSP's multi-tenant Microsoft 365 app
+/// shared by [`DEMO_FLEET_SIZE`] generated client organisations, each its
+/// own tenant on the simulator, through a real fleet file and
+/// `auditpack fleet run`'s runner.
+///
+/// # Errors
+/// When the simulator cannot start, a file cannot be written, or the fleet
+/// file does not load.
+pub fn demo_fleet(out: &Path, runtime: &tokio::runtime::Runtime) -> Result<FleetDemoOutcome> {
+    std::fs::create_dir_all(out).context(|| format!("cannot create {}", out.display()))?;
+    let spec = FleetSpec {
+        organisations: DEMO_FLEET_SIZE,
+        users: 30,
+        devices: 15,
+        include_demo: false,
+        max_page_size: 50,
+        ..FleetSpec::default()
+    };
+    let sim = runtime
+        .block_on(Simulator::start_fleet(spec))
+        .context(|| "cannot start the simulator on 127.0.0.1")?;
+    let base = sim.base_url();
+    let accounts = sim.fleet_accounts();
+    write_secret(
+        &out.join("secrets/msp-graph-client-secret"),
+        &accounts.graph_secret,
+    )?;
+    let (signer, key_path) = demo_key(out)?;
+    let allowed_signers = out.join("allowed_signers");
+    write_atomic(&allowed_signers, signer.allowed_signers_line()?.as_bytes())
+        .context(|| format!("cannot write {}", allowed_signers.display()))?;
+
+    let mut text = format!(
+        r#"# Written by `auditpack demo --fleet`: an MSP's clients, each its own
+# simulated Microsoft 365 tenant, through the MSP's one multi-tenant app.
+[fleet]
+name = "Demo MSP"
+store = "fleet-store"
+concurrency = 4
+frameworks = ["hipaa", "soc2"]
+ownership = "co-managed-default"
+
+[signing]
+key_file = "{key}"
+identity = "{DEMO_IDENTITY}"
+
+# Shared by every client that names [sources.m365]; each adds its tenant_id.
+[sources.m365]
+type = "m365"
+client_id = "{client}"
+client_secret_file = "secrets/msp-graph-client-secret"
+authority_url = "{base}"
+graph_url = "{base}"
+defender_url = "{base}"
+export_poll_interval = "100ms"
+"#,
+        key = key_path.strip_prefix(out).unwrap_or(&key_path).display(),
+        client = accounts.graph_client_id,
+    );
+    for org in sim.fleet() {
+        text.push_str(&format!(
+            "
+[[organisations]]
+name = {}
+
+[organisations.sources.m365]
+tenant_id = {}
+",
+            toml::Value::String(org.name().to_owned()),
+            toml::Value::String(org.tenant_id().to_owned()),
+        ));
+    }
+    let config = out.join("fleet.toml");
+    write_atomic(&config, text.as_bytes())
+        .context(|| format!("cannot write {}", config.display()))?;
+    let fleet = FleetFile::load(&config);
+    let outcome = fleet.and_then(|f| crate::fleet::run(&f, &FleetOptions::default(), runtime));
+    runtime.block_on(sim.stop());
+    Ok(FleetDemoOutcome {
+        fleet: outcome?,
+        config,
+        allowed_signers,
+        fingerprint: signer.fingerprint(),
+    })
+}
+
+/// The demo's signing key under `out` (made on first use) and its path.
+fn demo_key(out: &Path) -> Result<(crate::package::Signer, PathBuf)> {
+    let key_path = out.join("keys/auditpack_demo_ed25519");
+    let signer = if key_path.exists() {
+        load_signer(&Signing {
+            key: KeySource::File(key_path.clone()),
+            passphrase: None,
+            identity: DEMO_IDENTITY.into(),
+            tsa_url: None,
+        })?
+    } else {
+        generate_key(&key_path, DEMO_IDENTITY, None)?.signer
+    };
+    Ok((signer, key_path))
 }
 
 fn write_secret(path: &Path, value: &str) -> Result<()> {

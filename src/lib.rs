@@ -14,15 +14,19 @@
 //! `auditpack-bag` crate; their modules are re-exported here under the names
 //! the rest of the application uses.
 
+pub mod alert;
 pub mod collect;
 pub mod commands;
 pub mod config;
 pub mod demo;
 pub mod error;
 pub mod evidence;
+pub mod fleet;
+pub mod history;
 pub mod judge;
 pub mod package;
 pub mod pipeline;
+pub mod progress;
 pub mod report;
 pub mod sanitize;
 pub mod secret;
@@ -30,6 +34,6 @@ pub mod simulate;
 pub mod sources;
 pub mod store;
 
-pub use auditpack_core::{catalog, checks, evaluate, facts};
+pub use auditpack_core::{catalog, checks, evaluate, exceptions, facts, policy};
 
 pub use error::{Error, ErrorKind, Result};

@@ -20,8 +20,9 @@ use auditpack::package::{
     SIGNATURE_FILE,
 };
 use auditpack::pipeline::{self, RunOptions};
+use auditpack::progress;
 use auditpack::secret::SecretRef;
-use cli::{Cli, Command, ControlsAction, DocumentsAction, StoreAction};
+use cli::{Cli, Command, ControlsAction, DocumentsAction, FleetAction, HistoryAction, StoreAction};
 
 /// Output gathered while a command runs and written once at the end, so a
 /// closed pipe (`| head`) cannot interrupt the work.
@@ -40,8 +41,17 @@ macro_rules! say {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let logging = match logging(cli.log_format.as_deref()) {
+        Ok(logging) => logging,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     let mut out = Out::default();
-    let code = match dispatch(cli.command, &mut out) {
+    let result = dispatch(cli.command, &mut out);
+    logging.finish();
+    let code = match result {
         Ok(code) => code,
         Err(e) => {
             emit(&out);
@@ -51,6 +61,18 @@ fn main() -> ExitCode {
     };
     emit(&out);
     code
+}
+
+/// Progress lines when stderr is a terminal, log lines otherwise (or as
+/// `--log-format` / `AUDITPACK_LOG_FORMAT` say), never both.
+fn logging(flag: Option<&str>) -> Result<progress::Logging> {
+    use std::io::IsTerminal as _;
+    let flag = flag.map(str::parse).transpose()?;
+    let format = progress::format_from_env(flag)?;
+    let term = std::env::var("TERM").ok();
+    let output = progress::Output::choose(format, std::io::stderr().is_terminal(), term.as_deref());
+    let (filter, origin) = progress::filter_from_env();
+    Ok(progress::install(output, &filter, origin)?)
 }
 
 /// Write the gathered output; a reader that went away is not an error.
@@ -80,9 +102,39 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
                 algorithms: algorithms(&algorithm),
                 ..RunOptions::default()
             };
-            let outcome = pipeline::run(&config, &options, &runtime()?)?;
+            let runtime = runtime()?;
+            let outcome = match pipeline::run(&config, &options, &runtime) {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    if let Some(alerts) = runtime.block_on(pipeline::alert_could_not_run(
+                        &config,
+                        &e.to_string(),
+                        &options,
+                    )) {
+                        print_alerts(out, &alerts);
+                    }
+                    return Err(e.into());
+                }
+            };
             print_sources(out, &outcome.manifest.sources);
             print_summary(out, &outcome.results);
+            let d = &outcome.drift;
+            match &d.previous {
+                Some(p) => say!(
+                    out,
+                    "\nchanges since {} ({}): {} regression(s), {} fix(es), {} lost evidence, {} source(s) lost (results/drift.json)",
+                    sanitize(&p.run_id),
+                    p.finished_at,
+                    d.regressions.len(),
+                    d.fixes.len(),
+                    d.lost_evidence.len(),
+                    d.sources_lost.len()
+                ),
+                None => say!(
+                    out,
+                    "\nfirst run of this organisation in the store: nothing to compare with"
+                ),
+            }
             say!(out, "\nrun folder: {}", outcome.run_dir.display());
             say!(out, "package:    {}", outcome.package.display());
             say!(out, "zip:        {}", outcome.archive.display());
@@ -123,7 +175,33 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
                     "warning: no [signing] in the config, so the package is not signed"
                 );
             }
+            print_alerts(out, &outcome.alerts);
             Ok(exit_for(&outcome.results))
+        }
+        Command::Fleet {
+            action:
+                FleetAction::Run {
+                    config,
+                    organisations,
+                    shard,
+                    resume,
+                    as_of,
+                },
+        } => {
+            let fleet = auditpack::fleet::FleetFile::load(&config)?;
+            let as_of = as_of.as_deref().map(parse_as_of).transpose()?;
+            let options = auditpack::fleet::FleetOptions {
+                organisations,
+                shard,
+                resume,
+                run: RunOptions {
+                    as_of,
+                    ..RunOptions::default()
+                },
+            };
+            let outcome = auditpack::fleet::run(&fleet, &options, &runtime()?)?;
+            print_fleet(out, &outcome, shard);
+            Ok(ExitCode::from(outcome.exit_code()))
         }
         Command::Package {
             run,
@@ -142,7 +220,51 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { out: out_dir } => {
+        Command::Demo {
+            out: out_dir,
+            fleet: true,
+        } => {
+            let demo = auditpack::demo::demo_fleet(&out_dir, &runtime()?)?;
+            say!(
+                out,
+                "auditpack demo --fleet: {} client organisations, each its own simulated Microsoft 365 tenant\n",
+                demo.fleet.organisations.len()
+            );
+            print_fleet(out, &demo.fleet, None);
+            let me = self_command();
+            say!(
+                out,
+                "\nfleet file:      {}",
+                absolute(&demo.config).display()
+            );
+            say!(
+                out,
+                "signing key:     {} ({})",
+                demo.fingerprint,
+                auditpack::demo::DEMO_IDENTITY
+            );
+            say!(out, "allowed_signers: {}", demo.allowed_signers.display());
+            if let Some(package) = demo
+                .fleet
+                .organisations
+                .iter()
+                .find_map(|o| o.package.as_ref())
+            {
+                say!(out, "\nVerify any organisation's package, e.g.:");
+                say!(
+                    out,
+                    "  {me} verify {} --allowed-signers {} --identity {}",
+                    absolute(package).display(),
+                    absolute(&demo.allowed_signers).display(),
+                    auditpack::demo::DEMO_IDENTITY
+                );
+            }
+            Ok(ExitCode::from(demo.fleet.exit_code()))
+        }
+        Command::Demo {
+            out: out_dir,
+            fleet: false,
+        } => {
             let demo = auditpack::demo::demo(&out_dir, &runtime()?)?;
             say!(out, "auditpack demo: Contoso Dental (simulated Microsoft 365 tenant and NinjaOne RMM)\n");
             print_sources(out, &demo.run.manifest.sources);
@@ -399,6 +521,113 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+        Command::Schedule {
+            scheduler,
+            config,
+            at,
+            time_zone,
+            randomized_delay,
+            binary,
+            user,
+            shards,
+            image,
+            namespace,
+            storage,
+            out: out_dir,
+        } => {
+            use auditpack::commands::schedule;
+            let scheduler: schedule::Scheduler = scheduler.parse()?;
+            let plan = schedule::plan(&config)?;
+            let defaults = schedule::Options::default();
+            let options = schedule::Options {
+                at: schedule::parse_at(&at)?,
+                time_zone,
+                randomized_delay_minutes: randomized_delay,
+                binary,
+                user,
+                shards,
+                image: image.unwrap_or(defaults.image),
+                namespace,
+                storage,
+            };
+            let units = schedule::units(&plan, scheduler, &options)?;
+            for s in &plan.secrets {
+                if !s.path.is_file() {
+                    eprintln!(
+                        "warning: secret file {} ({}) does not exist yet",
+                        sanitize(&s.path.display().to_string()),
+                        sanitize(&s.key)
+                    );
+                }
+            }
+            match out_dir {
+                Some(dir) => {
+                    std::fs::create_dir_all(&dir)
+                        .with_context(|| format!("cannot create {}", dir.display()))?;
+                    for unit in &units {
+                        let path = dir.join(&unit.name);
+                        auditpack::evidence::write_atomic(&path, unit.text.as_bytes())
+                            .with_context(|| format!("cannot write {}", path.display()))?;
+                        say!(out, "wrote {}", path.display());
+                    }
+                }
+                None => {
+                    for (i, unit) in units.iter().enumerate() {
+                        if units.len() > 1 {
+                            if i > 0 {
+                                say!(out);
+                            }
+                            say!(out, "# ==> {} <==", unit.name);
+                        }
+                        out.0.push_str(&unit.text);
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::History {
+            action,
+            config,
+            org,
+            since,
+            json,
+        } => {
+            use auditpack::history::index::{Index, RunFilter};
+            let runtime = runtime()?;
+            let scope = history_scope(&config, &runtime)?;
+            let index = match action {
+                Some(HistoryAction::Rebuild) => {
+                    let index = Index::rebuild(&scope)?;
+                    let runs = index.runs(&RunFilter::default())?;
+                    say!(
+                        out,
+                        "rebuilt {} from the store: {} run(s)",
+                        scope.index_path().display(),
+                        runs.len()
+                    );
+                    return Ok(ExitCode::SUCCESS);
+                }
+                None => Index::open(&scope)?,
+            };
+            let filter = RunFilter {
+                organisation: org,
+                since: since
+                    .as_deref()
+                    .map(auditpack::commands::history::parse_since)
+                    .transpose()?,
+            };
+            let rows = index.runs(&filter)?;
+            if json {
+                out.0
+                    .push_str(&auditpack::commands::history::render_json(&rows)?);
+            } else {
+                if let Some(why) = index.rebuilt() {
+                    say!(out, "(history index rebuilt from the store: {why})");
+                }
+                out.0.push_str(&auditpack::commands::history::render(&rows));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Store { action, config } => {
             let settings = s3_store(Some(&config), None)?;
             let runtime = runtime()?;
@@ -453,8 +682,12 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
                         store.location()
                     );
                     for s in &summaries {
-                        let counts: Vec<String> =
-                            s.statuses.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                        let counts: Vec<String> = s
+                            .counts
+                            .by_status
+                            .iter()
+                            .map(|(k, v)| format!("{} {v}", k.as_str()))
+                            .collect();
                         say!(
                             out,
                             "{}  {}  {}  {}",
@@ -509,6 +742,100 @@ fn exit_for(results: &[ControlResult]) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+fn print_fleet(
+    out: &mut Out,
+    outcome: &auditpack::fleet::FleetOutcome,
+    shard: Option<auditpack::fleet::Shard>,
+) {
+    let shard = shard.map(|s| format!(", shard {s}")).unwrap_or_default();
+    say!(
+        out,
+        "fleet {}: {} organisation(s){shard}\n",
+        sanitize(&outcome.name),
+        outcome.organisations.len()
+    );
+    let names: Vec<String> = outcome
+        .organisations
+        .iter()
+        .map(|o| sanitize(&o.name))
+        .collect();
+    let width = names
+        .iter()
+        .map(|n| n.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(12);
+    say!(
+        out,
+        "{:<width$}  {:<8}  {:<28}  package",
+        "organisation",
+        "result",
+        "controls failing"
+    );
+    for (o, name) in outcome.organisations.iter().zip(&names) {
+        let controls = match o.satisfied {
+            None => "-".to_owned(),
+            Some(_) => format!("{} failing, {} inconclusive", o.failing, o.inconclusive),
+        };
+        let package = o
+            .package
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), |p| p.display().to_string());
+        say!(
+            out,
+            "{name:<width$}  {:<8}  {controls:<28}  {}",
+            o.result.word(),
+            sanitize(&package)
+        );
+        if let Some(reason) = o.result.reason() {
+            say!(out, "{:<width$}  {}", "", sanitize(&reason));
+        }
+        for note in &o.notes {
+            say!(out, "{:<width$}  note: {}", "", sanitize(note));
+        }
+        if let Some(stored) = &o.stored {
+            for run in &stored.resumed {
+                say!(
+                    out,
+                    "{:<width$}  stored an earlier run left unfinished: {}",
+                    "",
+                    sanitize(run)
+                );
+            }
+            say!(
+                out,
+                "{:<width$}  stored in {}: {} until {}{}",
+                "",
+                stored.location,
+                stored.record.mode,
+                stored.record.retain_until,
+                if stored.record.legal_hold {
+                    ", legal hold on"
+                } else {
+                    ""
+                }
+            );
+        }
+        if let Some(alerts) = &o.alerts {
+            let undelivered = alerts.undelivered();
+            if !alerts.items.is_empty() || undelivered > 0 || !alerts.problems.is_empty() {
+                say!(
+                    out,
+                    "{:<width$}  alerts: {} new item(s), {} not delivered, {} problem(s)",
+                    "",
+                    alerts.items.len(),
+                    undelivered,
+                    alerts.problems.len()
+                );
+            }
+        }
+    }
+    if let Some(alerts) = &outcome.alerts {
+        say!(out, "\nfleet summary");
+        print_alerts(out, alerts);
     }
 }
 
@@ -617,16 +944,56 @@ fn print_summary(out: &mut Out, results: &[ControlResult]) {
     }
 }
 
-/// The `[store_s3]` settings of a config (or, without one, the standard AWS
-/// environment alone), for `bucket` when given.
+/// The object store a config names, when it names one: an organisation's
+/// `auditpack.toml` or a fleet file (`[fleet] store = "s3://..."` with its
+/// `[store_s3]`). With it, the local folder its history is indexed in and,
+/// for an organisation, its slug.
+struct NamedStore {
+    settings: auditpack::config::StoreS3,
+    root: std::path::PathBuf,
+    org: Option<String>,
+}
+
+fn named_store(path: &Path) -> Result<Option<NamedStore>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    let is_fleet = toml::from_str::<toml::Table>(&text)
+        .map(|t| t.contains_key("fleet"))
+        .unwrap_or(false);
+    if is_fleet {
+        let fleet = auditpack::fleet::FleetFile::load(path)?;
+        if fleet.store_s3.is_none() {
+            return Ok(None);
+        }
+        let settings = fleet
+            .members
+            .first()
+            .and_then(|m| m.config.store_s3.clone());
+        Ok(settings.map(|settings| NamedStore {
+            settings,
+            root: fleet.store.clone(),
+            org: None,
+        }))
+    } else {
+        let config = Config::load(path)?;
+        let org = pipeline::slug(&config.organisation.name);
+        Ok(config.store_s3.map(|settings| NamedStore {
+            settings,
+            root: config.organisation.store.clone(),
+            org: Some(org),
+        }))
+    }
+}
+
+/// The `[store_s3]` settings of a config (organisation's or fleet's; or,
+/// without one, the standard AWS environment alone), for `bucket` when given.
 fn s3_store(config: Option<&Path>, bucket: Option<&str>) -> Result<auditpack::config::StoreS3> {
     let mut settings = match config {
-        Some(path) => Config::load(path)?.store_s3.with_context(|| {
-            format!(
-                "{}: [organisation] store is not an s3:// URL",
-                path.display()
-            )
-        })?,
+        Some(path) => {
+            named_store(path)?
+                .with_context(|| format!("{}: the store is not an s3:// URL", path.display()))?
+                .settings
+        }
         None => auditpack::config::store_s3_from_toml(
             None,
             auditpack::config::S3Location {
@@ -643,6 +1010,28 @@ fn s3_store(config: Option<&Path>, bucket: Option<&str>) -> Result<auditpack::co
         };
     }
     Ok(settings)
+}
+
+/// The history a config names: read from the object store when it names
+/// one (the index kept in the local staging folder), else from the local store.
+fn history_scope(
+    config: &Path,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<auditpack::history::index::HistoryScope> {
+    match named_store(config)? {
+        Some(named) => {
+            let store = runtime.block_on(auditpack::store::S3Store::connect(&named.settings))?;
+            Ok(auditpack::store::history_scope(
+                &store,
+                &named.root,
+                named.org.as_deref(),
+                runtime,
+            )?)
+        }
+        None => Ok(auditpack::history::index::HistoryScope::from_config_file(
+            config,
+        )?),
+    }
 }
 
 fn print_lock(out: &mut Out, lock: &auditpack::store::LockInfo) {
@@ -748,4 +1137,41 @@ fn self_command() -> String {
 
 fn absolute(p: &Path) -> std::path::PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_owned())
+}
+
+/// One line on what alerting did, and each problem it met (never a secret).
+fn print_alerts(out: &mut Out, alerts: &auditpack::alert::AlertReport) {
+    use auditpack::alert::DeliveryOutcome;
+    use auditpack::sanitize::terminal_safe;
+    if alerts.items.is_empty() && alerts.deliveries.is_empty() && alerts.problems.is_empty() {
+        return;
+    }
+    let count = |o: DeliveryOutcome| alerts.deliveries.iter().filter(|d| d.outcome == o).count();
+    say!(
+        out,
+        "alerts:     {} new item(s); {} delivered, {} queued for the next run, {} refused",
+        alerts.items.len(),
+        count(DeliveryOutcome::Delivered),
+        count(DeliveryOutcome::Queued),
+        count(DeliveryOutcome::Refused) + count(DeliveryOutcome::GaveUp)
+    );
+    for d in alerts
+        .deliveries
+        .iter()
+        .filter(|d| d.outcome != DeliveryOutcome::Delivered)
+    {
+        say!(
+            out,
+            "  {} ({}): {}",
+            d.channel,
+            d.id,
+            terminal_safe(d.error.as_deref().unwrap_or("not delivered"))
+        );
+    }
+    for p in &alerts.problems {
+        say!(out, "  problem: {}", terminal_safe(p));
+    }
+    if let Some(record) = &alerts.record {
+        say!(out, "  record:  {}", record.display());
+    }
 }

@@ -1,10 +1,16 @@
 //! A whole run: collect (async) into a new run folder, then normalise,
 //! evaluate, report and package (sync, deterministic).
+//!
+//! A run happens inside a `run` span naming the organisation, so every event
+//! of its collection says whose it is; it logs a `stage` event as it enters
+//! each stage (collect, evaluate, report, package) and `run_finished` at the
+//! end (see [`crate::progress`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use tracing::Instrument as _;
 
 use crate::catalog::{Catalog, Ownership};
 use crate::collect::http::HttpClient;
@@ -61,7 +67,15 @@ pub struct RunOutcome {
     pub archive: PathBuf,
     /// Whether the package is signed.
     pub signed: bool,
-    /// With an S3 store: where the run was stored and under which retention.
+    /// When collection started.
+    pub started: DateTime<Utc>,
+    /// What changed since the organisation's previous run (also in the run
+    /// folder as `results/drift.json`).
+    pub drift: crate::history::Drift,
+    /// What alerting did after packaging (empty without `[alerts]`).
+    pub alerts: crate::alert::AlertReport,
+    /// With an S3 store: where the run was stored and under which retention
+    /// (set by [`store`]).
     pub stored: Option<StoredRun>,
 }
 
@@ -82,9 +96,14 @@ pub struct StoredRun {
 /// Collect, evaluate, report and package one organisation.
 ///
 /// Everything that can be checked before touching the network is checked
-/// first (catalog, ownership, sources, signing key), so a bad config fails
-/// before any request. A failing source does not fail the run: it is recorded
-/// and its controls become inconclusive.
+/// first (catalog, ownership, sources, secrets, signing key), so a bad config
+/// fails before any request. A failing source does not fail the run: it is
+/// recorded and its controls become inconclusive.
+///
+/// The same run in stages, for callers that run many organisations on one
+/// runtime with one shared HTTP client (`auditpack fleet run`): [`prepare`],
+/// [`Prepared::check_store`], [`Prepared::start`], [`collect`], [`finish`],
+/// [`store`], [`alert`].
 ///
 /// # Errors
 /// On invalid configuration or catalog, an unusable signing key, or I/O failure
@@ -94,6 +113,52 @@ pub fn run(
     options: &RunOptions,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<RunOutcome> {
+    // At `error` level so the organisation survives any level filter.
+    let span = tracing::error_span!("run", organisation = config.organisation.name.as_str());
+    let _entered = span.enter();
+    let mut prepared = prepare(config, options)?;
+    runtime.block_on(prepared.check_store())?;
+    let signer = prepared.start()?;
+    let http = HttpClient::new(options.retry, options.max_in_flight).map_err(Error::config)?;
+    let collected = runtime.block_on(collect(&prepared, &http).instrument(span.clone()))?;
+    let mut outcome = finish(&prepared, signer, collected, options)?;
+    // After the package is sealed; a failed upload stays in the outbox for
+    // the next run, and the run's alerts still go.
+    let stored = runtime.block_on(store(&prepared, &outcome).instrument(span.clone()));
+    outcome.alerts = runtime.block_on(alert(&prepared, &outcome, options).instrument(span.clone()));
+    outcome.stored = stored?;
+    Ok(outcome)
+}
+
+/// An organisation's config checked against the catalog, with its collectors
+/// built: everything about a run that needs neither secrets nor the network.
+pub struct Prepared {
+    config: Config,
+    catalog: Catalog,
+    collectors: Vec<Box<dyn Collector>>,
+    exceptions: Option<crate::history::exceptions::ExceptionsInput>,
+    alerts: Option<crate::alert::AlertsConfig>,
+    /// The object store, once [`Prepared::check_store`] has checked it.
+    store: Option<crate::store::S3Store>,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("organisation", &self.config.organisation.name)
+            .field("sources", &self.collectors.len())
+            .finish()
+    }
+}
+
+/// Check a config against the catalog (ownership template and overrides,
+/// frameworks) and build its collectors (each source's keys), without
+/// reading a secret or making a request.
+///
+/// # Errors
+/// On an unknown template, framework or override, or a source whose keys
+/// are wrong; the message names the config file.
+pub fn prepare(config: &Config, options: &RunOptions) -> Result<Prepared> {
     let catalog = Catalog::builtin()?;
     let template = catalog
         .template(&config.organisation.ownership)
@@ -125,29 +190,82 @@ pub fn run(
             )));
         }
     }
+    let exceptions =
+        crate::history::exceptions::load(config, &catalog, options.as_of.unwrap_or_else(Utc::now))?;
     let collectors = build_collectors(&config.sources)?;
-    check_secrets(config, &collectors)?;
-    let signer = config
-        .signing
-        .as_ref()
-        .map(load_signer)
-        .transpose()
-        .map_err(|e| Error::config(format!("{}: [signing]: {e}", config.path.display())))?;
-    let http = HttpClient::new(options.retry, options.max_in_flight).map_err(Error::config)?;
-    // Evidence that cannot be kept is not worth collecting: the bucket is
-    // checked first, and what earlier runs left unfinished is finished.
-    let s3 = match &config.store_s3 {
-        Some(settings) => Some(prepare_s3(config, settings, runtime)?),
-        None => None,
-    };
+    let alerts = crate::alert::AlertsConfig::from_config(config)?;
+    Ok(Prepared {
+        config: config.clone(),
+        catalog,
+        collectors,
+        exceptions,
+        alerts,
+        store: None,
+    })
+}
 
+impl Prepared {
+    /// The config this was prepared from.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Whether the config has `[alerts]`.
+    pub fn alerts_configured(&self) -> bool {
+        self.alerts.is_some()
+    }
+
+    /// Read every secret the config names and load the signing key, the
+    /// last step before the first request; the signer, if `[signing]` is set.
+    ///
+    /// # Errors
+    /// When a secret cannot be read (each named, never its value) or the
+    /// signing key is unusable.
+    pub fn start(&self) -> Result<Option<Signer>> {
+        check_secrets(&self.config, &self.collectors)?;
+        self.config
+            .signing
+            .as_ref()
+            .map(load_signer)
+            .transpose()
+            .map_err(|e| Error::config(format!("{}: [signing]: {e}", self.config.path.display())))
+    }
+}
+
+/// What collection left: a run folder with its evidence and custody log,
+/// waiting for [`finish`].
+#[derive(Debug)]
+pub struct Collected {
+    run_dir: PathBuf,
+    run_id: String,
+    started: DateTime<Utc>,
+    finished: DateTime<Utc>,
+    sources: std::collections::BTreeMap<String, crate::evidence::SourceReport>,
+}
+
+impl Collected {
+    /// The run folder being written.
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+}
+
+/// Collect every source of a prepared organisation into a new run folder
+/// under its store, through `http` (which may be shared by many
+/// organisations: its in-flight cap and the sources' rate-limit buckets are
+/// then shared too).
+///
+/// # Errors
+/// When the run folder cannot be created or its evidence synced; a failing
+/// source is not an error (it is recorded in the result).
+pub async fn collect(prepared: &Prepared, http: &HttpClient) -> Result<Collected> {
     let started = Utc::now();
     let run_id = format!(
         "{}-{:04x}",
         started.format("%Y%m%dT%H%M%SZ"),
         fastrand::u16(..)
     );
-    let store = &config.organisation.store;
+    let store = &prepared.config.organisation.store;
     let run_dir = store.join("runs").join(&run_id);
     if run_dir.exists() {
         return Err(Error::invalid(format!(
@@ -157,16 +275,47 @@ pub fn run(
     }
     let evidence = Arc::new(EvidenceWriter::open(&run_dir)?);
     let ctx = CollectContext {
-        http,
+        http: http.clone(),
         evidence: evidence.clone(),
     };
-    let sources = runtime.block_on(collect_all(&collectors, &ctx));
+    stage("collect", &run_id);
+    let sources = collect_all(&prepared.collectors, &ctx).await;
+    if let Some(exceptions) = &prepared.exceptions {
+        exceptions.store(&evidence)?;
+    }
     evidence.sync()?;
-    let finished = Utc::now();
+    Ok(Collected {
+        run_dir,
+        run_id,
+        started,
+        finished: Utc::now(),
+        sources,
+    })
+}
 
+/// Write `run.json`, then normalise, evaluate, report and package a collected
+/// run (synchronous, CPU-bound; deterministic for a given `as_of`).
+///
+/// # Errors
+/// On I/O failure, or a packaging failure (the message then says what
+/// finished and how to package the run folder later).
+pub fn finish(
+    prepared: &Prepared,
+    signer: Option<Signer>,
+    collected: Collected,
+    options: &RunOptions,
+) -> Result<RunOutcome> {
+    let config = &prepared.config;
+    let Collected {
+        run_dir,
+        run_id,
+        started,
+        finished,
+        sources,
+    } = collected;
     let manifest = RunManifest {
         schema_version: RunManifest::SCHEMA_VERSION,
-        run_id: run_id.clone(),
+        run_id,
         organisation: config.organisation.name.clone(),
         frameworks: config.organisation.frameworks.clone(),
         ownership: config.organisation.ownership.clone(),
@@ -183,12 +332,23 @@ pub fn run(
         signer: signer.as_ref().map(signer_info),
     };
     write_manifest(&run_dir, &manifest)?;
-    let results = evaluate_run(&run_dir, &catalog)?;
+    stage("evaluate", &manifest.run_id);
+    let results = evaluate_run(&run_dir, &prepared.catalog)?;
+    // Compare with the previous run (results/drift.json, shown in the
+    // reports and packaged) and leave this run's summary in the store.
+    let drift = crate::history::record(
+        &crate::history::LocalStore::new(&config.organisation.store),
+        &run_dir,
+        &manifest,
+        &results,
+    )?;
     // evaluate_run has written controls.json and findings.csv; render the rest.
     let reports = report::ReportOptions {
         formats: report::Format::RENDERED.to_vec(),
     };
+    stage("report", &manifest.run_id);
     report::write_reports(&run_dir, &reports)?;
+    stage("package", &manifest.run_id);
 
     let (package, archive) = package_with(
         &run_dir,
@@ -198,24 +358,15 @@ pub fn run(
         &options.algorithms,
     )
     .map_err(|e| unpackaged(&e, &run_dir, &manifest, &results, config))?;
-    let stored = match s3 {
-        Some((store, resumed, aborted)) => {
-            let pending = pending_upload(config, &manifest, &results, &archive)?;
-            crate::store::queue(&config.organisation.store, &pending)?;
-            let record = runtime.block_on(crate::store::publish(
-                &store,
-                &config.organisation.store,
-                &pending,
-            ))?;
-            Some(StoredRun {
-                location: store.location().clone(),
-                record,
-                resumed,
-                aborted,
-            })
-        }
-        None => None,
-    };
+    let satisfied = crate::evaluate::all_satisfied(&results);
+    tracing::info!(
+        event = "run_finished",
+        run_id = manifest.run_id.as_str(),
+        controls = results.len(),
+        all_satisfied = satisfied,
+        signed = signer.is_some(),
+        "run finished"
+    );
     Ok(RunOutcome {
         run_dir,
         manifest,
@@ -223,57 +374,227 @@ pub fn run(
         package,
         archive,
         signed: signer.is_some(),
-        stored,
+        started,
+        drift,
+        alerts: crate::alert::AlertReport::default(),
+        stored: None,
     })
 }
 
-/// Connect to the S3 store, check its bucket, abort the organisation's
-/// unfinished multipart uploads and upload the runs its outbox still holds.
-fn prepare_s3(
-    config: &Config,
-    settings: &crate::config::StoreS3,
-    runtime: &tokio::runtime::Runtime,
-) -> Result<(crate::store::S3Store, Vec<String>, usize)> {
-    let store = runtime.block_on(crate::store::S3Store::connect(settings))?;
-    runtime.block_on(store.check_bucket())?;
-    let org = slug(&config.organisation.name);
-    let aborted = runtime.block_on(store.abort_stale_uploads(&format!("{org}/")))?;
-    let mut resumed = Vec::new();
-    for pending in crate::store::queued(&config.organisation.store, &org)? {
-        runtime.block_on(crate::store::publish(
-            &store,
-            &config.organisation.store,
-            &pending,
-        ))?;
-        resumed.push(pending.summary.run_id);
+impl Prepared {
+    /// With `store = "s3://..."`: connect to the object store and check
+    /// its bucket (it exists, versioning is on, Object Lock is enabled, the
+    /// credentials can write). Call it before [`collect`]: evidence that
+    /// cannot be kept is not worth collecting. Nothing without an S3 store.
+    ///
+    /// # Errors
+    /// When the bucket is missing, unversioned, without Object Lock, not
+    /// writable or unreachable; the message names the bucket, never a secret.
+    pub async fn check_store(&mut self) -> Result<()> {
+        let Some(settings) = &self.config.store_s3 else {
+            return Ok(());
+        };
+        let store = crate::store::S3Store::connect(settings).await?;
+        store.check_bucket().await?;
+        self.store = Some(store);
+        Ok(())
     }
-    Ok((store, resumed, aborted))
+}
+
+/// Upload a finished run to the S3 store its bucket check opened
+/// ([`Prepared::check_store`]): first abort the organisation's unfinished
+/// multipart uploads and upload the runs a failed or killed run left in the
+/// staging folder's outbox, then this run's package zip, summary and
+/// retention record, each write-once. Call it after [`finish`] has sealed
+/// the package. `None` without an S3 store.
+///
+/// # Errors
+/// When an upload is refused or the store cannot be reached; the run stays
+/// in the outbox and the organisation's next run uploads it.
+pub async fn store(prepared: &Prepared, outcome: &RunOutcome) -> Result<Option<StoredRun>> {
+    let Some(store) = &prepared.store else {
+        return Ok(None);
+    };
+    let config = &prepared.config;
+    let staging = &config.organisation.store;
+    let org = slug(&config.organisation.name);
+    let (archive, manifest) = (outcome.archive.clone(), outcome.manifest.clone());
+    let (org2, staging2) = (org.clone(), staging.clone());
+    let pending = tokio::task::spawn_blocking(move || {
+        let pending = pending_upload(&org2, &staging2, &manifest, &archive)?;
+        crate::store::queue(&staging2, &pending)?;
+        Ok::<_, Error>(pending)
+    })
+    .await
+    .map_err(|e| Error::invalid(format!("cannot queue the run for upload: {e}")))??;
+    let aborted = store.abort_stale_uploads(&format!("{org}/")).await?;
+    let mut resumed = Vec::new();
+    for earlier in crate::store::queued(staging, &org)? {
+        if earlier.run_id == pending.run_id {
+            continue;
+        }
+        crate::store::publish(store, staging, &earlier).await?;
+        resumed.push(earlier.run_id);
+    }
+    let record = crate::store::publish(store, staging, &pending).await?;
+    Ok(Some(StoredRun {
+        location: store.location().clone(),
+        record,
+        resumed,
+        aborted,
+    }))
 }
 
 /// The outbox entry of a packaged run.
 fn pending_upload(
-    config: &Config,
+    org: &str,
+    staging: &Path,
     manifest: &RunManifest,
-    results: &[ControlResult],
     archive: &Path,
 ) -> Result<crate::store::Pending> {
-    let org = slug(&config.organisation.name);
     let (sha256, bytes) = crate::store::sha256_file(archive)?;
     let name = archive
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| format!("{}.zip", manifest.run_id));
     Ok(crate::store::Pending {
-        org: org.clone(),
+        org: org.to_owned(),
+        organisation: manifest.organisation.clone(),
+        run_id: manifest.run_id.clone(),
         zip: archive.to_owned(),
-        summary: crate::store::RunSummary::new(
-            manifest,
-            results,
-            crate::store::package_key(&org, &name),
-            sha256,
-            bytes,
-        ),
+        package: crate::store::package_key(org, &name),
+        package_sha256: sha256,
+        package_bytes: bytes,
+        summary: staging
+            .join("summaries")
+            .join(format!("{}.json", manifest.run_id)),
     })
+}
+
+/// Alert a finished run's changes to the organisation's `[alerts]`
+/// channels (nothing without `[alerts]`). Call it after [`finish`]: the
+/// package is sealed, so alerting never changes or fails it.
+pub async fn alert(
+    prepared: &Prepared,
+    outcome: &RunOutcome,
+    options: &RunOptions,
+) -> crate::alert::AlertReport {
+    let Some(alerts) = &prepared.alerts else {
+        return crate::alert::AlertReport::default();
+    };
+    let run = AlertInputs {
+        manifest: &outcome.manifest,
+        started: outcome.started,
+        results: &outcome.results,
+        drift: &outcome.drift,
+        exceptions: prepared.exceptions.as_ref().map(|e| &e.exceptions),
+    };
+    alert_run(alerts, &prepared.config, &run, options).await
+}
+
+/// Tell the organisation's `[alerts]` channels that its run failed with
+/// `reason` (a secret it lacks, an unusable key, a failed write), with the
+/// same rules, retries and records as a finished run's alerts. `None` when
+/// the config has no usable `[alerts]`.
+pub async fn alert_could_not_run(
+    config: &Config,
+    reason: &str,
+    options: &RunOptions,
+) -> Option<crate::alert::AlertReport> {
+    let alerts = crate::alert::AlertsConfig::from_config(config).ok()??;
+    let started = Utc::now();
+    let run_id = format!(
+        "{}-{:04x}-failed",
+        started.format("%Y%m%dT%H%M%SZ"),
+        fastrand::u16(..)
+    );
+    let view = crate::alert::RunView {
+        organisation: &config.organisation.name,
+        run_id: &run_id,
+        started,
+        outcome: crate::alert::RunState::CouldNotRun {
+            reason: reason.to_owned(),
+        },
+        exceptions: &[],
+        drift: None,
+    };
+    Some(
+        crate::alert::notify_async(&alerts, &config.organisation.store, &view, &options.retry)
+            .await,
+    )
+}
+
+/// What a finished run hands to alerting.
+struct AlertInputs<'a> {
+    manifest: &'a RunManifest,
+    started: DateTime<Utc>,
+    results: &'a [ControlResult],
+    drift: &'a crate::history::Drift,
+    exceptions: Option<&'a crate::exceptions::Exceptions>,
+}
+
+/// Alert this run's changes to the organisation's channels.
+async fn alert_run(
+    alerts: &crate::alert::AlertsConfig,
+    config: &Config,
+    run: &AlertInputs<'_>,
+    options: &RunOptions,
+) -> crate::alert::AlertReport {
+    use crate::evidence::SourceStatus;
+    let failed_sources = run
+        .manifest
+        .sources
+        .iter()
+        .filter_map(|(name, s)| {
+            let how = match s.status {
+                SourceStatus::Complete => return None,
+                SourceStatus::Partial => "partial",
+                SourceStatus::Failed => "failed",
+            };
+            Some((
+                name.clone(),
+                how.to_owned(),
+                s.reason.clone().unwrap_or_default(),
+            ))
+        })
+        .collect();
+    let owner_of = |control: &str| {
+        run.results
+            .iter()
+            .find(|r| format!("{}:{}", r.framework, r.control_id) == control)
+            .map(|r| r.owner)
+    };
+    let exceptions: Vec<crate::alert::ExceptionDue> = run
+        .exceptions
+        .map(|e| e.entries())
+        .unwrap_or_default()
+        .iter()
+        .map(|e| crate::alert::ExceptionDue {
+            control: e.control.clone(),
+            check: e.check.clone(),
+            subject: e.subject.clone(),
+            approved_by: e.approved_by.clone(),
+            expires: e.expires,
+            owner: owner_of(&e.control),
+        })
+        .collect();
+    let view = crate::alert::RunView {
+        organisation: &run.manifest.organisation,
+        run_id: &run.manifest.run_id,
+        started: run.started,
+        outcome: crate::alert::RunState::Ran {
+            results: run.results,
+            failed_sources,
+        },
+        exceptions: &exceptions,
+        drift: Some(run.drift),
+    };
+    crate::alert::notify_async(alerts, &config.organisation.store, &view, &options.retry).await
+}
+
+/// Log the start of a stage of the run.
+fn stage(stage: &str, run_id: &str) {
+    tracing::info!(event = "stage", stage, run_id, "stage started");
 }
 
 /// A packaging failure after a finished collection: what finished, where the
@@ -446,21 +767,11 @@ pub fn evaluate_run(run_dir: &Path, catalog: &Catalog) -> Result<Vec<ControlResu
 }
 
 /// A file-name-safe slug of a display name.
-pub fn slug(name: &str) -> String {
-    let mut out = String::new();
-    for c in name.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('-') && !out.is_empty() {
-            out.push('-');
-        }
-    }
-    let out = out.trim_end_matches('-');
-    if out.is_empty() {
-        "organisation".to_owned()
-    } else {
-        out.chars().take(48).collect()
-    }
+pub use crate::config::slug;
+
+/// This machine's name, as `run.json` records it.
+pub fn host_name() -> String {
+    hostname()
 }
 
 fn hostname() -> String {

@@ -80,7 +80,7 @@ impl SecretRef {
                     format!("environment variable {var} is not set (it should hold the secret)"),
                 )
             })?,
-            SecretRef::File(path) => std::fs::read_to_string(path).map_err(|e| {
+            SecretRef::File(path) => std::fs::read_to_string(secret_file(path)).map_err(|e| {
                 Error::new(
                     ErrorKind::Auth,
                     format!("cannot read secret file {}: {e}", path.display()),
@@ -115,6 +115,72 @@ impl SecretRef {
     }
 }
 
+/// The variable systemd sets, for a service with `LoadCredential=`, to the
+/// folder holding its credentials.
+pub const CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
+
+/// The credential name `auditpack schedule systemd` gives the secret file
+/// `path` in its `LoadCredential=` lines: the file's name (characters other
+/// than letters, digits, `.`, `_` and `-` replaced) and 12 hex digits of the
+/// SHA-256 of its absolute path, so that two files of one name differ.
+pub fn credential_name(path: &Path) -> String {
+    use sha2::Digest as _;
+    let absolute = lexical_absolute(path);
+    let digest = sha2::Sha256::digest(absolute.as_os_str().as_encoded_bytes());
+    let stem: String = absolute
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(48)
+        .collect();
+    let stem = stem.trim_start_matches('.');
+    let stem = if stem.is_empty() { "secret" } else { stem };
+    format!("{stem}-{}", hex::encode(&digest[..6]))
+}
+
+/// `path` made absolute (against the working folder) with `.` and `..`
+/// folded away lexically, as systemd wants credential sources written.
+pub fn lexical_absolute(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let mut out = PathBuf::new();
+    for c in absolute.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if out.parent().is_some() {
+                    out.pop();
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Where the secret file `path` is read from: under a systemd service with
+/// `LoadCredential=` (`$CREDENTIALS_DIRECTORY` set), the credential named
+/// [`credential_name`] when it is there; otherwise `path` itself. So one
+/// config works both from a shell and under the units
+/// `auditpack schedule systemd` prints.
+pub fn secret_file(path: &Path) -> PathBuf {
+    if let Some(dir) = std::env::var_os(CREDENTIALS_DIRECTORY) {
+        let credential = Path::new(&dir).join(credential_name(path));
+        if credential.is_file() {
+            return credential;
+        }
+    }
+    path.to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,5 +190,20 @@ mod tests {
         let s = Secret::new("canary-123");
         assert_eq!(format!("{s} {s:?}"), "[redacted] [redacted]");
         assert_eq!(s.expose(), "canary-123");
+    }
+
+    #[test]
+    fn credential_names_are_file_names_with_a_path_digest() {
+        let a = credential_name(Path::new("/etc/auditpack/graph.secret"));
+        let b = credential_name(Path::new("/etc/auditpack/./other/../graph.secret"));
+        let c = credential_name(Path::new("/srv/clients/a/graph.secret"));
+        assert!(a.starts_with("graph.secret-") && a.len() == "graph.secret-".len() + 12);
+        assert_ne!(a, c, "same name, other folder");
+        assert_eq!(a, b, "`.` and `..` are folded away");
+        assert_eq!(
+            credential_name(Path::new("/k/.hidden key$")),
+            credential_name(Path::new("/k/./.hidden key$"))
+        );
+        assert!(credential_name(Path::new("/k/.hidden key$")).starts_with("hidden_key_-"));
     }
 }

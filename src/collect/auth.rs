@@ -8,7 +8,7 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::retry::{backoff_delay, is_retryable, RetryPolicy};
+use super::retry::{is_retryable, RetryPolicy};
 use super::BoxFuture;
 use crate::secret::Secret;
 
@@ -231,7 +231,17 @@ impl TokenEndpoint<'_> {
                     "{retryable} (gave up after {attempt} attempts)"
                 )));
             }
-            tokio::time::sleep(backoff_delay(self.retry, attempt, None)).await;
+            super::retry::pause(
+                self.retry,
+                super::retry::Attempt {
+                    number: attempt,
+                    reason: &retryable,
+                    status: None,
+                    retry_after: None,
+                    url: self.url,
+                },
+            )
+            .await;
         }
     }
 }

@@ -1,10 +1,19 @@
 //! Fetching a dataset: every page of it, through the shared transport, each
 //! page stored as evidence (with its custody line) as it arrives. A page that
 //! fails after retries ends the dataset as partial, never silently.
+//!
+//! Events (see [`crate::progress`]), inside a `dataset` span naming the
+//! dataset: `dataset_started` on the first request of a dataset (of its
+//! [`PageCounter`]), `page_stored` with the page number and its records for
+//! every page stored, and `request_incomplete` with the status and reason
+//! when a request ends before its last page. The dataset's final status is
+//! logged by [`super::collect_all`] (`dataset_finished`), once per dataset
+//! however many requests fed it.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use serde_json::Value;
+use tracing::Instrument as _;
 
 use super::auth::{Auth, AuthError};
 use super::http::{Expect, HttpClient, Method, PageError, ThrottleBlock};
@@ -66,22 +75,48 @@ pub async fn fetch_dataset(
 /// fed by one request per parent (instances per review, state per device) has
 /// continuous page numbers `page-00001.json`, `page-00002.json`, ...
 #[derive(Debug, Default)]
-pub struct PageCounter(AtomicUsize);
+pub struct PageCounter {
+    pages: AtomicUsize,
+    started: AtomicBool,
+}
 
 impl PageCounter {
-    /// A counter whose next page is `pages + 1` (pages already stored).
+    /// A counter whose next page is `pages + 1` (pages already stored; a
+    /// dataset with stored pages has started already).
     pub fn starting_after(pages: usize) -> PageCounter {
-        PageCounter(AtomicUsize::new(pages))
+        PageCounter {
+            pages: AtomicUsize::new(pages),
+            started: AtomicBool::new(pages > 0),
+        }
     }
 
     fn next(&self) -> usize {
-        self.0.fetch_add(1, Ordering::SeqCst) + 1
+        self.pages.fetch_add(1, Ordering::SeqCst) + 1
     }
 
     /// Pages numbered so far.
     pub fn pages(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
+        self.pages.load(Ordering::SeqCst)
     }
+
+    /// Log `dataset_started` if this is the dataset's first request.
+    fn start(&self) {
+        if !self.started.swap(true, Ordering::SeqCst) {
+            tracing::info!(event = "dataset_started", "dataset started");
+        }
+    }
+}
+
+/// The span every event of one dataset's requests happens in. At `error`
+/// level so that its name survives any level filter (an `error` span is
+/// enabled whenever events are).
+fn dataset_span(dataset: &str) -> tracing::Span {
+    tracing::error_span!("dataset", dataset)
+}
+
+/// Log a stored page.
+fn page_stored(page: usize, records: usize) {
+    tracing::info!(event = "page_stored", page, records, "page stored");
 }
 
 /// What [`fetch_pages`] did.
@@ -144,20 +179,48 @@ pub async fn fetch_one(
     limiters: &[&RateLimiter],
     counter: &PageCounter,
 ) -> Result<Result<Value, (Option<u16>, String)>, AuthError> {
-    let (status, body, json) = match http.send_json(method, url, auth, limiters).await {
-        Ok(ok) => ok,
-        Err(PageError::Auth(e)) => return Err(e),
-        Err(PageError::Failed { status, reason }) => return Ok(Err((status, reason))),
-    };
-    let stored = store_one(
-        evidence,
-        meta,
-        (method, url, status),
-        "json",
-        &body,
-        counter,
+    async {
+        counter.start();
+        let (status, body, json) = match http.send_json(method, url, auth, limiters).await {
+            Ok(ok) => ok,
+            Err(PageError::Auth(e)) => return Err(e),
+            Err(PageError::Failed { status, reason }) => {
+                request_incomplete(DatasetStatus::Failed, status, &reason);
+                return Ok(Err((status, reason)));
+            }
+        };
+        let stored = store_one(
+            evidence,
+            meta,
+            (method, url, status),
+            "json",
+            &body,
+            counter,
+        );
+        Ok(stored.map(|_| json))
+    }
+    .instrument(dataset_span(meta.2))
+    .await
+}
+
+/// Log a request that ended before its last page.
+fn request_incomplete(status: DatasetStatus, http_status: Option<u16>, reason: &str) {
+    tracing::warn!(
+        event = "request_incomplete",
+        status = status_name(status),
+        http_status,
+        reason,
+        "request ended early"
     );
-    Ok(stored.map(|_| json))
+}
+
+/// A dataset status as `run.json` spells it.
+pub(crate) fn status_name(status: DatasetStatus) -> &'static str {
+    match status {
+        DatasetStatus::Complete => "complete",
+        DatasetStatus::Partial => "partial",
+        DatasetStatus::Failed => "failed",
+    }
 }
 
 /// Store the answer to one request (`method`, `url`, `status`) as the next
@@ -179,9 +242,15 @@ fn store_one(
         url,
         http_status: Some(status),
     };
-    evidence
+    let stored = evidence
         .write_page_as(&page, extension, body)
-        .map_err(|e| (None, format!("could not be stored: {e}")))
+        .map_err(|e| (None, format!("could not be stored: {e}")));
+    match &stored {
+        // A job status or a file: no list, so no records to count.
+        Ok(_) => page_stored(page.page, 0),
+        Err((_, reason)) => request_incomplete(DatasetStatus::Failed, None, reason),
+    }
+    stored
 }
 
 /// One GET whose answer is a file, not JSON (e.g. a ZIP report from a
@@ -202,23 +271,58 @@ pub async fn fetch_file(
     limiters: &[&RateLimiter],
     counter: &PageCounter,
 ) -> Result<Result<(String, Vec<u8>), (Option<u16>, String)>, AuthError> {
-    let (status, body) = match http.get_bytes(url, auth, limiters).await {
-        Ok(ok) => ok,
-        Err(PageError::Auth(e)) => return Err(e),
-        Err(PageError::Failed { status, reason }) => return Ok(Err((status, reason))),
-    };
-    let stored = store_one(
-        evidence,
-        meta,
-        (Method::Get, url, status),
-        extension,
-        &body,
-        counter,
-    );
-    Ok(stored.map(|path| (path, body)))
+    async {
+        counter.start();
+        let (status, body) = match http.get_bytes(url, auth, limiters).await {
+            Ok(ok) => ok,
+            Err(PageError::Auth(e)) => return Err(e),
+            Err(PageError::Failed { status, reason }) => {
+                request_incomplete(DatasetStatus::Failed, status, &reason);
+                return Ok(Err((status, reason)));
+            }
+        };
+        let stored = store_one(
+            evidence,
+            meta,
+            (Method::Get, url, status),
+            extension,
+            &body,
+            counter,
+        );
+        Ok(stored.map(|path| (path, body)))
+    }
+    .instrument(dataset_span(meta.2))
+    .await
 }
 
 async fn fetch_with(
+    http: &HttpClient,
+    evidence: &EvidenceWriter,
+    req: DatasetRequest<'_>,
+    counter: &PageCounter,
+    method: Method<'_>,
+    block: Option<&ThrottleBlock>,
+) -> Result<Fetched, AuthError> {
+    let span = dataset_span(req.dataset);
+    async {
+        counter.start();
+        let fetched = fetch_pages_of(http, evidence, req, counter, method, block).await;
+        if let Ok(Fetched { report, .. }) = &fetched {
+            if report.status != DatasetStatus::Complete {
+                request_incomplete(
+                    report.status,
+                    fetched.as_ref().ok().and_then(|f| f.failed_status),
+                    report.reason.as_deref().unwrap_or(""),
+                );
+            }
+        }
+        fetched
+    }
+    .instrument(span)
+    .await
+}
+
+async fn fetch_pages_of(
     http: &HttpClient,
     evidence: &EvidenceWriter,
     mut req: DatasetRequest<'_>,
@@ -294,11 +398,12 @@ async fn fetch_with(
                 ))
             }
         };
+        let number = counter.next();
         let meta = PageMeta {
             source: req.source,
             source_type: req.source_type,
             dataset: req.dataset,
-            page: counter.next(),
+            page: number,
             method: method.name(),
             url: &url,
             http_status: Some(status),
@@ -314,6 +419,7 @@ async fn fetch_with(
         }
         drop(json);
         drop(body);
+        page_stored(number, info.records);
         pages += 1;
         records += info.records;
         match info.next {

@@ -2,6 +2,11 @@
 //! requests in flight, authentication headers, rate limits, and retries
 //! honouring `Retry-After` with jittered backoff ([`super::retry`]). Paging
 //! is in [`super::paging`], storing pages as evidence in [`super::dataset`].
+//!
+//! Events (see [`crate::progress`]): `retry` before each new attempt,
+//! `rate_limit_wait` after a wait of the rate limits, `throttle_block_wait`
+//! while a server's block is waited out, `token_refresh` after a 401. None
+//! carries a header, a token or a URL's query string.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +18,9 @@ use tokio::sync::Semaphore;
 
 use super::auth::{without_url, Auth, AuthError};
 use super::ratelimit::RateLimiter;
-use super::retry::{backoff_delay, is_retryable, parse_retry_after, RetryPolicy};
+use super::retry::{
+    endpoint, is_retryable, millis, parse_retry_after, pause, Attempt, RetryPolicy,
+};
 
 /// The shared client: one connection pool, one retry policy and a global cap on
 /// requests in flight across all sources.
@@ -153,9 +160,11 @@ impl HttpClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let asked = tokio::time::Instant::now();
             for limiter in limiters {
                 limiter.acquire().await;
             }
+            rate_limit_waited(asked.elapsed());
             let header = match auth {
                 Some(auth) => Some(auth.header().await.map_err(PageError::Auth)?),
                 None => None,
@@ -214,6 +223,11 @@ impl HttpClient {
                         ),
                         (StatusCode::UNAUTHORIZED, Ok(_)) if !refreshed && auth.is_some() => {
                             refreshed = true;
+                            tracing::debug!(
+                                event = "token_refresh",
+                                endpoint = %endpoint(url),
+                                "HTTP 401: fetching a new token and trying again"
+                            );
                             if let Some(auth) = auth {
                                 auth.invalidate().await;
                             }
@@ -236,6 +250,14 @@ impl HttpClient {
                             block_waits += 1;
                             // A block wait is not an attempt: the request never reached the API.
                             attempt -= 1;
+                            tracing::warn!(
+                                event = "throttle_block_wait",
+                                wait = block_waits,
+                                max_waits = block.max_waits,
+                                delay_ms = millis(block.wait),
+                                endpoint = %endpoint(url),
+                                "HTTP 403 after throttling: waiting out the server's block"
+                            );
                             tokio::time::sleep(block.wait).await;
                             continue;
                         }
@@ -266,8 +288,39 @@ impl HttpClient {
                     reason: format!("{failure}; gave up after {attempt} attempts"),
                 });
             }
-            tokio::time::sleep(backoff_delay(&self.retry, attempt, retry_after)).await;
+            pause(
+                &self.retry,
+                Attempt {
+                    number: attempt,
+                    reason: &failure,
+                    status,
+                    retry_after,
+                    url,
+                },
+            )
+            .await;
         }
+    }
+}
+
+/// Shortest rate-limit wait logged at all, and shortest logged at `info`.
+const RATE_WAIT_DEBUG: Duration = Duration::from_millis(10);
+const RATE_WAIT_INFO: Duration = Duration::from_secs(1);
+
+/// Log a wait for the rate limits: long ones at `info`, short ones at `debug`.
+fn rate_limit_waited(waited: Duration) {
+    if waited >= RATE_WAIT_INFO {
+        tracing::info!(
+            event = "rate_limit_wait",
+            waited_ms = millis(waited),
+            "waited for the API's rate limit"
+        );
+    } else if waited >= RATE_WAIT_DEBUG {
+        tracing::debug!(
+            event = "rate_limit_wait",
+            waited_ms = millis(waited),
+            "waited for the API's rate limit"
+        );
     }
 }
 

@@ -6,6 +6,11 @@
 //! stores them page by page, and each returns a [`SourceReport`] saying how
 //! complete its evidence is. A failing source never aborts the run. Each
 //! source's own collector lives in its folder under [`crate::sources`].
+//!
+//! Every collector runs inside a `source` span (its name and type), so each
+//! event of the shared layer says which source it belongs to; [`collect_all`]
+//! logs `source_started`, then one `dataset_finished` per dataset and
+//! `source_finished` with the source's status (see [`crate::progress`]).
 
 pub mod auth;
 pub mod dataset;
@@ -20,7 +25,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::evidence::{DatasetReport, DatasetStatus, EvidenceWriter, SourceReport};
+use tracing::Instrument as _;
+
+use crate::evidence::{DatasetReport, DatasetStatus, EvidenceWriter, SourceReport, SourceStatus};
 use crate::secret::SecretRef;
 use http::HttpClient;
 
@@ -83,11 +90,76 @@ pub async fn collect_all(
     collectors: &[Box<dyn Collector>],
     ctx: &CollectContext,
 ) -> BTreeMap<String, SourceReport> {
-    let tasks = collectors.iter().map(|c| async move {
-        let report = c.collect(ctx).await;
-        (c.name().to_owned(), report)
+    let tasks = collectors.iter().map(|c| {
+        // At `error` level so the source's name survives any level filter.
+        let span = tracing::error_span!("source", source = c.name(), source_type = c.source_type());
+        async move {
+            tracing::info!(event = "source_started", "source started");
+            let report = c.collect(ctx).await;
+            log_finished(&report);
+            (c.name().to_owned(), report)
+        }
+        .instrument(span)
     });
     join_all(tasks).await.into_iter().collect()
+}
+
+/// Log each dataset's final status, then the source's, with their counts and
+/// reasons (the reasons `run.json` records: no secret, no URL query).
+fn log_finished(report: &SourceReport) {
+    for (name, d) in &report.datasets {
+        let status = dataset::status_name(d.status);
+        let reason = d.reason.as_deref();
+        if d.status == DatasetStatus::Complete {
+            tracing::info!(
+                event = "dataset_finished",
+                dataset = name.as_str(),
+                status,
+                pages = d.pages,
+                records = d.records,
+                "dataset finished"
+            );
+        } else {
+            tracing::warn!(
+                event = "dataset_finished",
+                dataset = name.as_str(),
+                status,
+                pages = d.pages,
+                records = d.records,
+                reason,
+                "dataset finished incomplete"
+            );
+        }
+    }
+    let status = match report.status {
+        SourceStatus::Complete => "complete",
+        SourceStatus::Partial => "partial",
+        SourceStatus::Failed => "failed",
+    };
+    let pages: usize = report.datasets.values().map(|d| d.pages).sum();
+    let records: usize = report.datasets.values().map(|d| d.records).sum();
+    let datasets = report.datasets.len();
+    let reason = report.reason.as_deref();
+    if report.status == SourceStatus::Complete {
+        tracing::info!(
+            event = "source_finished",
+            status,
+            datasets,
+            pages,
+            records,
+            "source finished"
+        );
+    } else {
+        tracing::warn!(
+            event = "source_finished",
+            status,
+            datasets,
+            pages,
+            records,
+            reason,
+            "source finished incomplete"
+        );
+    }
 }
 
 /// A source's report from its datasets' results. A credential failure marks

@@ -1,5 +1,7 @@
 //! Retry bounds and delays: one policy for every request and token endpoint,
 //! `Retry-After` honoured (capped), exponential backoff with jitter otherwise.
+//! Every wait before another attempt is logged as a `retry` event (see
+//! [`crate::progress`]) naming the endpoint without its query string.
 
 use std::time::Duration;
 
@@ -49,6 +51,61 @@ pub fn backoff_delay(
     step.mul_f64(0.5 + fastrand::f64() * 0.5)
 }
 
+/// One failed attempt about to be tried again.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Attempt<'a> {
+    /// The attempt that failed (1 for the first).
+    pub number: u32,
+    /// What went wrong (never a URL with its query, never a header).
+    pub reason: &'a str,
+    /// HTTP status of the answer, if there was one.
+    pub status: Option<u16>,
+    /// The server's `Retry-After`, if it gave one.
+    pub retry_after: Option<Duration>,
+    /// The URL asked; only its scheme, host and path are logged.
+    pub url: &'a str,
+}
+
+/// Wait before the next attempt, as [`backoff_delay`] says, and log the wait
+/// as a `retry` event: attempt, delay, reason, status and `Retry-After`.
+pub(crate) async fn pause(policy: &RetryPolicy, attempt: Attempt<'_>) {
+    let delay = backoff_delay(policy, attempt.number, attempt.retry_after);
+    tracing::info!(
+        event = "retry",
+        attempt = attempt.number,
+        max_attempts = policy.max_attempts,
+        delay_ms = millis(delay),
+        http_status = attempt.status,
+        retry_after_ms = attempt.retry_after.map(millis),
+        throttled = attempt.status == Some(429),
+        reason = attempt.reason,
+        endpoint = %endpoint(attempt.url),
+        "retrying after a failed request"
+    );
+    tokio::time::sleep(delay).await;
+}
+
+/// A duration in whole milliseconds, for log fields.
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `url` as it may be logged: scheme, host, port and path only. Query
+/// strings (pre-signed download signatures, API keys some servers take
+/// there), fragments and user information are dropped.
+pub(crate) fn endpoint(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => {
+            let host = u.host_str().unwrap_or("");
+            match u.port() {
+                Some(port) => format!("{}://{host}:{port}{}", u.scheme(), u.path()),
+                None => format!("{}://{host}{}", u.scheme(), u.path()),
+            }
+        }
+        Err(_) => "(not a URL)".to_owned(),
+    }
+}
+
 /// Whether an answer with `status` is worth another attempt.
 pub(crate) fn is_retryable(status: StatusCode) -> bool {
     matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504)
@@ -86,5 +143,25 @@ mod tests {
             backoff_delay(&p, 1, Some(Duration::from_secs(9999))),
             p.max_retry_after
         );
+    }
+
+    #[test]
+    fn endpoints_lose_query_fragment_and_user_information() {
+        let canary = "CANARY-8f2c";
+        for (url, want) in [
+            (
+                format!("https://graph.example/v1.0/users?$top=999&sig={canary}"),
+                "https://graph.example/v1.0/users",
+            ),
+            (
+                format!("http://user:{canary}@127.0.0.1:8080/dl#{canary}"),
+                "http://127.0.0.1:8080/dl",
+            ),
+            (format!("not a url {canary}"), "(not a URL)"),
+        ] {
+            let got = endpoint(&url);
+            assert_eq!(got, want);
+            assert!(!got.contains(canary));
+        }
     }
 }

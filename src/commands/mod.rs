@@ -7,6 +7,8 @@
 pub mod controls;
 pub mod diff;
 pub mod documents;
+pub mod history;
+pub mod schedule;
 pub use crate::report::gaps;
 pub use crate::sanitize::terminal_safe;
 
@@ -56,7 +58,7 @@ pub fn read_run(path: &Path) -> Result<RunView> {
     if path.is_file() {
         let results =
             crate::package::read_zipped_file(path, "data/results/controls.json", MAX_ZIPPED_READ)?;
-        let results = serde_json::from_slice(&results).map_err(|e| {
+        let results = crate::report::json::decode(&results).map_err(|e| {
             Error::invalid(format!(
                 "{}: data/results/controls.json is not valid: {e}",
                 path.display()

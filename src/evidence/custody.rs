@@ -126,7 +126,8 @@ impl EvidenceWriter {
     }
 
     /// Store a file a source read from disk (an endpoint report, a supplied
-    /// document) at `rel`, a run-relative path under `evidence/` or `manual/`
+    /// document, the organisation's exceptions) at `rel`, a run-relative path
+    /// under `evidence/`, `manual/` or `inputs/`
     /// made only of folder-safe segments, and log its custody with `origin`
     /// (where it came from, already made printable by the caller) as the request.
     ///
@@ -142,7 +143,10 @@ impl EvidenceWriter {
         body: &[u8],
     ) -> Result<String> {
         let segments: Vec<&str> = rel.split('/').collect();
-        let top_ok = matches!(segments.first(), Some(&"evidence") | Some(&"manual"));
+        let top_ok = matches!(
+            segments.first(),
+            Some(&"evidence") | Some(&"manual") | Some(&"inputs")
+        );
         if !top_ok || segments.len() < 2 || !segments.iter().all(|s| is_safe_segment(s)) {
             return Err(Error::invalid(format!(
                 "unsafe evidence path `{}`",

@@ -56,7 +56,7 @@ pub fn load_signer(signing: &Signing) -> Result<Signer> {
     let (pem, origin) = match &signing.key {
         KeySource::File(path) => (
             Secret::new(
-                std::fs::read_to_string(path)
+                std::fs::read_to_string(crate::secret::secret_file(path))
                     .context(|| format!("cannot read signing key {}", path.display()))?,
             ),
             path.display().to_string(),

@@ -3,10 +3,12 @@
 //! results the package carries. This proves the report follows from the
 //! evidence (normalise and evaluate are deterministic).
 //!
-//! The run's inputs (`run.json`, `custody.jsonl`, `evidence/`, `manual/`) are
-//! copied out of the package, folder or zip alike, into a private temporary
-//! folder (the package itself is never written to), evaluated there, and the
-//! temporary folder is removed.
+//! The run's inputs (`run.json`, `custody.jsonl`, `evidence/`, `manual/`,
+//! `inputs/`) are copied out of the package, folder or zip alike, into a
+//! private temporary folder (the package itself is never written to),
+//! evaluated there, and the temporary folder is removed. `results/drift.json`
+//! compares the run with an earlier run outside the package, so it is not
+//! re-derived; the signed manifest covers it like every payload file.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -114,24 +116,26 @@ fn reevaluate(reader: &dyn PackageReader, problems: &mut Vec<String>) -> Option<
         Ok(b) => b,
         Err(e) => return fail(problems, format!("data/results/controls.json: {e}")),
     };
-    let Ok(Value::Array(packaged)) = serde_json::from_slice::<Value>(&packaged) else {
-        return fail(
-            problems,
-            "data/results/controls.json is not a list of control results".into(),
-        );
+    let packaged = match crate::report::json::decode(&packaged) {
+        Ok(p) => p,
+        Err(e) => {
+            return fail(
+                problems,
+                format!("data/results/controls.json is not valid: {e}"),
+            )
+        }
     };
-    let key = |v: &Value| -> String {
-        format!(
-            "{} {}",
-            v.get("framework").and_then(Value::as_str).unwrap_or("?"),
-            v.get("control_id").and_then(Value::as_str).unwrap_or("?")
-        )
-    };
-    let packaged: BTreeMap<String, Value> = packaged.into_iter().map(|v| (key(&v), v)).collect();
+    // Each control with its subjects and evidence sets inline: the packaged
+    // file names them by reference, and what a reference names is part of
+    // the result.
+    let key = |r: &crate::evaluate::ControlResult| format!("{} {}", r.framework, r.control_id);
+    let packaged: BTreeMap<String, Value> = packaged
+        .iter()
+        .map(|r| (key(r), crate::report::json::inline_value(r)))
+        .collect();
     let derived: BTreeMap<String, Value> = derived
         .iter()
-        .filter_map(|r| serde_json::to_value(r).ok())
-        .map(|v| (key(&v), v))
+        .map(|r| (key(r), crate::report::json::inline_value(r)))
         .collect();
     for (id, ours) in &derived {
         match packaged.get(id) {

@@ -1,16 +1,24 @@
-//! `results/findings.csv`: one row per failing subject, under the party that
-//! must act, then one per unproven subject, under the party that must make
-//! it visible (column `finding`: `failing`, "fix these", or `unproven`,
-//! "cannot see these"), with the controls it touches beside it (the gaps of
-//! [`super::gaps`], as in every report), for spreadsheets: UTF-8 BOM, RFC 4180
-//! quoting, and cells that a spreadsheet would run as formulas prefixed with
-//! `'`.
+//! `results/findings.csv`: one row per failing subject of a check, under the
+//! party that must act, then one per unproven subject, under the party that
+//! must make it visible (column `finding`: `failing`, "fix these", or
+//! `unproven`, "cannot see these"), with every control it touches in one
+//! column (the gaps of [`super::gaps`], as in every report), for
+//! spreadsheets: UTF-8 BOM, RFC 4180 quoting, and cells that a spreadsheet
+//! would run as formulas prefixed with `'`.
+//!
+//! A subject is on one row per check, however many controls the check maps
+//! to, so the file grows with the findings, not with findings x controls.
+//! Column `evidence` names the folders of the datasets the check read (their
+//! files, with SHA-256, are the custody log's entries for that source and
+//! dataset; `results/controls.json` has each set's file count and list
+//! digest).
 
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use crate::error::{Result, ResultExt};
 use crate::evaluate::ControlResult;
-use crate::evidence::write_atomic;
+use crate::evidence::AtomicFile;
 
 const HEADER: [&str; 10] = [
     "responsible",
@@ -25,10 +33,13 @@ const HEADER: [&str; 10] = [
     "finding",
 ];
 
-/// Render the findings.
-pub fn render(results: &[ControlResult]) -> String {
-    let mut out = String::from("\u{feff}");
-    push_row(&mut out, HEADER);
+/// Write the findings to `out`, a row at a time.
+///
+/// # Errors
+/// On a write failure.
+pub fn render(results: &[ControlResult], out: &mut impl Write) -> std::io::Result<()> {
+    out.write_all("\u{feff}".as_bytes())?;
+    push_row(out, HEADER)?;
     let found = super::gaps::gaps(results, None);
     let rows = found
         .gaps
@@ -42,7 +53,11 @@ pub fn render(results: &[ControlResult]) -> String {
         owners.sort_unstable();
         owners.dedup();
         let owners = owners.join(" ");
-        let evidence: Vec<&str> = g.evidence.iter().map(|e| e.path.as_str()).collect();
+        let evidence: Vec<String> = g
+            .evidence
+            .iter()
+            .map(|e| format!("{}/", e.folder))
+            .collect();
         let evidence = evidence.join(" ");
         let whole = [crate::checks::Subject {
             id: String::new(),
@@ -56,7 +71,7 @@ pub fn render(results: &[ControlResult]) -> String {
         };
         for s in subjects {
             push_row(
-                &mut out,
+                out,
                 [
                     g.responsible.as_str(),
                     &g.check,
@@ -69,34 +84,41 @@ pub fn render(results: &[ControlResult]) -> String {
                     &evidence,
                     finding,
                 ],
-            );
+            )?;
         }
     }
-    out
+    Ok(())
 }
 
-/// Write `results/findings.csv` under `run_dir`.
+/// Write `results/findings.csv` under `run_dir` (atomically, streamed).
 ///
 /// # Errors
 /// On I/O failure.
 pub fn write(run_dir: &Path, results: &[ControlResult]) -> Result<()> {
     let path = run_dir.join("results/findings.csv");
-    write_atomic(&path, render(results).as_bytes())
-        .context(|| format!("cannot write {}", path.display()))
+    let written = AtomicFile::create(&path).and_then(|file| {
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        render(results, &mut out)?;
+        out.into_inner().map_err(|e| e.into_error())?.commit()
+    });
+    written.context(|| format!("cannot write {}", path.display()))
 }
 
-fn push_row<'a>(out: &mut String, cells: impl IntoIterator<Item = &'a str>) {
+fn push_row<'a>(
+    out: &mut impl Write,
+    cells: impl IntoIterator<Item = &'a str>,
+) -> std::io::Result<()> {
     for (i, cell) in cells.into_iter().enumerate() {
         if i > 0 {
-            out.push(',');
+            out.write_all(b",")?;
         }
         if is_plain(cell) {
-            out.push_str(cell);
+            out.write_all(cell.as_bytes())?;
         } else {
-            out.push_str(&cell_text(cell));
+            out.write_all(cell_text(cell).as_bytes())?;
         }
     }
-    out.push_str("\r\n");
+    out.write_all(b"\r\n")
 }
 
 /// A cell that needs neither guarding nor quoting (the common case, checked

@@ -6,13 +6,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::model::{anchor, framework_label, EvidenceLink};
+use super::model::{anchor, framework_label, EvidenceSetLink};
 use crate::checks::{Subject, Verdict};
 use crate::config::Owner;
-use crate::evaluate::{CheckResult, ControlResult, Status};
+use crate::evaluate::{CheckResult, ControlResult, EvidenceSet, Status};
 use crate::sanitize::terminal_safe;
 
 /// A control that a gap makes fail, as every view names and links it.
@@ -64,9 +65,9 @@ pub struct Gap {
     /// The unproven subjects (no usable evidence shows their state), sorted
     /// by id; only in a gap of [`Gaps::unseen`].
     pub unproven: Vec<Subject>,
-    /// Evidence files the check read; the report fills in their position in
-    /// the evidence index.
-    pub evidence: Vec<EvidenceLink>,
+    /// Evidence the check read, one set per dataset; the report fills in
+    /// where each set's files are in the evidence index.
+    pub evidence: Vec<EvidenceSetLink>,
 }
 
 /// Gaps and the other open items of a run.
@@ -135,9 +136,9 @@ pub fn gaps(results: &[ControlResult], owner: Option<Owner>) -> Gaps {
     let failing = group(results, owner, |r, c| {
         (r.status == Status::Fail && c.outcome == Verdict::Fail).then(|| {
             if c.failing.is_empty() {
-                vec![None]
+                Picked::Whole
             } else {
-                c.failing.iter().map(Some).collect()
+                Picked::List(&c.failing)
             }
         })
     });
@@ -145,7 +146,7 @@ pub fn gaps(results: &[ControlResult], owner: Option<Owner>) -> Gaps {
         (matches!(r.status, Status::Fail | Status::Inconclusive)
             && c.outcome != Verdict::Pass
             && !c.unproven.is_empty())
-        .then(|| c.unproven.iter().map(Some).collect())
+        .then_some(Picked::List(&c.unproven))
     });
     let into = |groups: Vec<(Gap, Vec<Subject>)>, unproven: bool| -> Vec<Gap> {
         groups
@@ -167,19 +168,40 @@ pub fn gaps(results: &[ControlResult], owner: Option<Owner>) -> Gaps {
     }
 }
 
+/// Where a subject was picked: (control index, control owner, responsible
+/// party).
+type Under = (usize, Owner, Owner);
+
+/// The subjects of one check picked from one list, all under the same
+/// controls.
+type SharedFinding<'a> = (&'a str, Vec<Option<&'a Subject>>, Vec<Under>);
+
+/// What a gap takes from one (control, check).
+#[derive(Clone, Copy)]
+enum Picked<'a> {
+    /// The check fails as a whole (no subjects).
+    Whole,
+    /// These subjects.
+    List(&'a Arc<Vec<Subject>>),
+}
+
 /// Subjects that `pick` takes from each (control, check) of `results`
-/// (`None` for a check that fails as a whole), each once, grouped by the
-/// party that must act, the check and the controls they touch.
+/// (none for a check that fails as a whole), each once, grouped by the party
+/// that must act, the check and the controls they touch.
+///
+/// Controls that share one run of a check share its subject list: a list is
+/// walked once, and only the subjects of a check found by several different
+/// runs (thresholds that differ per framework) are matched one by one.
 fn group<'a>(
     results: &'a [ControlResult],
     owner: Option<Owner>,
-    pick: impl Fn(&'a ControlResult, &'a CheckResult) -> Option<Vec<Option<&'a Subject>>>,
+    pick: impl Fn(&'a ControlResult, &'a CheckResult) -> Option<Picked<'a>>,
 ) -> Vec<(Gap, Vec<Subject>)> {
     let mut controls: Vec<GapControl> = Vec::new();
-    let mut findings: Vec<Finding<'_>> = Vec::new();
-    let mut index: HashMap<(&str, Option<&str>), usize> = HashMap::new();
-    // Per check: title, remediation, most subjects judged, evidence files.
-    let mut about: BTreeMap<&str, (&str, &str, usize, Vec<&str>)> = BTreeMap::new();
+    // Per check: the distinct lists picked, each with where it was picked.
+    let mut picked: BTreeMap<&str, Vec<(Picked<'a>, Vec<Under>)>> = BTreeMap::new();
+    // Per check: title, remediation, most subjects judged, evidence sets.
+    let mut about: BTreeMap<&str, (&str, &str, usize, Vec<&EvidenceSet>)> = BTreeMap::new();
     for r in results {
         let mut control = None;
         for c in &r.checks {
@@ -203,27 +225,75 @@ fn group<'a>(
                 Vec::new(),
             ));
             entry.2 = entry.2.max(c.evaluated);
-            for e in &c.evidence {
-                if !entry.3.contains(&e.as_str()) {
+            for e in c.evidence.iter() {
+                if !entry.3.contains(&e) {
                     entry.3.push(e);
                 }
             }
-            for s in subjects {
-                let key = (c.check.as_str(), s.map(|s| s.id.as_str()));
-                let i = *index.entry(key).or_insert_with(|| {
-                    findings.push(Finding {
-                        check: &c.check,
-                        subject: s,
-                        under: Vec::new(),
-                    });
-                    findings.len() - 1
-                });
-                findings[i].under.push((at, r.owner, c.responsible));
+            let lists = picked.entry(c.check.as_str()).or_default();
+            let same = |p: &Picked<'a>| match (p, subjects) {
+                (Picked::Whole, Picked::Whole) => true,
+                (Picked::List(a), Picked::List(b)) => {
+                    Arc::ptr_eq(a, b) || a.as_slice() == b.as_slice()
+                }
+                _ => false,
+            };
+            match lists.iter_mut().find(|(p, _)| same(p)) {
+                Some((_, under)) => under.push((at, r.owner, c.responsible)),
+                None => lists.push((subjects, vec![(at, r.owner, c.responsible)])),
             }
+        }
+    }
+    let mut findings: Vec<Finding<'_>> = Vec::new();
+    // A whole list under the same controls: one finding per subject, sharing
+    // `under`.
+    let mut shared: Vec<SharedFinding<'a>> = Vec::new();
+    for (check, lists) in picked {
+        if let [(list, under)] = &lists[..] {
+            let subjects = match list {
+                Picked::Whole => vec![None],
+                Picked::List(l) => l.iter().map(Some).collect(),
+            };
+            shared.push((check, subjects, under.clone()));
+            continue;
+        }
+        // Several runs: gather each subject's controls in results order.
+        let mut index: HashMap<Option<&str>, usize> = HashMap::new();
+        let mut events: Vec<(Under, Option<&'a Subject>)> = Vec::new();
+        for (list, under) in &lists {
+            let subjects: Vec<Option<&Subject>> = match list {
+                Picked::Whole => vec![None],
+                Picked::List(l) => l.iter().map(Some).collect(),
+            };
+            for u in under {
+                for s in &subjects {
+                    events.push((*u, *s));
+                }
+            }
+        }
+        events.sort_by_key(|(u, _)| u.0);
+        for (u, s) in events {
+            let i = *index.entry(s.map(|s| s.id.as_str())).or_insert_with(|| {
+                findings.push(Finding {
+                    check,
+                    subject: s,
+                    under: Vec::new(),
+                });
+                findings.len() - 1
+            });
+            findings[i].under.push(u);
         }
     }
     // (party, check, controls) -> subjects.
     let mut grouped: BTreeMap<GapKey<'_>, Vec<Option<&Subject>>> = BTreeMap::new();
+    for (check, subjects, under) in shared {
+        let mut at: Vec<usize> = under.iter().map(|u| u.0).collect();
+        at.dedup();
+        grouped
+            .entry((party(&under), check, at))
+            .or_default()
+            .extend(subjects);
+    }
     for f in findings {
         let mut at: Vec<usize> = f.under.iter().map(|u| u.0).collect();
         at.dedup();
@@ -258,11 +328,7 @@ fn group<'a>(
                 unproven: Vec::new(),
                 evidence: evidence
                     .iter()
-                    .map(|p| EvidenceLink {
-                        index: 0,
-                        path: (*p).to_owned(),
-                        sha256: String::new(),
-                    })
+                    .map(|set| EvidenceSetLink::unresolved(set))
                     .collect(),
             };
             Some((gap, subjects))
@@ -363,6 +429,8 @@ pub fn render(gaps: &Gaps) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::gaps;
     use crate::catalog::ControlKind;
     use crate::checks::{Subject, Verdict};
@@ -392,15 +460,18 @@ mod tests {
                 responsible,
                 evaluated: 10,
                 failing_count: failing.len(),
-                failing: failing.iter().map(|s| subject(s)).collect(),
+                failing: Arc::new(failing.iter().map(|s| subject(s)).collect()),
                 unproven_count: 0,
-                unproven: vec![],
-                evidence: vec![],
+                unproven: Arc::default(),
+                evidence: Arc::default(),
+                result: "devices_report_patch_state".into(),
                 summary: String::new(),
                 remediation: "Install the RMM agent.".into(),
+                figures: vec![],
             }],
             manual_evidence: vec![],
             reason: String::new(),
+            accepted: None,
         }
     }
 
@@ -465,7 +536,7 @@ mod tests {
         for (r, status) in [(&mut a, Status::Inconclusive), (&mut b, Status::Fail)] {
             r.status = status;
             let c = &mut r.checks[0];
-            c.unproven = vec![subject("d2"), subject("d3")];
+            c.unproven = Arc::new(vec![subject("d2"), subject("d3")]);
             c.unproven_count = 2;
         }
         a.checks[0].outcome = Verdict::Inconclusive;
@@ -486,7 +557,7 @@ mod tests {
         let mut a = control("8.3.1", Owner::Internal, Owner::Internal, &[]);
         a.status = Status::Inconclusive;
         a.checks[0].outcome = Verdict::Inconclusive;
-        a.checks[0].unproven = vec![subject("d9")];
+        a.checks[0].unproven = Arc::new(vec![subject("d9")]);
         a.checks[0].unproven_count = 1;
         vec![a]
     }

@@ -5,6 +5,7 @@
 //! Every value from the run is inserted with `{{...}}`, which HTML-escapes;
 //! the template uses no triple-stash, and a unit test keeps it that way.
 
+use std::io::BufWriter;
 use std::path::Path;
 
 use handlebars::Handlebars;
@@ -13,7 +14,7 @@ use serde::Serialize;
 use super::model::{Counts, Report, SummaryRow};
 use crate::error::{Error, Result, ResultExt};
 use crate::evaluate::Status;
-use crate::evidence::write_atomic;
+use crate::evidence::AtomicFile;
 
 /// The template, embedded so an installed binary needs no files beside it.
 pub const TEMPLATE: &str = include_str!("../../reports/report.html.hbs");
@@ -124,34 +125,55 @@ struct Context<'a> {
     chart: Chart,
 }
 
-/// Render the page.
-///
-/// # Errors
-/// When the template cannot be compiled or rendered (a defect in the
-/// shipped template, not in the data).
-pub fn render(report: &Report) -> Result<String> {
+fn registry() -> Result<Handlebars<'static>> {
     let mut hb = Handlebars::new();
     hb.set_strict_mode(true);
     hb.register_helper("length", Box::new(length));
     hb.register_helper("short", Box::new(short));
     hb.register_template_string("report", TEMPLATE)
         .map_err(|e| Error::invalid(format!("report template reports/report.html.hbs: {e}")))?;
+    Ok(hb)
+}
+
+/// Render the page.
+///
+/// # Errors
+/// When the template cannot be compiled or rendered (a defect in the
+/// shipped template, not in the data).
+pub fn render(report: &Report) -> Result<String> {
     let ctx = Context {
         r: report,
         chart: chart(&report.by_framework, &report.by_owner),
     };
-    hb.render("report", &ctx)
-        .map_err(|e| Error::invalid(format!("cannot render the HTML report: {e}")))
+    let page = registry()?
+        .render("report", &ctx)
+        .map_err(|e| Error::invalid(format!("cannot render the HTML report: {e}")))?;
+    Ok(super::drift::splice_html(
+        page,
+        &super::drift::sections(&report.history),
+    ))
 }
 
-/// Write `reports/report.html` under `run_dir`.
+/// Write `reports/report.html` under `run_dir` (atomically, streamed: the
+/// page is never held whole in memory).
 ///
 /// # Errors
 /// When rendering fails or on I/O failure.
 pub fn write(run_dir: &Path, report: &Report) -> Result<()> {
-    let html = render(report)?;
+    let hb = registry()?;
+    let ctx = Context {
+        r: report,
+        chart: chart(&report.by_framework, &report.by_owner),
+    };
     let path = run_dir.join("reports/report.html");
-    write_atomic(&path, html.as_bytes()).context(|| format!("cannot write {}", path.display()))
+    let file = AtomicFile::create(&path).context(|| format!("cannot write {}", path.display()))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    hb.render_to_write("report", &ctx, &mut out)
+        .map_err(|e| Error::invalid(format!("cannot render the HTML report: {e}")))?;
+    out.into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(AtomicFile::commit)
+        .context(|| format!("cannot write {}", path.display()))
 }
 
 #[cfg(test)]

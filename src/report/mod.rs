@@ -11,6 +11,7 @@
 //! | `oscal` | `results/assessment-results.oscal.json` | GRC tools (OSCAL 1.1.2) |
 
 pub mod csv;
+pub mod drift;
 pub mod gaps;
 pub mod html;
 pub mod json;

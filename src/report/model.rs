@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::checks::Verdict;
 use crate::config::Owner;
 use crate::error::Result;
-use crate::evaluate::{ControlResult, Status};
+use crate::evaluate::{ControlResult, EvidenceSet, Status};
 use crate::evidence::{read_custody, CustodyEntry, RunManifest, SourceStatus};
 
 /// The three inputs of every report, exactly as stored in a run folder.
@@ -22,6 +22,8 @@ pub struct RunData {
     pub results: Vec<ControlResult>,
     /// `custody.jsonl`, one entry per evidence file.
     pub custody: Vec<CustodyEntry>,
+    /// `results/drift.json`, when the run has one.
+    pub drift: Option<crate::history::Drift>,
 }
 
 impl RunData {
@@ -34,10 +36,12 @@ impl RunData {
         let manifest = RunManifest::read(run_dir)?;
         let results = super::json::read(run_dir)?;
         let custody = read_custody(&run_dir.join("custody.jsonl"))?;
+        let drift = crate::history::read_drift(run_dir)?;
         Ok(RunData {
             manifest,
             results,
             custody,
+            drift,
         })
     }
 }
@@ -132,6 +136,83 @@ pub struct EvidenceLink {
     pub sha256: String,
 }
 
+/// A link from a result to the evidence set of one dataset: its files are
+/// the evidence index's rows of that source and dataset.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EvidenceSetLink {
+    /// Source name.
+    pub source: String,
+    /// Dataset.
+    pub dataset: String,
+    /// Run-relative folder holding its files.
+    pub folder: String,
+    /// Number of files.
+    pub files: usize,
+    /// SHA-256 of the sorted list of its files' paths.
+    pub list_sha256: String,
+    /// Position in the evidence index (1-based) of its first file, 0 when
+    /// the custody log has none of it.
+    pub first: usize,
+    /// Whether the custody log lists exactly these files (same count and
+    /// list digest).
+    pub in_custody: bool,
+}
+
+impl EvidenceSetLink {
+    /// A link not yet matched with the custody log.
+    pub fn unresolved(set: &EvidenceSet) -> Self {
+        EvidenceSetLink {
+            source: set.source.clone(),
+            dataset: set.dataset.clone(),
+            folder: set.folder.clone(),
+            files: set.files,
+            list_sha256: set.list_sha256.clone(),
+            first: 0,
+            in_custody: false,
+        }
+    }
+}
+
+/// Where each dataset's files are in the custody log: position of the first
+/// (1-based), and the digest of the sorted list of their paths.
+struct DatasetIndex<'a> {
+    sets: HashMap<(&'a str, &'a str), (usize, usize, String)>,
+}
+
+impl<'a> DatasetIndex<'a> {
+    fn new(custody: &'a [CustodyEntry]) -> Self {
+        let mut files: BTreeMap<(&str, &str), (usize, Vec<&str>)> = BTreeMap::new();
+        for (i, e) in custody.iter().enumerate() {
+            files
+                .entry((e.source.as_str(), e.dataset.as_str()))
+                .or_insert((i + 1, Vec::new()))
+                .1
+                .push(&e.path);
+        }
+        let sets = files
+            .into_iter()
+            .map(|(k, (first, mut paths))| {
+                paths.sort_unstable();
+                paths.dedup();
+                let n = paths.len();
+                (k, (first, n, EvidenceSet::list_digest(paths)))
+            })
+            .collect();
+        DatasetIndex { sets }
+    }
+
+    fn link(&self, set: &EvidenceSet) -> EvidenceSetLink {
+        let mut link = EvidenceSetLink::unresolved(set);
+        if let Some((first, n, digest)) =
+            self.sets.get(&(set.source.as_str(), set.dataset.as_str()))
+        {
+            link.first = *first;
+            link.in_custody = *n == set.files && *digest == set.list_sha256;
+        }
+        link
+    }
+}
+
 /// One control in a framework table.
 #[derive(Clone, Debug, Serialize)]
 pub struct ControlRow {
@@ -145,8 +226,8 @@ pub struct ControlRow {
     pub title: String,
     /// Status (contract spelling).
     pub status: &'static str,
-    /// Status for people.
-    pub status_label: &'static str,
+    /// Status for people (`Fail (accepted until DATE)` for an accepted failure).
+    pub status_label: String,
     /// Owner (contract spelling).
     pub owner: &'static str,
     /// Owner for people.
@@ -157,8 +238,8 @@ pub struct ControlRow {
     pub manual_evidence: Vec<String>,
     /// Why it has this status.
     pub reason: String,
-    /// Evidence files read by its checks.
-    pub evidence: Vec<EvidenceLink>,
+    /// Evidence read by its checks, one set per dataset.
+    pub evidence: Vec<EvidenceSetLink>,
 }
 
 /// The control table of one framework.
@@ -195,8 +276,8 @@ pub struct Attention {
     pub title: String,
     /// Status (contract spelling).
     pub status: &'static str,
-    /// Status for people.
-    pub status_label: &'static str,
+    /// Status for people (`Fail (accepted until DATE)` for an accepted failure).
+    pub status_label: String,
     /// Why.
     pub reason: String,
 }
@@ -319,6 +400,8 @@ pub struct Report {
     pub sources: Vec<SourceRow>,
     /// Evidence files.
     pub evidence: Vec<EvidenceRow>,
+    /// Changes since the previous run and accepted risks.
+    pub history: super::drift::History,
 }
 
 /// A framework id for people.
@@ -396,24 +479,8 @@ impl Report {
     /// same signer as the one inside the package.
     pub fn build(data: &RunData) -> Report {
         let m = &data.manifest;
-        let index: HashMap<&str, (usize, &CustodyEntry)> = data
-            .custody
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.path.as_str(), (i + 1, e)))
-            .collect();
-        let link = |path: &str| match index.get(path) {
-            Some((i, e)) => EvidenceLink {
-                index: *i,
-                path: path.to_owned(),
-                sha256: e.sha256.clone(),
-            },
-            None => EvidenceLink {
-                index: 0,
-                path: path.to_owned(),
-                sha256: String::new(),
-            },
-        };
+        let datasets = DatasetIndex::new(&data.custody);
+        let link = |set: &EvidenceSet| datasets.link(set);
 
         // Frameworks in run order, then any the results name beyond it.
         let mut framework_ids: Vec<String> = m.frameworks.clone();
@@ -434,7 +501,7 @@ impl Report {
                 controls: Vec::new(),
             })
             .collect();
-        let mut used_by: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+        let mut used_by: HashMap<(&str, &str), BTreeSet<&str>> = HashMap::new();
         let mut attention: BTreeMap<Owner, Vec<Attention>> = BTreeMap::new();
 
         for r in &data.results {
@@ -445,12 +512,15 @@ impl Report {
                 label: format!("{} {}", framework_label(&r.framework), r.control_id),
                 anchor: anchor.clone(),
             };
-            let mut files: BTreeSet<&str> = BTreeSet::new();
+            let mut files: BTreeSet<&EvidenceSet> = BTreeSet::new();
             let mut has_failing_check = false;
             for c in &r.checks {
-                for f in &c.evidence {
+                for f in c.evidence.iter() {
                     files.insert(f);
-                    used_by.entry(f).or_default().insert(&c.check);
+                    used_by
+                        .entry((f.source.as_str(), f.dataset.as_str()))
+                        .or_default()
+                        .insert(&c.check);
                 }
                 if c.outcome == Verdict::Fail && matches!(r.status, Status::Fail) {
                     has_failing_check = true;
@@ -465,7 +535,7 @@ impl Report {
                     control: cref.clone(),
                     title: r.title.clone(),
                     status: r.status.as_str(),
-                    status_label: status_label(r.status),
+                    status_label: super::drift::status_label(r),
                     reason: r.reason.clone(),
                 });
             }
@@ -475,7 +545,7 @@ impl Report {
                 anchor,
                 title: r.title.clone(),
                 status: r.status.as_str(),
-                status_label: status_label(r.status),
+                status_label: super::drift::status_label(r),
                 owner: r.owner.as_str(),
                 owner_label: owner_label(r.owner),
                 checks: r
@@ -508,7 +578,12 @@ impl Report {
         for (list, into) in [(found.gaps, &mut gaps_of), (found.unseen, &mut unseen_of)] {
             for mut g in list {
                 for e in &mut g.evidence {
-                    *e = link(&e.path);
+                    if let Some((first, n, digest)) =
+                        datasets.sets.get(&(e.source.as_str(), e.dataset.as_str()))
+                    {
+                        e.first = *first;
+                        e.in_custody = *n == e.files && *digest == e.list_sha256;
+                    }
                 }
                 into.entry(g.responsible).or_default().push(g);
             }
@@ -572,7 +647,7 @@ impl Report {
                 http_status: e.http_status.map(|s| s.to_string()).unwrap_or_default(),
                 collected_at: e.collected_at.clone(),
                 used_by: used_by
-                    .get(e.path.as_str())
+                    .get(&(e.source.as_str(), e.dataset.as_str()))
                     .map(|s| s.iter().map(|c| (*c).to_owned()).collect())
                     .unwrap_or_default(),
             })
@@ -612,6 +687,7 @@ impl Report {
             owners,
             sources,
             evidence,
+            history: super::drift::History::build(data),
         }
     }
 }
@@ -647,12 +723,19 @@ mod tests {
             responsible,
             evaluated: 10,
             failing_count: failing.len(),
-            failing,
+            failing: failing.into(),
             unproven_count: 0,
-            unproven: vec![],
-            evidence: vec!["evidence/m365/users/page-00001.json".into()],
+            unproven: Default::default(),
+            evidence: vec![crate::evaluate::EvidenceSet::new(
+                "m365",
+                "users",
+                ["evidence/m365/users/page-00001.json"],
+            )]
+            .into(),
+            result: "mfa_registered".into(),
             summary: "summary".into(),
             remediation: "register MFA".into(),
+            figures: vec![],
         }
     }
 
@@ -673,6 +756,7 @@ mod tests {
             checks,
             manual_evidence: vec![],
             reason: "reason".into(),
+            accepted: None,
         }
     }
 
@@ -710,6 +794,7 @@ mod tests {
                 tool: "auditpack test".into(),
                 stat: None,
             }],
+            drift: None,
         }
     }
 
@@ -756,14 +841,17 @@ mod tests {
         assert_eq!(internal.gaps.len(), 1, "one gap for both controls");
         assert_eq!(internal.gaps[0].controls.len(), 2);
         assert_eq!(internal.gaps[0].failing, failing);
+        assert_eq!(internal.gaps[0].evidence[0].first, 1);
+        assert!(internal.gaps[0].evidence[0].in_custody);
         assert_eq!(internal.subject_total, 2);
         let msp = &report.owners[1];
         assert_eq!(msp.gaps[0].failing, vec![subject(3)]);
         assert_eq!(msp.attention[0].control.label, "HIPAA 164.308(b)(1)");
         assert_eq!(report.owners[2].attention[0].control.label, "SOC 2 CC1.1");
         let row = &report.tables[0].controls[0];
-        assert_eq!(row.evidence[0].index, 1);
-        assert_eq!(row.evidence[0].sha256, "ab".repeat(32));
+        assert_eq!(row.evidence[0].first, 1);
+        assert_eq!(row.evidence[0].folder, "evidence/m365/users");
+        assert!(row.evidence[0].in_custody);
         assert_eq!(report.evidence[0].used_by, ["mfa_registered"]);
     }
 

@@ -4,7 +4,8 @@
 //! - `metadata` names the internal IT team and the MSP as parties with a role
 //!   each, so a finding's owner resolves to a party.
 //! - one `observation` per distinct check result, whose `relevant-evidence`
-//!   points at the evidence files (relative to this file), and one
+//!   points at the folder of each dataset it read (relative to this file,
+//!   with its file count and the SHA-256 of its path list), and one
 //!   `back-matter` resource per evidence file carrying its SHA-256;
 //! - one `finding` per control (not-applicable ones are excluded from the
 //!   reviewed controls instead), with target state `satisfied` or
@@ -91,11 +92,12 @@ pub fn render(data: &RunData) -> Value {
     let internal = id(run, "party", "internal");
     let msp = id(run, "party", "msp");
     let plan = id(run, "resource", "assessment-plan");
-    let sha: HashMap<&str, &str> = data
-        .custody
-        .iter()
-        .map(|e| (e.path.as_str(), e.sha256.as_str()))
-        .collect();
+    // Files per dataset in the custody log.
+    let mut sha: HashMap<(&str, &str), usize> = HashMap::new();
+    for e in &data.custody {
+        *sha.entry((e.source.as_str(), e.dataset.as_str()))
+            .or_default() += 1;
+    }
 
     // One observation per distinct check result (frameworks with the same
     // thresholds share the cached outcome, so they share the observation).
@@ -204,15 +206,30 @@ pub fn render(data: &RunData) -> Value {
 fn observation(
     uuid: &str,
     c: &crate::evaluate::CheckResult,
-    sha: &HashMap<&str, &str>,
+    sha: &HashMap<(&str, &str), usize>,
     collected: &str,
 ) -> Value {
+    // One entry per dataset; each of its files is a back-matter resource
+    // with its SHA-256.
     let evidence: Vec<Value> = c
         .evidence
         .iter()
-        .map(|p| {
-            let hash = sha.get(p.as_str()).copied().unwrap_or("not in custody log");
-            json!({ "href": format!("../{p}"), "description": format!("{p} (SHA-256 {hash})") })
+        .map(|set| {
+            let in_custody = sha.get(&(set.source.as_str(), set.dataset.as_str())).copied();
+            json!({
+                "href": format!("../{}/", set.folder),
+                "description": format!(
+                    "{}: {} file(s) in {}/, path list SHA-256 {}; {}",
+                    set.name(),
+                    set.files,
+                    set.folder,
+                    set.list_sha256,
+                    match in_custody {
+                        Some(n) => format!("{n} file(s) of this dataset in the custody log, each a back-matter resource with its SHA-256"),
+                        None => "not in the custody log".to_owned(),
+                    }
+                ),
+            })
         })
         .collect();
     let mut o = json!({

@@ -597,6 +597,8 @@ fn body(l: &mut Layout<'_>, r: &Report) {
         8.5,
     );
 
+    history(l, &super::drift::sections(&r.history));
+
     l.subheading("Source status");
     let mut rows = Vec::new();
     for s in &r.sources {
@@ -679,7 +681,7 @@ fn body(l: &mut Layout<'_>, r: &Report) {
                 vec![
                     Cell::bold(prepare(&c.control_id)),
                     Cell::plain(prepare(&c.title)),
-                    Cell::status(c.status_label, c.status),
+                    Cell::status(c.status_label.clone(), c.status),
                     Cell::plain(c.owner_label),
                     Cell::plain(prepare(&checks)),
                     Cell::plain(prepare(&readable_reason(c))),
@@ -835,7 +837,7 @@ fn body(l: &mut Layout<'_>, r: &Report) {
                     vec![
                         Cell::bold(prepare(&a.control.label)),
                         Cell::plain(prepare(&a.title)),
-                        Cell::status(a.status_label, a.status),
+                        Cell::status(a.status_label.clone(), a.status),
                         Cell::plain(prepare(&a.reason)),
                     ]
                 })
@@ -897,6 +899,35 @@ fn body(l: &mut Layout<'_>, r: &Report) {
 /// A control's reason as the PDF table shows it: check titles instead of
 /// check ids, and the documents it waits for named once (in the Checks
 /// column) instead of twice.
+/// The history sections ([`super::drift`]): changes since the previous
+/// run and accepted risks.
+fn history(l: &mut Layout<'_>, sections: &[super::drift::Section]) {
+    use super::drift::Block;
+    for s in sections {
+        l.subheading(&s.title);
+        for b in &s.blocks {
+            match b {
+                Block::Paragraph(p) => l.paragraph(&prepare(p), 9.0, Face::Regular, INK, 0.0),
+                Block::Heading(h) => l.paragraph(&prepare(h), 9.5, Face::Bold, INK, 0.0),
+                Block::Table { columns, rows } => {
+                    let rows = rows
+                        .iter()
+                        .map(|row| {
+                            row.iter()
+                                .map(|c| match c.status {
+                                    Some(st) => Cell::status(prepare(&c.text), st),
+                                    None => Cell::plain(prepare(&c.text)),
+                                })
+                                .collect()
+                        })
+                        .collect();
+                    l.table(columns, rows, 8.0);
+                }
+            }
+        }
+    }
+}
+
 fn readable_reason(c: &super::model::ControlRow) -> String {
     let mut reason = c.reason.clone();
     for k in &c.checks {

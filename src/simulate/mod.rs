@@ -4,6 +4,8 @@
 //! expiring tokens). `auditpack demo` and the tests collect from it with the
 //! real collectors.
 
+mod fleet;
+mod limits;
 mod tenant;
 
 use std::collections::HashMap;
@@ -25,12 +27,14 @@ pub use crate::sources::cove::simulate::CoveTenant;
 pub use crate::sources::datto_bcdr::simulate::DattoBcdrTenant;
 pub use crate::sources::datto_rmm::simulate::{DattoTenant, DattoThrottle};
 pub use crate::sources::m365::simulate::{
-    defender_paths, export_archive, graph_paths, DefenderTenant, GraphTenant,
+    defender_paths, export_archive, graph_paths, incident_paths, DefenderTenant, GraphTenant,
 };
 pub use crate::sources::ninjaone::simulate::NinjaTenant;
 pub use crate::sources::rmm_spec::simulate::TacticalTenant;
 pub use crate::sources::veeam::simulate::VeeamTenant;
-pub use tenant::{demo_documents, Tenant};
+pub use fleet::{FleetAccounts, FleetOrg, FleetSpec};
+pub use limits::{SimLimit, SimRateLimits};
+pub use tenant::{demo_documents, OrgNames, Tenant};
 
 /// Credentials the simulator accepts.
 #[derive(Clone, Debug)]
@@ -75,6 +79,9 @@ pub struct SimOptions {
     pub latency: Duration,
     /// Accepted credentials.
     pub credentials: SimCredentials,
+    /// Rate limits the simulated APIs enforce (429 with `Retry-After` beyond
+    /// them); none by default.
+    pub rate_limits: SimRateLimits,
 }
 
 impl Default for SimOptions {
@@ -84,8 +91,24 @@ impl Default for SimOptions {
             token_ttl: Duration::from_secs(3599),
             latency: Duration::ZERO,
             credentials: SimCredentials::demo(),
+            rate_limits: SimRateLimits::default(),
         }
     }
+}
+
+/// Which organisation a fault is confined to (see [`Simulator::add_fault_for`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum FaultScope {
+    /// Graph and Defender requests made with a token of this Entra tenant id.
+    Tenant(String),
+    /// NinjaOne requests filtered to this organization id (`df=org = <id>`),
+    /// and `/v2/organization/<id>`.
+    NinjaOrg(i64),
+    /// Datto RMM requests under `/api/v2/site/<uid>`.
+    DattoSite(String),
+    /// Tactical RMM requests for this client (`/agents/?client=<id>`,
+    /// `/clients/<id>/`, and the Windows updates of its agents).
+    TacticalClient(i64),
 }
 
 /// A fault injected into the answers for one path.
@@ -118,16 +141,31 @@ pub enum FaultKind {
     TokenExpired,
 }
 
+/// A token the simulator issued: its audience, expiry and, for Microsoft
+/// tokens, the tenant id it was issued for.
+pub(crate) type IssuedToken = (Audience, Instant, Option<String>);
+
+/// An Intune export job: status polls so far, selected columns, download
+/// signature, tenant id.
+pub(crate) type ExportJob = (usize, Value, String, Option<String>);
+
 pub(crate) struct SimState {
-    pub(crate) tenant: Tenant,
+    /// The default organisation: the tenant of `options.credentials.tenant_id`
+    /// and the RMM records outside any generated organisation.
+    pub(crate) tenant: Arc<Tenant>,
+    /// Generated organisations (empty unless started with [`Simulator::start_fleet`]).
+    pub(crate) fleet: fleet::FleetState,
     pub(crate) options: SimOptions,
     pub(crate) base_url: String,
-    pub(crate) tokens: Mutex<HashMap<String, (Audience, Instant)>>,
+    pub(crate) tokens: Mutex<HashMap<String, IssuedToken>>,
     pub(crate) requests: Mutex<HashMap<String, usize>>,
+    pub(crate) scoped_requests: Mutex<HashMap<(FaultScope, String), usize>>,
     pub(crate) token_requests: Mutex<usize>,
     pub(crate) faults: Mutex<Vec<Fault>>,
-    /// Intune export jobs: id -> (status polls so far, selected columns, download signature).
-    pub(crate) export_jobs: Mutex<HashMap<String, (usize, Value, String)>>,
+    pub(crate) scoped_faults: Mutex<Vec<(FaultScope, Fault)>>,
+    pub(crate) buckets: limits::Buckets,
+    /// Intune export jobs by id.
+    pub(crate) export_jobs: Mutex<HashMap<String, ExportJob>>,
     /// Every export download body served, in order.
     pub(crate) export_served: Mutex<Vec<Vec<u8>>>,
 }
@@ -154,16 +192,28 @@ impl Simulator {
     /// # Errors
     /// When no loopback port can be bound.
     pub async fn start(tenant: Tenant, options: SimOptions) -> std::io::Result<Simulator> {
+        Simulator::serve(tenant, fleet::FleetState::default(), options).await
+    }
+
+    async fn serve(
+        tenant: Tenant,
+        fleet: fleet::FleetState,
+        options: SimOptions,
+    ) -> std::io::Result<Simulator> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(SimState {
-            tenant,
+            tenant: Arc::new(tenant),
+            fleet,
             options,
             base_url: format!("http://{addr}"),
             tokens: Mutex::new(HashMap::new()),
             requests: Mutex::new(HashMap::new()),
+            scoped_requests: Mutex::new(HashMap::new()),
             token_requests: Mutex::new(0),
             faults: Mutex::new(Vec::new()),
+            scoped_faults: Mutex::new(Vec::new()),
+            buckets: limits::Buckets::default(),
             export_jobs: Mutex::new(HashMap::new()),
             export_served: Mutex::new(Vec::new()),
         });
@@ -202,11 +252,54 @@ impl Simulator {
         &self.state.tenant
     }
 
-    /// Inject a fault.
+    /// Inject a fault into every organisation's requests to `fault.path`
+    /// (counted over all of them).
     pub fn add_fault(&self, fault: Fault) {
         if let Ok(mut faults) = self.state.faults.lock() {
             faults.push(fault);
         }
+    }
+
+    /// Inject a fault into one organisation's requests only; `fault.from_request`
+    /// counts that organisation's requests to `fault.path` (see
+    /// [`Simulator::requests_for`]).
+    pub fn add_fault_for(&self, scope: FaultScope, fault: Fault) {
+        if let Ok(mut faults) = self.state.scoped_faults.lock() {
+            faults.push((scope, fault));
+        }
+    }
+
+    /// Requests received for `path` within one organisation's scope.
+    pub fn requests_for(&self, scope: &FaultScope, path: &str) -> usize {
+        self.state
+            .scoped_requests
+            .lock()
+            .map(|r| {
+                r.get(&(scope.clone(), path.to_owned()))
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0)
+    }
+
+    /// Every request received within one organisation's scope, over all paths
+    /// (token requests are not scoped and not counted).
+    pub fn requests_in(&self, scope: &FaultScope) -> usize {
+        self.state
+            .scoped_requests
+            .lock()
+            .map(|r| {
+                r.iter()
+                    .filter(|((s, _), _)| s == scope)
+                    .map(|(_, n)| n)
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Requests answered 429 because a configured rate limit was exceeded.
+    pub fn throttled_requests(&self) -> usize {
+        self.state.buckets.refused()
     }
 
     /// Requests received for `path` (every attempt counts).
@@ -276,6 +369,16 @@ pub(crate) fn graph_error(status: StatusCode, code: &str, message: &str) -> Resp
 impl SimState {
     /// Count the request, apply latency, and return the fault response if one is due.
     pub(crate) async fn before(&self, path: &str) -> Option<Response> {
+        self.before_scoped(path, None).await
+    }
+
+    /// [`SimState::before`] for a request of one organisation: faults added
+    /// for `scope` count and apply too.
+    pub(crate) async fn before_scoped(
+        &self,
+        path: &str,
+        scope: Option<FaultScope>,
+    ) -> Option<Response> {
         if !self.options.latency.is_zero() {
             tokio::time::sleep(self.options.latency).await;
         }
@@ -285,15 +388,36 @@ impl SimState {
             *n += 1;
             *n
         };
-        let fault = self
+        let due = |f: &Fault, n: usize| {
+            f.path == path && n >= f.from_request && n < f.from_request + f.times
+        };
+        let mut fault = self
             .faults
             .lock()
             .ok()?
             .iter()
-            .find(|f| f.path == path && n >= f.from_request && n < f.from_request + f.times)?
-            .kind
-            .clone();
-        Some(match fault {
+            .find(|f| due(f, n))
+            .map(|f| f.kind.clone());
+        if let Some(scope) = scope {
+            let m = {
+                let mut requests = self.scoped_requests.lock().ok()?;
+                let m = requests
+                    .entry((scope.clone(), path.to_owned()))
+                    .or_insert(0);
+                *m += 1;
+                *m
+            };
+            if fault.is_none() {
+                fault = self
+                    .scoped_faults
+                    .lock()
+                    .ok()?
+                    .iter()
+                    .find(|(s, f)| *s == scope && due(f, m))
+                    .map(|(_, f)| f.kind.clone());
+            }
+        }
+        Some(match fault? {
             FaultKind::TooManyRequests(retry_after) => {
                 let body =
                     json!({"error": {"code": "TooManyRequests", "message": "Too many requests"}})
@@ -339,11 +463,16 @@ impl SimState {
     }
 
     pub(crate) fn issue_token(&self, audience: Audience) -> Response {
+        self.issue_token_for(audience, None)
+    }
+
+    /// Issue a token for `audience`, bound to Entra tenant `tenant` if given.
+    pub(crate) fn issue_token_for(&self, audience: Audience, tenant: Option<String>) -> Response {
         let token = format!("sim-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
         if let Ok(mut tokens) = self.tokens.lock() {
             tokens.insert(
                 token.clone(),
-                (audience, Instant::now() + self.options.token_ttl),
+                (audience, Instant::now() + self.options.token_ttl, tenant),
             );
         }
         json_response(
@@ -362,7 +491,7 @@ impl SimState {
             self.tokens
                 .lock()
                 .ok()
-                .and_then(|tokens| tokens.get(t).copied())
+                .and_then(|tokens| tokens.get(t).map(|(a, e, _)| (*a, *e)))
                 .is_some_and(|(aud, exp)| aud == audience && Instant::now() < exp)
         });
         (!valid).then(|| {
@@ -372,6 +501,64 @@ impl SimState {
                 "Access token is empty, invalid or expired.",
             )
         })
+    }
+
+    /// The Entra tenant id the request's bearer token was issued for (valid
+    /// or not), if any.
+    pub(crate) fn bearer_tenant(&self, headers: &HeaderMap) -> Option<String> {
+        let token = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))?;
+        self.tokens
+            .lock()
+            .ok()?
+            .get(token)
+            .and_then(|(_, _, tenant)| tenant.clone())
+    }
+
+    /// The Microsoft 365 organisation a request is for: the generated tenant
+    /// its token names, else the default one.
+    pub(crate) fn m365_tenant(&self, headers: &HeaderMap) -> Arc<Tenant> {
+        self.bearer_tenant(headers)
+            .and_then(|id| self.fleet.by_tenant_id(&id))
+            .and_then(|i| self.fleet.org(i))
+            .unwrap_or_else(|| self.tenant.clone())
+    }
+
+    /// The fault scope of a Microsoft 365 request (its token's tenant).
+    pub(crate) fn m365_scope(&self, headers: &HeaderMap) -> Option<FaultScope> {
+        self.bearer_tenant(headers).map(FaultScope::Tenant)
+    }
+
+    /// Whether `tenant` is a tenant id this simulator serves.
+    pub(crate) fn knows_tenant(&self, tenant: &str) -> bool {
+        tenant == self.options.credentials.tenant_id || self.fleet.by_tenant_id(tenant).is_some()
+    }
+
+    /// `Some(429)` when the request exceeds a configured limit: each
+    /// `(bucket key, limit)` is drawn from in turn. `retry_after` says
+    /// whether the answer carries `Retry-After` (Conditional Access does not).
+    pub(crate) fn throttle(
+        &self,
+        draws: &[(String, Option<SimLimit>)],
+        retry_after: bool,
+    ) -> Option<Response> {
+        let wait = self.buckets.draw(draws)?;
+        let body = json!({"error": {"code": "TooManyRequests", "message": "Rate limit is exceeded. Try again later."}}).to_string();
+        let mut resp = (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("content-type", "application/json")],
+            body,
+        )
+            .into_response();
+        if retry_after {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            if let Ok(v) = secs.max(1).to_string().parse() {
+                resp.headers_mut().insert("retry-after", v);
+            }
+        }
+        Some(resp)
     }
 
     pub(crate) fn count_token_request(&self) {

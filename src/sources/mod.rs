@@ -14,6 +14,7 @@ pub mod m365;
 pub mod manual;
 pub mod ninjaone;
 pub mod rmm_spec;
+mod scope;
 pub mod veeam;
 
 use std::path::Path;

@@ -10,85 +10,16 @@
 //! `<prefix>/<org>/retention/<run_id>.json`.
 
 pub mod s3;
+pub mod summaries;
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, ResultExt};
-use crate::evaluate::ControlResult;
-use crate::evidence::RunManifest;
 
 pub use s3::{parse_object_url, LockInfo, ObjectInfo, RemoteObject, S3Store, Uploaded};
-
-/// What one run leaves in the store beside its package, for the history:
-/// who, when, how the controls came out, and where the package is.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct RunSummary {
-    /// Format version of this record.
-    pub schema_version: u32,
-    /// The run id (`run.json`).
-    pub run_id: String,
-    /// The organisation's display name.
-    pub organisation: String,
-    /// When collection started and finished, and the judging instant (RFC 3339).
-    pub started_at: String,
-    /// When collection finished.
-    pub finished_at: String,
-    /// The instant ages were judged at.
-    pub as_of: String,
-    /// Controls per status (`pass`, `fail`, ...).
-    pub statuses: std::collections::BTreeMap<String, usize>,
-    /// The package zip's object key, relative to the store's prefix.
-    pub package: String,
-    /// The package zip's SHA-256 (hex).
-    pub package_sha256: String,
-    /// The package zip's size in bytes.
-    pub package_bytes: u64,
-}
-
-impl RunSummary {
-    /// The current [`RunSummary::schema_version`].
-    pub const SCHEMA_VERSION: u32 = 1;
-
-    /// The summary of a finished run whose package zip is `package`.
-    pub fn new(
-        manifest: &RunManifest,
-        results: &[ControlResult],
-        package: String,
-        package_sha256: String,
-        package_bytes: u64,
-    ) -> RunSummary {
-        let mut statuses = std::collections::BTreeMap::new();
-        for r in results {
-            let status = serde_json::to_value(r.status)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_else(|| "unknown".to_owned());
-            *statuses.entry(status).or_insert(0) += 1;
-        }
-        RunSummary {
-            schema_version: Self::SCHEMA_VERSION,
-            run_id: manifest.run_id.clone(),
-            organisation: manifest.organisation.clone(),
-            started_at: manifest.started_at.clone(),
-            finished_at: manifest.finished_at.clone(),
-            as_of: manifest.as_of.clone(),
-            statuses,
-            package,
-            package_sha256,
-            package_bytes,
-        }
-    }
-
-    /// Parse a summary read from `origin` (a file or object, for messages).
-    ///
-    /// # Errors
-    /// When the bytes are not a summary.
-    pub fn parse(bytes: &[u8], origin: &str) -> Result<RunSummary> {
-        serde_json::from_slice(bytes).context(|| format!("{origin} is not a run summary"))
-    }
-}
+pub use summaries::{history_scope, S3Summaries};
 
 /// The small record kept beside each package: what was stored under which
 /// retention, so an auditor can see the promise without asking the bucket.
@@ -132,10 +63,20 @@ pub struct StoredObject {
 pub struct Pending {
     /// The organisation's slug (its folder in the bucket).
     pub org: String,
+    /// The organisation's display name.
+    pub organisation: String,
+    /// The run id.
+    pub run_id: String,
     /// The package zip in the staging folder.
     pub zip: std::path::PathBuf,
-    /// The run's summary (its `package` key is relative to the prefix).
-    pub summary: RunSummary,
+    /// The package zip's key, relative to the store's prefix.
+    pub package: String,
+    /// The package zip's SHA-256 (hex) when it was sealed.
+    pub package_sha256: String,
+    /// The package zip's size in bytes.
+    pub package_bytes: u64,
+    /// The run's summary (`<staging>/summaries/<run_id>.json`, the history's).
+    pub summary: std::path::PathBuf,
 }
 
 /// The keys of one run, relative to the store's prefix.
@@ -185,7 +126,7 @@ pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
 pub fn queue(staging: &Path, pending: &Pending) -> Result<()> {
     let path = staging
         .join("outbox")
-        .join(format!("{}.json", pending.summary.run_id));
+        .join(format!("{}.json", pending.run_id));
     let json = serde_json::to_vec_pretty(pending).context(|| "cannot encode an outbox entry")?;
     crate::evidence::write_atomic(&path, &json)
         .context(|| format!("cannot write {}", path.display()))
@@ -238,25 +179,23 @@ pub async fn publish(
 ) -> Result<RetentionRecord> {
     let now = chrono::Utc::now();
     let until = store.retain_until(now);
-    let summary = &pending.summary;
     let zip = store
-        .upload_file(&pending.zip, &summary.package, until)
+        .upload_file(&pending.zip, &pending.package, until)
         .await?;
-    if zip.sha256 != summary.package_sha256 {
+    if zip.sha256 != pending.package_sha256 {
         return Err(Error::invalid(format!(
             "{} changed since it was packaged (SHA-256 {} now, {} then); not stored",
             pending.zip.display(),
             zip.sha256,
-            summary.package_sha256
+            pending.package_sha256
         )));
     }
-    let mut summary_json =
-        serde_json::to_vec_pretty(summary).context(|| "cannot encode a run summary")?;
-    summary_json.push(b'\n');
+    let summary_json = std::fs::read(&pending.summary)
+        .context(|| format!("cannot read {}", pending.summary.display()))?;
     let summary_object = store
         .upload_bytes(
             summary_json,
-            &summary_key(&pending.org, &summary.run_id),
+            &summary_key(&pending.org, &pending.run_id),
             until,
         )
         .await?;
@@ -268,8 +207,8 @@ pub async fn publish(
     };
     let record = RetentionRecord {
         schema_version: 1,
-        run_id: summary.run_id.clone(),
-        organisation: summary.organisation.clone(),
+        run_id: pending.run_id.clone(),
+        organisation: pending.organisation.clone(),
         mode: "COMPLIANCE".into(),
         retain_until: until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         legal_hold: store.legal_hold(),
@@ -278,18 +217,18 @@ pub async fn publish(
     let mut json =
         serde_json::to_vec_pretty(&record).context(|| "cannot encode a retention record")?;
     json.push(b'\n');
-    let key = retention_key(&pending.org, &summary.run_id);
+    let key = retention_key(&pending.org, &pending.run_id);
     if store.head(&store.key(&key)).await?.is_none() {
         store.upload_bytes(json.clone(), &key, until).await?;
     }
     let receipt = staging
         .join("uploaded")
-        .join(format!("{}.json", summary.run_id));
+        .join(format!("{}.json", pending.run_id));
     crate::evidence::write_atomic(&receipt, &json)
         .context(|| format!("cannot write {}", receipt.display()))?;
     let entry = staging
         .join("outbox")
-        .join(format!("{}.json", summary.run_id));
+        .join(format!("{}.json", pending.run_id));
     std::fs::remove_file(&entry).context(|| format!("cannot remove {}", entry.display()))?;
     Ok(record)
 }

@@ -38,6 +38,8 @@ use crate::error::{Error, ErrorKind, Result};
 const DEFAULT_PART: u64 = 16 << 20;
 /// Parts of one object in flight at once.
 const PARTS_IN_FLIGHT: usize = 8;
+/// Largest run summary read back (a summary lists every control and check).
+const SUMMARY_LIMIT: u64 = 64 << 20;
 /// Objects uploaded at once by [`S3Store::upload_many`].
 const OBJECTS_IN_FLIGHT: usize = 16;
 
@@ -786,12 +788,31 @@ impl S3Store {
         Ok(out)
     }
 
+    /// The organisations (slugs) with run summaries in the store
+    /// (`<prefix>/<org>/summaries/`), sorted.
+    ///
+    /// # Errors
+    /// When the store refuses or cannot be reached.
+    pub async fn organisations(&self) -> Result<Vec<String>> {
+        let mut out = std::collections::BTreeSet::new();
+        for (key, _) in self.list("").await? {
+            let Some(rel) = self.relative(&key) else {
+                continue;
+            };
+            let parts: Vec<&str> = rel.split('/').collect();
+            if parts.len() == 3 && parts[1] == "summaries" && parts[2].ends_with(".json") {
+                out.insert(parts[0].to_owned());
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
     /// Every run summary in the store (`<prefix>/<org>/summaries/*.json`),
     /// by key.
     ///
     /// # Errors
     /// When the store refuses or a summary is not one.
-    pub async fn list_summaries(&self) -> Result<Vec<super::RunSummary>> {
+    pub async fn list_summaries(&self) -> Result<Vec<crate::history::RunSummary>> {
         let mut out = Vec::new();
         for (key, _) in self.list("").await? {
             let Some(rel) = self.relative(&key) else {
@@ -809,9 +830,9 @@ impl S3Store {
     ///
     /// # Errors
     /// When it cannot be read or is not a summary.
-    pub async fn read_summary(&self, key: &str) -> Result<super::RunSummary> {
-        let bytes = self.get_bytes(key, 1 << 20).await?;
-        super::RunSummary::parse(&bytes, &format!("s3://{}/{key}", self.location.bucket))
+    pub async fn read_summary(&self, key: &str) -> Result<crate::history::RunSummary> {
+        let bytes = self.get_bytes(key, SUMMARY_LIMIT).await?;
+        crate::history::RunSummary::decode(&bytes, &format!("s3://{}/{key}", self.location.bucket))
     }
 
     /// A whole object, up to `limit` bytes.

@@ -149,7 +149,11 @@ fn controls_json_follows_the_contract() {
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("results/controls.json")).expect("read"))
             .expect("json");
-    let entries = json.as_array().expect("an array of entries");
+    assert_eq!(json["format"], 2);
+    let entries = json["controls"]
+        .as_array()
+        .expect("an array of control entries");
+    let section = json["checks"].as_object().expect("a `checks` section");
     assert!(!entries.is_empty());
     let statuses = [
         "pass",
@@ -160,6 +164,7 @@ fn controls_json_follows_the_contract() {
         "not_applicable",
     ];
     let owners = ["internal", "msp", "shared", "unassigned"];
+    let mut referenced = std::collections::BTreeSet::new();
     for e in entries {
         for key in [
             "framework",
@@ -175,32 +180,63 @@ fn controls_json_follows_the_contract() {
         assert!(statuses.contains(&e["status"].as_str().unwrap_or_default()));
         assert!(owners.contains(&e["owner"].as_str().unwrap_or_default()));
         for c in e["checks"].as_array().expect("checks") {
-            for key in ["check", "outcome", "evaluated", "failing", "evidence"] {
+            for key in [
+                "check",
+                "outcome",
+                "evaluated",
+                "failing_count",
+                "unproven_count",
+                "result",
+            ] {
                 assert!(c.get(key).is_some(), "{key} missing in {c}");
             }
+            // Subjects and evidence are written once, under the result.
+            assert!(c.get("failing").is_none(), "{c}");
+            let key = c["result"].as_str().expect("a result key");
+            let found = &section[key];
+            assert_eq!(found["check"], c["check"], "{key}");
+            let count = c["failing_count"].as_u64().expect("a count");
+            let listed = found["failing"].as_array().expect("failing").len() as u64;
+            assert!(count == 0 || count == listed, "{key}: {count} vs {listed}");
+            referenced.insert(key.to_owned());
         }
     }
-    let failing = entries
-        .iter()
-        .flat_map(|e| e["checks"].as_array().into_iter().flatten())
+    // Every entry of the section is some control's result.
+    let keys: std::collections::BTreeSet<String> = section.keys().cloned().collect();
+    assert_eq!(keys, referenced);
+    let failing = section
+        .values()
         .flat_map(|c| c["failing"].as_array().into_iter().flatten())
         .find(|s| s["name"].as_str().is_some_and(|n| n.contains("Jenny Lee")))
         .expect("Jenny Lee fails the MFA check");
     assert!(failing["id"]
         .as_str()
         .is_some_and(|id| id.starts_with("m365:")));
-    let evidence = entries[0]["checks"]
-        .as_array()
-        .and_then(|c| c.first())
-        .map(|c| c["evidence"].clone());
-    if let Some(serde_json::Value::Array(files)) = evidence {
-        for f in files {
-            assert!(
-                run.join(f.as_str().unwrap_or_default()).exists(),
-                "{f} exists"
-            );
-        }
+    // Every evidence set names a folder of the run whose files the custody
+    // log lists: as many as the set counts, with the same list digest.
+    let custody = auditpack::evidence::read_custody(&run.join("custody.jsonl")).expect("custody");
+    let mut sets = 0;
+    for set in section
+        .values()
+        .flat_map(|c| c["evidence"].as_array().into_iter().flatten())
+    {
+        let folder = set["folder"].as_str().expect("folder");
+        assert!(run.join(folder).is_dir(), "{folder} exists");
+        let mut files: Vec<&str> = custody
+            .iter()
+            .filter(|e| e.source == set["source"] && e.dataset == set["dataset"])
+            .map(|e| e.path.as_str())
+            .collect();
+        files.sort_unstable();
+        assert_eq!(set["files"].as_u64(), Some(files.len() as u64), "{set}");
+        assert_eq!(
+            set["list_sha256"].as_str(),
+            Some(auditpack::evaluate::EvidenceSet::list_digest(files).as_str()),
+            "{set}"
+        );
+        sets += 1;
     }
+    assert!(sets > 0, "the demo's checks read evidence");
 }
 
 #[test]

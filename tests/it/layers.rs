@@ -17,7 +17,14 @@ use std::path::{Path, PathBuf};
 /// application (`facts`, `catalog`, `checks`, `evaluate`) come first.
 const APP_RANKS: &[&[&str]] = &[
     &[
-        "facts", "catalog", "checks", "evaluate", "error", "sanitize",
+        "facts",
+        "catalog",
+        "checks",
+        "evaluate",
+        "exceptions",
+        "policy",
+        "error",
+        "sanitize",
     ],
     &["secret"],
     &["config"],
@@ -25,12 +32,19 @@ const APP_RANKS: &[&[&str]] = &[
     &["collect"],
     &["sources"],
     &["judge"],
+    // Run history (summaries, drift, the index): read by the reports and
+    // written by the pipeline.
+    &["history"],
     &["report"],
     &["package"],
     &["store"],
+    &["alert"],
     &["pipeline"],
+    &["fleet"],
     &["simulate"],
     &["demo", "commands"],
+    // Renders the events the layers above emit; none of them imports it.
+    &["progress"],
     // The binary's own modules (src/main.rs is the crate root).
     &["cli"],
 ];

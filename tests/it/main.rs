@@ -2,6 +2,7 @@
 
 mod common;
 
+mod alerts;
 mod backup;
 mod catalog;
 mod cli;
@@ -10,6 +11,9 @@ mod commands;
 mod config;
 mod endpoint;
 mod evaluate;
+mod fleet;
+mod history;
+mod incidents;
 mod judgement_props;
 mod layers;
 mod m365;
@@ -17,7 +21,10 @@ mod manual;
 mod package;
 mod package_cover;
 mod package_props;
+mod progress;
 mod report;
 mod rmm;
+mod schedule;
+mod scope;
 mod store;
 mod timestamp;

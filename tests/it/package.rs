@@ -507,7 +507,7 @@ fn reevaluate_confirms_the_results_and_names_changed_controls() {
     let path = bag.join("data/results/controls.json");
     let mut results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
-    let changed = results
+    let changed = results["controls"]
         .as_array_mut()
         .expect("list")
         .iter_mut()

@@ -62,7 +62,7 @@ fn a_failing_subject(results: &[ControlResult]) -> String {
         .iter()
         .filter(|r| r.status == Status::Fail)
         .flat_map(|r| &r.checks)
-        .flat_map(|c| &c.failing)
+        .flat_map(|c| c.failing.iter())
         .map(|s| s.name.clone())
         .next()
         .expect("the demo has failing subjects")
@@ -322,7 +322,7 @@ print(len(r.findings), len(r.observations), ",".join(states), len(ar.metadata.pa
     assert!(fields[2].contains("not-satisfied"));
     assert_eq!(fields[3], "2", "parties for internal IT and the MSP");
 
-    // Every observation's evidence points at a file of the run.
+    // Every observation's evidence points at a dataset folder of the run.
     let doc: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
     let observations = doc["assessment-results"]["results"][0]["observations"]
@@ -334,8 +334,8 @@ print(len(r.findings), len(r.observations), ",".join(states), len(ar.metadata.pa
     for o in observations {
         for e in o["relevant-evidence"].as_array().into_iter().flatten() {
             let href = e["href"].as_str().expect("href");
-            let file = run_dir.join("results").join(href);
-            assert!(file.is_file(), "{href} does not resolve");
+            let folder = run_dir.join("results").join(href);
+            assert!(folder.is_dir(), "{href} does not resolve");
             linked += 1;
         }
     }

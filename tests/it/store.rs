@@ -589,10 +589,14 @@ fn a_killed_multipart_upload_is_finished_by_the_next_run() {
         }
     }
     assert!(killed, "the upload was never caught in flight");
-    let staging = cache.join("auditpack/s3").join(bucket).join("evidence");
+    let staging = cache
+        .join("auditpack/s3")
+        .join(bucket)
+        .join("evidence")
+        .join("contoso-dental");
     let pending = auditpack::store::queued(&staging, "contoso-dental").expect("outbox");
     assert_eq!(pending.len(), 1, "the killed run waits in the outbox");
-    let key = store.key(&pending[0].summary.package);
+    let key = store.key(&pending[0].package);
     assert!(
         runtime.block_on(store.head(&key)).expect("head").is_none(),
         "no partial object is visible"
@@ -629,10 +633,7 @@ fn a_killed_multipart_upload_is_finished_by_the_next_run() {
     let sha = runtime
         .block_on(store.download(&key, &work.path().join("got.zip")))
         .expect("download");
-    assert_eq!(
-        sha, pending[0].summary.package_sha256,
-        "complete and intact"
-    );
+    assert_eq!(sha, pending[0].package_sha256, "complete and intact");
 }
 
 #[test]
@@ -659,7 +660,7 @@ fn store_s3_settings_are_checked_and_never_hold_secrets() {
         config
             .organisation
             .store
-            .ends_with("auditpack/s3/worm-evidence/a/b"),
+            .ends_with("auditpack/s3/worm-evidence/a/b/contoso"),
         "staged in the cache: {}",
         config.organisation.store.display()
     );

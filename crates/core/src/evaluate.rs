@@ -2,11 +2,13 @@
 //! control). Pure and deterministic for a given `as_of`: the same facts give
 //! byte-identical `results/controls.json`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::catalog::{Catalog, ControlKind, Ownership};
 use crate::checks::{self, CheckInput, Limits, Outcome, OwnershipEntry, Subject, Verdict};
@@ -62,8 +64,83 @@ impl fmt::Display for Status {
     }
 }
 
+/// The evidence files of one dataset that a check read: every page the
+/// dataset's facts came from. Results name these sets instead of repeating
+/// every file under every control; the files themselves are listed once, in
+/// the custody log (`custody.jsonl`, the report's evidence index), under the
+/// same source and dataset.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct EvidenceSet {
+    /// Source name from the config.
+    pub source: String,
+    /// Dataset name.
+    pub dataset: String,
+    /// The folder (run-relative) holding every file of the set: their
+    /// longest common folder.
+    pub folder: String,
+    /// Number of files.
+    pub files: usize,
+    /// Lower-case hex SHA-256 of the sorted list of the files' run-relative
+    /// paths, each followed by a line feed ([`EvidenceSet::list_digest`]).
+    pub list_sha256: String,
+}
+
+impl EvidenceSet {
+    /// The set of `files` (run-relative paths, any order, duplicates
+    /// ignored) of one source's dataset.
+    pub fn new<'a>(source: &str, dataset: &str, files: impl IntoIterator<Item = &'a str>) -> Self {
+        let files: BTreeSet<&str> = files.into_iter().collect();
+        EvidenceSet {
+            source: source.to_owned(),
+            dataset: dataset.to_owned(),
+            folder: common_folder(files.iter().copied()),
+            files: files.len(),
+            list_sha256: Self::list_digest(files.iter().copied()),
+        }
+    }
+
+    /// SHA-256 of a sorted file list, one path per line (each followed by
+    /// `\n`), in lower-case hex: what `sort | sha256sum` prints for the
+    /// list (with `LC_ALL=C`).
+    pub fn list_digest<'a>(sorted: impl IntoIterator<Item = &'a str>) -> String {
+        let mut hasher = Sha256::new();
+        for path in sorted {
+            hasher.update(path.as_bytes());
+            hasher.update(b"\n");
+        }
+        hex::encode(hasher.finalize())
+    }
+
+    /// `"<source>/<dataset>"`.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.source, self.dataset)
+    }
+}
+
+/// The longest common folder of run-relative paths (empty when they share
+/// none or there are none).
+fn common_folder<'a>(mut paths: impl Iterator<Item = &'a str>) -> String {
+    let Some(first) = paths.next() else {
+        return String::new();
+    };
+    let mut common: Vec<&str> = first.split('/').collect();
+    common.pop(); // the file name
+    for p in paths {
+        let parts: Vec<&str> = p.split('/').collect();
+        let dirs = &parts[..parts.len().saturating_sub(1)];
+        let same = common.iter().zip(dirs).take_while(|(a, b)| a == b).count();
+        common.truncate(same);
+    }
+    common.join("/")
+}
+
 /// One check's result under one control.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// The subject lists and evidence sets are what one run of the check found;
+/// every control the check maps to (with the same thresholds) shares them
+/// (`Arc`), and `results/controls.json` writes them once, in its top-level
+/// `checks` section under [`CheckResult::result`].
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckResult {
     /// Check id.
     pub check: String,
@@ -79,24 +156,29 @@ pub struct CheckResult {
     pub failing_count: usize,
     /// Failing subjects by stable id and display name (evidence shows a
     /// problem: "fix these").
-    pub failing: Vec<Subject>,
+    pub failing: Arc<Vec<Subject>>,
     /// Number of unproven subjects.
-    #[serde(default)]
     pub unproven_count: usize,
     /// Unproven subjects by stable id and display name, each with the reason
     /// no usable evidence exists ("cannot see these").
-    #[serde(default)]
-    pub unproven: Vec<Subject>,
-    /// Evidence files (run-relative) the check read.
-    pub evidence: Vec<String>,
+    pub unproven: Arc<Vec<Subject>>,
+    /// Evidence the check read, one set per dataset.
+    pub evidence: Arc<Vec<EvidenceSet>>,
+    /// The key of the check run behind this result in the `checks` section
+    /// of `results/controls.json`: the check id, followed by `@` and the
+    /// threshold values when frameworks with different thresholds ran the
+    /// check more than once.
+    pub result: String,
     /// One sentence.
     pub summary: String,
     /// How to fix a failure.
     pub remediation: String,
+    /// Numbers the check measured (KPIs such as mean time to resolve).
+    pub figures: Vec<crate::checks::Figure>,
 }
 
 /// One entry of `results/controls.json`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ControlResult {
     /// Catalog id.
     pub framework: String,
@@ -116,6 +198,10 @@ pub struct ControlResult {
     pub manual_evidence: Vec<String>,
     /// Why it has this status.
     pub reason: String,
+    /// Set on a failing control whose every failure a current exception
+    /// (`exceptions.toml`) covers: the status stays `fail`, reports show
+    /// `fail (accepted until DATE)`. Absent otherwise.
+    pub accepted: Option<crate::policy::Acceptance>,
 }
 
 /// What an evaluation needs besides facts.
@@ -189,6 +275,7 @@ pub fn evaluate(
                         "applies only to {} organisations",
                         control.applies_to.as_deref().unwrap_or("other")
                     ),
+                    accepted: None,
                 });
                 continue;
             }
@@ -226,6 +313,7 @@ pub fn evaluate(
                 checks,
                 manual_evidence: control.manual_evidence.clone(),
                 reason,
+                accepted: None,
             });
         }
     }
@@ -364,16 +452,32 @@ fn run_checks(
         });
         slots.into_iter().flatten().collect()
     };
+    let mut runs_of: HashMap<&str, usize> = HashMap::new();
+    for (check, _, _) in &jobs {
+        *runs_of.entry(check.id).or_default() += 1;
+    }
     jobs.into_iter()
         .zip(ran)
-        .map(|((check, _, key), r)| ((check.id, key), r))
+        .map(|((check, _, key), mut r)| {
+            r.key = if runs_of.get(check.id).copied().unwrap_or(0) > 1 {
+                let values: Vec<String> = key.iter().map(u32::to_string).collect();
+                format!("{}@{}", check.id, values.join(","))
+            } else {
+                check.id.to_owned()
+            };
+            ((check.id, key), r)
+        })
         .collect()
 }
 
 /// A check's outcome with what it read, computed once per thresholds.
 struct Ran {
+    /// Key in the `checks` section of `results/controls.json`.
+    key: String,
     outcome: Outcome,
-    evidence: Vec<String>,
+    failing: Arc<Vec<Subject>>,
+    unproven: Arc<Vec<Subject>>,
+    evidence: Arc<Vec<EvidenceSet>>,
     /// The oldest collection time of the datasets it read.
     collected: Option<(DateTime<Utc>, String)>,
 }
@@ -391,12 +495,10 @@ fn run_one(
         as_of,
         ownership: Some(matrix),
     };
-    let outcome = checks::run_check(check, &input);
-    let evidence: BTreeSet<&str> = check
-        .needs
-        .iter()
-        .flat_map(|k| facts.evidence(*k))
-        .collect();
+    let mut outcome = checks::run_check(check, &input);
+    let failing = Arc::new(std::mem::take(&mut outcome.failing));
+    let unproven = Arc::new(std::mem::take(&mut outcome.unproven));
+    let evidence = Arc::new(evidence_sets(check, facts));
     let collected = check
         .needs
         .iter()
@@ -407,10 +509,30 @@ fn run_one(
         })
         .min();
     Ran {
+        key: String::new(),
         outcome,
-        evidence: evidence.into_iter().map(str::to_owned).collect(),
+        failing,
+        unproven,
+        evidence,
         collected,
     }
+}
+
+/// The evidence sets a check read: one per (source, dataset) behind the kinds
+/// of facts it needs, in (source, dataset) order.
+fn evidence_sets(check: &checks::Check, facts: &Facts) -> Vec<EvidenceSet> {
+    let mut sets: BTreeMap<(&str, &str), BTreeSet<&str>> = BTreeMap::new();
+    for kind in check.needs {
+        for p in facts.coverage.get(kind).into_iter().flatten() {
+            sets.entry((p.source.as_str(), p.dataset.as_str()))
+                .or_default()
+                .extend(p.evidence.iter().map(String::as_str));
+        }
+    }
+    sets.into_iter()
+        .filter(|(_, files)| !files.is_empty())
+        .map(|((source, dataset), files)| EvidenceSet::new(source, dataset, files))
+        .collect()
 }
 
 fn check_result(
@@ -431,13 +553,20 @@ fn check_result(
         })
     });
     let outcome = &ran.outcome;
-    let (verdict, failing, unproven, summary) = match stale {
-        Some(reason) => (Verdict::Inconclusive, Vec::new(), Vec::new(), reason),
+    let (verdict, failing, unproven, summary, figures) = match stale {
+        Some(reason) => (
+            Verdict::Inconclusive,
+            Arc::default(),
+            Arc::default(),
+            reason,
+            Vec::new(),
+        ),
         None => (
             outcome.verdict,
-            outcome.failing.clone(),
-            outcome.unproven.clone(),
+            Arc::clone(&ran.failing),
+            Arc::clone(&ran.unproven),
             outcome.summary.clone(),
+            outcome.figures.clone(),
         ),
     };
     CheckResult {
@@ -450,9 +579,11 @@ fn check_result(
         failing,
         unproven_count: unproven.len(),
         unproven,
-        evidence: ran.evidence.clone(),
+        evidence: Arc::clone(&ran.evidence),
+        result: ran.key.clone(),
         summary,
         remediation: check.remediation.to_owned(),
+        figures,
     }
 }
 
@@ -470,16 +601,18 @@ fn unowned(key: &str, title: &str) -> CheckResult {
         responsible: Owner::Unassigned,
         evaluated: 1,
         failing_count: 1,
-        failing: vec![Subject {
+        failing: Arc::new(vec![Subject {
             id: key.to_owned(),
             name: title.to_owned(),
             detail: "no accountable owner".to_owned(),
-        }],
+        }]),
         unproven_count: 0,
-        unproven: Vec::new(),
-        evidence: Vec::new(),
+        unproven: Arc::default(),
+        evidence: Arc::default(),
+        result: format!("{RESPONSIBILITY_MATRIX}@{key}"),
         summary: "this control has no accountable owner".to_owned(),
         remediation: check.map_or("", |c| c.remediation).to_owned(),
+        figures: Vec::new(),
     }
 }
 

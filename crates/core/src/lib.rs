@@ -13,6 +13,7 @@ pub mod checks;
 pub mod custody;
 mod error;
 pub mod evaluate;
+pub mod exceptions;
 pub mod facts;
 pub mod policy;
 pub mod run;

@@ -7,12 +7,22 @@
 //!   list gives inventory, patch state and antivirus state. The next page is
 //!   `pageDetails.nextPageUrl`, followed only on the same host.
 //!
+//! Scoping: with `site_uid`, the collector first reads
+//! `GET /api/v2/site/{siteUid}` (dataset `site`; a 404 fails the source naming
+//! the uid) and then the site's own device list,
+//! `GET /api/v2/site/{siteUid}/devices` (same paging and shape), into
+//! `devices`, so every page stored is exactly what Datto returned for that
+//! site. A site without devices fails the source too (most likely a wrong
+//! uid). Without `site_uid` the whole account is collected.
+//!
 //! Token: `POST {base}/auth/oauth/token`, password grant, HTTP Basic
 //! `public-client:public`, the API key and secret as user name and password.
 //!
 //! Rate limit: 600 requests per 60 s per account; beyond it Datto answers 429,
 //! and a client that keeps going gets its IP address blocked for a while (403).
-//! The collector stays under the limit (`requests_per_minute`, default 500),
+//! The collector stays under the limit (`requests_per_minute`, default 500,
+//! one bucket per account shared by every source of the same API key in the
+//! process, so many sites of one account together stay under it),
 //! and a 403 after a 429 is waited out (`ip_block_wait_seconds`, at most
 //! `ip_block_max_waits` times per request) and otherwise recorded as a block,
 //! not as a missing permission.
@@ -24,16 +34,18 @@ pub mod simulate;
 pub use auth::PasswordGrant;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Url;
 use serde::Deserialize;
 
+use super::scope::{self, ScopeCheck};
 use super::Source;
 use crate::collect::dataset::{fetch_dataset_with, DatasetRequest, FetchOptions};
 use crate::collect::http::ThrottleBlock;
 use crate::collect::paging::{GenericPager, Paging};
-use crate::collect::ratelimit::RateLimiter;
+use crate::collect::ratelimit::{shared_limiter, AccountKey, RateLimiter};
 use crate::collect::{BoxFuture, CollectContext, Collector};
 use crate::config::{RefuseLiteralSecret, SourceDecl};
 use crate::error::{Error, Result};
@@ -52,6 +64,8 @@ pub const SOURCE: Source = Source {
 pub mod dataset {
     /// Devices with their `patchManagement` and `antivirus` blocks.
     pub const DEVICES: &str = "devices";
+    /// The site a scoped source collects (`GET /api/v2/site/{siteUid}`).
+    pub const SITE: &str = "site";
 }
 
 /// Largest page Datto serves.
@@ -75,6 +89,9 @@ struct DattoConfig {
     ip_block_max_waits: u32,
     #[serde(default = "default_page_size")]
     page_size: u32,
+    /// Collect only this site's devices (an MSP's shared account).
+    #[serde(default)]
+    site_uid: Option<String>,
     #[serde(default)]
     #[allow(dead_code)]
     api_key: Option<RefuseLiteralSecret>,
@@ -103,7 +120,8 @@ pub struct DattoRmm {
     api_key: SecretRef,
     api_secret: SecretRef,
     page_size: u32,
-    limit: RateLimiter,
+    site: Option<String>,
+    requests_per_minute: u32,
     block: ThrottleBlock,
 }
 
@@ -136,13 +154,26 @@ fn build(decl: &SourceDecl) -> Result<Box<dyn Collector>> {
             decl.name
         )));
     }
+    if let Some(uid) = &c.site_uid {
+        let valid = !uid.is_empty()
+            && uid.len() <= 64
+            && uid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !valid {
+            return Err(Error::config(format!(
+                "[sources.{}]: `site_uid` \"{}\" is not a Datto site uid (letters, digits and -, as in Setup > Sites)",
+                decl.name,
+                uid.escape_debug()
+            )));
+        }
+    }
     Ok(Box::new(DattoRmm {
         name: decl.name.clone(),
         base: c.base_url.trim_end_matches('/').to_owned(),
         api_key,
         api_secret,
         page_size: c.page_size.clamp(1, PAGE_SIZE),
-        limit: RateLimiter::new(c.requests_per_minute, Duration::from_secs(60)),
+        site: c.site_uid,
+        requests_per_minute: c.requests_per_minute,
         block: ThrottleBlock::new(
             Duration::from_secs(c.ip_block_wait_seconds),
             c.ip_block_max_waits,
@@ -162,6 +193,10 @@ impl DattoRmm {
                 return SourceReport::failed(SOURCE.source_type, format!("API secret: {e}"))
             }
         };
+        // One bucket per account: the API key identifies it (hashed, never kept).
+        let account = AccountKey::new(SOURCE.source_type, &self.base, key.expose());
+        let limit: Arc<RateLimiter> =
+            shared_limiter(&account, self.requests_per_minute, Duration::from_secs(60));
         let auth = PasswordGrant::new(
             ctx.http.inner().clone(),
             format!("{}/auth/oauth/token", self.base),
@@ -169,14 +204,37 @@ impl DattoRmm {
             secret,
             ctx.http.retry(),
         );
+        let check = self.site.as_deref().map(|uid| ScopeCheck {
+            source: &self.name,
+            source_type: SOURCE.source_type,
+            dataset: dataset::SITE,
+            url: format!("{}/api/v2/site/{uid}", self.base),
+            what: "Datto RMM site",
+            id: uid,
+            key: "site_uid",
+        });
+        let scoped = match &check {
+            None => None,
+            Some(check) => match scope::verify(ctx, check, &auth, &[&*limit]).await {
+                Ok(Ok(scoped)) => Some(scoped),
+                Ok(Err(failed)) => return failed,
+                Err(e) => {
+                    return crate::collect::finish(
+                        SOURCE.source_type,
+                        vec![(dataset::SITE, Err(e))],
+                    )
+                }
+            },
+        };
+        let list = match &self.site {
+            Some(uid) => format!("{}/api/v2/site/{uid}/devices", self.base),
+            None => format!("{}/api/v2/account/devices", self.base),
+        };
         let req = DatasetRequest {
             source: &self.name,
             source_type: SOURCE.source_type,
             dataset: dataset::DEVICES,
-            url: format!(
-                "{}/api/v2/account/devices?max={}&page=0",
-                self.base, self.page_size
-            ),
+            url: format!("{list}?max={}&page=0", self.page_size),
             pager: Box::new(GenericPager {
                 paging: Paging::NextUrl {
                     pointer: "/pageDetails/nextPageUrl".into(),
@@ -184,7 +242,7 @@ impl DattoRmm {
                 records: "/devices".into(),
             }),
             auth: &auth,
-            limiters: vec![&self.limit],
+            limiters: vec![&*limit],
             on_forbidden: "the API user needs API access enabled (Setup > Users) and an account-level security level",
         };
         let options = FetchOptions {
@@ -192,7 +250,17 @@ impl DattoRmm {
             pages_before: 0,
         };
         let result = fetch_dataset_with(&ctx.http, &ctx.evidence, req, options).await;
-        crate::collect::finish(SOURCE.source_type, vec![(dataset::DEVICES, result)])
+        let mut results = vec![(dataset::DEVICES, result)];
+        if scoped.is_some() {
+            results.push((dataset::SITE, Ok(scope::checked())));
+        }
+        let report = crate::collect::finish(SOURCE.source_type, results);
+        match (&check, &scoped) {
+            (Some(check), Some(scoped)) => {
+                scope::fail_if_empty(report, dataset::DEVICES, check, scoped)
+            }
+            _ => report,
+        }
     }
 }
 

@@ -5,9 +5,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -15,13 +16,17 @@ use axum::Form;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use crate::simulate::{json_response, Audience, Shared, SimRouter};
+use crate::simulate::{json_response, Audience, FaultScope, Shared, SimRouter, SimState, Tenant};
 
 /// The HTTP Basic header of Datto's public client (`public-client:public`).
 const PUBLIC_CLIENT: &str = "Basic cHVibGljLWNsaWVudDpwdWJsaWM=";
 
 /// Path of the device list (faults are keyed on it).
 pub const DEVICES_PATH: &str = "/api/v2/account/devices";
+/// Path of one site (faults are keyed on it).
+pub const SITE_PATH: &str = "/api/v2/site/{siteUid}";
+/// Path of one site's device list (faults are keyed on it).
+pub const SITE_DEVICES_PATH: &str = "/api/v2/site/{siteUid}/devices";
 
 /// Datto's throttling, scaled down for tests.
 #[derive(Clone, Debug)]
@@ -48,7 +53,10 @@ struct ThrottleState {
 /// The Datto RMM records and behaviour of a simulated account.
 #[derive(Clone, Debug)]
 pub struct DattoTenant {
-    /// Device records as `/api/v2/account/devices` serves them.
+    /// Site records as `/api/v2/site/{siteUid}` serves them (`uid`, `name`, ...).
+    pub sites: Vec<Value>,
+    /// Device records as `/api/v2/account/devices` serves them; a device
+    /// belongs to the site its `siteUid` names.
     pub devices: Vec<Value>,
     /// Accepted API key (the password grant's user name).
     pub api_key: String,
@@ -62,6 +70,7 @@ pub struct DattoTenant {
 impl Default for DattoTenant {
     fn default() -> Self {
         DattoTenant {
+            sites: Vec::new(),
             devices: Vec::new(),
             api_key: "simulator-datto-key".into(),
             api_secret: "simulator-datto-secret".into(),
@@ -126,6 +135,8 @@ pub(crate) fn routes(router: SimRouter) -> SimRouter {
     router
         .route("/auth/oauth/token", post(datto_token))
         .route(DEVICES_PATH, get(datto_devices))
+        .route("/api/v2/site/{site}", get(datto_site))
+        .route("/api/v2/site/{site}/devices", get(datto_site_devices))
 }
 
 async fn datto_token(
@@ -149,20 +160,55 @@ async fn datto_token(
     }
 }
 
-async fn datto_devices(
-    State(s): Shared,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    if let Some(fault) = s.before(DEVICES_PATH).await {
-        return fault;
+/// Latency, faults (of the site, if any), the account's throttling, token.
+async fn gate(
+    s: &SimState,
+    headers: &HeaderMap,
+    path: &str,
+    site: Option<&str>,
+) -> Option<Response> {
+    if let Some(fault) = s
+        .before_scoped(path, site.map(|u| FaultScope::DattoSite(u.to_owned())))
+        .await
+    {
+        return Some(fault);
     }
     if let Some(throttled) = s.tenant.datto.throttled() {
-        return throttled;
+        return Some(throttled);
     }
-    if let Some(denied) = s.denied(&headers, Audience::Datto) {
-        return denied;
+    s.denied(headers, Audience::Datto)
+}
+
+/// The organisation holding site `uid`, and whether its devices must be
+/// narrowed to the site (the default organisation may hold several).
+fn site_owner(s: &SimState, uid: &str) -> Option<(Arc<Tenant>, Option<String>)> {
+    if let Some(i) = s.fleet.by_datto_site(uid) {
+        return s.fleet.org(i).map(|t| (t, None));
     }
+    let known = s
+        .tenant
+        .datto
+        .sites
+        .iter()
+        .any(|site| site_uid(site) == Some(uid));
+    known.then(|| (s.tenant.clone(), Some(uid.to_owned())))
+}
+
+fn site_uid(v: &Value) -> Option<&str> {
+    v.get("uid")
+        .or_else(|| v.get("siteUid"))
+        .and_then(Value::as_str)
+}
+
+fn not_found() -> Response {
+    json_response(
+        StatusCode::NOT_FOUND,
+        &json!({"code": 404, "message": "Site not found"}),
+    )
+}
+
+/// One page of `all`, announcing the next by URL as Datto does.
+fn device_page(s: &SimState, q: &HashMap<String, String>, path: &str, all: &[Value]) -> Response {
     let max = q
         .get("max")
         .and_then(|m| m.parse::<usize>().ok())
@@ -173,9 +219,8 @@ async fn datto_devices(
         .get("page")
         .and_then(|p| p.parse::<usize>().ok())
         .unwrap_or(0);
-    let all = &s.tenant.datto.devices;
     let items: Vec<&Value> = all.iter().skip(page * max).take(max).collect();
-    let link = |p: usize| format!("{}{DEVICES_PATH}?max={max}&page={p}", s.base_url);
+    let link = |p: usize| format!("{}{path}?max={max}&page={p}", s.base_url);
     let next = ((page + 1) * max < all.len()).then(|| link(page + 1));
     let prev = (page > 0).then(|| link(page - 1));
     json_response(
@@ -185,4 +230,70 @@ async fn datto_devices(
             "devices": items
         }),
     )
+}
+
+async fn datto_devices(
+    State(s): Shared,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = gate(&s, &headers, DEVICES_PATH, None).await {
+        return r;
+    }
+    if s.fleet.len() == 0 {
+        return device_page(&s, &q, DEVICES_PATH, &s.tenant.datto.devices);
+    }
+    let mut all = s.tenant.datto.devices.clone();
+    for i in 0..s.fleet.len() {
+        if let Some(t) = s.fleet.org(i) {
+            all.extend(t.datto.devices.iter().cloned());
+        }
+    }
+    device_page(&s, &q, DEVICES_PATH, &all)
+}
+
+async fn datto_site(State(s): Shared, headers: HeaderMap, Path(uid): Path<String>) -> Response {
+    if let Some(r) = gate(&s, &headers, SITE_PATH, Some(&uid)).await {
+        return r;
+    }
+    let Some((t, _)) = site_owner(&s, &uid) else {
+        return not_found();
+    };
+    match t
+        .datto
+        .sites
+        .iter()
+        .find(|site| site_uid(site) == Some(uid.as_str()))
+    {
+        Some(site) => json_response(StatusCode::OK, site),
+        None => not_found(),
+    }
+}
+
+async fn datto_site_devices(
+    State(s): Shared,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = gate(&s, &headers, SITE_DEVICES_PATH, Some(&uid)).await {
+        return r;
+    }
+    let Some((t, keep)) = site_owner(&s, &uid) else {
+        return not_found();
+    };
+    let path = format!("/api/v2/site/{uid}/devices");
+    match keep {
+        None => device_page(&s, &q, &path, &t.datto.devices),
+        Some(site) => {
+            let devices: Vec<Value> = t
+                .datto
+                .devices
+                .iter()
+                .filter(|d| d.get("siteUid").and_then(Value::as_str) == Some(site.as_str()))
+                .cloned()
+                .collect();
+            device_page(&s, &q, &path, &devices)
+        }
+    }
 }

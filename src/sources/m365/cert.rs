@@ -84,7 +84,7 @@ impl CertificateCredential {
     /// When the file is unreadable, lacks a key or a certificate, or holds an
     /// encrypted or non-RSA key. Messages name the file, never its content.
     pub fn load(path: &Path, client_id: &str) -> Result<CertificateCredential, String> {
-        let text = std::fs::read_to_string(path)
+        let text = std::fs::read_to_string(crate::secret::secret_file(path))
             .map_err(|e| format!("cannot read certificate file {}: {e}", path.display()))?;
         let blocks = pem_blocks(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut key = None;

@@ -2,13 +2,12 @@
 //! token buckets: one set per source (one source is one tenant), plus the
 //! global Graph cap per app shared by every tenant in the process.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::collect::ratelimit::RateLimiter;
+use crate::collect::ratelimit::{shared_limiter, AccountKey, RateLimiter};
 
 /// A limit written `"<requests>/<period>"`, e.g. `"5/10s"`, `"100/1m"`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,18 +190,8 @@ pub const GLOBAL_GRAPH_LIMIT: (u32, Duration) = (130_000, Duration::from_secs(10
 /// The process-wide bucket for app `client_id`: every source using the same
 /// app registration (an MSP's many tenants) draws from it.
 pub fn global_graph_limit(client_id: &str) -> Arc<RateLimiter> {
-    static APPS: OnceLock<Mutex<HashMap<String, Arc<RateLimiter>>>> = OnceLock::new();
-    let apps = APPS.get_or_init(|| Mutex::new(HashMap::new()));
-    let make = || Arc::new(RateLimiter::new(GLOBAL_GRAPH_LIMIT.0, GLOBAL_GRAPH_LIMIT.1));
-    match apps.lock() {
-        Ok(mut map) => map
-            .entry(client_id.to_ascii_lowercase())
-            .or_insert_with(make)
-            .clone(),
-        // A poisoned map only means another thread panicked while inserting;
-        // a private bucket still enforces the limit for this source.
-        Err(_) => make(),
-    }
+    let app = AccountKey::new("graph", "", &client_id.to_ascii_lowercase());
+    shared_limiter(&app, GLOBAL_GRAPH_LIMIT.0, GLOBAL_GRAPH_LIMIT.1)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod export;
 mod export_job;
 mod fetch;
 mod graph;
+mod incidents;
 mod intune;
 pub mod limits;
 mod normalise;
@@ -41,7 +42,7 @@ use limits::{Buckets, LimitOverrides, Limits};
 /// Registry entry.
 pub const SOURCE: Source = Source {
     source_type: "m365",
-    summary: "Microsoft 365: Entra ID, Conditional Access, roles, access reviews, Intune devices, Defender for Endpoint",
+    summary: "Microsoft 365: Entra ID, Conditional Access, roles, access reviews, Intune devices, Defender for Endpoint, security incidents",
     build,
     normalise: normalise::normalise,
 };
@@ -88,6 +89,8 @@ pub mod dataset {
     pub const DEFENDER_MACHINES: &str = "defenderMachines";
     /// Defender antivirus health per machine.
     pub const DEFENDER_AV: &str = "defenderAvInfo";
+    /// Microsoft Defender XDR security incidents with their alerts.
+    pub const SECURITY_INCIDENTS: &str = "securityIncidents";
 }
 
 /// Which national cloud the tenant lives in.
@@ -354,6 +357,7 @@ impl M365 {
                     .await,
                 ]
             }),
+            Box::pin(c.incidents()),
         ];
         if let (Some(auth), Some((base, _))) = (&defender_auth, &self.defender) {
             let c = &c;

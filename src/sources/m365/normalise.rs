@@ -148,6 +148,7 @@ pub(super) fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
     secure_score(src, facts);
     super::intune::normalise(src, facts);
     super::defender::normalise(src, facts);
+    super::incidents::normalise(src, facts);
 }
 
 /// Roles per principal object id, from role assignments (names from role definitions).

@@ -10,9 +10,19 @@
 //! - `antivirus-status`: `GET /v2/queries/antivirus-status`: antivirus product,
 //!   state and definition status per device, same paging.
 //!
+//! Scoping: with `organization_id`, the collector first reads
+//! `GET /v2/organization/{id}` (dataset `organization`; a 404 fails the source
+//! naming the id) and then asks every list above for that organization's
+//! devices only, with NinjaOne's device filter `df=org = <id>`, so every page
+//! stored is exactly what the API returned for that organisation. An
+//! organization without devices fails the source too (most likely a wrong
+//! id). Without `organization_id` the whole account is collected.
+//!
 //! Rate limit: NinjaOne throttles per API client; the collector holds itself
-//! to `requests_per_minute` (default 300) across all datasets, and 429s are
-//! retried by the shared layer honouring `Retry-After`.
+//! to `requests_per_minute` (default 300) across all datasets and every
+//! source of the same instance and client id in the process (one bucket per
+//! account, shared by all organisations), and 429s are retried by the shared
+//! layer honouring `Retry-After`.
 //!
 //! Token: `POST {base}/ws/oauth/token` (client credentials, scope `monitoring`).
 
@@ -20,17 +30,19 @@ mod normalise;
 pub mod simulate;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Url;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::scope::{self, ScopeCheck};
 use super::Source;
 use crate::collect::auth::{Auth, ClientCredential, ClientCredentials};
 use crate::collect::dataset::{fetch_dataset, DatasetRequest};
 use crate::collect::paging::{PageInfo, Pager};
-use crate::collect::ratelimit::RateLimiter;
+use crate::collect::ratelimit::{shared_limiter, AccountKey, RateLimiter};
 use crate::collect::{BoxFuture, CollectContext, Collector};
 use crate::config::{RefuseLiteralSecret, SourceDecl};
 use crate::error::{Error, Result};
@@ -55,6 +67,8 @@ pub mod dataset {
     pub const OS_PATCH_INSTALLS: &str = "os-patch-installs";
     /// Antivirus status per device.
     pub const ANTIVIRUS_STATUS: &str = "antivirus-status";
+    /// The organization a scoped source collects (`GET /v2/organization/{id}`).
+    pub const ORGANIZATION: &str = "organization";
 }
 
 /// Largest page NinjaOne serves.
@@ -73,6 +87,9 @@ struct NinjaConfig {
     /// Requests per minute this tool allows itself against the instance.
     #[serde(default = "default_rpm")]
     requests_per_minute: u32,
+    /// Collect only this organization's devices (an MSP's shared instance).
+    #[serde(default)]
+    organization_id: Option<i64>,
     #[serde(default)]
     #[allow(dead_code)]
     client_secret: Option<RefuseLiteralSecret>,
@@ -92,7 +109,8 @@ pub struct NinjaOne {
     base: String,
     client_id: String,
     secret: SecretRef,
-    limit: RateLimiter,
+    organization: Option<i64>,
+    limit: Arc<RateLimiter>,
 }
 
 fn build(decl: &SourceDecl) -> Result<Box<dyn Collector>> {
@@ -110,12 +128,25 @@ fn build(decl: &SourceDecl) -> Result<Box<dyn Collector>> {
             decl.name
         )));
     }
+    if c.organization_id.is_some_and(|id| id < 1) {
+        return Err(Error::config(format!(
+            "[sources.{}]: `organization_id` must be a NinjaOne organization id (1 or more)",
+            decl.name
+        )));
+    }
+    let base = c.base_url.trim_end_matches('/').to_owned();
+    let account = AccountKey::new(SOURCE.source_type, &base, &c.client_id);
     Ok(Box::new(NinjaOne {
         name: decl.name.clone(),
-        base: c.base_url.trim_end_matches('/').to_owned(),
+        limit: shared_limiter(
+            &account,
+            c.requests_per_minute.max(1),
+            Duration::from_secs(60),
+        ),
+        base,
         client_id: c.client_id,
         secret,
-        limit: RateLimiter::new(c.requests_per_minute.max(1), Duration::from_secs(60)),
+        organization: c.organization_id,
     }))
 }
 
@@ -205,6 +236,29 @@ impl NinjaOne {
         );
         let auth: &dyn Auth = &auth;
         let forbidden = "the API client needs the `monitoring` scope";
+        let id = self.organization.map(|o| o.to_string());
+        let check = id.as_deref().map(|id| ScopeCheck {
+            source: &self.name,
+            source_type: SOURCE.source_type,
+            dataset: dataset::ORGANIZATION,
+            url: format!("{}/v2/organization/{id}", self.base),
+            what: "NinjaOne organization",
+            id,
+            key: "organization_id",
+        });
+        let scoped = match &check {
+            None => None,
+            Some(check) => match scope::verify(ctx, check, auth, &[&*self.limit]).await {
+                Ok(Ok(scoped)) => Some(scoped),
+                Ok(Err(failed)) => return failed,
+                Err(e) => {
+                    return crate::collect::finish(
+                        SOURCE.source_type,
+                        vec![(dataset::ORGANIZATION, Err(e))],
+                    )
+                }
+            },
+        };
         let requests: [(&str, String, Box<dyn Pager>); 4] = [
             (
                 dataset::DEVICES,
@@ -233,20 +287,51 @@ impl NinjaOne {
                 Box::new(CursorPager),
             ),
         ];
-        let fetches = requests.into_iter().map(|(name, url, pager)| async move {
-            let req = DatasetRequest {
-                source: &self.name,
-                source_type: SOURCE.source_type,
-                dataset: name,
-                url,
-                pager,
-                auth,
-                limiters: vec![&self.limit],
-                on_forbidden: forbidden,
-            };
-            (name, fetch_dataset(&ctx.http, &ctx.evidence, req).await)
+        let df = self.organization.map(|o| format!("org = {o}"));
+        let fetches = requests.into_iter().map(|(name, url, pager)| {
+            let df = df.clone();
+            async move {
+                let url = match &df {
+                    None => url,
+                    Some(df) => match with_param(&url, "df", df) {
+                        Ok(u) => u,
+                        Err(e) => {
+                            return (
+                                name,
+                                Ok(crate::evidence::DatasetReport {
+                                    status: crate::evidence::DatasetStatus::Failed,
+                                    pages: 0,
+                                    records: 0,
+                                    reason: Some(e),
+                                }),
+                            )
+                        }
+                    },
+                };
+                let req = DatasetRequest {
+                    source: &self.name,
+                    source_type: SOURCE.source_type,
+                    dataset: name,
+                    url,
+                    pager,
+                    auth,
+                    limiters: vec![&*self.limit],
+                    on_forbidden: forbidden,
+                };
+                (name, fetch_dataset(&ctx.http, &ctx.evidence, req).await)
+            }
         });
-        crate::collect::finish(SOURCE.source_type, crate::collect::join_all(fetches).await)
+        let mut results = crate::collect::join_all(fetches).await;
+        if scoped.is_some() {
+            results.push((dataset::ORGANIZATION, Ok(scope::checked())));
+        }
+        let report = crate::collect::finish(SOURCE.source_type, results);
+        match (&check, &scoped) {
+            (Some(check), Some(scoped)) => {
+                scope::fail_if_empty(report, dataset::DEVICES, check, scoped)
+            }
+            _ => report,
+        }
     }
 }
 

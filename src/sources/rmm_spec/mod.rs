@@ -9,7 +9,16 @@
 //! - credentials by the spec's auth style: `api_key_env`/`api_key_file`
 //!   (api-key), `token_env`/`token_file` (bearer), `client_id` plus
 //!   `client_secret_env`/`client_secret_file` (oauth2 client credentials);
-//! - `requests_per_minute` (overrides the spec's).
+//! - `requests_per_minute` (overrides the spec's);
+//! - `scope` (text or number): one organisation of a shared account, for
+//!   specs with a `[scope]` table (Tactical RMM: a client id). The id replaces
+//!   `{scope}` in endpoint paths and `query` values; the spec's
+//!   `scope.verify` path is read first (dataset `scope`; a 404 fails the
+//!   source naming the id), and a scope whose device list is empty fails it
+//!   too. Without `scope` the whole account is collected.
+//!
+//! The rate limit is one bucket per account (base URL and credential
+//! identity, hashed), shared by every source of that account in the process.
 //!
 //! The spec's text is stored as the run's first evidence of the source
 //! (dataset `spec`), so a run can be re-normalised from its folder alone and
@@ -29,12 +38,13 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::scope::{self as scoping, ScopeCheck};
 use super::Source;
 use crate::collect::auth::{ApiKey, Auth, ClientCredential, ClientCredentials};
 use crate::collect::dataset::{fetch_dataset_with, DatasetRequest, FetchOptions};
 use crate::collect::paging::{with_param, GenericPager};
 use crate::collect::paging::{PageInfo, Pager};
-use crate::collect::ratelimit::RateLimiter;
+use crate::collect::ratelimit::{shared_limiter, AccountKey, RateLimiter};
 use crate::collect::{BoxFuture, CollectContext, Collector};
 use crate::config::{RefuseLiteralSecret, SourceDecl};
 use crate::error::{Error, Result};
@@ -52,6 +62,9 @@ pub const SOURCE: Source = Source {
 
 /// The dataset holding the spec itself.
 pub const SPEC_DATASET: &str = "spec";
+
+/// The dataset holding the scope check's answer (`scope.verify`).
+pub const SCOPE_DATASET: &str = "scope";
 
 /// Largest user spec file read.
 const MAX_SPEC_FILE: u64 = 256 * 1024;
@@ -83,6 +96,8 @@ struct SpecSourceConfig {
     #[serde(default)]
     requests_per_minute: Option<u32>,
     #[serde(default)]
+    scope: Option<ScopeValue>,
+    #[serde(default)]
     #[allow(dead_code)]
     api_key: Option<RefuseLiteralSecret>,
     #[serde(default)]
@@ -91,6 +106,14 @@ struct SpecSourceConfig {
     #[serde(default)]
     #[allow(dead_code)]
     client_secret: Option<RefuseLiteralSecret>,
+}
+
+/// `scope = "abc"` or `scope = 42`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ScopeValue {
+    Text(String),
+    Number(i64),
 }
 
 enum Credentials {
@@ -107,7 +130,8 @@ pub struct SpecCollector {
     spec_text: String,
     spec_origin: String,
     credentials: Credentials,
-    limit: RateLimiter,
+    scope: Option<String>,
+    requests_per_minute: u32,
 }
 
 /// Whether `source_type` names an embedded spec (so `build` can take it).
@@ -183,6 +207,34 @@ pub fn build(decl: &SourceDecl) -> Result<Box<dyn Collector>> {
         .or(spec.rate_limit.as_ref().map(|r| r.requests_per_minute))
         .unwrap_or(120)
         .max(1);
+    let scope = match c.scope {
+        None => None,
+        Some(ScopeValue::Number(n)) => Some(n.to_string()),
+        Some(ScopeValue::Text(t)) => Some(t),
+    };
+    match (&scope, &spec.scope) {
+        (Some(_), None) => {
+            return Err(at(format!(
+                "`scope` is set but the spec `{}` has no [scope]: it cannot collect one organisation of an account",
+                spec.id
+            )))
+        }
+        (Some(id), Some(_))
+            if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) =>
+        {
+            return Err(at(format!(
+                "`scope` \"{}\" must be 1-128 characters without control characters",
+                id.escape_debug()
+            )))
+        }
+        (None, Some(_)) if spec.endpoints.iter().any(|e| e.path.contains(spec::SCOPE_PLACEHOLDER)) => {
+            return Err(at(format!(
+                "the spec `{}` needs `scope` (its endpoint paths hold `{{scope}}`)",
+                spec.id
+            )))
+        }
+        _ => {}
+    }
     Ok(Box::new(SpecCollector {
         name: decl.name.clone(),
         base: c.base_url.trim_end_matches('/').to_owned(),
@@ -190,7 +242,8 @@ pub fn build(decl: &SourceDecl) -> Result<Box<dyn Collector>> {
         spec_text: text,
         spec_origin: origin,
         credentials,
-        limit: RateLimiter::new(rpm, Duration::from_secs(60)),
+        scope,
+        requests_per_minute: rpm,
     }))
 }
 
@@ -313,15 +366,87 @@ impl SpecCollector {
             .map_err(|e| e.to_string())
     }
 
+    /// The account's shared bucket: base URL plus the credential's identity
+    /// (client id, or the key or token itself, hashed).
+    fn limiter(&self) -> std::result::Result<Arc<RateLimiter>, String> {
+        let identity = match &self.credentials {
+            Credentials::Client { id, .. } => id.clone(),
+            Credentials::ApiKey(r) | Credentials::Bearer(r) => r
+                .resolve()
+                .map_err(|e| format!("credential: {e}"))?
+                .expose()
+                .to_owned(),
+        };
+        let account = AccountKey::new(SOURCE.source_type, &self.base, &identity);
+        Ok(shared_limiter(
+            &account,
+            self.requests_per_minute,
+            Duration::from_secs(60),
+        ))
+    }
+
+    /// `text` with `{scope}` replaced by the id (`encode` for a path segment).
+    fn scoped(&self, text: &str, encode: bool) -> Option<String> {
+        if !text.contains(spec::SCOPE_PLACEHOLDER) {
+            return Some(text.to_owned());
+        }
+        let id = self.scope.as_deref()?;
+        let id = if encode {
+            encode_segment(id)
+        } else {
+            id.to_owned()
+        };
+        Some(text.replace(spec::SCOPE_PLACEHOLDER, &id))
+    }
+
     async fn run(&self, ctx: &CollectContext) -> SourceReport {
         let auth = match self.auth(ctx) {
             Ok(a) => a,
             Err(e) => return SourceReport::failed(SOURCE.source_type, e),
         };
+        let limit = match self.limiter() {
+            Ok(l) => l,
+            Err(e) => return SourceReport::failed(SOURCE.source_type, e),
+        };
+        let limit: &RateLimiter = &limit;
         if let Err(e) = self.store_spec(ctx) {
             return SourceReport::failed(SOURCE.source_type, format!("cannot store the spec: {e}"));
         }
         let auth: &dyn Auth = auth.as_ref();
+        let what = self
+            .spec
+            .scope
+            .as_ref()
+            .map(|s| format!("{} {}", self.spec.name, s.name))
+            .unwrap_or_default();
+        let check = match (
+            &self.scope,
+            self.spec.scope.as_ref().and_then(|s| s.verify.as_ref()),
+        ) {
+            (Some(id), Some(verify)) => self.scoped(verify, true).map(|path| ScopeCheck {
+                source: &self.name,
+                source_type: SOURCE.source_type,
+                dataset: SCOPE_DATASET,
+                url: format!("{}{path}", self.base),
+                what: &what,
+                id,
+                key: "scope",
+            }),
+            _ => None,
+        };
+        let scoped = match &check {
+            None => None,
+            Some(check) => match scoping::verify(ctx, check, auth, &[limit]).await {
+                Ok(Ok(scoped)) => Some(scoped),
+                Ok(Err(failed)) => return failed,
+                Err(e) => {
+                    return crate::collect::finish(
+                        SOURCE.source_type,
+                        vec![(SCOPE_DATASET, Err(e))],
+                    )
+                }
+            },
+        };
         let mut results: Vec<(
             &str,
             std::result::Result<DatasetReport, crate::collect::auth::AuthError>,
@@ -337,6 +462,9 @@ impl SpecCollector {
                 reason: None,
             }),
         ));
+        if scoped.is_some() {
+            results.push((SCOPE_DATASET, Ok(scoping::checked())));
+        }
         for e in &self.spec.endpoints {
             let report = match &e.per_device {
                 None => {
@@ -348,8 +476,18 @@ impl SpecCollector {
                         .find_map(|o| o.per_device.as_ref().filter(|p| p.from == e.dataset))
                         .map(|p| p.id.as_str());
                     ids.insert(&e.dataset, collected.clone());
-                    let mut url = format!("{}{}", self.base, e.path);
-                    for (k, v) in e.paging.first_query() {
+                    let Some(path) = self.scoped(&e.path, true) else {
+                        return SourceReport::failed(
+                            SOURCE.source_type,
+                            format!("endpoint `{}` needs `scope`", e.dataset),
+                        );
+                    };
+                    let mut url = format!("{}{path}", self.base);
+                    let query = e
+                        .query
+                        .iter()
+                        .filter_map(|(k, v)| Some((k.clone(), self.scoped(v, false)?)));
+                    for (k, v) in query.chain(e.paging.first_query()) {
                         match with_param(&url, &k, &v) {
                             Ok(u) => url = u,
                             Err(err) => return SourceReport::failed(SOURCE.source_type, err),
@@ -363,7 +501,7 @@ impl SpecCollector {
                         id,
                         ids: collected,
                     };
-                    self.fetch(ctx, auth, &e.dataset, url, Box::new(pager), 0)
+                    self.fetch(ctx, auth, limit, &e.dataset, url, Box::new(pager), 0)
                         .await
                 }
                 Some(per) => {
@@ -374,7 +512,8 @@ impl SpecCollector {
                     let from_ok = results.iter().find(|(n, _)| *n == per.from).is_some_and(
                         |(_, r)| matches!(r, Ok(r) if r.status == DatasetStatus::Complete),
                     );
-                    self.fetch_per_device(ctx, auth, e, &list, from_ok).await
+                    self.fetch_per_device(ctx, auth, limit, e, &list, from_ok)
+                        .await
                 }
             };
             let fatal = report.is_err();
@@ -383,13 +522,21 @@ impl SpecCollector {
                 break;
             }
         }
-        crate::collect::finish(SOURCE.source_type, results)
+        let report = crate::collect::finish(SOURCE.source_type, results);
+        match (&check, &scoped) {
+            (Some(check), Some(scoped)) => {
+                scoping::fail_if_empty(report, &self.spec.devices.dataset, check, scoped)
+            }
+            _ => report,
+        }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn fetch(
         &self,
         ctx: &CollectContext,
         auth: &dyn Auth,
+        limit: &RateLimiter,
         dataset: &str,
         url: String,
         pager: Box<dyn Pager + '_>,
@@ -402,7 +549,7 @@ impl SpecCollector {
             url,
             pager,
             auth,
-            limiters: vec![&self.limit],
+            limiters: vec![limit],
             on_forbidden: "the API key lacks permission for this endpoint",
         };
         fetch_dataset_with(
@@ -421,6 +568,7 @@ impl SpecCollector {
         &self,
         ctx: &CollectContext,
         auth: &dyn Auth,
+        limit: &RateLimiter,
         e: &spec::Endpoint,
         devices: &[String],
         from_complete: bool,
@@ -455,7 +603,15 @@ impl SpecCollector {
                 records: e.records.clone(),
             };
             let r = self
-                .fetch(ctx, auth, &e.dataset, url, Box::new(pager), total.pages)
+                .fetch(
+                    ctx,
+                    auth,
+                    limit,
+                    &e.dataset,
+                    url,
+                    Box::new(pager),
+                    total.pages,
+                )
                 .await?;
             total.pages += r.pages;
             total.records += r.records;

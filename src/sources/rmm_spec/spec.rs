@@ -40,6 +40,10 @@ pub struct Spec {
     /// Self-imposed rate limit.
     #[serde(default)]
     pub rate_limit: Option<RateLimitSpec>,
+    /// How one organisation of a shared account is selected (the source's
+    /// `scope` key); without it the spec collects the whole account.
+    #[serde(default)]
+    pub scope: Option<ScopeSpec>,
     /// Endpoints, fetched in order (per-device ones after the list they expand).
     #[serde(rename = "endpoint")]
     pub endpoints: Vec<Endpoint>,
@@ -75,6 +79,22 @@ pub enum AuthSpec {
     },
 }
 
+/// `[scope]`: a source's `scope = "<id>"` is substituted for `{scope}` in
+/// endpoint paths and `query` values.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeSpec {
+    /// What the id names, for messages (e.g. `client`).
+    pub name: String,
+    /// A path (with `{scope}`) answering 200 for an id the API knows and 404
+    /// otherwise; fetched once before the endpoints, stored as dataset `scope`.
+    #[serde(default)]
+    pub verify: Option<String>,
+}
+
+/// The placeholder an organisation's id replaces.
+pub const SCOPE_PLACEHOLDER: &str = "{scope}";
+
 /// `[rate_limit]`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -100,6 +120,10 @@ pub struct Endpoint {
     /// Fetch once per device of another dataset.
     #[serde(default)]
     pub per_device: Option<PerDevice>,
+    /// Query parameters of the first request. A value holding `{scope}` is
+    /// sent only by a scoped source, with the id in its place.
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
 }
 
 /// `per_device = { from, id }`.
@@ -447,14 +471,53 @@ impl Spec {
         if self.endpoints.is_empty() {
             return Err("no [[endpoint]]".into());
         }
+        if let Some(scope) = &self.scope {
+            if scope.name.trim().is_empty() {
+                return Err("scope.name is empty".into());
+            }
+            if let Some(v) = &scope.verify {
+                if !v.starts_with('/')
+                    || v.contains("://")
+                    || v.contains('?')
+                    || v.matches('{').count() != 1
+                    || !v.contains(SCOPE_PLACEHOLDER)
+                {
+                    return Err(
+                        "scope.verify must be a path starting with `/` holding `{scope}` and no other placeholder or query"
+                            .into(),
+                    );
+                }
+            }
+        }
         let mut seen: BTreeSet<&str> = BTreeSet::new();
         let mut lists: BTreeSet<&str> = BTreeSet::new();
         for e in &self.endpoints {
             let at = format!("endpoint `{}`", e.dataset);
-            if !safe_name(&e.dataset) || e.dataset == "spec" {
+            if !safe_name(&e.dataset) || e.dataset == "spec" || e.dataset == "scope" {
                 return Err(format!(
-                    "{at}: dataset names must be [A-Za-z0-9._-] and not `spec`"
+                    "{at}: dataset names must be [A-Za-z0-9._-] and not `spec` or `scope`"
                 ));
+            }
+            let scoped = e.path.contains(SCOPE_PLACEHOLDER)
+                || e.query.values().any(|v| v.contains(SCOPE_PLACEHOLDER));
+            if scoped && self.scope.is_none() {
+                return Err(format!(
+                    "{at}: `{{scope}}` is used but the spec has no [scope]"
+                ));
+            }
+            if scoped && e.per_device.is_some() && e.path.contains(SCOPE_PLACEHOLDER) {
+                return Err(format!(
+                    "{at}: a per_device path cannot hold `{{scope}}`; scope the list it expands"
+                ));
+            }
+            for (k, v) in &e.query {
+                let stray = v.replace(SCOPE_PLACEHOLDER, "");
+                if k.is_empty() || stray.contains(['{', '}']) {
+                    return Err(format!(
+                        "{at}: query `{}` may hold no placeholder but `{{scope}}`",
+                        k.escape_debug()
+                    ));
+                }
             }
             if !seen.insert(&e.dataset) {
                 return Err(format!("{at}: dataset defined twice"));
@@ -465,7 +528,7 @@ impl Spec {
                 ));
             }
             pointer(&e.records).map_err(|m| format!("{at}: records: {m}"))?;
-            let placeholders = e.path.matches('{').count();
+            let placeholders = e.path.replace(SCOPE_PLACEHOLDER, "").matches('{').count();
             match &e.per_device {
                 None if placeholders > 0 => {
                     return Err(format!("{at}: path has a placeholder but no per_device"))
@@ -856,6 +919,31 @@ mod tests {
             (
                 base.replace("path = \"/agents/\"", "path = \"/agents/{x}\""),
                 "placeholder",
+            ),
+            (
+                base.replace(
+                    "[scope]\nname = \"client\"\nverify = \"/clients/{scope}/\"\n",
+                    "",
+                ),
+                "`{scope}` is used but the spec has no [scope]",
+            ),
+            (
+                base.replace("verify = \"/clients/{scope}/\"", "verify = \"/clients/\""),
+                "scope.verify",
+            ),
+            (
+                base.replace(
+                    "query = { client = \"{scope}\" }",
+                    "query = { client = \"{other}\" }",
+                ),
+                "may hold no placeholder but `{scope}`",
+            ),
+            (
+                base.replace(
+                    "path = \"/winupdate/{agent_id}/\"",
+                    "path = \"/winupdate/{scope}/{agent_id}/\"",
+                ),
+                "per_device path cannot hold `{scope}`",
             ),
         ];
         for (text, want) in cases {

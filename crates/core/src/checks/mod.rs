@@ -26,6 +26,7 @@ mod patch_latency_critical;
 mod patch_latency_high;
 mod responsibility_matrix;
 mod restore_tested;
+mod security_incidents_handled;
 mod stale_devices;
 
 use std::collections::BTreeMap;
@@ -61,6 +62,7 @@ pub const CHECKS: &[Check] = &[
     backup_321::CHECK,
     restore_tested::CHECK,
     responsibility_matrix::CHECK,
+    security_incidents_handled::CHECK,
 ];
 
 /// A check by id.
@@ -178,6 +180,10 @@ pub enum Threshold {
     EdrSignatureDays,
     /// `stale_device_days`.
     StaleDeviceDays,
+    /// `incident_high_sla_days`.
+    IncidentHighSlaDays,
+    /// `incident_medium_sla_days`.
+    IncidentMediumSlaDays,
     /// `mobile_endpoint_protection` (1 when phones and tablets are in scope
     /// for anti-malware and EDR, else 0).
     MobileEndpointProtection,
@@ -197,6 +203,8 @@ impl Threshold {
             Threshold::AccessReviewDays => "access_review_days",
             Threshold::EdrSignatureDays => "edr_signature_days",
             Threshold::StaleDeviceDays => "stale_device_days",
+            Threshold::IncidentHighSlaDays => "incident_high_sla_days",
+            Threshold::IncidentMediumSlaDays => "incident_medium_sla_days",
             Threshold::MobileEndpointProtection => "mobile_endpoint_protection",
             Threshold::BackupMaxAgeHours => "backup_max_age_hours",
             Threshold::RestoreTestDays => "restore_test_days",
@@ -212,6 +220,8 @@ impl Threshold {
             Threshold::AccessReviewDays => limits.access_review_days,
             Threshold::EdrSignatureDays => limits.edr_signature_days,
             Threshold::StaleDeviceDays => limits.stale_device_days,
+            Threshold::IncidentHighSlaDays => limits.incident_high_sla_days,
+            Threshold::IncidentMediumSlaDays => limits.incident_medium_sla_days,
             Threshold::MobileEndpointProtection => u32::from(limits.mobile_endpoint_protection),
             Threshold::BackupMaxAgeHours => limits.backup_max_age_hours,
             Threshold::RestoreTestDays => limits.restore_test_days,
@@ -263,7 +273,26 @@ pub struct Outcome {
     pub unproven: Vec<Subject>,
     /// One sentence for reports.
     pub summary: String,
+    /// Numbers the check measured beside its verdict (e.g. the mean time to
+    /// resolve incidents per severity), for KPIs and trends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub figures: Vec<Figure>,
 }
+
+/// A number a check measured beside its verdict. Deterministic for given
+/// facts and `as_of`, like the verdict.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Figure {
+    /// Stable name, e.g. `mean_time_to_resolve.high`.
+    pub name: String,
+    /// The value (finite).
+    pub value: f64,
+    /// Its unit, e.g. `hours` or `incidents`.
+    pub unit: String,
+}
+
+// Values are always finite (never NaN), so equality is total.
+impl Eq for Figure {}
 
 impl Outcome {
     /// Pass or fail from the failing subjects; `what` names the population.
@@ -314,6 +343,7 @@ impl Outcome {
             failing,
             unproven,
             summary,
+            figures: Vec::new(),
         }
     }
 
@@ -325,7 +355,14 @@ impl Outcome {
             failing: Vec::new(),
             unproven: Vec::new(),
             summary: reason.into(),
+            figures: Vec::new(),
         }
+    }
+
+    /// Attach measured figures.
+    pub(crate) fn with_figures(mut self, figures: Vec<Figure>) -> Outcome {
+        self.figures = figures;
+        self
     }
 
     /// Append a note (e.g. a newer report that overrode an older problem) to
@@ -370,6 +407,10 @@ pub struct Limits {
     pub stale_device_days: u32,
     /// Maximum age of the newest backup in hours.
     pub backup_max_age_hours: u32,
+    /// Days a high-severity incident may stay unresolved without active handling.
+    pub incident_high_sla_days: u32,
+    /// Days a medium-severity incident may stay unresolved without active handling.
+    pub incident_medium_sla_days: u32,
     /// Days within which a restore or boot test must have passed.
     pub restore_test_days: u32,
     /// Days collected evidence stays usable for a judgement.
@@ -389,6 +430,8 @@ impl Limits {
         edr_signature_days: 7,
         stale_device_days: 30,
         backup_max_age_hours: 168,
+        incident_high_sla_days: 7,
+        incident_medium_sla_days: 30,
         restore_test_days: 90,
         evidence_ttl_days: 30,
         mobile_endpoint_protection: false,
@@ -433,6 +476,16 @@ impl Limits {
                 config.backup_max_age_hours,
                 framework.backup_max_age_hours,
                 d.backup_max_age_hours,
+            ),
+            incident_high_sla_days: pick(
+                config.incident_high_sla_days,
+                framework.incident_high_sla_days,
+                d.incident_high_sla_days,
+            ),
+            incident_medium_sla_days: pick(
+                config.incident_medium_sla_days,
+                framework.incident_medium_sla_days,
+                d.incident_medium_sla_days,
             ),
             restore_test_days: pick(
                 config.restore_test_days,
@@ -936,6 +989,8 @@ mod tests {
             super::Threshold::AccessReviewDays,
             super::Threshold::EdrSignatureDays,
             super::Threshold::StaleDeviceDays,
+            super::Threshold::IncidentHighSlaDays,
+            super::Threshold::IncidentMediumSlaDays,
             super::Threshold::MobileEndpointProtection,
             super::Threshold::BackupMaxAgeHours,
             super::Threshold::RestoreTestDays,

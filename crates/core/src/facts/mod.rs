@@ -3,6 +3,7 @@
 //! every kind of fact. Normalising is pure: it reads the run folder and nothing else.
 
 pub mod backup;
+mod incidents;
 mod model;
 pub mod patch_status;
 mod reconcile;
@@ -11,6 +12,7 @@ pub use backup::{
     link_backups, BackupCopy, BackupResult, CopyLocation, ProtectedKind, ProtectedSystem,
     RestoreTest, RestoreTestKind, TestResult,
 };
+pub use incidents::*;
 pub use model::*;
 pub use reconcile::{normalise_hostname, reconcile, single_source_devices};
 
@@ -122,6 +124,11 @@ impl SourceEvidence<'_> {
 /// A normaliser: adds the facts one source's raw pages say.
 pub type Normalise = fn(&SourceEvidence<'_>, &mut Facts);
 
+/// The run folder's inputs that are not evidence of a source (the
+/// organisation's `exceptions.toml`): hashed in the custody log, which
+/// normalising checks, but given to no normaliser.
+pub const INPUTS: &str = "inputs/";
+
 /// Derive facts from a run folder: every evidence file is checked against its
 /// custody hash before it is read, then each source's pages go to the
 /// normaliser `normaliser_for` gives for its type.
@@ -150,6 +157,9 @@ pub fn normalise(
                 entry.path
             )));
         }
+        if entry.path.starts_with(INPUTS) {
+            continue; // run inputs (exceptions.toml): hashed, not evidence of a source
+        }
         requests
             .entry(entry.source.as_str())
             .or_default()
@@ -176,7 +186,7 @@ pub fn normalise(
             .push((entry.path.clone(), json));
     }
     let mut facts = Facts::default();
-    for entry in &custody {
+    for entry in custody.iter().filter(|e| !e.path.starts_with(INPUTS)) {
         let Ok(at) = DateTime::parse_from_rfc3339(&entry.collected_at) else {
             return Err(Error::invalid(format!(
                 "custody.jsonl: collected_at of {} is not an RFC 3339 time",

@@ -48,6 +48,8 @@ pub enum FactKind {
     SecureScore,
     /// Documents people supplied for manual controls.
     ManualEvidence,
+    /// Security incidents of an incident queue (Microsoft Defender XDR).
+    SecurityIncidents,
     /// Backups per protected system: jobs, results, copies (see
     /// [`crate::facts::ProtectedSystem`]).
     Backups,
@@ -74,6 +76,7 @@ impl FactKind {
             FactKind::Compliance => "device compliance state",
             FactKind::SecureScore => "Secure Score",
             FactKind::ManualEvidence => "manual evidence",
+            FactKind::SecurityIncidents => "security incidents",
             FactKind::Backups => "backups",
             FactKind::RestoreTests => "restore and boot tests",
         }
@@ -654,6 +657,9 @@ pub struct Facts {
     /// Documents supplied for manual controls.
     #[serde(default)]
     pub manual: Vec<ManualDocument>,
+    /// Security incidents.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incidents: Vec<crate::facts::Incident>,
     /// Systems backup products protect, one record per source, linked to
     /// the inventory.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

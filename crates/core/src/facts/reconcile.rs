@@ -334,6 +334,7 @@ impl Facts {
             .sort_by(|a, b| (&a.device_id, &a.name, &a.kb).cmp(&(&b.device_id, &b.name, &b.kb)));
         self.access_reviews.sort_by(|a, b| a.id.cmp(&b.id));
         self.manual.sort_by(|a, b| a.path.cmp(&b.path));
+        self.incidents.sort_by(|a, b| a.id.cmp(&b.id));
         for e in self.mfa_enforcement.values_mut() {
             e.policies.sort_by(|a, b| a.id.cmp(&b.id));
             for members in e.group_members.values_mut() {

@@ -65,22 +65,40 @@ fn page(
     json_response(StatusCode::OK, &body)
 }
 
+/// Fault, token check, then the tenant's Defender limits.
+async fn gate(s: &SimState, path: &str, headers: &HeaderMap) -> Option<Response> {
+    if let Some(fault) = s.before_scoped(path, s.m365_scope(headers)).await {
+        return Some(fault);
+    }
+    if let Some(denied) = s.denied(headers, Audience::Defender) {
+        return Some(denied);
+    }
+    let tenant = s
+        .bearer_tenant(headers)
+        .unwrap_or_else(|| s.options.credentials.tenant_id.clone());
+    let l = &s.options.rate_limits;
+    s.throttle(
+        &[
+            (format!("defender:{tenant}:minute"), l.defender_per_minute),
+            (format!("defender:{tenant}:hour"), l.defender_per_hour),
+        ],
+        true,
+    )
+}
+
 async fn machines(
     State(s): Shared,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Some(fault) = s.before(paths::MACHINES).await {
-        return fault;
-    }
-    if let Some(denied) = s.denied(&headers, Audience::Defender) {
-        return denied;
+    if let Some(r) = gate(&s, paths::MACHINES, &headers).await {
+        return r;
     }
     page(
         &s,
         paths::MACHINES,
         "Machines",
-        &s.tenant.defender.machines,
+        &s.m365_tenant(&headers).defender.machines,
         &q,
     )
 }
@@ -90,17 +108,14 @@ async fn av_info(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Some(fault) = s.before(paths::AV_INFO).await {
-        return fault;
-    }
-    if let Some(denied) = s.denied(&headers, Audience::Defender) {
-        return denied;
+    if let Some(r) = gate(&s, paths::AV_INFO, &headers).await {
+        return r;
     }
     page(
         &s,
         paths::AV_INFO,
         "DeviceAvInfo",
-        &s.tenant.defender.av_info,
+        &s.m365_tenant(&headers).defender.av_info,
         &q,
     )
 }

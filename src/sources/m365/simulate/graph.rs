@@ -47,6 +47,8 @@ pub struct GraphTenant {
     pub review_decisions: HashMap<String, Vec<Value>>,
     /// Secure Scores, newest first.
     pub secure_scores: Vec<Value>,
+    /// Security incidents, newest first, each with its `alerts` (served on `$expand=alerts`).
+    pub security_incidents: Vec<Value>,
 }
 
 /// Paths of the endpoints (with `{id}` for the nested ones), as
@@ -135,7 +137,7 @@ async fn graph_token(
 ) -> Response {
     s.count_token_request();
     let c = &s.options.credentials;
-    if tenant != c.tenant_id {
+    if !s.knows_tenant(&tenant) {
         return json_response(
             StatusCode::BAD_REQUEST,
             &json!({"error": "invalid_request", "error_description": format!("AADSTS90002: Tenant '{tenant}' not found.")}),
@@ -171,11 +173,12 @@ async fn graph_token(
         );
     }
     let scope = form.get("scope").map(String::as_str).unwrap_or_default();
-    if scope.contains("securitycenter") {
-        s.issue_token(Audience::Defender)
+    let audience = if scope.contains("securitycenter") {
+        Audience::Defender
     } else {
-        s.issue_token(Audience::Graph)
-    }
+        Audience::Graph
+    };
+    s.issue_token_for(audience, Some(tenant))
 }
 
 /// Serve a Graph collection with `$top`, `$select` and an opaque `$skiptoken`.
@@ -255,16 +258,14 @@ async fn graph_users(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     const PATH: &str = "/v1.0/users";
-    if let Some(fault) = s.before(PATH).await {
-        return fault;
+    if let Some(r) = gate(&s, PATH, &headers).await {
+        return r;
     }
-    if let Some(denied) = s.denied(&headers, Audience::Graph) {
-        return denied;
-    }
+    let t = s.m365_tenant(&headers);
     let asks_sign_in = q
         .get("$select")
         .is_some_and(|sel| sel.split(',').any(|f| f == "signInActivity"));
-    if s.tenant.graph.sign_in_activity_unlicensed && asks_sign_in {
+    if t.graph.sign_in_activity_unlicensed && asks_sign_in {
         return graph_error(
             StatusCode::FORBIDDEN,
             "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
@@ -274,7 +275,7 @@ async fn graph_users(
     // Microsoft documents pages of at most 120 users when signInActivity is
     // selected, whatever `$top` asks.
     let max = if asks_sign_in { 120 } else { 999 };
-    graph_page_max(&s, PATH, "users", &s.tenant.graph.users, &q, max)
+    graph_page_max(&s, PATH, "users", &t.graph.users, &q, max)
 }
 
 async fn graph_registrations(
@@ -283,27 +284,46 @@ async fn graph_registrations(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     const PATH: &str = "/v1.0/reports/authenticationMethods/userRegistrationDetails";
-    if let Some(fault) = s.before(PATH).await {
-        return fault;
-    }
-    if let Some(denied) = s.denied(&headers, Audience::Graph) {
-        return denied;
+    if let Some(r) = gate(&s, PATH, &headers).await {
+        return r;
     }
     graph_page(
         &s,
         PATH,
         "reports/authenticationMethods/userRegistrationDetails",
-        &s.tenant.graph.registrations,
+        &s.m365_tenant(&headers).graph.registrations,
         &q,
     )
 }
 
-/// Fault, then token check: `Some(response)` when the request ends here.
-async fn gate(s: &SimState, path: &str, headers: &HeaderMap) -> Option<Response> {
-    if let Some(fault) = s.before(path).await {
+/// Fault, token check, then the tenant's rate limits: `Some(response)` when
+/// the request ends here.
+pub(super) async fn gate(s: &SimState, path: &str, headers: &HeaderMap) -> Option<Response> {
+    let scope = s.m365_scope(headers);
+    if let Some(fault) = s.before_scoped(path, scope).await {
         return Some(fault);
     }
-    s.denied(headers, Audience::Graph)
+    if let Some(denied) = s.denied(headers, Audience::Graph) {
+        return Some(denied);
+    }
+    let tenant = s
+        .bearer_tenant(headers)
+        .unwrap_or_else(|| s.options.credentials.tenant_id.clone());
+    let l = &s.options.rate_limits;
+    let mut draws = vec![
+        ("graph".to_owned(), l.graph_global),
+        (format!("graph:{tenant}"), l.graph_per_tenant),
+    ];
+    let mut retry_after = true;
+    if path.starts_with("/v1.0/reports/authenticationMethods") {
+        draws.push((format!("graph:{tenant}:reports"), l.graph_identity_reports));
+    } else if path == paths::CONDITIONAL_ACCESS {
+        draws.push((format!("graph:{tenant}:ca"), l.graph_conditional_access));
+        retry_after = false;
+    } else if path.starts_with("/v1.0/deviceManagement") {
+        draws.push((format!("graph:{tenant}:intune"), l.graph_intune));
+    }
+    s.throttle(&draws, retry_after)
 }
 
 fn not_found(what: &str) -> Response {
@@ -324,7 +344,7 @@ async fn ca_policies(State(s): Shared, headers: HeaderMap, Query(q): Q) -> Respo
         &s,
         paths::CONDITIONAL_ACCESS,
         "identity/conditionalAccess/policies",
-        &s.tenant.graph.conditional_access,
+        &s.m365_tenant(&headers).graph.conditional_access,
         &q,
     )
 }
@@ -333,8 +353,9 @@ async fn security_defaults(State(s): Shared, headers: HeaderMap) -> Response {
     if let Some(r) = gate(&s, paths::SECURITY_DEFAULTS, &headers).await {
         return r;
     }
-    let mut body = match &s.tenant.graph.security_defaults {
-        Value::Object(_) => s.tenant.graph.security_defaults.clone(),
+    let t = s.m365_tenant(&headers);
+    let mut body = match &t.graph.security_defaults {
+        Value::Object(_) => t.graph.security_defaults.clone(),
         _ => {
             json!({"id": "00000000-0000-0000-0000-000000000005", "displayName": "Security Defaults", "description": "Security defaults is a set of basic identity security mechanisms recommended by Microsoft.", "isEnabled": false})
         }
@@ -352,7 +373,7 @@ async fn role_definitions(State(s): Shared, headers: HeaderMap, Query(q): Q) -> 
         &s,
         paths::ROLE_DEFINITIONS,
         "roleManagement/directory/roleDefinitions",
-        &s.tenant.graph.role_definitions,
+        &s.m365_tenant(&headers).graph.role_definitions,
         &q,
     )
 }
@@ -383,7 +404,8 @@ async fn role_assignments(State(s): Shared, headers: HeaderMap, Query(q): Q) -> 
     if let Some(r) = gate(&s, paths::ROLE_ASSIGNMENTS, &headers).await {
         return r;
     }
-    let t = &s.tenant.graph;
+    let tenant = s.m365_tenant(&headers);
+    let t = &tenant.graph;
     let expand = q.get("$expand").is_some_and(|e| e == "principal");
     let records: Vec<Value> = t
         .role_assignments
@@ -456,10 +478,11 @@ async fn group_members(
     if let Some(r) = gate(&s, paths::GROUP_MEMBERS, &headers).await {
         return r;
     }
-    if !s.tenant.graph.groups.contains_key(&group) {
+    let t = s.m365_tenant(&headers);
+    if !t.graph.groups.contains_key(&group) {
         return not_found(&group);
     }
-    let users = transitive_users(&s.tenant.graph, &group);
+    let users = transitive_users(&t.graph, &group);
     let path = format!("/v1.0/groups/{group}/transitiveMembers/microsoft.graph.user");
     graph_page(&s, &path, "users", &users, &q)
 }
@@ -472,7 +495,7 @@ async fn managed_devices(State(s): Shared, headers: HeaderMap, Query(q): Q) -> R
         &s,
         paths::MANAGED_DEVICES,
         "deviceManagement/managedDevices",
-        &s.tenant.graph.managed_devices,
+        &s.m365_tenant(&headers).graph.managed_devices,
         &q,
         1000,
     )
@@ -486,7 +509,7 @@ async fn protection_state(
     if let Some(r) = gate(&s, paths::PROTECTION_STATE, &headers).await {
         return r;
     }
-    match s.tenant.graph.protection_states.get(&device) {
+    match s.m365_tenant(&headers).graph.protection_states.get(&device) {
         None => not_found(&device),
         Some(state) => {
             let mut body = state.clone();
@@ -497,7 +520,7 @@ async fn protection_state(
 }
 
 fn job_body(
-    s: &SimState,
+    t: &GraphTenant,
     id: &str,
     report: &str,
     select: &Value,
@@ -517,7 +540,7 @@ fn job_body(
         "url": url,
         "requestDateTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         "expirationDateTime": "0001-01-01T00:00:00Z",
-        "polls": s.tenant.graph.export_polls,
+        "polls": t.export_polls,
     })
 }
 
@@ -550,10 +573,12 @@ async fn create_export_job(
     );
     let select = body.get("select").cloned().unwrap_or(json!([]));
     let sig = format!("{:016x}", fastrand::u64(..));
+    let tenant = s.bearer_tenant(&headers);
     if let Ok(mut jobs) = s.export_jobs.lock() {
-        jobs.insert(id.clone(), (0, select.clone(), sig));
+        jobs.insert(id.clone(), (0, select.clone(), sig, tenant));
     }
-    let mut job = job_body(&s, &id, report, &select, "notStarted", None);
+    let t = s.m365_tenant(&headers);
+    let mut job = job_body(&t.graph, &id, report, &select, "notStarted", None);
     if let Value::Object(map) = &mut job {
         map.remove("polls");
     }
@@ -579,10 +604,11 @@ async fn export_job_status(
         job.0 += 1;
         Some(job.clone())
     });
-    let Some((polls, select, sig)) = entry else {
+    let Some((polls, select, sig, _)) = entry else {
         return not_found(id);
     };
-    let done = polls > s.tenant.graph.export_polls;
+    let t = s.m365_tenant(&headers);
+    let done = polls > t.graph.export_polls;
     let url = done.then(|| {
         format!(
             "{}/sim-blob/reports/{id}?sv=2020-08-04&se=2030-01-01&sig={sig}",
@@ -590,7 +616,7 @@ async fn export_job_status(
         )
     });
     let mut job = job_body(
-        &s,
+        &t.graph,
         id,
         "DefenderAgents",
         &select,
@@ -637,9 +663,13 @@ async fn export_download(State(s): Shared, Path(id): Path<String>, Query(q): Q) 
         .lock()
         .ok()
         .and_then(|jobs| jobs.get(&id).cloned());
-    let Some((_, select, sig)) = job else {
+    let Some((_, select, sig, tenant)) = job else {
         return (StatusCode::NOT_FOUND, "BlobNotFound").into_response();
     };
+    let t = tenant
+        .and_then(|id| s.fleet.by_tenant_id(&id))
+        .and_then(|i| s.fleet.org(i))
+        .unwrap_or_else(|| s.tenant.clone());
     if q.get("sig") != Some(&sig) {
         return (StatusCode::FORBIDDEN, "AuthenticationFailed").into_response();
     }
@@ -652,9 +682,9 @@ async fn export_download(State(s): Shared, Path(id): Path<String>, Query(q): Q) 
                 .collect()
         })
         .unwrap_or_default();
-    let body = match &s.tenant.graph.export_download {
+    let body = match &t.graph.export_download {
         Some(bytes) => bytes.clone(),
-        None => match export_archive(&s.tenant.graph, &format!("{id}.csv"), &columns) {
+        None => match export_archive(&t.graph, &format!("{id}.csv"), &columns) {
             Ok(bytes) => bytes,
             Err(e) => {
                 return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
@@ -734,7 +764,7 @@ async fn review_definitions(State(s): Shared, headers: HeaderMap, Query(q): Q) -
         &s,
         paths::REVIEW_DEFINITIONS,
         "identityGovernance/accessReviews/definitions",
-        &s.tenant.graph.review_definitions,
+        &s.m365_tenant(&headers).graph.review_definitions,
         &q,
     )
 }
@@ -748,7 +778,8 @@ async fn review_instances(
     if let Some(r) = gate(&s, paths::REVIEW_INSTANCES, &headers).await {
         return r;
     }
-    let Some(records) = s.tenant.graph.review_instances.get(&def) else {
+    let t = s.m365_tenant(&headers);
+    let Some(records) = t.graph.review_instances.get(&def) else {
         return not_found(&def);
     };
     let path = format!("/v1.0/identityGovernance/accessReviews/definitions/{def}/instances");
@@ -765,11 +796,12 @@ async fn review_decisions(
     if let Some(r) = gate(&s, paths::REVIEW_DECISIONS, &headers).await {
         return r;
     }
-    let known = s.tenant.graph.review_instances.get(&def).is_some_and(|i| {
+    let t = s.m365_tenant(&headers);
+    let known = t.graph.review_instances.get(&def).is_some_and(|i| {
         i.iter()
             .any(|i| i.get("id").and_then(Value::as_str) == Some(&inst))
     });
-    let Some(records) = s.tenant.graph.review_decisions.get(&inst).filter(|_| known) else {
+    let Some(records) = t.graph.review_decisions.get(&inst).filter(|_| known) else {
         return not_found(&inst);
     };
     let path = format!(
@@ -789,7 +821,7 @@ async fn secure_scores(State(s): Shared, headers: HeaderMap, Query(q): Q) -> Res
         &s,
         paths::SECURE_SCORES,
         "security/secureScores",
-        &s.tenant.graph.secure_scores,
+        &s.m365_tenant(&headers).graph.secure_scores,
         &q,
     )
 }

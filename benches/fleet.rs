@@ -1,0 +1,287 @@
+//! Benchmark: `auditpack fleet run` over a generated fleet (default 200
+//! organisations of 300 users and 150 devices, each its own Microsoft 365
+//! tenant behind one multi-tenant app, 50 ms latency per request, the
+//! documented rate limits enforced by the simulator), the whole pipeline per
+//! organisation: collect, judge, report, package (signed).
+//!
+//! Printed: the wall time; beside it the bound that the rate limits and the
+//! longest organisation's critical path impose (computed from the pages each
+//! dataset of each organisation really took: sequential pages at the latency,
+//! or the per-tenant bucket's rate when that is slower; and the app's
+//! bucket shared by every tenant over all organisations' Graph requests),
+//! their ratio (target <= 1.5), requests per organisation, and peak RSS of
+//! this process (target < 512 MiB). The simulator runs in a child process so
+//! the RSS is the runner's alone.
+//!
+//! Not yet in it: the shared NinjaOne and Datto RMM accounts (their
+//! per-organisation scoping is not in the collectors yet).
+//!
+//! `cargo bench --bench fleet -- [--orgs N] [--users N] [--devices N]
+//! [--latency-ms N] [--concurrency N]`; `AUDITPACK_BENCH_SCALE` scales the
+//! organisation count (`scripts/bench.sh --quick`).
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use auditpack::evidence::RunManifest;
+use auditpack::fleet::{FleetFile, FleetOptions, OrgResult};
+use auditpack::simulate::{FleetSpec, SimOptions, SimRateLimits, Simulator};
+use auditpack::sources::m365::limits::{Limit, Limits};
+
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The child: serve the fleet, print the base URL and one line per
+/// organisation (`tenant id<TAB>name`), then an empty line; serve until
+/// stdin closes.
+fn serve(orgs: usize, users: usize, devices: usize, latency: Duration) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let sim = Simulator::start_fleet(FleetSpec {
+            organisations: orgs,
+            users,
+            devices,
+            latency,
+            rate_limits: SimRateLimits::documented(),
+            include_demo: false,
+            max_page_size: 999,
+            ..FleetSpec::default()
+        })
+        .await
+        .expect("simulator starts");
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", sim.base_url()).expect("write");
+        for org in sim.fleet() {
+            writeln!(out, "{}\t{}", org.tenant_id(), org.name()).expect("write");
+        }
+        writeln!(out).expect("write");
+        out.flush().expect("flush");
+        drop(out);
+        tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            while std::io::stdin()
+                .read_line(&mut line)
+                .map(|n| n > 0)
+                .unwrap_or(false)
+            {
+                line.clear();
+            }
+        })
+        .await
+        .expect("stdin watcher");
+        sim.stop().await;
+    });
+}
+
+/// The export job's poll interval (`export_poll_interval` in the config).
+const EXPORT_POLL: Duration = Duration::from_secs(1);
+
+/// Shortest time `pages` sequential requests can take under a bucket of
+/// `limit` with `latency` each.
+fn chain(pages: usize, latency: Duration, limit: Limit) -> Duration {
+    let by_latency = latency * pages as u32;
+    let over = pages.saturating_sub(limit.requests as usize) as u32;
+    let by_limit = limit
+        .period
+        .mul_f64(f64::from(over) / f64::from(limit.requests))
+        + latency;
+    by_latency.max(by_limit)
+}
+
+/// One organisation's critical path: its slowest chain of sequential
+/// requests (datasets are fetched concurrently, pages of one in order),
+/// plus its token request.
+fn critical_path(run: &RunManifest, latency: Duration) -> Duration {
+    let limits = Limits::default();
+    let pages = |d: &str| {
+        run.sources
+            .get("m365")
+            .and_then(|s| s.datasets.get(d))
+            .map_or(0, |r| r.pages)
+    };
+    let chains = [
+        chain(pages("users"), latency, limits.users),
+        chain(
+            pages("userRegistrationDetails"),
+            latency,
+            limits.identity_reports,
+        ),
+        chain(pages("managedDevices"), latency, limits.intune),
+        // The Intune export job, every request a stored page: create, then
+        // each poll after a wait of EXPORT_POLL, then the download.
+        (latency + EXPORT_POLL) * pages("windowsProtectionState").saturating_sub(2) as u32
+            + latency * 2,
+        chain(
+            pages("conditionalAccessPolicies"),
+            latency,
+            limits.conditional_access,
+        ),
+        chain(
+            pages("defenderMachines") + pages("defenderAvInfo"),
+            latency,
+            limits.defender_per_minute,
+        ),
+        latency
+            * (pages("accessReviewDefinitions")
+                + pages("accessReviewInstances")
+                + pages("accessReviewDecisions")) as u32,
+    ];
+    chains.into_iter().max().unwrap_or_default() + latency
+}
+
+fn main() {
+    let orgs = ((arg("--orgs", 200) as f64 * common::scale()).round() as usize).max(1);
+    let users = arg("--users", 300) as usize;
+    let devices = arg("--devices", 150) as usize;
+    let latency = Duration::from_millis(arg("--latency-ms", 50));
+    if std::env::args().any(|a| a == "--serve") {
+        serve(orgs, users, devices, latency);
+        return;
+    }
+    let concurrency = arg(
+        "--concurrency",
+        auditpack::fleet::DEFAULT_CONCURRENCY as u64,
+    );
+    let exe = std::env::current_exe().expect("own path");
+    let mut child = Command::new(exe)
+        .args(["--serve", "--orgs", &orgs.to_string()])
+        .args(["--users", &users.to_string()])
+        .args(["--devices", &devices.to_string()])
+        .args(["--latency-ms", &latency.as_millis().to_string()])
+        .env("AUDITPACK_BENCH_SCALE", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("simulator process starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let base = lines.next().expect("a URL").expect("read");
+    let mut tenants = Vec::new();
+    for line in lines {
+        let line = line.expect("read");
+        if line.is_empty() {
+            break;
+        }
+        let (tenant, name) = line.split_once('\t').expect("tenant and name");
+        tenants.push((tenant.to_owned(), name.to_owned()));
+    }
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let creds = SimOptions::default().credentials;
+    std::fs::write(dir.path().join("graph.secret"), &creds.graph_secret).expect("write");
+    auditpack::package::generate_key(&dir.path().join("key"), "bench@auditpack.example", None)
+        .expect("key");
+    let mut text = format!(
+        "[fleet]\nname = \"Bench\"\nstore = \"store\"\nconcurrency = {concurrency}\n\
+         frameworks = [\"hipaa\", \"soc2\"]\n\n\
+         [signing]\nkey_file = \"key\"\nidentity = \"bench@auditpack.example\"\n\n\
+         [sources.m365]\ntype = \"m365\"\nclient_id = \"{}\"\nclient_secret_file = \"graph.secret\"\n\
+         authority_url = \"{base}\"\ngraph_url = \"{base}\"\ndefender_url = \"{base}\"\n\
+         export_poll_interval = \"{}s\"\n",
+        creds.graph_client_id,
+        EXPORT_POLL.as_secs()
+    );
+    for (tenant, name) in &tenants {
+        text.push_str(&format!(
+            "\n[[organisations]]\nname = \"{name}\"\n[organisations.sources.m365]\ntenant_id = \"{tenant}\"\n"
+        ));
+    }
+    let path = dir.path().join("fleet.toml");
+    std::fs::write(&path, text).expect("write");
+    let fleet = FleetFile::load(&path).expect("the fleet file loads");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    common::reset_peak();
+    let started = Instant::now();
+    let outcome =
+        auditpack::fleet::run(&fleet, &FleetOptions::default(), &runtime).expect("the fleet runs");
+    let wall = started.elapsed();
+    let rss = common::peak_rss().unwrap_or(0.0);
+    drop(child.stdin.take());
+    let _ = child.wait();
+
+    let mut longest = Duration::ZERO;
+    let mut requests = 0usize;
+    let mut incomplete = 0usize;
+    for o in &outcome.organisations {
+        if o.result != OrgResult::Complete {
+            incomplete += 1;
+            eprintln!("{}: {:?}", o.name, o.result);
+        }
+        let Some(package) = &o.package else { continue };
+        let run = RunManifest::read(&package.join("data")).expect("run.json");
+        longest = longest.max(critical_path(&run, latency));
+        requests += run
+            .sources
+            .values()
+            .flat_map(|s| s.datasets.values())
+            .map(|d| d.pages)
+            .sum::<usize>()
+            + 1; // the token
+    }
+    // The app's bucket, shared by every tenant: 130,000 per 10 s.
+    let shared = Duration::from_secs(10).mul_f64(requests as f64 / 130_000.0);
+    let bound = longest.max(shared);
+    let ratio = wall.as_secs_f64() / bound.as_secs_f64();
+    let per_org = requests as f64 / orgs as f64;
+    println!(
+        "fleet: {orgs} organisations of {users} users and {devices} devices (Microsoft 365), \
+         {} ms latency, documented rate limits, concurrency {concurrency}",
+        latency.as_millis()
+    );
+    println!("wall time:          {:.1} s", wall.as_secs_f64());
+    println!(
+        "bound:              {:.1} s (longest organisation's critical path {:.1} s; the app's shared bucket {:.1} s)",
+        bound.as_secs_f64(),
+        longest.as_secs_f64(),
+        shared.as_secs_f64()
+    );
+    println!("ratio:              {ratio:.2} (target <= 1.5)");
+    println!("requests per org:   {per_org:.0} (pages and the token)");
+    println!(
+        "peak RSS:           {:.0} MiB (target < 512 MiB)",
+        rss / common::MIB
+    );
+    println!("not complete:       {incomplete}");
+    common::figure("fleet.wall", wall.as_secs_f64(), "s", common::Target::None);
+    common::figure(
+        "fleet.bound",
+        bound.as_secs_f64(),
+        "s",
+        common::Target::None,
+    );
+    common::figure(
+        "fleet.wall_vs_bound",
+        ratio,
+        "x",
+        common::Target::AtMost(1.5),
+    );
+    common::figure(
+        "fleet.requests_per_org",
+        per_org,
+        "req",
+        common::Target::None,
+    );
+    common::figure(
+        "fleet.peak_rss",
+        rss / common::MIB,
+        "MiB",
+        common::Target::AtMost(512.0),
+    );
+    if incomplete > 0 {
+        std::process::exit(1);
+    }
+}
