@@ -702,3 +702,163 @@ fn store_s3_settings_are_checked_and_never_hold_secrets() {
         );
     }
 }
+
+/// A fleet storing into `bucket`, written into `dir` (one machine's copy):
+/// `names` inline organisations sharing `[store_s3]`, signing and a
+/// manual documents source.
+fn fleet(dir: &Path, endpoint: &str, bucket: &str, names: &[String]) -> PathBuf {
+    // The organisation helper leaves the key, credentials and documents.
+    organisation(dir, "Shared", endpoint, bucket, 64);
+    let mut text = format!(
+        r#"[fleet]
+name = "MSP"
+store = "s3://{bucket}/fleet"
+concurrency = 4
+frameworks = ["hipaa"]
+
+[store_s3]
+endpoint = "{endpoint}"
+region = "us-east-1"
+path_style = true
+retention_days = 1
+access_key_id_file = "key_id"
+secret_access_key_file = "secret"
+
+[signing]
+key_file = "signing_key"
+identity = "{IDENTITY}"
+
+[sources.docs]
+type = "manual"
+path = "docs"
+"#
+    );
+    for name in names {
+        text.push_str(&format!(
+            "\n[[organisations]]\nname = \"{name}\"\n[organisations.sources.docs]\n"
+        ));
+    }
+    let path = dir.join("fleet.toml");
+    std::fs::write(&path, text).expect("fleet file");
+    path
+}
+
+#[test]
+fn fleet_shards_on_two_machines_store_into_one_bucket_and_the_history_sees_both() {
+    let Some(server) = server() else { return };
+    let bucket = "fleet-evidence";
+    create_bucket(&server.endpoint, bucket, true);
+    let work = tempfile::tempdir().expect("tempdir");
+    let names: Vec<String> = (0..6).map(|i| format!("Client {i}")).collect();
+    let auditpack = |machine: &str, args: &[&str]| {
+        let dir = work.path().join(machine);
+        let config = fleet(&dir, &server.endpoint, bucket, &names);
+        let out = Command::new(env!("CARGO_BIN_EXE_auditpack"))
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .env("XDG_CACHE_HOME", dir.join("cache"))
+            .current_dir(&dir)
+            .output()
+            .expect("run the binary");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!text.contains(SECRET_KEY), "no secret: {text}");
+        (out.status.code(), text)
+    };
+    // Shard 0/2 on one machine, 1/2 on another: separate local stores.
+    let mut ran = Vec::new();
+    for (machine, shard) in [("machine-a", "0/2"), ("machine-b", "1/2")] {
+        let (code, text) = auditpack(machine, &["fleet", "run", "--shard", shard]);
+        assert!(code.is_some_and(|c| c < 2), "{text}");
+        let stored = text
+            .matches(&format!("stored in s3://{bucket}/fleet"))
+            .count();
+        assert!(stored > 0, "shard {shard} stored its organisations: {text}");
+        ran.push(stored);
+    }
+    assert_eq!(
+        ran.iter().sum::<usize>(),
+        names.len(),
+        "every organisation once"
+    );
+    assert!(
+        !work
+            .path()
+            .join("machine-a/cache/auditpack/s3")
+            .join(bucket)
+            .join("fleet")
+            .join(auditpack::pipeline::slug(&names[0]))
+            .exists()
+            || !work
+                .path()
+                .join("machine-b/cache/auditpack/s3")
+                .join(bucket)
+                .join("fleet")
+                .join(auditpack::pipeline::slug(&names[0]))
+                .exists(),
+        "each organisation was staged on one machine only"
+    );
+
+    // A third machine, which ran nothing, rebuilds the history from the bucket.
+    let (code, text) = auditpack("machine-c", &["history", "rebuild"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains(&format!("{} run(s)", names.len())), "{text}");
+    let (code, text) = auditpack("machine-c", &["history", "--json"]);
+    assert_eq!(code, Some(0), "{text}");
+    let mut seen: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| {
+            let row: serde_json::Value = serde_json::from_str(l).expect("a JSON row");
+            row["organisation"].as_str().expect("a name").to_owned()
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(seen, names, "both shards' organisations");
+    // Each machine's own history reads the bucket too, so it sees the other's.
+    let (code, text) = auditpack("machine-a", &["history", "--json"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with('{')).count(),
+        names.len(),
+        "{text}"
+    );
+    // The store commands take the fleet file as well.
+    let (code, text) = auditpack("machine-c", &["store", "list"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(&format!("{} package(s)", names.len())),
+        "{text}"
+    );
+
+    // A fleet whose bucket lacks Object Lock collects nothing for anyone.
+    create_bucket(&server.endpoint, "fleet-no-lock", false);
+    let dir = work.path().join("machine-d");
+    let config = fleet(&dir, &server.endpoint, "fleet-no-lock", &names);
+    let out = Command::new(env!("CARGO_BIN_EXE_auditpack"))
+        .args(["fleet", "run", "--config"])
+        .arg(&config)
+        .env("XDG_CACHE_HOME", dir.join("cache"))
+        .output()
+        .expect("run the binary");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("fleet-no-lock") && stderr.contains("Object Lock is not enabled"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(SECRET_KEY));
+    let staged = dir.join("cache/auditpack/s3/fleet-no-lock/fleet");
+    let runs = std::fs::read_dir(&staged)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().join("runs").exists())
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(runs, 0, "nothing was collected");
+}
