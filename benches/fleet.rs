@@ -1,20 +1,20 @@
 //! Benchmark: `auditpack fleet run` over a generated fleet (default 200
 //! organisations of 300 users and 150 devices, each its own Microsoft 365
-//! tenant behind one multi-tenant app, 50 ms latency per request, the
-//! documented rate limits enforced by the simulator), the whole pipeline per
-//! organisation: collect, judge, report, package (signed).
+//! tenant behind one multi-tenant app, its NinjaOne organization on one
+//! shared NinjaOne account and its Datto RMM site on one shared Datto
+//! account, 50 ms latency per request, the documented rate limits enforced
+//! by the simulator and Datto's kept by the collector), the whole pipeline
+//! per organisation: collect, judge, report, package (signed).
 //!
 //! Printed: the wall time; beside it the bound that the rate limits and the
 //! longest organisation's critical path impose (computed from the pages each
 //! dataset of each organisation really took: sequential pages at the latency,
 //! or the per-tenant bucket's rate when that is slower; and the app's
-//! bucket shared by every tenant over all organisations' Graph requests),
-//! their ratio (target <= 1.5), requests per organisation, and peak RSS of
-//! this process (target < 512 MiB). The simulator runs in a child process so
-//! the RSS is the runner's alone.
-//!
-//! Not yet in it: the shared NinjaOne and Datto RMM accounts (their
-//! per-organisation scoping is not in the collectors yet).
+//! bucket shared by every tenant over all organisations' Graph requests, and
+//! the Datto account's bucket shared by every site over all organisations'
+//! Datto requests), their ratio (target <= 1.5), requests per organisation,
+//! and peak RSS of this process (target < 512 MiB). The simulator runs in a
+//! child process so the RSS is the runner's alone.
 //!
 //! `cargo bench --bench fleet -- [--orgs N] [--users N] [--devices N]
 //! [--latency-ms N] [--concurrency N]`; `AUDITPACK_BENCH_SCALE` scales the
@@ -42,9 +42,10 @@ fn arg(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// The child: serve the fleet, print the base URL and one line per
-/// organisation (`tenant id<TAB>name`), then an empty line; serve until
-/// stdin closes.
+/// The child: serve the fleet, print the base URL, the shared accounts'
+/// credentials (one line, tab-separated) and one line per organisation
+/// (`tenant id<TAB>NinjaOne organization id<TAB>Datto site uid<TAB>name`),
+/// then an empty line; serve until stdin closes.
 fn serve(orgs: usize, users: usize, devices: usize, latency: Duration) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
@@ -62,8 +63,23 @@ fn serve(orgs: usize, users: usize, devices: usize, latency: Duration) {
         .expect("simulator starts");
         let mut out = std::io::stdout().lock();
         writeln!(out, "{}", sim.base_url()).expect("write");
+        let a = sim.fleet_accounts();
+        writeln!(
+            out,
+            "{}\t{}\t{}\t{}",
+            a.ninja_client_id, a.ninja_secret, a.datto_api_key, a.datto_api_secret
+        )
+        .expect("write");
         for org in sim.fleet() {
-            writeln!(out, "{}\t{}", org.tenant_id(), org.name()).expect("write");
+            writeln!(
+                out,
+                "{}\t{}\t{}\t{}",
+                org.tenant_id(),
+                org.ninja_organization_id(),
+                org.datto_site_uid(),
+                org.name()
+            )
+            .expect("write");
         }
         writeln!(out).expect("write");
         out.flush().expect("flush");
@@ -99,17 +115,26 @@ fn chain(pages: usize, latency: Duration, limit: Limit) -> Duration {
     by_latency.max(by_limit)
 }
 
+/// Pages `source` stored for `dataset` in `run`.
+fn pages_of(run: &RunManifest, source: &str, dataset: &str) -> usize {
+    run.sources
+        .get(source)
+        .and_then(|s| s.datasets.get(dataset))
+        .map_or(0, |r| r.pages)
+}
+
 /// One organisation's critical path: its slowest chain of sequential
-/// requests (datasets are fetched concurrently, pages of one in order),
-/// plus its token request.
+/// requests (sources and datasets are fetched concurrently, pages of one in
+/// order), plus its token request.
 fn critical_path(run: &RunManifest, latency: Duration) -> Duration {
     let limits = Limits::default();
-    let pages = |d: &str| {
-        run.sources
-            .get("m365")
-            .and_then(|s| s.datasets.get(d))
-            .map_or(0, |r| r.pages)
-    };
+    let pages = |d: &str| pages_of(run, "m365", d);
+    // NinjaOne: its slowest dataset; Datto: the site check, then the
+    // site's device pages.
+    let ninja = run.sources.get("ninja").map_or(0, |s| {
+        s.datasets.values().map(|d| d.pages).max().unwrap_or(0)
+    });
+    let datto = pages_of(run, "datto", "site") + pages_of(run, "datto", "devices");
     let chains = [
         chain(pages("users"), latency, limits.users),
         chain(
@@ -136,6 +161,8 @@ fn critical_path(run: &RunManifest, latency: Duration) -> Duration {
             * (pages("accessReviewDefinitions")
                 + pages("accessReviewInstances")
                 + pages("accessReviewDecisions")) as u32,
+        latency * ninja as u32,
+        latency * datto as u32,
     ];
     chains.into_iter().max().unwrap_or_default() + latency
 }
@@ -166,19 +193,39 @@ fn main() {
         .expect("simulator process starts");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let base = lines.next().expect("a URL").expect("read");
-    let mut tenants = Vec::new();
+    let accounts: Vec<String> = lines
+        .next()
+        .expect("the accounts")
+        .expect("read")
+        .split('\t')
+        .map(str::to_owned)
+        .collect();
+    let [ninja_id, ninja_secret, datto_key, datto_secret] = &accounts[..] else {
+        panic!("four account fields");
+    };
+    let mut orgs_of_fleet = Vec::new();
     for line in lines {
         let line = line.expect("read");
         if line.is_empty() {
             break;
         }
-        let (tenant, name) = line.split_once('\t').expect("tenant and name");
-        tenants.push((tenant.to_owned(), name.to_owned()));
+        let fields: Vec<&str> = line.splitn(4, '\t').collect();
+        let [tenant, ninja_org, site, name] = fields[..] else {
+            panic!("tenant, NinjaOne organization, Datto site and name");
+        };
+        orgs_of_fleet.push([tenant, ninja_org, site, name].map(str::to_owned));
     }
 
     let dir = tempfile::tempdir().expect("tempdir");
     let creds = SimOptions::default().credentials;
-    std::fs::write(dir.path().join("graph.secret"), &creds.graph_secret).expect("write");
+    for (file, secret) in [
+        ("graph.secret", creds.graph_secret.as_str()),
+        ("ninja.secret", ninja_secret),
+        ("datto.key", datto_key),
+        ("datto.secret", datto_secret),
+    ] {
+        std::fs::write(dir.path().join(file), secret).expect("write");
+    }
     auditpack::package::generate_key(&dir.path().join("key"), "bench@auditpack.example", None)
         .expect("key");
     let mut text = format!(
@@ -187,13 +234,20 @@ fn main() {
          [signing]\nkey_file = \"key\"\nidentity = \"bench@auditpack.example\"\n\n\
          [sources.m365]\ntype = \"m365\"\nclient_id = \"{}\"\nclient_secret_file = \"graph.secret\"\n\
          authority_url = \"{base}\"\ngraph_url = \"{base}\"\ndefender_url = \"{base}\"\n\
-         export_poll_interval = \"{}s\"\n",
+         export_poll_interval = \"{}s\"\n\n\
+         [sources.ninja]\ntype = \"ninjaone\"\nbase_url = \"{base}\"\nclient_id = \"{ninja_id}\"\n\
+         client_secret_file = \"ninja.secret\"\n\n\
+         [sources.datto]\ntype = \"datto-rmm\"\nbase_url = \"{base}\"\napi_key_file = \"datto.key\"\n\
+         api_secret_file = \"datto.secret\"\n",
         creds.graph_client_id,
         EXPORT_POLL.as_secs()
     );
-    for (tenant, name) in &tenants {
+    for [tenant, ninja_org, site, name] in &orgs_of_fleet {
         text.push_str(&format!(
-            "\n[[organisations]]\nname = \"{name}\"\n[organisations.sources.m365]\ntenant_id = \"{tenant}\"\n"
+            "\n[[organisations]]\nname = \"{name}\"\n\
+             [organisations.sources.m365]\ntenant_id = \"{tenant}\"\n\
+             [organisations.sources.ninja]\norganization_id = {ninja_org}\n\
+             [organisations.sources.datto]\nsite_uid = \"{site}\"\n"
         ));
     }
     let path = dir.path().join("fleet.toml");
@@ -215,6 +269,7 @@ fn main() {
 
     let mut longest = Duration::ZERO;
     let mut requests = 0usize;
+    let mut datto_requests = 0usize;
     let mut incomplete = 0usize;
     for o in &outcome.organisations {
         if o.result != OrgResult::Complete {
@@ -224,30 +279,36 @@ fn main() {
         let Some(package) = &o.package else { continue };
         let run = RunManifest::read(&package.join("data")).expect("run.json");
         longest = longest.max(critical_path(&run, latency));
+        datto_requests += pages_of(&run, "datto", "site") + pages_of(&run, "datto", "devices");
         requests += run
             .sources
             .values()
             .flat_map(|s| s.datasets.values())
             .map(|d| d.pages)
             .sum::<usize>()
-            + 1; // the token
+            + run.sources.len(); // a token per source
     }
     // The app's bucket, shared by every tenant: 130,000 per 10 s.
     let shared = Duration::from_secs(10).mul_f64(requests as f64 / 130_000.0);
-    let bound = longest.max(shared);
+    // The Datto account's bucket, shared by every site: the collector's
+    // default 500 a minute, full at the start.
+    let datto = Duration::from_secs(60).mul_f64(datto_requests.saturating_sub(500) as f64 / 500.0);
+    let bound = longest.max(shared).max(datto);
     let ratio = wall.as_secs_f64() / bound.as_secs_f64();
     let per_org = requests as f64 / orgs as f64;
     println!(
-        "fleet: {orgs} organisations of {users} users and {devices} devices (Microsoft 365), \
-         {} ms latency, documented rate limits, concurrency {concurrency}",
+        "fleet: {orgs} organisations of {users} users and {devices} devices (Microsoft 365, \
+         a shared NinjaOne and a shared Datto RMM account), {} ms latency, documented rate \
+         limits, concurrency {concurrency}",
         latency.as_millis()
     );
     println!("wall time:          {:.1} s", wall.as_secs_f64());
     println!(
-        "bound:              {:.1} s (longest organisation's critical path {:.1} s; the app's shared bucket {:.1} s)",
+        "bound:              {:.1} s (longest organisation's critical path {:.1} s; the app's shared bucket {:.1} s; the Datto account's bucket {:.1} s)",
         bound.as_secs_f64(),
         longest.as_secs_f64(),
-        shared.as_secs_f64()
+        shared.as_secs_f64(),
+        datto.as_secs_f64()
     );
     println!("ratio:              {ratio:.2} (target <= 1.5)");
     println!("requests per org:   {per_org:.0} (pages and the token)");

@@ -446,7 +446,7 @@ pub fn splice_html(page: String, sections: &[Section]) -> String {
         return page;
     }
     let block = html(sections);
-    match page.find("<h2 id=\"sources\">") {
+    match page.find(SPLICE_BEFORE) {
         Some(at) => {
             let mut out = String::with_capacity(page.len() + block.len());
             out.push_str(&page[..at]);
@@ -459,5 +459,107 @@ pub fn splice_html(page: String, sections: &[Section]) -> String {
             Some(at) => format!("{}{block}{}", &page[..at], &page[at..]),
             None => page + &block,
         },
+    }
+}
+
+/// The heading the sections go before in the HTML page.
+const SPLICE_BEFORE: &str = "<h2 id=\"sources\">";
+
+/// A writer that passes a page through to `inner` and puts the sections'
+/// HTML right before the source status heading as it streams by (or at the
+/// end, [`SpliceWriter::finish`], if the heading never came), so a page
+/// too large to hold in memory gets the same sections as [`splice_html`].
+pub struct SpliceWriter<W: std::io::Write> {
+    inner: W,
+    block: Option<String>,
+    /// Bytes not yet written that may start the heading.
+    carry: Vec<u8>,
+}
+
+impl<W: std::io::Write> SpliceWriter<W> {
+    /// Splice `sections` (nothing when empty) into what is written to `inner`.
+    pub fn new(inner: W, sections: &[Section]) -> Self {
+        SpliceWriter {
+            inner,
+            block: (!sections.is_empty()).then(|| html(sections) + "\n"),
+            carry: Vec::new(),
+        }
+    }
+
+    /// Write what is held back (and the sections, if the heading never
+    /// came) and hand back the inner writer.
+    ///
+    /// # Errors
+    /// On a write error.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        self.inner.write_all(&self.carry)?;
+        if let Some(block) = self.block.take() {
+            self.inner.write_all(block.as_bytes())?;
+        }
+        Ok(self.inner)
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for SpliceWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let Some(block) = &self.block else {
+            return self.inner.write(buf);
+        };
+        self.carry.extend_from_slice(buf);
+        let marker = SPLICE_BEFORE.as_bytes();
+        if let Some(at) = self.carry.windows(marker.len()).position(|w| w == marker) {
+            self.inner.write_all(&self.carry[..at])?;
+            self.inner.write_all(block.as_bytes())?;
+            self.inner.write_all(&self.carry[at..])?;
+            self.carry = Vec::new();
+            self.block = None;
+        } else {
+            let keep = self.carry.len().min(marker.len() - 1);
+            let flush = self.carry.len() - keep;
+            self.inner.write_all(&self.carry[..flush])?;
+            self.carry.drain(..flush);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::{splice_html, Block, Section, SpliceWriter};
+
+    #[test]
+    fn streamed_pages_get_the_sections_where_whole_pages_do() {
+        let sections = vec![Section {
+            id: "accepted",
+            title: "Accepted risks".to_owned(),
+            blocks: vec![Block::Paragraph("one <accepted> failure".to_owned())],
+        }];
+        let page =
+            "<main><h2 id=\"summary\">S</h2><p>x</p><h2 id=\"sources\">Source status</h2></main>";
+        let whole = splice_html(page.to_owned(), &sections);
+        assert!(whole.contains("Accepted risks"));
+        // Every chunk size, so the heading is cut at every place.
+        for chunk in 1..=page.len() {
+            let mut w = SpliceWriter::new(Vec::new(), &sections);
+            for part in page.as_bytes().chunks(chunk) {
+                w.write_all(part).expect("write");
+            }
+            let out = String::from_utf8(w.finish().expect("finish")).expect("utf-8");
+            assert_eq!(
+                out.replace('\n', ""),
+                whole.replace('\n', ""),
+                "chunk {chunk}"
+            );
+        }
+        // No sections: the page as it was.
+        let mut w = SpliceWriter::new(Vec::new(), &[]);
+        w.write_all(page.as_bytes()).expect("write");
+        assert_eq!(w.finish().expect("finish"), page.as_bytes());
     }
 }

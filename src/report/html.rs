@@ -167,11 +167,12 @@ pub fn write(run_dir: &Path, report: &Report) -> Result<()> {
     };
     let path = run_dir.join("reports/report.html");
     let file = AtomicFile::create(&path).context(|| format!("cannot write {}", path.display()))?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let out = BufWriter::with_capacity(1 << 20, file);
+    let mut out = super::drift::SpliceWriter::new(out, &super::drift::sections(&report.history));
     hb.render_to_write("report", &ctx, &mut out)
         .map_err(|e| Error::invalid(format!("cannot render the HTML report: {e}")))?;
-    out.into_inner()
-        .map_err(|e| e.into_error())
+    out.finish()
+        .and_then(|out| out.into_inner().map_err(|e| e.into_error()))
         .and_then(AtomicFile::commit)
         .context(|| format!("cannot write {}", path.display()))
 }

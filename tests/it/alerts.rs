@@ -26,10 +26,10 @@ use chrono::{DateTime, Utc};
 
 use crate::common;
 
-const CANARY: &str = "CANARY-5f3a9c";
+pub(crate) const CANARY: &str = "CANARY-5f3a9c";
 
 /// A webhook secret whose base64 text holds the canary.
-fn whsec() -> String {
+pub(crate) fn whsec() -> String {
     format!(
         "whsec_{}",
         base64::engine::general_purpose::STANDARD.encode(format!("{CANARY}-key-bytes"))
@@ -37,15 +37,15 @@ fn whsec() -> String {
 }
 
 #[derive(Clone, Debug)]
-struct Received {
+pub(crate) struct Received {
     path: String,
     headers: HeaderMap,
-    body: Bytes,
+    pub(crate) body: Bytes,
     answered: u16,
 }
 
 #[derive(Clone, Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     /// Statuses to answer in turn; 200 once they run out.
     script: Arc<Mutex<VecDeque<u16>>>,
     seen: Arc<Mutex<Vec<Received>>>,
@@ -62,14 +62,14 @@ impl Receiver {
         self.seen.lock().unwrap().clone()
     }
 
-    fn accepted(&self) -> Vec<Received> {
+    pub(crate) fn accepted(&self) -> Vec<Received> {
         self.seen()
             .into_iter()
             .filter(|r| (200..300).contains(&r.answered))
             .collect()
     }
 
-    async fn start(&self) -> SocketAddr {
+    pub(crate) async fn start(&self) -> SocketAddr {
         async fn handle(
             State(r): State<Receiver>,
             uri: Uri,
@@ -102,7 +102,7 @@ impl Receiver {
 /// Verify a Standard Webhooks delivery from the spec's words alone: the key
 /// is the base64 after `whsec_`, the signed content `id.timestamp.body`, the
 /// header `v1,` and the base64 HMAC-SHA256.
-fn verify_signature(r: &Received, secret: &str) -> String {
+pub(crate) fn verify_signature(r: &Received, secret: &str) -> String {
     let header = |name: &str| {
         r.headers
             .get(name)
@@ -197,7 +197,7 @@ fn webhook_config(dir: &Path, addr: SocketAddr, extra: &str) -> AlertsConfig {
 }
 
 /// Every file under `dir`, read, must not hold the canary.
-fn assert_no_canary(dir: &Path) {
+pub(crate) fn assert_no_canary(dir: &Path) {
     for file in common::all_files(dir) {
         if file
             .extension()

@@ -778,3 +778,129 @@ fn the_readme_fleet_file_and_client_file_load_as_written() {
     let sources: Vec<&str> = fabrikam.sources.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(sources, ["devices", "m365"]);
 }
+
+/// A webhook channel to `addr`, its URL and signing secret in files under
+/// `dir/secrets/` (the URL holds the alert tests' canary).
+fn webhook_channel(dir: &Path, name: &str, addr: std::net::SocketAddr) -> String {
+    use crate::alerts::{whsec, CANARY};
+    write(
+        dir,
+        &format!("secrets/{name}.url"),
+        &format!("http://{addr}/hooks/{name}/{CANARY}\n"),
+    );
+    write(dir, &format!("secrets/{name}.whsec"), &whsec());
+    format!(
+        "\n[alerts.channels.{name}]\ntype = \"webhook\"\nurl_file = \"{root}/secrets/{name}.url\"\nsecret_file = \"{root}/secrets/{name}.whsec\"\n",
+        root = dir.display()
+    )
+}
+
+#[test]
+fn each_organisation_alerts_its_own_channel_and_the_msp_gets_the_fleet_summary() {
+    use crate::alerts::{assert_no_canary, verify_signature, whsec, Receiver};
+    let fleet = ThreeClients::new(0, None);
+    let dir = fleet.dir().to_owned();
+    let (alpha, beta, msp) = (
+        Receiver::default(),
+        Receiver::default(),
+        Receiver::default(),
+    );
+    let rt = &fleet.h.runtime;
+    let (a, b, m) = (
+        rt.block_on(alpha.start()),
+        rt.block_on(beta.start()),
+        rt.block_on(msp.start()),
+    );
+    // Beta Vets reads Microsoft 365 with a secret of its own, which the
+    // second night lacks: it cannot run.
+    let creds = SimOptions::default().credentials;
+    write(&dir, "secrets/beta.secret", &creds.graph_secret);
+    let append = |rel: &str, text: &str| {
+        let path = dir.join(rel);
+        let mut all = std::fs::read_to_string(&path).expect("read");
+        all.push_str(text);
+        std::fs::write(&path, all).expect("write");
+    };
+    append(
+        "clients/beta.toml",
+        &format!(
+            "\n[sources.m365]\ntenant_id = \"{}\"\nclient_secret_file = \"../secrets/beta.secret\"\n\n[alerts]\n{}",
+            creds.tenant_id,
+            webhook_channel(&dir, "beta", b)
+        ),
+    );
+    append(
+        "clients/alpha.toml",
+        &format!("\n[alerts]\n{}", webhook_channel(&dir, "alpha", a)),
+    );
+    append(
+        "fleet.toml",
+        &format!("\n[alerts]\n{}", webhook_channel(&dir, "msp", m)),
+    );
+    let loaded = FleetFile::load(&fleet.fleet).expect("fleet loads");
+    assert!(loaded.alerts.is_some(), "the fleet file's own channels");
+    let options = FleetOptions {
+        run: common::fast_options(),
+        ..FleetOptions::default()
+    };
+
+    // The first night is the baseline: nothing to say, nothing sent.
+    let first = auditpack::fleet::run(&loaded, &options, rt).expect("first night");
+    for o in &first.organisations {
+        assert!(!matches!(o.result, OrgResult::Failed(_)), "{o:?}");
+        let items = o.alerts.as_ref().map_or(0, |r| r.items.len());
+        assert_eq!(items, 0, "{}: {:?}", o.name, o.alerts);
+    }
+    assert!(first.alerts.as_ref().is_some_and(|r| r.items.is_empty()));
+    assert!(alpha.accepted().is_empty() && beta.accepted().is_empty() && msp.accepted().is_empty());
+
+    std::fs::remove_file(dir.join("secrets/beta.secret")).expect("remove");
+    let second = auditpack::fleet::run(&loaded, &options, rt).expect("second night");
+    let beta_outcome = second
+        .organisations
+        .iter()
+        .find(|o| o.name == "Beta Vets")
+        .expect("beta");
+    assert!(matches!(beta_outcome.result, OrgResult::Failed(_)));
+    let beta_report = beta_outcome.alerts.as_ref().expect("beta alerted");
+    assert_eq!(beta_report.undelivered(), 0, "{beta_report:?}");
+
+    // Beta hears that it could not run, signed, and nothing of Alpha.
+    let got = beta.accepted();
+    assert_eq!(got.len(), 1);
+    verify_signature(&got[0], &whsec());
+    let body = String::from_utf8_lossy(&got[0].body).into_owned();
+    assert!(
+        body.contains("Beta Vets") && body.contains("could not run"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("Alpha") && !body.contains("Inline"),
+        "{body}"
+    );
+    // Alpha did not change: no message.
+    assert!(alpha.accepted().is_empty());
+    // The MSP gets one fleet summary naming Beta's item.
+    let got = msp.accepted();
+    assert_eq!(got.len(), 1);
+    verify_signature(&got[0], &whsec());
+    let summary: serde_json::Value = serde_json::from_slice(&got[0].body).expect("json");
+    assert_eq!(summary["type"], "auditpack.fleet_summary");
+    let titles: Vec<&str> = summary["data"]["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["title"].as_str())
+        .collect();
+    assert!(!titles.is_empty());
+    assert!(
+        titles.iter().all(|t| t.starts_with("Beta Vets: ")),
+        "{titles:?}"
+    );
+    let fleet_report = second.alerts.as_ref().expect("fleet alerts");
+    assert_eq!(fleet_report.undelivered(), 0, "{fleet_report:?}");
+    // The fleet's record sits in the fleet store, each client's in its own.
+    assert!(fleet.store().join("alerts").is_dir());
+    assert!(fleet.store().join("beta-vets/alerts").is_dir());
+    assert_no_canary(&fleet.store());
+}
