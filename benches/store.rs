@@ -158,6 +158,9 @@ fn make_package(dir: &Path, name: &str, bytes: u64, signer: &Signer) -> Result<P
     fill(&mut f, bytes, &mut state)?;
     f.flush().map_err(|e| e.to_string())?;
     drop(f);
+    // A run folder's custody log (packaged at the top and under data/);
+    // empty, as the payload here was not collected.
+    std::fs::write(run.join("custody.jsonl"), b"").map_err(|e| e.to_string())?;
     let info = BagInfo {
         organisation: name.into(),
         contact_name: None,
