@@ -957,21 +957,29 @@ struct NamedStore {
 fn named_store(path: &Path) -> Result<Option<NamedStore>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config file {}", path.display()))?;
-    let is_fleet = toml::from_str::<toml::Table>(&text)
-        .map(|t| t.contains_key("fleet"))
-        .unwrap_or(false);
-    if is_fleet {
-        let fleet = auditpack::fleet::FleetFile::load(path)?;
-        if fleet.store_s3.is_none() {
+    let table = toml::from_str::<toml::Table>(&text).ok();
+    if let Some(fleet) = table.as_ref().and_then(|t| t.get("fleet")) {
+        // Only `[fleet] store` and `[store_s3]` are read: the organisations
+        // need not be loadable to read or list the store.
+        let Some(location) = fleet
+            .get("store")
+            .and_then(toml::Value::as_str)
+            .and_then(auditpack::config::S3Location::parse)
+            .transpose()
+            .with_context(|| format!("{}: [fleet] store", path.display()))?
+        else {
             return Ok(None);
-        }
-        let settings = fleet
-            .members
-            .first()
-            .and_then(|m| m.config.store_s3.clone());
-        Ok(settings.map(|settings| NamedStore {
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+        let settings = auditpack::config::store_s3_from_toml(
+            table.as_ref().and_then(|t| t.get("store_s3")).cloned(),
+            location.clone(),
+            base,
+        )
+        .with_context(|| format!("{}: [store_s3]", path.display()))?;
+        Ok(Some(NamedStore {
             settings,
-            root: fleet.store.clone(),
+            root: auditpack::config::default_staging(&location),
             org: None,
         }))
     } else {
