@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 quick=0
-only="evaluate,report,package,m365_collect,fleet,trends"
+only="evaluate,report,package,m365_collect,fleet,trends,store"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
@@ -74,6 +74,7 @@ run package "${package_env[@]}" cargo bench --locked --bench package
 run m365_collect cargo bench --locked --bench m365_collect -- "${collect_args[@]}"
 run fleet "${fleet_env[@]}" cargo bench --locked --bench fleet
 run trends AUDITPACK_BENCH_SCALE=$scale cargo bench --locked --bench trends
+run store AUDITPACK_BENCH_SCALE=$scale cargo bench --locked --bench store
 
 echo
 echo "auditpack benchmarks, $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (modified)')"

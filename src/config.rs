@@ -36,6 +36,9 @@ pub struct Config {
     pub sources: Vec<SourceDecl>,
     /// How packages are signed; `None` leaves packages unsigned.
     pub signing: Option<Signing>,
+    /// The object store when `store = "s3://bucket/prefix"`; then
+    /// [`Organisation::store`] is the local staging folder the run is worked on in.
+    pub store_s3: Option<StoreS3>,
     /// `[alerts]`, kept as the file's text and parsed by `crate::alert`
     /// (which comes later in the flow), so its errors keep file:line:col.
     pub alerts: Option<TableText>,
@@ -95,6 +98,242 @@ pub struct TableText {
     pub text: Arc<str>,
     /// The file it came from.
     pub path: PathBuf,
+}
+
+/// Where an S3 store is: `s3://bucket/prefix` (the prefix may be empty).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Location {
+    /// The bucket.
+    pub bucket: String,
+    /// The key prefix, without leading or trailing `/` (may be empty).
+    pub prefix: String,
+}
+
+impl S3Location {
+    /// Parse `s3://bucket/prefix`; `None` when `text` is not an `s3://` URL.
+    ///
+    /// # Errors
+    /// When it is an `s3://` URL without a valid bucket name.
+    pub fn parse(text: &str) -> Option<Result<S3Location>> {
+        let rest = text.strip_prefix("s3://")?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let valid = (3..=63).contains(&bucket.len())
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+            && bucket.as_bytes()[0].is_ascii_alphanumeric();
+        if !valid {
+            return Some(Err(Error::config(format!(
+                "`{}` does not name an S3 bucket (3 to 63 lower-case letters, digits, `-` or `.`)",
+                crate::sanitize::terminal_safe(text)
+            ))));
+        }
+        let prefix = prefix.trim_matches('/');
+        if prefix.split('/').any(|p| p == ".." || p == ".") || prefix.contains("//") {
+            return Some(Err(Error::config(format!(
+                "`{}`: the prefix may not hold `.`, `..` or empty segments",
+                crate::sanitize::terminal_safe(text)
+            ))));
+        }
+        Some(Ok(S3Location {
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+        }))
+    }
+}
+
+impl fmt::Display for S3Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.prefix.is_empty() {
+            write!(f, "s3://{}", self.bucket)
+        } else {
+            write!(f, "s3://{}/{}", self.bucket, self.prefix)
+        }
+    }
+}
+
+/// `[store_s3]`: how to reach an S3-compatible store with Object Lock. A
+/// fleet file takes the same table.
+#[derive(Clone, Debug)]
+pub struct StoreS3 {
+    /// Bucket and prefix, from `store = "s3://bucket/prefix"`.
+    pub location: S3Location,
+    /// Endpoint of an S3-compatible service (`https://s3.wasabisys.com`);
+    /// `None` for AWS itself (or `AWS_ENDPOINT_URL`).
+    pub endpoint: Option<String>,
+    /// Region; `None` takes `AWS_REGION` / the profile, else `us-east-1`.
+    pub region: Option<String>,
+    /// Path-style addressing (`endpoint/bucket/key`), which most
+    /// S3-compatible services on a plain host name need.
+    pub path_style: bool,
+    /// Days each object is retained in compliance mode (default 2,192: six years).
+    pub retention_days: u32,
+    /// Also put a legal hold on each object.
+    pub legal_hold: bool,
+    /// Access key id and secret access key, when not from the standard AWS
+    /// environment variables or profile.
+    pub credentials: Option<S3Credentials>,
+}
+
+/// Static S3 credentials, each named by an environment variable or file.
+#[derive(Clone, Debug)]
+pub struct S3Credentials {
+    /// The access key id.
+    pub access_key_id: SecretRef,
+    /// The secret access key.
+    pub secret_access_key: SecretRef,
+    /// A session token, for temporary credentials.
+    pub session_token: Option<SecretRef>,
+}
+
+/// Six years of 365.25 days: HIPAA's retention (45 CFR 164.316(b)(2)(i)).
+pub const DEFAULT_RETENTION_DAYS: u32 = 2192;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStoreS3 {
+    endpoint: Option<String>,
+    region: Option<String>,
+    #[serde(default)]
+    path_style: bool,
+    retention_days: Option<u32>,
+    #[serde(default)]
+    legal_hold: bool,
+    access_key_id_env: Option<String>,
+    access_key_id_file: Option<PathBuf>,
+    secret_access_key_env: Option<String>,
+    secret_access_key_file: Option<PathBuf>,
+    session_token_env: Option<String>,
+    session_token_file: Option<PathBuf>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    access_key_id: Option<RefuseLiteralSecret>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    secret_access_key: Option<RefuseLiteralSecret>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    session_token: Option<RefuseLiteralSecret>,
+}
+
+/// Parse a `[store_s3]` table (of an organisation's or a fleet's file) for
+/// the store `location`; relative `_file` paths are taken from `base`.
+///
+/// # Errors
+/// On a bad endpoint, a zero retention, or credentials named only in part.
+pub fn store_s3_from_toml(
+    table: Option<toml::Value>,
+    location: S3Location,
+    base: &Path,
+) -> Result<StoreS3> {
+    let raw: RawStoreS3 = match table {
+        Some(t) => RawStoreS3::deserialize(t).map_err(|e| Error::config(e.to_string()))?,
+        None => RawStoreS3::deserialize(toml::Value::Table(toml::Table::new()))
+            .map_err(|e| Error::config(e.to_string()))?,
+    };
+    raw.resolve(location, base)
+}
+
+impl RawStoreS3 {
+    fn resolve(self, location: S3Location, base: &Path) -> Result<StoreS3> {
+        if let Some(endpoint) = &self.endpoint {
+            match reqwest::Url::parse(endpoint) {
+                Ok(u) if !matches!(u.scheme(), "http" | "https") || u.host().is_none() => {
+                    return Err(Error::config("`endpoint` is not an http(s) URL"));
+                }
+                Ok(u) if !u.username().is_empty() || u.password().is_some() => {
+                    return Err(Error::config(
+                        "`endpoint` holds credentials; a secret never goes in the config",
+                    ));
+                }
+                Ok(_) => {}
+                Err(_) => return Err(Error::config("`endpoint` is not a URL")),
+            }
+        }
+        let retention_days = self.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS);
+        if retention_days == 0 {
+            return Err(Error::config(
+                "`retention_days` must be at least 1 (the default is 2192, six years)",
+            ));
+        }
+        let any_key = self.access_key_id_env.is_some()
+            || self.access_key_id_file.is_some()
+            || self.secret_access_key_env.is_some()
+            || self.secret_access_key_file.is_some();
+        let credentials = if any_key {
+            let session_token = match (&self.session_token_env, &self.session_token_file) {
+                (None, None) => None,
+                (env, file) => Some(SecretRef::from_pair(
+                    "session_token",
+                    env.as_deref(),
+                    file.as_deref(),
+                    base,
+                )?),
+            };
+            Some(S3Credentials {
+                access_key_id: SecretRef::from_pair(
+                    "access_key_id",
+                    self.access_key_id_env.as_deref(),
+                    self.access_key_id_file.as_deref(),
+                    base,
+                )?,
+                secret_access_key: SecretRef::from_pair(
+                    "secret_access_key",
+                    self.secret_access_key_env.as_deref(),
+                    self.secret_access_key_file.as_deref(),
+                    base,
+                )?,
+                session_token,
+            })
+        } else {
+            None
+        };
+        Ok(StoreS3 {
+            location,
+            endpoint: self.endpoint,
+            region: self.region,
+            path_style: self.path_style,
+            retention_days,
+            legal_hold: self.legal_hold,
+            credentials,
+        })
+    }
+}
+
+/// An organisation's folder name in a store (fleet store folders, object
+/// store prefixes): lower-case letters and digits, other runs as one `-`.
+pub fn slug(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    let out = out.trim_end_matches('-');
+    if out.is_empty() {
+        "organisation".to_owned()
+    } else {
+        out.chars().take(48).collect()
+    }
+}
+
+/// The local folder under which an S3 store's runs are worked on before
+/// upload: `$XDG_CACHE_HOME/auditpack/s3/<bucket>/<prefix>` (or
+/// `~/.cache/...`, or the temporary folder); each organisation's staging
+/// store is the folder of its slug in it.
+pub fn default_staging(location: &S3Location) -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    let mut dir = cache.join("auditpack").join("s3").join(&location.bucket);
+    for part in location.prefix.split('/').filter(|p| !p.is_empty()) {
+        dir.push(part);
+    }
+    dir
 }
 
 /// `[organisation]`.
@@ -301,11 +540,36 @@ impl Config {
         }
         let base = path.parent().unwrap_or(Path::new("."));
         let mut organisation = raw.organisation;
-        organisation.store = base
-            .join(&organisation.store)
-            .components()
-            .filter(|c| !matches!(c, std::path::Component::CurDir))
-            .collect();
+        let location = organisation
+            .store
+            .to_str()
+            .and_then(S3Location::parse)
+            .transpose()
+            .map_err(|e| Error::config(format!("{}: [organisation] store: {e}", path.display())))?;
+        let store_s3 = match location {
+            Some(location) => {
+                organisation.store = default_staging(&location).join(slug(&organisation.name));
+                Some(
+                    store_s3_from_toml(raw.store_s3, location, base).map_err(|e| {
+                        Error::config(format!("{}: [store_s3]: {e}", path.display()))
+                    })?,
+                )
+            }
+            None if raw.store_s3.is_some() => {
+                return Err(Error::config(format!(
+                    "{}: [store_s3] is set but [organisation] store is not an s3:// URL",
+                    path.display()
+                )))
+            }
+            None => {
+                organisation.store = base
+                    .join(&organisation.store)
+                    .components()
+                    .filter(|c| !matches!(c, std::path::Component::CurDir))
+                    .collect();
+                None
+            }
+        };
         organisation.exceptions = organisation.exceptions.map(|p| base.join(p));
         let signing = raw
             .signing
@@ -324,6 +588,7 @@ impl Config {
             }),
             signing,
             sla: raw.sla,
+            store_s3,
         })
     }
 }
@@ -350,6 +615,7 @@ struct RawConfig {
     #[serde(default)]
     signing: Option<RawSigning>,
     #[serde(default)]
+    store_s3: Option<toml::Value>,
     alerts: Option<IgnoredAny>,
     #[serde(default)]
     sla: Sla,

@@ -32,6 +32,7 @@ pub mod sanitize;
 pub mod secret;
 pub mod simulate;
 pub mod sources;
+pub mod store;
 pub mod trends;
 
 pub use auditpack_core::{catalog, checks, evaluate, exceptions, facts, policy};

@@ -22,7 +22,7 @@ use auditpack::package::{
 use auditpack::pipeline::{self, RunOptions};
 use auditpack::progress;
 use auditpack::secret::SecretRef;
-use cli::{Cli, Command, ControlsAction, DocumentsAction, FleetAction, HistoryAction};
+use cli::{Cli, Command, ControlsAction, DocumentsAction, FleetAction, HistoryAction, StoreAction};
 
 /// Output gathered while a command runs and written once at the end, so a
 /// closed pipe (`| head`) cannot interrupt the work.
@@ -138,6 +138,37 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
             say!(out, "\nrun folder: {}", outcome.run_dir.display());
             say!(out, "package:    {}", outcome.package.display());
             say!(out, "zip:        {}", outcome.archive.display());
+            if let Some(stored) = &outcome.stored {
+                for run in &stored.resumed {
+                    say!(out, "stored an earlier run left unfinished: {run}");
+                }
+                if stored.aborted > 0 {
+                    say!(
+                        out,
+                        "aborted {} unfinished upload(s) of earlier runs",
+                        stored.aborted
+                    );
+                }
+                for object in &stored.record.objects {
+                    say!(
+                        out,
+                        "stored:     {}/{}",
+                        stored.location,
+                        sanitize(&object.key)
+                    );
+                }
+                say!(
+                    out,
+                    "retention:  {} until {}{}",
+                    stored.record.mode,
+                    stored.record.retain_until,
+                    if stored.record.legal_hold {
+                        ", legal hold on"
+                    } else {
+                        ""
+                    }
+                );
+            }
             if !outcome.signed {
                 say!(
                     out,
@@ -325,11 +356,39 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
         }
         Command::Verify {
             package,
+            config,
             allowed_signers,
             identity,
             tsa_ca,
             reevaluate,
         } => {
+            let text = package.to_string_lossy().into_owned();
+            if text.starts_with("s3://") {
+                let Some((bucket, key)) = auditpack::store::parse_object_url(&text) else {
+                    anyhow::bail!("{} is not s3://bucket/key", sanitize(&text));
+                };
+                let store = s3_store(config.as_deref(), Some(&bucket))?;
+                let runtime = runtime()?;
+                let store = runtime.block_on(auditpack::store::S3Store::connect(&store))?;
+                let (object, info) =
+                    auditpack::store::RemoteObject::open(&store, &key, runtime.handle().clone())?;
+                let report = auditpack::package::verify_remote(
+                    &object,
+                    &VerifyOptions {
+                        allowed_signers,
+                        identity,
+                        tsa_certificates: tsa_ca,
+                    },
+                    reevaluate.then_some(&Reevaluation as &dyn PayloadCheck),
+                )?;
+                print_verify(out, &report);
+                print_lock(out, &info.lock);
+                return Ok(if report.is_valid() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                });
+            }
             let report = verify_with(
                 &package,
                 &VerifyOptions {
@@ -533,8 +592,9 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
             since,
             json,
         } => {
-            use auditpack::history::index::{HistoryScope, Index, RunFilter};
-            let scope = HistoryScope::from_config_file(&config)?;
+            use auditpack::history::index::{Index, RunFilter};
+            let runtime = runtime()?;
+            let scope = history_scope(&config, &runtime)?;
             let index = match action {
                 Some(HistoryAction::Rebuild) => {
                     let index = Index::rebuild(&scope)?;
@@ -653,6 +713,79 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Store { action, config } => {
+            let settings = s3_store(Some(&config), None)?;
+            let runtime = runtime()?;
+            let store = runtime.block_on(auditpack::store::S3Store::connect(&settings))?;
+            match action {
+                StoreAction::List { org } => {
+                    let org = org.map(|o| pipeline::slug(&o));
+                    let packages = runtime.block_on(store.list_packages(org.as_deref()))?;
+                    say!(out, "{} package(s) in {}", packages.len(), store.location());
+                    for p in &packages {
+                        let key = store.relative(&p.key).unwrap_or(&p.key);
+                        say!(
+                            out,
+                            "{}  {} bytes  {} until {}{}",
+                            sanitize(key),
+                            p.bytes,
+                            p.lock.mode.as_deref().unwrap_or("NOT LOCKED"),
+                            p.lock.retain_until.as_deref().unwrap_or("-"),
+                            if p.lock.legal_hold {
+                                "  legal hold"
+                            } else {
+                                ""
+                            }
+                        );
+                    }
+                }
+                StoreAction::Get { key, out: dest } => {
+                    let full = match auditpack::store::parse_object_url(&key) {
+                        Some((bucket, k)) if bucket == store.location().bucket => k,
+                        Some((bucket, _)) => anyhow::bail!(
+                            "{} is in bucket {}, not the config's {}",
+                            sanitize(&key),
+                            sanitize(&bucket),
+                            store.location().bucket
+                        ),
+                        None => store.key(key.trim_start_matches('/')),
+                    };
+                    let name = full.rsplit('/').next().unwrap_or("object");
+                    if name.is_empty() || name == ".." || name == "." {
+                        anyhow::bail!("{} does not name an object", sanitize(&key));
+                    }
+                    let dest = dest.unwrap_or_else(|| std::path::PathBuf::from(name));
+                    let sha = runtime.block_on(store.download(&full, &dest))?;
+                    say!(out, "wrote {} (SHA-256 {sha})", dest.display());
+                }
+                StoreAction::Summaries => {
+                    let summaries = runtime.block_on(store.list_summaries())?;
+                    say!(
+                        out,
+                        "{} run summary(ies) in {}",
+                        summaries.len(),
+                        store.location()
+                    );
+                    for s in &summaries {
+                        let counts: Vec<String> = s
+                            .counts
+                            .by_status
+                            .iter()
+                            .map(|(k, v)| format!("{} {v}", k.as_str()))
+                            .collect();
+                        say!(
+                            out,
+                            "{}  {}  {}  {}",
+                            s.run_id,
+                            sanitize(&s.organisation),
+                            s.finished_at,
+                            counts.join(", ")
+                        );
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Diff { run_a, run_b } => {
             use auditpack::commands::{diff, read_run};
             let (a, b) = (read_run(&run_a)?, read_run(&run_b)?);
@@ -747,6 +880,29 @@ fn print_fleet(
         }
         for note in &o.notes {
             say!(out, "{:<width$}  note: {}", "", sanitize(note));
+        }
+        if let Some(stored) = &o.stored {
+            for run in &stored.resumed {
+                say!(
+                    out,
+                    "{:<width$}  stored an earlier run left unfinished: {}",
+                    "",
+                    sanitize(run)
+                );
+            }
+            say!(
+                out,
+                "{:<width$}  stored in {}: {} until {}{}",
+                "",
+                stored.location,
+                stored.record.mode,
+                stored.record.retain_until,
+                if stored.record.legal_hold {
+                    ", legal hold on"
+                } else {
+                    ""
+                }
+            );
         }
         if let Some(alerts) = &o.alerts {
             let undelivered = alerts.undelivered();
@@ -870,6 +1026,123 @@ fn print_summary(out: &mut Out, results: &[ControlResult]) {
                 sanitize(&names.join("; "))
             );
         }
+    }
+}
+
+/// The object store a config names, when it names one: an organisation's
+/// `auditpack.toml` or a fleet file (`[fleet] store = "s3://..."` with its
+/// `[store_s3]`). With it, the local folder its history is indexed in and,
+/// for an organisation, its slug.
+struct NamedStore {
+    settings: auditpack::config::StoreS3,
+    root: std::path::PathBuf,
+    org: Option<String>,
+}
+
+fn named_store(path: &Path) -> Result<Option<NamedStore>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    let table = toml::from_str::<toml::Table>(&text).ok();
+    if let Some(fleet) = table.as_ref().and_then(|t| t.get("fleet")) {
+        // Only `[fleet] store` and `[store_s3]` are read: the organisations
+        // need not be loadable to read or list the store.
+        let Some(location) = fleet
+            .get("store")
+            .and_then(toml::Value::as_str)
+            .and_then(auditpack::config::S3Location::parse)
+            .transpose()
+            .with_context(|| format!("{}: [fleet] store", path.display()))?
+        else {
+            return Ok(None);
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+        let settings = auditpack::config::store_s3_from_toml(
+            table.as_ref().and_then(|t| t.get("store_s3")).cloned(),
+            location.clone(),
+            base,
+        )
+        .with_context(|| format!("{}: [store_s3]", path.display()))?;
+        Ok(Some(NamedStore {
+            settings,
+            root: auditpack::config::default_staging(&location),
+            org: None,
+        }))
+    } else {
+        let config = Config::load(path)?;
+        let org = pipeline::slug(&config.organisation.name);
+        Ok(config.store_s3.map(|settings| NamedStore {
+            settings,
+            root: config.organisation.store.clone(),
+            org: Some(org),
+        }))
+    }
+}
+
+/// The `[store_s3]` settings of a config (organisation's or fleet's; or,
+/// without one, the standard AWS environment alone), for `bucket` when given.
+fn s3_store(config: Option<&Path>, bucket: Option<&str>) -> Result<auditpack::config::StoreS3> {
+    let mut settings = match config {
+        Some(path) => {
+            named_store(path)?
+                .with_context(|| format!("{}: the store is not an s3:// URL", path.display()))?
+                .settings
+        }
+        None => auditpack::config::store_s3_from_toml(
+            None,
+            auditpack::config::S3Location {
+                bucket: bucket.unwrap_or_default().to_owned(),
+                prefix: String::new(),
+            },
+            Path::new("."),
+        )?,
+    };
+    if let Some(bucket) = bucket {
+        settings.location = auditpack::config::S3Location {
+            bucket: bucket.to_owned(),
+            prefix: String::new(),
+        };
+    }
+    Ok(settings)
+}
+
+/// The history a config names: read from the object store when it names
+/// one (the index kept in the local staging folder), else from the local store.
+fn history_scope(
+    config: &Path,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<auditpack::history::index::HistoryScope> {
+    match named_store(config)? {
+        Some(named) => {
+            let store = runtime.block_on(auditpack::store::S3Store::connect(&named.settings))?;
+            Ok(auditpack::store::history_scope(
+                &store,
+                &named.root,
+                named.org.as_deref(),
+                runtime,
+            )?)
+        }
+        None => Ok(auditpack::history::index::HistoryScope::from_config_file(
+            config,
+        )?),
+    }
+}
+
+fn print_lock(out: &mut Out, lock: &auditpack::store::LockInfo) {
+    match (&lock.mode, &lock.retain_until) {
+        (Some(mode), Some(until)) => say!(
+            out,
+            "object lock: {mode} until {until}{}",
+            if lock.legal_hold {
+                ", legal hold on"
+            } else {
+                ""
+            }
+        ),
+        _ if lock.legal_hold => say!(out, "object lock: legal hold only"),
+        _ => say!(
+            out,
+            "object lock: NONE (this object can be deleted or overwritten)"
+        ),
     }
 }
 

@@ -74,6 +74,23 @@ pub struct RunOutcome {
     pub drift: crate::history::Drift,
     /// What alerting did after packaging (empty without `[alerts]`).
     pub alerts: crate::alert::AlertReport,
+    /// With an S3 store: where the run was stored and under which retention
+    /// (set by [`store`]).
+    pub stored: Option<StoredRun>,
+}
+
+/// What a run with an S3 store left in the bucket.
+#[derive(Debug)]
+pub struct StoredRun {
+    /// The bucket and prefix.
+    pub location: crate::config::S3Location,
+    /// The run's retention record (keys relative to the prefix).
+    pub record: crate::store::RetentionRecord,
+    /// Earlier runs of the organisation, left in the staging folder's outbox
+    /// by a failed or killed run, that were uploaded first.
+    pub resumed: Vec<String>,
+    /// Unfinished multipart uploads of the organisation that were aborted.
+    pub aborted: usize,
 }
 
 /// Collect, evaluate, report and package one organisation.
@@ -85,7 +102,8 @@ pub struct RunOutcome {
 ///
 /// The same run in stages, for callers that run many organisations on one
 /// runtime with one shared HTTP client (`auditpack fleet run`): [`prepare`],
-/// [`Prepared::start`], [`collect`], [`finish`].
+/// [`Prepared::check_store`], [`Prepared::start`], [`collect`], [`finish`],
+/// [`store`], [`alert`].
 ///
 /// # Errors
 /// On invalid configuration or catalog, an unusable signing key, or I/O failure
@@ -98,12 +116,17 @@ pub fn run(
     // At `error` level so the organisation survives any level filter.
     let span = tracing::error_span!("run", organisation = config.organisation.name.as_str());
     let _entered = span.enter();
-    let prepared = prepare(config, options)?;
+    let mut prepared = prepare(config, options)?;
+    runtime.block_on(prepared.check_store())?;
     let signer = prepared.start()?;
     let http = HttpClient::new(options.retry, options.max_in_flight).map_err(Error::config)?;
     let collected = runtime.block_on(collect(&prepared, &http).instrument(span.clone()))?;
     let mut outcome = finish(&prepared, signer, collected, options)?;
+    // After the package is sealed; a failed upload stays in the outbox for
+    // the next run, and the run's alerts still go.
+    let stored = runtime.block_on(store(&prepared, &outcome).instrument(span.clone()));
     outcome.alerts = runtime.block_on(alert(&prepared, &outcome, options).instrument(span.clone()));
+    outcome.stored = stored?;
     Ok(outcome)
 }
 
@@ -115,6 +138,8 @@ pub struct Prepared {
     collectors: Vec<Box<dyn Collector>>,
     exceptions: Option<crate::history::exceptions::ExceptionsInput>,
     alerts: Option<crate::alert::AlertsConfig>,
+    /// The object store, once [`Prepared::check_store`] has checked it.
+    store: Option<crate::store::S3Store>,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -175,6 +200,7 @@ pub fn prepare(config: &Config, options: &RunOptions) -> Result<Prepared> {
         collectors,
         exceptions,
         alerts,
+        store: None,
     })
 }
 
@@ -352,6 +378,97 @@ pub fn finish(
         started,
         drift,
         alerts: crate::alert::AlertReport::default(),
+        stored: None,
+    })
+}
+
+impl Prepared {
+    /// With `store = "s3://..."`: connect to the object store and check
+    /// its bucket (it exists, versioning is on, Object Lock is enabled, the
+    /// credentials can write). Call it before [`collect`]: evidence that
+    /// cannot be kept is not worth collecting. Nothing without an S3 store.
+    ///
+    /// # Errors
+    /// When the bucket is missing, unversioned, without Object Lock, not
+    /// writable or unreachable; the message names the bucket, never a secret.
+    pub async fn check_store(&mut self) -> Result<()> {
+        let Some(settings) = &self.config.store_s3 else {
+            return Ok(());
+        };
+        let store = crate::store::S3Store::connect(settings).await?;
+        store.check_bucket().await?;
+        self.store = Some(store);
+        Ok(())
+    }
+}
+
+/// Upload a finished run to the S3 store its bucket check opened
+/// ([`Prepared::check_store`]): first abort the organisation's unfinished
+/// multipart uploads and upload the runs a failed or killed run left in the
+/// staging folder's outbox, then this run's package zip, summary and
+/// retention record, each write-once. Call it after [`finish`] has sealed
+/// the package. `None` without an S3 store.
+///
+/// # Errors
+/// When an upload is refused or the store cannot be reached; the run stays
+/// in the outbox and the organisation's next run uploads it.
+pub async fn store(prepared: &Prepared, outcome: &RunOutcome) -> Result<Option<StoredRun>> {
+    let Some(store) = &prepared.store else {
+        return Ok(None);
+    };
+    let config = &prepared.config;
+    let staging = &config.organisation.store;
+    let org = slug(&config.organisation.name);
+    let (archive, manifest) = (outcome.archive.clone(), outcome.manifest.clone());
+    let (org2, staging2) = (org.clone(), staging.clone());
+    let pending = tokio::task::spawn_blocking(move || {
+        let pending = pending_upload(&org2, &staging2, &manifest, &archive)?;
+        crate::store::queue(&staging2, &pending)?;
+        Ok::<_, Error>(pending)
+    })
+    .await
+    .map_err(|e| Error::invalid(format!("cannot queue the run for upload: {e}")))??;
+    let aborted = store.abort_stale_uploads(&format!("{org}/")).await?;
+    let mut resumed = Vec::new();
+    for earlier in crate::store::queued(staging, &org)? {
+        if earlier.run_id == pending.run_id {
+            continue;
+        }
+        crate::store::publish(store, staging, &earlier).await?;
+        resumed.push(earlier.run_id);
+    }
+    let record = crate::store::publish(store, staging, &pending).await?;
+    Ok(Some(StoredRun {
+        location: store.location().clone(),
+        record,
+        resumed,
+        aborted,
+    }))
+}
+
+/// The outbox entry of a packaged run.
+fn pending_upload(
+    org: &str,
+    staging: &Path,
+    manifest: &RunManifest,
+    archive: &Path,
+) -> Result<crate::store::Pending> {
+    let (sha256, bytes) = crate::store::sha256_file(archive)?;
+    let name = archive
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| format!("{}.zip", manifest.run_id));
+    Ok(crate::store::Pending {
+        org: org.to_owned(),
+        organisation: manifest.organisation.clone(),
+        run_id: manifest.run_id.clone(),
+        zip: archive.to_owned(),
+        package: crate::store::package_key(org, &name),
+        package_sha256: sha256,
+        package_bytes: bytes,
+        summary: staging
+            .join("summaries")
+            .join(format!("{}.json", manifest.run_id)),
     })
 }
 
@@ -651,22 +768,7 @@ pub fn evaluate_run(run_dir: &Path, catalog: &Catalog) -> Result<Vec<ControlResu
 }
 
 /// A file-name-safe slug of a display name.
-pub fn slug(name: &str) -> String {
-    let mut out = String::new();
-    for c in name.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('-') && !out.is_empty() {
-            out.push('-');
-        }
-    }
-    let out = out.trim_end_matches('-');
-    if out.is_empty() {
-        "organisation".to_owned()
-    } else {
-        out.chars().take(48).collect()
-    }
-}
+pub use crate::config::slug;
 
 /// This machine's name, as `run.json` records it.
 pub fn host_name() -> String {

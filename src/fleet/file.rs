@@ -66,6 +66,10 @@ struct FleetFileKeys {
     /// Remediation targets shared by every organisation.
     #[serde(default)]
     sla: Option<IgnoredAny>,
+    /// The object store of `[fleet] store = "s3://..."`, shared by every
+    /// organisation.
+    #[serde(default)]
+    store_s3: Option<IgnoredAny>,
     #[serde(default)]
     organisations: Option<Vec<IgnoredAny>>,
     /// The MSP's channels for the fleet summary (not shared with the
@@ -81,8 +85,12 @@ pub struct FleetFile {
     pub path: PathBuf,
     /// `[fleet] name`.
     pub name: String,
-    /// `[fleet] store`, resolved against the fleet file's folder.
+    /// `[fleet] store`, resolved against the fleet file's folder; for
+    /// `store = "s3://bucket/prefix"`, the local staging folder the
+    /// organisations' runs are worked on in before upload.
     pub store: PathBuf,
+    /// `[fleet] store` when it is an object store (`s3://bucket/prefix`).
+    pub store_s3: Option<crate::config::S3Location>,
     /// `[fleet] concurrency` (or [`DEFAULT_CONCURRENCY`]).
     pub concurrency: usize,
     /// The organisations in file order (inline first, then each include
@@ -127,7 +135,7 @@ fn describe(name: &str, file: &Path, map: &LineMap, e: &Error) -> Error {
 
 /// Keys of an inline `[[organisations]]` entry that are tables of the
 /// config's top level rather than keys of its `[organisation]`.
-const TOP_LEVEL: &[&str] = &["sources", "thresholds", "signing", "alerts", "sla"];
+const TOP_LEVEL: &[&str] = &["sources", "thresholds", "signing", "alerts", "sla", "store_s3"];
 
 /// Path-valued keys: in shared tables, relative ones are resolved against
 /// the fleet file's folder (every other relative path against the file
@@ -137,7 +145,8 @@ fn is_path_key(path: &[String]) -> bool {
         return false;
     };
     let top = path.first().map(String::as_str);
-    matches!(top, Some("sources" | "signing")) && (key.ends_with("_file") || key == "path")
+    matches!(top, Some("sources" | "signing" | "store_s3"))
+        && (key.ends_with("_file") || key == "path")
 }
 
 impl FleetFile {
@@ -158,7 +167,24 @@ impl FleetFile {
             Error::config(format!("{at}: {}", e.message().trim_end()))
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let store = absolute(&base.join(&keys.fleet.store));
+        let store_s3 = keys
+            .fleet
+            .store
+            .to_str()
+            .and_then(crate::config::S3Location::parse)
+            .transpose()
+            .map_err(|e| Error::config(format!("{}: [fleet] store: {e}", path.display())))?;
+        let store = match &store_s3 {
+            Some(location) => crate::config::default_staging(location),
+            None => absolute(&base.join(&keys.fleet.store)),
+        };
+        // What each organisation's `[organisation] store` is set to: its
+        // folder in the fleet store, or the object store itself (which keeps
+        // each organisation under its slug).
+        let member_store = |slug: &str| match &store_s3 {
+            Some(location) => location.to_string(),
+            None => store.join(slug).display().to_string(),
+        };
         let concurrency = match keys.fleet.concurrency {
             Some(0) => {
                 return Err(Error::config(format!(
@@ -189,7 +215,14 @@ impl FleetFile {
             let items = inline_organisations(&fleet, entry)?;
             for (i, own) in items.into_iter().enumerate() {
                 let label = format!("{} [[organisations]] #{}", path.display(), i + 1);
-                members.push(member(&fleet, None, shared.clone(), own, &store, &label)?);
+                members.push(member(
+                    &fleet,
+                    None,
+                    shared.clone(),
+                    own,
+                    &member_store,
+                    &label,
+                )?);
             }
         }
         let mut seen_files = std::collections::BTreeSet::new();
@@ -207,7 +240,7 @@ impl FleetFile {
                     Some(&client),
                     shared.clone(),
                     own,
-                    &store,
+                    &member_store,
                     &label,
                 )?);
             }
@@ -246,6 +279,7 @@ impl FleetFile {
             path: path.to_owned(),
             name: keys.fleet.name,
             store,
+            store_s3,
             concurrency,
             members,
             alerts,
@@ -348,14 +382,14 @@ fn inline_organisations(fleet: &File, entry: merge::Entry) -> Result<Vec<Table>>
 }
 
 /// One organisation: the shared tables with its own over them, its store
-/// set to `<store>/<slug>`, parsed as an `auditpack.toml` written at
+/// set to `store(slug)`, parsed as an `auditpack.toml` written at
 /// `client` (or at the fleet file for an inline one).
 fn member(
     fleet: &File,
     client: Option<&File>,
     mut merged: Table,
     own: Table,
-    store: &Path,
+    store: &dyn Fn(&str) -> String,
     label: &str,
 ) -> Result<Member> {
     let name = match own
@@ -395,7 +429,7 @@ fn member(
     merged.merge(own);
     merged
         .table_mut("organisation")
-        .set_string("store", &store.join(&slug).display().to_string());
+        .set_string("store", &store(&slug));
     let (text, map) = merged.render();
     let files: Vec<&File> = std::iter::once(fleet).chain(client).collect();
     let map = map.with_files(&files);

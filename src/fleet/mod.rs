@@ -123,6 +123,8 @@ pub struct OrgOutcome {
     pub notes: Vec<String>,
     /// What its `[alerts]` did (`None`: not run, or no `[alerts]`).
     pub alerts: Option<AlertReport>,
+    /// What it left in the object store (`None`: no S3 store, or not stored).
+    pub stored: Option<Arc<pipeline::StoredRun>>,
 }
 
 /// What a fleet run did.
@@ -214,7 +216,12 @@ pub fn run(
     let members = select(fleet, options)?;
     let mut prepared = Vec::new();
     for m in &members {
-        let p = pipeline::prepare(&m.config, &options.run).map_err(|e| m.config_error(&e))?;
+        let mut p = pipeline::prepare(&m.config, &options.run).map_err(|e| m.config_error(&e))?;
+        // The object store's bucket, checked for every organisation before
+        // any is collected: evidence that cannot be kept is not collected.
+        runtime
+            .block_on(p.check_store())
+            .map_err(|e| Error::config(format!("organisation `{}`: {e}", m.name)))?;
         prepared.push(Arc::new(p));
     }
     let concurrency = fleet.concurrency.max(1);
@@ -325,6 +332,7 @@ impl Job {
             package: None,
             notes: Vec::new(),
             alerts: None,
+            stored: None,
         }
     }
 
@@ -421,6 +429,17 @@ impl Job {
         };
         let mut o = self.outcome(result);
         count(&mut o, &run.results);
+        // After the package is sealed: upload it to the object store. A
+        // failed upload stays in the staging folder's outbox for the next
+        // run, and the organisation counts as failed (not kept write-once).
+        match pipeline::store(&self.prepared, &run).await {
+            Ok(stored) => o.stored = stored.map(Arc::new),
+            Err(e) => {
+                o.result = OrgResult::Failed(format!(
+                    "packaged, but not stored: {e} (the next run uploads it)"
+                ));
+            }
+        }
         // After the package is sealed: alerting never changes or fails it.
         if self.prepared.alerts_configured() {
             o.alerts = Some(pipeline::alert(&self.prepared, &run, &self.options).await);
@@ -468,6 +487,7 @@ fn failed(m: &Member, reason: String) -> OrgOutcome {
         package: None,
         notes: Vec::new(),
         alerts: None,
+        stored: None,
     }
 }
 

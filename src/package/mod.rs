@@ -7,10 +7,11 @@ mod reevaluate;
 
 pub use auditpack_bag::{
     generate_key, hashing_method, parse_manifest, read_zipped_file, tool_version,
-    validate_identity, verify, verify_with, verify_zip_bytes, write_bag, write_bag_with, write_zip,
-    zip_path, Algorithm, BagInfo, BagOptions, Durability, KeyPair, Manifest, PackageReader,
-    Payload, PayloadCheck, Recorded, Signer, Stamp, TimestampAuthority, TimestampInfo,
-    VerifyOptions, VerifyReport, NAMESPACE, SIGNATURE_FILE, TIMESTAMP_FILE,
+    validate_identity, verify, verify_remote, verify_with, verify_zip_bytes, write_bag,
+    write_bag_with, write_zip, zip_path, Algorithm, BagInfo, BagOptions, Durability, KeyPair,
+    Manifest, PackageReader, Payload, PayloadCheck, RangeSource, Recorded, Signer, Stamp,
+    TimestampAuthority, TimestampInfo, VerifyOptions, VerifyReport, NAMESPACE, SIGNATURE_FILE,
+    TIMESTAMP_FILE,
 };
 pub use reevaluate::Reevaluation;
 

@@ -39,6 +39,7 @@ const APP_RANKS: &[&[&str]] = &[
     // KPI series, the QBR and the fleet dashboard, over the history.
     &["trends"],
     &["package"],
+    &["store"],
     &["alert"],
     &["pipeline"],
     &["fleet"],

@@ -27,5 +27,6 @@ mod report;
 mod rmm;
 mod schedule;
 mod scope;
+mod store;
 mod timestamp;
 mod trends;

@@ -25,6 +25,7 @@ mod link;
 mod parallel;
 mod reader;
 mod recorded;
+mod remote;
 mod sign;
 mod timestamp;
 mod verify;
@@ -36,13 +37,14 @@ pub use hash::{hashing_method, Algorithm};
 pub use link::Payload;
 pub use reader::{read_zipped_file, Hashed, PackageReader};
 pub use recorded::Recorded;
+pub use remote::RangeSource;
 pub use sign::{generate_key, validate_identity, KeyPair, Signer};
 #[cfg(feature = "tsa-client")]
 pub use timestamp::TimestampAuthority;
 pub use timestamp::{Stamp, TimestampInfo, TIMESTAMP_FILE};
 pub use verify::{
-    parse_manifest, verify, verify_with, verify_zip_bytes, Manifest, PayloadCheck, VerifyOptions,
-    VerifyReport,
+    parse_manifest, verify, verify_remote, verify_with, verify_zip_bytes, Manifest, PayloadCheck,
+    VerifyOptions, VerifyReport,
 };
 
 /// The SSHSIG namespace of package signatures. Fixed: auditors pass it to

@@ -16,6 +16,7 @@ use zip::{CompressionMethod, ZipArchive};
 use super::hash::{hash_copy_many, Algorithm};
 use super::known_size::KnownSize;
 use crate::parallel::parallel_map;
+use crate::remote::{BlockCache, Cursor as RemoteCursor};
 
 /// Largest entry a zip may declare (1 TiB): more is absurd for evidence.
 pub(crate) const MAX_ENTRY_SIZE: u64 = 1 << 40;
@@ -293,6 +294,8 @@ pub(crate) enum ZipSource<'a> {
     File(&'a Path),
     /// Bytes in memory (fuzzing, tests).
     Memory(&'a [u8]),
+    /// Ranges of a remote object, through a block cache.
+    Remote(&'a BlockCache<'a>),
 }
 
 /// A readable, seekable handle on a [`ZipSource`].
@@ -301,6 +304,8 @@ pub(crate) enum Handle<'a> {
     File(BufReader<File>),
     /// A cursor over bytes.
     Memory(Cursor<&'a [u8]>),
+    /// A cursor over a remote object.
+    Remote(RemoteCursor<'a>),
 }
 
 impl Read for Handle<'_> {
@@ -308,6 +313,7 @@ impl Read for Handle<'_> {
         match self {
             Handle::File(f) => f.read(buf),
             Handle::Memory(c) => c.read(buf),
+            Handle::Remote(c) => c.read(buf),
         }
     }
 }
@@ -317,6 +323,7 @@ impl Seek for Handle<'_> {
         match self {
             Handle::File(f) => f.seek(pos),
             Handle::Memory(c) => c.seek(pos),
+            Handle::Remote(c) => c.seek(pos),
         }
     }
 }
@@ -328,6 +335,7 @@ impl<'a> ZipSource<'a> {
                 Handle::File(BufReader::with_capacity(HEADER_READ, File::open(p)?))
             }
             ZipSource::Memory(b) => Handle::Memory(Cursor::new(b)),
+            ZipSource::Remote(cache) => Handle::Remote(RemoteCursor::new(cache)),
         })
     }
 
@@ -340,6 +348,7 @@ impl<'a> ZipSource<'a> {
         Ok(match self {
             ZipSource::File(path) => Bytes::File(File::open(path)?),
             ZipSource::Memory(bytes) => Bytes::Memory(bytes),
+            ZipSource::Remote(cache) => Bytes::Remote(cache),
         })
     }
 }
@@ -1030,6 +1039,7 @@ impl PackageReader for ZipReader<'_> {
 enum Bytes<'a> {
     File(File),
     Memory(&'a [u8]),
+    Remote(&'a BlockCache<'a>),
 }
 
 impl Bytes<'_> {
@@ -1038,6 +1048,7 @@ impl Bytes<'_> {
         match self {
             Bytes::File(f) => f.metadata().map(|m| m.len()).map_err(|e| e.to_string()),
             Bytes::Memory(bytes) => Ok(bytes.len() as u64),
+            Bytes::Remote(cache) => Ok(cache.len()),
         }
     }
 
@@ -1058,6 +1069,7 @@ impl Bytes<'_> {
                 buf[..n].copy_from_slice(&bytes[at..at + n]);
                 Ok(n)
             }
+            Bytes::Remote(cache) => cache.read_at(buf, offset),
         }
     }
 }

@@ -135,6 +135,60 @@ pub fn verify_with(
     }
 }
 
+/// [`verify_with`] for a zipped package read in place through `source`
+/// (an object store's ranged reads): the archive's directory, each entry's
+/// header and each entry's bytes are read where they lie, in large cached
+/// blocks; nothing is downloaded whole.
+///
+/// # Errors
+/// When the allowed signers or TSA certificates cannot be read, or the
+/// object cannot be read; everything wrong with the package is in the report.
+pub fn verify_remote(
+    source: &dyn crate::remote::RangeSource,
+    options: &VerifyOptions,
+    reevaluate: Option<&dyn PayloadCheck>,
+) -> Result<VerifyReport> {
+    let signers_text = std::fs::read_to_string(&options.allowed_signers).context(|| {
+        format!(
+            "cannot read allowed signers file {}",
+            options.allowed_signers.display()
+        )
+    })?;
+    let anchors =
+        match &options.tsa_certificates {
+            Some(path) => {
+                let bytes = std::fs::read(path)
+                    .context(|| format!("cannot read TSA certificates {}", path.display()))?;
+                Some(timestamp::parse_anchors(&bytes).map_err(|e| {
+                    Error::invalid(format!("TSA certificates {}: {e}", path.display()))
+                })?)
+            }
+            None => None,
+        };
+    let trust = Trust {
+        signers: &signers_text,
+        origin: options.allowed_signers.display().to_string(),
+        identity: options.identity.as_deref(),
+        anchors: anchors.as_deref(),
+    };
+    let cache = crate::remote::BlockCache::new(source);
+    let mut problems = Vec::new();
+    match ZipReader::open(ZipSource::Remote(&cache), &mut problems) {
+        Ok(reader) => Ok(check(&reader, &trust, problems, reevaluate)),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Ok(VerifyReport {
+            problems: vec![format!(
+                "{} is not a readable zip archive: {e}",
+                source.name()
+            )],
+            ..VerifyReport::default()
+        }),
+        Err(e) => Err(Error::new(
+            e.into(),
+            format!("cannot read package {}", source.name()),
+        )),
+    }
+}
+
 /// Verify a zipped package held in memory against the text of an
 /// `allowed_signers` file. Never panics, whatever the bytes.
 pub fn verify_zip_bytes(zip: &[u8], allowed_signers: &str, identity: Option<&str>) -> VerifyReport {
