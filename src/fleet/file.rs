@@ -135,7 +135,14 @@ fn describe(name: &str, file: &Path, map: &LineMap, e: &Error) -> Error {
 
 /// Keys of an inline `[[organisations]]` entry that are tables of the
 /// config's top level rather than keys of its `[organisation]`.
-const TOP_LEVEL: &[&str] = &["sources", "thresholds", "signing", "alerts", "sla", "store_s3"];
+const TOP_LEVEL: &[&str] = &[
+    "sources",
+    "thresholds",
+    "signing",
+    "alerts",
+    "sla",
+    "store_s3",
+];
 
 /// Path-valued keys: in shared tables, relative ones are resolved against
 /// the fleet file's folder (every other relative path against the file
