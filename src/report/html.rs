@@ -7,6 +7,7 @@
 
 use std::io::BufWriter;
 use std::path::Path;
+use std::sync::OnceLock;
 
 use handlebars::Handlebars;
 use serde::ser::SerializeStruct;
@@ -214,13 +215,21 @@ impl Serialize for GapView<'_> {
     }
 }
 
-fn registry() -> Result<Handlebars<'static>> {
-    let mut hb = Handlebars::new();
-    hb.set_strict_mode(true);
-    hb.register_helper("short", Box::new(short));
-    hb.register_template_string("report", TEMPLATE)
-        .map_err(|e| Error::invalid(format!("report template reports/report.html.hbs: {e}")))?;
-    Ok(hb)
+/// The compiled template, built once per process: compiling it takes longer
+/// than rendering a small organisation's page, and a fleet renders hundreds.
+fn registry() -> Result<&'static Handlebars<'static>> {
+    static REGISTRY: OnceLock<std::result::Result<Handlebars<'static>, String>> = OnceLock::new();
+    REGISTRY
+        .get_or_init(|| {
+            let mut hb = Handlebars::new();
+            hb.set_strict_mode(true);
+            hb.register_helper("short", Box::new(short));
+            hb.register_template_string("report", TEMPLATE)
+                .map_err(|e| format!("report template reports/report.html.hbs: {e}"))?;
+            Ok(hb)
+        })
+        .as_ref()
+        .map_err(|e| Error::invalid(e.clone()))
 }
 
 /// Render the page.

@@ -419,8 +419,10 @@ fn run_checks(
         .map_or(1, std::num::NonZeroUsize::get)
         .min(jobs.len())
         .max(1);
+    // The inventory's device records, looked up once for every check.
+    let devices = checks::DeviceIndex::new(facts);
     let run = |job: &(&'static checks::Check, Limits, Vec<u32>)| {
-        run_one(job.0, facts, &job.1, as_of, matrix)
+        run_one(job.0, facts, &job.1, as_of, matrix, &devices)
     };
     let ran: Vec<Ran> = if workers == 1 {
         jobs.iter().map(run).collect()
@@ -488,12 +490,14 @@ fn run_one(
     limits: &Limits,
     as_of: DateTime<Utc>,
     matrix: &[OwnershipEntry],
+    devices: &checks::DeviceIndex<'_>,
 ) -> Ran {
     let input = CheckInput {
         facts,
         limits,
         as_of,
         ownership: Some(matrix),
+        devices: Some(devices),
     };
     let mut outcome = checks::run_check(check, &input);
     let failing = Arc::new(std::mem::take(&mut outcome.failing));

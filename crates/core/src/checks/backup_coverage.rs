@@ -28,7 +28,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::backups::source_gaps;
-use super::{devices_by_id, inventory, inventory_subject, Check, CheckInput, Outcome};
+use super::{inventory_subject, Check, CheckInput, Outcome};
 use crate::facts::{normalise_hostname, DeviceClass, FactKind};
 
 pub(super) const CHECK: Check = Check {
@@ -45,8 +45,7 @@ pub(super) const CHECK: Check = Check {
 
 fn run(input: &CheckInput<'_>) -> Outcome {
     let facts = input.facts;
-    let items = inventory(facts);
-    let records = devices_by_id(facts);
+    let index = input.device_index();
     let gaps = source_gaps(input, FactKind::Backups);
     let critical: BTreeSet<String> = facts
         .critical_devices
@@ -74,14 +73,9 @@ fn run(input: &CheckInput<'_>) -> Outcome {
     let mut evaluated = 0;
     let mut failing = Vec::new();
     let mut unproven = gaps.clone();
-    for item in items.iter() {
-        let members: Vec<&crate::facts::Device> = item
-            .members
-            .iter()
-            .filter_map(|m| records.get(m.as_str()).copied())
-            .collect();
+    for (item, members) in index.items() {
         let mut keys: BTreeSet<String> = BTreeSet::new();
-        for d in &members {
+        for d in members {
             keys.insert(d.name.trim().to_ascii_lowercase());
             keys.extend(normalise_hostname(&d.name));
             keys.extend(d.serial.as_deref().map(|s| s.trim().to_ascii_lowercase()));

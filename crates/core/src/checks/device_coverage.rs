@@ -27,7 +27,7 @@
 //! in Intune (Autopilot, Company Portal, MDM enrolment); retire records of
 //! machines that are gone.
 
-use super::{devices_by_id, inventory, inventory_subject, Check, CheckInput, Outcome};
+use super::{inventory_subject, Check, CheckInput, Outcome};
 use crate::facts::{DeviceClass, FactKind};
 
 pub(super) const CHECK: Check = Check {
@@ -42,8 +42,7 @@ pub(super) const CHECK: Check = Check {
 };
 
 fn run(input: &CheckInput<'_>) -> Outcome {
-    let by_id = devices_by_id(input.facts);
-    let items = inventory(input.facts);
+    let index = input.device_index();
     let patch_sources: Vec<&str> = {
         let mut v: Vec<&str> = input
             .facts
@@ -70,12 +69,7 @@ fn run(input: &CheckInput<'_>) -> Outcome {
     };
     let mut evaluated = 0;
     let mut failing = Vec::new();
-    for item in items.iter() {
-        let records: Vec<_> = item
-            .members
-            .iter()
-            .filter_map(|m| by_id.get(m.as_str()).copied())
-            .collect();
+    for (item, records) in index.items() {
         let class = DeviceClass::of_records(records.iter().copied());
         if class == DeviceClass::Other {
             continue;

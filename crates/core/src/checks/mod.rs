@@ -138,6 +138,9 @@ pub struct CheckInput<'a> {
     /// evaluation from the catalog and ownership (not a fact a collector
     /// gathers); `None` when the caller has none.
     pub ownership: Option<&'a [OwnershipEntry]>,
+    /// The inventory with each item's device records, when the evaluation
+    /// built it once for every check; `None` builds it per check.
+    pub devices: Option<&'a DeviceIndex<'a>>,
 }
 
 impl<'a> CheckInput<'a> {
@@ -148,6 +151,81 @@ impl<'a> CheckInput<'a> {
             limits,
             as_of,
             ownership: None,
+            devices: None,
+        }
+    }
+
+    /// The inventory and its device records: the evaluation's shared index,
+    /// or one built now.
+    pub(crate) fn device_index(&self) -> Devices<'a> {
+        match self.devices {
+            Some(index) => Devices::Shared(index),
+            None => Devices::Own(Box::new(DeviceIndex::new(self.facts))),
+        }
+    }
+}
+
+/// The reconciled inventory with the device records of each item, and the
+/// records by id. Built once per evaluation and shared by every device
+/// check: looking each item's records up by id again in every check cost
+/// more than judging them.
+pub struct DeviceIndex<'a> {
+    items: std::borrow::Cow<'a, [InventoryItem]>,
+    /// Per item (same order), its records that the facts hold.
+    records: Vec<Vec<&'a crate::facts::Device>>,
+    by_id: foldhash::HashMap<&'a str, &'a crate::facts::Device>,
+}
+
+impl<'a> DeviceIndex<'a> {
+    /// Index the inventory of `facts` (reconciled here when the facts were
+    /// never finished, so a device can never escape an inventory check).
+    pub fn new(facts: &'a Facts) -> DeviceIndex<'a> {
+        let by_id = devices_by_id(facts);
+        let items = inventory(facts);
+        let records = items
+            .iter()
+            .map(|item| {
+                item.members
+                    .iter()
+                    .filter_map(|m| by_id.get(m.as_str()).copied())
+                    .collect()
+            })
+            .collect();
+        DeviceIndex {
+            items,
+            records,
+            by_id,
+        }
+    }
+
+    /// The inventory items, each with its device records.
+    pub(crate) fn items(
+        &self,
+    ) -> impl Iterator<Item = (&InventoryItem, &[&'a crate::facts::Device])> {
+        self.items
+            .iter()
+            .zip(self.records.iter().map(Vec::as_slice))
+    }
+
+    /// The device record of `id`.
+    pub(crate) fn device(&self, id: &str) -> Option<&'a crate::facts::Device> {
+        self.by_id.get(id).copied()
+    }
+}
+
+/// A [`DeviceIndex`] shared by the evaluation or built for one check.
+pub(crate) enum Devices<'a> {
+    Shared(&'a DeviceIndex<'a>),
+    Own(Box<DeviceIndex<'a>>),
+}
+
+impl<'a> std::ops::Deref for Devices<'a> {
+    type Target = DeviceIndex<'a>;
+
+    fn deref(&self) -> &DeviceIndex<'a> {
+        match self {
+            Devices::Shared(index) => index,
+            Devices::Own(index) => index,
         }
     }
 }
@@ -563,8 +641,8 @@ pub(crate) fn overdue_patches(
                 .push(name),
         }
     }
-    let by_id = devices_by_id(input.facts);
-    let name_of = |id: &str| by_id.get(id).map_or(id, |d| d.name.as_str()).to_owned();
+    let index = input.device_index();
+    let name_of = |id: &str| index.device(id).map_or(id, |d| d.name.as_str()).to_owned();
     let mut failing: Vec<Subject> = overdue
         .iter()
         .map(|(device, patches)| {
@@ -609,12 +687,7 @@ pub(crate) fn overdue_patches(
     // Devices whose pending patches no complete source lists with ages.
     let listing = sources_of(input.facts, FactKind::PendingPatches);
     let partial = incomplete_sources(input.facts, FactKind::PendingPatches);
-    for item in inventory(input.facts).iter() {
-        let records: Vec<&crate::facts::Device> = item
-            .members
-            .iter()
-            .filter_map(|m| by_id.get(m.as_str()).copied())
-            .collect();
+    for (_, records) in index.items() {
         let listed = |d: &&crate::facts::Device| {
             listing.contains(d.source.as_str()) && d.patch.as_ref().is_some_and(|p| p.reporting)
         };
@@ -624,7 +697,7 @@ pub(crate) fn overdue_patches(
         if ages_known {
             continue;
         }
-        for d in &records {
+        for d in records {
             if overdue.contains_key(d.id.as_str()) || unproven.contains_key(&d.id) {
                 continue;
             }
@@ -664,9 +737,7 @@ pub(crate) fn days_between(then: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
 }
 
 /// Per-source device records by stable id.
-pub(crate) fn devices_by_id(
-    facts: &Facts,
-) -> std::collections::HashMap<&str, &crate::facts::Device> {
+pub(crate) fn devices_by_id(facts: &Facts) -> foldhash::HashMap<&str, &crate::facts::Device> {
     facts.devices.iter().map(|d| (d.id.as_str(), d)).collect()
 }
 
@@ -883,18 +954,12 @@ pub(crate) fn judge_devices(
     states: &[State<'_>],
     what: &str,
 ) -> Outcome {
-    let by_id = devices_by_id(input.facts);
-    let items = inventory(input.facts);
+    let index = input.device_index();
     let incomplete = incomplete_sources(input.facts, kind);
     let mut evaluated = 0;
     let (mut failing, mut unproven, mut notes) = (Vec::new(), Vec::new(), Vec::new());
-    for item in items.iter() {
-        let records: Vec<&crate::facts::Device> = item
-            .members
-            .iter()
-            .filter_map(|m| by_id.get(m.as_str()).copied())
-            .collect();
-        if !in_scope(item, &records) {
+    for (item, records) in index.items() {
+        if !in_scope(item, records) {
             continue;
         }
         evaluated += 1;

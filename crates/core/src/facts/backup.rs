@@ -28,7 +28,7 @@
 //! Workloads (a Microsoft 365 organisation, a database, a file share) are not
 //! machines and are never linked; they are still judged by the backup checks.
 
-use std::collections::BTreeMap;
+use foldhash::{HashMap, HashMapExt as _};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -253,10 +253,17 @@ pub fn link_backups(
     devices: &[Device],
     backups: &mut [ProtectedSystem],
 ) {
-    let by_id: BTreeMap<&str, &Device> = devices.iter().map(|d| (d.id.as_str(), d)).collect();
+    for b in backups.iter_mut() {
+        b.inventory_id = None;
+        b.link = None;
+    }
+    if !backups.iter().any(|b| b.kind == ProtectedKind::Machine) {
+        return;
+    }
+    let by_id: HashMap<&str, &Device> = devices.iter().map(|d| (d.id.as_str(), d)).collect();
     // Identity keys of each item, and the items of each key.
-    let mut by_serial: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    let mut by_host: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut by_serial: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut by_host: HashMap<String, Vec<usize>> = HashMap::new();
     let mut item_serials: Vec<Vec<String>> = vec![Vec::new(); inventory.len()];
     for (n, item) in inventory.iter().enumerate() {
         for member in &item.members {
@@ -277,8 +284,6 @@ pub fn link_backups(
         list.dedup();
     }
     for b in backups.iter_mut() {
-        b.inventory_id = None;
-        b.link = None;
         if b.kind != ProtectedKind::Machine {
             continue;
         }

@@ -476,7 +476,31 @@ impl DeviceClass {
     /// The class an operating system or node class name means (Intune
     /// `operatingSystem`, Defender `osPlatform`, NinjaOne `nodeClass`, Datto
     /// `operatingSystem`, endpoint reports).
+    ///
+    /// Remembered per thread for the names seen (an organisation has a few
+    /// dozen, and every device check asks for every device).
     pub fn of_os(os: &str) -> DeviceClass {
+        /// Names remembered per thread before the memory starts over.
+        const REMEMBERED: usize = 4096;
+        thread_local! {
+            static SEEN: std::cell::RefCell<std::collections::HashMap<String, DeviceClass>> =
+                std::cell::RefCell::default();
+        }
+        SEEN.with(|seen| {
+            if let Some(class) = seen.borrow().get(os) {
+                return *class;
+            }
+            let class = DeviceClass::classify(os);
+            let mut seen = seen.borrow_mut();
+            if seen.len() >= REMEMBERED {
+                seen.clear();
+            }
+            seen.insert(os.to_owned(), class);
+            class
+        })
+    }
+
+    fn classify(os: &str) -> DeviceClass {
         let os = os.trim().to_ascii_lowercase();
         let words: Vec<&str> = os
             .split(|c: char| !c.is_ascii_alphanumeric())
