@@ -521,3 +521,81 @@ fn reports_rendered_again_name_the_same_signer_as_the_packaged_ones() {
     assert!(again.contains(common::IDENTITY), "{again}");
     assert_eq!(again, text(&package.join("data/reports/report.pdf")));
 }
+
+/// `name <n>` subjects, `n` from 0, five digits wide.
+fn numbered(prefix: &str, count: usize) -> std::sync::Arc<Vec<auditpack::checks::Subject>> {
+    (0..count)
+        .map(|i| auditpack::checks::Subject {
+            id: format!("{prefix}:{i:05}"),
+            name: format!("{prefix} subject {i:05}"),
+            detail: "planted".to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .into()
+}
+
+#[test]
+fn html_shows_500_subjects_a_list_and_the_csv_holds_every_one() {
+    use auditpack::report::{write_reports, Format, ReportOptions};
+    let (_h, run_dir, _, _) = demo_run();
+    let mut results = auditpack::report::json::read(&run_dir).expect("controls.json");
+    // The first failing check, with 1,234 failing and 501 unproven subjects
+    // under every control that maps to it.
+    let check = results
+        .iter()
+        .flat_map(|r| &r.checks)
+        .find(|c| !c.failing.is_empty())
+        .map(|c| c.check.clone())
+        .expect("the demo has a failing check");
+    let (failing, unproven) = (numbered("capped", 1_234), numbered("unseen", 501));
+    for c in results.iter_mut().flat_map(|r| r.checks.iter_mut()) {
+        if c.check == check {
+            c.failing = failing.clone();
+            c.failing_count = failing.len();
+            c.unproven = unproven.clone();
+            c.unproven_count = unproven.len();
+        }
+    }
+    auditpack::report::json::write(&run_dir, &results).expect("write controls.json");
+    write_reports(
+        &run_dir,
+        &ReportOptions {
+            formats: vec![Format::Html, Format::Csv],
+        },
+    )
+    .expect("reports");
+
+    let html = std::fs::read_to_string(run_dir.join("reports/report.html")).expect("html");
+    let shown = |prefix: &str, count: usize| {
+        (0..count)
+            .filter(|i| html.contains(&format!("{prefix} subject {i:05}")))
+            .count()
+    };
+    assert_eq!(shown("capped", 1_234), 500, "failing subjects on the page");
+    assert_eq!(shown("unseen", 501), 500, "unproven subjects on the page");
+    assert!(
+        html.contains("… and 734 more, not shown here"),
+        "the page says how many failing subjects it leaves out"
+    );
+    assert!(
+        html.contains("… and 1 more, not shown here"),
+        "the page says how many unproven subjects it leaves out"
+    );
+
+    let csv = std::fs::read_to_string(run_dir.join("results/findings.csv")).expect("csv");
+    let rows = |prefix: &str, finding: &str| {
+        csv.lines()
+            .filter(|l| l.contains(&format!(",{prefix}:")) && l.ends_with(finding))
+            .count()
+    };
+    assert_eq!(
+        rows("capped", ",failing"),
+        1_234,
+        "every failing subject in the CSV"
+    );
+    assert_eq!(
+        rows("unseen", ",unproven"),
+        501,
+        "every unproven subject in the CSV"
+    );
+}
