@@ -111,7 +111,7 @@ impl FolderReader {
     /// List `root` without following symlinks; anything but regular files and
     /// folders goes into `problems`.
     pub(crate) fn open(root: &Path, problems: &mut Vec<String>) -> FolderReader {
-        let mut files = BTreeMap::new();
+        let mut files = Vec::new();
         let mut folders = BTreeSet::new();
         // Folder by folder, each level's folders on every core.
         let mut level = vec![String::new()];
@@ -127,7 +127,9 @@ impl FolderReader {
         }
         FolderReader {
             root: root.to_owned(),
-            files,
+            // Sorted once and built in one pass, not searched per insert
+            // (a path appears once: it is one directory entry).
+            files: files.into_iter().collect(),
             folders,
         }
     }
