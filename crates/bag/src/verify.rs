@@ -88,29 +88,8 @@ pub fn verify_with(
     options: &VerifyOptions,
     reevaluate: Option<&dyn PayloadCheck>,
 ) -> Result<VerifyReport> {
-    let signers_text = std::fs::read_to_string(&options.allowed_signers).context(|| {
-        format!(
-            "cannot read allowed signers file {}",
-            options.allowed_signers.display()
-        )
-    })?;
-    let anchors =
-        match &options.tsa_certificates {
-            Some(path) => {
-                let bytes = std::fs::read(path)
-                    .context(|| format!("cannot read TSA certificates {}", path.display()))?;
-                Some(timestamp::parse_anchors(&bytes).map_err(|e| {
-                    Error::invalid(format!("TSA certificates {}: {e}", path.display()))
-                })?)
-            }
-            None => None,
-        };
-    let trust = Trust {
-        signers: &signers_text,
-        origin: options.allowed_signers.display().to_string(),
-        identity: options.identity.as_deref(),
-        anchors: anchors.as_deref(),
-    };
+    let files = TrustFiles::read(options)?;
+    let trust = files.trust(options);
     let meta = std::fs::metadata(package)
         .context(|| format!("cannot open package {}", package.display()))?;
     let mut problems = Vec::new();
@@ -118,20 +97,8 @@ pub fn verify_with(
         let reader = FolderReader::open(package, &mut problems);
         Ok(check(&reader, &trust, problems, reevaluate))
     } else {
-        match ZipReader::open(ZipSource::File(package), &mut problems) {
-            Ok(reader) => Ok(check(&reader, &trust, problems, reevaluate)),
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Ok(VerifyReport {
-                problems: vec![format!(
-                    "{} is not a readable zip archive: {e}",
-                    package.display()
-                )],
-                ..VerifyReport::default()
-            }),
-            Err(e) => Err(Error::new(
-                e.into(),
-                format!("cannot read package {}", package.display()),
-            )),
-        }
+        let opened = ZipReader::open(ZipSource::File(package), &mut problems);
+        check_zip(opened, &package.display(), &trust, problems, reevaluate)
     }
 }
 
@@ -148,45 +115,12 @@ pub fn verify_remote(
     options: &VerifyOptions,
     reevaluate: Option<&dyn PayloadCheck>,
 ) -> Result<VerifyReport> {
-    let signers_text = std::fs::read_to_string(&options.allowed_signers).context(|| {
-        format!(
-            "cannot read allowed signers file {}",
-            options.allowed_signers.display()
-        )
-    })?;
-    let anchors =
-        match &options.tsa_certificates {
-            Some(path) => {
-                let bytes = std::fs::read(path)
-                    .context(|| format!("cannot read TSA certificates {}", path.display()))?;
-                Some(timestamp::parse_anchors(&bytes).map_err(|e| {
-                    Error::invalid(format!("TSA certificates {}: {e}", path.display()))
-                })?)
-            }
-            None => None,
-        };
-    let trust = Trust {
-        signers: &signers_text,
-        origin: options.allowed_signers.display().to_string(),
-        identity: options.identity.as_deref(),
-        anchors: anchors.as_deref(),
-    };
+    let files = TrustFiles::read(options)?;
+    let trust = files.trust(options);
     let cache = crate::remote::BlockCache::new(source);
     let mut problems = Vec::new();
-    match ZipReader::open(ZipSource::Remote(&cache), &mut problems) {
-        Ok(reader) => Ok(check(&reader, &trust, problems, reevaluate)),
-        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Ok(VerifyReport {
-            problems: vec![format!(
-                "{} is not a readable zip archive: {e}",
-                source.name()
-            )],
-            ..VerifyReport::default()
-        }),
-        Err(e) => Err(Error::new(
-            e.into(),
-            format!("cannot read package {}", source.name()),
-        )),
-    }
+    let opened = ZipReader::open(ZipSource::Remote(&cache), &mut problems);
+    check_zip(opened, &source.name(), &trust, problems, reevaluate)
 }
 
 /// Verify a zipped package held in memory against the text of an
@@ -209,6 +143,64 @@ pub fn verify_zip_bytes(zip: &[u8], allowed_signers: &str, identity: Option<&str
 }
 
 /// The auditor's trust anchors.
+/// What [`VerifyOptions`] names, read: the allowed signers' text and the
+/// TSA certificates, if any.
+struct TrustFiles {
+    signers: String,
+    anchors: Option<Vec<Certificate>>,
+}
+
+impl TrustFiles {
+    fn read(options: &VerifyOptions) -> Result<TrustFiles> {
+        let signers = std::fs::read_to_string(&options.allowed_signers).context(|| {
+            format!(
+                "cannot read allowed signers file {}",
+                options.allowed_signers.display()
+            )
+        })?;
+        let anchors = match &options.tsa_certificates {
+            Some(path) => {
+                let bytes = std::fs::read(path)
+                    .context(|| format!("cannot read TSA certificates {}", path.display()))?;
+                Some(timestamp::parse_anchors(&bytes).map_err(|e| {
+                    Error::invalid(format!("TSA certificates {}: {e}", path.display()))
+                })?)
+            }
+            None => None,
+        };
+        Ok(TrustFiles { signers, anchors })
+    }
+
+    fn trust<'a>(&'a self, options: &'a VerifyOptions) -> Trust<'a> {
+        Trust {
+            signers: &self.signers,
+            origin: options.allowed_signers.display().to_string(),
+            identity: options.identity.as_deref(),
+            anchors: self.anchors.as_deref(),
+        }
+    }
+}
+
+/// The report of a zipped package named `name` once its reader is open: an
+/// archive that is not a zip is a problem of the package, any other read
+/// failure an error.
+fn check_zip(
+    opened: std::io::Result<ZipReader<'_>>,
+    name: &dyn std::fmt::Display,
+    trust: &Trust<'_>,
+    problems: Vec<String>,
+    reevaluate: Option<&dyn PayloadCheck>,
+) -> Result<VerifyReport> {
+    match opened {
+        Ok(reader) => Ok(check(&reader, trust, problems, reevaluate)),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Ok(VerifyReport {
+            problems: vec![format!("{name} is not a readable zip archive: {e}")],
+            ..VerifyReport::default()
+        }),
+        Err(e) => Err(Error::new(e.into(), format!("cannot read package {name}"))),
+    }
+}
+
 struct Trust<'a> {
     signers: &'a str,
     origin: String,
