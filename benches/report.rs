@@ -8,7 +8,8 @@
 //! Target: all formats under 10 s. For `scripts/bench.sh` it also prints
 //! figure lines against the targets of the performance issue (all reports
 //! under 5 s, every output together under 300 MB, peak memory of writing them
-//! under 1 GiB); `AUDITPACK_BENCH_SCALE=0.1` runs a tenth of the organisation.
+//! under 1 GiB); `AUDITPACK_BENCH_SCALE=0.1` runs a tenth of the organisation,
+//! `AUDITPACK_BENCH_KEEP=1` keeps the run folder to look at.
 #![allow(clippy::print_stdout)]
 
 mod common;
@@ -33,6 +34,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     let demo = auditpack::demo::demo(dir.path(), &runtime)?;
     let run_dir = demo.run.run_dir;
+    if std::env::var_os("AUDITPACK_BENCH_KEEP").is_some() {
+        println!("keeping {}", dir.keep().display());
+    }
 
     let (users_n, devices_n) = (common::scaled(USERS), common::scaled(DEVICES));
     let users: Arc<Vec<Subject>> = (0..users_n)

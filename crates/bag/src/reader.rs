@@ -134,6 +134,22 @@ impl FolderReader {
         }
     }
 
+    /// Whether each of `paths` is a listed file: one walk of the listing when
+    /// they come sorted (as verification asks), else a search each.
+    fn listed(&self, paths: &[&str]) -> Vec<bool> {
+        if !paths.is_sorted() {
+            return paths.iter().map(|p| self.files.contains_key(*p)).collect();
+        }
+        let mut files = self.files.keys().peekable();
+        paths
+            .iter()
+            .map(|p| {
+                while files.next_if(|f| f.as_str() < *p).is_some() {}
+                files.peek().is_some_and(|f| f.as_str() == *p)
+            })
+            .collect()
+    }
+
     /// Open a listed file, with its size as the open file's status gives it.
     fn open_file(&self, path: &str) -> io::Result<(File, u64)> {
         if !self.files.contains_key(path) {
@@ -174,6 +190,124 @@ fn open_regular_sized(path: &Path) -> io::Result<(File, u64)> {
     Ok((file, meta.len()))
 }
 
+/// Opening the files of a listing folder by folder: each thread keeps the
+/// folder it opened a file in last and opens the next file relative to it,
+/// so the kernel walks one name instead of the whole path (files come in
+/// listing order, a folder's files together). A folder is opened without
+/// following a symlink, so a folder replaced by a link since the listing is
+/// refused. Elsewhere than Linux, each file is opened by its whole path.
+mod in_folder {
+    use std::fs::File;
+    use std::io;
+    use std::path::Path;
+
+    /// One hashing pass: folders a thread kept from an earlier pass (another
+    /// package, or the same path replaced since) are never used.
+    pub(super) struct Session {
+        #[cfg(target_os = "linux")]
+        id: u64,
+    }
+
+    #[cfg(target_os = "linux")]
+    mod linux {
+        use std::cell::RefCell;
+        use std::os::fd::OwnedFd;
+        use std::path::PathBuf;
+        use std::sync::atomic::AtomicU64;
+
+        pub(super) static SESSIONS: AtomicU64 = AtomicU64::new(0);
+
+        /// The folder a thread opened a file in last.
+        pub(super) struct Folder {
+            pub(super) session: u64,
+            pub(super) root: PathBuf,
+            pub(super) rel: String,
+            pub(super) fd: OwnedFd,
+        }
+
+        thread_local! {
+            pub(super) static LAST: RefCell<Option<Folder>> = const { RefCell::new(None) };
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    impl Drop for Session {
+        /// Close the folder this thread kept for the pass (workers' folders
+        /// close with their threads).
+        fn drop(&mut self) {
+            let _ = linux::LAST.try_with(|last| {
+                if let Ok(mut last) = last.try_borrow_mut() {
+                    if last.as_ref().is_some_and(|f| f.session == self.id) {
+                        *last = None;
+                    }
+                }
+            });
+        }
+    }
+
+    impl Session {
+        pub(super) fn new() -> Session {
+            Session {
+                #[cfg(target_os = "linux")]
+                id: linux::SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            }
+        }
+
+        /// Open the listed file `path` under `root` as [`super::open_regular_sized`] does.
+        #[cfg(not(target_os = "linux"))]
+        pub(super) fn open(&self, root: &Path, path: &str) -> io::Result<(File, u64)> {
+            super::open_regular_sized(&root.join(path))
+        }
+
+        /// Open the listed file `path` under `root` as [`super::open_regular_sized`] does.
+        #[cfg(target_os = "linux")]
+        pub(super) fn open(&self, root: &Path, path: &str) -> io::Result<(File, u64)> {
+            use rustix::fs::{fstat, open, openat, FileType, Mode, OFlags};
+
+            let (rel, name) = path.rsplit_once('/').unwrap_or(("", path));
+            let refused = |e: rustix::io::Errno| {
+                if e == rustix::io::Errno::LOOP || e == rustix::io::Errno::NOTDIR {
+                    io::Error::new(io::ErrorKind::InvalidInput, super::NOT_REGULAR)
+                } else {
+                    io::Error::from(e)
+                }
+            };
+            linux::LAST.with(|last| {
+                let Ok(mut last) = last.try_borrow_mut() else {
+                    return super::open_regular_sized(&root.join(path));
+                };
+                let kept = last.as_ref().is_some_and(|f| {
+                    f.session == self.id && f.rel == rel && f.root.as_os_str() == root.as_os_str()
+                });
+                if !kept {
+                    let flags =
+                        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+                    let fd = open(root.join(rel), flags, Mode::empty()).map_err(refused)?;
+                    *last = Some(linux::Folder {
+                        session: self.id,
+                        root: root.to_owned(),
+                        rel: rel.to_owned(),
+                        fd,
+                    });
+                }
+                let Some(folder) = last.as_ref() else {
+                    return super::open_regular_sized(&root.join(path));
+                };
+                let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+                let fd = openat(&folder.fd, name, flags, Mode::empty()).map_err(refused)?;
+                let stat = fstat(&fd)?;
+                if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        super::NOT_REGULAR,
+                    ));
+                }
+                Ok((File::from(fd), u64::try_from(stat.st_size).unwrap_or(0)))
+            })
+        }
+    }
+}
+
 /// What one folder of a package holds.
 #[derive(Default)]
 struct Listing {
@@ -183,9 +317,110 @@ struct Listing {
     problems: Vec<String>,
 }
 
+/// What a listing saw of one entry.
+enum Seen {
+    Folder,
+    File,
+    Other,
+}
+
+impl Listing {
+    /// Add the entry `name` of the folder `rel`, of type `seen`.
+    fn add(&mut self, rel: &str, name: &str, seen: io::Result<Seen>) {
+        let mut child = String::with_capacity(rel.len() + 1 + name.len());
+        if !rel.is_empty() {
+            child.push_str(rel);
+            child.push('/');
+        }
+        child.push_str(name);
+        match seen {
+            Ok(Seen::Folder) => self.folders.push(child),
+            Ok(Seen::File) => self.files.push((child, UNLISTED)),
+            Ok(Seen::Other) => self.problems.push(not_regular(&child)),
+            Err(e) => self.problems.push(format!("{child}: {e}")),
+        }
+    }
+
+    /// A name that is not UTF-8 would be listed under its lossy form, which
+    /// another name may share: one of them would go unseen.
+    fn not_utf8(&mut self, rel: &str, lossy: &str) {
+        self.problems.push(format!(
+            "{}/{lossy}: the name is not UTF-8",
+            display_dir(rel)
+        ));
+    }
+
+    /// Sorted here, by short names, the listing comes out of all folders in
+    /// a few sorted runs, which the final sort only merges.
+    fn sorted(mut self) -> Listing {
+        self.files.sort_unstable();
+        self.folders.sort_unstable();
+        self
+    }
+}
+
 /// List the folder `rel` of `root`. Types come with the listing, so no
 /// symlink is ever followed; sizes are left to the open of each file (a
-/// status call per file here cost as much as hashing 4 KiB files).
+/// status call per file here cost as much as hashing 4 KiB files). On Linux
+/// the entries are read straight from the kernel's buffer, without an
+/// allocation per name, and a folder below the root is opened without
+/// following a symlink put in its place since it was listed.
+#[cfg(target_os = "linux")]
+fn list_folder(root: &Path, rel: &str) -> Listing {
+    use rustix::fs::{open, statat, AtFlags, FileType, Mode, OFlags, RawDir};
+
+    let mut listing = Listing::default();
+    let mut flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    if !rel.is_empty() {
+        flags |= OFlags::NOFOLLOW;
+    }
+    let Ok(fd) = open(root.join(rel), flags, Mode::empty()) else {
+        listing
+            .problems
+            .push(format!("{}: cannot list", display_dir(rel)));
+        return listing;
+    };
+    let mut buf = Vec::with_capacity(64 << 10);
+    let mut entries = RawDir::new(&fd, buf.spare_capacity_mut());
+    while let Some(entry) = entries.next() {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                listing.problems.push(format!(
+                    "{}: cannot list: {}",
+                    display_dir(rel),
+                    io::Error::from(e)
+                ));
+                break;
+            }
+        };
+        let bytes = entry.file_name().to_bytes();
+        if bytes == b"." || bytes == b".." {
+            continue;
+        }
+        let Ok(name) = std::str::from_utf8(bytes) else {
+            listing.not_utf8(rel, &String::from_utf8_lossy(bytes));
+            continue;
+        };
+        // Some file systems leave the type out of the listing.
+        let kind = match entry.file_type() {
+            FileType::Unknown => statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW)
+                .map(|st| FileType::from_raw_mode(st.st_mode))
+                .map_err(io::Error::from),
+            kind => Ok(kind),
+        };
+        let seen = kind.map(|kind| match kind {
+            FileType::Directory => Seen::Folder,
+            FileType::RegularFile => Seen::File,
+            _ => Seen::Other,
+        });
+        listing.add(rel, name, seen);
+    }
+    listing.sorted()
+}
+
+/// List the folder `rel` of `root`, as on Linux, through the standard library.
+#[cfg(not(target_os = "linux"))]
 fn list_folder(root: &Path, rel: &str) -> Listing {
     let mut listing = Listing::default();
     let Ok(entries) = std::fs::read_dir(root.join(rel)) else {
@@ -204,29 +439,23 @@ fn list_folder(root: &Path, rel: &str) -> Listing {
                 break;
             }
         };
-        // A name that is not UTF-8 would be listed under its lossy form,
-        // which another name may share: one of them would go unseen.
-        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-            listing.problems.push(format!(
-                "{}/{}: the name is not UTF-8",
-                display_dir(rel),
-                entry.file_name().to_string_lossy()
-            ));
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            listing.not_utf8(rel, &name.to_string_lossy());
             continue;
         };
-        let child = if rel.is_empty() {
-            name
-        } else {
-            format!("{rel}/{name}")
-        };
-        match entry.file_type() {
-            Ok(t) if t.is_dir() => listing.folders.push(child),
-            Ok(t) if t.is_file() => listing.files.push((child, UNLISTED)),
-            Ok(_) => listing.problems.push(not_regular(&child)),
-            Err(e) => listing.problems.push(format!("{child}: {e}")),
-        }
+        let seen = entry.file_type().map(|t| {
+            if t.is_dir() {
+                Seen::Folder
+            } else if t.is_file() {
+                Seen::File
+            } else {
+                Seen::Other
+            }
+        });
+        listing.add(rel, name, seen);
     }
-    listing
+    listing.sorted()
 }
 
 const NOT_REGULAR: &str = "not a regular file (symlink, device or FIFO)";
@@ -276,11 +505,17 @@ impl PackageReader for FolderReader {
     }
 
     fn hash(&self, paths: &[&str], algorithms: &[Algorithm]) -> Vec<Hashed> {
+        let listed = self.listed(paths);
+        let folders = in_folder::Session::new();
         hash_copy_many(
             paths.len(),
             algorithms,
             |i| {
-                let (file, size) = self.open_file(paths[i])?;
+                let path = paths[i];
+                if !listed[i] {
+                    return Err(not_found(path));
+                }
+                let (file, size) = folders.open(&self.root, path)?;
                 Ok((KnownSize::new(file, size), io::sink()))
             },
             |_, e| e,
@@ -1169,6 +1404,59 @@ mod tests {
         let e = open_regular(dir.path()).expect_err("a folder is refused");
         assert!(e.to_string().contains("not a regular file"), "{e}");
         assert!(open_regular(&dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn opening_folder_by_folder_refuses_the_same_and_never_reuses_a_replaced_folder() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("data/a")).expect("mkdir");
+        std::fs::write(root.join("data/a/f"), b"first").expect("write");
+        std::fs::write(root.join("top"), b"top").expect("write");
+        let read = |session: &in_folder::Session, path: &str| -> io::Result<(String, u64)> {
+            let (mut file, size) = session.open(root, path)?;
+            let mut text = String::new();
+            file.read_to_string(&mut text)?;
+            Ok((text, size))
+        };
+        let session = in_folder::Session::new();
+        assert_eq!(
+            read(&session, "data/a/f").expect("opens"),
+            ("first".into(), 5)
+        );
+        assert_eq!(read(&session, "top").expect("opens"), ("top".into(), 3));
+
+        std::os::unix::fs::symlink(root.join("data/a/f"), root.join("data/a/link"))
+            .expect("symlink");
+        let made = std::process::Command::new("mkfifo")
+            .arg(root.join("data/a/fifo"))
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success());
+        std::fs::create_dir(root.join("data/a/sub")).expect("mkdir");
+        for refused in ["data/a/link", "data/a/fifo", "data/a/sub"] {
+            let e = read(&session, refused).expect_err(refused);
+            assert!(
+                e.to_string().contains("not a regular file"),
+                "{refused}: {e}"
+            );
+        }
+        assert!(read(&session, "data/a/missing").is_err());
+        drop(session);
+
+        // The folder replaced by another of the same name: a new pass reads
+        // the new one; replaced by a symlink to it: refused.
+        std::fs::rename(root.join("data/a"), root.join("data/old")).expect("rename");
+        std::fs::create_dir(root.join("data/a")).expect("mkdir");
+        std::fs::write(root.join("data/a/f"), b"second").expect("write");
+        let session = in_folder::Session::new();
+        assert_eq!(read(&session, "data/a/f").expect("opens").0, "second");
+        drop(session);
+        std::fs::remove_dir_all(root.join("data/a")).expect("remove");
+        std::os::unix::fs::symlink(root.join("data/old"), root.join("data/a")).expect("symlink");
+        let session = in_folder::Session::new();
+        let e = read(&session, "data/a/f").expect_err("a folder turned symlink");
+        assert!(e.to_string().contains("not a regular file"), "{e}");
     }
 }
 

@@ -6,7 +6,7 @@
 //! reported, not only the first.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use cms::cert::x509::Certificate;
@@ -14,7 +14,7 @@ use ssh_key::{PublicKey, SshSig};
 
 use super::bag::decode_path;
 use super::cover::{self, is_tag_file, signature_file, Kind, Listed};
-use super::hash::Algorithm;
+use super::hash::{hash_copy_all, Algorithm};
 use super::reader::{FolderReader, PackageReader, ZipReader, ZipSource};
 use super::timestamp::{self, TimestampInfo, TIMESTAMP_FILE};
 use super::NAMESPACE;
@@ -222,50 +222,20 @@ pub struct Manifest {
 /// backslashes), bad digests and duplicate paths are problems. Never panics.
 pub fn parse_manifest(file: &str, bytes: &[u8], algorithm: Algorithm) -> Manifest {
     let mut out = Manifest::default();
-    let Ok(text) = std::str::from_utf8(bytes) else {
+    if std::str::from_utf8(bytes).is_err() {
         out.problems.push(format!("{file}: not UTF-8"));
         return out;
-    };
-    let hex_len = algorithm.hex_len();
-    let mut listed = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        if line.is_empty() {
-            continue;
-        }
-        // Where a well-formed line has its separator, else wherever it is.
-        let split = match line.as_bytes().get(hex_len) {
-            Some(b' ' | b'\t') => Some(line.split_at(hex_len)),
-            _ => line.split_once(char::is_whitespace),
-        };
-        let Some((digest, path)) = split else {
-            out.problems
-                .push(format!("{file}:{}: not `<digest>  <path>`", n + 1));
-            continue;
-        };
-        let path = decode_path(path.trim_start().trim_start_matches('*'));
-        // Every byte looked at, without branching, which is quicker here.
-        let valid_digest = digest.len() == hex_len
-            && digest
-                .bytes()
-                .fold(true, |hex, b| hex & b.is_ascii_hexdigit());
-        let unsafe_path = path.is_empty()
-            || path.starts_with('/')
-            || path.contains('\\')
-            || path
-                .split('/')
-                .any(|s| s.is_empty() || s == "." || s == "..");
-        if !valid_digest {
-            out.problems.push(format!(
-                "{file}:{}: not a {} digest",
-                n + 1,
-                algorithm.name().to_uppercase()
-            ));
-        } else if unsafe_path {
-            out.problems
-                .push(format!("{file}:{}: unsafe path {path:?}", n + 1));
-        } else {
-            listed.push((path, digest.to_ascii_lowercase()));
-        }
+    }
+    // Blocks of whole lines on every core (a block ends at a `\n`, so no
+    // character is cut); lines and problems come back in order.
+    let blocks = line_blocks(bytes, 256 << 10);
+    let parsed = crate::parallel::parallel_map(&blocks, |(first, block)| {
+        parse_manifest_lines(file, *first, block, algorithm)
+    });
+    let mut listed = Vec::with_capacity(parsed.iter().map(|(l, _)| l.len()).sum());
+    for (lines, problems) in parsed {
+        listed.extend(lines);
+        out.problems.extend(problems);
     }
     // Sorted in one pass (manifests come sorted) and built in one, rather
     // than one tree search per line; a stable sort keeps the first listing
@@ -281,6 +251,60 @@ pub fn parse_manifest(file: &str, bytes: &[u8], algorithm: Algorithm) -> Manifes
     });
     out.entries = listed.into_iter().collect();
     out
+}
+
+/// The `(path, digest)` lines of one block of a manifest whose first line is
+/// line `first` (from 0), and the problems of the others.
+fn parse_manifest_lines(
+    file: &str,
+    first: usize,
+    block: &[u8],
+    algorithm: Algorithm,
+) -> (Vec<(String, String)>, Vec<String>) {
+    let (mut listed, mut problems) = (Vec::new(), Vec::new());
+    let Ok(text) = std::str::from_utf8(block) else {
+        problems.push(format!("{file}: not UTF-8"));
+        return (listed, problems);
+    };
+    let hex_len = algorithm.hex_len();
+    for (n, line) in (first..).zip(text.lines()) {
+        if line.is_empty() {
+            continue;
+        }
+        // Where a well-formed line has its separator, else wherever it is.
+        let split = match line.as_bytes().get(hex_len) {
+            Some(b' ' | b'\t') => Some(line.split_at(hex_len)),
+            _ => line.split_once(char::is_whitespace),
+        };
+        let Some((digest, path)) = split else {
+            problems.push(format!("{file}:{}: not `<digest>  <path>`", n + 1));
+            continue;
+        };
+        let path = decode_path(path.trim_start().trim_start_matches('*'));
+        // Every byte looked at, without branching, which is quicker here.
+        let valid_digest = digest.len() == hex_len
+            && digest
+                .bytes()
+                .fold(true, |hex, b| hex & b.is_ascii_hexdigit());
+        let unsafe_path = path.is_empty()
+            || path.starts_with('/')
+            || path.contains('\\')
+            || path
+                .split('/')
+                .any(|s| s.is_empty() || s == "." || s == "..");
+        if !valid_digest {
+            problems.push(format!(
+                "{file}:{}: not a {} digest",
+                n + 1,
+                algorithm.name().to_uppercase()
+            ));
+        } else if unsafe_path {
+            problems.push(format!("{file}:{}: unsafe path {path:?}", n + 1));
+        } else {
+            listed.push((path, digest.to_ascii_lowercase()));
+        }
+    }
+    (listed, problems)
 }
 
 /// The manifests of `kind` for each of `algorithms`, parsed; one that cannot
@@ -310,41 +334,64 @@ fn read_manifests(
 }
 
 /// Hash every listed file that is there, once, with every algorithm of
-/// `manifests`, and compare. Returns the size of each file hashed, as read.
+/// `manifests`, and compare; `held` is a file already read, hashed from
+/// memory. Returns the size of each file hashed, as read, in path order.
+///
+/// The listing and every manifest are sorted by path, so the files to hash
+/// and each one's listed digests are found by walking them side by side
+/// (a package has tens of thousands of paths that share long prefixes).
 fn compare_digests<'a>(
     reader: &'a dyn PackageReader,
     manifests: &[Listed],
     which: &str,
+    held: Option<(&str, &[u8])>,
     report: &mut VerifyReport,
     problems: &mut Vec<String>,
-) -> HashMap<&'a str, u64> {
-    // Listed in any manifest and there: the listing's own keys, in order.
-    // Lookups by hash: a sorted map's lookup compares a dozen paths that
-    // share long prefixes, and a package has tens of thousands.
-    let files = reader.files();
-    let indexes: Vec<foldhash::HashMap<&str, &str>> = manifests
-        .iter()
-        .map(|(_, m)| m.iter().map(|(p, d)| (p.as_str(), d.as_str())).collect())
-        .collect();
-    let paths: Vec<&'a str> = files
-        .keys()
-        .map(String::as_str)
-        .filter(|p| indexes.iter().any(|m| m.contains_key(p)))
-        .collect();
+) -> Vec<(&'a str, u64)> {
+    // Listed in any manifest and there: the listing's own keys, in order,
+    // each with its digest in each manifest.
+    let mut walks: Vec<_> = manifests.iter().map(|(_, m)| m.iter().peekable()).collect();
+    let mut paths: Vec<&'a str> = Vec::new();
+    let mut expected: Vec<Option<&str>> = Vec::new();
+    for path in reader.files().keys() {
+        let mut listed = false;
+        for walk in &mut walks {
+            let digest = sorted_lookup(walk, path);
+            listed |= digest.is_some();
+            expected.push(digest);
+        }
+        if listed {
+            paths.push(path);
+        } else {
+            expected.truncate(expected.len() - walks.len());
+        }
+    }
     let algorithms: Vec<Algorithm> = manifests.iter().map(|(a, _)| *a).collect();
-    let hashed = reader.hash(&paths, &algorithms);
-    let mut sizes = HashMap::with_capacity(paths.len());
-    for (path, result) in paths.iter().zip(hashed) {
+    let held = held.filter(|(path, _)| paths.contains(path));
+    let to_read: Vec<&str> = paths
+        .iter()
+        .copied()
+        .filter(|p| held.is_none_or(|(h, _)| h != *p))
+        .collect();
+    let mut read = reader.hash(&to_read, &algorithms).into_iter();
+    let mut sizes = Vec::with_capacity(paths.len());
+    for (path, expected) in paths.iter().zip(expected.chunks(algorithms.len().max(1))) {
+        let result = match held {
+            Some((h, bytes)) if h == *path => hash_copy_all(bytes, std::io::sink(), &algorithms),
+            _ => match read.next() {
+                Some(result) => result,
+                None => break,
+            },
+        };
         match result {
             Ok((digests, bytes)) => {
-                sizes.insert(*path, bytes);
+                sizes.push((*path, bytes));
                 if which == "manifest" {
                     report.files += 1;
                     report.bytes += bytes;
                 }
-                for (((algorithm, _), index), digest) in manifests.iter().zip(&indexes).zip(digests)
-                {
-                    if index.get(*path).is_some_and(|d| *d != digest) {
+                for ((algorithm, listed), digest) in algorithms.iter().zip(expected).zip(digests) {
+                    if listed.is_some_and(|d| *d != digest) {
                         problems.push(format!(
                             "{path}: {} does not match the {which}",
                             algorithm.name().to_uppercase().replace("SHA", "SHA-")
@@ -356,6 +403,17 @@ fn compare_digests<'a>(
         }
     }
     sizes
+}
+
+/// The value of `key` in the sorted walk `walk`, which is moved past every
+/// key before it; keys are asked for in ascending order.
+fn sorted_lookup<'m, I>(walk: &mut std::iter::Peekable<I>, key: &str) -> Option<&'m str>
+where
+    I: Iterator<Item = (&'m String, &'m String)>,
+{
+    while walk.next_if(|(k, _)| k.as_str() < key).is_some() {}
+    walk.next_if(|(k, _)| k.as_str() == key)
+        .map(|(_, v)| v.as_str())
 }
 
 /// Every check, over any package reader: the rule of [`cover`] (every file
@@ -395,7 +453,14 @@ fn check(
 
     let manifests = read_manifests(reader, Kind::Payload, &layout.payload, &mut problems);
     cover::check_payload(files, &manifests, &mut problems);
-    let sizes = compare_digests(reader, &manifests, "manifest", &mut report, &mut problems);
+    let sizes = compare_digests(
+        reader,
+        &manifests,
+        "manifest",
+        None,
+        &mut report,
+        &mut problems,
+    );
     let none = BTreeMap::new();
     let manifest = manifests.first().map_or(&none, |(_, m)| m);
     check_oxum(reader, manifest, &sizes, &mut problems);
@@ -406,14 +471,29 @@ fn check(
         .into_iter()
         .map(|(a, m)| (a, m.into_iter().filter(|(p, _)| is_tag_file(p)).collect()))
         .collect();
-    let mut tag_report = VerifyReport::default();
-    compare_digests(
-        reader,
-        &tag_files,
-        "tag manifest",
-        &mut tag_report,
-        &mut problems,
-    );
+    // The custody log is read once: its lines are checked against the
+    // manifest on every core while its bytes are hashed for the tag manifest.
+    let custody = reader.read("custody.jsonl", MAX_TAG_FILE);
+    let custody_lines = std::thread::scope(|scope| {
+        let lines = custody
+            .as_ref()
+            .ok()
+            .map(|bytes| scope.spawn(|| check_custody_lines(bytes, manifest)));
+        let held = custody
+            .as_ref()
+            .ok()
+            .map(|b| ("custody.jsonl", b.as_slice()));
+        let mut tag_report = VerifyReport::default();
+        compare_digests(
+            reader,
+            &tag_files,
+            "tag manifest",
+            held,
+            &mut tag_report,
+            &mut problems,
+        );
+        lines.map(|l| l.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    });
 
     for algorithm in &layout.tag {
         let signer = check_signature(reader, trust, *algorithm, &mut problems);
@@ -422,7 +502,18 @@ fn check(
         }
     }
     report.timestamp = check_timestamp(reader, trust, &mut problems);
-    check_custody(reader, manifest, &mut problems);
+    let algorithm = manifests.first().map(|(a, _)| *a);
+    let tags = tag_files
+        .iter()
+        .find(|(a, _)| Some(*a) == algorithm)
+        .map(|(_, m)| m);
+    match custody_lines {
+        Some(found) => {
+            check_custody_copy(reader, &custody, manifest, tags, &mut problems);
+            problems.extend(found);
+        }
+        None => problems.push("custody.jsonl: missing".into()),
+    }
     if let Some(extra) = reevaluate {
         report.reevaluated = extra.check(reader, &mut problems);
     }
@@ -431,12 +522,12 @@ fn check(
 }
 
 /// Payload-Oxum (`<octets>.<streams>`) against the payload and the SHA-256
-/// manifest. Each file's size is what hashing it read (`hashed`), else what
-/// the reader says.
+/// manifest. Each file's size is what hashing it read (`hashed`, by path in
+/// order), else what the reader says.
 fn check_oxum(
     reader: &dyn PackageReader,
     manifest: &BTreeMap<String, String>,
-    hashed: &HashMap<&str, u64>,
+    hashed: &[(&str, u64)],
     problems: &mut Vec<String>,
 ) {
     let Ok(info) = reader.read("bag-info.txt", 1 << 20) else {
@@ -458,14 +549,18 @@ fn check_oxum(
         ));
         return;
     };
+    // The payload in path order, with the sizes hashing read (`hashed`, in
+    // the same order), else what the reader says.
+    let mut hashed = hashed.iter().peekable();
     let (actual_octets, actual_streams) = reader
         .files()
-        .iter()
-        .filter(|(p, _)| p.starts_with("data/"))
-        .fold((0u64, 0usize), |(octets, streams), (p, _)| {
+        .keys()
+        .filter(|p| p.starts_with("data/"))
+        .fold((0u64, 0usize), |(octets, streams), p| {
+            while hashed.next_if(|(h, _)| *h < p.as_str()).is_some() {}
             let n = hashed
-                .get(p.as_str())
-                .copied()
+                .next_if(|(h, _)| *h == p.as_str())
+                .map(|(_, n)| *n)
                 .or_else(|| reader.size(p))
                 .unwrap_or(0);
             (octets.saturating_add(n), streams + 1)
@@ -702,38 +797,54 @@ struct CustodyLine<'a> {
     sha256: Cow<'a, str>,
 }
 
-fn check_custody(
+/// The custody log at the top of the package (`top`, as read) and its copy
+/// in the payload agree. `tags` is the tag manifest of the manifest's
+/// algorithm: when both manifests list the two copies, their digests decide
+/// whether they are the same (each copy's bytes were checked against its
+/// own manifest), and the payload copy is not read a second time.
+fn check_custody_copy(
     reader: &dyn PackageReader,
+    top: &std::io::Result<Vec<u8>>,
     manifest: &BTreeMap<String, String>,
+    tags: Option<&BTreeMap<String, String>>,
     problems: &mut Vec<String>,
 ) {
-    let Ok(top) = reader.read("custody.jsonl", MAX_TAG_FILE) else {
-        problems.push("custody.jsonl: missing".into());
-        return;
+    let listed = tags
+        .and_then(|t| t.get("custody.jsonl"))
+        .zip(manifest.get("data/custody.jsonl"));
+    let same = match (listed, top) {
+        (Some((top_digest, data_digest)), _) => top_digest == data_digest,
+        (None, Ok(top)) => {
+            reader
+                .read("data/custody.jsonl", MAX_TAG_FILE)
+                .ok()
+                .as_deref()
+                == Some(&top[..])
+        }
+        (None, Err(_)) => false,
     };
-    if reader
-        .read("data/custody.jsonl", MAX_TAG_FILE)
-        .ok()
-        .as_deref()
-        != Some(&top[..])
-    {
+    if !same {
         problems.push("custody.jsonl: differs from data/custody.jsonl".into());
     }
+}
+
+/// Every line of the custody log `top` names a payload file the manifest
+/// lists with the same digest; the problems, in line order.
+fn check_custody_lines(top: &[u8], manifest: &BTreeMap<String, String>) -> Vec<String> {
     let manifest: foldhash::HashMap<&str, &str> = manifest
         .iter()
         .map(|(p, d)| (p.as_str(), d.as_str()))
         .collect();
-    // Lines in blocks on every core; problems come back in line order.
-    let lines: Vec<(usize, &[u8])> = top
-        .split(|b| *b == b'\n')
-        .enumerate()
-        .filter(|(_, l)| !l.is_empty())
-        .collect();
-    let blocks: Vec<&[(usize, &[u8])]> = lines.chunks(4096).collect();
-    let found = crate::parallel::parallel_map(&blocks, |block| {
+    // Blocks of whole lines on every core, each with the number of its first
+    // line; problems come back in line order.
+    let blocks = line_blocks(top, 1 << 20);
+    let found = crate::parallel::parallel_map(&blocks, |(first, block)| {
         let mut found = Vec::new();
         let mut key = String::new();
-        for (n, line) in block.iter() {
+        for (n, line) in (*first..).zip(lines_of(block)) {
+            if line.is_empty() {
+                continue;
+            }
             let Ok(entry) = serde_json::from_slice::<CustodyLine<'_>>(line) else {
                 found.push(format!("custody.jsonl:{}: not a custody entry", n + 1));
                 continue;
@@ -757,7 +868,39 @@ fn check_custody(
         }
         found
     });
-    problems.extend(found.into_iter().flatten());
+    found.into_iter().flatten().collect()
+}
+
+/// The lines of `block` (without their `\n`), found with `memchr`.
+fn lines_of(block: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = block;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+        let line = &rest[..end];
+        rest = rest.get(end + 1..).unwrap_or_default();
+        Some(line)
+    })
+}
+
+/// `text` cut into blocks of about `size` bytes that end at a line's end
+/// (the last may not), each with the index of its first line.
+fn line_blocks(text: &[u8], size: usize) -> Vec<(usize, &[u8])> {
+    let mut blocks = Vec::new();
+    let (mut rest, mut line) = (text, 0);
+    while !rest.is_empty() {
+        let end = match rest.get(size..) {
+            Some(after) => memchr::memchr(b'\n', after).map_or(rest.len(), |at| size + at + 1),
+            None => rest.len(),
+        };
+        let (block, after) = rest.split_at(end);
+        blocks.push((line, block));
+        line += memchr::memchr_iter(b'\n', block).count();
+        rest = after;
+    }
+    blocks
 }
 
 #[cfg(test)]
@@ -824,6 +967,54 @@ mod tests {
                 "m:1: not a SHA256 digest",
                 "m:2: not `<digest>  <path>`",
                 "m:3: unsafe path \"../y\""
+            ]
+        );
+    }
+
+    #[test]
+    fn blocks_of_lines_keep_every_line_and_its_number() {
+        let text = b"a\n\nbb\nccc\nlast";
+        for size in [1, 2, 3, 5, 100] {
+            let mut seen = Vec::new();
+            for (first, block) in line_blocks(text, size) {
+                assert!(block.ends_with(b"\n") || block.ends_with(b"last"), "{size}");
+                for (n, line) in (first..).zip(lines_of(block)) {
+                    seen.push((n, String::from_utf8_lossy(line).into_owned()));
+                }
+            }
+            let expected = [(0, "a"), (1, ""), (2, "bb"), (3, "ccc"), (4, "last")];
+            let expected: Vec<(usize, String)> = expected
+                .iter()
+                .map(|(n, l)| (*n, (*l).to_owned()))
+                .collect();
+            assert_eq!(seen, expected, "blocks of {size} bytes");
+        }
+        assert!(line_blocks(b"", 8).is_empty());
+    }
+
+    #[test]
+    fn a_manifest_parsed_in_blocks_names_the_right_lines() {
+        // More than one block of lines (256 KiB): 5,000 lines of ~75 bytes,
+        // two of them bad, and one path listed twice far apart.
+        let digest = "a".repeat(64);
+        let mut text = String::new();
+        for i in 0..5000 {
+            match i {
+                10 => text.push_str("garbage\n"),
+                4321 => text.push_str(&format!("{}  data/x\n", "g".repeat(64))),
+                4999 => text.push_str(&format!("{digest}  data/f00007\n")),
+                _ => text.push_str(&format!("{digest}  data/f{i:05}\n")),
+            }
+        }
+        assert!(text.len() > 256 << 10);
+        let parsed = parse_manifest("m", text.as_bytes(), Algorithm::Sha256);
+        assert_eq!(parsed.entries.len(), 4997);
+        assert_eq!(
+            parsed.problems,
+            [
+                "m:11: not `<digest>  <path>`",
+                "m:4322: not a SHA256 digest",
+                "m: data/f00007 is listed twice"
             ]
         );
     }
