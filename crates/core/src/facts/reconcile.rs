@@ -23,6 +23,7 @@
 //! source knows about" ([`single_source_devices`]) are questions about
 //! `sources`.
 
+use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -47,24 +48,58 @@ const PLACEHOLDER_SERIALS: &[&str] = &[
 ];
 
 pub(super) fn serial_key(serial: Option<&str>) -> Option<String> {
-    let s = serial?.trim().to_ascii_uppercase();
-    (!PLACEHOLDER_SERIALS.contains(&s.as_str()) && !s.chars().all(|c| c == '0')).then_some(s)
+    serial_cow(serial).map(Cow::into_owned)
 }
 
+/// [`serial_key`], borrowing the serial when it is already upper case (as
+/// nearly every vendor reports it).
+fn serial_cow(serial: Option<&str>) -> Option<Cow<'_, str>> {
+    let s = serial?.trim();
+    let s = if s.bytes().any(|b| b.is_ascii_lowercase()) {
+        Cow::Owned(s.to_ascii_uppercase())
+    } else {
+        Cow::Borrowed(s)
+    };
+    (!PLACEHOLDER_SERIALS.contains(&s.as_ref()) && !s.chars().all(|c| c == '0')).then_some(s)
+}
+
+#[cfg(test)]
 fn aad_key(id: Option<&str>) -> Option<String> {
-    let s = id?.trim().to_ascii_lowercase();
+    aad_cow(id).map(Cow::into_owned)
+}
+
+/// The Entra device id for matching: lower case, not empty, not the nil id;
+/// borrowed when already lower case.
+fn aad_cow(id: Option<&str>) -> Option<Cow<'_, str>> {
+    let s = id?.trim();
+    let s = if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(s)
+    };
     (!s.is_empty() && s != "00000000-0000-0000-0000-000000000000").then_some(s)
 }
 
 /// A hostname reduced for matching: lower case, no domain suffix, no trailing `$`.
 pub fn normalise_hostname(name: &str) -> Option<String> {
+    host_cow(name).map(Cow::into_owned)
+}
+
+/// [`normalise_hostname`], borrowing the name when it is already reduced.
+fn host_cow(name: &str) -> Option<Cow<'_, str>> {
     let host = name
         .trim()
         .split('.')
         .next()
         .unwrap_or_default()
-        .trim_end_matches('$')
-        .to_lowercase();
+        .trim_end_matches('$');
+    let host = if !host.is_ascii() {
+        Cow::Owned(host.to_lowercase())
+    } else if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    };
     (!host.is_empty()).then_some(host)
 }
 
@@ -82,8 +117,8 @@ struct Sets<'a> {
 }
 
 impl<'a> Sets<'a> {
-    fn new(serials: &'a [Option<String>], aads: &'a [Option<String>]) -> Sets<'a> {
-        let one = |key: &'a Option<String>| key.as_deref().map_or(Keys::Empty, Keys::One);
+    fn new(serials: &'a [Option<Cow<'_, str>>], aads: &'a [Option<Cow<'_, str>>]) -> Sets<'a> {
+        let one = |key: &'a Option<Cow<'_, str>>| key.as_deref().map_or(Keys::Empty, Keys::One);
         Sets {
             parent: (0..serials.len()).collect(),
             serials: serials.iter().map(one).collect(),
@@ -185,61 +220,72 @@ const BY_SERIAL: u8 = 4;
 /// only ordered walk the rules need (hostnames in order, so that the same
 /// records give the same links and notes) sorts the distinct hostnames once.
 pub fn reconcile(devices: &[Device]) -> Vec<InventoryItem> {
-    let serials: Vec<Option<String>> = devices
-        .iter()
-        .map(|d| serial_key(d.serial.as_deref()))
-        .collect();
-    let aads: Vec<Option<String>> = devices
-        .iter()
-        .map(|d| aad_key(d.aad_device_id.as_deref()))
-        .collect();
-    let hosts: Vec<Option<String>> = devices
-        .iter()
-        .map(|d| normalise_hostname(&d.name))
-        .collect();
+    // The three keys of every record, and the records each key links, each
+    // key on a core of its own; keys are borrowed from the records wherever
+    // they are already in matching form.
+    let ((serials, serial_links), (aads, aad_links), (hosts, by_host)) =
+        std::thread::scope(|scope| {
+            let serials =
+                scope.spawn(|| keyed(devices.iter().map(|d| serial_cow(d.serial.as_deref()))));
+            let aads =
+                scope.spawn(|| keyed(devices.iter().map(|d| aad_cow(d.aad_device_id.as_deref()))));
+            let hosts: Vec<Option<Cow<'_, str>>> =
+                devices.iter().map(|d| host_cow(&d.name)).collect();
+            // Hostnames in order, each with its records in index order.
+            let mut ids: HashMap<&str, usize> = HashMap::with_capacity(hosts.len());
+            let mut names: Vec<&str> = Vec::new();
+            let labels: Vec<usize> = hosts
+                .iter()
+                .map(|h| match h {
+                    Some(h) => *ids.entry(h).or_insert_with(|| {
+                        names.push(h);
+                        names.len() - 1
+                    }),
+                    None => usize::MAX,
+                })
+                .collect();
+            let order = sorted_order(names.iter());
+            let mut rank = vec![0; order.len()];
+            for (r, &id) in order.iter().enumerate() {
+                rank[id] = r;
+            }
+            let labels = labels
+                .iter()
+                .map(|&l| rank.get(l).copied().unwrap_or(usize::MAX));
+            let by_host = Groups::new(labels, names.len());
+            (joined(serials), joined(aads), (hosts, by_host))
+        });
     let mut sets = Sets::new(&serials, &aads);
     let mut matched: Vec<u8> = vec![0; devices.len()];
-
-    for (keys, label) in [(&serials, BY_SERIAL), (&aads, BY_AAD)] {
-        let mut first: HashMap<&str, usize> = HashMap::with_capacity(keys.len());
-        for (i, key) in keys.iter().enumerate() {
-            if let Some(k) = key {
-                match first.entry(k.as_str()) {
-                    Entry::Occupied(j) => {
-                        let j = *j.get();
-                        sets.union(i, j);
-                        matched[i] |= label;
-                        matched[j] |= label;
-                    }
-                    Entry::Vacant(v) => {
-                        v.insert(i);
-                    }
-                }
-            }
+    for (links, label) in [(&serial_links, BY_SERIAL), (&aad_links, BY_AAD)] {
+        for &(i, j) in links {
+            sets.union(i, j);
+            matched[i] |= label;
+            matched[j] |= label;
         }
     }
 
     // Hostname links, refused where strong identities disagree; hostnames
     // taken in order, each with its records in index order.
-    let mut by_host: HashMap<&str, Vec<usize>> = HashMap::with_capacity(hosts.len());
-    for (i, h) in hosts.iter().enumerate() {
-        if let Some(h) = h {
-            by_host.entry(h).or_default().push(i);
-        }
-    }
-    let mut by_host: Vec<(&str, Vec<usize>)> = by_host.into_iter().collect();
-    by_host.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let mut conflicts: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
-    for (host, members) in &by_host {
+    let (mut strong, mut weak, mut machines) = (Vec::new(), Vec::new(), Vec::new());
+    for members in by_host.iter() {
         // One record alone has nothing to join by its hostname.
         if members.len() < 2 {
             continue;
         }
+        let host = hosts[members[0]].as_deref().unwrap_or_default();
         // Records whose machine carries a serial or Entra id, and those without.
-        let (strong, weak): (Vec<usize>, Vec<usize>) = members.iter().partition(|&&i| {
+        strong.clear();
+        weak.clear();
+        for &i in members {
             let root = sets.find(i);
-            sets.strong(root)
-        });
+            if sets.strong(root) {
+                strong.push(i);
+            } else {
+                weak.push(i);
+            }
+        }
         for (n, &a) in strong.iter().enumerate() {
             for &b in &strong[n + 1..] {
                 let (ra, rb) = (sets.find(a), sets.find(b));
@@ -272,14 +318,15 @@ pub fn reconcile(devices: &[Device]) -> Vec<InventoryItem> {
         // A record with only a hostname joins the one machine of that name;
         // when several distinct machines share the name it is ambiguous and
         // stays apart, flagged, rather than being guessed onto one of them.
-        let mut machines: Vec<usize> = strong.iter().map(|&i| sets.find(i)).collect();
+        machines.clear();
+        machines.extend(strong.iter().map(|&i| sets.find(i)));
         machines.sort_unstable();
         machines.dedup();
         match machines.len() {
             0 | 1 => {
                 let target = machines.first().copied().or(weak.first().copied());
                 if let Some(t) = target {
-                    for &w in &weak {
+                    for &w in weak.iter() {
                         if sets.find(w) != sets.find(t) {
                             sets.union(w, t);
                             matched[w] |= BY_HOST;
@@ -289,7 +336,7 @@ pub fn reconcile(devices: &[Device]) -> Vec<InventoryItem> {
                 }
             }
             n => {
-                for &w in &weak {
+                for &w in weak.iter() {
                     let note = format!(
                         "hostname {host} matches {n} machines with different serial numbers or Entra device ids; {} carries neither and is left unmatched",
                         devices[w].id
@@ -303,63 +350,80 @@ pub fn reconcile(devices: &[Device]) -> Vec<InventoryItem> {
     // Each set's members in index order, the sets in the order of their
     // roots (a set's root is its lowest index).
     let mut group_of: Vec<usize> = vec![usize::MAX; devices.len()];
-    let mut groups: Vec<Vec<usize>> = Vec::new();
-    for i in 0..devices.len() {
-        let root = sets.find(i);
-        if group_of[root] == usize::MAX {
-            group_of[root] = groups.len();
-            groups.push(Vec::new());
-        }
-        groups[group_of[root]].push(i);
-    }
-    let mut items: Vec<InventoryItem> = groups
-        .into_iter()
-        .map(|members| {
-            let pick = |keys: &[Option<String>]| {
-                members
-                    .iter()
-                    .filter_map(|&i| keys[i].as_deref())
-                    .min()
-                    .map(str::to_owned)
-            };
-            let id = if let Some(s) = pick(&serials) {
-                format!("device:serial:{s}")
-            } else if let Some(a) = pick(&aads) {
-                format!("device:aad:{a}")
-            } else if let Some(h) = pick(&hosts) {
-                format!("device:host:{h}")
-            } else {
-                format!("device:{}", devices[members[0]].id)
-            };
-            InventoryItem {
-                id,
-                name: display_name(devices, &members),
-                members: sorted_strings(members.iter().map(|&i| devices[i].id.as_str())),
-                sources: sorted_strings(members.iter().map(|&i| devices[i].source.as_str())),
-                matched_by: {
-                    let bits = members.iter().fold(0, |bits, &i| bits | matched[i]);
-                    MATCHED
-                        .iter()
-                        .filter(|(bit, _)| bits & bit != 0)
-                        .map(|(_, label)| (*label).to_owned())
-                        .collect()
-                },
-                conflicts: if conflicts.is_empty() {
-                    Vec::new()
-                } else {
-                    let notes: BTreeSet<&String> = members
-                        .iter()
-                        .flat_map(|i| conflicts.get(i).into_iter().flatten())
-                        .collect();
-                    notes.into_iter().cloned().collect()
-                },
+    let mut count = 0;
+    let labels: Vec<usize> = (0..devices.len())
+        .map(|i| {
+            let root = sets.find(i);
+            if group_of[root] == usize::MAX {
+                group_of[root] = count;
+                count += 1;
             }
+            group_of[root]
         })
         .collect();
+    let groups = Groups::new(labels.into_iter(), count);
+    // The items of the sets, half on each of two cores: each reads records
+    // all over the list (a machine's records are far apart), which memory,
+    // not arithmetic, bounds.
+    let item = |members: &[usize], scratch: &mut Vec<usize>| -> InventoryItem {
+        let pick = |keys: &[Option<Cow<'_, str>>]| {
+            members
+                .iter()
+                .filter_map(|&i| keys[i].as_deref())
+                .min()
+                .map(str::to_owned)
+        };
+        let id = if let Some(s) = pick(&serials) {
+            format!("device:serial:{s}")
+        } else if let Some(a) = pick(&aads) {
+            format!("device:aad:{a}")
+        } else if let Some(h) = pick(&hosts) {
+            format!("device:host:{h}")
+        } else {
+            format!("device:{}", devices[members[0]].id)
+        };
+        InventoryItem {
+            id,
+            name: display_name(devices, members),
+            members: sorted_strings(scratch, members, |i| &devices[i].id),
+            sources: sorted_strings(scratch, members, |i| &devices[i].source),
+            matched_by: {
+                let bits = members.iter().fold(0, |bits, &i| bits | matched[i]);
+                MATCHED
+                    .iter()
+                    .filter(|(bit, _)| bits & bit != 0)
+                    .map(|(_, label)| (*label).to_owned())
+                    .collect()
+            },
+            conflicts: if conflicts.is_empty() {
+                Vec::new()
+            } else {
+                let notes: BTreeSet<&String> = members
+                    .iter()
+                    .flat_map(|i| conflicts.get(i).into_iter().flatten())
+                    .collect();
+                notes.into_iter().cloned().collect()
+            },
+        }
+    };
+    let build = |range: std::ops::Range<usize>| -> Vec<InventoryItem> {
+        let mut scratch = Vec::new();
+        range.map(|g| item(groups.get(g), &mut scratch)).collect()
+    };
+    let half = groups.len() / 2;
+    let mut items = std::thread::scope(|scope| {
+        let second = scope.spawn(|| build(half..groups.len()));
+        let mut items = build(0..half);
+        items.extend(joined(second));
+        items
+    });
+    // In id order; an id and its members together are unique (a record is in
+    // one item), so the order is total. Sorted by index, each item moved once.
+    let order = sorted_order(items.iter().map(|i| (&i.id, &i.members)));
+    put_in_order(&mut items, &order);
     // Two separate machines can still share a derived id (same hostname, no
     // serials, refused for an Entra id clash): keep ids unique. Equal ids are
     // next to each other once sorted.
-    items.sort_by(|a, b| a.id.cmp(&b.id).then(a.members.cmp(&b.members)));
     let mut previous: Option<String> = None;
     let mut run = 0usize;
     for item in &mut items {
@@ -374,36 +438,136 @@ pub fn reconcile(devices: &[Device]) -> Vec<InventoryItem> {
     items
 }
 
+/// Records in groups, each group's records in index order, the groups one
+/// after another in one list (no list of its own for each of tens of
+/// thousands of groups).
+struct Groups {
+    /// Where each group starts in `members`, and where the last one ends.
+    start: Vec<usize>,
+    members: Vec<usize>,
+}
+
+impl Groups {
+    /// Group the records by `labels` (one per record, each below `count`, or
+    /// out of range for a record in no group).
+    fn new(labels: impl Iterator<Item = usize> + Clone, count: usize) -> Groups {
+        let mut start = vec![0; count + 1];
+        for l in labels.clone().filter(|&l| l < count) {
+            start[l + 1] += 1;
+        }
+        for g in 0..count {
+            start[g + 1] += start[g];
+        }
+        let mut next = start.clone();
+        let mut members = vec![0; start[count]];
+        for (i, l) in labels.enumerate().filter(|&(_, l)| l < count) {
+            members[next[l]] = i;
+            next[l] += 1;
+        }
+        Groups { start, members }
+    }
+
+    fn len(&self) -> usize {
+        self.start.len() - 1
+    }
+
+    /// The records of group `g`.
+    fn get(&self, g: usize) -> &[usize] {
+        &self.members[self.start[g]..self.start[g + 1]]
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &[usize]> {
+        (0..self.len()).map(|g| self.get(g))
+    }
+}
+
+/// One record's key of one kind, if it has one.
+type Key<'a> = Option<Cow<'a, str>>;
+
+/// Keys in record order, and the links they make: each record whose key an
+/// earlier record has, with the first such record.
+fn keyed<'a>(keys: impl Iterator<Item = Key<'a>>) -> (Vec<Key<'a>>, Vec<(usize, usize)>) {
+    let keys: Vec<Key<'a>> = keys.collect();
+    let mut links = Vec::new();
+    let mut first: HashMap<&str, usize> = HashMap::with_capacity(keys.len());
+    for (i, key) in keys.iter().enumerate() {
+        if let Some(k) = key {
+            match first.entry(k.as_ref()) {
+                Entry::Occupied(j) => links.push((i, *j.get())),
+                Entry::Vacant(v) => {
+                    v.insert(i);
+                }
+            }
+        }
+    }
+    (keys, links)
+}
+
+/// What a scoped thread returned; its panic goes on in the caller.
+fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
 /// The display name of a set: the most common name among its records, ties
 /// (a renamed machine) going to the name seen most recently.
 fn display_name(devices: &[Device], members: &[usize]) -> String {
     if let [only] = members {
         return devices[*only].name.clone();
     }
-    let mut names: BTreeMap<&str, usize> = BTreeMap::new();
-    for &i in members {
-        *names.entry(devices[i].name.as_str()).or_default() += 1;
-    }
-    let best = names.values().copied().max().unwrap_or(0);
+    // A machine has a handful of records: count by comparing them, without
+    // a map or a list, unless it has many.
+    let mut few = [0usize; 16];
+    let mut many = Vec::new();
+    let counts: &[usize] = if members.len() <= few.len() {
+        for (count, &i) in few.iter_mut().zip(members) {
+            *count = members
+                .iter()
+                .filter(|&&j| devices[j].name == devices[i].name)
+                .count();
+        }
+        &few[..members.len()]
+    } else {
+        let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+        for &i in members {
+            *names.entry(devices[i].name.as_str()).or_default() += 1;
+        }
+        many.extend(
+            members
+                .iter()
+                .map(|&i| names.get(devices[i].name.as_str()).copied().unwrap_or(0)),
+        );
+        &many
+    };
+    let best = counts.iter().copied().max().unwrap_or(0);
     members
         .iter()
-        .filter(|&&i| names.get(devices[i].name.as_str()) == Some(&best))
-        .max_by(|&&a, &&b| {
+        .zip(counts)
+        .filter(|(_, n)| **n == best)
+        .map(|(&i, _)| i)
+        .max_by(|&a, &b| {
             devices[a]
                 .last_seen
                 .cmp(&devices[b].last_seen)
                 .then(devices[b].name.cmp(&devices[a].name))
         })
-        .map(|&i| devices[i].name.clone())
+        .map(|i| devices[i].name.clone())
         .unwrap_or_default()
 }
 
-/// Sorted, without repeats, as owned strings.
-fn sorted_strings<'a>(items: impl Iterator<Item = &'a str>) -> Vec<String> {
-    let mut list: Vec<&str> = items.collect();
-    list.sort_unstable();
-    list.dedup();
-    list.into_iter().map(str::to_owned).collect()
+/// The `key`s of `members`, sorted, without repeats, as owned strings
+/// (`scratch` is reused from call to call).
+fn sorted_strings<'a>(
+    scratch: &mut Vec<usize>,
+    members: &[usize],
+    key: impl Fn(usize) -> &'a str,
+) -> Vec<String> {
+    scratch.clear();
+    scratch.extend_from_slice(members);
+    scratch.sort_unstable_by(|&a, &b| key(a).cmp(key(b)));
+    scratch.dedup_by(|a, b| key(*a) == key(*b));
+    scratch.iter().map(|&i| key(i).to_owned()).collect()
 }
 
 /// Inventory items only one source knows about (and at least two sources
@@ -447,16 +611,21 @@ impl Facts {
         // records.
         std::thread::scope(|scope| {
             scope.spawn(|| {
-                sort_moving_once(users, |a, b| a.id.cmp(&b.id));
+                let order = sorted_order(users.iter().map(|u| u.id.as_str()));
+                put_in_order(users, &order);
                 for u in users.iter_mut() {
                     u.roles.sort();
                     u.roles.dedup();
                 }
-                sort_moving_once(patches, |a, b| {
-                    (&a.device_id, &a.name, &a.kb).cmp(&(&b.device_id, &b.name, &b.kb))
-                });
+                let order = sorted_order(
+                    patches
+                        .iter()
+                        .map(|p| (p.device_id.as_str(), p.name.as_str(), p.kb.as_deref())),
+                );
+                put_in_order(patches, &order);
             });
-            sort_moving_once(devices, |a, b| a.id.cmp(&b.id));
+            let order = sorted_order(devices.iter().map(|d| d.id.as_str()));
+            put_in_order(devices, &order);
             *inventory = reconcile(devices);
             backups.sort_by(|a, b| a.id.cmp(&b.id));
             super::backup::link_backups(inventory, devices, backups);
@@ -477,16 +646,36 @@ impl Facts {
     }
 }
 
-/// Sort `items` stably, moving each one once: records are large, and a sort
-/// that swaps them in place moves each many times.
-fn sort_moving_once<T>(items: &mut Vec<T>, cmp: impl Fn(&T, &T) -> std::cmp::Ordering) {
-    let mut order: Vec<usize> = (0..items.len()).collect();
-    order.sort_by(|&a, &b| cmp(&items[a], &items[b]));
-    if order.iter().enumerate().all(|(i, &j)| i == j) {
-        return;
+/// The order that sorts `keys` stably: the indices of the keys, smallest
+/// first, equal keys in their first order. Sorting compact (key, index)
+/// pairs reads each record's key where it lies once, not at every one of a
+/// sort's comparisons.
+fn sorted_order<K: Ord>(keys: impl Iterator<Item = K>) -> Vec<usize> {
+    let mut keyed: Vec<(K, usize)> = keys.zip(0..).collect();
+    // The index makes every pair distinct: an unstable sort gives the stable order.
+    keyed.sort_unstable();
+    keyed.into_iter().map(|(_, i)| i).collect()
+}
+
+/// Put `items` in `order` (from [`sorted_order`]) in place, one cycle of
+/// the permutation at a time: no second list of large records to allocate
+/// and fill.
+fn put_in_order<T>(items: &mut [T], order: &[usize]) {
+    let mut order = order.to_vec();
+    for start in 0..order.len() {
+        // Position `at` is to hold what `order[at]` holds now; an index done
+        // is marked by pointing at itself.
+        let mut at = start;
+        loop {
+            let from = order[at];
+            order[at] = at;
+            if from == start || from == at {
+                break;
+            }
+            items.swap(at, from);
+            at = from;
+        }
     }
-    let mut slots: Vec<Option<T>> = std::mem::take(items).into_iter().map(Some).collect();
-    *items = order.iter().filter_map(|&i| slots[i].take()).collect();
 }
 
 #[cfg(test)]
@@ -667,12 +856,36 @@ mod tests {
             .collect();
         let mut expected = items.clone();
         expected.sort_by_key(|&(k, _)| k);
-        sort_moving_once(&mut items, |a, b| a.0.cmp(&b.0));
+        let order = sorted_order(items.iter().map(|i| i.0));
+        put_in_order(&mut items, &order);
         assert_eq!(items, expected);
         assert_eq!(items, [(0, 3), (1, 1), (1, 4), (3, 0), (3, 2), (3, 5)]);
         let mut empty: Vec<(u8, usize)> = Vec::new();
-        sort_moving_once(&mut empty, |a, b| a.0.cmp(&b.0));
+        let order = sorted_order(empty.iter().map(|i| i.0));
+        put_in_order(&mut empty, &order);
         assert!(empty.is_empty());
+    }
+
+    #[test]
+    fn putting_in_order_follows_any_permutation() {
+        // Keys from a small generator, many repeated: every cycle shape.
+        let mut state = 7u64;
+        for n in 0..200usize {
+            let keys: Vec<u64> = (0..n)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state % 17
+                })
+                .collect();
+            let mut items: Vec<(u64, usize)> = keys.iter().copied().zip(0..).collect();
+            let mut expected = items.clone();
+            expected.sort_by_key(|&(k, _)| k);
+            let order = sorted_order(keys.iter());
+            put_in_order(&mut items, &order);
+            assert_eq!(items, expected, "{n} items");
+        }
     }
 
     #[test]
