@@ -872,3 +872,36 @@ fn namespaces_and_signature_names_are_what_the_readme_says() {
         assert!(ours.contains(needle), "{needle} not in {ours}");
     }
 }
+
+#[test]
+fn a_top_custody_log_other_than_its_payload_copy_is_refused_even_when_signed() {
+    // The signer writes a custody log at the top that is not the one in the
+    // payload, lists it with its own digest and signs again: each copy then
+    // matches its manifest, and only comparing them shows the difference.
+    let p = package(&[]);
+    let data = std::fs::read(p.path("data/evidence/a.json")).expect("read");
+    let line = format!(
+        "{{\"path\":\"evidence/a.json\",\"sha256\":\"{}\"}}\n",
+        sha256(&data)
+    );
+    p.write("custody.jsonl", &line);
+    let tag = p.path("tagmanifest-sha256.txt");
+    let text: String = std::fs::read_to_string(&tag)
+        .expect("read")
+        .lines()
+        .map(|l| match l.split_once("  ") {
+            Some((_, "custody.jsonl")) => format!("{}  custody.jsonl\n", sha256(line.as_bytes())),
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    std::fs::write(&tag, &text).expect("write");
+    let signature = p.signer.sign(text.as_bytes()).expect("sign");
+    std::fs::write(p.path(SIGNATURE_FILE), signature).expect("write");
+    for problems in p.both() {
+        assert_eq!(
+            problems,
+            ["custody.jsonl: differs from data/custody.jsonl"],
+            "only the copies' difference"
+        );
+    }
+}
