@@ -72,7 +72,7 @@ pub(crate) fn hash_copy_many<R: Read, W: Write, E: Send>(
 
 /// Threads to hash on: one per core.
 fn threads() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
+    crate::parallel::cores()
 }
 
 /// How this machine hashes `streams` files, `bulk` of which carry nearly
@@ -97,37 +97,59 @@ pub(crate) fn hash_copy_all(
     mut sink: impl Write,
     algorithms: &[Algorithm],
 ) -> io::Result<(Vec<String>, u64)> {
+    let mut digests = Digests::new(algorithms);
+    with_buffer(|buf| copy_chunks(&mut reader, &mut sink, buf, |chunk| digests.update(chunk)))
+        .map(|total| (digests.finish(algorithms), total))
+}
+
+/// [`hash_copy_all`] of bytes already in memory, without copying them.
+pub(crate) fn hash_bytes(bytes: &[u8], algorithms: &[Algorithm]) -> (Vec<String>, u64) {
+    let mut digests = Digests::new(algorithms);
+    digests.update(bytes);
+    (digests.finish(algorithms), bytes.len() as u64)
+}
+
+/// One running digest per algorithm asked for.
+struct Digests {
+    sha256: Option<Context>,
+    sha512: Option<Context>,
+}
+
+impl Digests {
     // ring's SHA-2 is the OpenSSL-lineage assembly, picked per CPU at run
     // time: on a CPU without SHA-NI it is about twice as fast as `sha2`.
-    let mut sha256 = algorithms
-        .contains(&Algorithm::Sha256)
-        .then(|| Context::new(&SHA256));
-    let mut sha512 = algorithms
-        .contains(&Algorithm::Sha512)
-        .then(|| Context::new(&SHA512));
-    with_buffer(|buf| {
-        copy_chunks(&mut reader, &mut sink, buf, |chunk| {
-            if let Some(h) = sha256.as_mut() {
-                h.update(chunk);
-            }
-            if let Some(h) = sha512.as_mut() {
-                h.update(chunk);
-            }
-        })
-    })
-    .map(|total| {
-        let sha256 = sha256.map(|h| to_hex(h.finish().as_ref()));
-        let sha512 = sha512.map(|h| to_hex(h.finish().as_ref()));
-        let (mut sha256, mut sha512) = (sha256, sha512);
-        let digests = algorithms
+    fn new(algorithms: &[Algorithm]) -> Digests {
+        Digests {
+            sha256: algorithms
+                .contains(&Algorithm::Sha256)
+                .then(|| Context::new(&SHA256)),
+            sha512: algorithms
+                .contains(&Algorithm::Sha512)
+                .then(|| Context::new(&SHA512)),
+        }
+    }
+
+    fn update(&mut self, chunk: &[u8]) {
+        if let Some(h) = self.sha256.as_mut() {
+            h.update(chunk);
+        }
+        if let Some(h) = self.sha512.as_mut() {
+            h.update(chunk);
+        }
+    }
+
+    /// Lower-case hex digests in the order of `algorithms`.
+    fn finish(self, algorithms: &[Algorithm]) -> Vec<String> {
+        let mut sha256 = self.sha256.map(|h| to_hex(h.finish().as_ref()));
+        let mut sha512 = self.sha512.map(|h| to_hex(h.finish().as_ref()));
+        algorithms
             .iter()
             .map(|a| match a {
                 Algorithm::Sha256 => sha256.take().unwrap_or_default(),
                 Algorithm::Sha512 => sha512.take().unwrap_or_default(),
             })
-            .collect();
-        (digests, total)
-    })
+            .collect()
+    }
 }
 
 /// Lower-case hex of a digest, through `hex`'s table (its `encode` builds

@@ -1,7 +1,14 @@
 //! Work spread over every core, with results kept in input order.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
+
+/// The cores this process may run on, asked once: the standard library reads
+/// the cgroup's quota files each time it is asked, several times a package.
+pub(crate) fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+}
 
 /// Run `work` over `items` on every core, keeping the input order in the output.
 ///
@@ -11,9 +18,7 @@ use std::sync::Mutex;
 /// enough that the last of them still spread over every core, and a single
 /// item each when there are few (eight large files).
 pub(crate) fn parallel_map<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(items.len().max(1));
+    let threads = cores().min(items.len().max(1));
     let batch = (items.len() / (threads * 32)).clamp(1, 64);
     let next = AtomicUsize::new(0);
     let mut done: Vec<(usize, Vec<R>)> = std::thread::scope(|scope| {

@@ -14,7 +14,7 @@ use ssh_key::{PublicKey, SshSig};
 
 use super::bag::decode_path;
 use super::cover::{self, is_tag_file, signature_file, Kind, Listed};
-use super::hash::{hash_copy_all, Algorithm};
+use super::hash::{hash_bytes, Algorithm};
 use super::reader::{FolderReader, PackageReader, ZipReader, ZipSource};
 use super::timestamp::{self, TimestampInfo, TIMESTAMP_FILE};
 use super::NAMESPACE;
@@ -308,14 +308,16 @@ fn parse_manifest_lines(
 }
 
 /// The manifests of `kind` for each of `algorithms`, parsed; one that cannot
-/// be read is a problem and checks as empty.
+/// be read is a problem and checks as empty. Each one read is also returned
+/// as read, by file name, for the tag manifests' digests.
 fn read_manifests(
     reader: &dyn PackageReader,
     kind: Kind,
     algorithms: &[Algorithm],
     problems: &mut Vec<String>,
-) -> Vec<Listed> {
+) -> (Vec<Listed>, Vec<(String, Vec<u8>)>) {
     let mut out = Vec::new();
+    let mut read = Vec::new();
     for algorithm in algorithms {
         let file = kind.file(*algorithm);
         match reader.read(&file, MAX_TAG_FILE) {
@@ -323,6 +325,7 @@ fn read_manifests(
                 let parsed = parse_manifest(&file, &bytes, *algorithm);
                 problems.extend(parsed.problems);
                 out.push((*algorithm, parsed.entries));
+                read.push((file, bytes));
             }
             Err(e) => {
                 problems.push(format!("{file}: {e}"));
@@ -330,12 +333,12 @@ fn read_manifests(
             }
         }
     }
-    out
+    (out, read)
 }
 
 /// Hash every listed file that is there, once, with every algorithm of
-/// `manifests`, and compare; `held` is a file already read, hashed from
-/// memory. Returns the size of each file hashed, as read, in path order.
+/// `manifests`, and compare; `held` are files already hashed, by path
+/// (digests in the order of `manifests`, and size). Returns the size of each file hashed, as read, in path order.
 ///
 /// The listing and every manifest are sorted by path, so the files to hash
 /// and each one's listed digests are found by walking them side by side
@@ -344,7 +347,7 @@ fn compare_digests<'a>(
     reader: &'a dyn PackageReader,
     manifests: &[Listed],
     which: &str,
-    held: Option<(&str, &[u8])>,
+    mut held: Vec<(String, (Vec<String>, u64))>,
     report: &mut VerifyReport,
     problems: &mut Vec<String>,
 ) -> Vec<(&'a str, u64)> {
@@ -367,18 +370,14 @@ fn compare_digests<'a>(
         }
     }
     let algorithms: Vec<Algorithm> = manifests.iter().map(|(a, _)| *a).collect();
-    let held = held.filter(|(path, _)| paths.contains(path));
-    let to_read: Vec<&str> = paths
-        .iter()
-        .copied()
-        .filter(|p| held.is_none_or(|(h, _)| h != *p))
-        .collect();
+    let is_held = |path: &str| held.iter().any(|(h, _)| h == path);
+    let to_read: Vec<&str> = paths.iter().copied().filter(|p| !is_held(p)).collect();
     let mut read = reader.hash(&to_read, &algorithms).into_iter();
     let mut sizes = Vec::with_capacity(paths.len());
     for (path, expected) in paths.iter().zip(expected.chunks(algorithms.len().max(1))) {
-        let result = match held {
-            Some((h, bytes)) if h == *path => hash_copy_all(bytes, std::io::sink(), &algorithms),
-            _ => match read.next() {
+        let result = match held.iter().position(|(h, _)| h == path) {
+            Some(at) => Ok(held.swap_remove(at).1),
+            None => match read.next() {
                 Some(result) => result,
                 None => break,
             },
@@ -424,12 +423,13 @@ fn check(
     mut problems: Vec<String>,
     reevaluate: Option<&dyn PayloadCheck>,
 ) -> VerifyReport {
-    let mut report = VerifyReport::default();
     let files = reader.files();
     if !files.contains_key("bagit.txt") {
         // Not a bag at all: one problem, not one per file it lacks.
-        report.problems = vec!["not a BagIt package (no bagit.txt)".to_owned()];
-        return report;
+        return VerifyReport {
+            problems: vec!["not a BagIt package (no bagit.txt)".to_owned()],
+            ..VerifyReport::default()
+        };
     }
 
     match reader.read("bagit.txt", 4096) {
@@ -450,14 +450,47 @@ fn check(
 
     let layout = cover::layout(files, &mut problems);
     cover::check_folders(files, reader.folders(), &mut problems);
+    let (manifests, manifest_files) =
+        read_manifests(reader, Kind::Payload, &layout.payload, &mut problems);
+    let none = BTreeMap::new();
+    let manifest = manifests.first().map_or(&none, |(_, m)| m);
+    // The custody log is read, hashed and its lines checked against the
+    // manifest on a thread of its own while the payload is hashed, and the
+    // manifests read above are hashed for the tag manifests there too: the
+    // payload's checks leave a core idle at times (building maps, comparing,
+    // the last few files), which that work fills.
+    std::thread::scope(|scope| {
+        let early = scope.spawn(|| early_custody(reader, &layout.tag, manifest, manifest_files));
+        let early = || {
+            early
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        };
+        check_laid_out(
+            reader, trust, &layout, &manifests, problems, reevaluate, early,
+        )
+    })
+}
 
-    let manifests = read_manifests(reader, Kind::Payload, &layout.payload, &mut problems);
-    cover::check_payload(files, &manifests, &mut problems);
+/// The checks of [`check`] once the package's layout and payload manifests
+/// are known; `early` gives what [`early_custody`] found.
+fn check_laid_out(
+    reader: &dyn PackageReader,
+    trust: &Trust<'_>,
+    layout: &cover::Layout,
+    manifests: &[Listed],
+    mut problems: Vec<String>,
+    reevaluate: Option<&dyn PayloadCheck>,
+    early: impl FnOnce() -> EarlyCustody,
+) -> VerifyReport {
+    let mut report = VerifyReport::default();
+    let files = reader.files();
+    cover::check_payload(files, manifests, &mut problems);
     let sizes = compare_digests(
         reader,
-        &manifests,
+        manifests,
         "manifest",
-        None,
+        Vec::new(),
         &mut report,
         &mut problems,
     );
@@ -465,35 +498,22 @@ fn check(
     let manifest = manifests.first().map_or(&none, |(_, m)| m);
     check_oxum(reader, manifest, &sizes, &mut problems);
 
-    let tag_manifests = read_manifests(reader, Kind::Tag, &layout.tag, &mut problems);
-    cover::check_tags(files, &layout, &tag_manifests, &mut problems);
+    let (tag_manifests, _) = read_manifests(reader, Kind::Tag, &layout.tag, &mut problems);
+    cover::check_tags(files, layout, &tag_manifests, &mut problems);
     let tag_files: Vec<Listed> = tag_manifests
         .into_iter()
         .map(|(a, m)| (a, m.into_iter().filter(|(p, _)| is_tag_file(p)).collect()))
         .collect();
-    // The custody log is read once: its lines are checked against the
-    // manifest on every core while its bytes are hashed for the tag manifest.
-    let custody = reader.read("custody.jsonl", MAX_TAG_FILE);
-    let custody_lines = std::thread::scope(|scope| {
-        let lines = custody
-            .as_ref()
-            .ok()
-            .map(|bytes| scope.spawn(|| check_custody_lines(bytes, manifest)));
-        let held = custody
-            .as_ref()
-            .ok()
-            .map(|b| ("custody.jsonl", b.as_slice()));
-        let mut tag_report = VerifyReport::default();
-        compare_digests(
-            reader,
-            &tag_files,
-            "tag manifest",
-            held,
-            &mut tag_report,
-            &mut problems,
-        );
-        lines.map(|l| l.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-    });
+    let custody = early();
+    let mut tag_report = VerifyReport::default();
+    compare_digests(
+        reader,
+        &tag_files,
+        "tag manifest",
+        custody.held,
+        &mut tag_report,
+        &mut problems,
+    );
 
     for algorithm in &layout.tag {
         let signer = check_signature(reader, trust, *algorithm, &mut problems);
@@ -507,12 +527,12 @@ fn check(
         .iter()
         .find(|(a, _)| Some(*a) == algorithm)
         .map(|(_, m)| m);
-    match custody_lines {
-        Some(found) => {
-            check_custody_copy(reader, &custody, manifest, tags, &mut problems);
-            problems.extend(found);
+    match custody.top {
+        Ok(top) => {
+            check_custody_copy(reader, &top, manifest, tags, &mut problems);
+            problems.extend(custody.lines);
         }
-        None => problems.push("custody.jsonl: missing".into()),
+        Err(_) => problems.push("custody.jsonl: missing".into()),
     }
     if let Some(extra) = reevaluate {
         report.reevaluated = extra.check(reader, &mut problems);
@@ -804,7 +824,7 @@ struct CustodyLine<'a> {
 /// own manifest), and the payload copy is not read a second time.
 fn check_custody_copy(
     reader: &dyn PackageReader,
-    top: &std::io::Result<Vec<u8>>,
+    top: &[u8],
     manifest: &BTreeMap<String, String>,
     tags: Option<&BTreeMap<String, String>>,
     problems: &mut Vec<String>,
@@ -812,63 +832,103 @@ fn check_custody_copy(
     let listed = tags
         .and_then(|t| t.get("custody.jsonl"))
         .zip(manifest.get("data/custody.jsonl"));
-    let same = match (listed, top) {
-        (Some((top_digest, data_digest)), _) => top_digest == data_digest,
-        (None, Ok(top)) => {
+    let same = match listed {
+        Some((top_digest, data_digest)) => top_digest == data_digest,
+        None => {
             reader
                 .read("data/custody.jsonl", MAX_TAG_FILE)
                 .ok()
                 .as_deref()
-                == Some(&top[..])
+                == Some(top)
         }
-        (None, Err(_)) => false,
     };
     if !same {
         problems.push("custody.jsonl: differs from data/custody.jsonl".into());
     }
 }
 
-/// Every line of the custody log `top` names a payload file the manifest
-/// lists with the same digest; the problems, in line order.
-fn check_custody_lines(top: &[u8], manifest: &BTreeMap<String, String>) -> Vec<String> {
+/// What [`early_custody`] found.
+struct EarlyCustody {
+    /// The custody log at the top of the package, as read.
+    top: std::io::Result<Vec<u8>>,
+    /// The problems of its lines, in line order.
+    lines: Vec<String>,
+    /// Digests for the tag manifests (in the order of the package's tag
+    /// algorithms) and size of the custody log and the payload manifests,
+    /// by path.
+    held: Vec<(String, (Vec<String>, u64))>,
+}
+
+/// Read the custody log at the top of the package, check its lines against
+/// `manifest`, and hash it and the payload manifests `manifest_files` (as
+/// read) with the tag algorithms `tag`.
+fn early_custody(
+    reader: &dyn PackageReader,
+    tag: &[Algorithm],
+    manifest: &BTreeMap<String, String>,
+    manifest_files: Vec<(String, Vec<u8>)>,
+) -> EarlyCustody {
+    let top = reader.read("custody.jsonl", MAX_TAG_FILE);
+    let mut held: Vec<(String, (Vec<String>, u64))> = manifest_files
+        .into_iter()
+        .map(|(file, bytes)| (file, hash_bytes(&bytes, tag)))
+        .collect();
+    let mut lines = Vec::new();
+    if let Ok(bytes) = &top {
+        lines = check_custody_lines(&parse_custody_lines(bytes), manifest);
+        held.push(("custody.jsonl".to_owned(), hash_bytes(bytes, tag)));
+    }
+    EarlyCustody { top, lines, held }
+}
+
+/// One non-empty line of the custody log: its index (from 0) and its entry,
+/// `None` when it is not one.
+type CustodyParsed<'a> = (usize, Option<CustodyLine<'a>>);
+
+/// The non-empty lines of the custody log `top`, parsed.
+fn parse_custody_lines(top: &[u8]) -> Vec<CustodyParsed<'_>> {
+    lines_of(top)
+        .enumerate()
+        .filter(|(_, line)| !line.is_empty())
+        .map(|(n, line)| (n, serde_json::from_slice::<CustodyLine<'_>>(line).ok()))
+        .collect()
+}
+
+/// Every line of the custody log (`lines`, as parsed) names a payload file
+/// the manifest lists with the same digest; the problems, in line order.
+fn check_custody_lines(
+    lines: &[CustodyParsed<'_>],
+    manifest: &BTreeMap<String, String>,
+) -> Vec<String> {
     let manifest: foldhash::HashMap<&str, &str> = manifest
         .iter()
         .map(|(p, d)| (p.as_str(), d.as_str()))
         .collect();
-    // Blocks of whole lines on every core, each with the number of its first
-    // line; problems come back in line order.
-    let blocks = line_blocks(top, 1 << 20);
-    let found = crate::parallel::parallel_map(&blocks, |(first, block)| {
-        let mut found = Vec::new();
-        let mut key = String::new();
-        for (n, line) in (*first..).zip(lines_of(block)) {
-            if line.is_empty() {
-                continue;
-            }
-            let Ok(entry) = serde_json::from_slice::<CustodyLine<'_>>(line) else {
-                found.push(format!("custody.jsonl:{}: not a custody entry", n + 1));
-                continue;
-            };
-            key.clear();
-            key.push_str("data/");
-            key.push_str(&entry.path);
-            match manifest.get(key.as_str()) {
-                None => found.push(format!(
-                    "custody.jsonl:{}: {} is not in the manifest",
-                    n + 1,
-                    entry.path
-                )),
-                Some(digest) if *digest != entry.sha256.as_ref() => found.push(format!(
-                    "custody.jsonl:{}: {} hash differs from the manifest",
-                    n + 1,
-                    entry.path
-                )),
-                Some(_) => {}
-            }
+    let mut found = Vec::new();
+    let mut key = String::new();
+    for (n, entry) in lines {
+        let Some(entry) = entry else {
+            found.push(format!("custody.jsonl:{}: not a custody entry", n + 1));
+            continue;
+        };
+        key.clear();
+        key.push_str("data/");
+        key.push_str(&entry.path);
+        match manifest.get(key.as_str()) {
+            None => found.push(format!(
+                "custody.jsonl:{}: {} is not in the manifest",
+                n + 1,
+                entry.path
+            )),
+            Some(digest) if *digest != entry.sha256.as_ref() => found.push(format!(
+                "custody.jsonl:{}: {} hash differs from the manifest",
+                n + 1,
+                entry.path
+            )),
+            Some(_) => {}
         }
-        found
-    });
-    found.into_iter().flatten().collect()
+    }
+    found
 }
 
 /// The lines of `block` (without their `\n`), found with `memchr`.
@@ -1015,6 +1075,43 @@ mod tests {
                 "m:11: not `<digest>  <path>`",
                 "m:4322: not a SHA256 digest",
                 "m: data/f00007 is listed twice"
+            ]
+        );
+    }
+
+    #[test]
+    fn custody_lines_name_each_line_that_disagrees_with_the_manifest() {
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let manifest: BTreeMap<String, String> = [
+            ("data/evidence/x.json", a.as_str()),
+            ("data/evidence/y\"z.json", a.as_str()),
+        ]
+        .iter()
+        .map(|(p, d)| ((*p).to_owned(), (*d).to_owned()))
+        .collect();
+        let line = |path: &str, digest: &str| {
+            serde_json::json!({"path": path, "sha256": digest, "bytes": 1, "stat": {"ino": 7}})
+                .to_string()
+        };
+        let log = [
+            line("evidence/x.json", &a),
+            String::new(),
+            "{not json".to_owned(),
+            line("evidence/y\"z.json", &a),
+            line("evidence/gone.json", &a),
+            line("evidence/x.json", &b),
+            r#"{"path":"evidence/x.json"}"#.to_owned(),
+        ]
+        .join("\n");
+        let lines = parse_custody_lines(log.as_bytes());
+        assert_eq!(lines.len(), 6, "the empty line is skipped");
+        assert_eq!(
+            check_custody_lines(&lines, &manifest),
+            [
+                "custody.jsonl:3: not a custody entry",
+                "custody.jsonl:5: evidence/gone.json is not in the manifest",
+                "custody.jsonl:6: evidence/x.json hash differs from the manifest",
+                "custody.jsonl:7: not a custody entry",
             ]
         );
     }
