@@ -70,6 +70,17 @@ pub(crate) fn hash_copy_many<R: Read, W: Write, E: Send>(
     })
 }
 
+/// Whether [`hash_copy_many`] would hash `count` streams one at a time per
+/// thread (through `ring`), not in the multi-lane kernels.
+pub(crate) fn one_stream_per_thread(
+    count: usize,
+    algorithms: &[Algorithm],
+    size: impl Fn(usize) -> u64,
+) -> bool {
+    algorithms != [Algorithm::Sha256]
+        || super::lanes::plan_for(count, super::lanes::bulk(count, size), threads()).is_none()
+}
+
 /// Threads to hash on: one per core.
 fn threads() -> usize {
     crate::parallel::cores()

@@ -16,6 +16,8 @@
 mod archive;
 pub mod atomic;
 mod bag;
+#[cfg(target_os = "linux")]
+mod batched;
 mod cover;
 mod error;
 mod hash;

@@ -74,7 +74,7 @@ pub trait PackageReader: Sync {
     }
 }
 
-fn not_found(path: &str) -> io::Error {
+pub(crate) fn not_found(path: &str) -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, format!("{path} is missing"))
 }
 
@@ -206,6 +206,11 @@ mod in_folder {
     pub(super) struct Session {
         #[cfg(target_os = "linux")]
         id: u64,
+        /// Files are opened without updating their access time until one
+        /// refuses (only a file's owner may ask that): a package just linked
+        /// has every access time due, one inode write each.
+        #[cfg(target_os = "linux")]
+        noatime: std::sync::atomic::AtomicBool,
     }
 
     #[cfg(target_os = "linux")]
@@ -250,6 +255,8 @@ mod in_folder {
             Session {
                 #[cfg(target_os = "linux")]
                 id: linux::SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                #[cfg(target_os = "linux")]
+                noatime: std::sync::atomic::AtomicBool::new(true),
             }
         }
 
@@ -293,8 +300,20 @@ mod in_folder {
                 let Some(folder) = last.as_ref() else {
                     return super::open_regular_sized(&root.join(path));
                 };
+                use std::sync::atomic::Ordering::Relaxed;
                 let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-                let fd = openat(&folder.fd, name, flags, Mode::empty()).map_err(refused)?;
+                let opened = if self.noatime.load(Relaxed) {
+                    match openat(&folder.fd, name, flags | OFlags::NOATIME, Mode::empty()) {
+                        Err(rustix::io::Errno::PERM) => {
+                            self.noatime.store(false, Relaxed);
+                            openat(&folder.fd, name, flags, Mode::empty())
+                        }
+                        opened => opened,
+                    }
+                } else {
+                    openat(&folder.fd, name, flags, Mode::empty())
+                };
+                let fd = opened.map_err(refused)?;
                 let stat = fstat(&fd)?;
                 if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
                     return Err(io::Error::new(
@@ -507,6 +526,22 @@ impl PackageReader for FolderReader {
     fn hash(&self, paths: &[&str], algorithms: &[Algorithm]) -> Vec<Hashed> {
         let listed = self.listed(paths);
         let folders = in_folder::Session::new();
+        // Many small files a batch at a time where the kernel can, unless
+        // the multi-lane kernels are to hash them.
+        #[cfg(target_os = "linux")]
+        if crate::hash::one_stream_per_thread(paths.len(), algorithms, |i| {
+            self.size(paths[i]).unwrap_or(0)
+        }) {
+            let plain = |i: usize| -> Hashed {
+                let (file, size) = folders.open(&self.root, paths[i])?;
+                crate::hash::hash_copy_all(KnownSize::new(file, size), io::sink(), algorithms)
+            };
+            if let Some(hashed) =
+                crate::batched::hash(&self.root, paths, &listed, algorithms, &plain)
+            {
+                return hashed;
+            }
+        }
         hash_copy_many(
             paths.len(),
             algorithms,
@@ -1404,6 +1439,63 @@ mod tests {
         let e = open_regular(dir.path()).expect_err("a folder is refused");
         assert!(e.to_string().contains("not a regular file"), "{e}");
         assert!(open_regular(&dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn hashing_a_listing_gives_every_file_its_digest_and_refuses_what_replaced_one() {
+        // Enough small files for several batches, with an empty one, one
+        // larger than a read, a missing one and three replaced after the
+        // listing by what must not be read as a file.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path();
+        let mut contents = std::collections::BTreeMap::new();
+        for f in 0..3 {
+            std::fs::create_dir_all(root.join(format!("data/f{f}"))).expect("mkdir");
+            for i in 0..50 {
+                let path = format!("data/f{f}/n{i:02}");
+                let bytes = match (f, i) {
+                    (0, 7) => Vec::new(),
+                    (1, 9) => vec![b'x'; super::super::hash::CHUNK * 2 + 5],
+                    _ => format!("file {f} {i}").into_bytes(),
+                };
+                std::fs::write(root.join(&path), &bytes).expect("write");
+                contents.insert(path, bytes);
+            }
+        }
+        let mut problems = Vec::new();
+        let reader = FolderReader::open(root, &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        std::fs::remove_file(root.join("data/f0/n01")).expect("remove");
+        std::os::unix::fs::symlink(root.join("data/f0/n00"), root.join("data/f0/n01"))
+            .expect("symlink");
+        std::fs::remove_file(root.join("data/f1/n02")).expect("remove");
+        std::fs::create_dir(root.join("data/f1/n02")).expect("mkdir");
+        std::fs::remove_file(root.join("data/f2/n03")).expect("remove");
+        let made = std::process::Command::new("mkfifo")
+            .arg(root.join("data/f2/n03"))
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success());
+        std::fs::remove_file(root.join("data/f2/n04")).expect("remove");
+
+        let paths: Vec<&str> = contents.keys().map(String::as_str).collect();
+        let hashed = reader.hash(&paths, &[Algorithm::Sha256]);
+        assert_eq!(hashed.len(), paths.len());
+        for (path, result) in paths.iter().zip(hashed) {
+            match *path {
+                "data/f0/n01" | "data/f1/n02" | "data/f2/n03" => {
+                    let e = result.expect_err(path);
+                    assert!(e.to_string().contains("not a regular file"), "{path}: {e}");
+                }
+                "data/f2/n04" => assert!(result.is_err(), "{path}"),
+                _ => {
+                    let bytes = &contents[*path];
+                    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+                    let expected = (vec![hex::encode(digest.as_ref())], bytes.len() as u64);
+                    assert_eq!(result.expect(path), expected, "{path}");
+                }
+            }
+        }
     }
 
     #[test]

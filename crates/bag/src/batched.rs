@@ -1,0 +1,150 @@
+//! Hashing many small files of a folder package a batch at a time through
+//! io_uring (Linux): each worker opens, reads and closes 32 files with one
+//! system call (`auditpack-uring`), where the plain path costs an `openat`,
+//! an `fstat`, a `read` and a `close` per file. Only files that fit one read
+//! whole are taken from a batch; an empty file, one larger than a read, and
+//! any file the batch could not open or read (a symlink, a folder, a FIFO put
+//! in its place since the listing) go through the plain path, which checks
+//! what the file is and says what is wrong with it.
+
+use std::cell::RefCell;
+use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+
+use uring::{Batch, Read};
+
+use crate::hash::{hash_bytes, Algorithm, CHUNK};
+use crate::parallel::{cores, parallel_map};
+use crate::reader::{not_found, Hashed};
+
+/// Files in flight per worker.
+const SLOTS: usize = 32;
+
+thread_local! {
+    /// This thread's ring, made on its first batch.
+    static RING: RefCell<Option<Batch>> = const { RefCell::new(None) };
+}
+
+/// Whether this kernel gives io_uring with direct descriptors, asked once.
+fn available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| Batch::new(1, 1).is_some())
+}
+
+/// Digests and sizes of the listed files `paths` under `root` (`listed`
+/// tells which are), in order; `plain(i)` hashes file `i` the plain way,
+/// for what a batch leaves. `None` where io_uring is not available.
+pub(crate) fn hash(
+    root: &Path,
+    paths: &[&str],
+    listed: &[bool],
+    algorithms: &[Algorithm],
+    plain: &(dyn Fn(usize) -> Hashed + Sync),
+) -> Option<Vec<Hashed>> {
+    if !available() {
+        return None;
+    }
+    // Batches small enough that a few large files still spread over every
+    // core (each large one is left to the plain path by the worker that
+    // met it).
+    let size = paths.len().div_ceil(cores() * 4).clamp(1, SLOTS);
+    // Opened without updating access times (a package just linked has them
+    // all due, one inode write each) until a file refuses: only its owner
+    // may ask that.
+    let noatime = AtomicBool::new(true);
+    let starts: Vec<usize> = (0..paths.len()).step_by(size).collect();
+    let batches = parallel_map(&starts, |&start| {
+        let end = (start + size).min(paths.len());
+        let batch = hash_batch(
+            root,
+            &paths[start..end],
+            &listed[start..end],
+            algorithms,
+            &noatime,
+        );
+        batch
+            .into_iter()
+            .enumerate()
+            .map(|(i, hashed)| hashed.unwrap_or_else(|| plain(start + i)))
+            .collect::<Vec<_>>()
+    });
+    Some(batches.into_iter().flatten().collect())
+}
+
+/// One batch of at most [`SLOTS`] files, each `None` where the plain path
+/// is to hash it.
+fn hash_batch(
+    root: &Path,
+    paths: &[&str],
+    listed: &[bool],
+    algorithms: &[Algorithm],
+    noatime: &AtomicBool,
+) -> Vec<Option<Hashed>> {
+    let mut done: Vec<Option<Hashed>> = paths.iter().map(|_| None).collect();
+    // Each file's folder opened once for the batch, as the plain path opens
+    // it (no symlink in its place followed), and its name.
+    let mut folders: Vec<(&str, OwnedFd)> = Vec::new();
+    let mut asked: Vec<(usize, usize, CString)> = Vec::new();
+    for (i, path) in paths.iter().enumerate() {
+        if !listed[i] {
+            done[i] = Some(Err(not_found(path)));
+            continue;
+        }
+        let (rel, name) = path.rsplit_once('/').unwrap_or(("", path));
+        let folder = match folders.iter().position(|(r, _)| *r == rel) {
+            Some(f) => f,
+            None => match open_folder(root, rel) {
+                Some(fd) => {
+                    folders.push((rel, fd));
+                    folders.len() - 1
+                }
+                None => continue,
+            },
+        };
+        if let Ok(name) = CString::new(name) {
+            asked.push((i, folder, name));
+        }
+    }
+    let files: Vec<_> = asked
+        .iter()
+        .map(|(_, folder, name)| (folders[*folder].1.as_fd(), name.as_c_str()))
+        .collect();
+    RING.with(|ring| {
+        let Ok(mut ring) = ring.try_borrow_mut() else {
+            return;
+        };
+        if ring.is_none() {
+            *ring = Batch::new(SLOTS, CHUNK);
+        }
+        let Some(batch) = ring.as_mut() else {
+            return;
+        };
+        let read = batch.read(&files, noatime.load(Ordering::Relaxed), |k, read| {
+            match (read, asked.get(k)) {
+                (Read::Short(bytes), Some((i, _, _))) if !bytes.is_empty() => {
+                    done[*i] = Some(Ok(hash_bytes(bytes, algorithms)));
+                }
+                (Read::Failed(e), _) if e.raw_os_error() == Some(libc::EPERM) => {
+                    noatime.store(false, Ordering::Relaxed);
+                }
+                _ => {}
+            }
+        });
+        if read.is_err() {
+            // The ring is unusable: this thread's next batch makes another.
+            *ring = None;
+        }
+    });
+    done
+}
+
+/// The folder `rel` of `root`, opened as the plain path opens it; `None`
+/// leaves its files to the plain path, which reports why it cannot.
+fn open_folder(root: &Path, rel: &str) -> Option<OwnedFd> {
+    use rustix::fs::{open, Mode, OFlags};
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    open(root.join(rel), flags, Mode::empty()).ok()
+}
