@@ -1409,6 +1409,15 @@ impl Read for EntryReader<'_> {
 mod tests {
     use super::*;
 
+    /// A FIFO at `path`, made by `mkfifo(1)`.
+    fn mkfifo(path: &Path) {
+        let made = std::process::Command::new("mkfifo")
+            .arg(path)
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success(), "mkfifo {}", path.display());
+    }
+
     #[test]
     fn open_regular_refuses_what_replaced_a_listed_file() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -1428,11 +1437,7 @@ mod tests {
 
         // A FIFO would block a plain open until a writer came.
         let fifo = dir.path().join("fifo");
-        let made = std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .expect("mkfifo runs");
-        assert!(made.success());
+        mkfifo(&fifo);
         let e = open_regular(&fifo).expect_err("a FIFO is refused");
         assert!(e.to_string().contains("not a regular file"), "{e}");
 
@@ -1471,11 +1476,7 @@ mod tests {
         std::fs::remove_file(root.join("data/f1/n02")).expect("remove");
         std::fs::create_dir(root.join("data/f1/n02")).expect("mkdir");
         std::fs::remove_file(root.join("data/f2/n03")).expect("remove");
-        let made = std::process::Command::new("mkfifo")
-            .arg(root.join("data/f2/n03"))
-            .status()
-            .expect("mkfifo runs");
-        assert!(made.success());
+        mkfifo(&root.join("data/f2/n03"));
         std::fs::remove_file(root.join("data/f2/n04")).expect("remove");
 
         let paths: Vec<&str> = contents.keys().map(String::as_str).collect();
@@ -1520,11 +1521,7 @@ mod tests {
 
         std::os::unix::fs::symlink(root.join("data/a/f"), root.join("data/a/link"))
             .expect("symlink");
-        let made = std::process::Command::new("mkfifo")
-            .arg(root.join("data/a/fifo"))
-            .status()
-            .expect("mkfifo runs");
-        assert!(made.success());
+        mkfifo(&root.join("data/a/fifo"));
         std::fs::create_dir(root.join("data/a/sub")).expect("mkdir");
         for refused in ["data/a/link", "data/a/fifo", "data/a/sub"] {
             let e = read(&session, refused).expect_err(refused);
