@@ -18,7 +18,10 @@ use uring::{Batch, Read};
 
 use crate::hash::{hash_bytes, Algorithm, CHUNK};
 use crate::parallel::{cores, parallel_map};
-use crate::reader::{not_found, Hashed};
+
+/// A file's digests (one per algorithm, in order) and size, as the package
+/// readers give them.
+type Hashed = std::io::Result<(Vec<String>, u64)>;
 
 /// Files in flight per worker.
 const SLOTS: usize = 32;
@@ -34,9 +37,9 @@ fn available() -> bool {
     *AVAILABLE.get_or_init(|| Batch::new(1, 1).is_some())
 }
 
-/// Digests and sizes of the listed files `paths` under `root` (`listed`
-/// tells which are), in order; `plain(i)` hashes file `i` the plain way,
-/// for what a batch leaves. `None` where io_uring is not available.
+/// Digests and sizes of the files `paths` under `root`, in order; `plain(i)`
+/// hashes file `i` the plain way, for what a batch leaves, among them every
+/// file not `listed` (it says why). `None` where io_uring is not available.
 pub(crate) fn hash(
     root: &Path,
     paths: &[&str],
@@ -90,7 +93,6 @@ fn hash_batch(
     let mut asked: Vec<(usize, usize, CString)> = Vec::new();
     for (i, path) in paths.iter().enumerate() {
         if !listed[i] {
-            done[i] = Some(Err(not_found(path)));
             continue;
         }
         let (rel, name) = path.rsplit_once('/').unwrap_or(("", path));

@@ -74,7 +74,7 @@ pub trait PackageReader: Sync {
     }
 }
 
-pub(crate) fn not_found(path: &str) -> io::Error {
+fn not_found(path: &str) -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, format!("{path} is missing"))
 }
 
@@ -533,6 +533,9 @@ impl PackageReader for FolderReader {
             self.size(paths[i]).unwrap_or(0)
         }) {
             let plain = |i: usize| -> Hashed {
+                if !listed[i] {
+                    return Err(not_found(paths[i]));
+                }
                 let (file, size) = folders.open(&self.root, paths[i])?;
                 crate::hash::hash_copy_all(KnownSize::new(file, size), io::sink(), algorithms)
             };

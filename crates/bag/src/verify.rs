@@ -338,7 +338,8 @@ fn read_manifests(
 
 /// Hash every listed file that is there, once, with every algorithm of
 /// `manifests`, and compare; `held` are files already hashed, by path
-/// (digests in the order of `manifests`, and size). Returns the size of each file hashed, as read, in path order.
+/// (digests in the order of `manifests`, and size). Returns the size of each
+/// file hashed, as read, in path order.
 ///
 /// The listing and every manifest are sorted by path, so the files to hash
 /// and each one's listed digests are found by walking them side by side
