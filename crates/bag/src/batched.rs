@@ -16,12 +16,8 @@ use std::sync::OnceLock;
 
 use uring::{Batch, Read};
 
-use crate::hash::{hash_bytes, Algorithm, CHUNK};
+use crate::hash::{hash_bytes, Algorithm, Hashed, CHUNK};
 use crate::parallel::{cores, parallel_map};
-
-/// A file's digests (one per algorithm, in order) and size, as the package
-/// readers give them.
-type Hashed = std::io::Result<(Vec<String>, u64)>;
 
 /// Files in flight per worker.
 const SLOTS: usize = 32;

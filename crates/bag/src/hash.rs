@@ -9,6 +9,9 @@ use crate::parallel::parallel_map;
 /// Read size: large enough to amortise syscalls, small enough to stay in cache.
 pub(crate) const CHUNK: usize = 128 * 1024;
 
+/// Digests (one per requested algorithm) and size of one file, or why not.
+pub type Hashed = io::Result<(Vec<String>, u64)>;
+
 /// A digest algorithm BagIt manifests may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Algorithm {

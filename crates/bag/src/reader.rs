@@ -33,8 +33,7 @@ pub(crate) const MAX_ENTRIES: usize = 2_000_000;
 /// bytes are hashed through positional reads instead.
 const HEADER_READ: usize = 4096;
 
-/// Digests (one per requested algorithm) and size of one file, or why not.
-pub type Hashed = io::Result<(Vec<String>, u64)>;
+pub use super::hash::Hashed;
 
 /// The size a listing gives for a file it does not stat: a folder is listed
 /// by names and types only (a status call per file cost verification as much

@@ -51,15 +51,23 @@ pub(super) fn serial_key(serial: Option<&str>) -> Option<String> {
     serial_cow(serial).map(Cow::into_owned)
 }
 
+/// `s` trimmed and in one ASCII case (upper when `upper`), borrowed when it
+/// already is.
+fn folded(s: &str, upper: bool) -> Cow<'_, str> {
+    let s = s.trim();
+    if upper && s.bytes().any(|b| b.is_ascii_lowercase()) {
+        Cow::Owned(s.to_ascii_uppercase())
+    } else if !upper && s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
 /// [`serial_key`], borrowing the serial when it is already upper case (as
 /// nearly every vendor reports it).
 fn serial_cow(serial: Option<&str>) -> Option<Cow<'_, str>> {
-    let s = serial?.trim();
-    let s = if s.bytes().any(|b| b.is_ascii_lowercase()) {
-        Cow::Owned(s.to_ascii_uppercase())
-    } else {
-        Cow::Borrowed(s)
-    };
+    let s = folded(serial?, true);
     (!PLACEHOLDER_SERIALS.contains(&s.as_ref()) && !s.chars().all(|c| c == '0')).then_some(s)
 }
 
@@ -71,12 +79,7 @@ fn aad_key(id: Option<&str>) -> Option<String> {
 /// The Entra device id for matching: lower case, not empty, not the nil id;
 /// borrowed when already lower case.
 fn aad_cow(id: Option<&str>) -> Option<Cow<'_, str>> {
-    let s = id?.trim();
-    let s = if s.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(s.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(s)
-    };
+    let s = folded(id?, false);
     (!s.is_empty() && s != "00000000-0000-0000-0000-000000000000").then_some(s)
 }
 
