@@ -58,6 +58,11 @@ run() {
   local name=$1; shift
   case ",$only," in *",$name,"*) ;; *) return 0 ;; esac
   echo "running $name..." >&2
+  # Write back what the build or the benchmark before left in the page
+  # cache (a release build leaves about 1 GB), which the kernel would
+  # otherwise flush within 30 s (vm.dirty_expire_centisecs), in the middle
+  # of whatever is being measured then.
+  sync
   local start=$SECONDS
   if env "$@" >"$logs/$name.log" 2>&1; then
     grep -P '^@figure\t' "$logs/$name.log" | cut -f2- >>"$figures" || true

@@ -96,6 +96,10 @@ pub fn hashing_method(streams: usize, bulk: usize) -> String {
     let threads = threads();
     match super::lanes::plan_for(streams, bulk, threads) {
         Some(plan) => plan.describe(threads),
+        None if sha256x::Kernel::sha_ni().is_some() => format!(
+            "SHA-NI on each of {threads} threads: small files read in batches hashed two at a \
+             time, others one at a time with ring"
+        ),
         None if sha256x::has_sha_instructions() => {
             format!("ring with SHA-NI, a file at a time on each of {threads} threads")
         }
@@ -121,6 +125,23 @@ pub(crate) fn hash_bytes(bytes: &[u8], algorithms: &[Algorithm]) -> (Vec<String>
     let mut digests = Digests::new(algorithms);
     digests.update(bytes);
     (digests.finish(algorithms), bytes.len() as u64)
+}
+
+/// [`hash_bytes`] of each of `messages`: for SHA-256 alone on a CPU with
+/// SHA-NI, two messages at a time through its two-lane kernel (about 1.8x
+/// one message at a time), else one by one.
+pub(crate) fn hash_many(messages: &[&[u8]], algorithms: &[Algorithm]) -> Vec<(Vec<String>, u64)> {
+    if algorithms != [Algorithm::Sha256]
+        || messages.len() < 2
+        || sha256x::Kernel::sha_ni().is_none()
+    {
+        return messages.iter().map(|m| hash_bytes(m, algorithms)).collect();
+    }
+    sha256x::digest_many(messages)
+        .iter()
+        .zip(messages)
+        .map(|(digest, m)| (vec![to_hex(digest)], m.len() as u64))
+        .collect()
 }
 
 /// One running digest per algorithm asked for.

@@ -90,6 +90,16 @@ fn lanes_are_independent() {
 
 #[test]
 fn choosing_a_kernel() {
+    assert_eq!(Kernel::scalar().lanes(), 1);
+    if let Some(sha_ni) = Kernel::sha_ni() {
+        // The SHA extensions win at any count of messages.
+        assert_eq!(sha_ni.lanes(), 2);
+        assert!(Kernel::available().contains(&sha_ni));
+        for streams in [1, 2, 3, 1000] {
+            assert_eq!(Kernel::for_streams(streams), sha_ni);
+        }
+        return;
+    }
     let widest = Kernel::available()
         .iter()
         .map(|k| k.lanes())
@@ -97,7 +107,24 @@ fn choosing_a_kernel() {
         .unwrap_or(1);
     assert_eq!(Kernel::for_streams(1000).lanes(), widest);
     assert!(Kernel::for_streams(3).lanes() >= 3.min(widest));
-    assert_eq!(Kernel::scalar().lanes(), 1);
+}
+
+#[test]
+fn many_messages_of_one_length_and_of_mixed_lengths() {
+    // Pairs of one length finish in lock step; mixed ones one by one.
+    for lengths in [
+        vec![4096; 33],
+        vec![4096, 100, 0, 4097, 55, 56, 64, 9000, 1],
+    ] {
+        let messages: Vec<Vec<u8>> = lengths
+            .iter()
+            .enumerate()
+            .map(|(k, &n)| (0..n).map(|i| (i * 13 + k) as u8).collect())
+            .collect();
+        let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+        let expected: Vec<[u8; 32]> = messages.iter().map(|m| reference(m)).collect();
+        assert_eq!(digest_many(&refs), expected);
+    }
 }
 
 #[test]

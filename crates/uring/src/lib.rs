@@ -74,9 +74,10 @@ impl Batch {
     /// read-only, without following a symlink and without waiting on a FIFO
     /// (`O_NOFOLLOW | O_NONBLOCK`), and with `noatime` without updating its
     /// access time (`O_NOATIME`: only the file's owner may, others get
-    /// `EPERM`); read it from its start into its slot's buffer and close it;
-    /// then hand each file's outcome to `each`, by its index in `files`. At
-    /// most [`Batch::slots`] files.
+    /// `EPERM`); read it from its start into its slot's buffer and close it.
+    /// Returns each file's outcome, in the order of `files`, its bytes
+    /// borrowed from the batch until the next read. At most
+    /// [`Batch::slots`] files.
     ///
     /// # Errors
     /// When the ring itself fails (no outcome was given then); the batch
@@ -85,15 +86,14 @@ impl Batch {
         &mut self,
         files: &[(BorrowedFd<'_>, &CStr)],
         noatime: bool,
-        each: impl FnMut(usize, Read<'_>),
-    ) -> io::Result<()> {
+    ) -> io::Result<Vec<Read<'_>>> {
         #[cfg(target_os = "linux")]
         {
-            self.inner.read(files, noatime, each)
+            self.inner.read(files, noatime)
         }
         #[cfg(not(target_os = "linux"))]
         {
-            let _ = (files, noatime, each);
+            let _ = (files, noatime);
             Err(io::Error::from(io::ErrorKind::Unsupported))
         }
     }
@@ -133,16 +133,16 @@ mod tests {
         for chunk in list.chunks(batch.slots()).enumerate() {
             let (round, chunk) = chunk;
             let files: Vec<_> = chunk.iter().map(|n| (fd, n.as_c_str())).collect();
-            batch
-                .read(&files, true, |i, read| {
-                    let what = match read {
-                        Read::Short(bytes) => format!("short {:?}", String::from_utf8_lossy(bytes)),
-                        Read::Full => "full".to_owned(),
-                        Read::Failed(e) => format!("failed {:?}", e.raw_os_error()),
-                    };
-                    seen.push((round * 4 + i, what));
-                })
-                .expect("the ring works");
+            let outcomes = batch.read(&files, true).expect("the ring works");
+            assert_eq!(outcomes.len(), files.len());
+            for (i, read) in outcomes.into_iter().enumerate() {
+                let what = match read {
+                    Read::Short(bytes) => format!("short {:?}", String::from_utf8_lossy(bytes)),
+                    Read::Full => "full".to_owned(),
+                    Read::Failed(e) => format!("failed {:?}", e.raw_os_error()),
+                };
+                seen.push((round * 4 + i, what));
+            }
         }
         seen.sort();
         let expected = [
@@ -157,14 +157,9 @@ mod tests {
 
         // The same slots again: nothing left over from the last round.
         let again = names(&["small"]);
-        let mut got = None;
-        batch
-            .read(&[(fd, again[0].as_c_str())], false, |_, read| {
-                if let Read::Short(bytes) = read {
-                    got = Some(bytes.to_vec());
-                }
-            })
+        let outcomes = batch
+            .read(&[(fd, again[0].as_c_str())], false)
             .expect("the ring works");
-        assert_eq!(got.as_deref(), Some(&b"hello"[..]));
+        assert!(matches!(outcomes[..], [Read::Short(b"hello")]));
     }
 }

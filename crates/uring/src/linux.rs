@@ -52,8 +52,7 @@ impl Ring {
         &mut self,
         files: &[(BorrowedFd<'_>, &CStr)],
         noatime: bool,
-        mut each: impl FnMut(usize, Read<'_>),
-    ) -> io::Result<()> {
+    ) -> io::Result<Vec<Read<'_>>> {
         if self.broken {
             return Err(io::Error::other("the io_uring failed earlier"));
         }
@@ -127,18 +126,20 @@ impl Ring {
                 done += 1;
             }
         }
-        for (k, buffer) in self.buffers.iter().enumerate().take(files.len()) {
-            let outcome = match (opened[k], read[k]) {
+        let outcomes = self
+            .buffers
+            .iter()
+            .zip(opened.iter().zip(&read))
+            .map(|(buffer, (&o, &r))| match (o, r) {
                 (o, _) if o < 0 => Read::Failed(io::Error::from_raw_os_error(-o)),
                 (_, r) if r < 0 => Read::Failed(io::Error::from_raw_os_error(-r)),
                 (_, r) => match usize::try_from(r) {
                     Ok(n) if n < buffer.len() => Read::Short(&buffer[..n]),
                     _ => Read::Full,
                 },
-            };
-            each(k, outcome);
-        }
-        Ok(())
+            })
+            .collect();
+        Ok(outcomes)
     }
 }
 
