@@ -12,7 +12,6 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
 
 use uring::{Batch, Read};
 
@@ -27,12 +26,6 @@ thread_local! {
     static RING: RefCell<Option<Batch>> = const { RefCell::new(None) };
 }
 
-/// Whether this kernel gives io_uring with direct descriptors, asked once.
-fn available() -> bool {
-    static AVAILABLE: OnceLock<bool> = OnceLock::new();
-    *AVAILABLE.get_or_init(|| Batch::new(1, 1).is_some())
-}
-
 /// Digests and sizes of the files `paths` under `root`, in order; `plain(i)`
 /// hashes file `i` the plain way, for what a batch leaves, among them every
 /// file not `listed` (it says why). `None` where io_uring is not available.
@@ -43,7 +36,7 @@ pub(crate) fn hash(
     algorithms: &[Algorithm],
     plain: &(dyn Fn(usize) -> Hashed + Sync),
 ) -> Option<Vec<Hashed>> {
-    if !available() {
+    if !Batch::available() {
         return None;
     }
     // Batches small enough that a few large files still spread over every
@@ -125,20 +118,23 @@ fn hash_batch(
             *ring = None;
             return;
         };
-        // Every file read whole, hashed together (two at a time on SHA-NI).
-        let mut whole: Vec<(usize, &[u8])> = Vec::with_capacity(outcomes.len());
+        // Every file read whole (its index and bytes), hashed together: two
+        // at a time on SHA-NI.
+        let (mut at, mut whole): (Vec<usize>, Vec<&[u8]>) = (Vec::new(), Vec::new());
         for (read, (i, _, _)) in outcomes.iter().zip(&asked) {
             match read {
-                Read::Short(bytes) if !bytes.is_empty() => whole.push((*i, bytes)),
+                Read::Short(bytes) if !bytes.is_empty() => {
+                    at.push(*i);
+                    whole.push(bytes);
+                }
                 Read::Failed(e) if e.raw_os_error() == Some(libc::EPERM) => {
                     noatime.store(false, Ordering::Relaxed);
                 }
                 _ => {}
             }
         }
-        let bytes: Vec<&[u8]> = whole.iter().map(|(_, bytes)| *bytes).collect();
-        for ((i, _), hashed) in whole.iter().zip(hash_many(&bytes, algorithms)) {
-            done[*i] = Some(Ok(hashed));
+        for (i, hashed) in at.into_iter().zip(hash_many(&whole, algorithms)) {
+            done[i] = Some(Ok(hashed));
         }
     });
     done

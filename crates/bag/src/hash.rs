@@ -96,10 +96,16 @@ pub fn hashing_method(streams: usize, bulk: usize) -> String {
     let threads = threads();
     match super::lanes::plan_for(streams, bulk, threads) {
         Some(plan) => plan.describe(threads),
-        None if sha256x::Kernel::sha_ni().is_some() => format!(
-            "SHA-NI on each of {threads} threads: small files read in batches hashed two at a \
-             time, others one at a time with ring"
-        ),
+        // Verification reads small files in io_uring batches on Linux.
+        None if sha256x::Kernel::sha_ni().is_some()
+            && cfg!(target_os = "linux")
+            && uring::Batch::available() =>
+        {
+            format!(
+                "SHA-NI on each of {threads} threads: small files read in batches hashed two at \
+                 a time, others one at a time with ring"
+            )
+        }
         None if sha256x::has_sha_instructions() => {
             format!("ring with SHA-NI, a file at a time on each of {threads} threads")
         }

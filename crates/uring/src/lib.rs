@@ -58,6 +58,13 @@ impl Batch {
         }
     }
 
+    /// Whether this kernel gives io_uring with direct descriptors (whether
+    /// [`Batch::new`] can succeed), asked once per process.
+    pub fn available() -> bool {
+        static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *AVAILABLE.get_or_init(|| Batch::new(1, 1).is_some())
+    }
+
     /// How many files one call to [`Batch::read`] takes at most.
     pub fn slots(&self) -> usize {
         #[cfg(target_os = "linux")]
