@@ -13,7 +13,9 @@
 //! so that a slow spell of the machine falls on all of them; each ratio is
 //! taken within a turn and the median of the turns is held against the
 //! targets of the packaging issue (at least 2x bagit-python on (a), 8x on
-//! (b), verification within 1.3x of two-thread `sha2`). Once, for context:
+//! (b), verification within 1.3x of two-thread `sha2`; for that last one a
+//! turn verifies and hashes three times, alternating, and compares the best
+//! of each). Once, for context:
 //! the zip and verifying it in place, the package synced to disk before its
 //! rename, packaging that hashes every file again, packaging that copies
 //! (`Payload::Copy`), `sha256sum`, one-thread `sha2`, creating as many empty files, and
@@ -43,6 +45,8 @@ const IDENTITY: &str = "bench@auditpack.example";
 /// Two-thread `sha2` reference figures (reference/packaging.md).
 const SHA2_MB_PER_S: f64 = 2600.0;
 const SHA2_FILES_PER_S: f64 = 147_000.0;
+/// Rounds of verification and floor a turn, alternating.
+const FLOOR_ROUNDS: usize = 3;
 
 struct Case {
     label: &'static str,
@@ -146,6 +150,7 @@ fn run_case(case: &Case, runs: usize) -> Result<(), String> {
     // spell of the machine falls on every tool alike.
     let mut package = Samples::default();
     let mut check = Samples::default();
+    let mut check_best = Samples::default();
     let mut bagit_create = Samples::default();
     let mut bagit_validate = Samples::default();
     let mut sha2_two = Samples::default();
@@ -171,17 +176,39 @@ fn run_case(case: &Case, runs: usize) -> Result<(), String> {
         sh("sync", &[], &run, &[])?;
         common::reset_peak();
         // The floor next to the verification it judges, so that both see the
-        // machine in the same state, and first in every other turn: whatever
-        // the kernel still does after the sync (discards, journal commits)
-        // falls on each of them as often.
-        let report = if turn % 2 == 0 {
-            let report = check.time(|| verify(&bag, &options))?;
-            sha2_two.push(hash_baseline(&paths, 2)?);
-            report
-        } else {
-            sha2_two.push(hash_baseline(&paths, 2)?);
-            check.time(|| verify(&bag, &options))?
-        };
+        // machine in the same state, and first in every other round:
+        // whatever the kernel still does after the sync (discards, journal
+        // commits) falls on each of them as often. A turn holds each one's
+        // best of three rounds against the other: one verification of (b)
+        // takes 80 ms, and a single one on two cores is at the mercy of any
+        // other work the machine does in that time. The first verification
+        // of the turn is also kept alone, for the comparison with bagit.py
+        // (which runs once a turn).
+        let (mut verify_best, mut floor_best) = (Duration::MAX, Duration::MAX);
+        let mut first = None;
+        for round in 0..FLOOR_ROUNDS {
+            let verify_once = || {
+                let start = Instant::now();
+                let report = verify(&bag, &options).map_err(|e| e.to_string())?;
+                Ok::<_, String>((report, start.elapsed()))
+            };
+            let (report, took) = if (turn + round) % 2 == 0 {
+                let verified = verify_once()?;
+                floor_best = floor_best.min(hash_baseline(&paths, 2)?);
+                verified
+            } else {
+                floor_best = floor_best.min(hash_baseline(&paths, 2)?);
+                verify_once()?
+            };
+            verify_best = verify_best.min(took);
+            if first.is_none() {
+                check.push(took);
+                first = Some(report);
+            }
+        }
+        let report = first.ok_or("no verification ran")?;
+        check_best.push(verify_best);
+        sha2_two.push(floor_best);
         peaks.1 = peaks.1.max(common::peak_rss().unwrap_or(0.0));
         if !report.is_valid() {
             return Err(format!("our package did not verify: {:?}", report.problems));
@@ -349,9 +376,9 @@ fn run_case(case: &Case, runs: usize) -> Result<(), String> {
         "  package vs create: {create:.2}x; verify vs validate: {validate:.2}x; verify vs sha256sum (1 process): {:.2}x",
         sha256sum_1.best().as_secs_f64() / check.best().as_secs_f64()
     );
-    let (each, sha2) = ratios(&|t| s(&check, t) / s(&sha2_two, t));
+    let (each, sha2) = ratios(&|t| s(&check_best, t) / s(&sha2_two, t));
     println!(
-        "  verify vs two-thread sha2 measured here ({:.3} s): {}median {sha2:.2}x (target <= 1.3x): {}",
+        "  verify vs two-thread sha2 measured here ({:.3} s), best of {FLOOR_ROUNDS} each a turn: {}median {sha2:.2}x (target <= 1.3x): {}",
         sha2_two.median().as_secs_f64(),
         per_turn(&each, "x"),
         verdict(sha2 <= 1.3)

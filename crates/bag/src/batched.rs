@@ -1,8 +1,10 @@
-//! Hashing many small files of a folder package a batch at a time through
-//! io_uring (Linux): each worker opens, reads and closes 32 files with one
-//! system call (`auditpack-uring`), where the plain path costs an `openat`,
-//! an `fstat`, a `read` and a `close` per file. Only files that fit one read
-//! whole are taken from a batch; an empty file, one larger than a read, and
+//! Hashing many small files of a folder package a batch at a time (Linux):
+//! each worker opens, reads and closes 32 files with one system call through
+//! io_uring (`auditpack-uring`), or where the kernel refuses io_uring with an
+//! `openat`, one `read` and a `close` each, where the plain path costs an
+//! `openat`, an `fstat`, a `read` and a `close` per file. A batch's files
+//! are then hashed together (two at a time on SHA-NI). Only files that fit
+//! one read whole are taken from a batch; an empty file, one larger than a read, and
 //! any file the batch could not open or read (a symlink, a folder, a FIFO put
 //! in its place since the listing) go through the plain path, which checks
 //! what the file is and says what is wrong with it.
@@ -15,30 +17,36 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use uring::{Batch, Read};
 
-use crate::hash::{hash_many, Algorithm, Hashed, CHUNK};
+use crate::hash::{hash_many, Algorithm, Hashed, Reading, CHUNK};
 use crate::parallel::{cores, parallel_map};
 
 /// Files in flight per worker.
 const SLOTS: usize = 32;
 
 thread_local! {
-    /// This thread's ring, made on its first batch.
-    static RING: RefCell<Option<Batch>> = const { RefCell::new(None) };
+    /// This thread's batch, made on its first, and how it reads.
+    static BATCH: RefCell<Option<(Reading, Batch)>> = const { RefCell::new(None) };
 }
 
-/// Digests and sizes of the files `paths` under `root`, in order; `plain(i)`
-/// hashes file `i` the plain way, for what a batch leaves, among them every
-/// file not `listed` (it says why). `None` where io_uring is not available.
+/// A batch that reads as `reading` says.
+fn new_batch(reading: Reading) -> Option<Batch> {
+    match reading {
+        Reading::Best => Batch::best(SLOTS, CHUNK),
+        Reading::Calls => Batch::with_calls(SLOTS, CHUNK),
+    }
+}
+
+/// Digests and sizes of the files `paths` under `root`, in order, read as
+/// `reading` says; `plain(i)` hashes file `i` the plain way, for what a
+/// batch leaves, among them every file not `listed` (it says why).
 pub(crate) fn hash(
+    reading: Reading,
     root: &Path,
     paths: &[&str],
     listed: &[bool],
     algorithms: &[Algorithm],
     plain: &(dyn Fn(usize) -> Hashed + Sync),
-) -> Option<Vec<Hashed>> {
-    if !Batch::available() {
-        return None;
-    }
+) -> Vec<Hashed> {
     // Batches small enough that a few large files still spread over every
     // core (each large one is left to the plain path by the worker that
     // met it).
@@ -51,6 +59,7 @@ pub(crate) fn hash(
     let batches = parallel_map(&starts, |&start| {
         let end = (start + size).min(paths.len());
         let batch = hash_batch(
+            reading,
             root,
             &paths[start..end],
             &listed[start..end],
@@ -63,12 +72,13 @@ pub(crate) fn hash(
             .map(|(i, hashed)| hashed.unwrap_or_else(|| plain(start + i)))
             .collect::<Vec<_>>()
     });
-    Some(batches.into_iter().flatten().collect())
+    batches.into_iter().flatten().collect()
 }
 
 /// One batch of at most [`SLOTS`] files, each `None` where the plain path
 /// is to hash it.
 fn hash_batch(
+    reading: Reading,
     root: &Path,
     paths: &[&str],
     listed: &[bool],
@@ -103,19 +113,19 @@ fn hash_batch(
         .iter()
         .map(|(_, folder, name)| (folders[*folder].1.as_fd(), name.as_c_str()))
         .collect();
-    RING.with(|ring| {
-        let Ok(mut ring) = ring.try_borrow_mut() else {
+    BATCH.with(|kept| {
+        let Ok(mut kept) = kept.try_borrow_mut() else {
             return;
         };
-        if ring.is_none() {
-            *ring = Batch::new(SLOTS, CHUNK);
+        if !matches!(*kept, Some((r, _)) if r == reading) {
+            *kept = new_batch(reading).map(|made| (reading, made));
         }
-        let Some(batch) = ring.as_mut() else {
+        let Some((_, batch)) = kept.as_mut() else {
             return;
         };
         let Ok(outcomes) = batch.read(&files, noatime.load(Ordering::Relaxed)) else {
             // The ring is unusable: this thread's next batch makes another.
-            *ring = None;
+            *kept = None;
             return;
         };
         // Every file read whole (its index and bytes), hashed together: two

@@ -9,6 +9,16 @@ use crate::parallel::parallel_map;
 /// Read size: large enough to amortise syscalls, small enough to stay in cache.
 pub(crate) const CHUNK: usize = 128 * 1024;
 
+/// How verification reads small files a batch at a time (Linux).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reading {
+    /// Through io_uring where the kernel gives it, with plain calls otherwise.
+    Best,
+    /// With plain calls, as where the kernel refuses io_uring.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Calls,
+}
+
 /// Digests (one per requested algorithm) and size of one file, or why not.
 pub type Hashed = io::Result<(Vec<String>, u64)>;
 
@@ -96,14 +106,16 @@ pub fn hashing_method(streams: usize, bulk: usize) -> String {
     let threads = threads();
     match super::lanes::plan_for(streams, bulk, threads) {
         Some(plan) => plan.describe(threads),
-        // Verification reads small files in io_uring batches on Linux.
-        None if sha256x::Kernel::sha_ni().is_some()
-            && cfg!(target_os = "linux")
-            && uring::Batch::available() =>
-        {
+        // Verification reads small files in batches on Linux.
+        None if sha256x::Kernel::sha_ni().is_some() && cfg!(target_os = "linux") => {
+            let calls = if uring::Batch::available() {
+                "through io_uring"
+            } else {
+                "with plain calls (no io_uring)"
+            };
             format!(
-                "SHA-NI on each of {threads} threads: small files read in batches hashed two at \
-                 a time, others one at a time with ring"
+                "SHA-NI on each of {threads} threads: small files read 32 at a time {calls} and \
+                 hashed two at a time, others one at a time with ring"
             )
         }
         None if sha256x::has_sha_instructions() => {

@@ -523,6 +523,20 @@ impl PackageReader for FolderReader {
     }
 
     fn hash(&self, paths: &[&str], algorithms: &[Algorithm]) -> Vec<Hashed> {
+        self.hash_reading(paths, algorithms, crate::hash::Reading::Best)
+    }
+}
+
+impl FolderReader {
+    /// [`PackageReader::hash`], small files read in batches as `reading`
+    /// says (Linux).
+    #[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
+    fn hash_reading(
+        &self,
+        paths: &[&str],
+        algorithms: &[Algorithm],
+        reading: crate::hash::Reading,
+    ) -> Vec<Hashed> {
         let listed = self.listed(paths);
         let folders = in_folder::Session::new();
         // Many small files a batch at a time where the kernel can, unless
@@ -538,11 +552,7 @@ impl PackageReader for FolderReader {
                 let (file, size) = folders.open(&self.root, paths[i])?;
                 crate::hash::hash_copy_all(KnownSize::new(file, size), io::sink(), algorithms)
             };
-            if let Some(hashed) =
-                crate::batched::hash(&self.root, paths, &listed, algorithms, &plain)
-            {
-                return hashed;
-            }
+            return crate::batched::hash(reading, &self.root, paths, &listed, algorithms, &plain);
         }
         hash_copy_many(
             paths.len(),
@@ -1410,6 +1420,7 @@ impl Read for EntryReader<'_> {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
+    use crate::hash::Reading;
 
     /// A FIFO at `path`, made by `mkfifo(1)`.
     fn mkfifo(path: &Path) {
@@ -1482,20 +1493,27 @@ mod tests {
         std::fs::remove_file(root.join("data/f2/n04")).expect("remove");
 
         let paths: Vec<&str> = contents.keys().map(String::as_str).collect();
-        let hashed = reader.hash(&paths, &[Algorithm::Sha256]);
-        assert_eq!(hashed.len(), paths.len());
-        for (path, result) in paths.iter().zip(hashed) {
-            match *path {
-                "data/f0/n01" | "data/f1/n02" | "data/f2/n03" => {
-                    let e = result.expect_err(path);
-                    assert!(e.to_string().contains("not a regular file"), "{path}: {e}");
-                }
-                "data/f2/n04" => assert!(result.is_err(), "{path}"),
-                _ => {
-                    let bytes = &contents[*path];
-                    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
-                    let expected = (vec![hex::encode(digest.as_ref())], bytes.len() as u64);
-                    assert_eq!(result.expect(path), expected, "{path}");
+        // Through io_uring where this kernel gives it, and with the plain
+        // calls of a kernel that refuses it.
+        for reading in [Reading::Best, Reading::Calls] {
+            let hashed = reader.hash_reading(&paths, &[Algorithm::Sha256], reading);
+            assert_eq!(hashed.len(), paths.len());
+            for (path, result) in paths.iter().zip(hashed) {
+                match *path {
+                    "data/f0/n01" | "data/f1/n02" | "data/f2/n03" => {
+                        let e = result.expect_err(path);
+                        assert!(
+                            e.to_string().contains("not a regular file"),
+                            "{reading:?} {path}: {e}"
+                        );
+                    }
+                    "data/f2/n04" => assert!(result.is_err(), "{reading:?} {path}"),
+                    _ => {
+                        let bytes = &contents[*path];
+                        let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+                        let expected = (vec![hex::encode(digest.as_ref())], bytes.len() as u64);
+                        assert_eq!(result.expect(path), expected, "{reading:?} {path}");
+                    }
                 }
             }
         }

@@ -5,8 +5,11 @@
 //!
 //! [`Batch::new`] gives `None` where the kernel refuses io_uring (older than
 //! 5.19, a container's seccomp profile, `kernel.io_uring_disabled`), and
-//! everywhere but Linux: callers keep their plain path for that case, and
-//! for any file a batch could not read whole.
+//! everywhere but Linux. [`Batch::with_calls`] gives the same batch made of
+//! plain system calls, a file at a time (an `openat`, one `read`, a `close`:
+//! no `fstat`, no read that only finds the end), for Linux without io_uring;
+//! [`Batch::best`] takes the ring where there is one. Callers keep their
+//! plain path for any file a batch could not read whole.
 //!
 //! Each file is opened into a slot of the ring's own file table (a "direct
 //! descriptor": no entry in the process's file table to take and give back),
@@ -16,6 +19,8 @@
 //! return, reuse or free them before the kernel has completed every request
 //! that refers to them.
 
+#[cfg(target_os = "linux")]
+mod calls;
 #[cfg(target_os = "linux")]
 mod linux;
 
@@ -36,11 +41,17 @@ pub enum Read<'a> {
     Failed(io::Error),
 }
 
-/// A ring with `slots` files in flight at once, each with a buffer of its
-/// own; one per thread.
+/// A batch of `slots` files read at once, each into a buffer of its own,
+/// through io_uring or with plain calls; one per thread.
 pub struct Batch {
     #[cfg(target_os = "linux")]
-    inner: linux::Ring,
+    inner: Inner,
+}
+
+#[cfg(target_os = "linux")]
+enum Inner {
+    Ring(Box<linux::Ring>),
+    Calls(calls::Calls),
 }
 
 impl Batch {
@@ -49,12 +60,47 @@ impl Batch {
     pub fn new(slots: usize, buffer: usize) -> Option<Batch> {
         #[cfg(target_os = "linux")]
         {
-            linux::Ring::new(slots, buffer).map(|inner| Batch { inner })
+            linux::Ring::new(slots, buffer).map(|ring| Batch {
+                inner: Inner::Ring(Box::new(ring)),
+            })
         }
         #[cfg(not(target_os = "linux"))]
         {
             let _ = (slots, buffer);
             None
+        }
+    }
+
+    /// The same batch read with plain system calls, one file at a time:
+    /// for Linux without io_uring. `None` on other systems.
+    pub fn with_calls(slots: usize, buffer: usize) -> Option<Batch> {
+        #[cfg(target_os = "linux")]
+        {
+            Some(Batch {
+                inner: Inner::Calls(calls::Calls::new(slots, buffer)),
+            })
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = (slots, buffer);
+            None
+        }
+    }
+
+    /// A ring where the kernel gives one, otherwise [`Batch::with_calls`].
+    pub fn best(slots: usize, buffer: usize) -> Option<Batch> {
+        Batch::new(slots, buffer).or_else(|| Batch::with_calls(slots, buffer))
+    }
+
+    /// Whether this batch goes through io_uring.
+    pub fn is_ring(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        {
+            matches!(self.inner, Inner::Ring(_))
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            false
         }
     }
 
@@ -69,7 +115,10 @@ impl Batch {
     pub fn slots(&self) -> usize {
         #[cfg(target_os = "linux")]
         {
-            self.inner.slots()
+            match &self.inner {
+                Inner::Ring(ring) => ring.slots(),
+                Inner::Calls(calls) => calls.slots(),
+            }
         }
         #[cfg(not(target_os = "linux"))]
         {
@@ -88,7 +137,7 @@ impl Batch {
     ///
     /// # Errors
     /// When the ring itself fails (no outcome was given then); the batch
-    /// cannot be used again.
+    /// cannot be used again. Also when `files` are more than its slots.
     pub fn read(
         &mut self,
         files: &[(BorrowedFd<'_>, &CStr)],
@@ -96,7 +145,10 @@ impl Batch {
     ) -> io::Result<Vec<Read<'_>>> {
         #[cfg(target_os = "linux")]
         {
-            self.inner.read(files, noatime)
+            match &mut self.inner {
+                Inner::Ring(ring) => ring.read(files, noatime),
+                Inner::Calls(calls) => calls.read(files, noatime),
+            }
         }
         #[cfg(not(target_os = "linux"))]
         {
@@ -119,11 +171,31 @@ mod tests {
     }
 
     #[test]
-    fn reads_small_files_whole_and_tells_what_it_could_not_read() {
-        let Some(mut batch) = Batch::new(4, 16) else {
-            // The kernel refuses io_uring here; callers take their plain path.
-            return;
-        };
+    fn a_ring_reads_small_files_whole_and_tells_what_it_could_not_read() {
+        match Batch::new(4, 16) {
+            Some(batch) => {
+                assert!(batch.is_ring());
+                reads_small_files_whole_and_tells_what_it_could_not_read(batch);
+            }
+            // The kernel refuses io_uring here: only the calls are tested.
+            None => assert!(!Batch::available()),
+        }
+    }
+
+    #[test]
+    fn plain_calls_read_the_same() {
+        let batch = Batch::with_calls(4, 16).expect("Linux");
+        assert!(!batch.is_ring());
+        reads_small_files_whole_and_tells_what_it_could_not_read(batch);
+    }
+
+    #[test]
+    fn the_best_batch_is_a_ring_where_the_kernel_gives_one() {
+        let best = Batch::best(4, 16).expect("Linux");
+        assert_eq!(best.is_ring(), Batch::available());
+    }
+
+    fn reads_small_files_whole_and_tells_what_it_could_not_read(mut batch: Batch) {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("small"), b"hello").expect("write");
         std::fs::write(dir.path().join("empty"), b"").expect("write");
@@ -140,7 +212,7 @@ mod tests {
         for chunk in list.chunks(batch.slots()).enumerate() {
             let (round, chunk) = chunk;
             let files: Vec<_> = chunk.iter().map(|n| (fd, n.as_c_str())).collect();
-            let outcomes = batch.read(&files, true).expect("the ring works");
+            let outcomes = batch.read(&files, true).expect("the batch works");
             assert_eq!(outcomes.len(), files.len());
             for (i, read) in outcomes.into_iter().enumerate() {
                 let what = match read {
@@ -166,7 +238,18 @@ mod tests {
         let again = names(&["small"]);
         let outcomes = batch
             .read(&[(fd, again[0].as_c_str())], false)
-            .expect("the ring works");
+            .expect("the batch works");
         assert!(matches!(outcomes[..], [Read::Short(b"hello")]));
+
+        // More files than slots: refused, the batch still usable.
+        let many: Vec<_> = (0..=batch.slots())
+            .map(|_| (fd, again[0].as_c_str()))
+            .collect();
+        let refused = batch.read(&many, false).map(|_| ()).expect_err("too many");
+        assert_eq!(refused.kind(), std::io::ErrorKind::InvalidInput);
+        let slots = batch.slots();
+        let outcomes = batch.read(&many[1..], false).expect("the batch works");
+        assert_eq!(outcomes.len(), slots);
+        assert!(outcomes.iter().all(|r| matches!(r, Read::Short(b"hello"))));
     }
 }
