@@ -138,7 +138,9 @@ impl SummaryStore for LocalStore {
 }
 
 /// The latest summary in `store` of `organisation` that finished before
-/// `current` (another run id): the run a new run is compared with. Runs of
+/// `current` (another run id): the run a new run is compared with. Times
+/// are kept to the second, so a run that finished in the same second counts
+/// as before when it also started before (its run id sorts first). Runs of
 /// another organisation that share the store are never picked.
 ///
 /// # Errors
@@ -153,9 +155,16 @@ pub fn previous_run(store: &dyn SummaryStore, current: &RunSummary) -> Result<Op
         if summary.organisation != current.organisation {
             continue;
         }
-        if summary.finished_at.as_str() < current.finished_at.as_str()
-            || current.finished_at.is_empty()
+        let before = match summary
+            .finished_at
+            .as_str()
+            .cmp(current.finished_at.as_str())
         {
+            std::cmp::Ordering::Less => true,
+            std::cmp::Ordering::Equal => summary.run_id < current.run_id,
+            std::cmp::Ordering::Greater => false,
+        };
+        if before || current.finished_at.is_empty() {
             return Ok(Some(summary));
         }
     }
@@ -269,5 +278,45 @@ pub fn read_drift(run_dir: &Path) -> Result<Option<Drift>> {
         Ok(bytes) => Drift::decode(&bytes, &path.display().to_string()).map(Some),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(organisation: &str, run_id: &str, finished_at: &str) -> RunSummary {
+        let mut s = RunSummary::build(None, &[]);
+        s.organisation = organisation.into();
+        s.run_id = run_id.into();
+        s.started_at = format!(
+            "2026-12-04T{}:{}:{}Z",
+            &run_id[9..11],
+            &run_id[11..13],
+            &run_id[13..15]
+        );
+        s.finished_at = finished_at.into();
+        s.as_of = finished_at.into();
+        s
+    }
+
+    #[test]
+    fn the_previous_run_is_the_latest_that_finished_before_even_in_the_same_second() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = LocalStore::new(dir.path());
+        let earlier = summary("Clinic", "20261204T120000Z-aaaa", "2026-12-04T12:00:05Z");
+        let same_second = summary("Clinic", "20261204T120002Z-bbbb", "2026-12-04T12:00:07Z");
+        let current = summary("Clinic", "20261204T120004Z-cccc", "2026-12-04T12:00:07Z");
+        // Started after the current run and finished with it: not before it.
+        let later = summary("Clinic", "20261204T120006Z-dddd", "2026-12-04T12:00:07Z");
+        let other = summary("Dental", "20261204T120003Z-eeee", "2026-12-04T12:00:06Z");
+        for s in [&earlier, &same_second, &current, &later, &other] {
+            store.write(s).expect("write");
+        }
+        let previous = previous_run(&store, &current).expect("read");
+        assert_eq!(previous.map(|p| p.run_id), Some(same_second.run_id.clone()));
+        let previous = previous_run(&store, &same_second).expect("read");
+        assert_eq!(previous.map(|p| p.run_id), Some(earlier.run_id.clone()));
+        assert_eq!(previous_run(&store, &earlier).expect("read"), None);
     }
 }
