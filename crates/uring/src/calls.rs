@@ -19,11 +19,8 @@ pub(crate) struct Calls {
 
 impl Calls {
     pub(crate) fn new(slots: usize, buffer: usize) -> Calls {
-        let (slots, buffer) = (slots.clamp(1, 1024), buffer.max(1));
         Calls {
-            buffers: (0..slots)
-                .map(|_| vec![0u8; buffer].into_boxed_slice())
-                .collect(),
+            buffers: super::slot_buffers(slots, buffer),
         }
     }
 
@@ -36,12 +33,7 @@ impl Calls {
         files: &[(BorrowedFd<'_>, &CStr)],
         noatime: bool,
     ) -> io::Result<Vec<Read<'_>>> {
-        if files.len() > self.buffers.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "more files than the batch has slots",
-            ));
-        }
+        super::fits(files.len(), self.buffers.len())?;
         let mut flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
         if noatime {
             flags |= OFlags::NOATIME;
@@ -63,11 +55,7 @@ impl Calls {
             .buffers
             .iter()
             .zip(counts)
-            .map(|(buffer, count)| match count {
-                Err(e) => Read::Failed(io::Error::from(e)),
-                Ok(n) if n < buffer.len() => Read::Short(&buffer[..n]),
-                Ok(_) => Read::Full,
-            })
+            .map(|(buffer, count)| super::outcome(buffer, count.map_err(io::Error::from)))
             .collect())
     }
 }

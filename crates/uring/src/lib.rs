@@ -41,6 +41,38 @@ pub enum Read<'a> {
     Failed(io::Error),
 }
 
+/// One buffer per slot: 1 to 1,024 slots, each of 1 byte to 4 GiB (a read's
+/// length is 32 bits in io_uring).
+#[cfg(target_os = "linux")]
+fn slot_buffers(slots: usize, buffer: usize) -> Vec<Box<[u8]>> {
+    let buffer = buffer.clamp(1, u32::MAX as usize);
+    (0..slots.clamp(1, 1024))
+        .map(|_| vec![0u8; buffer].into_boxed_slice())
+        .collect()
+}
+
+/// Refuses a batch of more `files` than `slots`.
+#[cfg(target_os = "linux")]
+fn fits(files: usize, slots: usize) -> io::Result<()> {
+    if files > slots {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "more files than the batch has slots",
+        ));
+    }
+    Ok(())
+}
+
+/// What reading into `buffer` gave: `read` bytes, or why not.
+#[cfg(target_os = "linux")]
+fn outcome(buffer: &[u8], read: io::Result<usize>) -> Read<'_> {
+    match read {
+        Err(e) => Read::Failed(e),
+        Ok(n) if n < buffer.len() => Read::Short(&buffer[..n]),
+        Ok(_) => Read::Full,
+    }
+}
+
 /// A batch of `slots` files read at once, each into a buffer of its own,
 /// through io_uring or with plain calls; one per thread.
 pub struct Batch {

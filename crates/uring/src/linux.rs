@@ -25,10 +25,10 @@ pub(crate) struct Ring {
 
 impl Ring {
     pub(crate) fn new(slots: usize, buffer: usize) -> Option<Ring> {
-        let slots = slots.clamp(1, 1024);
-        let buffer = buffer.clamp(1, u32::MAX as usize);
+        let buffers = super::slot_buffers(slots, buffer);
         // Every request of a full batch fits in the submission queue at once;
         // the completion queue is twice as large.
+        let slots = buffers.len();
         let entries = u32::try_from(slots * REQUESTS).ok()?.next_power_of_two();
         let ring = IoUring::new(entries).ok()?;
         // A sparse file table for direct descriptors (Linux 5.19).
@@ -37,9 +37,7 @@ impl Ring {
             .ok()?;
         Some(Ring {
             ring,
-            buffers: (0..slots)
-                .map(|_| vec![0u8; buffer].into_boxed_slice())
-                .collect(),
+            buffers,
             broken: false,
         })
     }
@@ -56,12 +54,7 @@ impl Ring {
         if self.broken {
             return Err(io::Error::other("the io_uring failed earlier"));
         }
-        if files.len() > self.buffers.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "more files than the ring has slots",
-            ));
-        }
+        super::fits(files.len(), self.buffers.len())?;
         let flags = libc_flags() | if noatime { libc::O_NOATIME } else { 0 };
         {
             let mut queue = self.ring.submission();
@@ -130,13 +123,14 @@ impl Ring {
             .buffers
             .iter()
             .zip(opened.iter().zip(&read))
-            .map(|(buffer, (&o, &r))| match (o, r) {
-                (o, _) if o < 0 => Read::Failed(io::Error::from_raw_os_error(-o)),
-                (_, r) if r < 0 => Read::Failed(io::Error::from_raw_os_error(-r)),
-                (_, r) => match usize::try_from(r) {
-                    Ok(n) if n < buffer.len() => Read::Short(&buffer[..n]),
-                    _ => Read::Full,
-                },
+            .map(|(buffer, (&o, &r))| {
+                let read = match (o, r) {
+                    (o, _) if o < 0 => Err(io::Error::from_raw_os_error(-o)),
+                    (_, r) if r < 0 => Err(io::Error::from_raw_os_error(-r)),
+                    // Non-negative: fits.
+                    (_, r) => Ok(usize::try_from(r).unwrap_or(usize::MAX)),
+                };
+                super::outcome(buffer, read)
             })
             .collect();
         Ok(outcomes)
