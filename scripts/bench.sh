@@ -9,7 +9,10 @@
 # Run as root on Linux, it also verifies package (b) with io_uring switched
 # off (kernel.io_uring_disabled=2 for that one benchmark, restored after), as
 # in a container whose seccomp profile refuses it; its figures are named
-# package.b_no_io_uring.*.
+# package.b_no_io_uring.*. On a CPU with SHA-NI it runs the package benchmark
+# again with SHA-NI switched off (AUDITPACK_SHA_NI=off, and OpenSSL's masked
+# for bagit-python and the floor), which is how a CPU without it hashes; its
+# figures are named package.a_no_sha_ni.* and package.b_no_sha_ni.*.
 #
 # The benchmarks keep their human output (saved under target/bench-logs/) and
 # print one tab-separated `@figure` line per figure (benches/common/mod.rs),
@@ -20,12 +23,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 quick=0
-only="evaluate,report,package,package_no_io_uring,m365_collect,fleet,trends,store"
+only="evaluate,report,package,package_no_io_uring,package_no_sha_ni,m365_collect,fleet,trends,store"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --only) only="$2"; shift ;;
-    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -93,6 +96,11 @@ if [[ ",$only," == *,package_no_io_uring,* ]] && [ -w "$uring_switch" ] &&
   rename=""
   echo 0 >"$uring_switch"
   trap - EXIT
+fi
+if [ "$sha_ni" = yes ]; then
+  rename='s/^package\.\([ab]\)\./package.\1_no_sha_ni./'
+  run package_no_sha_ni AUDITPACK_SHA_NI=off "${package_env[@]}" cargo bench --locked --bench package
+  rename=""
 fi
 run m365_collect cargo bench --locked --bench m365_collect -- "${collect_args[@]}"
 run fleet "${fleet_env[@]}" cargo bench --locked --bench fleet

@@ -115,11 +115,29 @@ const K: [u32; 64] = [
     0xc671_78f2,
 ];
 
-/// Whether this CPU has SHA-256 instructions (x86 SHA-NI). One stream on
-/// them is faster than any lane of the SIMD kernels, so callers should
-/// prefer [`Kernel::sha_ni`] for messages they can pair, or a library that
-/// uses them (such as `ring`) for one message, when this is true.
+/// The environment variable that, set to `off`, makes
+/// [`has_sha_instructions`] false on any CPU.
+pub const SHA_NI_SWITCH: &str = "AUDITPACK_SHA_NI";
+
+/// Whether this CPU has SHA-256 instructions (x86 SHA-NI) and they are not
+/// switched off. One stream on them is faster than any lane of the SIMD
+/// kernels, so callers should prefer [`Kernel::sha_ni`] for messages they can
+/// pair, or a library that uses them (such as `ring`) for one message, when
+/// this is true.
+///
+/// With [`SHA_NI_SWITCH`] set to `off` when it is first asked, this is false
+/// for the rest of the process, so that a machine with SHA-NI runs, tests and
+/// measures the code of a machine without it (the digests are the same).
 pub fn has_sha_instructions() -> bool {
+    static USE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *USE.get_or_init(|| {
+        cpu_has_sha_instructions()
+            && std::env::var_os(SHA_NI_SWITCH).is_none_or(|value| value != "off")
+    })
+}
+
+/// Whether this CPU has SHA-256 instructions, switched off or not.
+pub fn cpu_has_sha_instructions() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("sha")
