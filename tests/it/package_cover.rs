@@ -573,6 +573,15 @@ fn zip_entries_that_differ_by_a_slash_or_hold_nothing_are_refused() {
         });
         assert!(!zip_problems(&p, &bad).is_empty(), "{name}");
     }
+
+    // A hostile name is shown escaped once, as the name it is.
+    let control = rebuild(&good, |z| {
+        z.start_file("pkg/data/a\"\tb", file).expect("start");
+    });
+    assert_problem(
+        &zip_problems(&p, &control),
+        "zip entry \"pkg/data/a\\\"\\tb\": control character in the name",
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::{self, BufReader, Cursor, Read, Seek, SeekFrom, Write};
+use std::io::{self, Cursor, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -27,11 +27,11 @@ pub(crate) const MAX_TOTAL_SIZE: u64 = 1 << 42;
 pub(crate) const MAX_RATIO: u64 = 1100;
 /// Most entries a zip may hold.
 pub(crate) const MAX_ENTRIES: usize = 2_000_000;
-/// Buffer of the archive handle. Opening seeks to every entry's local header
-/// and the zip reader's seeks drop the buffer, so a read-sized buffer would
-/// read 128 KiB for each 30-byte header (2.6 GB for 20,000 entries); entry
-/// bytes are hashed through positional reads instead.
-const HEADER_READ: usize = 4096;
+/// Window of the archive handle ([`Window`]). Opening seeks to every entry's
+/// local header and past it, in the order the entries lie, so the headers of
+/// small entries come out of one window; a large entry costs one window read
+/// for its header. Entry bytes are hashed through positional reads instead.
+const WINDOW: usize = 64 * 1024;
 
 pub use super::hash::Hashed;
 
@@ -584,8 +584,8 @@ pub(crate) enum ZipSource<'a> {
 
 /// A readable, seekable handle on a [`ZipSource`].
 pub(crate) enum Handle<'a> {
-    /// A buffered file.
-    File(BufReader<File>),
+    /// A file, read through a window.
+    File(Window<'a>),
     /// A cursor over bytes.
     Memory(Cursor<&'a [u8]>),
     /// A cursor over a remote object.
@@ -615,9 +615,7 @@ impl Seek for Handle<'_> {
 impl<'a> ZipSource<'a> {
     fn handle(self) -> io::Result<Handle<'a>> {
         Ok(match self {
-            ZipSource::File(p) => {
-                Handle::File(BufReader::with_capacity(HEADER_READ, File::open(p)?))
-            }
+            ZipSource::File(p) => Handle::File(Window::new(Bytes::File(File::open(p)?))),
             ZipSource::Memory(b) => Handle::Memory(Cursor::new(b)),
             ZipSource::Remote(cache) => Handle::Remote(RemoteCursor::new(cache)),
         })
@@ -721,9 +719,8 @@ impl<'a> ZipReader<'a> {
                 problems.push(format!("zip entry {i}: name is not UTF-8"));
                 continue;
             };
-            let shown = name.escape_debug().to_string();
             if let Some(reason) = unsafe_entry_name(name) {
-                problems.push(format!("zip entry {shown:?}: {reason}"));
+                problems.push(format!("zip entry {name:?}: {reason}"));
                 continue;
             }
             let is_dir = name.ends_with('/');
@@ -736,7 +733,7 @@ impl<'a> ZipReader<'a> {
                 None => top = Some(first.to_owned()),
                 Some(t) if t != first => {
                     problems.push(format!(
-                        "zip entry {shown:?}: outside the single top-level folder {t:?}"
+                        "zip entry {name:?}: outside the single top-level folder {t:?}"
                     ));
                     continue;
                 }
@@ -744,33 +741,33 @@ impl<'a> ZipReader<'a> {
             }
             let kind = entry.unix_mode().map(|m| m & 0o170_000);
             if entry.is_symlink() || kind == Some(0o120_000) {
-                problems.push(format!("zip entry {shown:?}: a symlink"));
+                problems.push(format!("zip entry {name:?}: a symlink"));
                 continue;
             }
             if entry.encrypted() {
-                problems.push(format!("zip entry {shown:?}: encrypted"));
+                problems.push(format!("zip entry {name:?}: encrypted"));
                 continue;
             }
             if is_dir {
                 if !matches!(kind, None | Some(0) | Some(0o040_000)) {
-                    problems.push(format!("zip entry {shown:?}: not a folder"));
+                    problems.push(format!("zip entry {name:?}: not a folder"));
                 }
                 if let Some(rel) = rest {
                     if !dirs.insert(rel.to_owned()) {
-                        problems.push(format!("zip entry {shown:?} is a duplicate"));
+                        problems.push(format!("zip entry {name:?} is a duplicate"));
                     }
                 }
                 continue;
             }
             if !matches!(kind, None | Some(0) | Some(0o100_000)) {
                 problems.push(format!(
-                    "zip entry {shown:?}: not a regular file (device, FIFO or socket)"
+                    "zip entry {name:?}: not a regular file (device, FIFO or socket)"
                 ));
                 continue;
             }
             let Some(rel) = rest else {
                 problems.push(format!(
-                    "zip entry {shown:?}: a file at the top level, outside the package folder"
+                    "zip entry {name:?}: a file at the top level, outside the package folder"
                 ));
                 continue;
             };
@@ -778,7 +775,7 @@ impl<'a> ZipReader<'a> {
             let method = entry.compression();
             if method != CompressionMethod::Stored && method != CompressionMethod::Deflated {
                 problems.push(format!(
-                    "zip entry {shown:?}: uses compression {method}, not stored or deflate"
+                    "zip entry {name:?}: uses compression {method}, not stored or deflate"
                 ));
                 continue;
             }
@@ -787,12 +784,12 @@ impl<'a> ZipReader<'a> {
                 || (size > 1 << 20 && size / packed.max(1) > MAX_RATIO)
             {
                 problems.push(format!(
-                    "zip entry {shown:?}: declares an absurd size ({size} bytes from {packed}): refusing it as a possible zip bomb"
+                    "zip entry {name:?}: declares an absurd size ({size} bytes from {packed}): refusing it as a possible zip bomb"
                 ));
                 continue;
             }
             let Some(start) = entry.data_start() else {
-                problems.push(format!("zip entry {shown:?}: has no local header"));
+                problems.push(format!("zip entry {name:?}: has no local header"));
                 continue;
             };
             let found = Entry {
@@ -804,7 +801,7 @@ impl<'a> ZipReader<'a> {
             };
             total = total.saturating_add(size);
             if index.insert(rel.to_owned(), found).is_some() {
-                problems.push(format!("zip entry {shown:?}: a duplicate"));
+                problems.push(format!("zip entry {name:?}: a duplicate"));
                 continue;
             }
             files.insert(rel.to_owned(), size);
@@ -819,8 +816,7 @@ impl<'a> ZipReader<'a> {
         if top.is_none() {
             problems.push("the archive: empty".into());
         }
-        let bytes = source.bytes()?;
-        check_layout(&bytes, &mut records, problems);
+        check_layout(&mut Window::new(source.bytes()?), &mut records, problems);
         let folders = folders_of(&files, dirs);
         Ok(ZipReader {
             source,
@@ -912,7 +908,7 @@ const MAX_DIRECTORY: u64 = (MAX_ENTRIES as u64) * 180;
 /// exactly as many records as declared with no name twice, filling its
 /// declared size; then the end records, with no archive comment and nothing
 /// after them. Problems go into `problems`; `records` is sorted by offset.
-fn check_layout(bytes: &Bytes<'_>, records: &mut [Record], problems: &mut Vec<String>) {
+fn check_layout(bytes: &mut Window<'_>, records: &mut [Record], problems: &mut Vec<String>) {
     let len = match bytes.len() {
         Ok(len) => len,
         Err(e) => {
@@ -970,7 +966,7 @@ fn check_layout(bytes: &Bytes<'_>, records: &mut [Record], problems: &mut Vec<St
 }
 
 /// Read `buf.len()` bytes at `offset`, or fail.
-fn read_exact_at(bytes: &Bytes<'_>, buf: &mut [u8], offset: u64) -> Result<(), String> {
+fn read_exact_at(bytes: &mut Window<'_>, buf: &mut [u8], offset: u64) -> Result<(), String> {
     let mut done = 0;
     while done < buf.len() {
         match bytes.read_at(&mut buf[done..], offset.saturating_add(done as u64)) {
@@ -1009,7 +1005,7 @@ fn u64_at(b: &[u8], i: usize) -> u64 {
 /// The end-of-central-directory record, which must close the archive with
 /// no comment, and the ZIP64 end record and locator right before it when
 /// there are some.
-fn end_records(bytes: &Bytes<'_>, len: u64) -> Result<End, String> {
+fn end_records(bytes: &mut Window<'_>, len: u64) -> Result<End, String> {
     let eocd_at = len.checked_sub(22).ok_or("the archive is too short")?;
     let mut eocd = [0u8; 22];
     read_exact_at(bytes, &mut eocd, eocd_at)?;
@@ -1066,7 +1062,7 @@ fn end_records(bytes: &Bytes<'_>, len: u64) -> Result<End, String> {
 /// How many records the central directory holds (they must fill it
 /// exactly), and what is wrong with them: a name listed twice, a name that
 /// other unzippers would read differently, a comment.
-fn central_directory(bytes: &Bytes<'_>, end: &End) -> Result<(u64, Vec<String>), String> {
+fn central_directory(bytes: &mut Window<'_>, end: &End) -> Result<(u64, Vec<String>), String> {
     let size = end.end - end.start;
     if size > MAX_DIRECTORY {
         return Err(format!(
@@ -1142,7 +1138,7 @@ fn read_otherwise(name: &[u8], flags: u16, extra: &[u8]) -> Option<&'static str>
 
 /// Check the local header (and data descriptor) of the entry `record`
 /// describes; where the next entry must start.
-fn local_entry(bytes: &Bytes<'_>, len: u64, record: &Record) -> Result<u64, String> {
+fn local_entry(bytes: &mut Window<'_>, len: u64, record: &Record) -> Result<u64, String> {
     // One read for the header, name and extra field of nearly every entry.
     let mut buf = [0u8; 512];
     let want = len.saturating_sub(record.header).min(buf.len() as u64) as usize;
@@ -1358,6 +1354,83 @@ impl Bytes<'_> {
     }
 }
 
+/// An archive read by position through a window of [`WINDOW`] bytes that
+/// seeks keep. Opening seeks to each entry's local header, then to its data,
+/// and a `BufReader` drops its buffer and makes a system call on every seek
+/// (three calls per entry of 4 KiB), where the next header mostly lies in the
+/// bytes already read; the layout check reads every local header again, in
+/// the order they lie.
+pub(crate) struct Window<'a> {
+    bytes: Bytes<'a>,
+    /// Where [`Read`] reads next.
+    pos: u64,
+    window: Box<[u8]>,
+    /// Where in the archive `window` starts, and how much of it is filled.
+    start: u64,
+    filled: usize,
+}
+
+impl<'a> Window<'a> {
+    fn new(bytes: Bytes<'a>) -> Window<'a> {
+        Window {
+            bytes,
+            pos: 0,
+            window: vec![0; WINDOW].into_boxed_slice(),
+            start: 0,
+            filled: 0,
+        }
+    }
+
+    /// The archive's length.
+    fn len(&self) -> Result<u64, String> {
+        self.bytes.len()
+    }
+
+    /// Read at `offset`, as much as fits in `buf` (0 only at the end): out
+    /// of the window where it holds `offset`, else straight into `buf` when
+    /// that is at least as large, else through a window read from `offset`.
+    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let inside = offset
+            .checked_sub(self.start)
+            .and_then(|at| usize::try_from(at).ok())
+            .filter(|&at| at < self.filled);
+        let at = match inside {
+            Some(at) => at,
+            None if buf.len() >= self.window.len() => return self.bytes.read_at(buf, offset),
+            None => {
+                self.filled = 0;
+                self.filled = self.bytes.read_at(&mut self.window, offset)?;
+                self.start = offset;
+                0
+            }
+        };
+        let n = buf.len().min(self.filled - at);
+        buf[..n].copy_from_slice(&self.window[at..at + n]);
+        Ok(n)
+    }
+}
+
+impl Read for Window<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for Window<'_> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        let to = match pos {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::End(d) => self.len().map_err(io::Error::other)?.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos =
+            to.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
+        Ok(self.pos)
+    }
+}
+
 /// An entry's packed bytes, read by position; an archive that ends before
 /// them is an error, not a short entry.
 struct Span<'a> {
@@ -1421,6 +1494,43 @@ impl Read for EntryReader<'_> {
 mod tests {
     use super::*;
     use crate::hash::Reading;
+
+    proptest::proptest! {
+        /// Reads through the window, by position or after any seek, give
+        /// the bytes where they are, whether the window holds them, a read
+        /// is larger than it, or the end is near.
+        #[test]
+        fn the_window_reads_what_lies_there(
+            len in 0usize..3 * WINDOW,
+            steps in proptest::collection::vec(
+                (0u8..3, 0usize..3 * WINDOW + 10, 0usize..WINDOW + 100),
+                1..40,
+            ),
+        ) {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            let mut window = Window::new(Bytes::Memory(&bytes));
+            for (how, at, want) in steps {
+                let mut buf = vec![0u8; want];
+                let (from, n) = match how {
+                    0 => (at as u64, window.read_at(&mut buf, at as u64).unwrap()),
+                    1 => {
+                        let from = window.seek(SeekFrom::Start(at as u64)).unwrap();
+                        (from, window.read(&mut buf).unwrap())
+                    }
+                    _ => {
+                        let back = i64::try_from(at.min(len)).unwrap();
+                        let from = window.seek(SeekFrom::End(-back)).unwrap();
+                        (from, window.read(&mut buf).unwrap())
+                    }
+                };
+                let from = usize::try_from(from).unwrap();
+                let there = bytes.get(from..).unwrap_or(&[]);
+                proptest::prop_assert!(n > 0 || want == 0 || there.is_empty());
+                proptest::prop_assert_eq!(&buf[..n], &there[..n.min(there.len())]);
+                proptest::prop_assert!(n <= there.len());
+            }
+        }
+    }
 
     /// A FIFO at `path`, made by `mkfifo(1)`.
     fn mkfifo(path: &Path) {
