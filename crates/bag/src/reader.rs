@@ -16,7 +16,7 @@ use zip::{CompressionMethod, ZipArchive};
 use super::hash::{hash_copy_many, Algorithm};
 use super::known_size::KnownSize;
 use crate::parallel::parallel_map;
-use crate::remote::{BlockCache, Cursor as RemoteCursor};
+use crate::remote::{seek_target, BlockCache, Cursor as RemoteCursor};
 
 /// Largest entry a zip may declare (1 TiB): more is absurd for evidence.
 pub(crate) const MAX_ENTRY_SIZE: u64 = 1 << 40;
@@ -1420,13 +1420,7 @@ impl Read for Window<'_> {
 
 impl Seek for Window<'_> {
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        let to = match pos {
-            SeekFrom::Start(p) => Some(p),
-            SeekFrom::End(d) => self.len().map_err(io::Error::other)?.checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        self.pos =
-            to.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
+        self.pos = seek_target(pos, self.pos, || self.len().map_err(io::Error::other))?;
         Ok(self.pos)
     }
 }

@@ -135,17 +135,24 @@ impl Read for Cursor<'_> {
 
 impl Seek for Cursor<'_> {
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        let len = self.cache.len();
-        let to = match pos {
-            SeekFrom::Start(p) => Some(p),
-            SeekFrom::End(d) => len.checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        let to =
-            to.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
-        self.pos = to;
-        Ok(to)
+        self.pos = seek_target(pos, self.pos, || Ok(self.cache.len()))?;
+        Ok(self.pos)
     }
+}
+
+/// Where a seek to `pos` lands from `current` in bytes `len` long (asked
+/// only for a seek from the end), for cursors that read by position.
+pub(crate) fn seek_target(
+    pos: SeekFrom,
+    current: u64,
+    len: impl FnOnce() -> io::Result<u64>,
+) -> io::Result<u64> {
+    let to = match pos {
+        SeekFrom::Start(p) => Some(p),
+        SeekFrom::End(d) => len()?.checked_add_signed(d),
+        SeekFrom::Current(d) => current.checked_add_signed(d),
+    };
+    to.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))
 }
 
 #[cfg(test)]
