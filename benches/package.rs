@@ -647,12 +647,7 @@ fn openssl_baseline(
         let out = child
             .wait_with_output()
             .map_err(|e| format!("openssl: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "openssl dgst failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
+        succeeded("openssl", &["dgst"], &out)?;
     }
     Ok(t.elapsed())
 }
@@ -789,6 +784,12 @@ fn sh(program: &str, args: &[&str], dir: &Path, tail: &[&str]) -> Result<(), Str
         .envs(reference_env())
         .output()
         .map_err(|e| format!("{program}: {e}"))?;
+    succeeded(program, args, &out)
+}
+
+/// `Ok` when `program` run with `args` exited successfully, else its
+/// standard error.
+fn succeeded(program: &str, args: &[&str], out: &std::process::Output) -> Result<(), String> {
     if out.status.success() {
         Ok(())
     } else {
