@@ -38,15 +38,6 @@ use auditpack::fleet::{FleetFile, FleetOptions, OrgResult};
 use auditpack::simulate::{FleetSpec, SimOptions, SimRateLimits, Simulator};
 use auditpack::sources::m365::limits::{Limit, Limits};
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// The child: serve the fleet, print the base URL, the shared accounts'
 /// credentials (one line, tab-separated) and one line per organisation
 /// (`tenant id<TAB>NinjaOne organization id<TAB>Datto site uid<TAB>name`),
@@ -198,20 +189,20 @@ fn cpu_time(pid: &str) -> Option<Duration> {
 }
 
 fn main() {
-    let orgs = ((arg("--orgs", 200) as f64 * common::scale()).round() as usize).max(1);
-    let users = arg("--users", 300) as usize;
-    let devices = arg("--devices", 150) as usize;
-    let latency = Duration::from_millis(arg("--latency-ms", 50));
+    let orgs = ((common::arg("--orgs", 200.0) * common::scale()).round() as usize).max(1);
+    let users = common::arg("--users", 300_usize);
+    let devices = common::arg("--devices", 150_usize);
+    let latency = Duration::from_millis(common::arg("--latency-ms", 50));
     // The pace the NinjaOne collector keeps to (`requests_per_minute`;
     // NinjaOne publishes no limit, 300 is the collector's default).
-    let ninja_rpm = arg("--ninja-rpm", 300).max(1);
+    let ninja_rpm = common::arg("--ninja-rpm", 300).max(1);
     if std::env::args().any(|a| a == "--serve") {
         serve(orgs, users, devices, latency);
         return;
     }
     // As many organisations at once as it takes for the APIs' limits and
     // the CPU, not the concurrency cap, to bound the run.
-    let concurrency = arg("--concurrency", orgs.min(64) as u64);
+    let concurrency = common::arg("--concurrency", orgs.min(64) as u64);
     let exe = std::env::current_exe().expect("own path");
     let mut child = Command::new(exe)
         .args(["--serve", "--orgs", &orgs.to_string()])

@@ -27,15 +27,6 @@ use auditpack::simulate::{SimOptions, Simulator, Tenant};
 use auditpack::sources::build_collectors;
 use auditpack::sources::m365::limits::Limits;
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn serve(users: usize, devices: usize, latency: Duration) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
@@ -68,17 +59,6 @@ fn serve(users: usize, devices: usize, latency: Duration) {
     });
 }
 
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// Shortest time `pages` sequential requests can take under a bucket of
 /// `capacity` per `period` with `latency` each.
 fn chain(pages: usize, latency: Duration, capacity: u32, period: Duration) -> Duration {
@@ -91,15 +71,15 @@ fn chain(pages: usize, latency: Duration, capacity: u32, period: Duration) -> Du
 fn main() {
     if std::env::args().any(|a| a == "--serve") {
         serve(
-            arg("--users", 100_000) as usize,
-            arg("--devices", 30_000) as usize,
-            Duration::from_millis(arg("--latency-ms", 50)),
+            common::arg("--users", 100_000_usize),
+            common::arg("--devices", 30_000_usize),
+            Duration::from_millis(common::arg("--latency-ms", 50)),
         );
         return;
     }
-    let users = arg("--users", 100_000);
-    let devices = arg("--devices", 30_000);
-    let latency = Duration::from_millis(arg("--latency-ms", 50));
+    let users = common::arg("--users", 100_000);
+    let devices = common::arg("--devices", 30_000);
+    let latency = Duration::from_millis(common::arg("--latency-ms", 50));
     let exe = std::env::current_exe().expect("own path");
     let mut child = Command::new(exe)
         .args([
@@ -215,7 +195,7 @@ export_poll_interval = "1s"
     ];
     chains.sort_by_key(|(_, d)| std::cmp::Reverse(*d));
     let critical = chains[0].1;
-    let rss = peak_rss_kib();
+    let rss_mib = common::peak_rss().unwrap_or(0.0) / common::MIB;
     println!(
         "m365 collection: {users} users, {devices} devices, {} ms latency per request",
         latency.as_millis()
@@ -236,10 +216,7 @@ export_poll_interval = "1s"
         "ratio:         {:.3} (target <= 1.3)",
         wall.as_secs_f64() / critical.as_secs_f64()
     );
-    println!(
-        "peak RSS:      {:.1} MiB (target < 256 MiB)",
-        rss as f64 / 1024.0
-    );
+    println!("peak RSS:      {:.1} MiB (target < 256 MiB)", rss_mib);
     let ratio = wall.as_secs_f64() / critical.as_secs_f64();
     common::figure(
         "collect.wall_vs_critical_path",
@@ -249,7 +226,7 @@ export_poll_interval = "1s"
     );
     common::figure(
         "collect.peak_rss",
-        rss as f64 / 1024.0,
+        rss_mib,
         "MiB",
         common::Target::AtMost(256.0),
     );

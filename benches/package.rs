@@ -42,14 +42,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use auditpack::config::{KeySource, Signing};
 use auditpack::evidence::{CustodyEntry, FileStat};
 use auditpack::package::{
-    generate_key, hashing_method, load_signer, recorded_hashes, verify, write_bag, write_bag_with,
-    write_zip, BagInfo, BagOptions, Durability, Payload, VerifyOptions,
+    hashing_method, recorded_hashes, verify, write_bag, write_bag_with, write_zip, BagInfo,
+    BagOptions, Durability, Payload,
 };
 
-const IDENTITY: &str = "bench@auditpack.example";
 /// Two-thread `sha2` reference figures (reference/packaging.md).
 const SHA2_MB_PER_S: f64 = 2600.0;
 const SHA2_FILES_PER_S: f64 = 147_000.0;
@@ -132,21 +130,7 @@ fn run_case(case: &Case, runs: usize) -> Result<(), String> {
     sh("sync", &[], &run, &[])?;
     warm(&run);
 
-    let key = root.path().join("key");
-    generate_key(&key, IDENTITY, None).map_err(|e| e.to_string())?;
-    let signer = load_signer(&Signing {
-        key: KeySource::File(key),
-        passphrase: None,
-        identity: IDENTITY.into(),
-        tsa_url: None,
-    })
-    .map_err(|e| e.to_string())?;
-    let signers = root.path().join("allowed_signers");
-    std::fs::write(
-        &signers,
-        signer.allowed_signers_line().map_err(|e| e.to_string())?,
-    )
-    .map_err(|e| e.to_string())?;
+    let (signer, options) = common::signing(root.path())?;
     let info = BagInfo {
         organisation: "Bench".into(),
         contact_name: None,
@@ -155,11 +139,6 @@ fn run_case(case: &Case, runs: usize) -> Result<(), String> {
         started: "2026-01-01T00:00:00Z".into(),
         finished: "2026-01-01T00:00:00Z".into(),
         host: "bench".into(),
-    };
-    let options = VerifyOptions {
-        allowed_signers: signers,
-        identity: Some(IDENTITY.into()),
-        ..VerifyOptions::default()
     };
     let paths = data_files(&run)?;
     let floor = Floor::here();

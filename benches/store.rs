@@ -29,14 +29,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use auditpack::config::{KeySource, S3Location, Signing};
-use auditpack::package::{
-    generate_key, load_signer, verify_remote, write_bag, write_zip, BagInfo, Signer, VerifyOptions,
-};
+use auditpack::config::S3Location;
+use auditpack::package::{verify_remote, write_bag, write_zip, BagInfo, Signer};
 use auditpack::store::{RemoteObject, S3Store};
 use common::{figure, Target, MIB};
 
-const IDENTITY: &str = "bench@auditpack.example";
 const ACCESS_KEY: &str = "AKIDAUDITPACKBENCH";
 const SECRET_KEY: &str = "bench-secret-not-a-real-one";
 const BUCKET: &str = "bench-evidence";
@@ -273,26 +270,7 @@ fn bench() -> Result<(), String> {
         .block_on(store.check_bucket())
         .map_err(|e| e.to_string())?;
 
-    let key = root.path().join("signing_key");
-    generate_key(&key, IDENTITY, None).map_err(|e| e.to_string())?;
-    let signer = load_signer(&Signing {
-        key: KeySource::File(key),
-        passphrase: None,
-        identity: IDENTITY.into(),
-        tsa_url: None,
-    })
-    .map_err(|e| e.to_string())?;
-    let signers = root.path().join("allowed_signers");
-    std::fs::write(
-        &signers,
-        signer.allowed_signers_line().map_err(|e| e.to_string())?,
-    )
-    .map_err(|e| e.to_string())?;
-    let options = VerifyOptions {
-        allowed_signers: signers,
-        identity: Some(IDENTITY.into()),
-        ..VerifyOptions::default()
-    };
+    let (signer, options) = common::signing(root.path())?;
     let packages = root.path().join("packages");
     std::fs::create_dir_all(&packages).map_err(|e| e.to_string())?;
     let until = store.retain_until(chrono::Utc::now());

@@ -24,16 +24,7 @@ use auditpack::history::kpis::KpiSettings;
 use auditpack::simulate::history::{write_history, HistorySpec};
 use auditpack::trends::{dashboard, qbr, Organisation, Period};
 use chrono::{Duration, TimeZone, Utc};
-use common::{figure, scaled, Target};
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use common::{arg, figure, scaled, Target};
 
 fn main() {
     let orgs = arg("--orgs", scaled(200));

@@ -102,3 +102,54 @@ pub fn report_peak(name: &str, label: &str, target: Option<f64>) {
         target.map_or(Target::None, |t| Target::AtMost(t / MIB)),
     );
 }
+
+/// The value after `name` on the command line (`--orgs 20`), or `default`
+/// when it is absent or does not parse.
+pub fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The identity the benchmarks sign packages as.
+pub const IDENTITY: &str = "bench@auditpack.example";
+
+/// A new signing key in `dir`, its signer, and the verification options
+/// that trust it alone.
+pub fn signing(
+    dir: &std::path::Path,
+) -> Result<
+    (
+        auditpack::package::Signer,
+        auditpack::package::VerifyOptions,
+    ),
+    String,
+> {
+    use auditpack::config::{KeySource, Signing};
+    use auditpack::package::{generate_key, load_signer, VerifyOptions};
+
+    let key = dir.join("signing_key");
+    generate_key(&key, IDENTITY, None).map_err(|e| e.to_string())?;
+    let signer = load_signer(&Signing {
+        key: KeySource::File(key),
+        passphrase: None,
+        identity: IDENTITY.into(),
+        tsa_url: None,
+    })
+    .map_err(|e| e.to_string())?;
+    let allowed_signers = dir.join("allowed_signers");
+    std::fs::write(
+        &allowed_signers,
+        signer.allowed_signers_line().map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    let options = VerifyOptions {
+        allowed_signers,
+        identity: Some(IDENTITY.into()),
+        ..VerifyOptions::default()
+    };
+    Ok((signer, options))
+}
