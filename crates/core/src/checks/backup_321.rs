@@ -28,7 +28,7 @@
 //! with immutability (object lock, hardened repository) for the listed
 //! systems, or rotate offline media; fix copy jobs that have fallen behind.
 
-use super::backups::{day, hours_between, in_future, source_gaps, subject};
+use super::backups::{day, hours_between, in_future, judge_systems};
 use super::{Check, CheckInput, Outcome, Threshold};
 use crate::facts::{BackupCopy, FactKind, ProtectedSystem};
 
@@ -123,30 +123,16 @@ fn judge(b: &ProtectedSystem, input: &CheckInput<'_>) -> Result<Option<String>, 
 }
 
 fn run(input: &CheckInput<'_>) -> Outcome {
-    let mut failing = Vec::new();
-    let mut unproven = source_gaps(input, FactKind::Backups);
-    for b in &input.facts.backups {
-        match judge(b, input) {
-            Ok(None) => {}
-            Ok(Some(why)) => failing.push(subject(b, why)),
-            Err(why) => unproven.push(subject(b, why)),
-        }
-    }
-    Outcome::judge_all(
-        input.facts.backups.len(),
-        failing,
-        unproven,
-        "protected systems",
-    )
+    judge_systems(input, |b| judge(b, input))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::backups::fixtures::{from_veeam, system};
-    use crate::checks::fixtures::{as_of, days_ago, ids, run as run_with};
-    use crate::checks::{Limits, Verdict};
-    use crate::facts::{BackupResult, CopyLocation, Facts};
+    use crate::checks::backups::fixtures::{run_on_systems, system};
+    use crate::checks::fixtures::{as_of, days_ago, ids};
+    use crate::checks::Verdict;
+    use crate::facts::{BackupResult, CopyLocation};
 
     fn copy(location: CopyLocation, days: i64, immutable: Option<bool>) -> BackupCopy {
         BackupCopy {
@@ -162,12 +148,6 @@ mod tests {
         let mut b = system("FS01", Some(1), BackupResult::Success);
         b.copies = copies;
         b
-    }
-
-    fn judge_all(backups: Vec<ProtectedSystem>) -> Outcome {
-        let mut facts = from_veeam(Facts::default(), &[FactKind::Backups]);
-        facts.backups = backups;
-        run_with(&CHECK, &facts, &Limits::DEFAULT)
     }
 
     #[test]
@@ -226,7 +206,7 @@ mod tests {
             ),
         ];
         for (name, copies, verdict) in cases {
-            let out = judge_all(vec![with(copies)]);
+            let out = run_on_systems(&CHECK, vec![with(copies)]);
             assert_eq!(out.verdict, verdict, "{name}: {out:?}");
             let expect: &[&str] = if verdict == Verdict::Fail {
                 &["veeam:FS01"]
@@ -242,12 +222,15 @@ mod tests {
         let mut ok = with(Some(vec![copy(CopyLocation::Cloud, 1, Some(true))]));
         ok.id = "veeam:OK".into();
         ok.name = "OK".into();
-        insta::assert_json_snapshot!(judge_all(vec![
-            ok,
-            with(Some(vec![
-                copy(CopyLocation::Local, 1, Some(true)),
-                copy(CopyLocation::Offsite, 1, Some(false))
-            ])),
-        ]));
+        insta::assert_json_snapshot!(run_on_systems(
+            &CHECK,
+            vec![
+                ok,
+                with(Some(vec![
+                    copy(CopyLocation::Local, 1, Some(true)),
+                    copy(CopyLocation::Offsite, 1, Some(false))
+                ])),
+            ]
+        ));
     }
 }

@@ -24,7 +24,7 @@
 //! connectivity), resume paused ones, and run a backup of the listed
 //! systems; then check that the job's schedule keeps them within the limit.
 
-use super::backups::{day, hours_between, in_future, source_gaps, subject};
+use super::backups::{day, hours_between, in_future, judge_systems};
 use super::{Check, CheckInput, Outcome, Threshold};
 use crate::facts::{BackupResult, FactKind, ProtectedSystem};
 
@@ -97,37 +97,17 @@ fn judge(b: &ProtectedSystem, input: &CheckInput<'_>) -> Result<Option<String>, 
 }
 
 fn run(input: &CheckInput<'_>) -> Outcome {
-    let mut failing = Vec::new();
-    let mut unproven = source_gaps(input, FactKind::Backups);
-    for b in &input.facts.backups {
-        match judge(b, input) {
-            Ok(None) => {}
-            Ok(Some(why)) => failing.push(subject(b, why)),
-            Err(why) => unproven.push(subject(b, why)),
-        }
-    }
-    Outcome::judge_all(
-        input.facts.backups.len(),
-        failing,
-        unproven,
-        "protected systems",
-    )
+    judge_systems(input, |b| judge(b, input))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::backups::fixtures::{from_veeam, system};
+    use crate::checks::backups::fixtures::{from_veeam, run_on_systems, system};
     use crate::checks::fixtures::{as_of, days_ago, ids, run as run_with};
     use crate::checks::{Limits, Verdict};
     use crate::facts::{Facts, ProtectedSystem};
     use crate::run::DatasetStatus;
-
-    fn judge_all(backups: Vec<ProtectedSystem>) -> Outcome {
-        let mut facts = from_veeam(Facts::default(), &[FactKind::Backups]);
-        facts.backups = backups;
-        run_with(&CHECK, &facts, &Limits::DEFAULT)
-    }
 
     #[test]
     fn table() {
@@ -204,7 +184,7 @@ mod tests {
             ),
         ];
         for (name, backups, verdict, failing) in cases {
-            let out = judge_all(backups);
+            let out = run_on_systems(&CHECK, backups);
             assert_eq!(out.verdict, verdict, "{name}: {out:?}");
             assert_eq!(ids(&out), failing, "{name}");
         }
@@ -228,11 +208,14 @@ mod tests {
 
     #[test]
     fn findings_snapshot() {
-        insta::assert_json_snapshot!(judge_all(vec![
-            system("ok", Some(1), BackupResult::Success),
-            system("old", Some(10), BackupResult::Success),
-            system("never", None, BackupResult::None),
-            system("odd", None, BackupResult::Unknown("Exotic".into())),
-        ]));
+        insta::assert_json_snapshot!(run_on_systems(
+            &CHECK,
+            vec![
+                system("ok", Some(1), BackupResult::Success),
+                system("old", Some(10), BackupResult::Success),
+                system("never", None, BackupResult::None),
+                system("odd", None, BackupResult::Unknown("Exotic".into())),
+            ]
+        ));
     }
 }

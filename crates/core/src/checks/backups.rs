@@ -1,11 +1,12 @@
-//! What the backup checks share: the sources that cannot vouch for their
-//! list of protected systems, and times a source reports in the future.
+//! What the backup checks share: judging every protected system, the
+//! sources that cannot vouch for their list of protected systems, and times a
+//! source reports in the future.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{CheckInput, Subject};
+use super::{CheckInput, Outcome, Subject};
 use crate::facts::{FactKind, ProtectedSystem};
 use crate::run::DatasetStatus;
 
@@ -67,8 +68,33 @@ pub(super) fn source_gaps(input: &CheckInput<'_>, kind: FactKind) -> Vec<Subject
         .collect()
 }
 
+/// Judge every protected system with `judge`, which gives `Ok(None)` for a
+/// pass, `Ok(Some(detail))` for a failure and `Err(reason)` for a system it
+/// cannot judge (unproven, listed apart). Every backup source that cannot
+/// vouch for its list (see [`source_gaps`]) is unproven too.
+pub(super) fn judge_systems(
+    input: &CheckInput<'_>,
+    judge: impl Fn(&ProtectedSystem) -> Result<Option<String>, String>,
+) -> Outcome {
+    let mut failing = Vec::new();
+    let mut unproven = source_gaps(input, FactKind::Backups);
+    for b in &input.facts.backups {
+        match judge(b) {
+            Ok(None) => {}
+            Ok(Some(why)) => failing.push(subject(b, why)),
+            Err(why) => unproven.push(subject(b, why)),
+        }
+    }
+    Outcome::judge_all(
+        input.facts.backups.len(),
+        failing,
+        unproven,
+        "protected systems",
+    )
+}
+
 /// A protected system as a subject.
-pub(super) fn subject(b: &ProtectedSystem, detail: String) -> Subject {
+fn subject(b: &ProtectedSystem, detail: String) -> Subject {
     Subject {
         id: b.id.clone(),
         name: b.name.clone(),
@@ -84,7 +110,8 @@ pub(super) fn hours_between(then: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
 #[cfg(test)]
 pub(super) mod fixtures {
     //! Backup fact builders for the backup checks' tests.
-    use crate::checks::fixtures::{complete, days_ago};
+    use crate::checks::fixtures::{complete, days_ago, run};
+    use crate::checks::{Check, Limits, Outcome};
     use crate::facts::{BackupResult, FactKind, Facts, ProtectedKind, ProtectedSystem};
 
     /// A Veeam-protected machine whose newest run (`success_days` ago) gave `result`.
@@ -105,5 +132,13 @@ pub(super) mod fixtures {
             }
         }
         facts
+    }
+
+    /// Run `check` with the default limits over `backups`, listed by a
+    /// source `veeam` that completely provides the backups.
+    pub fn run_on_systems(check: &Check, backups: Vec<ProtectedSystem>) -> Outcome {
+        let mut facts = from_veeam(Facts::default(), &[FactKind::Backups]);
+        facts.backups = backups;
+        run(check, &facts, &Limits::DEFAULT)
     }
 }

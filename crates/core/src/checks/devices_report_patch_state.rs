@@ -65,7 +65,7 @@ fn run(input: &CheckInput<'_>) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::fixtures::{complete, device, ids, reconciled, run as run_with};
+    use crate::checks::fixtures::{complete, device, ids, run as run_with, run_on_devices};
     use crate::checks::{Limits, Verdict};
     use crate::facts::{Device, Facts, PatchReport};
 
@@ -81,14 +81,7 @@ mod tests {
     }
 
     fn judge(devices: Vec<Device>) -> Outcome {
-        let facts = complete(
-            reconciled(Facts {
-                devices,
-                ..Facts::default()
-            }),
-            &[FactKind::Devices, FactKind::PatchState],
-        );
-        run_with(&CHECK, &facts, &Limits::DEFAULT)
+        run_on_devices(&CHECK, devices, &Limits::DEFAULT)
     }
 
     #[test]

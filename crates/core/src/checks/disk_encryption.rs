@@ -64,9 +64,9 @@ fn run(input: &CheckInput<'_>) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::fixtures::{complete, device, ids, reconciled, run as run_with};
+    use crate::checks::fixtures::{device, ids, run_on_devices};
     use crate::checks::{Limits, Verdict};
-    use crate::facts::{Device, Facts};
+    use crate::facts::Device;
 
     fn enc(source: &str, name: &str, encrypted: Option<bool>) -> Device {
         Device {
@@ -76,14 +76,7 @@ mod tests {
     }
 
     fn judge(devices: Vec<Device>) -> Outcome {
-        let facts = complete(
-            reconciled(Facts {
-                devices,
-                ..Facts::default()
-            }),
-            &[FactKind::Devices, FactKind::Encryption],
-        );
-        run_with(&CHECK, &facts, &Limits::DEFAULT)
+        run_on_devices(&CHECK, devices, &Limits::DEFAULT)
     }
 
     #[test]

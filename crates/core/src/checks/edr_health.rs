@@ -162,9 +162,9 @@ fn run(input: &CheckInput<'_>) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::fixtures::{complete, days_ago, device, ids, reconciled, run as run_with};
+    use crate::checks::fixtures::{days_ago, device, ids, run_on_devices};
     use crate::checks::{Limits, Verdict};
-    use crate::facts::{Device, Facts};
+    use crate::facts::Device;
 
     fn av(
         running: Option<bool>,
@@ -190,18 +190,11 @@ mod tests {
     }
 
     fn judge(devices: Vec<Device>, days: u32) -> Outcome {
-        let facts = complete(
-            reconciled(Facts {
-                devices,
-                ..Facts::default()
-            }),
-            &[FactKind::Devices, FactKind::Antimalware],
-        );
         let limits = Limits {
             edr_signature_days: days,
             ..Limits::DEFAULT
         };
-        run_with(&CHECK, &facts, &limits)
+        run_on_devices(&CHECK, devices, &limits)
     }
 
     #[test]

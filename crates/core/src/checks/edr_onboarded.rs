@@ -107,9 +107,9 @@ fn run(input: &CheckInput<'_>) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::fixtures::{complete, days_ago, device, ids, reconciled, run as run_with};
+    use crate::checks::fixtures::{days_ago, device, ids, run_on_devices};
     use crate::checks::{Limits, Verdict};
-    use crate::facts::{Antimalware, Facts};
+    use crate::facts::Antimalware;
 
     fn edr(name: &str, source: &str, os: &str, onboarded: Option<bool>, health: &str) -> Device {
         Device {
@@ -132,14 +132,7 @@ mod tests {
     }
 
     fn judge(devices: Vec<Device>, limits: &Limits) -> Outcome {
-        let facts = complete(
-            reconciled(Facts {
-                devices,
-                ..Facts::default()
-            }),
-            &[FactKind::Devices, FactKind::Edr],
-        );
-        run_with(&CHECK, &facts, limits)
+        run_on_devices(&CHECK, devices, limits)
     }
 
     #[test]

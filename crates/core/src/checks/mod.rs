@@ -1161,6 +1161,42 @@ pub(crate) mod fixtures {
         )
     }
 
+    /// Run `check` with `limits` over `devices`, reconciled, with every kind
+    /// the check needs complete.
+    pub fn run_on_devices(
+        check: &crate::checks::Check,
+        devices: Vec<crate::facts::Device>,
+        limits: &crate::checks::Limits,
+    ) -> crate::checks::Outcome {
+        let facts = complete(
+            reconciled(Facts {
+                devices,
+                ..Facts::default()
+            }),
+            check.needs,
+        );
+        run(check, &facts, limits)
+    }
+
+    /// Run `check` with `limits` over `patches` pending on two NinjaOne
+    /// devices, `ninja:1` (PC-1) and `ninja:2` (PC-2), with devices and
+    /// pending patches complete.
+    pub fn run_on_patches(
+        check: &crate::checks::Check,
+        patches: Vec<crate::facts::PendingPatch>,
+        limits: &crate::checks::Limits,
+    ) -> crate::checks::Outcome {
+        let facts = complete(
+            Facts {
+                devices: vec![device("ninja", "1", "PC-1"), device("ninja", "2", "PC-2")],
+                patches,
+                ..Facts::default()
+            },
+            &[FactKind::Devices, FactKind::PendingPatches],
+        );
+        run(check, &facts, limits)
+    }
+
     /// Failing subject ids of an outcome.
     pub fn ids(out: &crate::checks::Outcome) -> Vec<&str> {
         out.failing.iter().map(|s| s.id.as_str()).collect()

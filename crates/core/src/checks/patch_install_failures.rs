@@ -75,9 +75,9 @@ fn run(input: &CheckInput<'_>) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::fixtures::{complete, days_ago, device, ids, reconciled, run as run_with};
+    use crate::checks::fixtures::{days_ago, device, ids, run_on_devices};
     use crate::checks::{Limits, Verdict};
-    use crate::facts::{Facts, PatchReport};
+    use crate::facts::PatchReport;
 
     fn rmm(source: &str, name: &str, failing: Option<bool>, seen: i64) -> Device {
         Device {
@@ -94,14 +94,7 @@ mod tests {
     }
 
     fn judge(devices: Vec<Device>) -> Outcome {
-        let facts = complete(
-            reconciled(Facts {
-                devices,
-                ..Facts::default()
-            }),
-            &[FactKind::Devices, FactKind::PatchState],
-        );
-        run_with(&CHECK, &facts, &Limits::DEFAULT)
+        run_on_devices(&CHECK, devices, &Limits::DEFAULT)
     }
 
     #[test]

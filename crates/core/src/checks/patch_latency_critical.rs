@@ -47,20 +47,9 @@ fn run(input: &CheckInput<'_>) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::fixtures::{as_of, complete, days_ago};
-    use crate::checks::{run_check, Limits, Verdict};
+    use crate::checks::fixtures::{complete, days_ago, ids, run as run_with, run_on_patches};
+    use crate::checks::{Limits, Verdict};
     use crate::facts::{Device, Facts, PendingPatch};
-
-    fn device(id: &str) -> Device {
-        Device {
-            id: format!("ninja:{id}"),
-            name: format!("PC-{id}"),
-            os: None,
-            last_seen: None,
-            source: "ninja".into(),
-            ..Device::default()
-        }
-    }
 
     fn patch(device: &str, severity: Severity, age: Option<i64>) -> PendingPatch {
         PendingPatch {
@@ -74,19 +63,11 @@ mod tests {
     }
 
     fn judge(patches: Vec<PendingPatch>, limit: u32) -> Outcome {
-        let facts = complete(
-            Facts {
-                devices: vec![device("1"), device("2")],
-                patches,
-                ..Facts::default()
-            },
-            &[FactKind::Devices, FactKind::PendingPatches],
-        );
         let limits = Limits {
             critical_patch_days: limit,
             ..Limits::DEFAULT
         };
-        run_check(&CHECK, &CheckInput::new(&facts, &limits, as_of()))
+        run_on_patches(&CHECK, patches, &limits)
     }
 
     #[test]
@@ -146,8 +127,7 @@ mod tests {
         for (name, patches, limit, verdict, failing) in cases {
             let out = judge(patches.clone(), *limit);
             assert_eq!(out.verdict, *verdict, "{name}");
-            let ids: Vec<_> = out.failing.iter().map(|s| s.id.as_str()).collect();
-            assert_eq!(ids, *failing, "{name}");
+            assert_eq!(ids(&out), *failing, "{name}");
         }
     }
 
@@ -215,7 +195,7 @@ mod tests {
             }],
         );
         facts.inventory = crate::facts::reconcile(&facts.devices);
-        let out = run_check(&CHECK, &CheckInput::new(&facts, &Limits::DEFAULT, as_of()));
+        let out = run_with(&CHECK, &facts, &Limits::DEFAULT);
         assert_eq!(out.verdict, Verdict::Inconclusive, "{}", out.summary);
         let unproven: Vec<&str> = out.unproven.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(unproven, ["datto:a", "datto:b"]);

@@ -46,9 +46,9 @@ fn run(input: &CheckInput<'_>) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::fixtures::{complete, days_ago, device, ids, run as run_with};
+    use crate::checks::fixtures::{days_ago, ids, run_on_patches};
     use crate::checks::{Limits, Verdict};
-    use crate::facts::{Facts, PendingPatch};
+    use crate::facts::PendingPatch;
 
     fn patch(device: &str, severity: Severity, age: Option<i64>) -> PendingPatch {
         PendingPatch {
@@ -62,19 +62,11 @@ mod tests {
     }
 
     fn judge(patches: Vec<PendingPatch>, limit: u32) -> Outcome {
-        let facts = complete(
-            Facts {
-                devices: vec![device("ninja", "1", "PC-1"), device("ninja", "2", "PC-2")],
-                patches,
-                ..Facts::default()
-            },
-            &[FactKind::Devices, FactKind::PendingPatches],
-        );
         let limits = Limits {
             high_patch_days: limit,
             ..Limits::DEFAULT
         };
-        run_with(&CHECK, &facts, &limits)
+        run_on_patches(&CHECK, patches, &limits)
     }
 
     #[test]

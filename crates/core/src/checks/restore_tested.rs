@@ -28,7 +28,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::backups::{day, in_future, source_gaps, subject};
+use super::backups::{day, in_future, judge_systems};
 use super::{days_between, Check, CheckInput, Outcome, Threshold};
 use crate::facts::{
     Availability, FactKind, ManualDocument, ProtectedSystem, RestoreTestKind, TestResult,
@@ -157,21 +157,7 @@ fn run(input: &CheckInput<'_>) -> Outcome {
         Availability::Incomplete(why) => Some(why),
         _ => None,
     };
-    let mut failing = Vec::new();
-    let mut unproven = source_gaps(input, FactKind::Backups);
-    for b in &input.facts.backups {
-        match judge(b, input, document, incomplete.as_deref()) {
-            Ok(None) => {}
-            Ok(Some(why)) => failing.push(subject(b, why)),
-            Err(why) => unproven.push(subject(b, why)),
-        }
-    }
-    let out = Outcome::judge_all(
-        input.facts.backups.len(),
-        failing,
-        unproven,
-        "protected systems",
-    );
+    let out = judge_systems(input, |b| judge(b, input, document, incomplete.as_deref()));
     match document {
         Some((t, title)) => out.note(&format!(
             "restore-test document \"{title}\" dated {}",
