@@ -18,6 +18,7 @@ pub mod json;
 pub mod model;
 pub mod oscal;
 pub mod pdf;
+pub(crate) mod pdf_layout;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -7,53 +7,29 @@
 //! lists capped at [`SUBJECT_CAP`] (the rest is in `results/findings.csv`),
 //! and an evidence appendix with every file's SHA-256.
 //!
-//! The DejaVu Sans faces under `reports/fonts/` are embedded (subset), so text
-//! is selectable and non-ASCII names print. Every string is measured with the
-//! font's advance widths and wrapped or cut to its box: no text leaves the page.
+//! The pages are laid out with `super::pdf_layout`: the DejaVu Sans faces
+//! under `reports/fonts/` are embedded (subset), so text is selectable and
+//! non-ASCII names print. Every string is measured with the font's advance
+//! widths and wrapped or cut to its box: no text leaves the page.
 
 use std::path::Path;
 
-use printpdf::{
-    Color, FontId, Line, LinePoint, Mm, Op, PaintMode, ParsedFont, PdfDocument, PdfFontHandle,
-    PdfPage, PdfSaveOptions, Point, Pt, Rect, Rgb, TextItem, WindingOrder,
-};
-
 use super::model::{owner_label, Counts, Report, SummaryRow};
+use super::pdf_layout::{
+    document, Face, Fonts, Layout, Rgb3, BOTTOM, BRAND, CONTENT_W, INK, MARGIN, MUTED, PAGE_H,
+    PAGE_W, RULE, SOFT,
+};
 use crate::checks::Subject;
-use crate::error::{Error, Result, ResultExt};
+use crate::error::{Result, ResultExt};
 use crate::evaluate::Status;
 use crate::evidence::write_atomic;
-
-/// DejaVu Sans (Bitstream Vera licence, see `reports/fonts/LICENSE-DejaVu.txt`).
-pub const FONT_REGULAR: &[u8] = include_bytes!("../../reports/fonts/DejaVuSans.ttf");
-/// DejaVu Sans Bold.
-pub const FONT_BOLD: &[u8] = include_bytes!("../../reports/fonts/DejaVuSans-Bold.ttf");
 
 /// Failing subjects listed per gap in the PDF; the CSV has all of them.
 pub const SUBJECT_CAP: usize = 25;
 
-const PAGE_W: f32 = 595.28;
-const PAGE_H: f32 = 841.89;
-const MARGIN: f32 = 48.0;
-const TOP: f32 = PAGE_H - 54.0;
-const BOTTOM: f32 = 58.0;
-const CONTENT_W: f32 = PAGE_W - 2.0 * MARGIN;
 /// Lines of one table cell before it is cut with an ellipsis.
 const MAX_CELL_LINES: usize = 10;
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Face {
-    Regular,
-    Bold,
-}
-
-type Rgb3 = (f32, f32, f32);
-
-const INK: Rgb3 = (0.11, 0.14, 0.20);
-const MUTED: Rgb3 = (0.36, 0.39, 0.46);
-const BRAND: Rgb3 = (0.12, 0.23, 0.37);
-const LINE: Rgb3 = (0.85, 0.87, 0.91);
-const SOFT: Rgb3 = (0.96, 0.965, 0.976);
 const WHITE: Rgb3 = (1.0, 1.0, 1.0);
 
 fn status_color(status: &str) -> Rgb3 {
@@ -65,15 +41,6 @@ fn status_color(status: &str) -> Rgb3 {
         "manual_attested" => (0.07, 0.55, 0.56),
         _ => (0.67, 0.70, 0.74),
     }
-}
-
-fn rgb(c: Rgb3) -> Color {
-    Color::Rgb(Rgb {
-        r: c.0,
-        g: c.1,
-        b: c.2,
-        icc_profile: None,
-    })
 }
 
 /// One styled table cell.
@@ -107,281 +74,106 @@ impl Cell {
     }
 }
 
-/// A page-by-page writer that measures every string.
-struct Layout<'a> {
-    regular: &'a ParsedFont,
-    bold: &'a ParsedFont,
-    regular_id: FontId,
-    bold_id: FontId,
-    pages: Vec<Vec<Op>>,
-    ops: Vec<Op>,
-    y: f32,
+fn heading(l: &mut Layout<'_>, s: &str) {
+    l.ensure(60.0);
+    l.y -= 20.0;
+    l.text_fit(MARGIN, l.y, 16.0, Face::Bold, BRAND, s, CONTENT_W);
+    l.y -= 6.0;
+    l.rule(l.y, BRAND, 1.2);
+    l.y -= 14.0;
 }
 
-impl<'a> Layout<'a> {
-    fn font(&self, face: Face) -> &'a ParsedFont {
-        match face {
-            Face::Regular => self.regular,
-            Face::Bold => self.bold,
-        }
-    }
+fn subheading(l: &mut Layout<'_>, s: &str) {
+    l.ensure(44.0);
+    l.y -= 8.0;
+    l.text_fit(MARGIN, l.y, 12.0, Face::Bold, INK, s, CONTENT_W);
+    l.y -= 10.0;
+}
 
-    fn char_width(font: &ParsedFont, c: char) -> f32 {
-        let gid = font.lookup_glyph_index(c as u32).unwrap_or(0);
-        let w = font.get_glyph_width(gid).unwrap_or(0);
-        f32::from(w) / f32::from(font.units_per_em.max(1))
+fn paragraph(l: &mut Layout<'_>, s: &str, size: f32, face: Face, color: Rgb3, indent: f32) {
+    let lines = l.wrap(s, size, face, CONTENT_W - indent);
+    for line in lines {
+        l.ensure(size * 1.4);
+        l.y -= size * 1.35;
+        l.text(MARGIN + indent, l.y, size, face, color, &line);
     }
+    l.y -= size * 0.4;
+}
 
-    /// Width of `s` in points.
-    fn width(&self, s: &str, size: f32, face: Face) -> f32 {
-        let font = self.font(face);
-        s.chars().map(|c| Self::char_width(font, c)).sum::<f32>() * size
-    }
-
-    /// `s` cut to `max` points, with an ellipsis when cut.
-    fn fit(&self, s: &str, size: f32, face: Face, max: f32) -> String {
-        if self.width(s, size, face) <= max {
-            return s.to_owned();
-        }
-        let font = self.font(face);
-        let budget = max - Self::char_width(font, '…') * size;
-        let mut used = 0.0;
-        let mut out = String::new();
-        for c in s.chars() {
-            let w = Self::char_width(font, c) * size;
-            if used + w > budget {
-                break;
+/// A table whose rows never split across pages; the header repeats.
+fn table(l: &mut Layout<'_>, cols: &[(&str, f32)], rows: Vec<Vec<Cell>>, size: f32) {
+    let pad = 3.5;
+    let line_h = size * 1.3;
+    let total: f32 = cols.iter().map(|c| c.1).sum();
+    let scale = CONTENT_W / total;
+    let widths: Vec<f32> = cols.iter().map(|c| c.1 * scale).collect();
+    // Column titles wrap onto more lines rather than being cut.
+    let titles: Vec<Vec<String>> = cols
+        .iter()
+        .zip(&widths)
+        .map(|((title, _), w)| l.wrap(title, size * 0.92, Face::Bold, w - 2.0 * pad))
+        .collect();
+    let title_lines = titles.iter().map(Vec::len).max().unwrap_or(1).max(1);
+    let header_h = title_lines as f32 * line_h + 2.0 * pad;
+    let draw_header = |l: &mut Layout<'_>| {
+        l.rect(MARGIN, l.y - header_h, CONTENT_W, header_h, SOFT);
+        let mut x = MARGIN;
+        for (lines, w) in titles.iter().zip(&widths) {
+            let mut y = l.y - pad - size;
+            for line in lines {
+                l.text(x + pad, y, size * 0.92, Face::Bold, MUTED, line);
+                y -= line_h;
             }
-            used += w;
-            out.push(c);
+            x += w;
         }
-        out.push('…');
-        out
-    }
-
-    /// Greedy word wrap to `max` points; words longer than a line are broken.
-    fn wrap(&self, s: &str, size: f32, face: Face, max: f32) -> Vec<String> {
-        let font = self.font(face);
-        let space = Self::char_width(font, ' ') * size;
-        let mut lines = Vec::new();
-        for para in s.split('\n') {
-            let mut line = String::new();
-            let mut line_w = 0.0;
-            for word in para.split_whitespace() {
-                let word_w = self.width(word, size, face);
-                let extra = if line.is_empty() { 0.0 } else { space };
-                if line_w + extra + word_w <= max {
-                    if !line.is_empty() {
-                        line.push(' ');
-                    }
-                    line.push_str(word);
-                    line_w += extra + word_w;
-                    continue;
-                }
-                if !line.is_empty() {
-                    lines.push(std::mem::take(&mut line));
-                    line_w = 0.0;
-                }
-                if word_w <= max {
-                    line.push_str(word);
-                    line_w = word_w;
-                } else {
-                    for c in word.chars() {
-                        let w = Self::char_width(font, c) * size;
-                        if line_w + w > max && !line.is_empty() {
-                            lines.push(std::mem::take(&mut line));
-                            line_w = 0.0;
-                        }
-                        line.push(c);
-                        line_w += w;
-                    }
-                }
-            }
-            lines.push(line);
-        }
-        lines
-    }
-
-    fn text(&mut self, x: f32, y: f32, size: f32, face: Face, color: Rgb3, s: &str) {
-        if s.is_empty() {
-            return;
-        }
-        let font = match face {
-            Face::Regular => self.regular_id.clone(),
-            Face::Bold => self.bold_id.clone(),
-        };
-        self.ops.extend([
-            Op::StartTextSection,
-            Op::SetFillColor { col: rgb(color) },
-            Op::SetFont {
-                font: PdfFontHandle::External(font),
-                size: Pt(size),
-            },
-            Op::SetTextCursor {
-                pos: Point { x: Pt(x), y: Pt(y) },
-            },
-            Op::ShowText {
-                items: vec![TextItem::Text(s.to_owned())],
-            },
-            Op::EndTextSection,
-        ]);
-    }
-
-    /// Text cut to `max` points. (Position, style and box are each needed
-    /// at every call; bundling them would only move the arguments.)
-    #[allow(clippy::too_many_arguments)]
-    fn text_fit(&mut self, x: f32, y: f32, size: f32, face: Face, color: Rgb3, s: &str, max: f32) {
-        let s = self.fit(s, size, face, max);
-        self.text(x, y, size, face, color, &s);
-    }
-
-    fn rect(&mut self, x: f32, y: f32, w: f32, h: f32, color: Rgb3) {
-        self.ops.extend([
-            Op::SetFillColor { col: rgb(color) },
-            Op::DrawRectangle {
-                rectangle: Rect {
-                    x: Pt(x),
-                    y: Pt(y),
-                    width: Pt(w),
-                    height: Pt(h),
-                    mode: Some(PaintMode::Fill),
-                    winding_order: Some(WindingOrder::NonZero),
-                },
-            },
-        ]);
-    }
-
-    fn hline(&mut self, x: f32, y: f32, w: f32, color: Rgb3, thickness: f32) {
-        let p = |x: f32| LinePoint {
-            p: Point { x: Pt(x), y: Pt(y) },
-            bezier: false,
-        };
-        self.ops.extend([
-            Op::SetOutlineColor { col: rgb(color) },
-            Op::SetOutlineThickness { pt: Pt(thickness) },
-            Op::DrawLine {
-                line: Line {
-                    points: vec![p(x), p(x + w)],
-                    is_closed: false,
-                },
-            },
-        ]);
-    }
-
-    fn new_page(&mut self) {
-        let ops = std::mem::take(&mut self.ops);
-        self.pages.push(ops);
-        self.y = TOP;
-    }
-
-    /// Start a new page unless `h` points still fit.
-    fn ensure(&mut self, h: f32) {
-        if self.y - h < BOTTOM {
-            self.new_page();
-        }
-    }
-
-    fn heading(&mut self, s: &str) {
-        self.ensure(60.0);
-        self.y -= 20.0;
-        self.text_fit(MARGIN, self.y, 16.0, Face::Bold, BRAND, s, CONTENT_W);
-        self.y -= 6.0;
-        self.hline(MARGIN, self.y, CONTENT_W, BRAND, 1.2);
-        self.y -= 14.0;
-    }
-
-    fn subheading(&mut self, s: &str) {
-        self.ensure(44.0);
-        self.y -= 8.0;
-        self.text_fit(MARGIN, self.y, 12.0, Face::Bold, INK, s, CONTENT_W);
-        self.y -= 10.0;
-    }
-
-    fn paragraph(&mut self, s: &str, size: f32, face: Face, color: Rgb3, indent: f32) {
-        let lines = self.wrap(s, size, face, CONTENT_W - indent);
-        for line in lines {
-            self.ensure(size * 1.4);
-            self.y -= size * 1.35;
-            self.text(MARGIN + indent, self.y, size, face, color, &line);
-        }
-        self.y -= size * 0.4;
-    }
-
-    /// A table whose rows never split across pages; the header repeats.
-    fn table(&mut self, cols: &[(&str, f32)], rows: Vec<Vec<Cell>>, size: f32) {
-        let pad = 3.5;
-        let line_h = size * 1.3;
-        let total: f32 = cols.iter().map(|c| c.1).sum();
-        let scale = CONTENT_W / total;
-        let widths: Vec<f32> = cols.iter().map(|c| c.1 * scale).collect();
-        // Column titles wrap onto more lines rather than being cut.
-        let titles: Vec<Vec<String>> = cols
-            .iter()
+        l.y -= header_h;
+        l.rule(l.y, RULE, 0.6);
+    };
+    let wrap_row = |l: &Layout<'_>, row: &[Cell]| -> Vec<Vec<String>> {
+        row.iter()
             .zip(&widths)
-            .map(|((title, _), w)| self.wrap(title, size * 0.92, Face::Bold, w - 2.0 * pad))
-            .collect();
-        let title_lines = titles.iter().map(Vec::len).max().unwrap_or(1).max(1);
-        let header_h = title_lines as f32 * line_h + 2.0 * pad;
-        let draw_header = |l: &mut Layout<'_>| {
-            l.rect(MARGIN, l.y - header_h, CONTENT_W, header_h, SOFT);
-            let mut x = MARGIN;
-            for (lines, w) in titles.iter().zip(&widths) {
-                let mut y = l.y - pad - size;
-                for line in lines {
-                    l.text(x + pad, y, size * 0.92, Face::Bold, MUTED, line);
-                    y -= line_h;
+            .map(|(cell, w)| {
+                let mut lines = l.wrap(&cell.text, size, cell.face, w - 2.0 * pad);
+                if lines.len() > MAX_CELL_LINES {
+                    lines.truncate(MAX_CELL_LINES);
+                    let last = lines.pop().unwrap_or_default();
+                    lines.push(l.fit(&format!("{last} …"), size, cell.face, w - 2.0 * pad));
                 }
-                x += w;
-            }
-            l.y -= header_h;
-            l.hline(MARGIN, l.y, CONTENT_W, LINE, 0.6);
-        };
-        let wrap_row = |l: &Layout<'_>, row: &[Cell]| -> Vec<Vec<String>> {
-            row.iter()
-                .zip(&widths)
-                .map(|(cell, w)| {
-                    let mut lines = l.wrap(&cell.text, size, cell.face, w - 2.0 * pad);
-                    if lines.len() > MAX_CELL_LINES {
-                        lines.truncate(MAX_CELL_LINES);
-                        let last = lines.pop().unwrap_or_default();
-                        lines.push(l.fit(&format!("{last} …"), size, cell.face, w - 2.0 * pad));
-                    }
-                    lines
-                })
-                .collect()
-        };
-        let height = |wrapped: &[Vec<String>]| {
-            let n = wrapped.iter().map(Vec::len).max().unwrap_or(1).max(1);
-            n as f32 * line_h + 2.0 * pad
-        };
-        // The header never stands alone at the foot of a page: it goes where
-        // its first row fits under it.
-        let first = rows
-            .first()
-            .map_or(line_h + 2.0 * pad, |r| height(&wrap_row(self, r)));
-        self.ensure(header_h + first);
-        draw_header(self);
-        for row in rows {
-            let wrapped = wrap_row(self, &row);
-            let row_h = height(&wrapped);
-            if self.y - row_h < BOTTOM {
-                self.new_page();
-                draw_header(self);
-            }
-            let mut x = MARGIN;
-            for ((cell, lines), w) in row.iter().zip(&wrapped).zip(&widths) {
-                let mut y = self.y - pad - size;
-                for line in lines {
-                    self.text(x + pad, y, size, cell.face, cell.color, line);
-                    y -= line_h;
-                }
-                x += w;
-            }
-            self.y -= row_h;
-            self.hline(MARGIN, self.y, CONTENT_W, LINE, 0.5);
+                lines
+            })
+            .collect()
+    };
+    let height = |wrapped: &[Vec<String>]| {
+        let n = wrapped.iter().map(Vec::len).max().unwrap_or(1).max(1);
+        n as f32 * line_h + 2.0 * pad
+    };
+    // The header never stands alone at the foot of a page: it goes where
+    // its first row fits under it.
+    let first = rows
+        .first()
+        .map_or(line_h + 2.0 * pad, |r| height(&wrap_row(l, r)));
+    l.ensure(header_h + first);
+    draw_header(l);
+    for row in rows {
+        let wrapped = wrap_row(l, &row);
+        let row_h = height(&wrapped);
+        if l.y - row_h < BOTTOM {
+            l.new_page();
+            draw_header(l);
         }
-        self.y -= 10.0;
+        let mut x = MARGIN;
+        for ((cell, lines), w) in row.iter().zip(&wrapped).zip(&widths) {
+            let mut y = l.y - pad - size;
+            for line in lines {
+                l.text(x + pad, y, size, cell.face, cell.color, line);
+                y -= line_h;
+            }
+            x += w;
+        }
+        l.y -= row_h;
+        l.rule(l.y, RULE, 0.5);
     }
+    l.y -= 10.0;
 }
 
 fn prepare(s: &str) -> String {
@@ -541,8 +333,9 @@ fn cover(l: &mut Layout<'_>, r: &Report) {
         "{} controls: {} pass, {} fail, {} inconclusive, {} documents pending, {} attested, {} not applicable.",
         c.total, c.pass, c.fail, c.inconclusive, c.manual_pending, c.manual_attested, c.not_applicable
     );
-    l.paragraph(&summary, 11.0, Face::Bold, INK, 0.0);
-    l.paragraph(
+    paragraph(l, &summary, 11.0, Face::Bold, INK, 0.0);
+    paragraph(
+        l,
         "Every conclusion in this report is taken from results/controls.json, run.json and \
          custody.jsonl of the run; the evidence appendix lists each evidence file with its SHA-256.",
         9.0,
@@ -554,9 +347,10 @@ fn cover(l: &mut Layout<'_>, r: &Report) {
 }
 
 fn body(l: &mut Layout<'_>, r: &Report) {
-    l.heading("Executive summary");
+    heading(l, "Executive summary");
     let c = &r.totals;
-    l.paragraph(
+    paragraph(
+        l,
         &format!(
             "{} controls across {}. {} pass and {} are attested; {} fail, {} are inconclusive \
              (evidence missing, partial or failed: never a pass) and {} wait for documents.",
@@ -579,7 +373,8 @@ fn body(l: &mut Layout<'_>, r: &Report) {
     l.y -= 6.0;
     let mut cols = COUNT_COLS;
     cols[0].0 = "Framework";
-    l.table(
+    table(
+        l,
         &cols,
         r.by_framework
             .iter()
@@ -588,7 +383,8 @@ fn body(l: &mut Layout<'_>, r: &Report) {
         8.5,
     );
     cols[0].0 = "Owner";
-    l.table(
+    table(
+        l,
         &cols,
         r.by_owner
             .iter()
@@ -599,7 +395,7 @@ fn body(l: &mut Layout<'_>, r: &Report) {
 
     history(l, &super::drift::sections(&r.history));
 
-    l.subheading("Source status");
+    subheading(l, "Source status");
     let mut rows = Vec::new();
     for s in &r.sources {
         if s.datasets.is_empty() {
@@ -627,7 +423,8 @@ fn body(l: &mut Layout<'_>, r: &Report) {
             ]);
         }
     }
-    l.table(
+    table(
+        l,
         &[
             ("Source", 110.0),
             ("Status", 55.0),
@@ -642,8 +439,9 @@ fn body(l: &mut Layout<'_>, r: &Report) {
     for t in &r.tables {
         // A new page only when too little of this one is left.
         l.ensure(PAGE_H / 3.0);
-        l.heading(&format!("{} controls", t.label));
-        l.paragraph(
+        heading(l, &format!("{} controls", t.label));
+        paragraph(
+        l,
             &format!(
                 "{} controls: {} pass, {} fail, {} inconclusive, {} documents pending, {} attested, {} not applicable.",
                 t.counts.total,
@@ -698,7 +496,8 @@ fn body(l: &mut Layout<'_>, r: &Report) {
             + pad
             + 1.0;
         let rest = (CONTENT_W - id_w) / 415.0;
-        l.table(
+        table(
+            l,
             &[
                 ("Control", id_w),
                 ("Title", 105.0 * rest),
@@ -713,8 +512,9 @@ fn body(l: &mut Layout<'_>, r: &Report) {
     }
 
     l.ensure(PAGE_H / 3.0);
-    l.heading("Gaps by owner");
-    l.paragraph(
+    heading(l, "Gaps by owner");
+    paragraph(
+        l,
         &format!(
             "What each party has to fix: each failing subject once, under the party that must \
              act. Subject lists are cut after {SUBJECT_CAP}; results/findings.csv has every one."
@@ -725,7 +525,8 @@ fn body(l: &mut Layout<'_>, r: &Report) {
         0.0,
     );
     if r.owners.is_empty() {
-        l.paragraph(
+        paragraph(
+            l,
             "No gaps: every control in scope passes or is attested.",
             10.0,
             Face::Regular,
@@ -735,8 +536,9 @@ fn body(l: &mut Layout<'_>, r: &Report) {
     }
     for o in &r.owners {
         l.y -= 6.0;
-        l.subheading(o.label);
-        l.paragraph(
+        subheading(l, o.label);
+        paragraph(
+            l,
             &format!(
                 "Failing checks: {}. Failing subjects: {}. Subjects that cannot be seen: {}. \
                  Other controls needing attention: {}.",
@@ -754,7 +556,8 @@ fn body(l: &mut Layout<'_>, r: &Report) {
             } else {
                 format!("{} of {} failing", g.failing.len(), g.evaluated)
             };
-            l.paragraph(
+            paragraph(
+                l,
                 &prepare(&format!("{} ({count})", g.title)),
                 10.0,
                 Face::Bold,
@@ -772,14 +575,16 @@ fn body(l: &mut Layout<'_>, r: &Report) {
                     }
                 })
                 .collect();
-            l.paragraph(
+            paragraph(
+                l,
                 &prepare(&format!("Makes fail: {}", controls.join(", "))),
                 8.5,
                 Face::Regular,
                 MUTED,
                 8.0,
             );
-            l.paragraph(
+            paragraph(
+                l,
                 &prepare(&format!("Fix: {}", g.remediation)),
                 8.5,
                 Face::Regular,
@@ -791,7 +596,8 @@ fn body(l: &mut Layout<'_>, r: &Report) {
         for (i, g) in o.unseen.iter().enumerate() {
             l.ensure(80.0);
             if i == 0 {
-                l.paragraph(
+                paragraph(
+                    l,
                     "Cannot see these (no usable evidence: neither failures nor passes)",
                     9.5,
                     Face::Bold,
@@ -799,7 +605,8 @@ fn body(l: &mut Layout<'_>, r: &Report) {
                     0.0,
                 );
             }
-            l.paragraph(
+            paragraph(
+                l,
                 &prepare(&format!(
                     "{} ({} of {} cannot be seen)",
                     g.title,
@@ -812,7 +619,8 @@ fn body(l: &mut Layout<'_>, r: &Report) {
                 0.0,
             );
             let controls: Vec<&str> = g.controls.iter().map(|c| c.label.as_str()).collect();
-            l.paragraph(
+            paragraph(
+                l,
                 &prepare(&format!("Leaves inconclusive: {}", controls.join(", "))),
                 8.5,
                 Face::Regular,
@@ -823,7 +631,8 @@ fn body(l: &mut Layout<'_>, r: &Report) {
         }
         if !o.attention.is_empty() {
             l.ensure(50.0);
-            l.paragraph(
+            paragraph(
+                l,
                 "Other controls needing attention",
                 9.5,
                 Face::Bold,
@@ -842,7 +651,8 @@ fn body(l: &mut Layout<'_>, r: &Report) {
                     ]
                 })
                 .collect();
-            l.table(
+            table(
+                l,
                 &[
                     ("Control", 90.0),
                     ("Title", 140.0),
@@ -856,8 +666,9 @@ fn body(l: &mut Layout<'_>, r: &Report) {
     }
 
     l.new_page();
-    l.heading("Evidence appendix");
-    l.paragraph(
+    heading(l, "Evidence appendix");
+    paragraph(
+        l,
         "Every evidence file of the run with the SHA-256 recorded in custody.jsonl when it \
          was received; sha256sum -c manifest-sha256.txt in the package checks them.",
         9.0,
@@ -884,7 +695,8 @@ fn body(l: &mut Layout<'_>, r: &Report) {
             ]
         })
         .collect();
-    l.table(
+    table(
+        l,
         &[
             ("#", 22.0),
             ("File", 210.0),
@@ -896,19 +708,16 @@ fn body(l: &mut Layout<'_>, r: &Report) {
     );
 }
 
-/// A control's reason as the PDF table shows it: check titles instead of
-/// check ids, and the documents it waits for named once (in the Checks
-/// column) instead of twice.
 /// The history sections ([`super::drift`]): changes since the previous
 /// run and accepted risks.
 fn history(l: &mut Layout<'_>, sections: &[super::drift::Section]) {
     use super::drift::Block;
     for s in sections {
-        l.subheading(&s.title);
+        subheading(l, &s.title);
         for b in &s.blocks {
             match b {
-                Block::Paragraph(p) => l.paragraph(&prepare(p), 9.0, Face::Regular, INK, 0.0),
-                Block::Heading(h) => l.paragraph(&prepare(h), 9.5, Face::Bold, INK, 0.0),
+                Block::Paragraph(p) => paragraph(l, &prepare(p), 9.0, Face::Regular, INK, 0.0),
+                Block::Heading(h) => paragraph(l, &prepare(h), 9.5, Face::Bold, INK, 0.0),
                 Block::Table { columns, rows } => {
                     let rows = rows
                         .iter()
@@ -921,13 +730,16 @@ fn history(l: &mut Layout<'_>, sections: &[super::drift::Section]) {
                                 .collect()
                         })
                         .collect();
-                    l.table(columns, rows, 8.0);
+                    table(l, columns, rows, 8.0);
                 }
             }
         }
     }
 }
 
+/// A control's reason as the PDF table shows it: check titles instead of
+/// check ids, and the documents it waits for named once (in the Checks
+/// column) instead of twice.
 fn readable_reason(c: &super::model::ControlRow) -> String {
     let mut reason = c.reason.clone();
     for k in &c.checks {
@@ -939,91 +751,32 @@ fn readable_reason(c: &super::model::ControlRow) -> String {
     reason
 }
 
-fn footer(l: &mut Layout<'_>, r: &Report, page: usize, pages: usize) {
-    l.hline(MARGIN, 42.0, CONTENT_W, LINE, 0.5);
-    let right = format!("Page {page} of {pages}");
-    let rw = l.width(&right, 7.5, Face::Regular);
-    l.text(
-        MARGIN + CONTENT_W - rw,
-        30.0,
-        7.5,
-        Face::Regular,
-        MUTED,
-        &right,
-    );
-    let left = prepare(&format!(
-        "{} · compliance evidence report · run {}",
-        r.organisation, r.run_id
-    ));
-    l.text_fit(
-        MARGIN,
-        30.0,
-        7.5,
-        Face::Regular,
-        MUTED,
-        &left,
-        CONTENT_W - rw - 12.0,
-    );
-}
-
-/// Render the PDF.
+/// Render the PDF: the cover has no footer, every other page names the
+/// organisation and the run.
 ///
 /// # Errors
 /// When a shipped font cannot be parsed (a packaging defect).
 pub fn render(r: &Report) -> Result<Vec<u8>> {
-    let mut warnings = Vec::new();
-    let regular = ParsedFont::from_bytes(FONT_REGULAR, 0, &mut warnings)
-        .ok_or_else(|| Error::invalid("cannot parse reports/fonts/DejaVuSans.ttf"))?;
-    let bold = ParsedFont::from_bytes(FONT_BOLD, 0, &mut warnings)
-        .ok_or_else(|| Error::invalid("cannot parse reports/fonts/DejaVuSans-Bold.ttf"))?;
-    let mut doc = PdfDocument::new(&format!(
-        "Compliance evidence report: {}",
-        prepare(&r.organisation)
-    ));
-    doc.metadata.info.author = r.tool.clone();
-    doc.metadata.info.creator = r.tool.clone();
-    doc.metadata.info.subject = format!("Run {}", r.run_id);
+    let fonts = Fonts::load()?;
     // Dated by the run, so the same run gives the same document.
-    if let Some(t) = chrono::DateTime::parse_from_rfc3339(&r.finished_at)
-        .ok()
-        .and_then(|t| printpdf::OffsetDateTime::from_unix_timestamp(t.timestamp()).ok())
-    {
-        doc.metadata.info.creation_date = t;
-        doc.metadata.info.modification_date = t;
-        doc.metadata.info.metadata_date = t;
-    }
-    let regular_id = doc.add_font(&regular);
-    let bold_id = doc.add_font(&bold);
-    let mut l = Layout {
-        regular: &regular,
-        bold: &bold,
-        regular_id,
-        bold_id,
-        pages: Vec::new(),
-        ops: Vec::new(),
-        y: TOP,
-    };
+    let mut doc = document(
+        &format!("Compliance evidence report: {}", prepare(&r.organisation)),
+        &r.tool,
+        &r.finished_at,
+    );
+    doc.metadata.info.subject = format!("Run {}", r.run_id);
+    let mut l = Layout::new(doc, &fonts);
     cover(&mut l, r);
     body(&mut l, r);
-    l.new_page();
-    let bodies = std::mem::take(&mut l.pages);
-    let total = bodies.len();
-    let mut pages = Vec::with_capacity(total);
-    for (i, ops) in bodies.into_iter().enumerate() {
-        l.ops = ops;
-        if i > 0 {
-            footer(&mut l, r, i + 1, total);
+    let foot = prepare(&format!(
+        "{} · compliance evidence report · run {}",
+        r.organisation, r.run_id
+    ));
+    Ok(l.finish(|l, page, pages| {
+        if page > 1 {
+            l.footer(&foot, page, pages);
         }
-        pages.push(PdfPage::new(
-            Mm(210.0),
-            Mm(297.0),
-            std::mem::take(&mut l.ops),
-        ));
-    }
-    let mut save_warnings = Vec::new();
-    Ok(doc
-        .with_pages(pages)
-        .save(&PdfSaveOptions::default(), &mut save_warnings))
+    }))
 }
 
 /// Write `reports/report.pdf` under `run_dir`.
@@ -1059,14 +812,16 @@ fn subject_table(l: &mut Layout<'_>, subjects: &[Subject], why: &str) {
         .min(CONTENT_W * 0.45)
         + 8.0;
     let rest = (CONTENT_W - id_w) / 355.0;
-    l.table(
+    table(
+        l,
         &[("Subject", 195.0 * rest), ("Id", id_w), (why, 160.0 * rest)],
         rows,
         7.5,
     );
     if subjects.len() > SUBJECT_CAP {
         l.y += 6.0;
-        l.paragraph(
+        paragraph(
+            l,
             &format!(
                 "… and {} more; the full list is in results/findings.csv.",
                 subjects.len() - SUBJECT_CAP
@@ -1076,44 +831,5 @@ fn subject_table(l: &mut Layout<'_>, subjects: &[Subject], why: &str) {
             MUTED,
             0.0,
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use printpdf::ParsedFont;
-
-    use super::{Face, Layout, FONT_BOLD, FONT_REGULAR};
-
-    #[test]
-    fn wrapped_and_fitted_text_stays_in_its_box() {
-        let mut warnings = Vec::new();
-        let regular = ParsedFont::from_bytes(FONT_REGULAR, 0, &mut warnings).expect("font");
-        let bold = ParsedFont::from_bytes(FONT_BOLD, 0, &mut warnings).expect("font");
-        let mut doc = printpdf::PdfDocument::new("t");
-        let l = Layout {
-            regular_id: doc.add_font(&regular),
-            bold_id: doc.add_font(&bold),
-            regular: &regular,
-            bold: &bold,
-            pages: Vec::new(),
-            ops: Vec::new(),
-            y: 0.0,
-        };
-        let text =
-            "Ünïcödé Ωμέγα Привет averyveryverylongwordwithoutanyspacesatallthatmustbebroken \
-                    and some ordinary words to wrap";
-        for face in [Face::Regular, Face::Bold] {
-            let lines = l.wrap(text, 9.0, face, 80.0);
-            assert!(lines.len() > 3);
-            for line in &lines {
-                assert!(l.width(line, 9.0, face) <= 80.0 + 0.01, "{line}");
-            }
-            assert_eq!(lines.concat().replace(' ', ""), text.replace(' ', ""));
-            let cut = l.fit(text, 9.0, face, 60.0);
-            assert!(cut.ends_with('…'));
-            assert!(l.width(&cut, 9.0, face) <= 60.0 + 0.01);
-        }
-        assert!(l.width("W", 10.0, Face::Regular) > l.width("i", 10.0, Face::Regular));
     }
 }

@@ -1,48 +1,25 @@
-//! The QBR as an A4 PDF, drawn with printpdf and the DejaVu Sans faces the
-//! executive report embeds: the same sections as the HTML page, the trend
-//! charts drawn as vector lines from the same [`Chart`] points (a gap in a
-//! line where a value is missing). Every string is measured and cut to its
-//! box, tables repeat their header on each page and rows never split, so
-//! nothing leaves the page.
-
-use printpdf::{
-    Color, FontId, Line as PdfLine, LinePoint, Mm, Op, PaintMode, ParsedFont, PdfDocument,
-    PdfFontHandle, PdfPage, PdfSaveOptions, Point, Pt, Rect, Rgb, TextItem, WindingOrder,
-};
+//! The QBR as an A4 PDF, laid out like the executive report (the shared
+//! `crate::report::pdf_layout`: same page, faces and footer): the same
+//! sections as the HTML page, the trend charts drawn as vector lines from
+//! the same [`Chart`] points (a gap in a line where a value is missing).
+//! Every string is measured and cut to its box, tables repeat their header
+//! on each page and rows never split, so nothing leaves the page.
 
 use super::qbr::Qbr;
 use super::svg::{Chart, COLOURS};
 use super::trim_number;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::history::kpis::party_label;
-use crate::report::pdf::{FONT_BOLD, FONT_REGULAR};
+use crate::report::pdf_layout::{
+    clean, document, Face, Fonts, Layout, Rgb3, BOTTOM, BRAND, CONTENT_W, INK, MARGIN, MUTED, RULE,
+    SOFT,
+};
 
-const PAGE_W: f32 = 595.28;
-const PAGE_H: f32 = 841.89;
-const MARGIN: f32 = 48.0;
-const TOP: f32 = PAGE_H - 54.0;
-const BOTTOM: f32 = 58.0;
-const CONTENT_W: f32 = PAGE_W - 2.0 * MARGIN;
 /// Rows of a long list shown before "and N more".
 const ROW_CAP: usize = 40;
 
-type Rgb3 = (f32, f32, f32);
-const INK: Rgb3 = (0.11, 0.14, 0.20);
-const MUTED: Rgb3 = (0.36, 0.39, 0.46);
-const BRAND: Rgb3 = (0.12, 0.23, 0.37);
-const RULE: Rgb3 = (0.85, 0.87, 0.91);
-const SOFT: Rgb3 = (0.96, 0.965, 0.976);
 const GOOD: Rgb3 = (0.18, 0.49, 0.31);
 const BAD: Rgb3 = (0.75, 0.22, 0.17);
-
-fn rgb(c: Rgb3) -> Color {
-    Color::Rgb(Rgb {
-        r: c.0,
-        g: c.1,
-        b: c.2,
-        icc_profile: None,
-    })
-}
 
 fn hex(s: &str) -> Rgb3 {
     let v = |i: usize| {
@@ -53,317 +30,170 @@ fn hex(s: &str) -> Rgb3 {
     (v(1), v(3), v(5))
 }
 
-#[derive(Clone, Copy)]
-enum Face {
-    Regular,
-    Bold,
-}
-
-struct Pen<'a> {
-    regular: &'a ParsedFont,
-    bold: &'a ParsedFont,
-    regular_id: FontId,
-    bold_id: FontId,
-    pages: Vec<Vec<Op>>,
-    ops: Vec<Op>,
-    y: f32,
-}
-
-fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+/// `s` wrapped at spaces to `max` points, each line then cut to fit: a word
+/// longer than a line is cut, not broken.
+fn wrap_cut(p: &Layout<'_>, s: &str, size: f32, face: Face, max: f32) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in clean(s).split_whitespace() {
+        let candidate = if line.is_empty() {
+            word.to_owned()
+        } else {
+            format!("{line} {word}")
+        };
+        if p.width(&candidate, size, face) <= max || line.is_empty() {
+            line = candidate;
+        } else {
+            lines.push(std::mem::take(&mut line));
+            line = word.to_owned();
+        }
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+        .into_iter()
+        .map(|l| p.fit(&l, size, face, max))
         .collect()
 }
 
-impl Pen<'_> {
-    fn char_width(font: &ParsedFont, c: char) -> f32 {
-        let gid = font.lookup_glyph_index(c as u32).unwrap_or(0);
-        let w = font.get_glyph_width(gid).unwrap_or(0);
-        f32::from(w) / f32::from(font.units_per_em.max(1))
-    }
+fn heading(p: &mut Layout<'_>, s: &str) {
+    p.ensure(70.0);
+    p.y -= 22.0;
+    p.text_fit(MARGIN, p.y, 15.0, Face::Bold, BRAND, s, CONTENT_W);
+    p.y -= 6.0;
+    p.rule(p.y, BRAND, 1.2);
+    p.y -= 12.0;
+}
 
-    fn font(&self, face: Face) -> &ParsedFont {
-        match face {
-            Face::Regular => self.regular,
-            Face::Bold => self.bold,
+fn paragraph(p: &mut Layout<'_>, s: &str, size: f32, face: Face, color: Rgb3) {
+    for line in wrap_cut(p, s, size, face, CONTENT_W) {
+        p.ensure(size * 1.5);
+        p.y -= size * 1.4;
+        p.text_fit(MARGIN, p.y, size, face, color, &line, CONTENT_W);
+    }
+    p.y -= size * 0.5;
+}
+
+/// A table of one-line cells (cut to fit), header repeated per page.
+fn table(p: &mut Layout<'_>, cols: &[(&str, f32)], rows: &[Vec<(String, Rgb3)>]) {
+    let size = 8.5;
+    let row_h = 15.0;
+    let total: f32 = cols.iter().map(|c| c.1).sum();
+    let widths: Vec<f32> = cols.iter().map(|c| c.1 / total * CONTENT_W).collect();
+    let header = |p: &mut Layout<'_>| {
+        p.rect(MARGIN, p.y - row_h, CONTENT_W, row_h, SOFT);
+        let mut x = MARGIN;
+        for ((title, _), w) in cols.iter().zip(&widths) {
+            p.text_fit(x + 3.0, p.y - 10.5, size, Face::Bold, MUTED, title, w - 6.0);
+            x += w;
         }
-    }
-
-    fn width(&self, s: &str, size: f32, face: Face) -> f32 {
-        let f = self.font(face);
-        s.chars().map(|c| Self::char_width(f, c)).sum::<f32>() * size
-    }
-
-    fn fit(&self, s: &str, size: f32, face: Face, max: f32) -> String {
-        let s = clean(s);
-        if self.width(&s, size, face) <= max {
-            return s;
+        p.y -= row_h;
+    };
+    p.ensure(row_h * 2.0);
+    header(p);
+    for row in rows {
+        if p.y - row_h < BOTTOM {
+            p.new_page();
+            header(p);
         }
-        let f = self.font(face);
-        let budget = max - Self::char_width(f, '…') * size;
-        let mut used = 0.0;
-        let mut out = String::new();
-        for c in s.chars() {
-            let w = Self::char_width(f, c) * size;
-            if used + w > budget {
-                break;
-            }
-            used += w;
-            out.push(c);
-        }
-        out.push('…');
-        out
-    }
-
-    fn wrap(&self, s: &str, size: f32, face: Face, max: f32) -> Vec<String> {
-        let mut lines = Vec::new();
-        let mut line = String::new();
-        for word in clean(s).split_whitespace() {
-            let candidate = if line.is_empty() {
-                word.to_owned()
-            } else {
-                format!("{line} {word}")
-            };
-            if self.width(&candidate, size, face) <= max || line.is_empty() {
-                line = candidate;
-            } else {
-                lines.push(std::mem::take(&mut line));
-                line = word.to_owned();
-            }
-        }
-        if !line.is_empty() {
-            lines.push(line);
-        }
-        lines
-            .into_iter()
-            .map(|l| self.fit(&l, size, face, max))
-            .collect()
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn text(&mut self, x: f32, y: f32, size: f32, face: Face, color: Rgb3, s: &str, max: f32) {
-        let s = self.fit(s, size, face, max);
-        if s.is_empty() {
-            return;
-        }
-        let font = match face {
-            Face::Regular => self.regular_id.clone(),
-            Face::Bold => self.bold_id.clone(),
-        };
-        self.ops.extend([
-            Op::StartTextSection,
-            Op::SetFillColor { col: rgb(color) },
-            Op::SetFont {
-                font: PdfFontHandle::External(font),
-                size: Pt(size),
-            },
-            Op::SetTextCursor {
-                pos: Point { x: Pt(x), y: Pt(y) },
-            },
-            Op::ShowText {
-                items: vec![TextItem::Text(s)],
-            },
-            Op::EndTextSection,
-        ]);
-    }
-
-    fn rect(&mut self, x: f32, y: f32, w: f32, h: f32, color: Rgb3) {
-        self.ops.extend([
-            Op::SetFillColor { col: rgb(color) },
-            Op::DrawRectangle {
-                rectangle: Rect {
-                    x: Pt(x),
-                    y: Pt(y),
-                    width: Pt(w),
-                    height: Pt(h),
-                    mode: Some(PaintMode::Fill),
-                    winding_order: Some(WindingOrder::NonZero),
-                },
-            },
-        ]);
-    }
-
-    fn polyline(&mut self, points: &[(f32, f32)], color: Rgb3, thickness: f32) {
-        self.ops.extend([
-            Op::SetOutlineColor { col: rgb(color) },
-            Op::SetOutlineThickness { pt: Pt(thickness) },
-            Op::DrawLine {
-                line: PdfLine {
-                    points: points
-                        .iter()
-                        .map(|(x, y)| LinePoint {
-                            p: Point {
-                                x: Pt(*x),
-                                y: Pt(*y),
-                            },
-                            bezier: false,
-                        })
-                        .collect(),
-                    is_closed: false,
-                },
-            },
-        ]);
-    }
-
-    fn hline(&mut self, y: f32, color: Rgb3, thickness: f32) {
-        self.polyline(&[(MARGIN, y), (MARGIN + CONTENT_W, y)], color, thickness);
-    }
-
-    fn new_page(&mut self) {
-        let ops = std::mem::take(&mut self.ops);
-        self.pages.push(ops);
-        self.y = TOP;
-    }
-
-    fn ensure(&mut self, h: f32) {
-        if self.y - h < BOTTOM {
-            self.new_page();
-        }
-    }
-
-    fn heading(&mut self, s: &str) {
-        self.ensure(70.0);
-        self.y -= 22.0;
-        self.text(MARGIN, self.y, 15.0, Face::Bold, BRAND, s, CONTENT_W);
-        self.y -= 6.0;
-        self.hline(self.y, BRAND, 1.2);
-        self.y -= 12.0;
-    }
-
-    fn paragraph(&mut self, s: &str, size: f32, face: Face, color: Rgb3) {
-        for line in self.wrap(s, size, face, CONTENT_W) {
-            self.ensure(size * 1.5);
-            self.y -= size * 1.4;
-            self.text(MARGIN, self.y, size, face, color, &line, CONTENT_W);
-        }
-        self.y -= size * 0.5;
-    }
-
-    /// A table of one-line cells (cut to fit), header repeated per page.
-    fn table(&mut self, cols: &[(&str, f32)], rows: &[Vec<(String, Rgb3)>]) {
-        let size = 8.5;
-        let row_h = 15.0;
-        let total: f32 = cols.iter().map(|c| c.1).sum();
-        let widths: Vec<f32> = cols.iter().map(|c| c.1 / total * CONTENT_W).collect();
-        let header = |p: &mut Pen<'_>| {
-            p.rect(MARGIN, p.y - row_h, CONTENT_W, row_h, SOFT);
-            let mut x = MARGIN;
-            for ((title, _), w) in cols.iter().zip(&widths) {
-                p.text(x + 3.0, p.y - 10.5, size, Face::Bold, MUTED, title, w - 6.0);
-                x += w;
-            }
-            p.y -= row_h;
-        };
-        self.ensure(row_h * 2.0);
-        header(self);
-        for row in rows {
-            if self.y - row_h < BOTTOM {
-                self.new_page();
-                header(self);
-            }
-            let mut x = MARGIN;
-            for ((text, color), w) in row.iter().zip(&widths) {
-                self.text(
-                    x + 3.0,
-                    self.y - 10.5,
-                    size,
-                    Face::Regular,
-                    *color,
-                    text,
-                    w - 6.0,
-                );
-                x += w;
-            }
-            self.y -= row_h;
-            self.hline(self.y, RULE, 0.4);
-        }
-        self.y -= 8.0;
-    }
-
-    fn chart(&mut self, c: &Chart) {
-        let h = 150.0;
-        let legend_rows = c.lines.len().div_ceil(3) as f32;
-        let total = 20.0 + h + 18.0 + legend_rows * 11.0 + 10.0;
-        self.ensure(total);
-        self.y -= 14.0;
-        self.text(MARGIN, self.y, 10.0, Face::Bold, BRAND, &c.title, CONTENT_W);
-        self.y -= 6.0;
-        let left = MARGIN + 34.0;
-        let w = CONTENT_W - 34.0;
-        let base = self.y - h;
-        for i in 0..=4 {
-            let frac = i as f32 / 4.0;
-            let y = base + frac * h;
-            self.polyline(&[(left, y), (left + w, y)], RULE, 0.5);
-            let label = format!(
-                "{}{}",
-                trim_number(c.y_max * f64::from(frac)),
-                if c.unit == "%" { "%" } else { "" }
-            );
-            let lw = self.width(&label, 7.0, Face::Regular);
-            self.text(
-                left - 4.0 - lw,
-                y - 2.5,
-                7.0,
+        let mut x = MARGIN;
+        for ((text, color), w) in row.iter().zip(&widths) {
+            p.text_fit(
+                x + 3.0,
+                p.y - 10.5,
+                size,
                 Face::Regular,
-                MUTED,
-                &label,
-                30.0,
+                *color,
+                text,
+                w - 6.0,
             );
+            x += w;
         }
-        for (i, line) in c.lines.iter().enumerate() {
-            let colour = hex(COLOURS[i % COLOURS.len()]);
-            for seg in c.segments(line) {
-                let pts: Vec<(f32, f32)> = seg
-                    .iter()
-                    .map(|(x, y)| (left + *x as f32 * w, base + *y as f32 * h))
-                    .collect();
-                if let [(x, y)] = pts.as_slice() {
-                    self.rect(x - 2.0, y - 2.0, 4.0, 4.0, colour);
-                } else {
-                    self.polyline(&pts, colour, 1.6);
-                }
-            }
-        }
-        self.y = base - 11.0;
-        self.text(
-            left,
-            self.y,
+        p.y -= row_h;
+        p.rule(p.y, RULE, 0.4);
+    }
+    p.y -= 8.0;
+}
+
+/// A trend chart: the title, a grid with the y values at the left, each
+/// line in its colour (a dot where a segment is one point), the first and
+/// last x labels below and a legend in three columns.
+fn chart(p: &mut Layout<'_>, c: &Chart) {
+    let h = 150.0;
+    let legend_rows = c.lines.len().div_ceil(3) as f32;
+    let total = 20.0 + h + 18.0 + legend_rows * 11.0 + 10.0;
+    p.ensure(total);
+    p.y -= 14.0;
+    p.text_fit(MARGIN, p.y, 10.0, Face::Bold, BRAND, &c.title, CONTENT_W);
+    p.y -= 6.0;
+    let left = MARGIN + 34.0;
+    let w = CONTENT_W - 34.0;
+    let base = p.y - h;
+    for i in 0..=4 {
+        let frac = i as f32 / 4.0;
+        let y = base + frac * h;
+        p.polyline(&[(left, y), (left + w, y)], RULE, 0.5);
+        let label = format!(
+            "{}{}",
+            trim_number(c.y_max * f64::from(frac)),
+            if c.unit == "%" { "%" } else { "" }
+        );
+        let lw = p.width(&label, 7.0, Face::Regular);
+        p.text_fit(
+            left - 4.0 - lw,
+            y - 2.5,
             7.0,
             Face::Regular,
             MUTED,
-            &c.x_labels.0,
-            120.0,
+            &label,
+            30.0,
         );
-        let rw = self.width(&c.x_labels.1, 7.0, Face::Regular);
-        self.text(
-            left + w - rw,
-            self.y,
-            7.0,
-            Face::Regular,
-            MUTED,
-            &c.x_labels.1,
-            120.0,
-        );
-        self.y -= 6.0;
-        for (i, line) in c.lines.iter().enumerate() {
-            if i % 3 == 0 {
-                self.y -= 11.0;
-            }
-            let x = left + (i % 3) as f32 * (w / 3.0);
-            self.rect(x, self.y - 1.0, 7.0, 7.0, hex(COLOURS[i % COLOURS.len()]));
-            self.text(
-                x + 10.0,
-                self.y,
-                8.0,
-                Face::Regular,
-                INK,
-                &line.label,
-                w / 3.0 - 14.0,
-            );
-        }
-        self.y -= 10.0;
     }
+    for (i, line) in c.lines.iter().enumerate() {
+        let colour = hex(COLOURS[i % COLOURS.len()]);
+        for seg in c.segments(line) {
+            let pts: Vec<(f32, f32)> = seg
+                .iter()
+                .map(|(x, y)| (left + *x as f32 * w, base + *y as f32 * h))
+                .collect();
+            if let [(x, y)] = pts.as_slice() {
+                p.rect(x - 2.0, y - 2.0, 4.0, 4.0, colour);
+            } else {
+                p.polyline(&pts, colour, 1.6);
+            }
+        }
+    }
+    p.y = base - 11.0;
+    p.text_fit(left, p.y, 7.0, Face::Regular, MUTED, &c.x_labels.0, 120.0);
+    let rw = p.width(&c.x_labels.1, 7.0, Face::Regular);
+    p.text_fit(
+        left + w - rw,
+        p.y,
+        7.0,
+        Face::Regular,
+        MUTED,
+        &c.x_labels.1,
+        120.0,
+    );
+    p.y -= 6.0;
+    for (i, line) in c.lines.iter().enumerate() {
+        if i % 3 == 0 {
+            p.y -= 11.0;
+        }
+        let x = left + (i % 3) as f32 * (w / 3.0);
+        p.rect(x, p.y - 1.0, 7.0, 7.0, hex(COLOURS[i % COLOURS.len()]));
+        p.text_fit(
+            x + 10.0,
+            p.y,
+            8.0,
+            Face::Regular,
+            INK,
+            &line.label,
+            w / 3.0 - 14.0,
+        );
+    }
+    p.y -= 10.0;
 }
 
 fn capped<T>(items: &[T]) -> (&[T], usize) {
@@ -371,9 +201,10 @@ fn capped<T>(items: &[T]) -> (&[T], usize) {
     (shown, items.len() - shown.len())
 }
 
-fn more(p: &mut Pen<'_>, hidden: usize, what: &str) {
+fn more(p: &mut Layout<'_>, hidden: usize, what: &str) {
     if hidden > 0 {
-        p.paragraph(
+        paragraph(
+            p,
             &format!("… and {hidden} more {what} (in the HTML review)"),
             8.5,
             Face::Regular,
@@ -387,40 +218,20 @@ fn more(p: &mut Pen<'_>, hidden: usize, what: &str) {
 /// # Errors
 /// When a shipped font cannot be parsed (a packaging defect).
 pub fn render(q: &Qbr) -> Result<Vec<u8>> {
-    let mut warnings = Vec::new();
-    let regular = ParsedFont::from_bytes(FONT_REGULAR, 0, &mut warnings)
-        .ok_or_else(|| Error::invalid("cannot parse reports/fonts/DejaVuSans.ttf"))?;
-    let bold = ParsedFont::from_bytes(FONT_BOLD, 0, &mut warnings)
-        .ok_or_else(|| Error::invalid("cannot parse reports/fonts/DejaVuSans-Bold.ttf"))?;
-    let mut doc = PdfDocument::new(&format!(
-        "Quarterly business review: {} {}",
-        clean(&q.organisation),
-        q.period.label
-    ));
-    doc.metadata.info.creator = q.tool.clone();
-    doc.metadata.info.author = q.tool.clone();
-    if let Some(t) = chrono::DateTime::parse_from_rfc3339(&q.last_as_of)
-        .ok()
-        .and_then(|t| printpdf::OffsetDateTime::from_unix_timestamp(t.timestamp()).ok())
-    {
-        doc.metadata.info.creation_date = t;
-        doc.metadata.info.modification_date = t;
-        doc.metadata.info.metadata_date = t;
-    }
-    let regular_id = doc.add_font(&regular);
-    let bold_id = doc.add_font(&bold);
-    let mut p = Pen {
-        regular: &regular,
-        bold: &bold,
-        regular_id,
-        bold_id,
-        pages: Vec::new(),
-        ops: Vec::new(),
-        y: TOP,
-    };
+    let fonts = Fonts::load()?;
+    let doc = document(
+        &format!(
+            "Quarterly business review: {} {}",
+            clean(&q.organisation),
+            q.period.label
+        ),
+        &q.tool,
+        &q.last_as_of,
+    );
+    let mut p = Layout::new(doc, &fonts);
 
     p.y -= 10.0;
-    p.text(
+    p.text_fit(
         MARGIN,
         p.y,
         20.0,
@@ -430,7 +241,7 @@ pub fn render(q: &Qbr) -> Result<Vec<u8>> {
         CONTENT_W,
     );
     p.y -= 26.0;
-    p.text(
+    p.text_fit(
         MARGIN,
         p.y,
         15.0,
@@ -440,7 +251,8 @@ pub fn render(q: &Qbr) -> Result<Vec<u8>> {
         CONTENT_W,
     );
     p.y -= 8.0;
-    p.paragraph(
+    paragraph(
+        &mut p,
         &format!(
             "{} ({} to {}): {} run(s), from {} to {}. Frameworks: {}.",
             q.period.label,
@@ -455,7 +267,8 @@ pub fn render(q: &Qbr) -> Result<Vec<u8>> {
         Face::Regular,
         MUTED,
     );
-    p.paragraph(
+    paragraph(
+        &mut p,
         &format!(
             "{} of {} controls in scope pass or are attested at the end of the period.",
             q.posture.0, q.posture.1
@@ -465,12 +278,12 @@ pub fn render(q: &Qbr) -> Result<Vec<u8>> {
         BRAND,
     );
 
-    p.heading("Trends");
+    heading(&mut p, "Trends");
     for c in &q.charts {
-        p.chart(c);
+        chart(&mut p, c);
     }
 
-    p.heading("KPIs: start and end of the period");
+    heading(&mut p, "KPIs: start and end of the period");
     let rows: Vec<Vec<(String, Rgb3)>> = q
         .movements
         .iter()
@@ -489,7 +302,8 @@ pub fn render(q: &Qbr) -> Result<Vec<u8>> {
             ]
         })
         .collect();
-    p.table(
+    table(
+        &mut p,
         &[
             ("KPI", 3.0),
             ("First run", 2.0),
@@ -500,12 +314,13 @@ pub fn render(q: &Qbr) -> Result<Vec<u8>> {
         &rows,
     );
 
-    p.heading("What improved and what regressed");
+    heading(&mut p, "What improved and what regressed");
     for (title, list, colour) in [
         ("Improved", &q.improved, GOOD),
         ("Regressed", &q.regressed, BAD),
     ] {
-        p.paragraph(
+        paragraph(
+            &mut p,
             &format!("{title}: {}", list.len()),
             10.0,
             Face::Bold,
@@ -524,7 +339,8 @@ pub fn render(q: &Qbr) -> Result<Vec<u8>> {
                     ]
                 })
                 .collect();
-            p.table(
+            table(
+                &mut p,
                 &[
                     ("Control", 1.6),
                     ("Title", 4.0),
@@ -537,9 +353,10 @@ pub fn render(q: &Qbr) -> Result<Vec<u8>> {
         more(&mut p, hidden, "controls");
     }
 
-    p.heading("SLA adherence by party");
+    heading(&mut p, "SLA adherence by party");
     if !q.sla_configured {
-        p.paragraph(
+        paragraph(
+            &mut p,
             "No [sla] targets are set in the config; adherence is not measured.",
             9.0,
             Face::Regular,
@@ -563,7 +380,8 @@ pub fn render(q: &Qbr) -> Result<Vec<u8>> {
             ]
         })
         .collect();
-    p.table(
+    table(
+        &mut p,
         &[
             ("Party", 1.4),
             ("Closed", 1.0),
@@ -574,9 +392,10 @@ pub fn render(q: &Qbr) -> Result<Vec<u8>> {
         &rows,
     );
 
-    p.heading("Open gaps by owner, with their age");
+    heading(&mut p, "Open gaps by owner, with their age");
     if q.gaps.is_empty() {
-        p.paragraph(
+        paragraph(
+            &mut p,
             "No open gaps at the end of the period.",
             9.5,
             Face::Regular,
@@ -597,7 +416,8 @@ pub fn render(q: &Qbr) -> Result<Vec<u8>> {
                 ]
             })
             .collect();
-        p.table(
+        table(
+            &mut p,
             &[
                 ("Owner", 1.2),
                 ("Check", 4.2),
@@ -610,9 +430,10 @@ pub fn render(q: &Qbr) -> Result<Vec<u8>> {
     }
     more(&mut p, hidden, "checks");
 
-    p.heading("Exceptions in force");
+    heading(&mut p, "Exceptions in force");
     if q.exceptions.is_empty() {
-        p.paragraph(
+        paragraph(
+            &mut p,
             "No accepted risk at the end of the period.",
             9.5,
             Face::Regular,
@@ -639,7 +460,8 @@ pub fn render(q: &Qbr) -> Result<Vec<u8>> {
                 ]
             })
             .collect();
-        p.table(
+        table(
+            &mut p,
             &[
                 ("Control", 2.0),
                 ("Owner", 1.2),
@@ -651,12 +473,13 @@ pub fn render(q: &Qbr) -> Result<Vec<u8>> {
     }
     more(&mut p, hidden, "exceptions");
 
-    p.heading("Roadmap");
+    heading(&mut p, "Roadmap");
     if q.roadmap.is_empty() {
-        p.paragraph("Nothing open.", 9.5, Face::Regular, INK);
+        paragraph(&mut p, "Nothing open.", 9.5, Face::Regular, INK);
     }
     for (i, g) in q.roadmap.iter().enumerate() {
-        p.paragraph(
+        paragraph(
+            &mut p,
             &format!(
                 "{}. {}: {} (fix {} subject(s), open up to {} d)",
                 i + 1,
@@ -671,45 +494,9 @@ pub fn render(q: &Qbr) -> Result<Vec<u8>> {
         );
     }
 
-    p.new_page();
-    let bodies = std::mem::take(&mut p.pages);
-    let total = bodies.len();
-    let mut pages = Vec::with_capacity(total);
-    for (i, ops) in bodies.into_iter().enumerate() {
-        p.ops = ops;
-        p.hline(42.0, RULE, 0.5);
-        let right = format!("Page {} of {total}", i + 1);
-        let rw = p.width(&right, 7.5, Face::Regular);
-        p.text(
-            MARGIN + CONTENT_W - rw,
-            30.0,
-            7.5,
-            Face::Regular,
-            MUTED,
-            &right,
-            rw + 1.0,
-        );
-        let left = format!(
-            "{} · quarterly business review · {}",
-            q.organisation, q.period.label
-        );
-        p.text(
-            MARGIN,
-            30.0,
-            7.5,
-            Face::Regular,
-            MUTED,
-            &left,
-            CONTENT_W - rw - 12.0,
-        );
-        pages.push(PdfPage::new(
-            Mm(210.0),
-            Mm(297.0),
-            std::mem::take(&mut p.ops),
-        ));
-    }
-    let mut save_warnings = Vec::new();
-    Ok(doc
-        .with_pages(pages)
-        .save(&PdfSaveOptions::default(), &mut save_warnings))
+    let foot = format!(
+        "{} · quarterly business review · {}",
+        q.organisation, q.period.label
+    );
+    Ok(p.finish(|p, page, pages| p.footer(&foot, page, pages)))
 }
