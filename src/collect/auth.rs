@@ -1,6 +1,10 @@
 //! Credentials on the wire: OAuth2 client-credentials tokens (fetched once,
 //! cached until shortly before expiry, refreshed after a 401) and static API keys.
+//! The token cache ([`TokenCache`]) and the token request with retries
+//! ([`TokenEndpoint`]) also serve the sources' own grants (Veeam's and Datto
+//! RMM's password grants).
 
+use std::future::Future;
 use std::time::Duration;
 
 use reqwest::header::{HeaderName, AUTHORIZATION};
@@ -97,7 +101,7 @@ pub struct ClientCredentials {
     form: Vec<(String, String)>,
     credential: ClientCredential,
     retry: RetryPolicy,
-    cached: Mutex<Option<(Secret, Instant)>>,
+    cache: TokenCache,
     /// A failure to get a token is final for the run: every later request of
     /// the source gets the same error instead of asking again.
     failed: Mutex<Option<AuthError>>,
@@ -134,9 +138,23 @@ impl ClientCredentials {
             form,
             credential,
             retry,
-            cached: Mutex::new(None),
+            cache: TokenCache::new(EXPIRY_SKEW),
             failed: Mutex::new(None),
         }
+    }
+
+    /// A new token, unless asking failed before in this run (then the same
+    /// error again).
+    async fn fetch_once(&self) -> Result<(Secret, Instant), AuthError> {
+        let mut failed = self.failed.lock().await;
+        if let Some(e) = failed.as_ref() {
+            return Err(e.clone());
+        }
+        let token = self.fetch().await;
+        if let Err(e) = &token {
+            *failed = Some(e.clone());
+        }
+        token
     }
 
     async fn fetch(&self) -> Result<(Secret, Instant), AuthError> {
@@ -273,33 +291,57 @@ impl TokenEndpoint<'_> {
 
 impl Auth for ClientCredentials {
     fn header(&self) -> BoxFuture<'_, Result<(HeaderName, Secret), AuthError>> {
-        Box::pin(async move {
-            let mut cached = self.cached.lock().await;
-            let fresh = cached
-                .as_ref()
-                .is_some_and(|(_, exp)| Instant::now() + EXPIRY_SKEW < *exp);
-            if !fresh {
-                let mut failed = self.failed.lock().await;
-                if let Some(e) = failed.as_ref() {
-                    return Err(e.clone());
-                }
-                match self.fetch().await {
-                    Ok(token) => *cached = Some(token),
-                    Err(e) => {
-                        *failed = Some(e.clone());
-                        return Err(e);
-                    }
-                }
-            }
-            let token = cached.as_ref().map(|(t, _)| t.expose()).unwrap_or_default();
-            Ok((AUTHORIZATION, Secret::new(format!("Bearer {token}"))))
-        })
+        Box::pin(self.cache.bearer(|| self.fetch_once()))
     }
 
     fn invalidate(&self) -> BoxFuture<'_, ()> {
-        Box::pin(async move {
-            *self.cached.lock().await = None;
-        })
+        Box::pin(self.cache.clear())
+    }
+}
+
+/// A bearer token kept for every request of a source until shortly before
+/// it expires, for the token sources of OAuth2 grants.
+pub(crate) struct TokenCache {
+    /// Tokens are renewed this long before they expire.
+    skew: Duration,
+    cached: Mutex<Option<(Secret, Instant)>>,
+}
+
+impl TokenCache {
+    /// An empty cache renewing tokens `skew` before they expire.
+    pub(crate) fn new(skew: Duration) -> TokenCache {
+        TokenCache {
+            skew,
+            cached: Mutex::new(None),
+        }
+    }
+
+    /// `Authorization: Bearer <token>` with the cached token, or with a new
+    /// one from `fetch` (a token and when it expires) when there is none or
+    /// it is about to expire. The cache stays locked while `fetch` runs, so
+    /// requests at the same time wait for one token request.
+    ///
+    /// # Errors
+    /// `fetch`'s; the cache is then left as it was.
+    pub(crate) async fn bearer<F, Fut>(&self, fetch: F) -> Result<(HeaderName, Secret), AuthError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(Secret, Instant), AuthError>>,
+    {
+        let mut cached = self.cached.lock().await;
+        let fresh = cached
+            .as_ref()
+            .is_some_and(|(_, exp)| Instant::now() + self.skew < *exp);
+        if !fresh {
+            *cached = Some(fetch().await?);
+        }
+        let token = cached.as_ref().map(|(t, _)| t.expose()).unwrap_or_default();
+        Ok((AUTHORIZATION, Secret::new(format!("Bearer {token}"))))
+    }
+
+    /// Forget the token (after the server answered 401).
+    pub(crate) async fn clear(&self) {
+        *self.cached.lock().await = None;
     }
 }
 
@@ -369,6 +411,44 @@ fn first_line(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_token_cache_asks_again_only_near_expiry_or_after_a_401() {
+        let cache = TokenCache::new(Duration::from_secs(60));
+        let asked = std::sync::atomic::AtomicUsize::new(0);
+        let fetch = || async {
+            let n = asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok((
+                Secret::new(format!("t{n}")),
+                Instant::now() + Duration::from_secs(120),
+            ))
+        };
+        let bearer = |h: (HeaderName, Secret)| h.1.expose().to_owned();
+        assert_eq!(
+            bearer(cache.bearer(fetch).await.expect("token")),
+            "Bearer t0"
+        );
+        assert_eq!(
+            bearer(cache.bearer(fetch).await.expect("token")),
+            "Bearer t0"
+        );
+        // Within the skew of its expiry, a token is renewed.
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert_eq!(
+            bearer(cache.bearer(fetch).await.expect("token")),
+            "Bearer t1"
+        );
+        cache.clear().await;
+        assert_eq!(
+            bearer(cache.bearer(fetch).await.expect("token")),
+            "Bearer t2"
+        );
+        // While the token is fresh, no request is made (not even one that would fail).
+        let refused = cache
+            .bearer(|| async { Err(AuthError("refused".into())) })
+            .await;
+        assert!(refused.is_ok(), "a fresh token needs no request");
+    }
 
     #[test]
     fn basic_client_authentication_form_encodes_id_and_secret() {

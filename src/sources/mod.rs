@@ -5,6 +5,11 @@
 //!
 //! [`SOURCES`] lists them, one line per source, so a source type is spelt
 //! once: adding one is a folder plus a line here (see `ARCHITECTURE.md`).
+//!
+//! What several sources do alike sits beside them: `settings` reads the
+//! config keys they share (a credential's `_env`/`_file`, `base_url`),
+//! `scope` checks an organisation id of a shared account, and `per_parent`
+//! fetches a dataset with one request per record of a parent list.
 
 pub mod backup_spec;
 pub mod cove;
@@ -14,8 +19,10 @@ pub mod endpoint_reports;
 pub mod m365;
 pub mod manual;
 pub mod ninjaone;
+mod per_parent;
 pub mod rmm_spec;
 mod scope;
+mod settings;
 pub mod veeam;
 
 use std::path::Path;

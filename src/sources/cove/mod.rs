@@ -22,16 +22,15 @@ pub mod simulate;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use reqwest::Url;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::Source;
+use super::{settings, Source};
 use crate::collect::http::{Method, PageError};
 use crate::collect::ratelimit::RateLimiter;
 use crate::collect::{BoxFuture, CollectContext, Collector};
 use crate::config::{RefuseLiteralSecret, SourceDecl};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::evidence::{DatasetReport, DatasetStatus, PageMeta, SourceReport};
 use crate::secret::{Secret, SecretRef};
 
@@ -100,22 +99,16 @@ pub struct Cove {
 
 fn build(decl: &SourceDecl) -> Result<Box<dyn Collector>> {
     let c: CoveConfig = decl.parse()?;
-    let password = SecretRef::from_pair(
+    let password = settings::secret(
+        decl,
         "password",
         c.password_env.as_deref(),
         c.password_file.as_deref(),
-        decl.base_dir(),
-    )
-    .map_err(|e| Error::config(format!("[sources.{}]: {e}", decl.name)))?;
-    if Url::parse(&c.base_url).is_err() {
-        return Err(Error::config(format!(
-            "[sources.{}]: `base_url` is not a URL",
-            decl.name
-        )));
-    }
+    )?;
+    let base = settings::base_url(decl, &c.base_url, None)?;
     Ok(Box::new(Cove {
         name: decl.name.clone(),
-        url: format!("{}/jsonapi", c.base_url.trim_end_matches('/')),
+        url: format!("{base}/jsonapi"),
         partner: c.partner,
         username: c.username,
         password,

@@ -28,11 +28,11 @@ use std::time::Duration;
 
 use base64::Engine;
 use reqwest::header::AUTHORIZATION;
-use reqwest::Url;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::Source;
+use super::per_parent::{fetch_per_parent, ParentList};
+use super::{settings, Source};
 use crate::collect::auth::{ApiKey, Auth};
 use crate::collect::dataset::{fetch_pages, merge_reports, DatasetRequest, PageCounter};
 use crate::collect::paging::{param, with_param, PageInfo, Pager};
@@ -40,7 +40,7 @@ use crate::collect::ratelimit::RateLimiter;
 use crate::collect::{BoxFuture, CollectContext, Collector};
 use crate::config::{RefuseLiteralSecret, SourceDecl};
 use crate::error::{Error, Result};
-use crate::evidence::{DatasetReport, DatasetStatus, SourceReport};
+use crate::evidence::{DatasetStatus, SourceReport};
 use crate::secret::{Secret, SecretRef};
 
 /// Registry entry.
@@ -111,19 +111,13 @@ fn safe_serial(serial: &str) -> bool {
 
 fn build(decl: &SourceDecl) -> Result<Box<dyn Collector>> {
     let c: BcdrConfig = decl.parse()?;
-    let secret = SecretRef::from_pair(
+    let secret = settings::secret(
+        decl,
         "secret_key",
         c.secret_key_env.as_deref(),
         c.secret_key_file.as_deref(),
-        decl.base_dir(),
-    )
-    .map_err(|e| Error::config(format!("[sources.{}]: {e}", decl.name)))?;
-    if Url::parse(&c.base_url).is_err() {
-        return Err(Error::config(format!(
-            "[sources.{}]: `base_url` is not a URL",
-            decl.name
-        )));
-    }
+    )?;
+    let base = settings::base_url(decl, &c.base_url, None)?;
     if let Some(bad) = c.serial_numbers.iter().flatten().find(|s| !safe_serial(s)) {
         return Err(Error::config(format!(
             "[sources.{}]: `serial_numbers` holds {:?}, which is not a serial number (letters, digits, - and _)",
@@ -133,7 +127,7 @@ fn build(decl: &SourceDecl) -> Result<Box<dyn Collector>> {
     }
     Ok(Box::new(DattoBcdr {
         name: decl.name.clone(),
-        base: c.base_url.trim_end_matches('/').to_owned(),
+        base,
         public_key: c.public_key,
         secret,
         serials: c.serial_numbers,
@@ -282,60 +276,33 @@ impl DattoBcdr {
         serials.dedup();
         let (serials, hostile): (Vec<String>, Vec<String>) =
             serials.into_iter().partition(|s| safe_serial(s));
-        let asset_counter = PageCounter::default();
-        let mut parts = Vec::new();
-        for serial in &serials {
-            let pager = Box::new(BcdrPager {
-                serials: Arc::new(Mutex::new(Vec::new())),
-            });
-            let url = format!("{}/v1/bcdr/device/{serial}/asset", self.base);
-            let req = self.request(dataset::ASSETS, url, pager, auth);
-            match fetch_pages(&ctx.http, &ctx.evidence, req, &asset_counter).await {
-                Ok(f) => parts.push(f.report),
-                Err(e) => {
-                    return crate::collect::finish(
-                        SOURCE.source_type,
-                        vec![(dataset::DEVICES, Ok(devices)), (dataset::ASSETS, Err(e))],
-                    )
-                }
-            }
-        }
-        if !hostile.is_empty() {
-            parts.push(DatasetReport {
-                status: DatasetStatus::Partial,
-                pages: 0,
-                records: 0,
-                reason: Some(format!(
-                    "{} appliance serial number(s) are not plain serial numbers and were not requested",
-                    hostile.len()
-                )),
-            });
-        }
-        let assets = if parts.is_empty() && devices.status == DatasetStatus::Complete {
-            // No appliance at all: an empty, complete list (the checks treat
-            // a product with nothing protected as unproven).
-            DatasetReport {
-                status: DatasetStatus::Complete,
-                pages: 0,
-                records: 0,
-                reason: None,
-            }
-        } else if parts.is_empty() {
-            DatasetReport {
-                status: DatasetStatus::Failed,
-                pages: 0,
-                records: 0,
-                reason: Some("no appliance list to ask for assets".into()),
-            }
+        let requests: Vec<DatasetRequest> = serials
+            .iter()
+            .map(|serial| {
+                let pager = Box::new(BcdrPager {
+                    serials: Arc::new(Mutex::new(Vec::new())),
+                });
+                let url = format!("{}/v1/bcdr/device/{serial}/asset", self.base);
+                self.request(dataset::ASSETS, url, pager, auth)
+            })
+            .collect();
+        let not_requested = (!hostile.is_empty()).then(|| {
+            format!(
+                "{} appliance serial number(s) are not plain serial numbers and were not requested",
+                hostile.len()
+            )
+        });
+        // No appliance at all in a complete list: an empty, complete asset
+        // list (the checks treat a product with nothing protected as unproven).
+        let appliances = if devices.status == DatasetStatus::Complete {
+            ParentList::Complete
         } else {
-            merge_reports(&parts)
+            ParentList::Incomplete("no appliance list to ask for assets")
         };
+        let assets = fetch_per_parent(ctx, requests, not_requested, appliances).await;
         crate::collect::finish(
             SOURCE.source_type,
-            vec![
-                (dataset::DEVICES, Ok(devices)),
-                (dataset::ASSETS, Ok(assets)),
-            ],
+            vec![(dataset::DEVICES, Ok(devices)), (dataset::ASSETS, assets)],
         )
     }
 }

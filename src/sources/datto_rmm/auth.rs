@@ -5,11 +5,10 @@
 
 use std::time::Duration;
 
-use reqwest::header::{HeaderName, AUTHORIZATION};
-use tokio::sync::Mutex;
+use reqwest::header::HeaderName;
 use tokio::time::Instant;
 
-use crate::collect::auth::{Auth, AuthError, TokenEndpoint};
+use crate::collect::auth::{Auth, AuthError, TokenCache, TokenEndpoint};
 use crate::collect::retry::RetryPolicy;
 use crate::collect::BoxFuture;
 use crate::secret::Secret;
@@ -24,7 +23,7 @@ pub struct PasswordGrant {
     api_key: Secret,
     api_secret: Secret,
     retry: RetryPolicy,
-    cached: Mutex<Option<(Secret, Instant)>>,
+    cache: TokenCache,
 }
 
 impl PasswordGrant {
@@ -42,7 +41,7 @@ impl PasswordGrant {
             api_key,
             api_secret,
             retry,
-            cached: Mutex::new(None),
+            cache: TokenCache::new(EXPIRY_SKEW),
         }
     }
 
@@ -80,22 +79,10 @@ impl PasswordGrant {
 
 impl Auth for PasswordGrant {
     fn header(&self) -> BoxFuture<'_, Result<(HeaderName, Secret), AuthError>> {
-        Box::pin(async move {
-            let mut cached = self.cached.lock().await;
-            let fresh = cached
-                .as_ref()
-                .is_some_and(|(_, exp)| Instant::now() + EXPIRY_SKEW < *exp);
-            if !fresh {
-                *cached = Some(self.fetch().await?);
-            }
-            let token = cached.as_ref().map(|(t, _)| t.expose()).unwrap_or_default();
-            Ok((AUTHORIZATION, Secret::new(format!("Bearer {token}"))))
-        })
+        Box::pin(self.cache.bearer(|| self.fetch()))
     }
 
     fn invalidate(&self) -> BoxFuture<'_, ()> {
-        Box::pin(async move {
-            *self.cached.lock().await = None;
-        })
+        Box::pin(self.cache.clear())
     }
 }

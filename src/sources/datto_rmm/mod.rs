@@ -37,11 +37,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::Url;
 use serde::Deserialize;
 
 use super::scope::{self, ScopeCheck};
-use super::Source;
+use super::{settings, Source};
 use crate::collect::dataset::{fetch_dataset_with, DatasetRequest, FetchOptions};
 use crate::collect::http::ThrottleBlock;
 use crate::collect::paging::{GenericPager, Paging};
@@ -127,27 +126,23 @@ pub struct DattoRmm {
 
 fn build(decl: &SourceDecl) -> Result<Box<dyn Collector>> {
     let c: DattoConfig = decl.parse()?;
-    let named = |e: Error| Error::config(format!("[sources.{}]: {e}", decl.name));
-    let api_key = SecretRef::from_pair(
+    let api_key = settings::secret(
+        decl,
         "api_key",
         c.api_key_env.as_deref(),
         c.api_key_file.as_deref(),
-        decl.base_dir(),
-    )
-    .map_err(named)?;
-    let api_secret = SecretRef::from_pair(
+    )?;
+    let api_secret = settings::secret(
+        decl,
         "api_secret",
         c.api_secret_env.as_deref(),
         c.api_secret_file.as_deref(),
-        decl.base_dir(),
-    )
-    .map_err(named)?;
-    if Url::parse(&c.base_url).is_err() {
-        return Err(Error::config(format!(
-            "[sources.{}]: `base_url` is not a URL (e.g. https://pinotage-api.centrastage.net)",
-            decl.name
-        )));
-    }
+    )?;
+    let base = settings::base_url(
+        decl,
+        &c.base_url,
+        Some("https://pinotage-api.centrastage.net"),
+    )?;
     if !(1..=600).contains(&c.requests_per_minute) {
         return Err(Error::config(format!(
             "[sources.{}]: `requests_per_minute` must be 1..=600 (Datto blocks clients above 600 per minute)",
@@ -168,7 +163,7 @@ fn build(decl: &SourceDecl) -> Result<Box<dyn Collector>> {
     }
     Ok(Box::new(DattoRmm {
         name: decl.name.clone(),
-        base: c.base_url.trim_end_matches('/').to_owned(),
+        base,
         api_key,
         api_secret,
         page_size: c.page_size.clamp(1, PAGE_SIZE),

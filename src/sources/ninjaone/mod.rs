@@ -33,15 +33,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::Url;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::scope::{self, ScopeCheck};
-use super::Source;
+use super::{settings, Source};
 use crate::collect::auth::{Auth, ClientCredential, ClientCredentials};
 use crate::collect::dataset::{fetch_dataset, DatasetRequest};
-use crate::collect::paging::{PageInfo, Pager};
+use crate::collect::paging::{with_param, PageInfo, Pager};
 use crate::collect::ratelimit::{shared_limiter, AccountKey, RateLimiter};
 use crate::collect::{BoxFuture, CollectContext, Collector};
 use crate::config::{RefuseLiteralSecret, SourceDecl};
@@ -115,26 +114,19 @@ pub struct NinjaOne {
 
 fn build(decl: &SourceDecl) -> Result<Box<dyn Collector>> {
     let c: NinjaConfig = decl.parse()?;
-    let secret = SecretRef::from_pair(
+    let secret = settings::secret(
+        decl,
         "client_secret",
         c.client_secret_env.as_deref(),
         c.client_secret_file.as_deref(),
-        decl.base_dir(),
-    )
-    .map_err(|e| Error::config(format!("[sources.{}]: {e}", decl.name)))?;
-    if Url::parse(&c.base_url).is_err() {
-        return Err(Error::config(format!(
-            "[sources.{}]: `base_url` is not a URL",
-            decl.name
-        )));
-    }
+    )?;
+    let base = settings::base_url(decl, &c.base_url, None)?;
     if c.organization_id.is_some_and(|id| id < 1) {
         return Err(Error::config(format!(
             "[sources.{}]: `organization_id` must be a NinjaOne organization id (1 or more)",
             decl.name
         )));
     }
-    let base = c.base_url.trim_end_matches('/').to_owned();
     let account = AccountKey::new(SOURCE.source_type, &base, &c.client_id);
     Ok(Box::new(NinjaOne {
         name: decl.name.clone(),
@@ -198,21 +190,6 @@ impl Pager for CursorPager {
             next,
         })
     }
-}
-
-/// `url` with query parameter `key` set to `value` (replacing any earlier one).
-fn with_param(url: &str, key: &str, value: &str) -> std::result::Result<String, String> {
-    let mut u = Url::parse(url).map_err(|e| format!("bad page URL: {e}"))?;
-    let kept: Vec<(String, String)> = u
-        .query_pairs()
-        .filter(|(k, _)| k != key)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    u.query_pairs_mut()
-        .clear()
-        .extend_pairs(kept)
-        .append_pair(key, value);
-    Ok(u.to_string())
 }
 
 impl NinjaOne {

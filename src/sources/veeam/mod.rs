@@ -29,24 +29,22 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use reqwest::header::{HeaderName, AUTHORIZATION};
-use reqwest::Url;
+use reqwest::header::HeaderName;
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::Source;
-use crate::collect::auth::{Auth, AuthError, TokenEndpoint};
-use crate::collect::dataset::{
-    fetch_dataset, fetch_pages, merge_reports, DatasetRequest, PageCounter,
-};
+use super::per_parent::{fetch_per_parent, ParentList};
+use super::{settings, Source};
+use crate::collect::auth::{Auth, AuthError, TokenCache, TokenEndpoint};
+use crate::collect::dataset::{fetch_dataset, DatasetRequest};
 use crate::collect::paging::{param, with_param, PageInfo, Pager};
 use crate::collect::ratelimit::RateLimiter;
 use crate::collect::retry::RetryPolicy;
 use crate::collect::{BoxFuture, CollectContext, Collector};
 use crate::config::{RefuseLiteralSecret, SourceDecl};
 use crate::error::{Error, Result};
-use crate::evidence::{DatasetReport, DatasetStatus, SourceReport};
+use crate::evidence::{DatasetStatus, SourceReport};
 use crate::secret::{Secret, SecretRef};
 
 /// Registry entry.
@@ -116,19 +114,13 @@ pub struct Veeam {
 
 fn build(decl: &SourceDecl) -> Result<Box<dyn Collector>> {
     let c: VeeamConfig = decl.parse()?;
-    let password = SecretRef::from_pair(
+    let password = settings::secret(
+        decl,
         "password",
         c.password_env.as_deref(),
         c.password_file.as_deref(),
-        decl.base_dir(),
-    )
-    .map_err(|e| Error::config(format!("[sources.{}]: {e}", decl.name)))?;
-    if Url::parse(&c.base_url).is_err() {
-        return Err(Error::config(format!(
-            "[sources.{}]: `base_url` is not a URL (e.g. https://vbr.example.local:9419)",
-            decl.name
-        )));
-    }
+    )?;
+    let base = settings::base_url(decl, &c.base_url, Some("https://vbr.example.local:9419"))?;
     let version_ok = c
         .api_version
         .chars()
@@ -142,7 +134,7 @@ fn build(decl: &SourceDecl) -> Result<Box<dyn Collector>> {
     }
     Ok(Box::new(Veeam {
         name: decl.name.clone(),
-        base: c.base_url.trim_end_matches('/').to_owned(),
+        base,
         username: c.username,
         password,
         version: c.api_version,
@@ -162,7 +154,7 @@ struct PasswordGrant {
     password: Secret,
     version: String,
     retry: RetryPolicy,
-    cached: tokio::sync::Mutex<Option<(Secret, Instant)>>,
+    cache: TokenCache,
 }
 
 impl PasswordGrant {
@@ -200,23 +192,11 @@ impl PasswordGrant {
 
 impl Auth for PasswordGrant {
     fn header(&self) -> BoxFuture<'_, std::result::Result<(HeaderName, Secret), AuthError>> {
-        Box::pin(async move {
-            let mut cached = self.cached.lock().await;
-            let fresh = cached
-                .as_ref()
-                .is_some_and(|(_, exp)| Instant::now() + EXPIRY_SKEW < *exp);
-            if !fresh {
-                *cached = Some(self.fetch().await?);
-            }
-            let token = cached.as_ref().map(|(t, _)| t.expose()).unwrap_or_default();
-            Ok((AUTHORIZATION, Secret::new(format!("Bearer {token}"))))
-        })
+        Box::pin(self.cache.bearer(|| self.fetch()))
     }
 
     fn invalidate(&self) -> BoxFuture<'_, ()> {
-        Box::pin(async move {
-            *self.cached.lock().await = None;
-        })
+        Box::pin(self.cache.clear())
     }
 
     fn extra_headers(&self) -> Vec<(HeaderName, String)> {
@@ -306,7 +286,7 @@ impl Veeam {
             password,
             version: self.version.clone(),
             retry: ctx.http.retry(),
-            cached: tokio::sync::Mutex::new(None),
+            cache: TokenCache::new(EXPIRY_SKEW),
         };
         let auth: &dyn Auth = &auth;
         let lists = [
@@ -344,49 +324,29 @@ impl Veeam {
         results.push((dataset::SUREBACKUP_SESSIONS, sessions));
         let ids: Vec<String> = ids.lock().map(|i| i.clone()).unwrap_or_default();
         let (ids, hostile): (Vec<String>, Vec<String>) = ids.into_iter().partition(|i| safe_id(i));
-        let counter = PageCounter::default();
-        let mut parts = Vec::new();
-        for id in &ids {
-            let url = format!(
-                "{}/api/v1/sessions/{id}/taskSessions?skip=0&limit={PAGE_SIZE}",
-                self.base
-            );
-            let req = self.request(dataset::SUREBACKUP_TASKS, url, None, auth);
-            match fetch_pages(&ctx.http, &ctx.evidence, req, &counter).await {
-                Ok(f) => parts.push(f.report),
-                Err(e) => {
-                    results.push((dataset::SUREBACKUP_TASKS, Err(e)));
-                    return crate::collect::finish(SOURCE.source_type, results);
-                }
-            }
-        }
-        if !hostile.is_empty() {
-            parts.push(DatasetReport {
-                status: DatasetStatus::Partial,
-                pages: 0,
-                records: 0,
-                reason: Some(format!(
-                    "{} session id(s) are not ids and were not requested",
-                    hostile.len()
-                )),
-            });
-        }
-        let tasks = match (parts.is_empty(), sessions_ok) {
-            (false, _) => merge_reports(&parts),
-            (true, true) => DatasetReport {
-                status: DatasetStatus::Complete,
-                pages: 0,
-                records: 0,
-                reason: None,
-            },
-            (true, false) => DatasetReport {
-                status: DatasetStatus::Failed,
-                pages: 0,
-                records: 0,
-                reason: Some("no complete SureBackup session list to ask for tasks".into()),
-            },
+        let requests: Vec<DatasetRequest> = ids
+            .iter()
+            .map(|id| {
+                let url = format!(
+                    "{}/api/v1/sessions/{id}/taskSessions?skip=0&limit={PAGE_SIZE}",
+                    self.base
+                );
+                self.request(dataset::SUREBACKUP_TASKS, url, None, auth)
+            })
+            .collect();
+        let not_requested = (!hostile.is_empty()).then(|| {
+            format!(
+                "{} session id(s) are not ids and were not requested",
+                hostile.len()
+            )
+        });
+        let session_list = if sessions_ok {
+            ParentList::Complete
+        } else {
+            ParentList::Incomplete("no complete SureBackup session list to ask for tasks")
         };
-        results.push((dataset::SUREBACKUP_TASKS, Ok(tasks)));
+        let tasks = fetch_per_parent(ctx, requests, not_requested, session_list).await;
+        results.push((dataset::SUREBACKUP_TASKS, tasks));
         crate::collect::finish(SOURCE.source_type, results)
     }
 }
