@@ -287,6 +287,20 @@ pub enum Command {
         #[arg(long)]
         as_of: Option<String>,
     },
+    /// The alerts not delivered: queued ones (the next run tries again) and
+    /// failed ones (refused for good or given up); or send failed ones again.
+    Alerts {
+        /// Send failed alerts again.
+        #[command(subcommand)]
+        action: Option<AlertsAction>,
+        /// An organisation config, or a fleet file (its own summaries, or an
+        /// organisation's alerts with --org).
+        #[arg(long, default_value = "auditpack.toml", global = true)]
+        config: PathBuf,
+        /// The organisation of a fleet file (its name, or its folder in the store).
+        #[arg(long, global = true)]
+        org: Option<String>,
+    },
     /// Compare two runs: new failures, fixed controls, status and failing-subject changes.
     Diff {
         /// The earlier run folder (or package folder).
@@ -329,6 +343,19 @@ pub enum ControlsAction {
     Show {
         /// Control id (`8.2.6`, `CC6.1`, `164.312(d)`), optionally `framework:id`.
         id: String,
+    },
+}
+
+/// `auditpack alerts` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AlertsAction {
+    /// Put failed alerts back in the outbox and deliver the outbox now, with
+    /// the channels as the config has them today (each message keeps its
+    /// id, so a receiver drops one it already took).
+    Resend {
+        /// Only this message (repeat for several); default: every failed one.
+        #[arg(long = "id", value_name = "ID")]
+        ids: Vec<String>,
     },
 }
 

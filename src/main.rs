@@ -22,7 +22,10 @@ use auditpack::package::{
 use auditpack::pipeline::{self, RunOptions};
 use auditpack::progress;
 use auditpack::secret::SecretRef;
-use cli::{Cli, Command, ControlsAction, DocumentsAction, FleetAction, HistoryAction, StoreAction};
+use cli::{
+    AlertsAction, Cli, Command, ControlsAction, DocumentsAction, FleetAction, HistoryAction,
+    StoreAction,
+};
 
 /// Output gathered while a command runs and written once at the end, so a
 /// closed pipe (`| head`) cannot interrupt the work.
@@ -785,6 +788,41 @@ fn dispatch(command: Command, out: &mut Out) -> Result<ExitCode> {
                 }
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Alerts {
+            action,
+            config,
+            org,
+        } => {
+            use auditpack::commands::alerts;
+            let target = alerts::target(&config, org.as_deref())?;
+            let Some(AlertsAction::Resend { ids }) = action else {
+                let found = auditpack::alert::undelivered(&target.store);
+                out.0.push_str(&alerts::render(&target, &found));
+                return Ok(ExitCode::SUCCESS);
+            };
+            let Some(channels) = &target.config else {
+                anyhow::bail!(
+                    "{} has no [alerts]: there is no channel to send to",
+                    target.file.display()
+                );
+            };
+            let runtime = runtime()?;
+            let report = runtime.block_on(auditpack::alert::resend(
+                channels,
+                &target.store,
+                &ids,
+                &auditpack::collect::retry::RetryPolicy::default(),
+            ))?;
+            if report.deliveries.is_empty() {
+                say!(out, "alerts:     nothing failed or queued to send");
+            }
+            print_alerts(out, &report);
+            Ok(if report.undelivered() > 0 || !report.problems.is_empty() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Diff { run_a, run_b } => {
             use auditpack::commands::{diff, read_run};

@@ -21,8 +21,10 @@
 //! <store>/alerts/state.json           what held at the last run (rules)
 //! <store>/alerts/outbox/<id>.json     a message not yet delivered: retried by the next run
 //! <store>/alerts/sent/<id>.json       a delivered message, its channel and status
-//! <store>/alerts/failed/<id>.json     a message refused for good (or given up after 14 days)
+//! <store>/alerts/failed/<id>.json     a message refused for good (or given up after 14 days):
+//!                                     sent again only by `auditpack alerts resend`
 //! <store>/alerts/runs/<run id>.json   the run's alert record: items, deliveries, problems
+//!                                     (`resend-<time>.json` for a resend)
 //! ```
 //!
 //! No file or message holds a secret: channels are named, never their URL.
@@ -324,8 +326,13 @@ fn queue(dir: &Path, config: &AlertsConfig, message: &Message, problems: &mut Ve
 
 /// Everything in the outbox, each entry read; unreadable ones are problems.
 fn outbox(dir: &Path, problems: &mut Vec<String>) -> Vec<(PathBuf, Pending)> {
-    let folder = dir.join("outbox");
-    let entries = match std::fs::read_dir(&folder) {
+    entries(&dir.join("outbox"), problems)
+}
+
+/// Every message file in `folder` (the outbox, `failed/`), each read, in
+/// name order; unreadable ones are problems and left as they are.
+fn entries(folder: &Path, problems: &mut Vec<String>) -> Vec<(PathBuf, Pending)> {
+    let listing = match std::fs::read_dir(folder) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
         Err(e) => {
@@ -334,7 +341,7 @@ fn outbox(dir: &Path, problems: &mut Vec<String>) -> Vec<(PathBuf, Pending)> {
         }
     };
     let mut out = Vec::new();
-    for entry in entries.flatten() {
+    for entry in listing.flatten() {
         let path = entry.path();
         if path.extension().is_none_or(|e| e != "json") {
             continue;
@@ -503,6 +510,126 @@ fn file(
         status: pending.status,
         error: pending.last_error,
     });
+}
+
+/// A message not delivered yet (in the outbox) or not to be delivered
+/// (in `failed/`), as `auditpack alerts` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Undelivered {
+    /// The message id (`webhook-id`).
+    pub id: String,
+    /// The channel's name.
+    pub channel: String,
+    /// The run the message reports.
+    pub run_id: String,
+    /// When it was queued.
+    pub queued: DateTime<Utc>,
+    /// Attempts made so far, over every run.
+    pub attempts: u32,
+    /// The last HTTP status (or SMTP reply code).
+    pub status: Option<u16>,
+    /// The last error, without secrets.
+    pub error: Option<String>,
+    /// Items the message carries.
+    pub items: usize,
+}
+
+/// What a store's alerts folder holds undelivered.
+#[derive(Clone, Debug, Default)]
+pub struct Undeliverable {
+    /// Queued: the next run (or `auditpack alerts resend`) tries them again.
+    pub outbox: Vec<Undelivered>,
+    /// Refused for good, given up or left by a removed channel: sent again
+    /// only by `auditpack alerts resend`.
+    pub failed: Vec<Undelivered>,
+    /// Files that could not be read (left as they are).
+    pub problems: Vec<String>,
+}
+
+impl From<&Pending> for Undelivered {
+    fn from(p: &Pending) -> Undelivered {
+        Undelivered {
+            id: p.id.clone(),
+            channel: p.channel.clone(),
+            run_id: p.message.run_id.clone(),
+            queued: p.queued,
+            attempts: p.attempts,
+            status: p.status,
+            error: p.last_error.clone(),
+            items: p.message.items.len(),
+        }
+    }
+}
+
+/// The undelivered messages of the store `store` (an organisation's, or a
+/// fleet's for its summaries), oldest first.
+pub fn undelivered(store: &Path) -> Undeliverable {
+    let dir = alerts_dir(store);
+    let mut problems = Vec::new();
+    let mut list = |folder: &str| {
+        let mut found: Vec<Undelivered> = entries(&dir.join(folder), &mut problems)
+            .iter()
+            .map(|(_, p)| p.into())
+            .collect();
+        found.sort_by(|a, b| (a.queued, &a.id).cmp(&(b.queued, &b.id)));
+        found
+    };
+    let (outbox, failed) = (list("outbox"), list("failed"));
+    Undeliverable {
+        outbox,
+        failed,
+        problems,
+    }
+}
+
+/// Send again: put the failed messages named by `ids` (every failed one
+/// when `ids` is empty) back in the outbox, queued now, and deliver the
+/// whole outbox to `config`'s channels at once, as a run would. The record
+/// goes to `<store>/alerts/runs/resend-<time>.json`. Each message keeps its
+/// id, so a receiver that did take it once drops the repeat.
+///
+/// # Errors
+/// When an id names no failed message, or a message cannot be moved back
+/// to the outbox; nothing is sent then.
+pub async fn resend(
+    config: &AlertsConfig,
+    store: &Path,
+    ids: &[String],
+    retry: &RetryPolicy,
+) -> crate::error::Result<AlertReport> {
+    use crate::error::Error;
+    let dir = alerts_dir(store);
+    let mut report = AlertReport::default();
+    let failed = entries(&dir.join("failed"), &mut report.problems);
+    for id in ids {
+        if !failed.iter().any(|(_, p)| &p.id == id) {
+            return Err(Error::invalid(format!(
+                "no failed alert `{id}` in {}; `auditpack alerts` lists them",
+                dir.join("failed").display()
+            )));
+        }
+    }
+    let now = Utc::now();
+    for (path, mut pending) in failed {
+        if !ids.is_empty() && !ids.contains(&pending.id) {
+            continue;
+        }
+        // Queued anew, so the outbox keeps it its full time again; the
+        // outbox copy is written before the failed one goes, so a crash
+        // between the two leaves it queued, never lost.
+        pending.queued = now;
+        let queued = dir.join("outbox").join(format!("{}.json", pending.id));
+        write_json(&queued, &pending).map_err(Error::invalid)?;
+        std::fs::remove_file(&path)
+            .map_err(|e| Error::invalid(format!("cannot remove {}: {e}", path.display())))?;
+    }
+    dispatch(&dir, config, retry, &mut report).await;
+    finish(
+        &dir,
+        &format!("resend-{}", now.format("%Y%m%dT%H%M%SZ")),
+        &mut report,
+    );
+    Ok(report)
 }
 
 /// Write the run's alert record, when there is anything to record.

@@ -4,6 +4,7 @@
 //! plain data from the catalog or a run's `results/controls.json` and renders
 //! it as text; the binary prints it.
 
+pub mod alerts;
 pub mod controls;
 pub mod diff;
 pub mod documents;

@@ -9,7 +9,11 @@ use crate::fleet::FleetFile;
 use crate::history::kpis::KpiSettings;
 use crate::trends::{slug, Organisation};
 
-fn is_fleet_file(path: &Path) -> Result<bool> {
+/// Whether `path` is a fleet file (it has a `[fleet]` table).
+///
+/// # Errors
+/// When it cannot be read or is not TOML.
+pub fn is_fleet_file(path: &Path) -> Result<bool> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::config(format!("cannot read config file {}: {e}", path.display())))?;
     let table: toml::Table = toml::from_str(&text).map_err(|e| {
@@ -39,20 +43,32 @@ fn from_config(config: &Config, folder: Option<&str>) -> Organisation {
 /// When the file cannot be read or parsed, or names no such organisation
 /// (the message suggests the nearest name).
 pub fn organisation(path: &Path, org: Option<&str>) -> Result<Organisation> {
+    let (config, folder) = organisation_config(path, org)?;
+    Ok(from_config(&config, folder.as_deref()))
+}
+
+/// The config of the organisation `--config FILE --org NAME` names, as
+/// [`organisation`] finds it (merged with the fleet's defaults for a fleet
+/// member), and its folder in the fleet's store.
+///
+/// # Errors
+/// As [`organisation`].
+pub fn organisation_config(path: &Path, org: Option<&str>) -> Result<(Config, Option<String>)> {
     if is_fleet_file(path)? {
-        let fleet = FleetFile::load(path)?;
+        let mut fleet = FleetFile::load(path)?;
         let Some(want) = org else {
             return Err(Error::invalid(format!(
                 "{} is a fleet file: name the organisation with --org",
                 path.display()
             )));
         };
-        if let Some(m) = fleet
+        if let Some(at) = fleet
             .members
             .iter()
-            .find(|m| m.name.eq_ignore_ascii_case(want) || m.slug == want)
+            .position(|m| m.name.eq_ignore_ascii_case(want) || m.slug == want)
         {
-            return Ok(from_config(&m.config, Some(&m.slug)));
+            let m = fleet.members.swap_remove(at);
+            return Ok((m.config, Some(m.slug)));
         }
         let names: Vec<&str> = fleet.members.iter().map(|m| m.name.as_str()).collect();
         let hint = did_you_mean(want, &names)
@@ -73,7 +89,7 @@ pub fn organisation(path: &Path, org: Option<&str>) -> Result<Organisation> {
             )));
         }
     }
-    Ok(from_config(&config, None))
+    Ok((config, None))
 }
 
 /// Every organisation of a fleet file, and the fleet's name and store.

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use auditpack::alert::{
-    fleet_summary, notify_async, notify_fleet, AlertReport, AlertsConfig, DeliveryOutcome,
-    ItemKind, RunState, RunView,
+    fleet_summary, notify_async, notify_fleet, resend, undelivered, AlertReport, AlertsConfig,
+    DeliveryOutcome, ItemKind, RunState, RunView,
 };
 use auditpack::collect::retry::RetryPolicy;
 use auditpack::evaluate::{ControlResult, Status};
@@ -325,6 +325,121 @@ async fn a_receiver_refusing_forever_is_tried_once_and_recorded() {
     let next = notify_async(&config, &store, &view("Org", "r3", 48, &fail), &fast()).await;
     assert!(next.deliveries.is_empty());
     assert_eq!(receiver.seen().len(), 1);
+    assert_no_canary(dir.path());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_alert_is_listed_and_sent_again_on_request_with_its_id() {
+    let dir = tempfile::tempdir().unwrap();
+    // Refused (the channel is misconfigured), then fixed.
+    let receiver = Receiver::answering(&[410]);
+    let addr = receiver.start().await;
+    let config = webhook_config(dir.path(), addr, "");
+    let store = dir.path().join("store");
+    let report = baseline_then_regression(&config, &store, "Org", &fast()).await;
+    let refused = report.deliveries[0].clone();
+    assert_eq!(refused.outcome, DeliveryOutcome::Refused);
+
+    let listed = undelivered(&store);
+    assert!(listed.outbox.is_empty() && listed.problems.is_empty());
+    assert_eq!(listed.failed.len(), 1);
+    let failed = &listed.failed[0];
+    assert_eq!(
+        (&failed.id, &failed.run_id, failed.status, failed.items),
+        (&refused.id, &"r2".to_owned(), Some(410), 1)
+    );
+
+    // An id that is not there is an error, and nothing is sent.
+    let err = resend(&config, &store, &["msg_nothing".to_owned()], &fast())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("msg_nothing"), "{err}");
+    assert_eq!(receiver.seen().len(), 1);
+
+    let again = resend(&config, &store, std::slice::from_ref(&refused.id), &fast())
+        .await
+        .unwrap();
+    assert_eq!(again.deliveries.len(), 1, "{again:?}");
+    let d = &again.deliveries[0];
+    assert_eq!(
+        (d.outcome, &d.id),
+        (DeliveryOutcome::Delivered, &refused.id)
+    );
+    let seen = receiver.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(
+        verify_signature(&seen[1], &whsec()),
+        refused.id,
+        "same webhook-id"
+    );
+    assert_eq!(seen[0].body, seen[1].body, "the same message");
+
+    let alerts = store.join("alerts");
+    assert!(alerts.join("sent").join(format!("{}.json", d.id)).is_file());
+    let after = undelivered(&store);
+    assert!(after.failed.is_empty() && after.outbox.is_empty());
+    let record = again.record.expect("a resend record");
+    assert!(
+        record.starts_with(alerts.join("runs")),
+        "{}",
+        record.display()
+    );
+    // Nothing failed is left: a second resend sends nothing.
+    let none = resend(&config, &store, &[], &fast()).await.unwrap();
+    assert!(none.deliveries.is_empty());
+    assert_eq!(receiver.seen().len(), 2);
+    assert_no_canary(dir.path());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alerts_command_lists_and_resends_from_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::answering(&[404]);
+    let addr = receiver.start().await;
+    let config = webhook_config(dir.path(), addr, "");
+    // The organisation's config: its store and the same [alerts].
+    let path = dir.path().join("auditpack.toml");
+    let alerts_table = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        format!(
+            "[organisation]\nname = \"Org\"\nframeworks = [\"hipaa\"]\nstore = \"store\"\n\n{alerts_table}"
+        ),
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    let report = baseline_then_regression(&config, &store, "Org", &fast()).await;
+    let id = report.deliveries[0].id.clone();
+
+    let cli = move |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_auditpack"))
+            .args(args)
+            .arg("--config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
+    };
+    let list = cli.clone();
+    let (code, text) = tokio::task::spawn_blocking(move || list(&["alerts"]))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("failed (1)") && text.contains(&id), "{text}");
+    assert!(
+        text.contains("404") && text.contains("outbox: none"),
+        "{text}"
+    );
+
+    let (code, text) = tokio::task::spawn_blocking(move || cli(&["alerts", "resend"]))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("1 delivered"), "{text}");
+    assert_eq!(receiver.accepted().len(), 1);
+    assert!(!text.contains(CANARY), "{text}");
     assert_no_canary(dir.path());
 }
 
