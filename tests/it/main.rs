@@ -20,6 +20,7 @@ mod layers;
 mod m365;
 mod manual;
 mod package;
+mod package_conformance;
 mod package_cover;
 mod package_props;
 mod progress;

@@ -544,7 +544,9 @@ fn check_laid_out(
 
 /// Payload-Oxum (`<octets>.<streams>`) against the payload and the SHA-256
 /// manifest. Each file's size is what hashing it read (`hashed`, by path in
-/// order), else what the reader says.
+/// order), else what the reader says. `bag-info.txt` is UTF-8, as bagit.txt
+/// declares, and gives Payload-Oxum once (RFC 8493 section 2.2.2), written
+/// `Payload-Oxum: <octets>.<streams>`.
 fn check_oxum(
     reader: &dyn PackageReader,
     manifest: &BTreeMap<String, String>,
@@ -555,9 +557,41 @@ fn check_oxum(
         problems.push("bag-info.txt: missing".into());
         return;
     };
-    let info = String::from_utf8_lossy(&info);
-    let Some(oxum) = info.lines().find_map(|l| l.strip_prefix("Payload-Oxum:")) else {
-        problems.push("bag-info.txt: no Payload-Oxum".into());
+    // Read lossily, a file in another encoding (ISO-8859-1, UTF-16) would
+    // pass for one in the UTF-8 that bagit.txt declares.
+    let Ok(info) = std::str::from_utf8(&info) else {
+        problems.push("bag-info.txt: not UTF-8".into());
+        return;
+    };
+    // Every element another reader takes for Payload-Oxum counts: its label
+    // trimmed and in any case. A line that starts with whitespace continues
+    // the value before it.
+    let oxums: Vec<&str> = info
+        .lines()
+        .filter(|l| !l.starts_with([' ', '\t']))
+        .filter(|l| {
+            l.split_once(':')
+                .is_some_and(|(label, _)| label.trim().eq_ignore_ascii_case("Payload-Oxum"))
+        })
+        .collect();
+    let line = match oxums[..] {
+        [] => {
+            problems.push("bag-info.txt: no Payload-Oxum".into());
+            return;
+        }
+        [line] => line,
+        _ => {
+            problems.push(format!(
+                "bag-info.txt: Payload-Oxum is given {} times; RFC 8493 allows it once",
+                oxums.len()
+            ));
+            return;
+        }
+    };
+    let Some(oxum) = line.strip_prefix("Payload-Oxum:") else {
+        problems.push(format!(
+            "bag-info.txt: {line:?} is not written `Payload-Oxum: <octets>.<streams>`"
+        ));
         return;
     };
     let oxum = oxum.trim();
