@@ -105,12 +105,13 @@ fn controls_show_explains_requirement_checks_thresholds_and_owner() {
     for needle in [
         "pci-dss:8.2.6",
         "owner:     internal",
-        "kind:      automated",
+        "kind:      hybrid",
         "requires:",
         "inactive_accounts",
         "tests: Every enabled account",
         "thresholds: inactive_account_days = 90",
         "fix: Disable or delete",
+        "Inactive-account reports for in-scope systems outside Entra ID",
     ] {
         assert!(text.contains(needle), "{needle} missing:\n{text}");
     }
@@ -320,6 +321,42 @@ fn gaps_groups_failing_items_by_responsible_party_with_subjects() {
 }
 
 #[test]
+fn gaps_name_the_owner_a_responsible_party_acts_for() {
+    // An override made the inventory control internal's alone, while the
+    // check also fails under a shared control the MSP is responsible for.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let imaging = || vec![subject("ninja:3", "CD-SRV-IMAGING")];
+    write_run(
+        dir.path(),
+        &[
+            control(
+                "pci-dss",
+                "12.5.1",
+                Owner::Internal,
+                vec![check(
+                    "devices_report_patch_state",
+                    Owner::Internal,
+                    imaging(),
+                )],
+            ),
+            control(
+                "hipaa",
+                "164.308(a)(1)(ii)(A)",
+                Owner::Shared,
+                vec![check("devices_report_patch_state", Owner::Msp, imaging())],
+            ),
+        ],
+    );
+    let text = stdout(&auditpack(&["gaps", &dir.path().to_string_lossy()]));
+    assert!(text.contains("[msp] 1 item(s) to fix"), "{text}");
+    assert!(!text.contains("[internal]"), "{text}");
+    assert!(
+        text.contains("controls: pci-dss:12.5.1 (owned by internal), hipaa:164.308(a)(1)(ii)(A)"),
+        "{text}"
+    );
+}
+
+#[test]
 fn gaps_of_a_missing_run_exits_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     let o = auditpack(&["gaps", &dir.path().join("nope").to_string_lossy()]);
@@ -398,15 +435,26 @@ fn gaps_and_diff_read_a_demo_run() {
     assert!(stdout(&zipped).contains("new failures: 0"));
     let gaps = auditpack(&["gaps", &zip.to_string_lossy(), "--owner", "msp"]);
     assert!(stdout(&gaps).contains("CD-SRV-PMS"), "{}", stdout(&gaps));
-    // Each failing device once, under the MSP, which installs RMM agents,
-    // even under controls internal IT owns.
+    // Each failing device once, under the MSP, which installs RMM agents;
+    // the inventory controls it fails are shared (internal IT keeps the
+    // inventory, the MSP the device checks), so none is owned by another
+    // single party (that case: `gaps_name_the_owner_a_responsible_party_acts_for`).
     let all = stdout(&auditpack(&["gaps", &run]));
     let internal_part = all.split("[msp]").next().unwrap_or_default();
     assert!(
         !internal_part.contains("devices_report_patch_state"),
         "{all}"
     );
-    assert!(all.contains("(owned by internal)"), "{all}");
+    let patch_state = all
+        .split("\n\n")
+        .find(|block| block.contains("(devices_report_patch_state)"))
+        .expect("the patch-state gap");
+    assert!(
+        patch_state.contains("hipaa:164.310(d)(2)(iii)")
+            && patch_state.contains("pci-dss:12.5.1")
+            && !patch_state.contains("(owned by"),
+        "{patch_state}"
+    );
     // The same fix text where a check is listed and where it is described.
     let check = auditpack::checks::check("devices_report_patch_state").expect("check");
     let fix = format!("fix: {}", check.remediation);
@@ -622,8 +670,18 @@ fn documents_lists_what_each_control_needs_with_owner_and_sidecar() {
             && risk.contains("--control 'hipaa:164.308(a)(1)(ii)(A)'"),
         "{risk}"
     );
-    // Automated controls never appear; a file without a sidecar is a problem.
-    assert!(!text.contains("hipaa:164.312(d) "), "MFA is automated");
+    // A hybrid control asks for the part its checks cannot see (MFA on the
+    // clinical systems outside the tenant); automated controls never appear
+    // (`documents_skip_and_refuse_automated_controls`). A file without a
+    // sidecar is a problem.
+    let mfa = needed
+        .split("\n  [")
+        .find(|block| block.contains("hipaa:164.312(d) "))
+        .expect("164.312(d) is hybrid and needs its document");
+    assert!(
+        mfa.contains("needs: Authentication settings of the clinical"),
+        "{mfa}"
+    );
     assert!(text.contains("stray.pdf: no `stray.pdf.evidence.toml` beside it"));
 
     // Filters: one owner.
@@ -702,7 +760,8 @@ fn documents_template_writes_a_sidecar_that_counts_and_never_overwrites() {
         "edited by hand"
     );
 
-    // Refused: a missing document, an unknown control, an automated one.
+    // Refused: a missing document, an unknown control, a control without its
+    // framework (automated ones: `documents_skip_and_refuse_automated_controls`).
     let stray = dir.path().join("manual/stray.pdf");
     let stray = stray.to_str().expect("utf-8");
     for (file, control, why) in [
@@ -713,7 +772,6 @@ fn documents_template_writes_a_sidecar_that_counts_and_never_overwrites() {
         ),
         (stray, "hipaa:9.9.9", "no control"),
         (stray, "164.308(a)(2)", "needs its framework"),
-        (stray, "hipaa:164.312(d)", "automated checks only"),
     ] {
         let o = auditpack(&[
             "documents",
@@ -729,4 +787,57 @@ fn documents_template_writes_a_sidecar_that_counts_and_never_overwrites() {
         assert!(err.contains(why), "{control}: {err}");
     }
     assert!(!dir.path().join("manual/stray.pdf.evidence.toml").exists());
+}
+
+/// A catalog with an automated control beside a manual one: the shipped
+/// catalogs have none left (every check sees only what its sources see).
+fn catalog_with_an_automated_control() -> auditpack::catalog::Catalog {
+    let checks: Vec<String> = auditpack::checks::CHECKS
+        .iter()
+        .map(|c| format!("\"{}\"", c.id))
+        .collect();
+    let framework = format!(
+        "[framework]\nid = \"test\"\nname = \"Test\"\nversion = \"1\"\nstatus = \"final\"\ndescription = \"A test catalog.\"\n\n\
+         [[control]]\nid = \"AUTO\"\ntitle = \"Judged by checks\"\nsummary = \"s\"\nkind = \"automated\"\nchecks = [{}]\n\n\
+         [[control]]\nid = \"DOC\"\ntitle = \"Judged by documents\"\nsummary = \"s\"\nkind = \"manual\"\nmanual_evidence = [\"A policy\"]\n",
+        checks.join(", ")
+    );
+    let template = "[template]\nid = \"co-managed-default\"\nname = \"Test\"\ndescription = \"A test split.\"\n\n\
+         [controls]\n\"test:AUTO\" = \"msp\"\n\"test:DOC\" = \"internal\"\n";
+    auditpack::catalog::Catalog::from_sources(
+        &[("frameworks/test.toml".into(), framework.as_str())],
+        &[("ownership/test.toml".into(), template)],
+    )
+    .expect("valid test catalog")
+}
+
+#[test]
+fn documents_skip_and_refuse_automated_controls() {
+    use auditpack::commands::controls::View;
+    use auditpack::commands::documents::{documents, write_template, TemplateRequest};
+    let catalog = catalog_with_an_automated_control();
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("manual")).expect("mkdir");
+    let doc = dir.path().join("manual/policy.md");
+    std::fs::write(&doc, "Policy.").expect("w");
+    let config = auditpack::config::Config::from_str_at(
+        "[organisation]\nname = \"Test Clinic\"\nframeworks = [\"test\"]\n\n[sources.documents]\ntype = \"manual\"\npath = \"manual\"\n",
+        &dir.path().join("auditpack.toml"),
+    )
+    .expect("config");
+    let view = View::new(&catalog, Some(&config), None).expect("view");
+    let now = chrono::Utc::now();
+    let found = documents(&catalog, &view, &config, None, None, now).expect("documents");
+    let needed: Vec<&str> = found.needed.iter().map(|n| n.key.as_str()).collect();
+    assert_eq!(needed, ["test:DOC"], "automated controls never appear");
+    let controls = ["test:AUTO".to_owned()];
+    let request = TemplateRequest {
+        document: &doc,
+        controls: &controls,
+        title: None,
+        owner: None,
+    };
+    let err = write_template(&view, &request, now).expect_err("refused");
+    assert!(err.to_string().contains("automated checks only"), "{err}");
+    assert!(!dir.path().join("manual/policy.md.evidence.toml").exists());
 }

@@ -19,10 +19,11 @@
 //!
 //! **Why it matters.** Anti-malware stops known files; EDR records what
 //! happens on the machine and lets the MSP see and contain an intrusion.
-//! HIPAA 164.308(a)(1)(ii)(D) and 164.308(a)(6)(ii) expect activity reviewed
-//! and incidents identified, PCI DSS 5.2.2, 10.7.2 and 11.5 detection of
-//! malicious activity and of failing security controls, SOC 2 CC7.2 anomalies
-//! monitored. An MSP that sells EDR must show every machine is in it.
+//! HIPAA 164.308(a)(5)(ii)(B) and 164.308(a)(6)(ii) expect protection from
+//! malicious software and incidents identified, PCI DSS 5.2.2, 10.7.2 and
+//! 11.5 detection of malicious activity and of failing security controls,
+//! SOC 2 CC7.2 anomalies monitored. An MSP that sells EDR must show every
+//! machine is in it.
 //!
 //! **Evidence.** Defender for Endpoint machines (`onboardingStatus`,
 //! `healthStatus`, `lastSeen`) joined to Intune devices, and EDR products in
