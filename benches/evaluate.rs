@@ -110,7 +110,7 @@ fn synthetic(users: usize, devices: usize) -> Facts {
         id: "m365:guests".into(),
         name: "Guests".into(),
         guests: true,
-        scope: "guests".into(),
+        scope: "/users?$filter=(userType eq 'Guest')".into(),
         status: "InProgress".into(),
         instances: vec![ReviewInstance {
             id: "i1".into(),

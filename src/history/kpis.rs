@@ -273,8 +273,8 @@ const SHARES: &[Share] = &[
         title: "Access reviews on time",
         checks: &["access_review_completed"],
         better: Better::Higher,
-        numerator_is: "access reviews completed on time",
-        denominator_is: "access reviews due",
+        numerator_is: "kinds of account (members, guests, privileged roles) covered by a review completed on time",
+        denominator_is: "kinds of account to review",
     },
     Share {
         id: "patch_compliance",
