@@ -316,6 +316,64 @@ fn rejected_datto_credentials_fail_the_source_without_leaking_them() {
     assert!(!run_json.contains("canary"));
 }
 
+/// NinjaOne reports one antivirus row per product: a stopped, stale product
+/// fails the device beside a healthy one, whichever row comes first, and the
+/// finding names it.
+#[test]
+fn a_stopped_antivirus_beside_a_healthy_one_fails_the_device_in_either_row_order() {
+    for sophos_first in [true, false] {
+        let now = chrono::Utc::now();
+        let mut t = Tenant::synthetic(3, 2, now);
+        let id = t.ninja.devices[0]["id"].clone();
+        t.ninja.antivirus_status = t
+            .ninja
+            .devices
+            .iter()
+            .map(|d| {
+                json!({
+                    "productName": "Windows Defender", "productState": "ON",
+                    "definitionStatus": "UP_TO_DATE", "version": "4.18.24090.11",
+                    "deviceId": d["id"], "timestamp": now.timestamp()
+                })
+            })
+            .collect();
+        let sophos = json!({
+            "productName": "Sophos Endpoint", "productState": "OFF",
+            "definitionStatus": "OUT_OF_DATE", "version": "2023.2.1",
+            "deviceId": id, "timestamp": (now - chrono::Duration::days(1)).timestamp()
+        });
+        if sophos_first {
+            t.ninja.antivirus_status.insert(0, sophos);
+        } else {
+            t.ninja.antivirus_status.push(sophos);
+        }
+        // One row per page: the two rows of the device come on different pages.
+        let h = harness(t, 1);
+        let outcome = run_sources(&h, NINJA);
+        let ninja = &outcome.manifest.sources["ninja"];
+        assert_eq!(ninja.status, SourceStatus::Complete, "{ninja:?}");
+        let health = outcome
+            .results
+            .iter()
+            .flat_map(|c| c.checks.iter())
+            .find(|c| c.check == "edr_health")
+            .expect("edr_health is judged");
+        let failing: Vec<&str> = health.failing.iter().map(|s| s.detail.as_str()).collect();
+        assert_eq!(
+            failing.len(),
+            1,
+            "sophos first: {sophos_first}: {failing:?}"
+        );
+        assert!(
+            failing[0].starts_with(
+                "Sophos Endpoint [off, definitions out of date], Windows Defender: protection not running per ninja"
+            ),
+            "sophos first: {sophos_first}: {}",
+            failing[0]
+        );
+    }
+}
+
 fn tactical_tenant() -> Tenant {
     let mut t = Tenant::default();
     let now = chrono::Utc::now();

@@ -14,7 +14,10 @@
 //!   state) and OFF/DISABLED/EXPIRED/SNOOZED stopped; `definitionStatus`
 //!   UP_TO_DATE/CURRENT means current signatures and OUT_OF_DATE/OUTDATED/
 //!   EXPIRED stale ones; any other value says nothing. `timestamp` is the
-//!   report time.
+//!   report time. A device may have a row per product (a third-party
+//!   antivirus beside Windows Defender): every row is kept, and a product
+//!   that is stopped or out of date is a problem for the device whatever the
+//!   other rows say and in whatever order they come (see [`combine`]).
 
 use std::collections::BTreeMap;
 
@@ -48,6 +51,104 @@ fn severity(s: Option<&str>) -> Severity {
 /// Epoch seconds (NinjaOne's format) or RFC 3339.
 fn when(v: Option<&Value>) -> Option<DateTime<Utc>> {
     parse_epoch(v).or_else(|| parse_time(v))
+}
+
+/// One `antivirus-status` row: one product on one device.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct ProductRow {
+    name: Option<String>,
+    /// Running with real-time protection (Security Center's product state).
+    on: Option<bool>,
+    /// Signatures current.
+    current: Option<bool>,
+    at: Option<DateTime<Utc>>,
+}
+
+impl ProductRow {
+    fn read(r: &Value) -> ProductRow {
+        let state = str_field(r, "productState").map(str::to_ascii_uppercase);
+        let definitions = str_field(r, "definitionStatus").map(str::to_ascii_uppercase);
+        ProductRow {
+            name: str_field(r, "productName").map(str::to_owned),
+            // Windows Security Center's product state is the on-access
+            // scanner: on means running with real-time protection.
+            on: match state.as_deref() {
+                Some("ON" | "ENABLED") => Some(true),
+                Some("OFF" | "DISABLED" | "EXPIRED" | "SNOOZED") => Some(false),
+                _ => None,
+            },
+            current: match definitions.as_deref() {
+                Some("UP_TO_DATE" | "CURRENT") => Some(true),
+                Some("OUT_OF_DATE" | "OUTDATED" | "EXPIRED") => Some(false),
+                _ => None,
+            },
+            at: when(r.get("timestamp")),
+        }
+    }
+
+    fn has_problem(&self) -> bool {
+        self.on == Some(false) || self.current == Some(false)
+    }
+
+    /// The product's name, with the problems it reports when the device has
+    /// several products (so a finding says which one to fix).
+    fn label(&self, several: bool) -> String {
+        let name = self.name.as_deref().unwrap_or("(unnamed product)");
+        let mut problems = Vec::new();
+        if self.on == Some(false) {
+            problems.push("off");
+        }
+        if self.current == Some(false) {
+            problems.push("definitions out of date");
+        }
+        if several && !problems.is_empty() {
+            format!("{name} [{}]", problems.join(", "))
+        } else {
+            name.to_owned()
+        }
+    }
+}
+
+/// One problem outweighs any number of good reports: `Some(false)` if any
+/// row says false, else `Some(true)` if any says true, else `None`.
+fn worst(values: impl Iterator<Item = Option<bool>>) -> Option<bool> {
+    values.fold(None, |acc, v| match (acc, v) {
+        (Some(false), _) | (_, Some(false)) => Some(false),
+        (Some(true), _) | (_, Some(true)) => Some(true),
+        _ => None,
+    })
+}
+
+/// A device's anti-malware state from all its product rows, the same in any
+/// row order: protection is off if any product is off, signatures stale if
+/// any product's are; the product names every product, problems first and
+/// each problem named. The report time is the newest time of a row with a
+/// problem (the problem as last reported) or, without a problem, the oldest
+/// row time (good news only as fresh as its oldest part).
+fn combine(mut rows: Vec<ProductRow>) -> Antimalware {
+    rows.sort_by(|a, b| (!a.has_problem(), a).cmp(&(!b.has_problem(), b)));
+    rows.dedup();
+    let several = rows.len() > 1;
+    let mut names: Vec<String> = rows.iter().map(|r| r.label(several)).collect();
+    names.dedup();
+    let problem_times = rows.iter().filter(|r| r.has_problem()).filter_map(|r| r.at);
+    let reported = if rows.iter().any(ProductRow::has_problem) {
+        problem_times.max()
+    } else {
+        rows.iter().filter_map(|r| r.at).min()
+    };
+    let on = worst(rows.iter().map(|r| r.on));
+    Antimalware {
+        product: rows
+            .iter()
+            .any(|r| r.name.is_some())
+            .then(|| names.join(", ")),
+        running: on,
+        real_time: on,
+        signatures_current: worst(rows.iter().map(|r| r.current)),
+        reported,
+        ..Antimalware::default()
+    }
 }
 
 #[derive(Default)]
@@ -116,38 +217,19 @@ pub(super) fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
         };
     }
 
-    let mut av: BTreeMap<i64, Antimalware> = BTreeMap::new();
+    let mut av: BTreeMap<i64, Vec<ProductRow>> = BTreeMap::new();
     let mut av_problems = Vec::new();
     for (path, r) in src.records(dataset::ANTIVIRUS_STATUS, results_array, &mut av_problems) {
         let Some(device) = r.get("deviceId").and_then(Value::as_i64) else {
             av_problems.push(format!("{path}: antivirus status without numeric deviceId"));
             continue;
         };
-        let state = str_field(r, "productState").map(str::to_ascii_uppercase);
-        let definitions = str_field(r, "definitionStatus").map(str::to_ascii_uppercase);
-        // Windows Security Center's product state is the on-access scanner:
-        // on means running with real-time protection.
-        let on = match state.as_deref() {
-            Some("ON" | "ENABLED") => Some(true),
-            Some("OFF" | "DISABLED" | "EXPIRED" | "SNOOZED") => Some(false),
-            _ => None,
-        };
-        av.insert(
-            device,
-            Antimalware {
-                product: str_field(r, "productName").map(str::to_owned),
-                running: on,
-                real_time: on,
-                signatures_current: match definitions.as_deref() {
-                    Some("UP_TO_DATE" | "CURRENT") => Some(true),
-                    Some("OUT_OF_DATE" | "OUTDATED" | "EXPIRED") => Some(false),
-                    _ => None,
-                },
-                reported: when(r.get("timestamp")),
-                ..Antimalware::default()
-            },
-        );
+        av.entry(device).or_default().push(ProductRow::read(r));
     }
+    let mut av: BTreeMap<i64, Antimalware> = av
+        .into_iter()
+        .map(|(device, rows)| (device, combine(rows)))
+        .collect();
 
     let mut problems = Vec::new();
     for (path, r) in src.records(dataset::DEVICES, bare_array, &mut problems) {
@@ -208,4 +290,135 @@ pub(super) fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
         FactKind::Antimalware,
         src.provenance(dataset::ANTIVIRUS_STATUS, &av_problems),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::evidence::{DatasetReport, DatasetStatus, SourceReport, SourceStatus};
+
+    fn facts_of(antivirus: Vec<Value>) -> Facts {
+        let complete = DatasetReport {
+            status: DatasetStatus::Complete,
+            pages: 1,
+            records: 1,
+            reason: None,
+        };
+        let report = SourceReport {
+            source_type: "ninjaone".into(),
+            status: SourceStatus::Complete,
+            reason: None,
+            datasets: [dataset::DEVICES, dataset::ANTIVIRUS_STATUS]
+                .into_iter()
+                .map(|d| (d.to_owned(), complete.clone()))
+                .collect(),
+            rejected: Vec::new(),
+        };
+        let page = |d: &str, v: Value| {
+            (
+                d.to_owned(),
+                vec![(format!("evidence/ninja/{d}/page-00001.json"), v)],
+            )
+        };
+        let src = SourceEvidence {
+            name: "ninja",
+            report: &report,
+            pages: [
+                page(
+                    dataset::DEVICES,
+                    json!([{"id": 7, "systemName": "PC-7", "nodeClass": "WINDOWS_WORKSTATION"}]),
+                ),
+                page(
+                    dataset::ANTIVIRUS_STATUS,
+                    json!({"cursor": {"name": "c"}, "results": antivirus}),
+                ),
+            ]
+            .into_iter()
+            .collect(),
+            binary: BTreeMap::new(),
+            requests: BTreeMap::new(),
+        };
+        let mut facts = Facts::default();
+        normalise(&src, &mut facts);
+        facts
+    }
+
+    fn row(product: &str, state: &str, definitions: &str, at: i64) -> Value {
+        json!({"deviceId": 7, "productName": product, "productState": state,
+               "definitionStatus": definitions, "timestamp": at})
+    }
+
+    #[test]
+    fn a_stopped_product_is_a_problem_beside_a_healthy_one_in_either_order() {
+        let sophos = row("Sophos Endpoint", "OFF", "OUT_OF_DATE", 1_700_000_000);
+        let defender = row("Windows Defender", "ON", "UP_TO_DATE", 1_700_000_500);
+        let first = facts_of(vec![sophos.clone(), defender.clone()]);
+        let second = facts_of(vec![defender, sophos]);
+        let a = first.devices[0]
+            .antimalware
+            .clone()
+            .expect("antivirus state");
+        assert_eq!(
+            second.devices[0].antimalware.as_ref(),
+            Some(&a),
+            "the row order does not matter"
+        );
+        assert_eq!(
+            (a.running, a.real_time, a.signatures_current),
+            (Some(false), Some(false), Some(false))
+        );
+        assert_eq!(
+            a.product.as_deref(),
+            Some("Sophos Endpoint [off, definitions out of date], Windows Defender")
+        );
+        // The problem as last reported, not the healthy product's newer row.
+        assert_eq!(a.reported.map(|t| t.timestamp()), Some(1_700_000_000));
+    }
+
+    #[test]
+    fn healthy_products_and_one_product_keep_their_state() {
+        let one = facts_of(vec![row(
+            "Sophos Endpoint",
+            "ON",
+            "UP_TO_DATE",
+            1_700_000_000,
+        )]);
+        let a = one.devices[0].antimalware.clone().expect("antivirus state");
+        assert_eq!(a.product.as_deref(), Some("Sophos Endpoint"));
+        assert_eq!((a.running, a.signatures_current), (Some(true), Some(true)));
+        let two = facts_of(vec![
+            row("Windows Defender", "ON", "UP_TO_DATE", 1_700_000_900),
+            row("Sophos Endpoint", "ON", "UNKNOWN", 1_700_000_000),
+        ]);
+        let a = two.devices[0].antimalware.clone().expect("antivirus state");
+        assert_eq!(
+            a.product.as_deref(),
+            Some("Sophos Endpoint, Windows Defender")
+        );
+        assert_eq!((a.running, a.signatures_current), (Some(true), Some(true)));
+        // Good news is only as fresh as its oldest part.
+        assert_eq!(a.reported.map(|t| t.timestamp()), Some(1_700_000_000));
+        // Out-of-date definitions of one product, a stopped other: both named.
+        let mixed = facts_of(vec![
+            row("Windows Defender", "ON", "OUT_OF_DATE", 1_700_000_900),
+            row("Sophos Endpoint", "OFF", "UP_TO_DATE", 1_700_000_000),
+        ]);
+        let a = mixed.devices[0]
+            .antimalware
+            .clone()
+            .expect("antivirus state");
+        assert_eq!(
+            a.product.as_deref(),
+            Some("Sophos Endpoint [off], Windows Defender [definitions out of date]")
+        );
+        assert_eq!(
+            (a.running, a.signatures_current),
+            (Some(false), Some(false))
+        );
+        assert_eq!(a.reported.map(|t| t.timestamp()), Some(1_700_000_900));
+    }
 }

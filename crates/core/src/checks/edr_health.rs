@@ -20,12 +20,15 @@
 //! `fullScanPending`, `rebootPending`, `manualStepsPending`,
 //! `offlineScanPending`, `critical`).
 //!
-//! A problem reported by any source fails the device, naming the source: a
-//! healthy report from one tool never cancels a problem reported by another
-//! (one may be stale, or watching a different product). Only where every
-//! source reporting a state carries a report time does the newest report
-//! decide (a tie goes to the problem), and the summary names each device so
-//! decided. A state one source does not report (Datto has no real-time flag)
+//! A problem reported by any source fails the device, naming the source and
+//! the product: a healthy report from one tool never cancels a problem
+//! reported by another (one may be stale, or watching a different product),
+//! and within one source a healthy product never cancels another product
+//! that is stopped or out of date (NinjaOne reports a row per product; every
+//! product with a problem is named). Only where every source reporting a
+//! state carries a report time does the newest report decide (a tie goes to
+//! the problem), and the summary names each device so decided. A state one
+//! source does not report (Datto has no real-time flag)
 //! is judged from the sources that do; a required state (running, real-time,
 //! signatures) that no source reports leaves the device unproven, listed
 //! apart from the failing ones, with the partial or failed sources that might
@@ -78,10 +81,19 @@ fn flag(
     };
     let reading = match get(a) {
         Some(true) => Reading::Good,
-        Some(false) => Reading::Bad(bad.to_owned()),
+        Some(false) => Reading::Bad(named(bad.to_owned(), a)),
         None => Reading::Silent,
     };
     (reading, a.reported.or(d.last_seen))
+}
+
+/// A problem with the product it concerns, as the source names it (a source
+/// reporting several products names the ones with problems).
+fn named(why: String, a: &Antimalware) -> String {
+    match &a.product {
+        Some(product) => format!("{product}: {why}"),
+        None => why,
+    }
 }
 
 fn run(input: &CheckInput<'_>) -> Outcome {
@@ -98,9 +110,12 @@ fn run(input: &CheckInput<'_>) -> Outcome {
         let reading = if a.signatures_current == Some(true) || age.is_some_and(|d| d <= limit) {
             Reading::Good
         } else if let Some(days) = age {
-            Reading::Bad(format!("signatures {days} days old (limit {limit})"))
+            Reading::Bad(named(
+                format!("signatures {days} days old (limit {limit})"),
+                a,
+            ))
         } else if a.signatures_current == Some(false) {
-            Reading::Bad("signatures out of date".to_owned())
+            Reading::Bad(named("signatures out of date".to_owned(), a))
         } else {
             Reading::Silent
         };
@@ -113,7 +128,7 @@ fn run(input: &CheckInput<'_>) -> Outcome {
         let reading = match &a.attention {
             None => Reading::Silent,
             Some(list) if list.is_empty() => Reading::Good,
-            Some(list) => Reading::Bad(format!("needs action: {}", list.join(", "))),
+            Some(list) => Reading::Bad(named(format!("needs action: {}", list.join(", ")), a)),
         };
         (reading, a.reported.or(d.last_seen))
     };
@@ -291,6 +306,27 @@ mod tests {
             assert_eq!(out.verdict, verdict, "{name}");
             assert_eq!(ids(&out), failing, "{name}");
         }
+    }
+
+    #[test]
+    fn the_finding_names_the_product_with_the_problem() {
+        // NinjaOne's rows for one device, combined: Sophos stopped and stale
+        // beside a healthy Windows Defender.
+        let both = Antimalware {
+            product: Some(
+                "Sophos Endpoint [off, definitions out of date], Windows Defender".into(),
+            ),
+            ..av(Some(false), Some(false), Some(false), None)
+        };
+        let out = judge(vec![on("PC1", "ninja", Some(both))], 7);
+        assert_eq!(ids(&out), ["device:serial:SN-PC1"]);
+        assert!(
+            out.failing[0].detail.starts_with(
+                "Sophos Endpoint [off, definitions out of date], Windows Defender: protection not running per ninja"
+            ),
+            "{}",
+            out.failing[0].detail
+        );
     }
 
     #[test]
