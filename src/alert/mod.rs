@@ -45,7 +45,7 @@ pub use config::{AlertsConfig, Channel, ChannelKind};
 pub use render::{Message, Scope};
 pub use rules::{ExceptionDue, Item, ItemKind, RunState, RunView};
 
-use crate::collect::retry::{backoff_delay, RetryPolicy};
+use crate::collect::retry::{backoff_delay, wait_refused, RetryPolicy};
 use crate::evidence::write_atomic;
 use rules::{AlertState, RuleSettings};
 use send::Attempt;
@@ -54,7 +54,8 @@ use send::Attempt;
 const OUTBOX_DAYS: i64 = 14;
 /// Attempts per message and channel in one run, at most.
 const MAX_ATTEMPTS: u32 = 4;
-/// The longest `Retry-After` one run waits for.
+/// The longest `Retry-After` one run waits for; a receiver asking for longer
+/// is left alone until the next run (the message stays queued).
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// What alerting did after one run.
@@ -463,6 +464,12 @@ async fn deliver(
                 retry_after,
             } => {
                 pending.status = status;
+                if let Some(why) = wait_refused(retry, retry_after) {
+                    // Asking again before the receiver's time only gets
+                    // throttled again: the next run tries.
+                    pending.last_error = Some(format!("{error}; {why}"));
+                    return (DeliveryOutcome::Queued, n);
+                }
                 pending.last_error = Some(error);
                 if n < attempts {
                     let wait: Duration = backoff_delay(retry, n, retry_after);

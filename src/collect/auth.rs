@@ -12,7 +12,8 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::retry::{is_retryable, RetryPolicy};
+use super::http::{error_detail, ThrottleBlock};
+use super::retry::{is_retryable, parse_retry_after, wait_refused, RetryPolicy};
 use super::BoxFuture;
 use crate::secret::Secret;
 
@@ -162,6 +163,7 @@ impl ClientCredentials {
             url: &self.token_url,
             retry: &self.retry,
             default_ttl: 3599,
+            block: None,
         };
         endpoint
             .request(
@@ -218,8 +220,13 @@ impl ClientCredentials {
 }
 
 /// A token endpoint, asked with the retry policy every request follows:
-/// transport failures and retryable statuses are tried again with backoff, a
-/// rejection is final (retrying a rejected secret only locks accounts).
+/// transport failures and retryable statuses are tried again with backoff
+/// (after the server's `Retry-After`; one longer than the policy waits fails
+/// the token request saying so), a rejection is final (retrying a rejected
+/// secret only locks accounts). With `block`, a 403 soon after a 429 on the
+/// same API host is the server's temporary block: waited out within the
+/// block's bounds, and reported as a block if it persists, never as rejected
+/// credentials.
 pub(crate) struct TokenEndpoint<'a> {
     /// Where tokens come from.
     pub url: &'a str,
@@ -227,6 +234,9 @@ pub(crate) struct TokenEndpoint<'a> {
     pub retry: &'a RetryPolicy,
     /// Lifetime assumed when the answer gives none, in seconds.
     pub default_ttl: u64,
+    /// The API host's throttling memory, for a server that blocks clients
+    /// after 429s (see [`ThrottleBlock`]).
+    pub block: Option<&'a ThrottleBlock>,
 }
 
 impl TokenEndpoint<'_> {
@@ -239,22 +249,34 @@ impl TokenEndpoint<'_> {
         rejected: impl Fn(reqwest::StatusCode, &[u8], &Secret) -> String,
     ) -> Result<(Secret, Instant), AuthError> {
         let mut attempt = 0;
+        let mut block_waits = 0;
         loop {
             attempt += 1;
             let (request, secret) = build()?;
             let sent = Instant::now();
-            let retryable = match request.timeout(self.retry.timeout).send().await {
-                Err(e) => format!("token request failed: {}", without_url(&e)),
+            let (retryable, status, retry_after) = match request
+                .timeout(self.retry.timeout)
+                .send()
+                .await
+            {
+                Err(e) => (
+                    format!("token request failed: {}", without_url(&e)),
+                    None,
+                    None,
+                ),
                 Ok(resp) => {
                     let status = resp.status();
+                    let retry_after =
+                        parse_retry_after(resp.headers().get(reqwest::header::RETRY_AFTER));
                     let body = resp.bytes().await.unwrap_or_default();
                     if status.is_success() {
-                        let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|_| {
-                            AuthError(format!(
-                                "token endpoint {} answered {status} with a body that is not a token",
-                                self.url
-                            ))
-                        })?;
+                        let parsed: TokenResponse =
+                                serde_json::from_slice(&body).map_err(|_| {
+                                    AuthError(format!(
+                                        "token endpoint {} answered {status} with a body that is not a token",
+                                        self.url
+                                    ))
+                                })?;
                         let ttl = parsed
                             .expires_in
                             .as_ref()
@@ -263,12 +285,49 @@ impl TokenEndpoint<'_> {
                         let expires = sent + Duration::from_secs(ttl);
                         return Ok((Secret::new(parsed.access_token), expires));
                     }
+                    let blocked = status == reqwest::StatusCode::FORBIDDEN
+                        && self.block.is_some_and(ThrottleBlock::recently_throttled);
+                    if let (true, Some(block)) = (blocked, self.block) {
+                        let detail = error_detail(&body).replace(secret.expose(), "[redacted]");
+                        if block_waits >= block.max_waits {
+                            return Err(AuthError(format!(
+                                "the token endpoint {}: {}",
+                                self.url,
+                                block.persisted(&detail, block_waits)
+                            )));
+                        }
+                        block_waits += 1;
+                        // A block wait is not an attempt: the server never judged the credentials.
+                        attempt -= 1;
+                        tracing::warn!(
+                            event = "throttle_block_wait",
+                            wait = block_waits,
+                            max_waits = block.max_waits,
+                            delay_ms = super::retry::millis(block.wait),
+                            endpoint = %super::retry::endpoint(self.url),
+                            "HTTP 403 after throttling: waiting out the server's block"
+                        );
+                        tokio::time::sleep(block.wait).await;
+                        continue;
+                    }
                     if !is_retryable(status) {
                         return Err(AuthError(rejected(status, &body, &secret)));
                     }
-                    format!("token endpoint answered HTTP {status}")
+                    if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+                        if let Some(block) = self.block {
+                            block.saw_throttle();
+                        }
+                    }
+                    (
+                        format!("token endpoint answered HTTP {status}"),
+                        Some(status.as_u16()),
+                        retry_after,
+                    )
                 }
             };
+            if let Some(why) = wait_refused(self.retry, retry_after) {
+                return Err(AuthError(format!("{retryable} at {}; {why}", self.url)));
+            }
             if attempt >= self.retry.max_attempts {
                 return Err(AuthError(format!(
                     "{retryable} (gave up after {attempt} attempts)"
@@ -279,8 +338,8 @@ impl TokenEndpoint<'_> {
                 super::retry::Attempt {
                     number: attempt,
                     reason: &retryable,
-                    status: None,
-                    retry_after: None,
+                    status,
+                    retry_after,
                     url: self.url,
                 },
             )
@@ -448,6 +507,125 @@ mod tests {
             .bearer(|| async { Err(AuthError("refused".into())) })
             .await;
         assert!(refused.is_ok(), "a fresh token needs no request");
+    }
+
+    /// A token endpoint answering `script` in turn (status, `Retry-After`),
+    /// then a token; its URL and the number of requests it saw.
+    async fn scripted_token_endpoint(
+        script: Vec<(u16, Option<&'static str>)>,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use axum::http::{HeaderValue, StatusCode};
+        use axum::response::IntoResponse;
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = seen.clone();
+        let script = std::sync::Arc::new(script);
+        let app = axum::Router::new().route(
+            "/token",
+            axum::routing::post(move || {
+                let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let script = script.clone();
+                async move {
+                    match script.get(n) {
+                        Some((status, retry_after)) => {
+                            let mut resp = (
+                                StatusCode::from_u16(*status).unwrap_or(StatusCode::IM_A_TEAPOT),
+                                r#"{"error":"access_denied","message":"IP address temporarily blocked"}"#,
+                            )
+                                .into_response();
+                            if let Some(v) = retry_after {
+                                resp.headers_mut()
+                                    .insert("retry-after", HeaderValue::from_static(v));
+                            }
+                            resp
+                        }
+                        None => r#"{"access_token":"t","expires_in":3600}"#.into_response(),
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/token", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, seen)
+    }
+
+    async fn ask(
+        url: &str,
+        retry: &RetryPolicy,
+        block: Option<&ThrottleBlock>,
+    ) -> Result<(Secret, Instant), AuthError> {
+        let http = reqwest::Client::new();
+        TokenEndpoint {
+            url,
+            retry,
+            default_ttl: 60,
+            block,
+        }
+        .request(
+            || Ok((http.post(url), Secret::new("s3cret"))),
+            |status, _, _| format!("rejected the key and secret (HTTP {status})"),
+        )
+        .await
+    }
+
+    fn tiny() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(5),
+            max_retry_after: Duration::from_secs(2),
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_token_endpoint_honours_retry_after_and_refuses_to_retry_early() {
+        // Within the policy: waited for, then the token.
+        let (url, seen) = scripted_token_endpoint(vec![(429, Some("1"))]).await;
+        let started = std::time::Instant::now();
+        assert!(ask(&url, &tiny(), None).await.is_ok());
+        assert!(
+            started.elapsed() >= Duration::from_secs(1),
+            "Retry-After honoured"
+        );
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 2);
+        // Beyond it: asked once, and the reason says how long the server wanted.
+        let (url, seen) = scripted_token_endpoint(vec![(503, Some("3600")); 4]).await;
+        let e = ask(&url, &tiny(), None).await.expect_err("not retried");
+        assert!(
+            e.0.contains("HTTP 503") && e.0.contains("asked to wait 3600 s") && e.0.contains(&url),
+            "{e}"
+        );
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_token_403_after_throttling_is_the_block_not_rejected_credentials() {
+        let block = || ThrottleBlock::new(Duration::from_millis(50), 3, Duration::from_secs(600));
+        // 429, then the block for two answers, then a token.
+        let (url, seen) =
+            scripted_token_endpoint(vec![(429, Some("0")), (403, None), (403, None)]).await;
+        assert!(ask(&url, &tiny(), Some(&block())).await.is_ok());
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 4);
+        // A block seen by another source of the host counts too; one that
+        // outlasts the waits is reported as the block.
+        let shared = block();
+        shared.saw_throttle();
+        let (url, _) = scripted_token_endpoint(vec![(403, None); 10]).await;
+        let e = ask(&url, &tiny(), Some(&shared.clone()))
+            .await
+            .expect_err("blocked");
+        assert!(e.0.contains("IP block") && e.0.contains("persisted"), "{e}");
+        assert!(!e.0.contains("rejected"), "{e}");
+        // Without throttling, a 403 is a rejection, asked once.
+        let (url, seen) = scripted_token_endpoint(vec![(403, None)]).await;
+        let e = ask(&url, &tiny(), Some(&block()))
+            .await
+            .expect_err("rejected");
+        assert!(e.0.contains("rejected"), "{e}");
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[test]

@@ -179,9 +179,41 @@ pub async fn fetch_one(
     limiters: &[&RateLimiter],
     counter: &PageCounter,
 ) -> Result<Result<Value, (Option<u16>, String)>, AuthError> {
+    fetch_one_with(
+        http,
+        evidence,
+        meta,
+        (method, url),
+        auth,
+        limiters,
+        counter,
+        None,
+    )
+    .await
+}
+
+/// [`fetch_one`] for a server that blocks clients after throttling them:
+/// with `block`, a 403 after a 429 is waited out (see [`ThrottleBlock`]).
+///
+/// # Errors
+/// Only when credentials fail.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn fetch_one_with(
+    http: &HttpClient,
+    evidence: &EvidenceWriter,
+    meta: (&str, &str, &str),
+    (method, url): (Method<'_>, &str),
+    auth: Option<&dyn Auth>,
+    limiters: &[&RateLimiter],
+    counter: &PageCounter,
+    block: Option<&ThrottleBlock>,
+) -> Result<Result<Value, (Option<u16>, String)>, AuthError> {
     async {
         counter.start();
-        let (status, body, json) = match http.send_json(method, url, auth, limiters).await {
+        let sent = http
+            .send(method, url, auth, limiters, block, Expect::Json)
+            .await;
+        let (status, body, json) = match sent {
             Ok(ok) => ok,
             Err(PageError::Auth(e)) => return Err(e),
             Err(PageError::Failed { status, reason }) => {

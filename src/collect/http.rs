@@ -17,9 +17,10 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use super::auth::{without_url, Auth, AuthError};
+use super::ratelimit::AccountKey;
 use super::ratelimit::RateLimiter;
 use super::retry::{
-    endpoint, is_retryable, millis, parse_retry_after, pause, Attempt, RetryPolicy,
+    endpoint, is_retryable, millis, parse_retry_after, pause, wait_refused, Attempt, RetryPolicy,
 };
 
 /// The shared client: one connection pool, one retry policy and a global cap on
@@ -77,7 +78,10 @@ impl HttpClient {
 
     /// GET `url` until it yields a JSON body or the retries run out.
     /// 429, 500, 502, 503 and 504, timeouts, truncated and non-JSON bodies are
-    /// retried; a 401 refreshes the token once; other statuses fail at once.
+    /// retried (after the server's `Retry-After`; one longer than the policy's
+    /// `max_retry_after` is not retried early but fails the request saying
+    /// how long the server asked to wait); a 401 refreshes the token once;
+    /// other statuses fail at once.
     ///
     /// # Errors
     /// [`PageError::Auth`] when credentials fail, [`PageError::Failed`] otherwise.
@@ -128,8 +132,9 @@ impl HttpClient {
 
     /// [`HttpClient::get_json`] for a server that blocks clients after
     /// throttling them: with `block` given, a 403 that follows a 429 (on any
-    /// request sharing `block`) is a temporary block, waited out and retried up
-    /// to the block's bounds instead of failing as a missing permission.
+    /// request sharing `block`'s memory, see [`ThrottleBlock::shared`]) is a
+    /// temporary block, waited out and retried up to the block's bounds
+    /// instead of failing as a missing permission.
     ///
     /// # Errors
     /// As [`HttpClient::get_json`]; a block that outlasts its bounds fails the
@@ -240,11 +245,7 @@ impl HttpClient {
                             if block_waits >= block.max_waits {
                                 return Err(PageError::Failed {
                                     status: Some(403),
-                                    reason: format!(
-                                        "HTTP 403{}: the server blocked this client (IP block after HTTP 429 throttling) and the block persisted through {block_waits} wait(s) of {} s; lower requests_per_minute or run later",
-                                        error_detail(&body),
-                                        block.wait.as_secs()
-                                    ),
+                                    reason: block.persisted(&error_detail(&body), block_waits),
                                 });
                             }
                             block_waits += 1;
@@ -282,6 +283,12 @@ impl HttpClient {
                     }
                 }
             };
+            if let Some(why) = wait_refused(&self.retry, retry_after) {
+                return Err(PageError::Failed {
+                    status,
+                    reason: format!("{failure}; {why}"),
+                });
+            }
             if attempt >= self.retry.max_attempts {
                 return Err(PageError::Failed {
                     status,
@@ -324,11 +331,12 @@ fn rate_limit_waited(waited: Duration) {
     }
 }
 
-/// Shared memory of throttling for an API that blocks clients after 429s
-/// (Datto RMM answers 403 to an IP address that kept going after 429).
-#[derive(Debug)]
+/// Memory of throttling for an API that blocks clients after 429s (Datto RMM
+/// answers 403 to an IP address that kept going after 429), with how long to
+/// wait out such a block. Cloning shares the memory.
+#[derive(Clone, Debug)]
 pub struct ThrottleBlock {
-    last_throttled: std::sync::Mutex<Option<tokio::time::Instant>>,
+    last_throttled: Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
     /// How long a 429 keeps a later 403 counted as a block.
     pub window: Duration,
     /// How long to wait before retrying a blocked request.
@@ -338,11 +346,32 @@ pub struct ThrottleBlock {
 }
 
 impl ThrottleBlock {
-    /// A block memory: wait `wait` at most `max_waits` times per request; a 429
-    /// makes 403s count as blocks for the next `window`.
+    /// A block memory of its own: wait `wait` at most `max_waits` times per
+    /// request; a 429 makes 403s count as blocks for the next `window`.
     pub fn new(wait: Duration, max_waits: u32, window: Duration) -> ThrottleBlock {
         ThrottleBlock {
-            last_throttled: std::sync::Mutex::new(None),
+            last_throttled: Arc::default(),
+            window,
+            wait,
+            max_waits,
+        }
+    }
+
+    /// Like [`ThrottleBlock::new`], with the memory every source of the same
+    /// API host shares in this process (the registry beside the shared rate
+    /// limits, [`super::ratelimit::shared_limiter`]): the server blocks the
+    /// client's IP address, so a 429 met by one source (one site of an MSP's
+    /// account, or another account on the same platform) makes the next 403
+    /// of any of them a block to wait out, not a missing permission. Each
+    /// source keeps its own `wait` and `max_waits`.
+    pub fn shared(
+        account: &AccountKey,
+        wait: Duration,
+        max_waits: u32,
+        window: Duration,
+    ) -> ThrottleBlock {
+        ThrottleBlock {
+            last_throttled: super::ratelimit::shared_throttle_memory(account),
             window,
             wait,
             max_waits,
@@ -363,6 +392,14 @@ impl ThrottleBlock {
             .ok()
             .and_then(|last| *last)
             .is_some_and(|t| t.elapsed() <= self.window)
+    }
+
+    /// The reason a block that outlasted `waits` waits gives.
+    pub(crate) fn persisted(&self, detail: &str, waits: u32) -> String {
+        format!(
+            "HTTP 403{detail}: the server blocked this client (IP block after HTTP 429 throttling) and the block persisted through {waits} wait(s) of {} s; lower requests_per_minute or run later",
+            self.wait.as_secs()
+        )
     }
 }
 
@@ -395,7 +432,7 @@ pub(crate) enum Expect {
 }
 
 /// `: code: message` from a Graph-style or OAuth-style error body, if any.
-fn error_detail(body: &[u8]) -> String {
+pub(crate) fn error_detail(body: &[u8]) -> String {
     let Ok(json) = serde_json::from_slice::<Value>(body) else {
         return String::new();
     };

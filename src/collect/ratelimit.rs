@@ -1,7 +1,10 @@
 //! Token-bucket rate limits, so a run never exceeds a limit an API publishes,
 //! and the process-wide registry of buckets shared by every source that uses
 //! one account (an MSP's many organisations on one RMM instance or one
-//! multi-tenant app): see [`shared_limiter`].
+//! multi-tenant app): see [`shared_limiter`]. Beside it, the memory of
+//! throttling that a server blocking IP addresses needs shared the same way
+//! ([`shared_throttle_memory`], behind
+//! [`ThrottleBlock::shared`](super::http::ThrottleBlock::shared)).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex, OnceLock};
@@ -103,6 +106,25 @@ pub fn shared_limiter(account: &AccountKey, requests: u32, period: Duration) -> 
     }
 }
 
+/// When a source of `account`'s API host last met a 429, shared by every
+/// source of that host in the process whatever its credential: a server that
+/// blocks a client's IP address after throttling it (Datto RMM) blocks every
+/// account and site this process collects from it.
+pub(crate) fn shared_throttle_memory(account: &AccountKey) -> Arc<StdMutex<Option<Instant>>> {
+    type Memory = Arc<StdMutex<Option<Instant>>>;
+    type Registry = StdMutex<HashMap<(&'static str, String), Memory>>;
+    static MEMORY: OnceLock<Registry> = OnceLock::new();
+    let memory = MEMORY.get_or_init(|| StdMutex::new(HashMap::new()));
+    match memory.lock() {
+        Ok(mut map) => map
+            .entry((account.kind, account.base.clone()))
+            .or_default()
+            .clone(),
+        // As for the buckets: a private memory still works for this source.
+        Err(_) => Memory::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +142,21 @@ mod tests {
             !format!("{a:?}").contains("client-1"),
             "the identity is hashed"
         );
+    }
+
+    #[test]
+    fn throttling_is_remembered_per_api_host_for_every_credential() {
+        let a = AccountKey::new("datto-rmm", "https://merlot-api.centrastage.net", "key-1");
+        let b = AccountKey::new("datto-rmm", "https://MERLOT-api.centrastage.net/", "key-2");
+        let other = AccountKey::new("datto-rmm", "https://syrah-api.centrastage.net", "key-1");
+        assert!(Arc::ptr_eq(
+            &shared_throttle_memory(&a),
+            &shared_throttle_memory(&b)
+        ));
+        assert!(!Arc::ptr_eq(
+            &shared_throttle_memory(&a),
+            &shared_throttle_memory(&other)
+        ));
     }
 
     #[tokio::test(start_paused = true)]

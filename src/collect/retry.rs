@@ -1,5 +1,9 @@
 //! Retry bounds and delays: one policy for every request and token endpoint,
-//! `Retry-After` honoured (capped), exponential backoff with jitter otherwise.
+//! `Retry-After` honoured, exponential backoff with jitter otherwise. A
+//! server asking to wait longer than the policy allows
+//! ([`RetryPolicy::max_retry_after`]) is not asked again early: the request
+//! stops there with a reason saying how long the server asked to wait (see
+//! [`wait_refused`]).
 //! Every wait before another attempt is logged as a `retry` event (see
 //! [`crate::progress`]) naming the endpoint without its query string.
 
@@ -16,7 +20,9 @@ pub struct RetryPolicy {
     pub base_delay: Duration,
     /// Longest backoff delay.
     pub max_delay: Duration,
-    /// Longest `Retry-After` honoured; longer waits are cut to this.
+    /// Longest `Retry-After` waited for; a server asking for longer is not
+    /// retried at all (retrying before the server's time only gets throttled
+    /// again, or blocked), and the request fails saying so.
     pub max_retry_after: Duration,
     /// Whole-request timeout.
     pub timeout: Duration,
@@ -34,8 +40,21 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Why a request is not retried when the server's `Retry-After` is longer
+/// than the policy waits: `Some(reason)` naming both times, or `None` when the
+/// wait is within the policy (or the server gave none).
+pub fn wait_refused(policy: &RetryPolicy, retry_after: Option<Duration>) -> Option<String> {
+    let wait = retry_after.filter(|w| *w > policy.max_retry_after)?;
+    Some(format!(
+        "the server asked to wait {} s before trying again (Retry-After), longer than the {} s a run waits (max_retry_after), so the request was not retried",
+        wait.as_secs(),
+        policy.max_retry_after.as_secs()
+    ))
+}
+
 /// The delay before attempt `attempt + 1`: the server's `Retry-After` if given
-/// (capped), else exponential backoff with jitter in [½, 1] of the step.
+/// (never more than `max_retry_after`: callers check [`wait_refused`] first),
+/// else exponential backoff with jitter in [½, 1] of the step.
 pub fn backoff_delay(
     policy: &RetryPolicy,
     attempt: u32,
@@ -142,6 +161,23 @@ mod tests {
         assert_eq!(
             backoff_delay(&p, 1, Some(Duration::from_secs(9999))),
             p.max_retry_after
+        );
+    }
+
+    #[test]
+    fn a_retry_after_beyond_the_policy_is_refused_not_shortened() {
+        let tiny = RetryPolicy {
+            max_retry_after: Duration::from_secs(2),
+            ..RetryPolicy::default()
+        };
+        assert_eq!(wait_refused(&tiny, None), None);
+        assert_eq!(wait_refused(&tiny, Some(Duration::from_secs(2))), None);
+        let why = wait_refused(&tiny, Some(Duration::from_secs(3600))).expect("refused");
+        assert!(
+            why.contains("asked to wait 3600 s")
+                && why.contains("2 s")
+                && why.contains("not retried"),
+            "{why}"
         );
     }
 

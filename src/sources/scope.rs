@@ -7,8 +7,8 @@
 use serde_json::Value;
 
 use crate::collect::auth::{Auth, AuthError};
-use crate::collect::dataset::{fetch_one, PageCounter};
-use crate::collect::http::Method;
+use crate::collect::dataset::{fetch_one_with, PageCounter};
+use crate::collect::http::{Method, ThrottleBlock};
 use crate::collect::ratelimit::RateLimiter;
 use crate::collect::CollectContext;
 use crate::evidence::{DatasetReport, DatasetStatus, SourceReport, SourceStatus};
@@ -44,7 +44,9 @@ impl Scoped {
     }
 }
 
-/// Fetch the organisation's own object and store it as evidence.
+/// Fetch the organisation's own object and store it as evidence. With
+/// `block`, a 403 after throttling is the server's block (see
+/// [`ThrottleBlock`]), waited out like on every other request of the source.
 ///
 /// # Errors
 /// `Ok(Err(report))`: the source's failed report (unknown id, or the check
@@ -54,17 +56,18 @@ pub(crate) async fn verify(
     check: &ScopeCheck<'_>,
     auth: &dyn Auth,
     limiters: &[&RateLimiter],
+    block: Option<&ThrottleBlock>,
 ) -> Result<Result<Scoped, SourceReport>, AuthError> {
     let counter = PageCounter::default();
-    let answer = fetch_one(
+    let answer = fetch_one_with(
         &ctx.http,
         &ctx.evidence,
         (check.source, check.source_type, check.dataset),
-        Method::Get,
-        &check.url,
+        (Method::Get, &check.url),
         Some(auth),
         limiters,
         &counter,
+        block,
     )
     .await?;
     let id = check.id.escape_debug();

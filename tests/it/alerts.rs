@@ -444,6 +444,30 @@ async fn the_alerts_command_lists_and_resends_from_the_config() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_asking_to_wait_longer_than_a_run_waits_is_left_for_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    // The 429 says `Retry-After: 1`, more than this policy waits.
+    let receiver = Receiver::answering(&[429]);
+    let addr = receiver.start().await;
+    let config = webhook_config(dir.path(), addr, "");
+    let store = dir.path().join("store");
+    let impatient = RetryPolicy {
+        max_retry_after: Duration::ZERO,
+        ..fast()
+    };
+    let report = baseline_then_regression(&config, &store, "Org", &impatient).await;
+    let d = report.deliveries[0].clone();
+    assert_eq!((d.outcome, d.attempts), (DeliveryOutcome::Queued, 1));
+    let error = d.error.as_deref().unwrap();
+    assert!(error.contains("asked to wait 1 s"), "{error}");
+    assert_eq!(receiver.seen().len(), 1, "not asked again early");
+    assert!(store
+        .join("alerts/outbox")
+        .join(format!("{}.json", d.id))
+        .is_file());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_undelivered_message_is_retried_by_the_next_run_with_its_id() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::answering(&[500, 502]);

@@ -90,6 +90,39 @@ fn a_429_with_retry_after_mid_paging_is_retried_and_nothing_is_lost() {
 }
 
 #[test]
+fn a_retry_after_longer_than_the_policy_stops_the_dataset_instead_of_retrying_early() {
+    // The tests' policy waits at most 2 s for a Retry-After.
+    let h = paged(60, 3, 10);
+    h.sim.add_fault(Fault {
+        path: USERS.into(),
+        from_request: 3,
+        times: 100,
+        kind: FaultKind::TooManyRequests(Some(3600)),
+    });
+    let started = std::time::Instant::now();
+    let outcome = h.run(&h.config(None));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "no hour-long wait"
+    );
+    let m365 = &outcome.manifest.sources["m365"];
+    let users = &m365.datasets["users"];
+    assert_eq!(users.status, DatasetStatus::Partial, "{users:?}");
+    assert_eq!(users.pages, 2);
+    let reason = users.reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.contains("page 3")
+            && reason.contains("HTTP 429")
+            && reason.contains("asked to wait 3600 s")
+            && reason.contains("not retried"),
+        "{reason}"
+    );
+    assert_eq!(m365.status, SourceStatus::Partial);
+    // The throttled page was asked once, not hammered.
+    assert_eq!(h.sim.requests(USERS), 3);
+}
+
+#[test]
 fn bursts_of_503_and_429_without_retry_after_and_truncated_bodies_are_retried() {
     let h = paged(30, 12, 10);
     for (path, kind) in [

@@ -316,6 +316,62 @@ fn rejected_datto_credentials_fail_the_source_without_leaking_them() {
     assert!(!run_json.contains("canary"));
 }
 
+/// Organisations of an MSP on one Datto platform, run one after the other as
+/// a fleet runs them: once one has met Datto's 429s, a 403 that the next one
+/// meets (at the token endpoint or on a device page) is the IP block, waited
+/// out, and a block that persists is reported as the block, never as a
+/// rejected key or a missing API permission.
+#[test]
+fn a_datto_403_after_another_sources_429s_is_the_ip_block_even_at_the_token_endpoint() {
+    let h = harness(datto_tenant(8, None), 5);
+    h.sim.add_fault(Fault {
+        path: "/api/v2/account/devices".into(),
+        from_request: 1,
+        times: 1,
+        kind: FaultKind::TooManyRequests(Some(0)),
+    });
+    let first = run_sources(&h, DATTO);
+    let datto = &first.manifest.sources["datto"];
+    assert_eq!(datto.status, SourceStatus::Complete, "{datto:?}");
+
+    // The block follows the first organisation's 429s: the next one's token
+    // request meets it, and after it one of its device pages.
+    h.sim
+        .tenant()
+        .datto
+        .impose_block(Duration::from_millis(1500));
+    h.sim.add_fault(Fault {
+        path: "/api/v2/account/devices".into(),
+        from_request: h.sim.requests("/api/v2/account/devices") + 2,
+        times: 1,
+        kind: FaultKind::Forbidden,
+    });
+    let second = run_sources(&h, DATTO);
+    let datto = &second.manifest.sources["datto"];
+    assert_eq!(datto.status, SourceStatus::Complete, "{datto:?}");
+    assert_eq!(
+        stored_records(&second.run_dir, "datto", "devices", |v| v
+            .get("devices")?
+            .as_array()),
+        h.sim.tenant().datto.devices
+    );
+
+    // A block that outlasts the waits at the token endpoint.
+    h.sim.tenant().datto.impose_block(Duration::from_secs(3600));
+    let third = run_sources(
+        &h,
+        &DATTO.replace("page_size = 250", "page_size = 250\nip_block_max_waits = 1"),
+    );
+    let datto = &third.manifest.sources["datto"];
+    assert_eq!(datto.status, SourceStatus::Failed, "{datto:?}");
+    let reason = datto.reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.contains("IP block") && reason.contains("persisted"),
+        "{reason}"
+    );
+    assert!(!reason.contains("rejected the API key"), "{reason}");
+}
+
 /// NinjaOne reports one antivirus row per product: a stopped, stale product
 /// fails the device beside a healthy one, whichever row comes first, and the
 /// finding names it.

@@ -1,7 +1,9 @@
 //! Datto RMM tokens: the OAuth2 password grant with the public client
 //! (`public-client:public` in HTTP Basic), the API key as user name and the
 //! API secret as password. Tokens are cached until shortly before expiry and
-//! dropped after a 401.
+//! dropped after a 401. The token endpoint shares the API host's throttling
+//! memory: a 403 there soon after a 429 is Datto's IP block, waited out and
+//! reported as a block, never as a rejected key and secret.
 
 use std::time::Duration;
 
@@ -9,6 +11,7 @@ use reqwest::header::HeaderName;
 use tokio::time::Instant;
 
 use crate::collect::auth::{Auth, AuthError, TokenCache, TokenEndpoint};
+use crate::collect::http::ThrottleBlock;
 use crate::collect::retry::RetryPolicy;
 use crate::collect::BoxFuture;
 use crate::secret::Secret;
@@ -23,17 +26,19 @@ pub struct PasswordGrant {
     api_key: Secret,
     api_secret: Secret,
     retry: RetryPolicy,
+    block: ThrottleBlock,
     cache: TokenCache,
 }
 
 impl PasswordGrant {
-    /// A token source for `token_url` (`{base}/auth/oauth/token`).
+    /// A token source for `token_url` (`{base}/auth/oauth/token`), sharing
+    /// `block` (the API host's throttling memory) with the source's requests.
     pub fn new(
         http: reqwest::Client,
         token_url: String,
-        api_key: Secret,
-        api_secret: Secret,
+        (api_key, api_secret): (Secret, Secret),
         retry: RetryPolicy,
+        block: ThrottleBlock,
     ) -> PasswordGrant {
         PasswordGrant {
             http,
@@ -41,6 +46,7 @@ impl PasswordGrant {
             api_key,
             api_secret,
             retry,
+            block,
             cache: TokenCache::new(EXPIRY_SKEW),
         }
     }
@@ -50,6 +56,7 @@ impl PasswordGrant {
             url: &self.token_url,
             retry: &self.retry,
             default_ttl: 3600,
+            block: Some(&self.block),
         };
         endpoint
             .request(

@@ -25,7 +25,12 @@
 //! process, so many sites of one account together stay under it),
 //! and a 403 after a 429 is waited out (`ip_block_wait_seconds`, at most
 //! `ip_block_max_waits` times per request) and otherwise recorded as a block,
-//! not as a missing permission.
+//! not as a missing permission. The block is on the IP address, so the memory
+//! of 429s is shared by every source of the same API host in the process
+//! ([`ThrottleBlock::shared`]): a 403 that one site's source meets after
+//! another's 429s is the block too, and so is a 403 from the token endpoint,
+//! which is waited out in the same way and, if it persists, reported as the
+//! block rather than as a rejected key and secret.
 
 mod auth;
 mod normalise;
@@ -69,6 +74,9 @@ pub mod dataset {
 
 /// Largest page Datto serves.
 const PAGE_SIZE: u32 = 250;
+
+/// How long after a 429 a 403 counts as Datto's IP block.
+const BLOCK_WINDOW: Duration = Duration::from_secs(600);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -121,7 +129,9 @@ pub struct DattoRmm {
     page_size: u32,
     site: Option<String>,
     requests_per_minute: u32,
-    block: ThrottleBlock,
+    /// Wait per blocked request, and waits per request.
+    block_wait: Duration,
+    block_max_waits: u32,
 }
 
 fn build(decl: &SourceDecl) -> Result<Box<dyn Collector>> {
@@ -169,11 +179,8 @@ fn build(decl: &SourceDecl) -> Result<Box<dyn Collector>> {
         page_size: c.page_size.clamp(1, PAGE_SIZE),
         site: c.site_uid,
         requests_per_minute: c.requests_per_minute,
-        block: ThrottleBlock::new(
-            Duration::from_secs(c.ip_block_wait_seconds),
-            c.ip_block_max_waits,
-            Duration::from_secs(600),
-        ),
+        block_wait: Duration::from_secs(c.ip_block_wait_seconds),
+        block_max_waits: c.ip_block_max_waits,
     }))
 }
 
@@ -192,12 +199,19 @@ impl DattoRmm {
         let account = AccountKey::new(SOURCE.source_type, &self.base, key.expose());
         let limit: Arc<RateLimiter> =
             shared_limiter(&account, self.requests_per_minute, Duration::from_secs(60));
+        // The IP block follows 429s of any source of this API host.
+        let block = ThrottleBlock::shared(
+            &account,
+            self.block_wait,
+            self.block_max_waits,
+            BLOCK_WINDOW,
+        );
         let auth = PasswordGrant::new(
             ctx.http.inner().clone(),
             format!("{}/auth/oauth/token", self.base),
-            key,
-            secret,
+            (key, secret),
             ctx.http.retry(),
+            block.clone(),
         );
         let check = self.site.as_deref().map(|uid| ScopeCheck {
             source: &self.name,
@@ -210,7 +224,7 @@ impl DattoRmm {
         });
         let scoped = match &check {
             None => None,
-            Some(check) => match scope::verify(ctx, check, &auth, &[&*limit]).await {
+            Some(check) => match scope::verify(ctx, check, &auth, &[&*limit], Some(&block)).await {
                 Ok(Ok(scoped)) => Some(scoped),
                 Ok(Err(failed)) => return failed,
                 Err(e) => {
@@ -241,7 +255,7 @@ impl DattoRmm {
             on_forbidden: "the API user needs API access enabled (Setup > Users) and an account-level security level",
         };
         let options = FetchOptions {
-            block: Some(&self.block),
+            block: Some(&block),
             pages_before: 0,
         };
         let result = fetch_dataset_with(&ctx.http, &ctx.evidence, req, options).await;

@@ -1,7 +1,7 @@
 //! Datto RMM API v2 and its token endpoint, as the simulator serves them,
 //! with Datto's throttling: beyond `limit` requests per window the API answers
 //! 429, and a client that keeps going gets its IP address blocked (403) for a
-//! while.
+//! while, on every path including the token endpoint.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -86,21 +86,36 @@ impl DattoTenant {
         self.state.lock().map(|s| s.blocks).unwrap_or(0)
     }
 
+    /// Block the IP address for `how_long` from now, as Datto does once a
+    /// client kept going after its 429s (here whatever the throttling model).
+    pub fn impose_block(&self, how_long: Duration) {
+        if let Ok(mut s) = self.state.lock() {
+            s.blocked_until = Some(Instant::now() + how_long);
+            s.blocks += 1;
+        }
+    }
+
+    /// 403 while the IP address is blocked; the block applies to every path,
+    /// the token endpoint included.
+    fn blocked(&self) -> Option<Response> {
+        let mut s = self.state.lock().ok()?;
+        let until = s.blocked_until?;
+        if Instant::now() < until {
+            return Some(blocked_response());
+        }
+        s.blocked_until = None;
+        s.window_start = None;
+        None
+    }
+
     /// 429 or 403 when the request is over the limit or the IP is blocked.
     fn throttled(&self) -> Option<Response> {
+        if let Some(blocked) = self.blocked() {
+            return Some(blocked);
+        }
         let t = self.throttle.as_ref()?;
         let mut s = self.state.lock().ok()?;
         let now = Instant::now();
-        if let Some(until) = s.blocked_until {
-            if now < until {
-                return Some(json_response(
-                    StatusCode::FORBIDDEN,
-                    &json!({"error": "access_denied", "message": "IP address temporarily blocked after exceeding the rate limit"}),
-                ));
-            }
-            s.blocked_until = None;
-            s.window_start = None;
-        }
         if s.window_start
             .is_none_or(|w| now.duration_since(w) >= t.window)
         {
@@ -116,10 +131,7 @@ impl DattoTenant {
         if s.over > t.grace {
             s.blocked_until = Some(now + t.block);
             s.blocks += 1;
-            return Some(json_response(
-                StatusCode::FORBIDDEN,
-                &json!({"error": "access_denied", "message": "IP address temporarily blocked after exceeding the rate limit"}),
-            ));
+            return Some(blocked_response());
         }
         let mut resp = json_response(
             StatusCode::TOO_MANY_REQUESTS,
@@ -129,6 +141,14 @@ impl DattoTenant {
             .insert("retry-after", axum::http::HeaderValue::from_static("0"));
         Some(resp)
     }
+}
+
+/// Datto's answer to a blocked IP address.
+fn blocked_response() -> Response {
+    json_response(
+        StatusCode::FORBIDDEN,
+        &json!({"error": "access_denied", "message": "IP address temporarily blocked after exceeding the rate limit"}),
+    )
 }
 
 pub(crate) fn routes(router: SimRouter) -> SimRouter {
@@ -146,6 +166,9 @@ async fn datto_token(
 ) -> Response {
     s.count_token_request();
     let d = &s.tenant.datto;
+    if let Some(blocked) = d.blocked() {
+        return blocked;
+    }
     let ok = headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(PUBLIC_CLIENT)
         && form.get("grant_type").map(String::as_str) == Some("password")
         && form.get("username") == Some(&d.api_key)

@@ -225,7 +225,7 @@ impl NinjaOne {
         });
         let scoped = match &check {
             None => None,
-            Some(check) => match scope::verify(ctx, check, auth, &[&*self.limit]).await {
+            Some(check) => match scope::verify(ctx, check, auth, &[&*self.limit], None).await {
                 Ok(Ok(scoped)) => Some(scoped),
                 Ok(Err(failed)) => return failed,
                 Err(e) => {

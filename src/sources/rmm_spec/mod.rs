@@ -471,7 +471,7 @@ impl SpecCollector {
         };
         let scoped = match &check {
             None => None,
-            Some(check) => match scoping::verify(ctx, check, auth, &[limit]).await {
+            Some(check) => match scoping::verify(ctx, check, auth, &[limit], None).await {
                 Ok(Ok(scoped)) => Some(scoped),
                 Ok(Err(failed)) => return failed,
                 Err(e) => {

@@ -163,6 +163,7 @@ impl PasswordGrant {
             url: &self.token_url,
             retry: &self.retry,
             default_ttl: 900,
+            block: None,
         };
         endpoint
             .request(
