@@ -199,6 +199,7 @@ fn synthetic(users: usize, devices: usize) -> Facts {
         FactKind::SignInActivity,
         FactKind::MfaRegistration,
         FactKind::MfaEnforcement,
+        FactKind::GroupMembers,
         FactKind::AdminRoles,
         FactKind::AccessReviews,
         FactKind::Devices,

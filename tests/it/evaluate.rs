@@ -21,6 +21,7 @@ const IDENTITY_KINDS: &[FactKind] = &[
     FactKind::SignInActivity,
     FactKind::MfaRegistration,
     FactKind::MfaEnforcement,
+    FactKind::GroupMembers,
     FactKind::AdminRoles,
 ];
 

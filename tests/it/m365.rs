@@ -316,6 +316,7 @@ fn the_demo_organisation_yields_the_findings_it_is_built_for() {
         FactKind::SignInActivity,
         FactKind::MfaRegistration,
         FactKind::MfaEnforcement,
+        FactKind::GroupMembers,
         FactKind::AdminRoles,
         FactKind::AccessReviews,
         FactKind::Devices,
@@ -1072,4 +1073,72 @@ fn a_role_group_whose_members_are_refused_makes_admin_checks_inconclusive() {
         }
     }
     assert!(judged > 0);
+}
+
+/// Without GroupMember.Read.All, only the accounts whose MFA coverage hinges
+/// on a group are unproven: an account the policy excludes by name still
+/// fails, and the policies themselves are still judged.
+#[test]
+fn refused_group_members_leave_only_group_dependent_accounts_unproven() {
+    let h = harness(synthetic(12, 6), 10);
+    h.sim.add_fault(Fault {
+        path: graph_paths::GROUP_MEMBERS.into(),
+        from_request: 1,
+        times: 1000,
+        kind: FaultKind::Forbidden,
+    });
+    let outcome = h.run(&h.m365_config(None, FAST_M365_LIMITS));
+    let groups = &outcome.manifest.sources["m365"].datasets["groupMembers"];
+    assert_eq!(groups.status, DatasetStatus::Failed);
+    let reason = groups.reason.as_deref().unwrap_or_default();
+    assert!(reason.contains("GroupMember.Read.All"), "{reason}");
+    let facts = normalise(&outcome.run_dir).expect("facts");
+    assert_eq!(
+        facts.availability(FactKind::MfaEnforcement),
+        Availability::Complete
+    );
+    assert!(matches!(
+        facts.availability(FactKind::GroupMembers),
+        Availability::Incomplete(_)
+    ));
+
+    // The synthetic policy requires MFA of all users, except the first user
+    // by name and the members of the "MFA exclusions" group.
+    let excluded = "m365:00000000-0000-4000-8000-000000000000";
+    let members: BTreeSet<&str> = facts
+        .users
+        .iter()
+        .filter(|u| u.enabled && u.user_type == auditpack::facts::UserType::Member)
+        .map(|u| u.id.as_str())
+        .collect();
+    assert!(members.contains(excluded));
+    let check = outcome
+        .results
+        .iter()
+        .flat_map(|c| c.checks.iter())
+        .find(|c| c.check == "mfa_enforced")
+        .expect("mfa_enforced is judged");
+    assert_eq!(
+        check.outcome,
+        auditpack::checks::Verdict::Fail,
+        "{}",
+        check.summary
+    );
+    let failing: Vec<&str> = check.failing.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(failing, [excluded]);
+    assert!(check.failing[0]
+        .detail
+        .starts_with("no enabled policy requiring MFA covers this account"));
+    let unproven: BTreeSet<&str> = check.unproven.iter().map(|s| s.id.as_str()).collect();
+    let mut rest = members.clone();
+    rest.remove(excluded);
+    assert_eq!(unproven, rest);
+    assert!(check.unproven.iter().all(|s| s
+        .detail
+        .contains("names group(s) 10000000-0000-4000-8000-000000000001")));
+    assert!(
+        check.summary.contains("GroupMember.Read.All"),
+        "{}",
+        check.summary
+    );
 }

@@ -539,32 +539,72 @@ fn mfa_enforcement(src: &SourceEvidence<'_>, facts: &mut Facts) {
         src.provenance(dataset::SECURITY_DEFAULTS, &problems),
     );
 
+    let (members, problems) = group_members(src);
+    enforcement.group_members = members;
+    facts.provide(
+        FactKind::GroupMembers,
+        src.provenance(dataset::GROUP_MEMBERS, &problems),
+    );
+    facts
+        .mfa_enforcement
+        .insert(src.name.to_owned(), enforcement);
+}
+
+/// The members of every policy group whose member list was read to its end
+/// (its last stored page has no `@odata.nextLink`), and the problems met. A
+/// group whose paging stopped early (the dataset is then partial) or whose
+/// pages are unreadable is left out, so that its membership reads as unknown
+/// rather than as a shorter list: a user missing from half a list is not
+/// proven outside the group.
+fn group_members(src: &SourceEvidence<'_>) -> (BTreeMap<String, Vec<String>>, Vec<String>) {
     let mut problems = Vec::new();
     let mut members: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // Per group: whether its last page read so far announced another one
+    // (or could not be read).
+    let mut open: BTreeMap<String, bool> = BTreeMap::new();
     for (path, page) in src.pages.get(dataset::GROUP_MEMBERS).into_iter().flatten() {
         let Some(group) = src.url_of(path).and_then(|u| segment_after(u, "groups")) else {
             problems.push(format!("{path}: the custody log does not name its group"));
             continue;
         };
         let list = members.entry(group.to_owned()).or_default();
+        let more = page.get("@odata.nextLink").is_some_and(|l| !l.is_null());
         match value_array(page) {
-            Some(items) => list.extend(
-                items
-                    .iter()
-                    .filter_map(|m| str_field(m, "id"))
-                    .map(str::to_owned),
-            ),
-            None => problems.push(format!("{path}: no record array")),
+            Some(items) => {
+                list.extend(
+                    items
+                        .iter()
+                        .filter_map(|m| str_field(m, "id"))
+                        .map(str::to_owned),
+                );
+                open.insert(group.to_owned(), more);
+            }
+            None => {
+                problems.push(format!("{path}: no record array"));
+                open.insert(group.to_owned(), true);
+            }
         }
     }
-    enforcement.group_members = members;
-    facts.provide(
-        FactKind::MfaEnforcement,
-        src.provenance(dataset::GROUP_MEMBERS, &problems),
-    );
-    facts
-        .mfa_enforcement
-        .insert(src.name.to_owned(), enforcement);
+    let unfinished: Vec<String> = open
+        .into_iter()
+        .filter_map(|(group, open)| open.then_some(group))
+        .collect();
+    let complete = src
+        .report
+        .datasets
+        .get(dataset::GROUP_MEMBERS)
+        .is_some_and(|d| d.status == crate::evidence::DatasetStatus::Complete);
+    for group in &unfinished {
+        members.remove(group);
+        // A complete dataset whose group still announced a page (a paging
+        // bound hit): not complete after all.
+        if complete {
+            problems.push(format!(
+                "the members of group {group} were not read to their last page"
+            ));
+        }
+    }
+    (members, problems)
 }
 
 /// Every `query` string in an access review scope (nested scopes included).
@@ -832,6 +872,57 @@ mod tests {
         assert_eq!(
             privileged_role("f2ef992c-3afb-46b9-b7cf-a126ee74c451"),
             None
+        );
+    }
+
+    #[test]
+    fn a_group_whose_members_were_not_read_to_the_end_is_unknown_not_shorter() {
+        use crate::evidence::{DatasetReport, DatasetStatus, SourceReport, SourceStatus};
+        let report = SourceReport {
+            source_type: "m365".into(),
+            status: SourceStatus::Partial,
+            reason: None,
+            datasets: [(
+                dataset::GROUP_MEMBERS.to_owned(),
+                DatasetReport {
+                    status: DatasetStatus::Partial,
+                    pages: 2,
+                    records: 3,
+                    reason: Some("page 2 failed: HTTP 503".into()),
+                },
+            )]
+            .into(),
+            rejected: Vec::new(),
+        };
+        let page = |n: usize| format!("evidence/m365/groupMembers/page-{n:05}.json");
+        let url = |g: &str| {
+            format!(
+                "GET https://graph.example/v1.0/groups/{g}/transitiveMembers/microsoft.graph.user"
+            )
+        };
+        let src = SourceEvidence {
+            name: "m365",
+            report: &report,
+            pages: [(
+                dataset::GROUP_MEMBERS.to_owned(),
+                vec![
+                    (page(1), json!({"value": [{"id": "u1"}, {"id": "u2"}]})),
+                    (
+                        page(2),
+                        json!({"value": [{"id": "u3"}], "@odata.nextLink": "https://graph.example/next"}),
+                    ),
+                ],
+            )]
+            .into(),
+            binary: BTreeMap::new(),
+            requests: [(page(1), url("g-done")), (page(2), url("g-cut"))].into(),
+        };
+        let (members, problems) = group_members(&src);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            members,
+            BTreeMap::from([("g-done".to_owned(), vec!["u1".to_owned(), "u2".to_owned()])]),
+            "g-cut's paging stopped after its first page"
         );
     }
 }

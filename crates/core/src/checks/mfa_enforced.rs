@@ -38,9 +38,13 @@
 //! applications, client app types, platforms, locations, risk levels, grant
 //! controls and operator), security defaults and the members of groups the
 //! policies include or exclude; directory roles when a policy targets roles.
-//! An account whose coverage depends on a group whose members were not
-//! collected, or on role assignments that were not, is unproven, listed apart
-//! with the policy and group named.
+//! Policies and security defaults are needed for any judgement; group
+//! members are judged account by account: when some were not collected
+//! (GroupMember.Read.All refused, paging cut short), an account whose
+//! coverage depends on such a group, or on role assignments that were not
+//! collected, is unproven, listed apart with the policy and group named,
+//! while an account no policy can cover whatever groups it is in still
+//! fails, with the sign-ins left open even in the best case.
 //!
 //! **How to fix.** Create or enable a Conditional Access policy requiring MFA
 //! for all users, all cloud apps and all client apps (or turn on security
@@ -63,8 +67,12 @@ pub(super) const CHECK: Check = Check {
     title: "MFA enforced by policy for every enabled member account",
     thresholds: &[],
     remediation: "Enable a Conditional Access policy requiring MFA for all users and all cloud apps (or security defaults); switch report-only policies on; limit exclusions to documented emergency accounts.",
-    needs: &[FactKind::Users, FactKind::MfaEnforcement],
-    per_subject: &[],
+    needs: &[
+        FactKind::Users,
+        FactKind::MfaEnforcement,
+        FactKind::GroupMembers,
+    ],
+    per_subject: &[FactKind::GroupMembers],
     run,
 };
 
@@ -414,34 +422,41 @@ fn run(input: &CheckInput<'_>) -> Outcome {
             }
         }
         let name = format!("{} <{}>", user.display_name, user.upn);
+        let depends: Vec<String> = unresolved
+            .iter()
+            .map(|(policy, groups)| {
+                let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+                if groups.is_empty() {
+                    format!("`{policy}` targets directory roles that were not collected")
+                } else {
+                    format!("`{policy}` names group(s) {}", groups.join(", "))
+                }
+            })
+            .collect();
         if all(&either) {
-            let list: Vec<String> = unresolved
-                .iter()
-                .map(|(policy, groups)| {
-                    let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
-                    if groups.is_empty() {
-                        format!("`{policy}` targets directory roles that were not collected")
-                    } else {
-                        format!("`{policy}` names group(s) {}", groups.join(", "))
-                    }
-                })
-                .collect();
             unproven.push(Subject {
                 id: user.id.clone(),
                 name,
                 detail: format!(
                     "coverage depends on memberships that were not collected: {}",
-                    list.join("; ")
+                    depends.join("; ")
                 ),
             });
             continue;
         }
-        let nothing = covered.iter().all(|row| row.iter().all(|x| !*x));
+        // Uncovered even if every unknown membership went the account's way.
+        let nothing = either.iter().all(|row| row.iter().all(|x| !*x));
         let mut detail = if nothing {
             "no enabled policy requiring MFA covers this account".to_owned()
         } else {
-            format!("sign-ins not covered: {}", describe_gaps(&covered))
+            format!("sign-ins not covered: {}", describe_gaps(&either))
         };
+        if either != covered {
+            notes.push(format!(
+                "coverage of other sign-ins depends on memberships that were not collected: {}",
+                depends.join("; ")
+            ));
+        }
         notes.dedup();
         if !notes.is_empty() {
             detail.push_str(&format!(" ({})", notes.join("; ")));
@@ -464,7 +479,13 @@ fn run(input: &CheckInput<'_>) -> Outcome {
             detail,
         });
     }
-    Outcome::judge_all(evaluated, failing, unproven, "enabled member accounts")
+    let note = match input.facts.availability(FactKind::GroupMembers) {
+        Availability::Incomplete(why) if !unproven.is_empty() => {
+            format!("group members incomplete: {why}")
+        }
+        _ => String::new(),
+    };
+    Outcome::judge_all(evaluated, failing, unproven, "enabled member accounts").note(&note)
 }
 
 #[cfg(test)]
@@ -494,7 +515,7 @@ mod tests {
                 mfa_enforcement: [("m365".to_owned(), enforcement)].into(),
                 ..Facts::default()
             },
-            &[FactKind::Users, FactKind::MfaEnforcement],
+            CHECK.needs,
         );
         run_with(&CHECK, &facts, &Limits::DEFAULT)
     }
@@ -718,11 +739,127 @@ mod tests {
             &[
                 FactKind::Users,
                 FactKind::MfaEnforcement,
+                FactKind::GroupMembers,
                 FactKind::AdminRoles,
             ],
         );
         let out = run_with(&CHECK, &facts, &Limits::DEFAULT);
         assert_eq!(ids(&out), ["m365:a"]);
+    }
+
+    /// Facts with group members refused (HTTP 403) and everything else
+    /// complete.
+    fn without_group_members(users: Vec<User>, enforcement: MfaEnforcement) -> Facts {
+        let mut facts = complete(
+            Facts {
+                users,
+                mfa_enforcement: [("m365".to_owned(), enforcement)].into(),
+                ..Facts::default()
+            },
+            &[FactKind::Users, FactKind::MfaEnforcement],
+        );
+        facts.provide(
+            FactKind::GroupMembers,
+            crate::facts::Provenance {
+                source: "m365".into(),
+                dataset: "groupMembers".into(),
+                status: crate::run::DatasetStatus::Failed,
+                reason: Some("page 1 failed: HTTP 403; the app needs GroupMember.Read.All".into()),
+                evidence: Vec::new(),
+            },
+        );
+        facts
+    }
+
+    #[test]
+    fn unreadable_group_members_leave_only_the_accounts_that_depend_on_them_unproven() {
+        // `Pilot` covers its group's members, whoever they are, except `c`
+        // and `d`; `Admins` covers `a` by name; `Browser` covers browsers of
+        // group g-web except `d`: no policy can cover `d` whatever its groups.
+        let mut pilot = policy("Pilot", PolicyState::Enabled);
+        pilot.include_users = vec![];
+        pilot.include_groups = vec!["g-pilot".into()];
+        pilot.exclude_users = vec!["c".into(), "d".into()];
+        let mut admins = policy("Admins", PolicyState::Enabled);
+        admins.include_users = vec!["a".into()];
+        let mut browser = policy("Browser", PolicyState::Enabled);
+        browser.include_users = vec![];
+        browser.include_groups = vec!["g-web".into()];
+        browser.conditions.client_app_types = vec!["browser".into()];
+        browser.exclude_users = vec!["d".into()];
+        let users = vec![
+            user("a", true, UserType::Member),
+            user("b", true, UserType::Member),
+            user("c", true, UserType::Member),
+            user("d", true, UserType::Member),
+            user("guest", true, UserType::Guest),
+        ];
+        let facts = without_group_members(users, policies(vec![pilot, admins, browser]));
+        let out = run_with(&CHECK, &facts, &Limits::DEFAULT);
+        assert_eq!(out.verdict, Verdict::Fail, "{}", out.summary);
+        assert_eq!(ids(&out), ["m365:c", "m365:d"]);
+        let unproven: Vec<&str> = out.unproven.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(unproven, ["m365:b"], "a is covered by name, c and d fail");
+        assert!(
+            out.unproven[0]
+                .detail
+                .contains("`Pilot` names group(s) g-pilot"),
+            "{}",
+            out.unproven[0].detail
+        );
+        // `c` could be in g-web, whose policy covers browsers only: the rest
+        // stays open whatever the membership, and the finding says both.
+        let c = &out.failing[0].detail;
+        assert!(
+            c.contains("sign-ins not covered: mobileAppsAndDesktopClients on every platform"),
+            "{c}"
+        );
+        assert!(!c.contains("browser on"), "{c}");
+        assert!(
+            c.contains("depends on memberships that were not collected"),
+            "{c}"
+        );
+        let d = &out.failing[1].detail;
+        assert!(
+            d.starts_with("no enabled policy requiring MFA covers this account"),
+            "{d}"
+        );
+        assert!(!d.contains("depends on memberships"), "{d}");
+        assert!(
+            out.summary.contains("GroupMember.Read.All"),
+            "{}",
+            out.summary
+        );
+        // With the members read, the same policies judge everyone.
+        let mut known = policies(facts.mfa_enforcement["m365"].policies.clone());
+        known
+            .group_members
+            .insert("g-pilot".into(), vec!["b".into()]);
+        known.group_members.insert("g-web".into(), vec![]);
+        let out = judge(facts.users.clone(), known);
+        assert_eq!(ids(&out), ["m365:c", "m365:d"]);
+        assert!(out.unproven.is_empty());
+    }
+
+    #[test]
+    fn incomplete_policies_leave_the_whole_check_inconclusive() {
+        let mut facts = without_group_members(
+            users(),
+            policies(vec![policy("Require MFA", PolicyState::Enabled)]),
+        );
+        facts.provide(
+            FactKind::MfaEnforcement,
+            crate::facts::Provenance {
+                source: "m365".into(),
+                dataset: "conditionalAccessPolicies".into(),
+                status: crate::run::DatasetStatus::Partial,
+                reason: Some("page 2 failed".into()),
+                evidence: Vec::new(),
+            },
+        );
+        let out = run_with(&CHECK, &facts, &Limits::DEFAULT);
+        assert_eq!(out.verdict, Verdict::Inconclusive);
+        assert!(out.failing.is_empty() && out.unproven.is_empty());
     }
 
     #[test]

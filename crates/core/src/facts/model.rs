@@ -25,6 +25,11 @@ pub enum FactKind {
     MfaRegistration,
     /// Conditional Access policies and security defaults (MFA enforcement).
     MfaEnforcement,
+    /// Members of the groups Conditional Access policies include or exclude
+    /// (held in [`MfaEnforcement::group_members`]; a group whose members were
+    /// not all read is left out, so only the accounts whose coverage depends
+    /// on it are unproven).
+    GroupMembers,
     /// Directory role assignments (who is an admin).
     AdminRoles,
     /// Access review definitions, instances and decisions.
@@ -65,6 +70,7 @@ impl FactKind {
             FactKind::SignInActivity => "sign-in activity",
             FactKind::MfaRegistration => "MFA registration",
             FactKind::MfaEnforcement => "MFA enforcement policies",
+            FactKind::GroupMembers => "members of policy groups",
             FactKind::AdminRoles => "admin role assignments",
             FactKind::AccessReviews => "access reviews",
             FactKind::Devices => "device inventory",
@@ -283,7 +289,9 @@ pub struct MfaEnforcement {
     pub security_defaults: Option<bool>,
     /// Conditional Access policies.
     pub policies: Vec<AccessPolicy>,
-    /// Members (user object ids) of groups that policies include or exclude.
+    /// Members (user object ids) of groups that policies include or exclude,
+    /// for each group whose members were all read; a group missing here is
+    /// one whose membership is unknown.
     pub group_members: BTreeMap<String, Vec<String>>,
 }
 
