@@ -376,34 +376,36 @@ fn a_datto_403_after_another_sources_429s_is_the_ip_block_even_at_the_token_endp
 /// fails the device beside a healthy one, whichever row comes first, and the
 /// finding names it.
 #[test]
-fn a_stopped_antivirus_beside_a_healthy_one_fails_the_device_in_either_row_order() {
+fn antivirus_rows_of_one_device_are_judged_together_in_either_row_order() {
+    // Device 0 runs Sophos with stale signatures beside a Defender standing
+    // by; device 1 runs Defender, current, beside a Sophos that is off.
     for sophos_first in [true, false] {
         let now = chrono::Utc::now();
         let mut t = Tenant::synthetic(3, 2, now);
-        let id = t.ninja.devices[0]["id"].clone();
-        t.ninja.antivirus_status = t
-            .ninja
-            .devices
-            .iter()
-            .map(|d| {
-                json!({
-                    "productName": "Windows Defender", "productState": "ON",
-                    "definitionStatus": "UP_TO_DATE", "version": "4.18.24090.11",
-                    "deviceId": d["id"], "timestamp": now.timestamp()
-                })
+        let ids: Vec<Value> = t.ninja.devices.iter().map(|d| d["id"].clone()).collect();
+        assert_eq!(t.ninja.devices[0]["systemName"], "HOST-00001");
+        let row = |device: &Value, product: &str, state: &str, definitions: &str| {
+            json!({
+                "productName": product, "productState": state,
+                "definitionStatus": definitions, "version": "1.0",
+                "deviceId": device, "timestamp": now.timestamp()
             })
+        };
+        let mut defender: Vec<Value> = ids
+            .iter()
+            .map(|id| row(id, "Windows Defender", "ON", "UP_TO_DATE"))
             .collect();
-        let sophos = json!({
-            "productName": "Sophos Endpoint", "productState": "OFF",
-            "definitionStatus": "OUT_OF_DATE", "version": "2023.2.1",
-            "deviceId": id, "timestamp": (now - chrono::Duration::days(1)).timestamp()
-        });
-        if sophos_first {
-            t.ninja.antivirus_status.insert(0, sophos);
+        defender[0] = row(&ids[0], "Windows Defender", "OFF", "UP_TO_DATE");
+        let sophos = vec![
+            row(&ids[0], "Sophos Endpoint", "ON", "OUT_OF_DATE"),
+            row(&ids[1], "Sophos Endpoint", "OFF", "OUT_OF_DATE"),
+        ];
+        t.ninja.antivirus_status = if sophos_first {
+            sophos.into_iter().chain(defender).collect()
         } else {
-            t.ninja.antivirus_status.push(sophos);
-        }
-        // One row per page: the two rows of the device come on different pages.
+            defender.into_iter().chain(sophos).collect()
+        };
+        // One row per page: the rows of a device come on different pages.
         let h = harness(t, 1);
         let outcome = run_sources(&h, NINJA);
         let ninja = &outcome.manifest.sources["ninja"];
@@ -414,18 +416,19 @@ fn a_stopped_antivirus_beside_a_healthy_one_fails_the_device_in_either_row_order
             .flat_map(|c| c.checks.iter())
             .find(|c| c.check == "edr_health")
             .expect("edr_health is judged");
-        let failing: Vec<&str> = health.failing.iter().map(|s| s.detail.as_str()).collect();
-        assert_eq!(
-            failing.len(),
-            1,
-            "sophos first: {sophos_first}: {failing:?}"
-        );
+        let failing: Vec<(&str, &str)> = health
+            .failing
+            .iter()
+            .map(|s| (s.id.as_str(), s.detail.as_str()))
+            .collect();
+        assert_eq!(failing.len(), 1, "sophos first: {sophos_first}: {failing:?}");
+        assert_eq!(failing[0].0, "device:host:host-00001", "the first device");
         assert!(
-            failing[0].starts_with(
-                "Sophos Endpoint [off, definitions out of date], Windows Defender: protection not running per ninja"
+            failing[0].1.starts_with(
+                "Sophos Endpoint [definitions out of date], Windows Defender [off, standing by]: "
             ),
             "sophos first: {sophos_first}: {}",
-            failing[0]
+            failing[0].1
         );
     }
 }

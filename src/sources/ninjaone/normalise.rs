@@ -15,9 +15,15 @@
 //!   UP_TO_DATE/CURRENT means current signatures and OUT_OF_DATE/OUTDATED/
 //!   EXPIRED stale ones; any other value says nothing. `timestamp` is the
 //!   report time. A device may have a row per product (a third-party
-//!   antivirus beside Windows Defender): every row is kept, and a product
-//!   that is stopped or out of date is a problem for the device whatever the
-//!   other rows say and in whatever order they come (see [`combine`]).
+//!   antivirus beside Windows Defender): every row is kept and the device is
+//!   judged by the products that protect it, in whatever order the rows come
+//!   (see [`combine`]). Windows turns Defender off, or to passive mode, while
+//!   another antivirus is installed and kept up to date, and back on when
+//!   it goes (Microsoft, "Microsoft Defender Antivirus compatibility with
+//!   other security products"), so a product reported off beside one that
+//!   is on is that design, not a gap; with none on, the device is
+//!   unprotected, and an active product with stale signatures is a problem
+//!   whatever the others say.
 
 use std::collections::BTreeMap;
 
@@ -86,23 +92,35 @@ impl ProductRow {
         }
     }
 
-    fn has_problem(&self) -> bool {
-        self.on == Some(false) || self.current == Some(false)
+    fn active(&self) -> bool {
+        self.on == Some(true)
     }
 
-    /// The product's name, with the problems it reports when the device has
-    /// several products (so a finding says which one to fix).
-    fn label(&self, several: bool) -> String {
-        let name = self.name.as_deref().unwrap_or("(unnamed product)");
+    /// What is wrong with this product for a device where `protected` says
+    /// whether some product is on: a product that is off matters only when
+    /// none is on, and stale signatures only on a product that runs (or
+    /// when none does).
+    fn problems(&self, protected: bool) -> Vec<&'static str> {
         let mut problems = Vec::new();
-        if self.on == Some(false) {
+        if self.on == Some(false) && !protected {
             problems.push("off");
         }
-        if self.current == Some(false) {
+        if self.current == Some(false) && (self.active() || !protected) {
             problems.push("definitions out of date");
         }
-        if several && !problems.is_empty() {
-            format!("{name} [{}]", problems.join(", "))
+        problems
+    }
+
+    /// The product's name, with what it reports when the device has several
+    /// products (so a finding says which one to fix, and which stand by).
+    fn label(&self, several: bool, protected: bool) -> String {
+        let name = self.name.as_deref().unwrap_or("(unnamed product)");
+        let mut notes = self.problems(protected);
+        if protected && self.on == Some(false) {
+            notes.push("off, standing by");
+        }
+        if several && !notes.is_empty() {
+            format!("{name} [{}]", notes.join(", "))
         } else {
             name.to_owned()
         }
@@ -110,7 +128,7 @@ impl ProductRow {
 }
 
 /// One problem outweighs any number of good reports: `Some(false)` if any
-/// row says false, else `Some(true)` if any says true, else `None`.
+/// value is false, else `Some(true)` if any is true, else `None`.
 fn worst(values: impl Iterator<Item = Option<bool>>) -> Option<bool> {
     values.fold(None, |acc, v| match (acc, v) {
         (Some(false), _) | (_, Some(false)) => Some(false),
@@ -120,24 +138,37 @@ fn worst(values: impl Iterator<Item = Option<bool>>) -> Option<bool> {
 }
 
 /// A device's anti-malware state from all its product rows, the same in any
-/// row order: protection is off if any product is off, signatures stale if
-/// any product's are; the product names every product, problems first and
-/// each problem named. The report time is the newest time of a row with a
-/// problem (the problem as last reported) or, without a problem, the oldest
-/// row time (good news only as fresh as its oldest part).
+/// row order. With a product on, the device runs protection and its
+/// signatures are current only if every product that is on has current
+/// ones; the others are standing by (Windows keeps Defender off beside
+/// another antivirus). With none on, protection is off if any product says
+/// so and signatures are stale if any product's are. The product names every
+/// product, problems first, each noted. The report time is the newest time
+/// of a row with a problem (the problem as last reported) or, without one,
+/// the oldest time of the rows judged (good news only as fresh as its
+/// oldest part).
 fn combine(mut rows: Vec<ProductRow>) -> Antimalware {
-    rows.sort_by(|a, b| (!a.has_problem(), a).cmp(&(!b.has_problem(), b)));
+    let protected = rows.iter().any(ProductRow::active);
+    let has_problem = |r: &ProductRow| !r.problems(protected).is_empty();
+    rows.sort_by(|a, b| (!has_problem(a), a).cmp(&(!has_problem(b), b)));
     rows.dedup();
     let several = rows.len() > 1;
-    let mut names: Vec<String> = rows.iter().map(|r| r.label(several)).collect();
+    let mut names: Vec<String> = rows.iter().map(|r| r.label(several, protected)).collect();
     names.dedup();
-    let problem_times = rows.iter().filter(|r| r.has_problem()).filter_map(|r| r.at);
-    let reported = if rows.iter().any(ProductRow::has_problem) {
-        problem_times.max()
+    let judged: Vec<&ProductRow> = rows
+        .iter()
+        .filter(|r| !protected || r.active())
+        .collect();
+    let reported = if rows.iter().any(has_problem) {
+        rows.iter().filter(|r| has_problem(r)).filter_map(|r| r.at).max()
     } else {
-        rows.iter().filter_map(|r| r.at).min()
+        judged.iter().filter_map(|r| r.at).min()
     };
-    let on = worst(rows.iter().map(|r| r.on));
+    let on = if protected {
+        Some(true)
+    } else {
+        worst(rows.iter().map(|r| r.on))
+    };
     Antimalware {
         product: rows
             .iter()
@@ -145,7 +176,7 @@ fn combine(mut rows: Vec<ProductRow>) -> Antimalware {
             .then(|| names.join(", ")),
         running: on,
         real_time: on,
-        signatures_current: worst(rows.iter().map(|r| r.current)),
+        signatures_current: worst(judged.iter().map(|r| r.current)),
         reported,
         ..Antimalware::default()
     }
@@ -352,49 +383,85 @@ mod tests {
                "definitionStatus": definitions, "timestamp": at})
     }
 
-    #[test]
-    fn a_stopped_product_is_a_problem_beside_a_healthy_one_in_either_order() {
-        let sophos = row("Sophos Endpoint", "OFF", "OUT_OF_DATE", 1_700_000_000);
-        let defender = row("Windows Defender", "ON", "UP_TO_DATE", 1_700_000_500);
-        let first = facts_of(vec![sophos.clone(), defender.clone()]);
-        let second = facts_of(vec![defender, sophos]);
-        let a = first.devices[0]
+    /// The state of device 7 from `rows`, the same in either order.
+    fn state(rows: &[Value]) -> crate::facts::Antimalware {
+        let forward = facts_of(rows.to_vec());
+        let backward = facts_of(rows.iter().rev().cloned().collect());
+        let a = forward.devices[0]
             .antimalware
             .clone()
             .expect("antivirus state");
         assert_eq!(
-            second.devices[0].antimalware.as_ref(),
+            backward.devices[0].antimalware.as_ref(),
             Some(&a),
             "the row order does not matter"
         );
+        a
+    }
+
+    #[test]
+    fn a_product_standing_by_beside_a_running_one_is_no_gap() {
+        // Windows keeps Defender off while another antivirus protects.
+        let a = state(&[
+            row("Sophos Endpoint", "ON", "UP_TO_DATE", 1_700_000_500),
+            row("Windows Defender", "OFF", "OUT_OF_DATE", 1_700_000_000),
+        ]);
+        assert_eq!(
+            (a.running, a.real_time, a.signatures_current),
+            (Some(true), Some(true), Some(true))
+        );
+        assert_eq!(
+            a.product.as_deref(),
+            Some("Sophos Endpoint, Windows Defender [off, standing by]")
+        );
+        assert_eq!(a.reported.map(|t| t.timestamp()), Some(1_700_000_500));
+    }
+
+    #[test]
+    fn stale_signatures_of_a_running_product_are_a_problem_whatever_the_others_say() {
+        let a = state(&[
+            row("Sophos Endpoint", "ON", "OUT_OF_DATE", 1_700_000_000),
+            row("Windows Defender", "ON", "UP_TO_DATE", 1_700_000_900),
+            row("Other AV", "SNOOZED", "UP_TO_DATE", 1_700_000_100),
+        ]);
+        assert_eq!((a.running, a.signatures_current), (Some(true), Some(false)));
+        assert_eq!(
+            a.product.as_deref(),
+            Some(
+                "Sophos Endpoint [definitions out of date], Other AV [off, standing by], \
+                 Windows Defender"
+            )
+        );
+        // The problem as last reported, not a healthy product's newer row.
+        assert_eq!(a.reported.map(|t| t.timestamp()), Some(1_700_000_000));
+    }
+
+    #[test]
+    fn with_no_product_running_every_problem_counts() {
+        let a = state(&[
+            row("Sophos Endpoint", "EXPIRED", "OUT_OF_DATE", 1_700_000_000),
+            row("Windows Defender", "OFF", "UP_TO_DATE", 1_700_000_900),
+        ]);
         assert_eq!(
             (a.running, a.real_time, a.signatures_current),
             (Some(false), Some(false), Some(false))
         );
         assert_eq!(
             a.product.as_deref(),
-            Some("Sophos Endpoint [off, definitions out of date], Windows Defender")
+            Some("Sophos Endpoint [off, definitions out of date], Windows Defender [off]")
         );
-        // The problem as last reported, not the healthy product's newer row.
-        assert_eq!(a.reported.map(|t| t.timestamp()), Some(1_700_000_000));
+        assert_eq!(a.reported.map(|t| t.timestamp()), Some(1_700_000_900));
     }
 
     #[test]
-    fn healthy_products_and_one_product_keep_their_state() {
-        let one = facts_of(vec![row(
-            "Sophos Endpoint",
-            "ON",
-            "UP_TO_DATE",
-            1_700_000_000,
-        )]);
-        let a = one.devices[0].antimalware.clone().expect("antivirus state");
+    fn one_product_and_unknown_values_keep_their_state() {
+        let a = state(&[row("Sophos Endpoint", "ON", "UP_TO_DATE", 1_700_000_000)]);
         assert_eq!(a.product.as_deref(), Some("Sophos Endpoint"));
         assert_eq!((a.running, a.signatures_current), (Some(true), Some(true)));
-        let two = facts_of(vec![
+        let a = state(&[
             row("Windows Defender", "ON", "UP_TO_DATE", 1_700_000_900),
             row("Sophos Endpoint", "ON", "UNKNOWN", 1_700_000_000),
         ]);
-        let a = two.devices[0].antimalware.clone().expect("antivirus state");
         assert_eq!(
             a.product.as_deref(),
             Some("Sophos Endpoint, Windows Defender")
@@ -402,23 +469,8 @@ mod tests {
         assert_eq!((a.running, a.signatures_current), (Some(true), Some(true)));
         // Good news is only as fresh as its oldest part.
         assert_eq!(a.reported.map(|t| t.timestamp()), Some(1_700_000_000));
-        // Out-of-date definitions of one product, a stopped other: both named.
-        let mixed = facts_of(vec![
-            row("Windows Defender", "ON", "OUT_OF_DATE", 1_700_000_900),
-            row("Sophos Endpoint", "OFF", "UP_TO_DATE", 1_700_000_000),
-        ]);
-        let a = mixed.devices[0]
-            .antimalware
-            .clone()
-            .expect("antivirus state");
-        assert_eq!(
-            a.product.as_deref(),
-            Some("Sophos Endpoint [off], Windows Defender [definitions out of date]")
-        );
-        assert_eq!(
-            (a.running, a.signatures_current),
-            (Some(false), Some(false))
-        );
-        assert_eq!(a.reported.map(|t| t.timestamp()), Some(1_700_000_900));
+        // Nothing known: no state, never a pass.
+        let a = state(&[row("Odd AV", "WHATEVER", "WHATEVER", 1_700_000_000)]);
+        assert_eq!((a.running, a.signatures_current), (None, None));
     }
 }
