@@ -3,7 +3,9 @@
 //! JSON pointer (RFC 6901; `""` is the whole page).
 //!
 //! Lists end on an empty page (or a missing next link / cursor), never on a
-//! short page: servers cap page sizes below what a client asks for.
+//! short page: servers cap page sizes below what a client asks for. The one
+//! exception is [`ODataSkipPager`], for an API that documents `$top` as
+//! honoured up to a maximum and announces no next page.
 
 use reqwest::Url;
 use serde_json::Value;
@@ -206,6 +208,90 @@ impl Pager for ODataPager {
     }
 }
 
+/// `url` with its OData `$skip` set to `skip`, written `$skip` as Microsoft's
+/// examples write it; every other parameter kept as it was written.
+fn with_skip(url: &str, skip: usize) -> String {
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut parts: Vec<String> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .filter(|p| {
+            let key = p.split('=').next().unwrap_or_default();
+            !(key == "$skip" || key.eq_ignore_ascii_case("%24skip"))
+        })
+        .map(str::to_owned)
+        .collect();
+    parts.push(format!("$skip={skip}"));
+    format!("{path}?{}", parts.join("&"))
+}
+
+/// An OData `$top` / `$skip` list whose server may or may not announce the
+/// next page (the Defender for Endpoint machine list documents `$top` up to
+/// 10,000 with `$skip`, and no `@odata.nextLink`).
+///
+/// Records are in `value`. An `@odata.nextLink` is followed exactly as given,
+/// and once a server has given one it drives the paging: its last page has
+/// none. Without one, a page holding as many records as the URL's `$top`
+/// asked for may not be the last: the next is the same URL with its `$skip`
+/// advanced by the page's records. A page with fewer records than
+/// `$top` (or none) ends the list. A record `id` seen on an earlier page is
+/// an error (the server did not honour `$skip`, or records were added while
+/// the list was read), so the dataset ends partial instead of holding
+/// duplicates; so is a page without `$top` in its URL and without a next
+/// link, whose fullness cannot be told.
+#[derive(Debug, Default)]
+pub struct ODataSkipPager {
+    /// Whether the server has announced a next page by link.
+    linked: bool,
+    /// Record ids seen so far.
+    ids: std::collections::HashSet<String>,
+}
+
+impl Pager for ODataSkipPager {
+    fn read(&mut self, url: &str, page: &Value) -> Result<PageInfo, String> {
+        let items = page
+            .get("value")
+            .and_then(Value::as_array)
+            .ok_or("page has no `value` array")?;
+        for id in items
+            .iter()
+            .filter_map(|r| r.get("id"))
+            .filter_map(scalar_text)
+        {
+            if !self.ids.insert(id.clone()) {
+                return Err(format!(
+                    "record {id} was already listed on an earlier page (the server did not honour $skip, or the list changed while it was read)"
+                ));
+            }
+        }
+        let link = match page.get("@odata.nextLink") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err("`@odata.nextLink` is not a string".into()),
+        };
+        let next = match link {
+            Some(link) => {
+                self.linked = true;
+                Some(link)
+            }
+            None if self.linked || items.is_empty() => None,
+            None => {
+                let top = param(url, "$top")
+                    .and_then(|t| t.parse::<usize>().ok())
+                    .ok_or("the page URL has no $top, so a page without a next link cannot be told from the last one")?;
+                let skip = param(url, "$skip")
+                    .and_then(|s| s.parse::<usize>().ok())
+                    .unwrap_or(0);
+                (items.len() >= top).then(|| with_skip(url, skip + items.len()))
+            }
+        };
+        Ok(PageInfo {
+            records: items.len(),
+            next,
+        })
+    }
+}
+
 /// A single JSON object (e.g. a policy): one record, no paging.
 pub struct SingleObject;
 
@@ -235,6 +321,80 @@ mod tests {
         assert!(ODataPager.read("u", &serde_json::json!({"x": 1})).is_err());
     }
     use serde_json::json;
+
+    fn machines(ids: std::ops::Range<usize>) -> Value {
+        json!({"value": ids.map(|i| json!({"id": format!("m{i}")})).collect::<Vec<_>>()})
+    }
+
+    #[test]
+    fn a_full_page_without_a_next_link_asks_the_next_with_skip() {
+        let mut p = ODataSkipPager::default();
+        let first = "https://h/api/machines?$top=3";
+        let info = p.read(first, &machines(0..3)).expect("page");
+        assert_eq!(info.records, 3);
+        let second = info.next.expect("a full page is not the last");
+        assert_eq!(second, "https://h/api/machines?$top=3&$skip=3");
+        let third = p
+            .read(&second, &machines(3..6))
+            .expect("page")
+            .next
+            .expect("full again");
+        assert_eq!(third, "https://h/api/machines?$top=3&$skip=6");
+        // A short page is the documented end; so is an empty one.
+        assert!(p
+            .read(&third, &machines(6..8))
+            .expect("page")
+            .next
+            .is_none());
+        let mut p = ODataSkipPager::default();
+        let next = p.read(first, &machines(0..3)).expect("page").next;
+        let end = p.read(&next.expect("next"), &machines(0..0)).expect("page");
+        assert_eq!((end.records, end.next), (0, None));
+    }
+
+    #[test]
+    fn a_next_link_is_followed_as_given_and_then_drives_the_paging() {
+        let mut p = ODataSkipPager::default();
+        let mut page = machines(0..3);
+        page["@odata.nextLink"] = json!("https://h/api/machines?$skiptoken=abc");
+        let info = p
+            .read("https://h/api/machines?$top=3", &page)
+            .expect("page");
+        assert_eq!(
+            info.next.as_deref(),
+            Some("https://h/api/machines?$skiptoken=abc")
+        );
+        // The server pages by link: its page without one is the last, full or not.
+        let info = p
+            .read("https://h/api/machines?$skiptoken=abc", &machines(3..6))
+            .expect("page");
+        assert!(info.next.is_none());
+    }
+
+    #[test]
+    fn a_repeated_record_or_an_unknown_page_size_is_an_error_not_an_end() {
+        let mut p = ODataSkipPager::default();
+        let next = p
+            .read("https://h/api/machines?$top=3", &machines(0..3))
+            .expect("page")
+            .next
+            .expect("next");
+        // A server that ignores $skip serves the first page again.
+        let err = p.read(&next, &machines(0..3)).expect_err("repeat");
+        assert!(err.contains("m0") && err.contains("$skip"), "{err}");
+        let err = ODataSkipPager::default()
+            .read("https://h/api/machines", &machines(0..3))
+            .expect_err("no $top");
+        assert!(err.contains("$top"), "{err}");
+        assert!(ODataSkipPager::default()
+            .read("https://h/api/machines?$top=3", &json!({"x": []}))
+            .is_err());
+        // `$skip` already in the URL is replaced, other parameters kept as written.
+        assert_eq!(
+            with_skip("https://h/m?$top=2&$skip=4&$filter=a%20eq%201", 6),
+            "https://h/m?$top=2&$filter=a%20eq%201&$skip=6"
+        );
+    }
 
     fn pager(paging: Paging, records: &str) -> GenericPager {
         GenericPager {

@@ -73,7 +73,9 @@ impl SimCredentials {
 /// How the simulator behaves.
 #[derive(Clone, Debug)]
 pub struct SimOptions {
-    /// Largest page served, whatever the client asks (real APIs page server-side too).
+    /// Largest page served by lists that announce their next page, whatever
+    /// the client asks (real APIs page server-side too). The Defender machine
+    /// list announces none and serves `$top` as asked, as documented.
     pub max_page_size: usize,
     /// How long issued tokens really last (they always claim 3599 s).
     pub token_ttl: Duration,

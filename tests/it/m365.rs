@@ -182,7 +182,9 @@ fn assert_evidence_matches(h: &Harness, run: &std::path::Path) {
 #[test]
 fn every_dataset_pages_to_the_end_and_matches_the_simulator() {
     let h = harness(synthetic(47, 26), 4);
-    let outcome = h.run(&h.m365_config(None, FAST_M365_LIMITS));
+    // The machine list pages by `$top`/`$skip`, at the page size asked.
+    let outcome =
+        h.run(&h.m365_config(None, &format!("{FAST_M365_LIMITS}\ndefender_page_size = 4")));
     let m365 = &outcome.manifest.sources["m365"];
     assert_eq!(m365.status, SourceStatus::Complete, "{:?}", m365.reason);
     assert_eq!(m365.datasets["users"].pages, 12);
@@ -464,6 +466,111 @@ fn auto_uses_the_export_above_100_windows_devices_with_the_same_results() {
     assert_eq!(h.sim.requests(graph_paths::EXPORT_DOWNLOAD), 1);
 }
 
+/// The Defender machine list announces no next page (List machines API:
+/// `$top` up to 10,000 with `$skip`): after a full page the collector asks
+/// for the next with `$skip`, so a tenant with more machines than one page is
+/// read in full, and gives the same device facts and results as one page.
+#[test]
+fn defender_machines_beyond_one_page_are_read_in_full_with_skip() {
+    let tenant = synthetic(5, 40);
+    let machines = tenant.defender.machines.len();
+    assert!(machines > 14, "{machines}");
+    let run = |page: usize| {
+        let h = harness(tenant.clone(), 50);
+        let outcome = h.run(&h.m365_config(
+            None,
+            &format!("{FAST_M365_LIMITS}\ndefender_page_size = {page}"),
+        ));
+        let m = &outcome.manifest.sources["m365"].datasets["defenderMachines"];
+        assert_eq!(m.status, DatasetStatus::Complete, "{page}: {:?}", m.reason);
+        assert_eq!(m.records, machines, "page size {page}");
+        // Full pages, then the short (or empty) page that ends the list.
+        assert_eq!(m.pages, machines / page + 1, "page size {page}");
+        assert_eq!(h.sim.requests(defender_paths::MACHINES), m.pages);
+        assert_eq!(
+            stored_records(&outcome.run_dir, "m365", "defenderMachines", graph_value),
+            h.sim.tenant().defender.machines,
+            "every machine once, in order"
+        );
+        // The custody log writes the request as sent, `$` percent-encoded.
+        let custody = std::fs::read_to_string(outcome.run_dir.join("custody.jsonl"))
+            .expect("custody")
+            .replace("%24", "$");
+        assert_eq!(
+            custody.contains(&format!("/api/machines?$top={page}&$skip={page}\"")),
+            page <= machines,
+            "the page after a full one is asked with $skip"
+        );
+        devices_and_statuses(&outcome)
+    };
+    let (one_page_devices, one_page_statuses) = run(machines + 1);
+    let not_onboarded = |devices: &[auditpack::facts::Device]| {
+        devices
+            .iter()
+            .filter(|d| d.antimalware.as_ref().and_then(|a| a.edr_onboarded) == Some(false))
+            .count()
+    };
+    let missing = tenant.graph.managed_devices.len().saturating_sub(machines);
+    assert_eq!(
+        not_onboarded(&one_page_devices),
+        missing,
+        "only the devices Defender does not list are not onboarded"
+    );
+    // A page size that divides the list ends on an empty page; others on a short one.
+    let divisor = (2..machines)
+        .rev()
+        .find(|d| machines.is_multiple_of(*d) && *d < machines / 2);
+    for page in [7, machines].into_iter().chain(divisor) {
+        let (devices, statuses) = run(page);
+        assert_eq!(devices, one_page_devices, "device facts, page size {page}");
+        assert_eq!(
+            statuses, one_page_statuses,
+            "control statuses, page size {page}"
+        );
+    }
+}
+
+/// A machine list that breaks off after a full page is partial, and no
+/// Intune device is called not onboarded for missing from it.
+#[test]
+fn a_machine_list_cut_short_is_partial_and_calls_nobody_not_onboarded() {
+    let h = harness(synthetic(5, 40), 50);
+    h.sim.add_fault(Fault {
+        path: defender_paths::MACHINES.into(),
+        from_request: 2,
+        times: 1000,
+        kind: FaultKind::Forbidden,
+    });
+    let outcome =
+        h.run(&h.m365_config(None, &format!("{FAST_M365_LIMITS}\ndefender_page_size = 7")));
+    let m = &outcome.manifest.sources["m365"].datasets["defenderMachines"];
+    assert_eq!(m.status, DatasetStatus::Partial, "{:?}", m.reason);
+    assert_eq!((m.pages, m.records), (1, 7));
+    let facts = normalise(&outcome.run_dir).expect("facts");
+    assert!(facts
+        .devices
+        .iter()
+        .all(|d| d.antimalware.as_ref().and_then(|a| a.edr_onboarded) != Some(false)));
+    let check = outcome
+        .results
+        .iter()
+        .flat_map(|r| &r.checks)
+        .find(|c| c.check == "edr_onboarded")
+        .expect("edr_onboarded is in scope");
+    assert!(
+        check
+            .failing
+            .iter()
+            .all(|s| !s.detail.contains("not onboarded")),
+        "{:?}",
+        check.failing
+    );
+    assert!(
+        check.unproven_count > 0,
+        "the devices not read are unproven"
+    );
+}
+
 fn zip_with(entries: &[(&str, &[u8])]) -> Vec<u8> {
     use std::io::Write;
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
@@ -587,7 +694,9 @@ fn faulty_run(kind: FaultKind, from: usize, times: usize) {
             kind: kind.clone(),
         });
     }
-    let outcome = h.run(&h.m365_config(None, FAST_M365_LIMITS));
+    // Machines three a page, so that faults meet their `$skip` pages too.
+    let outcome =
+        h.run(&h.m365_config(None, &format!("{FAST_M365_LIMITS}\ndefender_page_size = 3")));
     let m365 = &outcome.manifest.sources["m365"];
     assert_eq!(
         m365.status,

@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::{dataset, ProtectionStateMode, M365, PER_DEVICE_MAX, SOURCE};
 use crate::collect::auth::{Auth, AuthError};
 use crate::collect::dataset::{fetch_pages, merge_reports, DatasetRequest, PageCounter};
-use crate::collect::paging::{ODataPager, PageInfo, Pager, SingleObject};
+use crate::collect::paging::{ODataPager, ODataSkipPager, PageInfo, Pager, SingleObject};
 use crate::collect::ratelimit::RateLimiter;
 use crate::collect::CollectContext;
 use crate::evidence::{DatasetReport, DatasetStatus};
@@ -572,12 +572,17 @@ impl Ctx<'_> {
     pub(super) async fn defender(&self, auth: &dyn Auth, base: &str) -> Vec<Outcome> {
         let b = &self.me.buckets;
         let mut out = Vec::new();
-        for (name, url) in [
+        // The machine list documents `$top` (at most 10,000) with `$skip` and
+        // no next link; the AV report pages by `@odata.nextLink`.
+        let machines: Box<dyn Pager> = Box::new(ODataSkipPager::default());
+        let av: Box<dyn Pager> = Box::new(ODataPager);
+        for (name, url, pager) in [
             (
                 dataset::DEFENDER_MACHINES,
-                format!("{base}/api/machines?$top=10000"),
+                format!("{base}/api/machines?$top={}", self.me.defender_page_size),
+                machines,
             ),
-            (dataset::DEFENDER_AV, format!("{base}/api/deviceavinfo")),
+            (dataset::DEFENDER_AV, format!("{base}/api/deviceavinfo"), av),
         ] {
             let counter = PageCounter::default();
             let req = DatasetRequest {
@@ -585,7 +590,7 @@ impl Ctx<'_> {
                 source_type: SOURCE.source_type,
                 dataset: name,
                 url,
-                pager: Box::new(ODataPager),
+                pager,
                 auth,
                 limiters: vec![&b.defender_per_minute, &b.defender_per_hour],
                 on_forbidden: forbidden::DEFENDER,

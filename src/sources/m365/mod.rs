@@ -149,6 +149,10 @@ pub enum ProtectionStateMode {
 /// Up to this many Windows devices, `auto` asks each device.
 pub const PER_DEVICE_MAX: usize = 100;
 
+/// The largest `$top` the Defender for Endpoint machine list takes (its
+/// documented maximum page size).
+pub const DEFENDER_MACHINES_MAX_TOP: usize = 10_000;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct M365Config {
@@ -169,6 +173,7 @@ struct M365Config {
     protection_state: ProtectionStateMode,
     export_poll_interval: Option<String>,
     export_timeout: Option<String>,
+    defender_page_size: Option<usize>,
     #[serde(default)]
     rate_limits: LimitOverrides,
     #[serde(default)]
@@ -193,6 +198,7 @@ pub struct M365 {
     protection_state: ProtectionStateMode,
     export_poll: Duration,
     export_timeout: Duration,
+    defender_page_size: usize,
     buckets: Buckets,
 }
 
@@ -241,6 +247,15 @@ fn build(decl: &SourceDecl) -> Result<Box<dyn Collector>> {
             .ok_or_else(|| err(format!("`{key}` = `{text}` is not a duration like \"2s\""))),
     };
     let limits = Limits::with(&c.rate_limits).map_err(err)?;
+    let defender_page_size = match c.defender_page_size {
+        None => DEFENDER_MACHINES_MAX_TOP,
+        Some(n) if (1..=DEFENDER_MACHINES_MAX_TOP).contains(&n) => n,
+        Some(n) => {
+            return Err(err(format!(
+                "`defender_page_size` = {n} is not between 1 and {DEFENDER_MACHINES_MAX_TOP}"
+            )))
+        }
+    };
     Ok(Box::new(M365 {
         name: decl.name.clone(),
         defender: c.defender_url.map(|u| {
@@ -267,6 +282,7 @@ fn build(decl: &SourceDecl) -> Result<Box<dyn Collector>> {
             &c.export_timeout,
             Duration::from_secs(1800),
         )?,
+        defender_page_size,
     }))
 }
 

@@ -1,6 +1,9 @@
 //! Microsoft Defender for Endpoint API (`/api/machines`, `/api/deviceavinfo`)
-//! as the simulator serves it: its own token audience, `$top`/`$skip` paging
-//! announced by `@odata.nextLink`.
+//! as the simulator serves it: its own token audience. The machine list pages
+//! as documented (List machines API): `$top` up to 10,000 honoured as asked,
+//! `$skip`, and no `@odata.nextLink`, so a client must ask for the page after
+//! a full one itself. The AV report pages by `@odata.nextLink` (Export device
+//! antivirus health report, JSON response), at most the simulator's page size.
 
 use std::collections::HashMap;
 
@@ -35,19 +38,35 @@ pub(crate) fn routes(router: SimRouter) -> SimRouter {
         .route(paths::AV_INFO, get(av_info))
 }
 
+/// The documented largest `$top` of the machine list.
+const MAX_TOP: usize = 10_000;
+
+/// How a list announces its next page.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NextPage {
+    /// `@odata.nextLink`, pages capped at the simulator's page size.
+    Link,
+    /// None: `$top` (up to [`MAX_TOP`]) and `$skip` are the client's to drive.
+    Skip,
+}
+
 fn page(
     s: &SimState,
     path: &str,
     context: &str,
     records: &[Value],
     q: &HashMap<String, String>,
+    paging: NextPage,
 ) -> Response {
-    let top = q
-        .get("$top")
-        .and_then(|t| t.parse::<usize>().ok())
-        .unwrap_or(10_000)
-        .clamp(1, 10_000)
-        .min(s.options.max_page_size.max(1));
+    let top = match q.get("$top").map(|t| t.parse::<usize>()) {
+        None => MAX_TOP,
+        Some(Ok(n)) if (1..=MAX_TOP).contains(&n) => n,
+        Some(_) => return graph_error(StatusCode::BAD_REQUEST, "BadRequest", "Invalid $top"),
+    };
+    let top = match paging {
+        NextPage::Link => top.min(s.options.max_page_size.max(1)),
+        NextPage::Skip => top,
+    };
     let skip = match q.get("$skip").map(|v| v.parse::<usize>()) {
         None => 0,
         Some(Ok(n)) => n,
@@ -55,7 +74,7 @@ fn page(
     };
     let items: Vec<&Value> = records.iter().skip(skip).take(top).collect();
     let mut body = json!({"@odata.context": format!("https://api.security.microsoft.com/api/$metadata#{context}"), "value": items});
-    if skip + top < records.len() {
+    if paging == NextPage::Link && skip + top < records.len() {
         body["@odata.nextLink"] = json!(format!(
             "{}{path}?$top={top}&$skip={}",
             s.base_url,
@@ -100,6 +119,7 @@ async fn machines(
         "Machines",
         &s.m365_tenant(&headers).defender.machines,
         &q,
+        NextPage::Skip,
     )
 }
 
@@ -117,5 +137,6 @@ async fn av_info(
         "DeviceAvInfo",
         &s.m365_tenant(&headers).defender.av_info,
         &q,
+        NextPage::Link,
     )
 }
