@@ -66,8 +66,8 @@ fn synthetic(users: usize, devices: usize) -> Facts {
             sign_in_basis: auditpack::facts::SignInBasis::Success,
             created: Some(ago(400)),
             mfa: (i % 33 != 0).then(|| MfaState {
-                registered: i % 41 != 0,
-                capable: true,
+                registered: Some(i % 41 != 0),
+                capable: Some(true),
                 methods: vec!["microsoftAuthenticatorPush".into()],
             }),
             is_admin: i % 500 == 0,

@@ -50,8 +50,8 @@ fn user(id: &str, registered: bool) -> User {
         sign_in_basis: auditpack::facts::SignInBasis::Success,
         created: Some(as_of() - Duration::days(500)),
         mfa: Some(MfaState {
-            registered,
-            capable: registered,
+            registered: Some(registered),
+            capable: Some(registered),
             methods: vec![],
         }),
         is_admin: false,

@@ -571,6 +571,90 @@ fn a_machine_list_cut_short_is_partial_and_calls_nobody_not_onboarded() {
     );
 }
 
+/// A registration record without `isMfaRegistered` (absent or null) and a
+/// Defender machine without `onboardingStatus` are no evidence: the user and
+/// the device are unproven, never failing.
+#[test]
+fn unsaid_mfa_registration_and_onboarding_are_unproven_not_failing() {
+    let mut t = synthetic(20, 12);
+    let registered = |r: &Value| r["isMfaRegistered"] == Value::Bool(true);
+    let mut silent_users = Vec::new();
+    for (n, r) in t
+        .graph
+        .registrations
+        .iter_mut()
+        .filter(|r| registered(r) && r["userType"] == "member")
+        .take(2)
+        .enumerate()
+    {
+        silent_users.push(format!("m365:{}", r["id"].as_str().expect("id")));
+        match (n, r) {
+            (0, Value::Object(m)) => {
+                m.remove("isMfaRegistered");
+            }
+            (_, r) => r["isMfaRegistered"] = Value::Null,
+        }
+    }
+    let machine = &mut t.defender.machines[0];
+    let aad = machine["aadDeviceId"].as_str().expect("aad").to_owned();
+    if let Value::Object(m) = machine {
+        m.remove("onboardingStatus");
+    }
+    let enabled: BTreeSet<String> = t
+        .graph
+        .users
+        .iter()
+        .filter(|u| u["accountEnabled"] == Value::Bool(true))
+        .map(|u| format!("m365:{}", u["id"].as_str().expect("id")))
+        .collect();
+    assert!(silent_users.iter().all(|u| enabled.contains(u)));
+    let h = harness(t, 50);
+    let outcome = h.run(&h.m365_config(None, FAST_M365_LIMITS));
+    let check = |id: &str| {
+        outcome
+            .results
+            .iter()
+            .flat_map(|r| &r.checks)
+            .find(|c| c.check == id)
+            .cloned()
+            .expect(id)
+    };
+    let mfa = check("mfa_registered");
+    for user in &silent_users {
+        assert!(
+            mfa.unproven.iter().any(|s| &s.id == user),
+            "{user} unproven"
+        );
+        assert!(
+            mfa.failing.iter().all(|s| &s.id != user),
+            "{user} not failing"
+        );
+    }
+    let facts = normalise(&outcome.run_dir).expect("facts");
+    let device = facts
+        .devices
+        .iter()
+        .find(|d| d.aad_device_id.as_deref() == Some(aad.as_str()))
+        .expect("the Intune device of the machine");
+    let am = device.antimalware.as_ref().expect("anti-malware state");
+    assert_eq!(
+        am.edr_onboarded, None,
+        "no onboarding status is no evidence"
+    );
+    let edr = check("edr_onboarded");
+    let is_device = |s: &&auditpack::checks::Subject| s.name.eq_ignore_ascii_case(&device.name);
+    assert!(
+        !edr.failing.iter().any(|s| is_device(&s)),
+        "{:?}",
+        edr.failing
+    );
+    assert!(
+        edr.unproven.iter().any(|s| is_device(&s)),
+        "{:?}",
+        edr.unproven
+    );
+}
+
 fn zip_with(entries: &[(&str, &[u8])]) -> Vec<u8> {
     use std::io::Write;
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));

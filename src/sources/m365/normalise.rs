@@ -272,11 +272,13 @@ fn users(
             continue;
         };
         let flag = |k| r.get(k).and_then(Value::as_bool).unwrap_or(false);
+        // A record that does not say (absent or null) is no evidence either
+        // way: the user is unproven, not unregistered.
         registration.insert(
             id,
             MfaState {
-                registered: flag("isMfaRegistered"),
-                capable: flag("isMfaCapable"),
+                registered: r.get("isMfaRegistered").and_then(Value::as_bool),
+                capable: r.get("isMfaCapable").and_then(Value::as_bool),
                 methods: strings(r.get("methodsRegistered")),
             },
         );

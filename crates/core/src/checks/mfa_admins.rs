@@ -11,7 +11,9 @@
 //! all administrative access, HIPAA 164.312(d) for verified identities.
 //!
 //! **Evidence.** `users`, directory role assignments and
-//! `userRegistrationDetails`. An admin with no registration record fails.
+//! `userRegistrationDetails`. An admin with no registration record fails; one
+//! whose record does not say whether MFA is registered (`isMfaRegistered`
+//! absent or null) is unproven.
 //! Disabled admins are skipped (they cannot sign in).
 //!
 //! **How to fix.** Have each listed admin register a phishing-resistant
@@ -34,7 +36,7 @@ pub(super) const CHECK: Check = Check {
 
 fn run(input: &CheckInput<'_>) -> Outcome {
     let mut evaluated = 0;
-    let mut failing = Vec::new();
+    let (mut failing, mut unproven) = (Vec::new(), Vec::new());
     for user in &input.facts.users {
         let privileged: Vec<String> = user
             .roles
@@ -53,23 +55,29 @@ fn run(input: &CheckInput<'_>) -> Outcome {
             continue;
         }
         evaluated += 1;
-        let detail = match &user.mfa {
-            None => "no MFA registration record",
-            Some(m) if !m.registered => "no MFA method registered",
-            Some(_) => continue,
+        let (list, detail) = match &user.mfa {
+            None => (&mut failing, "no MFA registration record"),
+            Some(m) => match m.registered {
+                Some(true) => continue,
+                Some(false) => (&mut failing, "no MFA method registered"),
+                None => (
+                    &mut unproven,
+                    "the registration record does not say whether MFA is registered",
+                ),
+            },
         };
         let roles = if privileged.is_empty() {
             "flagged as admin".to_owned()
         } else {
             format!("holds {}", privileged.join(", "))
         };
-        failing.push(Subject {
+        list.push(Subject {
             id: user.id.clone(),
             name: format!("{} <{}>", user.display_name, user.upn),
             detail: format!("{detail}; {roles}"),
         });
     }
-    Outcome::judge(evaluated, failing, "enabled admin accounts")
+    Outcome::judge_all(evaluated, failing, unproven, "enabled admin accounts")
 }
 
 #[cfg(test)]
@@ -94,8 +102,8 @@ mod tests {
                 via_group: None,
             }],
             mfa: mfa.map(|registered| MfaState {
-                registered,
-                capable: registered,
+                registered: Some(registered),
+                capable: Some(registered),
                 methods: vec![],
             }),
             ..user(id, enabled, user_type)
@@ -169,6 +177,28 @@ mod tests {
             assert_eq!(out.verdict, verdict, "{name}");
             assert_eq!(ids(&out), failing, "{name}");
         }
+    }
+
+    #[test]
+    fn a_record_that_does_not_say_is_unproven_not_failing() {
+        let mut silent = admin("s", true, UserType::Member, Some(true));
+        if let Some(m) = &mut silent.mfa {
+            m.registered = None;
+        }
+        let out = judge(vec![
+            admin("a", true, UserType::Member, Some(true)),
+            silent.clone(),
+        ]);
+        assert_eq!(out.verdict, Verdict::Inconclusive);
+        assert!(out.failing.is_empty());
+        let unproven: Vec<_> = out.unproven.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(unproven, ["m365:s"]);
+        // A failing admin still fails the check beside it.
+        let out = judge(vec![
+            admin("b", true, UserType::Member, Some(false)),
+            silent,
+        ]);
+        assert_eq!((out.verdict, ids(&out)), (Verdict::Fail, vec!["m365:b"]));
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //!
 //! **Evidence.** `users` (enabled, member/guest) and `userRegistrationDetails`.
 //! A user with no registration record fails: the report covers every user, so a
-//! missing record means nothing was registered.
+//! missing record means nothing was registered. A record that does not say
+//! whether MFA is registered (`isMfaRegistered` absent or null) is no
+//! evidence either way: that user is unproven.
 //!
 //! **How to fix.** Have each listed user register Microsoft Authenticator or a
 //! FIDO2 key (aka.ms/mysecurityinfo), or run a registration campaign; disable
@@ -38,15 +40,21 @@ fn run(input: &CheckInput<'_>) -> Outcome {
         .iter()
         .filter(|u| u.enabled && u.user_type == UserType::Member);
     let mut evaluated = 0;
-    let mut failing = Vec::new();
+    let (mut failing, mut unproven) = (Vec::new(), Vec::new());
     for user in in_scope {
         evaluated += 1;
-        let detail = match &user.mfa {
-            None => "no MFA registration record",
-            Some(m) if !m.registered => "no MFA method registered",
-            Some(_) => continue,
+        let (list, detail) = match &user.mfa {
+            None => (&mut failing, "no MFA registration record"),
+            Some(m) => match m.registered {
+                Some(true) => continue,
+                Some(false) => (&mut failing, "no MFA method registered"),
+                None => (
+                    &mut unproven,
+                    "the registration record does not say whether MFA is registered",
+                ),
+            },
         };
-        failing.push(Subject {
+        list.push(Subject {
             id: user.id.clone(),
             name: format!("{} <{}>", user.display_name, user.upn),
             detail: if user.is_admin {
@@ -56,7 +64,7 @@ fn run(input: &CheckInput<'_>) -> Outcome {
             },
         });
     }
-    Outcome::judge(evaluated, failing, "enabled member accounts")
+    Outcome::judge_all(evaluated, failing, unproven, "enabled member accounts")
 }
 
 #[cfg(test)]
@@ -67,6 +75,12 @@ mod tests {
     use crate::facts::{Facts, MfaState, User};
 
     fn user(id: &str, enabled: bool, user_type: UserType, mfa: Option<bool>) -> User {
+        user_said(id, enabled, user_type, mfa.map(Some))
+    }
+
+    /// A user whose registration record says `registered` (`Some(None)`: a
+    /// record that does not say).
+    fn user_said(id: &str, enabled: bool, user_type: UserType, mfa: Option<Option<bool>>) -> User {
         User {
             id: format!("m365:{id}"),
             upn: format!("{id}@contoso.example"),
@@ -136,6 +150,24 @@ mod tests {
                 &[],
             ),
             ("empty directory passes", vec![], Verdict::Pass, &[]),
+            (
+                "a record that does not say is unproven, not failing",
+                vec![
+                    user("a", true, UserType::Member, Some(true)),
+                    user_said("u", true, UserType::Member, Some(None)),
+                ],
+                Verdict::Inconclusive,
+                &[],
+            ),
+            (
+                "a failure is not hidden by an unproven user",
+                vec![
+                    user("b", true, UserType::Member, Some(false)),
+                    user_said("u", true, UserType::Member, Some(None)),
+                ],
+                Verdict::Fail,
+                &["m365:b"],
+            ),
         ];
         for (name, users, verdict, failing) in cases {
             let out = judge(users.clone());
@@ -143,6 +175,10 @@ mod tests {
             let ids: Vec<_> = out.failing.iter().map(|s| s.id.as_str()).collect();
             assert_eq!(ids, *failing, "{name}");
         }
+        let out = judge(vec![user_said("u", true, UserType::Member, Some(None))]);
+        let unproven: Vec<_> = out.unproven.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(unproven, ["m365:u"]);
+        assert!(out.unproven[0].detail.contains("does not say"));
     }
 
     #[test]

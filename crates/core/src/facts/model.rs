@@ -118,10 +118,11 @@ pub enum UserType {
 /// MFA registration state of a user.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MfaState {
-    /// Has registered a method usable for MFA.
-    pub registered: bool,
-    /// Registered and allowed by policy to use it.
-    pub capable: bool,
+    /// Has registered a method usable for MFA; `None` when the record does
+    /// not say (no evidence either way for this user).
+    pub registered: Option<bool>,
+    /// Registered and allowed by policy to use it; `None` when not said.
+    pub capable: Option<bool>,
     /// Methods registered.
     pub methods: Vec<String>,
 }
