@@ -655,6 +655,68 @@ fn unsaid_mfa_registration_and_onboarding_are_unproven_not_failing() {
     );
 }
 
+/// Protection-state flags that cannot be read (here a `productStatus` bit the
+/// enum does not define) are no evidence, per device and in the export alike:
+/// the device's anti-malware state is unproven, never healthy.
+#[test]
+fn unreadable_protection_flags_are_unproven_per_device_and_in_the_export() {
+    let mut t = synthetic(5, 12);
+    let id = t
+        .graph
+        .managed_devices
+        .iter()
+        .filter_map(|d| d["id"].as_str())
+        .find(|id| t.graph.protection_states.contains_key(*id))
+        .expect("a Windows device")
+        .to_owned();
+    let state = t.graph.protection_states.get_mut(&id).expect("state");
+    state["productStatus"] = Value::String((1u64 << 30).to_string());
+    state["deviceState"] = Value::String("clean".into());
+    for mode in ["per-device", "export"] {
+        let h = harness(t.clone(), 50);
+        let outcome = h.run(&h.m365_config(
+            None,
+            &format!("{FAST_M365_LIMITS}\nprotection_state = \"{mode}\""),
+        ));
+        let facts = normalise(&outcome.run_dir).expect("facts");
+        let device = facts
+            .devices
+            .iter()
+            .find(|d| d.id == format!("m365:{id}"))
+            .expect("the device");
+        // Defender's AV report still speaks for the engine and signatures;
+        // whether a threat needs action only Intune's flags could say.
+        let am = device.antimalware.as_ref().expect("anti-malware state");
+        assert_eq!(
+            am.attention, None,
+            "{mode}: an unreadable productStatus proves nothing"
+        );
+        assert_eq!(
+            am.unreadable,
+            ["productStatus \"1073741824\" not understood"],
+            "{mode}"
+        );
+        let health = outcome
+            .results
+            .iter()
+            .flat_map(|r| &r.checks)
+            .find(|c| c.check == "edr_health")
+            .expect("edr_health is in scope");
+        let named = |s: &auditpack::checks::Subject| s.name.eq_ignore_ascii_case(&device.name);
+        let unproven = health.unproven.iter().find(|s| named(s));
+        assert!(
+            unproven.is_some_and(|s| s.detail.contains("1073741824")),
+            "{mode}: {:?}",
+            health.unproven
+        );
+        assert!(
+            !health.failing.iter().any(named),
+            "{mode}: {:?}",
+            health.failing
+        );
+    }
+}
+
 fn zip_with(entries: &[(&str, &[u8])]) -> Vec<u8> {
     use std::io::Write;
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));

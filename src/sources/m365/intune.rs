@@ -39,6 +39,50 @@ fn real_guid(s: &str) -> bool {
     !s.is_empty() && s.chars().any(|c| c.is_ascii_hexdigit() && c != '0')
 }
 
+/// Graph's `windowsDefenderProductStatus` flags enum: member names and their
+/// documented values (Graph v1.0 reference; the bits of Windows'
+/// `MPSTATUS_FLAG`). The per-device API answers with names
+/// (`"serviceNotRunning,platformOutOfDate"`); the `DefenderAgents` export's
+/// enum value may be the number (`"524288"`, `noStatusFlagsSet`).
+pub(crate) const PRODUCT_STATUS: &[(&str, u64)] = &[
+    ("noStatus", 0),
+    ("serviceNotRunning", 1),
+    ("serviceStartedWithoutMalwareProtection", 1 << 1),
+    ("pendingFullScanDueToThreatAction", 1 << 2),
+    ("pendingRebootDueToThreatAction", 1 << 3),
+    ("pendingManualStepsDueToThreatAction", 1 << 4),
+    ("avSignaturesOutOfDate", 1 << 5),
+    ("asSignaturesOutOfDate", 1 << 6),
+    ("noQuickScanHappenedForSpecifiedPeriod", 1 << 7),
+    ("noFullScanHappenedForSpecifiedPeriod", 1 << 8),
+    ("systemInitiatedScanInProgress", 1 << 9),
+    ("systemInitiatedCleanInProgress", 1 << 10),
+    ("samplesPendingSubmission", 1 << 11),
+    ("productRunningInEvaluationMode", 1 << 12),
+    ("productRunningInNonGenuineMode", 1 << 13),
+    ("productExpired", 1 << 14),
+    ("offlineScanRequired", 1 << 15),
+    ("serviceShutdownAsPartOfSystemShutdown", 1 << 16),
+    ("threatRemediationFailedCritically", 1 << 17),
+    ("threatRemediationFailedNonCritically", 1 << 18),
+    ("noStatusFlagsSet", 1 << 19),
+    ("platformOutOfDate", 1 << 20),
+    ("platformUpdateInProgress", 1 << 21),
+    ("platformAboutToBeOutdated", 1 << 22),
+    ("signatureOrPlatformEndOfLifeIsPastOrIsImpending", 1 << 23),
+    ("windowsSModeSignaturesInUseOnNonWin10SInstall", 1 << 24),
+];
+
+/// Graph's `windowsDeviceHealthState` flags enum, as [`PRODUCT_STATUS`].
+pub(crate) const DEVICE_STATE: &[(&str, u64)] = &[
+    ("clean", 0),
+    ("fullScanPending", 1),
+    ("rebootPending", 1 << 1),
+    ("manualStepsPending", 1 << 2),
+    ("offlineScanPending", 1 << 3),
+    ("critical", 1 << 4),
+];
+
 /// `productStatus` flags meaning the antivirus service is not protecting.
 const NOT_RUNNING: &[&str] = &[
     "serviceNotRunning",
@@ -67,20 +111,72 @@ const DEVICE_STATE_ACTION: &[&str] = &[
     "critical",
 ];
 
-/// The flags of a Graph flags enum (`"rebootPending,fullScanPending"`; the
-/// export may separate them with `|`, `;` or spaces).
-fn flags(text: &str) -> Vec<String> {
-    text.split([',', '|', ';', ' '])
-        .map(str::trim)
-        .filter(|f| !f.is_empty())
-        .map(str::to_owned)
-        .collect()
+/// The member of `members` that `word` names: the member name in any case,
+/// spaces ignored (`"rebootPending"`, `"RebootPending"`, `"Reboot pending"`).
+fn member(word: &str, members: &[(&'static str, u64)]) -> Option<&'static str> {
+    let squeezed: String = word.chars().filter(|c| !c.is_whitespace()).collect();
+    members
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(&squeezed))
+        .map(|(name, _)| *name)
 }
 
-fn has_any(flags: &[String], wanted: &[&str]) -> bool {
-    flags
-        .iter()
-        .any(|f| wanted.iter().any(|w| w.eq_ignore_ascii_case(f)))
+/// The members a flags value sets, by name: a number is decoded bit by bit
+/// (0 is the enum's zero member); text is a list of member names separated by
+/// `,`, `|` or `;` (or spaces between names). `None` when the value is empty,
+/// names anything that is not a member, or sets a bit no member defines: a
+/// value that cannot be read in full is no evidence, never a clean bill.
+fn decode_flags(text: &str, members: &[(&'static str, u64)]) -> Option<Vec<&'static str>> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        let n: u64 = text.parse().ok()?;
+        if n == 0 {
+            return members.iter().find(|(_, v)| *v == 0).map(|(m, _)| vec![*m]);
+        }
+        let known = members.iter().fold(0, |all, (_, v)| all | v);
+        if n & !known != 0 {
+            return None;
+        }
+        return Some(
+            members
+                .iter()
+                .filter(|(_, v)| *v != 0 && n & v == *v)
+                .map(|(m, _)| *m)
+                .collect(),
+        );
+    }
+    let mut out = Vec::new();
+    for part in text.split([',', '|', ';']).map(str::trim) {
+        if part.is_empty() {
+            continue;
+        }
+        match member(part, members) {
+            Some(m) => out.push(m),
+            None => {
+                for word in part.split_whitespace() {
+                    out.push(member(word, members)?);
+                }
+            }
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+fn has_any(flags: &[&str], wanted: &[&str]) -> bool {
+    flags.iter().any(|f| wanted.contains(f))
+}
+
+/// What a source said about one flags field.
+enum Said {
+    /// Nothing (no field, or an empty one).
+    Nothing,
+    /// A value that cannot be read in full: no evidence either way.
+    Unreadable,
+    /// These members.
+    Flags(Vec<&'static str>),
 }
 
 /// Protection state fields (Graph names) to anti-malware facts: running from
@@ -90,6 +186,13 @@ fn has_any(flags: &[String], wanted: &[&str]) -> bool {
 /// engine and platform from `productStatus`; threats needing action from
 /// `productStatus` and `deviceState`; the report time from
 /// `lastReportedDateTime`.
+///
+/// A flags field is read from its value, and from `<field>_loc` (the
+/// export's localized text) when the value cannot be read. A `productStatus`
+/// that cannot be read leaves unproven what it could have contradicted
+/// (running, signatures, engine) and a problem another field shows stands;
+/// threats needing action are proven absent only when every flags field
+/// present was read.
 fn antimalware(get: &dyn Fn(&str) -> Option<Value>) -> Antimalware {
     let flag = |k: &str| {
         get(k).and_then(|v| match v {
@@ -102,40 +205,78 @@ fn antimalware(get: &dyn Fn(&str) -> Option<Value>) -> Antimalware {
     let text = |k: &str| {
         get(k).and_then(|v| match v {
             Value::String(s) => Some(s),
+            Value::Number(n) => Some(n.to_string()),
             _ => None,
         })
     };
-    let product = text("productStatus").map(|t| flags(&t));
-    let device = text("deviceState").map(|t| flags(&t));
+    let said = |k: &str, members: &[(&'static str, u64)]| {
+        let value = text(k).filter(|t| !t.trim().is_empty());
+        let localized = text(&format!("{k}_loc")).filter(|t| !t.trim().is_empty());
+        if value.is_none() && localized.is_none() {
+            return Said::Nothing;
+        }
+        value
+            .and_then(|t| decode_flags(&t, members))
+            .or_else(|| localized.and_then(|t| decode_flags(&t, members)))
+            .map_or(Said::Unreadable, Said::Flags)
+    };
+    let product = said("productStatus", PRODUCT_STATUS);
+    let device = said("deviceState", DEVICE_STATE);
+    let unreadable: Vec<String> = [("productStatus", &product), ("deviceState", &device)]
+        .into_iter()
+        .filter(|(_, said)| matches!(said, Said::Unreadable))
+        .map(|(field, _)| {
+            let value = text(field)
+                .or_else(|| text(&format!("{field}_loc")))
+                .unwrap_or_default();
+            let value: String = value.chars().take(64).collect();
+            format!("{field} {value:?} not understood")
+        })
+        .collect();
     let mut running = flag("malwareProtectionEnabled");
     let mut signatures_current = flag("signatureUpdateOverdue").map(|overdue| !overdue);
     let mut engine_current = None;
-    let mut attention = None;
-    if let Some(p) = &product {
-        if has_any(p, NOT_RUNNING) {
-            running = Some(false);
+    match &product {
+        Said::Nothing => {}
+        Said::Unreadable => {
+            running = running.filter(|r| !r);
+            signatures_current = signatures_current.filter(|c| !c);
         }
-        if has_any(p, SIGNATURES_OUT_OF_DATE) {
-            signatures_current = Some(false);
+        Said::Flags(p) => {
+            if has_any(p, NOT_RUNNING) {
+                running = Some(false);
+            }
+            if has_any(p, SIGNATURES_OUT_OF_DATE) {
+                signatures_current = Some(false);
+            }
+            engine_current = Some(!has_any(p, PLATFORM_OUT_OF_DATE));
         }
-        engine_current = Some(!has_any(p, PLATFORM_OUT_OF_DATE));
     }
-    if product.is_some() || device.is_some() {
-        let mut list: Vec<String> = product
-            .iter()
-            .flatten()
-            .filter(|f| has_any(std::slice::from_ref(*f), THREAT_ACTION))
-            .map(|f| format!("productStatus {f}"))
-            .collect();
-        list.extend(
-            device
-                .iter()
-                .flatten()
-                .filter(|f| has_any(std::slice::from_ref(*f), DEVICE_STATE_ACTION))
-                .map(|f| format!("deviceState {f}")),
-        );
-        attention = Some(list);
+    let mut list: Vec<String> = Vec::new();
+    let mut complete = true;
+    let mut any = false;
+    for (name, said, wanted) in [
+        ("productStatus", &product, THREAT_ACTION),
+        ("deviceState", &device, DEVICE_STATE_ACTION),
+    ] {
+        match said {
+            Said::Nothing => {}
+            Said::Unreadable => {
+                any = true;
+                complete = false;
+            }
+            Said::Flags(flags) => {
+                any = true;
+                list.extend(
+                    flags
+                        .iter()
+                        .filter(|f| wanted.contains(*f))
+                        .map(|f| format!("{name} {f}")),
+                );
+            }
+        }
     }
+    let attention = (any && (complete || !list.is_empty())).then_some(list);
     Antimalware {
         product: Some(DEFENDER_ANTIVIRUS.to_owned()),
         running,
@@ -144,13 +285,19 @@ fn antimalware(get: &dyn Fn(&str) -> Option<Value>) -> Antimalware {
         engine_current,
         attention,
         reported: text("lastReportedDateTime").and_then(|t| crate::facts::parse_rfc3339(&t)),
+        unreadable,
         ..Antimalware::default()
     }
 }
 
-/// Export column names to the Graph property names of the per-device answer.
-fn export_column(column: &str) -> Option<&'static str> {
-    Some(match column {
+/// Export column names to the Graph property names of the per-device answer
+/// (a localized `<Column>_loc` column to `<property>_loc`).
+fn export_column(column: &str) -> Option<String> {
+    let (base, localized) = match column.strip_suffix("_loc") {
+        Some(base) => (base, "_loc"),
+        None => (column, ""),
+    };
+    let name = match base {
         "MalwareProtectionEnabled" => "malwareProtectionEnabled",
         "RealTimeProtectionEnabled" => "realTimeProtectionEnabled",
         "SignatureUpdateOverdue" => "signatureUpdateOverdue",
@@ -158,7 +305,8 @@ fn export_column(column: &str) -> Option<&'static str> {
         "DeviceState" => "deviceState",
         "LastReportedDateTime" => "lastReportedDateTime",
         _ => return None,
-    })
+    };
+    Some(format!("{name}{localized}"))
 }
 
 /// Protection state per Intune device id, from whichever dataset was collected.
@@ -213,7 +361,7 @@ fn protection_states(src: &SourceEvidence<'_>, facts: &mut Facts) -> HashMap<Str
                 unusable = true;
                 continue;
             };
-            let graph_columns: Vec<Option<&str>> =
+            let graph_columns: Vec<Option<String>> =
                 report.columns.iter().map(|c| export_column(c)).collect();
             for (n, cells) in report.rows.iter().enumerate() {
                 if cells.len() != report.columns.len() {
@@ -233,7 +381,7 @@ fn protection_states(src: &SourceEvidence<'_>, facts: &mut Facts) -> HashMap<Str
                 let get = |graph_name: &str| {
                     graph_columns
                         .iter()
-                        .position(|c| *c == Some(graph_name))
+                        .position(|c| c.as_deref() == Some(graph_name))
                         .and_then(|i| cells.get(i))
                         .filter(|cell| !cell.is_empty())
                         .map(|cell| Value::String(cell.clone()))
@@ -332,5 +480,104 @@ mod tests {
         assert_eq!((a.running, a.attention), (Some(true), Some(vec![])));
         assert_eq!(a.reported, None, "0001-01-01 is no date");
         assert_eq!(state(json!({})).attention, None);
+    }
+
+    #[test]
+    fn export_numbers_are_decoded_by_the_documented_values() {
+        // 524288 = noStatusFlagsSet; 32 = avSignaturesOutOfDate,
+        // 1048576 = platformOutOfDate, 8 = pendingRebootDueToThreatAction.
+        let a = state(
+            json!({"malwareProtectionEnabled": "True", "signatureUpdateOverdue": "False",
+            "productStatus": "524288", "deviceState": "0"}),
+        );
+        assert_eq!(
+            (a.running, a.signatures_current, a.engine_current),
+            (Some(true), Some(true), Some(true))
+        );
+        assert_eq!(a.attention, Some(vec![]));
+        let flags = (32 + 1_048_576 + 8).to_string();
+        let a = state(
+            json!({"malwareProtectionEnabled": "True", "signatureUpdateOverdue": "False",
+            "productStatus": flags, "deviceState": "2"}),
+        );
+        assert_eq!(
+            (a.signatures_current, a.engine_current),
+            (Some(false), Some(false))
+        );
+        assert_eq!(
+            a.attention,
+            Some(vec![
+                "productStatus pendingRebootDueToThreatAction".to_owned(),
+                "deviceState rebootPending".to_owned()
+            ])
+        );
+        assert_eq!(
+            decode_flags("1", PRODUCT_STATUS),
+            Some(vec!["serviceNotRunning"])
+        );
+        assert_eq!(decode_flags("0", DEVICE_STATE), Some(vec!["clean"]));
+        assert_eq!(
+            decode_flags("Reboot pending, Full scan pending", DEVICE_STATE),
+            Some(vec!["rebootPending", "fullScanPending"])
+        );
+    }
+
+    #[test]
+    fn unrecognised_flags_are_no_evidence_never_healthy() {
+        for (product, device) in [
+            ("33554432", "0"),         // a bit no member defines
+            ("someFutureStatus", "0"), // a name no member has
+            ("noStatus", "64"),
+            ("noStatus", "Sauber"),
+            ("-1", "clean"),
+        ] {
+            let a = state(
+                json!({"malwareProtectionEnabled": "True", "signatureUpdateOverdue": "False",
+                "productStatus": product, "deviceState": device}),
+            );
+            assert_eq!(a.attention, None, "{product} / {device}");
+            assert!(!a.unreadable.is_empty(), "{product} / {device}: named");
+            if product != "noStatus" {
+                assert_eq!(
+                    (a.running, a.signatures_current, a.engine_current),
+                    (None, None, None),
+                    "an unreadable productStatus may hide any problem: {product}"
+                );
+            } else {
+                assert_eq!(a.engine_current, Some(true));
+            }
+        }
+        // A problem read elsewhere stands beside an unreadable field.
+        let a = state(
+            json!({"malwareProtectionEnabled": "False", "signatureUpdateOverdue": "True",
+            "productStatus": "33554432", "deviceState": "rebootPending"}),
+        );
+        assert_eq!(
+            (a.running, a.signatures_current),
+            (Some(false), Some(false))
+        );
+        assert_eq!(
+            a.attention,
+            Some(vec!["deviceState rebootPending".to_owned()])
+        );
+    }
+
+    #[test]
+    fn the_localized_column_is_read_when_the_value_cannot_be() {
+        let a = state(json!({"deviceState": "unknownCode", "deviceState_loc": "Reboot pending"}));
+        assert_eq!(
+            a.attention,
+            Some(vec!["deviceState rebootPending".to_owned()])
+        );
+        let a = state(json!({"deviceState_loc": "Clean"}));
+        assert_eq!(a.attention, Some(vec![]));
+        // Localized text in a language the names do not match is no evidence.
+        let a = state(json!({"deviceState": "99", "deviceState_loc": "Neustart ausstehend"}));
+        assert_eq!(a.attention, None);
+        assert_eq!(
+            export_column("DeviceState_loc").as_deref(),
+            Some("deviceState_loc")
+        );
+        assert_eq!(export_column("Other_loc"), None);
     }
 }

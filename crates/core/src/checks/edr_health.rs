@@ -32,7 +32,10 @@
 //! is judged from the sources that do; a required state (running, real-time,
 //! signatures) that no source reports leaves the device unproven, listed
 //! apart from the failing ones, with the partial or failed sources that might
-//! have reported it. Phones and tablets are out of scope unless
+//! have reported it. A source value that cannot be read in full (an Intune
+//! `productStatus` or `deviceState` with a flag the enum does not define) is
+//! no evidence: every state it bears on that no other source speaks to,
+//! engine and threats included, leaves the device unproven, naming the value. Phones and tablets are out of scope unless
 //! `mobile_endpoint_protection` is on; devices with no product at all are
 //! judged by `edr_coverage`, EDR onboarding by `edr_onboarded`.
 //!
@@ -70,11 +73,23 @@ pub(super) const CHECK: Check = Check {
     run,
 };
 
+/// What a record that does not speak to a state says of it: nothing, or,
+/// when the source reported fields auditpack cannot read that bear on the
+/// state (`bears`), those words: no evidence either way, but named.
+fn unspoken(a: &Antimalware, bears: bool) -> Reading {
+    if bears && !a.unreadable.is_empty() {
+        Reading::Unknown(a.unreadable.join("; "))
+    } else {
+        Reading::Silent
+    }
+}
+
 /// A yes/no field of one record's anti-malware state as a reading.
 fn flag(
     d: &Device,
     get: impl Fn(&Antimalware) -> Option<bool>,
     bad: &str,
+    bears: bool,
 ) -> (Reading, Option<chrono::DateTime<chrono::Utc>>) {
     let Some(a) = &d.antimalware else {
         return (Reading::Silent, None);
@@ -82,7 +97,7 @@ fn flag(
     let reading = match get(a) {
         Some(true) => Reading::Good,
         Some(false) => Reading::Bad(named(bad.to_owned(), a)),
-        None => Reading::Silent,
+        None => unspoken(a, bears),
     };
     (reading, a.reported.or(d.last_seen))
 }
@@ -99,9 +114,16 @@ fn named(why: String, a: &Antimalware) -> String {
 fn run(input: &CheckInput<'_>) -> Outcome {
     let limit = i64::from(input.limits.edr_signature_days);
     let as_of = input.as_of;
-    let running = |d: &Device| flag(d, |a| a.running, "protection not running");
-    let real_time = |d: &Device| flag(d, |a| a.real_time, "real-time protection off");
-    let engine = |d: &Device| flag(d, |a| a.engine_current, "engine or platform out of date");
+    let running = |d: &Device| flag(d, |a| a.running, "protection not running", true);
+    let real_time = |d: &Device| flag(d, |a| a.real_time, "real-time protection off", false);
+    let engine = |d: &Device| {
+        flag(
+            d,
+            |a| a.engine_current,
+            "engine or platform out of date",
+            true,
+        )
+    };
     let signatures = |d: &Device| {
         let Some(a) = &d.antimalware else {
             return (Reading::Silent, None);
@@ -117,7 +139,7 @@ fn run(input: &CheckInput<'_>) -> Outcome {
         } else if a.signatures_current == Some(false) {
             Reading::Bad(named("signatures out of date".to_owned(), a))
         } else {
-            Reading::Silent
+            unspoken(a, true)
         };
         (reading, a.reported.or(d.last_seen))
     };
@@ -126,7 +148,7 @@ fn run(input: &CheckInput<'_>) -> Outcome {
             return (Reading::Silent, None);
         };
         let reading = match &a.attention {
-            None => Reading::Silent,
+            None => unspoken(a, true),
             Some(list) if list.is_empty() => Reading::Good,
             Some(list) => Reading::Bad(named(format!("needs action: {}", list.join(", ")), a)),
         };
@@ -310,11 +332,11 @@ mod tests {
 
     #[test]
     fn the_finding_names_the_product_with_the_problem() {
-        // NinjaOne's rows for one device, combined: Sophos stopped and stale
-        // beside a healthy Windows Defender.
+        // NinjaOne's rows for one device, combined: Sophos stopped and stale,
+        // Windows Defender stopped too.
         let both = Antimalware {
             product: Some(
-                "Sophos Endpoint [off, definitions out of date], Windows Defender".into(),
+                "Sophos Endpoint [off, definitions out of date], Windows Defender [off]".into(),
             ),
             ..av(Some(false), Some(false), Some(false), None)
         };
@@ -322,10 +344,54 @@ mod tests {
         assert_eq!(ids(&out), ["device:serial:SN-PC1"]);
         assert!(
             out.failing[0].detail.starts_with(
-                "Sophos Endpoint [off, definitions out of date], Windows Defender: protection not running per ninja"
+                "Sophos Endpoint [off, definitions out of date], Windows Defender [off]: protection not running per ninja"
             ),
             "{}",
             out.failing[0].detail
+        );
+    }
+
+    #[test]
+    fn a_value_that_cannot_be_read_is_unproven_never_healthy() {
+        let t = Some(true);
+        // Intune's productStatus could not be read: running and the optional
+        // engine and threat states say nothing, and the device is unproven
+        // with the value named, where before it looked healthy.
+        let unread = Antimalware {
+            running: None,
+            unreadable: vec!["productStatus \"1073741824\" not understood".into()],
+            ..av(t, t, t, None)
+        };
+        let out = judge(vec![on("PC1", "intune", Some(unread.clone()))], 7);
+        assert_eq!(out.verdict, Verdict::Inconclusive);
+        assert!(
+            out.unproven[0].detail.contains("1073741824"),
+            "{:?}",
+            out.unproven
+        );
+        // Another source's word on every state it bore on decides.
+        let other = Antimalware {
+            engine_current: t,
+            attention: Some(vec![]),
+            ..av(t, t, t, None)
+        };
+        let out = judge(
+            vec![
+                on("PC1", "intune", Some(unread.clone())),
+                on("PC1", "defender", Some(other.clone())),
+            ],
+            7,
+        );
+        assert_eq!(out.verdict, Verdict::Pass, "{:?}", out.unproven);
+        // A problem read beside the unreadable value still fails the device.
+        let broken = Antimalware {
+            real_time: Some(false),
+            ..unread
+        };
+        let out = judge(vec![on("PC1", "intune", Some(broken))], 7);
+        assert_eq!(
+            (out.verdict, ids(&out)),
+            (Verdict::Fail, vec!["device:serial:SN-PC1"])
         );
     }
 

@@ -907,7 +907,9 @@ pub(crate) type ReadState<'a> =
 pub(crate) struct State<'f> {
     /// What the state is, for details ("real-time protection").
     pub what: &'static str,
-    /// A device no source reports this state for is unproven.
+    /// A device no source reports this state for is unproven. (Optional
+    /// states make a device unproven only when a source reported them in
+    /// words that cannot be judged, [`Reading::Unknown`].)
     pub required: bool,
     /// One record's reading and its report time.
     pub read: &'f ReadState<'f>,
@@ -943,7 +945,9 @@ pub(crate) fn incomplete_sources(facts: &Facts, kind: FactKind) -> BTreeMap<&str
 
 /// Judge every reconciled device that `in_scope` keeps on `states`: a device
 /// fails when any state fails (see [`decide`]), is unproven when none fails
-/// but a required state has no usable evidence, and passes otherwise. A
+/// but a required state has no usable evidence (or an optional one has none
+/// while a source reported it in words that cannot be judged), and passes
+/// otherwise. A
 /// source whose `kind` datasets were partial or failed is named in an
 /// unproven device's reason when it knows the device. Where a newer healthy
 /// report decided over an older problem, the summary says so.
@@ -985,7 +989,16 @@ pub(crate) fn judge_devices(
                 Judgement::Pass => {}
                 Judgement::Overridden(note) => notes.push(format!("{}: {note}", item.name)),
                 Judgement::Fail(why) => fails.push(why),
-                Judgement::Unproven(why) if state.required => unknown.push(why),
+                // An optional state is unproven, not skipped, when a source
+                // reported it in words that cannot be judged.
+                Judgement::Unproven(why)
+                    if state.required
+                        || reports
+                            .iter()
+                            .any(|r| matches!(r.reading, Reading::Unknown(_))) =>
+                {
+                    unknown.push(why)
+                }
                 Judgement::Unproven(_) => {}
             }
         }

@@ -405,6 +405,12 @@ pub struct Antimalware {
     /// When the source last received this state from the device.
     #[serde(default)]
     pub reported: Option<DateTime<Utc>>,
+    /// Fields the source reported in values auditpack cannot read in full
+    /// (`productStatus "1073741824"`): no evidence either way, so the states
+    /// they bear on are left unset here and judged unproven, with these
+    /// words, unless another source speaks to them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<String>,
 }
 
 /// Whether a device reports patch state, and what it says.

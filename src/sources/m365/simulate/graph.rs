@@ -629,8 +629,60 @@ async fn export_job_status(
     json_response(StatusCode::OK, &job)
 }
 
-/// One `DefenderAgents` row value for `column`.
+/// A flags value of the per-device answer (`"rebootPending,fullScanPending"`)
+/// as the export writes it: the number of its documented member values
+/// (text the enum does not know is left as it is).
+fn flags_number(value: &Value, members: &[(&str, u64)]) -> Value {
+    let Some(text) = value.as_str() else {
+        return value.clone();
+    };
+    let mut n = 0;
+    for name in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        match members.iter().find(|(m, _)| m.eq_ignore_ascii_case(name)) {
+            Some((_, v)) => n |= v,
+            None => return value.clone(),
+        }
+    }
+    json!(n.to_string())
+}
+
+/// The English display text of a flags value (`"rebootPending"` ->
+/// `"Reboot pending"`), as a `_loc` column carries it.
+fn localized(value: &Value) -> Value {
+    let Some(text) = value.as_str() else {
+        return Value::Null;
+    };
+    let words: Vec<String> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|name| {
+            let mut out = String::new();
+            for (i, c) in name.chars().enumerate() {
+                match (i, c.is_ascii_uppercase()) {
+                    (0, _) => out.push(c.to_ascii_uppercase()),
+                    (_, true) => {
+                        out.push(' ');
+                        out.push(c.to_ascii_lowercase());
+                    }
+                    _ => out.push(c),
+                }
+            }
+            out
+        })
+        .collect();
+    json!(words.join(", "))
+}
+
+/// Columns of the `DefenderAgents` export that Intune localizes: with
+/// `localizationType: localizedValuesAsAdditionalColumn` each keeps its enum
+/// value and gets a `<Column>_loc` column of display text after it.
+const LOCALIZED_COLUMNS: &[&str] = &["DeviceState"];
+
+/// One `DefenderAgents` row value for `column`: flags enums as numbers (the
+/// enum value, the same in every locale), their `_loc` columns as text.
 fn export_cell(device: &Value, state: &Value, column: &str) -> Value {
+    use crate::sources::m365::intune::{DEVICE_STATE, PRODUCT_STATUS};
     let field = |k: &str| state.get(k).cloned().unwrap_or(Value::Null);
     match column {
         "DeviceId" => device.get("id").cloned().unwrap_or(Value::Null),
@@ -639,7 +691,8 @@ fn export_cell(device: &Value, state: &Value, column: &str) -> Value {
             .get("userPrincipalName")
             .cloned()
             .unwrap_or(Value::Null),
-        "DeviceState" => field("deviceState"),
+        "DeviceState" => flags_number(&field("deviceState"), DEVICE_STATE),
+        "DeviceState_loc" => localized(&field("deviceState")),
         "MalwareProtectionEnabled" => field("malwareProtectionEnabled"),
         "RealTimeProtectionEnabled" => field("realTimeProtectionEnabled"),
         "SignatureUpdateOverdue" => field("signatureUpdateOverdue"),
@@ -649,7 +702,7 @@ fn export_cell(device: &Value, state: &Value, column: &str) -> Value {
         "SignatureVersion" => field("signatureVersion"),
         "EngineVersion" => field("engineVersion"),
         "LastReportedDateTime" => field("lastReportedDateTime"),
-        "ProductStatus" => field("productStatus"),
+        "ProductStatus" => flags_number(&field("productStatus"), PRODUCT_STATUS),
         _ => Value::Null,
     }
 }
@@ -715,8 +768,9 @@ fn csv_cell(value: &Value) -> String {
 }
 
 /// The `DefenderAgents` export of `tenant` as Intune serves it: a ZIP archive
-/// holding one CSV file named `entry`, a header row of `columns` and one row
-/// per managed device with protection state. Deterministic (fixed entry time).
+/// holding one CSV file named `entry`, a header row of `columns` (each
+/// localized one followed by its `_loc` column) and one row per managed
+/// device with protection state. Deterministic (fixed entry time).
 ///
 /// # Errors
 /// Only when the archive cannot be written in memory.
@@ -726,6 +780,15 @@ pub fn export_archive(
     columns: &[String],
 ) -> zip::result::ZipResult<Vec<u8>> {
     use std::io::Write;
+    let columns: Vec<String> = columns
+        .iter()
+        .flat_map(|c| {
+            let loc = LOCALIZED_COLUMNS
+                .contains(&c.as_str())
+                .then(|| format!("{c}_loc"));
+            std::iter::once(c.clone()).chain(loc)
+        })
+        .collect();
     let mut csv = columns
         .iter()
         .map(|c| crate::sources::m365::export::csv_field(c))
