@@ -421,7 +421,11 @@ fn antivirus_rows_of_one_device_are_judged_together_in_either_row_order() {
             .iter()
             .map(|s| (s.id.as_str(), s.detail.as_str()))
             .collect();
-        assert_eq!(failing.len(), 1, "sophos first: {sophos_first}: {failing:?}");
+        assert_eq!(
+            failing.len(),
+            1,
+            "sophos first: {sophos_first}: {failing:?}"
+        );
         assert_eq!(failing[0].0, "device:host:host-00001", "the first device");
         assert!(
             failing[0].1.starts_with(

@@ -155,12 +155,12 @@ fn combine(mut rows: Vec<ProductRow>) -> Antimalware {
     let several = rows.len() > 1;
     let mut names: Vec<String> = rows.iter().map(|r| r.label(several, protected)).collect();
     names.dedup();
-    let judged: Vec<&ProductRow> = rows
-        .iter()
-        .filter(|r| !protected || r.active())
-        .collect();
+    let judged: Vec<&ProductRow> = rows.iter().filter(|r| !protected || r.active()).collect();
     let reported = if rows.iter().any(has_problem) {
-        rows.iter().filter(|r| has_problem(r)).filter_map(|r| r.at).max()
+        rows.iter()
+            .filter(|r| has_problem(r))
+            .filter_map(|r| r.at)
+            .max()
     } else {
         judged.iter().filter_map(|r| r.at).min()
     };
