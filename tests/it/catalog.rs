@@ -210,6 +210,33 @@ fn every_template_owns_every_control_and_names_a_party_per_check() {
     }
 }
 
+/// A control with one owner puts every failure of its checks on that party,
+/// so each of its checks must be one the template gives that party too;
+/// where the parties differ the control is shared.
+#[test]
+fn a_single_owner_control_holds_only_checks_its_owner_acts_on() {
+    let catalog = catalog();
+    for t in catalog.templates() {
+        for fw in catalog.frameworks() {
+            for c in &fw.controls {
+                let key = format!("{}:{}", fw.framework.id, c.id);
+                let Some(owner @ (Owner::Internal | Owner::Msp)) = t.controls.get(&key) else {
+                    continue;
+                };
+                for check in &c.checks {
+                    assert_eq!(
+                        t.checks.get(check.as_str()),
+                        Some(owner),
+                        "{}: {key} is owned by {owner:?} alone but the template gives check \
+                         {check} to another party; make the control shared",
+                        t.template.id
+                    );
+                }
+            }
+        }
+    }
+}
+
 const META: &str = r#"
 [framework]
 id = "test"
