@@ -289,25 +289,16 @@ impl TokenEndpoint<'_> {
                         && self.block.is_some_and(ThrottleBlock::recently_throttled);
                     if let (true, Some(block)) = (blocked, self.block) {
                         let detail = error_detail(&body).replace(secret.expose(), "[redacted]");
-                        if block_waits >= block.max_waits {
+                        if let Err(reason) =
+                            block.wait_out(self.url, &detail, &mut block_waits).await
+                        {
                             return Err(AuthError(format!(
-                                "the token endpoint {}: {}",
-                                self.url,
-                                block.persisted(&detail, block_waits)
+                                "the token endpoint {}: {reason}",
+                                self.url
                             )));
                         }
-                        block_waits += 1;
                         // A block wait is not an attempt: the server never judged the credentials.
                         attempt -= 1;
-                        tracing::warn!(
-                            event = "throttle_block_wait",
-                            wait = block_waits,
-                            max_waits = block.max_waits,
-                            delay_ms = super::retry::millis(block.wait),
-                            endpoint = %super::retry::endpoint(self.url),
-                            "HTTP 403 after throttling: waiting out the server's block"
-                        );
-                        tokio::time::sleep(block.wait).await;
                         continue;
                     }
                     if !is_retryable(status) {

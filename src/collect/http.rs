@@ -242,24 +242,17 @@ impl HttpClient {
                             if block.is_some_and(ThrottleBlock::recently_throttled) =>
                         {
                             let Some(block) = block else { continue };
-                            if block_waits >= block.max_waits {
+                            let detail = error_detail(&body);
+                            if let Err(reason) =
+                                block.wait_out(url, &detail, &mut block_waits).await
+                            {
                                 return Err(PageError::Failed {
                                     status: Some(403),
-                                    reason: block.persisted(&error_detail(&body), block_waits),
+                                    reason,
                                 });
                             }
-                            block_waits += 1;
                             // A block wait is not an attempt: the request never reached the API.
                             attempt -= 1;
-                            tracing::warn!(
-                                event = "throttle_block_wait",
-                                wait = block_waits,
-                                max_waits = block.max_waits,
-                                delay_ms = millis(block.wait),
-                                endpoint = %endpoint(url),
-                                "HTTP 403 after throttling: waiting out the server's block"
-                            );
-                            tokio::time::sleep(block.wait).await;
                             continue;
                         }
                         (s, Ok(body)) if !is_retryable(s) => {
@@ -394,8 +387,34 @@ impl ThrottleBlock {
             .is_some_and(|t| t.elapsed() <= self.window)
     }
 
+    /// Wait out a block met by a request to `url` that has waited `waits`
+    /// times so far (counted up here): `Err` with the reason to record once
+    /// the block has outlasted [`ThrottleBlock::max_waits`], the server's
+    /// `detail` in it.
+    pub(crate) async fn wait_out(
+        &self,
+        url: &str,
+        detail: &str,
+        waits: &mut u32,
+    ) -> Result<(), String> {
+        if *waits >= self.max_waits {
+            return Err(self.persisted(detail, *waits));
+        }
+        *waits += 1;
+        tracing::warn!(
+            event = "throttle_block_wait",
+            wait = *waits,
+            max_waits = self.max_waits,
+            delay_ms = millis(self.wait),
+            endpoint = %endpoint(url),
+            "HTTP 403 after throttling: waiting out the server's block"
+        );
+        tokio::time::sleep(self.wait).await;
+        Ok(())
+    }
+
     /// The reason a block that outlasted `waits` waits gives.
-    pub(crate) fn persisted(&self, detail: &str, waits: u32) -> String {
+    fn persisted(&self, detail: &str, waits: u32) -> String {
         format!(
             "HTTP 403{detail}: the server blocked this client (IP block after HTTP 429 throttling) and the block persisted through {waits} wait(s) of {} s; lower requests_per_minute or run later",
             self.wait.as_secs()

@@ -69,10 +69,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use auditpack::package::{
-    generate_key, verify, write_bag_with, write_zip, zip_path, Algorithm, BagInfo, BagOptions,
-    Signer, VerifyOptions,
-};
+use auditpack::package::{verify, write_zip, zip_path, Algorithm, Signer, VerifyOptions};
 use sha2::Digest;
 
 const IDENTITY: &str = "conformance@auditpack.example";
@@ -88,52 +85,19 @@ struct Package {
 /// A fresh package of the run files `extra` besides the usual ones, with a
 /// manifest and a signed tag manifest for SHA-256 and each of `algorithms`.
 fn package_of(algorithms: &[Algorithm], extra: &[(&str, &[u8])]) -> Package {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let run = dir.path().join("run");
-    let files: [(&str, &[u8]); 4] = [
+    let usual: [(&str, &[u8]); 4] = [
         ("evidence/a.json", b"[1,2,3]"),
         ("evidence/m365/users.json", br#"{"value":[]}"#),
         ("run.json", b"{}"),
         ("custody.jsonl", b""),
     ];
-    for (rel, bytes) in files.iter().chain(extra) {
-        let path = run.join(rel);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        std::fs::write(path, bytes).expect("write");
-    }
-    let pair = generate_key(&dir.path().join("key"), IDENTITY, None).expect("keygen");
-    let signers = pair.signer.allowed_signers_line().expect("line");
-    std::fs::write(dir.path().join("allowed_signers"), signers).expect("write");
-    let info = BagInfo {
-        organisation: "Conformance".into(),
-        contact_name: None,
-        contact_email: None,
-        run_id: "lc1".into(),
-        started: "2026-01-01T00:00:00Z".into(),
-        finished: "2026-01-01T00:00:01Z".into(),
-        host: "host".into(),
-    };
-    let bag = write_bag_with(
-        &run,
-        &dir.path().join("out"),
-        "pkg",
-        &info,
-        Some(&pair.signer),
-        &BagOptions {
-            algorithms: algorithms.to_vec(),
-            ..BagOptions::default()
-        },
-    )
-    .expect("package");
+    let files: Vec<(&str, &[u8])> = usual.iter().chain(extra).copied().collect();
+    let p = crate::common::signed_package(&files, algorithms, "Conformance", IDENTITY);
     Package {
-        options: VerifyOptions {
-            allowed_signers: dir.path().join("allowed_signers"),
-            identity: Some(IDENTITY.into()),
-            ..VerifyOptions::default()
-        },
-        _dir: dir,
-        bag,
-        signer: pair.signer,
+        _dir: p.dir,
+        bag: p.bag,
+        signer: p.signer,
+        options: p.options,
     }
 }
 

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use auditpack::package::{
-    generate_key, verify, verify_zip_bytes, write_bag_with, write_zip, zip_path, Algorithm,
-    BagInfo, BagOptions, Signer, VerifyOptions, NAMESPACE, SIGNATURE_FILE,
+    generate_key, verify, verify_zip_bytes, write_zip, zip_path, Algorithm, Signer, VerifyOptions,
+    NAMESPACE, SIGNATURE_FILE,
 };
 use sha2::Digest;
 use zip::write::SimpleFileOptions;
@@ -27,50 +27,22 @@ struct Package {
 }
 
 fn package(algorithms: &[Algorithm]) -> Package {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let run = dir.path().join("run");
-    std::fs::create_dir_all(run.join("evidence/m365")).expect("mkdir");
-    std::fs::write(run.join("evidence/m365/users.json"), r#"{"value":[]}"#).expect("write");
-    std::fs::write(run.join("evidence/a.json"), "[1,2,3]").expect("write");
-    // A name beyond ASCII, in both Unicode normal forms.
-    std::fs::write(run.join("evidence/caf\u{e9} \u{fc}.json"), "{}").expect("write");
-    std::fs::write(run.join("evidence/cafe\u{301} u\u{308}.json"), "{}").expect("write");
-    std::fs::write(run.join("run.json"), "{}").expect("write");
-    std::fs::write(run.join("custody.jsonl"), "").expect("write");
-    let pair = generate_key(&dir.path().join("key"), IDENTITY, None).expect("keygen");
-    let signers = pair.signer.allowed_signers_line().expect("line");
-    std::fs::write(dir.path().join("allowed_signers"), &signers).expect("write");
-    let info = BagInfo {
-        organisation: "Cover".into(),
-        contact_name: None,
-        contact_email: None,
-        run_id: "c1".into(),
-        started: "2026-01-01T00:00:00Z".into(),
-        finished: "2026-01-01T00:00:01Z".into(),
-        host: "host".into(),
-    };
-    let bag = write_bag_with(
-        &run,
-        &dir.path().join("out"),
-        "pkg",
-        &info,
-        Some(&pair.signer),
-        &BagOptions {
-            algorithms: algorithms.to_vec(),
-            ..BagOptions::default()
-        },
-    )
-    .expect("package");
+    let files: [(&str, &[u8]); 6] = [
+        ("evidence/m365/users.json", br#"{"value":[]}"#),
+        ("evidence/a.json", b"[1,2,3]"),
+        // A name beyond ASCII, in both Unicode normal forms.
+        ("evidence/caf\u{e9} \u{fc}.json", b"{}"),
+        ("evidence/cafe\u{301} u\u{308}.json", b"{}"),
+        ("run.json", b"{}"),
+        ("custody.jsonl", b""),
+    ];
+    let p = crate::common::signed_package(&files, algorithms, "Cover", IDENTITY);
     Package {
-        options: VerifyOptions {
-            allowed_signers: dir.path().join("allowed_signers"),
-            identity: Some(IDENTITY.into()),
-            ..VerifyOptions::default()
-        },
-        dir,
-        bag,
-        signer: pair.signer,
-        signers,
+        dir: p.dir,
+        bag: p.bag,
+        signer: p.signer,
+        options: p.options,
+        signers: p.signers,
     }
 }
 

@@ -8,8 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use auditpack::package::{
-    generate_key, verify, verify_zip_bytes, write_bag, write_zip, BagInfo, Signer, VerifyOptions,
-    SIGNATURE_FILE,
+    generate_key, verify, verify_zip_bytes, write_zip, Signer, VerifyOptions, SIGNATURE_FILE,
 };
 use proptest::prelude::*;
 use sha2::Digest;
@@ -44,43 +43,17 @@ struct Package {
 }
 
 fn write_package(files: &[(String, Vec<u8>)]) -> Package {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let run = dir.path().join("run");
-    for (name, bytes) in files {
-        let path = run.join(name);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        std::fs::write(path, bytes).expect("write");
-    }
-    std::fs::write(run.join("custody.jsonl"), "").expect("write");
-    let pair = generate_key(&dir.path().join("key"), IDENTITY, None).expect("keygen");
-    let signers = pair.signer.allowed_signers_line().expect("line");
-    std::fs::write(dir.path().join("allowed_signers"), &signers).expect("write");
-    let info = BagInfo {
-        organisation: "Props".into(),
-        contact_name: None,
-        contact_email: None,
-        run_id: "p".into(),
-        started: "2026-01-01T00:00:00Z".into(),
-        finished: "2026-01-01T00:00:00Z".into(),
-        host: "h".into(),
-    };
-    let bag = write_bag(
-        &run,
-        &dir.path().join("out"),
-        "pkg",
-        &info,
-        Some(&pair.signer),
-    )
-    .expect("package");
+    let mut run: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(name, bytes)| (name.as_str(), bytes.as_slice()))
+        .collect();
+    run.push(("custody.jsonl", b""));
+    let p = crate::common::signed_package(&run, &[], "Props", IDENTITY);
     Package {
-        options: VerifyOptions {
-            allowed_signers: dir.path().join("allowed_signers"),
-            identity: Some(IDENTITY.into()),
-            ..VerifyOptions::default()
-        },
-        _dir: dir,
-        bag,
-        signers,
+        _dir: p.dir,
+        bag: p.bag,
+        options: p.options,
+        signers: p.signers,
     }
 }
 

@@ -238,3 +238,68 @@ export_poll_interval = "10ms"
         Config::load(&path).expect("config loads")
     }
 }
+
+/// A small package signed by a fresh key: its folder, the signer, and how
+/// to verify it (the allowed signers file beside it, naming `identity`).
+pub struct SignedPackage {
+    pub dir: tempfile::TempDir,
+    pub bag: PathBuf,
+    pub signer: auditpack::package::Signer,
+    pub options: auditpack::package::VerifyOptions,
+    /// The allowed_signers line of the key.
+    pub signers: String,
+}
+
+/// Package a run folder holding `files` (relative path, bytes), signed,
+/// with a manifest and a tag manifest for each of `algorithms` (SHA-256
+/// always), as organisation `organisation`.
+pub fn signed_package(
+    files: &[(&str, &[u8])],
+    algorithms: &[auditpack::package::Algorithm],
+    organisation: &str,
+    identity: &str,
+) -> SignedPackage {
+    use auditpack::package::{write_bag_with, BagInfo, BagOptions, VerifyOptions};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = dir.path().join("run");
+    for (rel, bytes) in files {
+        let path = run.join(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, bytes).expect("write");
+    }
+    let pair = generate_key(&dir.path().join("key"), identity, None).expect("keygen");
+    let signers = pair.signer.allowed_signers_line().expect("line");
+    std::fs::write(dir.path().join("allowed_signers"), &signers).expect("write");
+    let info = BagInfo {
+        organisation: organisation.into(),
+        contact_name: None,
+        contact_email: None,
+        run_id: "r1".into(),
+        started: "2026-01-01T00:00:00Z".into(),
+        finished: "2026-01-01T00:00:01Z".into(),
+        host: "host".into(),
+    };
+    let bag = write_bag_with(
+        &run,
+        &dir.path().join("out"),
+        "pkg",
+        &info,
+        Some(&pair.signer),
+        &BagOptions {
+            algorithms: algorithms.to_vec(),
+            ..BagOptions::default()
+        },
+    )
+    .expect("package");
+    SignedPackage {
+        options: VerifyOptions {
+            allowed_signers: dir.path().join("allowed_signers"),
+            identity: Some(identity.into()),
+            ..VerifyOptions::default()
+        },
+        dir,
+        bag,
+        signer: pair.signer,
+        signers,
+    }
+}

@@ -20,6 +20,7 @@
 //! method (FIDO2 key or Windows Hello) or the Authenticator app; remove admin
 //! roles that are not needed, and use separate admin accounts.
 
+use super::mfa_registered::{registration_gap, Gap};
 use super::{Check, CheckInput, Outcome, Subject};
 use crate::facts::FactKind;
 
@@ -55,16 +56,10 @@ fn run(input: &CheckInput<'_>) -> Outcome {
             continue;
         }
         evaluated += 1;
-        let (list, detail) = match &user.mfa {
-            None => (&mut failing, "no MFA registration record"),
-            Some(m) => match m.registered {
-                Some(true) => continue,
-                Some(false) => (&mut failing, "no MFA method registered"),
-                None => (
-                    &mut unproven,
-                    "the registration record does not say whether MFA is registered",
-                ),
-            },
+        let (list, detail) = match registration_gap(user.mfa.as_ref()) {
+            None => continue,
+            Some((Gap::Failing, detail)) => (&mut failing, detail),
+            Some((Gap::Unproven, detail)) => (&mut unproven, detail),
         };
         let roles = if privileged.is_empty() {
             "flagged as admin".to_owned()

@@ -20,7 +20,7 @@
 //! accounts that are no longer used.
 
 use super::{Check, CheckInput, Outcome, Subject};
-use crate::facts::{FactKind, UserType};
+use crate::facts::{FactKind, MfaState, UserType};
 
 pub(super) const CHECK: Check = Check {
     id: "mfa_registered",
@@ -43,16 +43,10 @@ fn run(input: &CheckInput<'_>) -> Outcome {
     let (mut failing, mut unproven) = (Vec::new(), Vec::new());
     for user in in_scope {
         evaluated += 1;
-        let (list, detail) = match &user.mfa {
-            None => (&mut failing, "no MFA registration record"),
-            Some(m) => match m.registered {
-                Some(true) => continue,
-                Some(false) => (&mut failing, "no MFA method registered"),
-                None => (
-                    &mut unproven,
-                    "the registration record does not say whether MFA is registered",
-                ),
-            },
+        let (list, detail) = match registration_gap(user.mfa.as_ref()) {
+            None => continue,
+            Some((Gap::Failing, detail)) => (&mut failing, detail),
+            Some((Gap::Unproven, detail)) => (&mut unproven, detail),
         };
         list.push(Subject {
             id: user.id.clone(),
@@ -65,6 +59,29 @@ fn run(input: &CheckInput<'_>) -> Outcome {
         });
     }
     Outcome::judge_all(evaluated, failing, unproven, "enabled member accounts")
+}
+
+/// Whether a registration gap is shown or only not ruled out.
+pub(super) enum Gap {
+    /// The evidence shows the gap.
+    Failing,
+    /// The evidence does not say.
+    Unproven,
+}
+
+/// What is wrong with an account's MFA registration, if anything: no
+/// record, or one saying no method is registered, fails; a record that does
+/// not say (`isMfaRegistered` absent or null) is unproven.
+pub(super) fn registration_gap(mfa: Option<&MfaState>) -> Option<(Gap, &'static str)> {
+    match mfa.map(|m| m.registered) {
+        None => Some((Gap::Failing, "no MFA registration record")),
+        Some(Some(true)) => None,
+        Some(Some(false)) => Some((Gap::Failing, "no MFA method registered")),
+        Some(None) => Some((
+            Gap::Unproven,
+            "the registration record does not say whether MFA is registered",
+        )),
+    }
 }
 
 #[cfg(test)]
