@@ -21,6 +21,17 @@ fn synthetic(users: usize, devices: usize) -> Tenant {
     Tenant::synthetic(users, devices, chrono::Utc::now())
 }
 
+/// Have the simulator answer every request to `path` with 403 from its
+/// `from_request`th on, as for a permission the app lacks.
+fn refuse(h: &Harness, path: &str, from_request: usize) {
+    h.sim.add_fault(Fault {
+        path: path.into(),
+        from_request,
+        times: 1000,
+        kind: FaultKind::Forbidden,
+    });
+}
+
 fn harness(tenant: Tenant, page: usize) -> Harness {
     Harness::new(
         tenant,
@@ -535,12 +546,7 @@ fn defender_machines_beyond_one_page_are_read_in_full_with_skip() {
 #[test]
 fn a_machine_list_cut_short_is_partial_and_calls_nobody_not_onboarded() {
     let h = harness(synthetic(5, 40), 50);
-    h.sim.add_fault(Fault {
-        path: defender_paths::MACHINES.into(),
-        from_request: 2,
-        times: 1000,
-        kind: FaultKind::Forbidden,
-    });
+    refuse(&h, defender_paths::MACHINES, 2);
     let outcome =
         h.run(&h.m365_config(None, &format!("{FAST_M365_LIMITS}\ndefender_page_size = 7")));
     let m = &outcome.manifest.sources["m365"].datasets["defenderMachines"];
@@ -999,12 +1005,7 @@ fn a_403_dataset_names_its_permission_and_only_its_facts_become_incomplete() {
         ),
     ] {
         let h = harness(synthetic(12, 6), 10);
-        h.sim.add_fault(Fault {
-            path: path.into(),
-            from_request: 1,
-            times: 1000,
-            kind: FaultKind::Forbidden,
-        });
+        refuse(&h, path, 1);
         let outcome = h.run(&h.m365_config(None, FAST_M365_LIMITS));
         let d = &outcome.manifest.sources["m365"].datasets[dataset];
         assert_eq!(d.status, DatasetStatus::Failed);
@@ -1298,12 +1299,7 @@ fn members_of_a_role_assignable_group_hold_its_role() {
 fn a_role_group_whose_members_are_refused_makes_admin_checks_inconclusive() {
     let (t, _) = with_role_assignable_group();
     let h = harness(t, 10);
-    h.sim.add_fault(Fault {
-        path: graph_paths::GROUP_MEMBERS.into(),
-        from_request: 1,
-        times: 1000,
-        kind: FaultKind::Forbidden,
-    });
+    refuse(&h, graph_paths::GROUP_MEMBERS, 1);
     let outcome = h.run(&h.m365_config(None, FAST_M365_LIMITS));
     let d = &outcome.manifest.sources["m365"].datasets["roleGroupMembers"];
     assert_eq!(d.status, DatasetStatus::Failed);
@@ -1336,12 +1332,7 @@ fn a_role_group_whose_members_are_refused_makes_admin_checks_inconclusive() {
 #[test]
 fn refused_group_members_leave_only_group_dependent_accounts_unproven() {
     let h = harness(synthetic(12, 6), 10);
-    h.sim.add_fault(Fault {
-        path: graph_paths::GROUP_MEMBERS.into(),
-        from_request: 1,
-        times: 1000,
-        kind: FaultKind::Forbidden,
-    });
+    refuse(&h, graph_paths::GROUP_MEMBERS, 1);
     let outcome = h.run(&h.m365_config(None, FAST_M365_LIMITS));
     let groups = &outcome.manifest.sources["m365"].datasets["groupMembers"];
     assert_eq!(groups.status, DatasetStatus::Failed);
