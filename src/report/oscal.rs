@@ -67,13 +67,24 @@ pub fn control_token(framework: &str, control: &str) -> String {
     }
 }
 
-/// Text OSCAL accepts where a non-empty string is required.
+/// Text OSCAL accepts where a non-empty single line is required (a `string`,
+/// a `markup-line`: no line break, no leading or trailing white space): each
+/// run of white space and control characters becomes one space.
 fn text(s: &str, fallback: &str) -> String {
-    let t = s.trim();
-    if t.is_empty() {
+    let mut out = String::with_capacity(s.len());
+    for word in s
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+    {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    if out.is_empty() {
         fallback.to_owned()
     } else {
-        t.to_owned()
+        out
     }
 }
 
@@ -150,7 +161,7 @@ pub fn render(data: &RunData) -> Value {
     for e in &data.custody {
         resources.push(json!({
             "uuid": id(run, "evidence", &e.path),
-            "title": e.path,
+            "title": text(&e.path, "evidence file"),
             "description": format!("{} / {}, received {}", e.source, e.dataset, e.collected_at),
             "rlinks": [{
                 "href": format!("../{}", e.path),
@@ -276,7 +287,7 @@ fn finding(run: &str, r: &ControlResult, token: &str, related: Vec<Value>) -> Va
     };
     let mut f = json!({
         "uuid": id(run, "finding", token),
-        "title": format!("{} {}: {}", framework_label(&r.framework), r.control_id, text(&r.title, "untitled")),
+        "title": format!("{} {}: {}", framework_label(&r.framework), text(&r.control_id, "control"), text(&r.title, "untitled")),
         "description": text(&r.reason, r.status.as_str()),
         "props": [
             prop("framework", &r.framework),
@@ -311,7 +322,14 @@ pub fn write(run_dir: &Path, data: &RunData) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::control_token;
+    use super::{control_token, text};
+
+    #[test]
+    fn single_line_text_has_no_break_and_no_outer_space() {
+        assert_eq!(text(" Contoso\n\tDental\r\n ", "x"), "Contoso Dental");
+        assert_eq!(text("a\u{7}b", "x"), "a b");
+        assert_eq!(text(" \n ", "fallback"), "fallback");
+    }
 
     #[test]
     fn tokens_are_oscal_tokens() {

@@ -1,5 +1,6 @@
 //! Alerts against real receivers on 127.0.0.1: an HTTP receiver that checks
-//! the Standard Webhooks signature on its own and counts deliveries, and
+//! the Standard Webhooks signature on its own (and once through the Standard
+//! Webhooks project's own `standardwebhooks` library) and counts deliveries, and
 //! aiosmtpd for e-mail (plain, STARTTLS and implicit TLS with a generated
 //! certificate). A canary planted in every secret must never appear in a
 //! body, a mail or a file of the store.
@@ -129,6 +130,52 @@ pub(crate) fn verify_signature(r: &Received, secret: &str) -> String {
     });
     assert!(ok, "signature verifies");
     id
+}
+
+/// Verify a delivery with the Standard Webhooks project's own Python library
+/// (`standardwebhooks`, installed by scripts/setup-test-tools.sh), which also
+/// checks the timestamp's tolerance; returns the body it parsed.
+fn verify_with_standard_webhooks(r: &Received, secret: &str) -> serde_json::Value {
+    use std::io::Write as _;
+    let headers: serde_json::Map<String, serde_json::Value> =
+        ["webhook-id", "webhook-timestamp", "webhook-signature"]
+            .iter()
+            .filter_map(|&name| {
+                let value = r.headers.get(name)?.to_str().ok()?;
+                Some((name.to_owned(), value.into()))
+            })
+            .collect();
+    let input = serde_json::json!({
+        "secret": secret,
+        "headers": headers,
+        "body": base64::engine::general_purpose::STANDARD.encode(&r.body),
+    });
+    let script = r#"
+import base64, json, sys
+from standardwebhooks.webhooks import Webhook
+i = json.load(sys.stdin)
+print(json.dumps(Webhook(i["secret"]).verify(base64.b64decode(i["body"]), i["headers"])))
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 (scripts/setup-test-tools.sh installs standardwebhooks)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "standardwebhooks refuses the delivery: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn fast() -> RetryPolicy {
@@ -269,7 +316,11 @@ async fn webhook_failing_twice_gets_exactly_one_signed_delivery() {
         "one webhook-id throughout: {ids:?}"
     );
 
-    let body: serde_json::Value = serde_json::from_slice(&seen[2].body).unwrap();
+    let body = verify_with_standard_webhooks(&seen[2], &whsec());
+    assert_eq!(
+        body,
+        serde_json::from_slice::<serde_json::Value>(&seen[2].body).unwrap()
+    );
     assert_eq!(body["type"], "auditpack.alert");
     assert_eq!(body["data"]["name"], "Contoso Dental");
     let item = &body["data"]["items"][0];

@@ -1,6 +1,6 @@
 //! Reports: the HTML page in headless Chromium, the PDF through poppler, the
-//! OSCAL file through compliance-trestle's models, and the CSV's formula
-//! escaping, all after a full run against the simulator.
+//! OSCAL file through compliance-trestle's models and NIST's JSON Schema, and
+//! the CSV's formula escaping, all after a full run against the simulator.
 
 use crate::common;
 
@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use auditpack::evaluate::{ControlResult, Status};
-use auditpack::simulate::{SimOptions, Tenant};
+use auditpack::simulate::{Fault, FaultKind, SimOptions, Tenant};
 use common::Harness;
 
 const FORMULA: &str = "=cmd|' /C calc'!A0";
@@ -340,6 +340,57 @@ print(len(r.findings), len(r.observations), ",".join(states), len(ar.metadata.pa
         }
     }
     assert!(linked > 0, "observations link their evidence");
+}
+
+/// NIST's own JSON Schema for assessment results accepts the OSCAL file of
+/// the demo, of a run with hostile names, and of a run where a source failed
+/// (inconclusive controls, datasets without files) for an organisation whose
+/// name holds a line break (titles and names must be single lines).
+#[test]
+fn oscal_results_validate_against_nist_json_schema() {
+    let (_demo, demo_dir, _, _) = demo_run();
+    let (_hostile, hostile_dir, _) = hostile_run();
+    let failed = Harness::demo();
+    failed.sim.add_fault(Fault {
+        path: "/v1.0/users".into(),
+        from_request: 1,
+        times: 1000,
+        kind: FaultKind::Forbidden,
+    });
+    let mut config = failed.config(None);
+    config.organisation.name = " Test\nClinic\t ".into();
+    let outcome = failed.run(&config);
+    assert!(
+        outcome
+            .results
+            .iter()
+            .any(|r| r.status == Status::Inconclusive),
+        "a failed source makes controls inconclusive"
+    );
+    let docs: Vec<String> = [&demo_dir, &hostile_dir, &outcome.run_dir]
+        .iter()
+        .map(|d| {
+            d.join("results/assessment-results.oscal.json")
+                .to_str()
+                .expect("utf-8 path")
+                .to_owned()
+        })
+        .collect();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/it/tools/oscal_schema_check.py"
+    );
+    let out = Command::new("python3")
+        .arg(script)
+        .args(&docs)
+        .output()
+        .expect("python3 (scripts/setup-test-tools.sh installs the validator)");
+    assert!(
+        out.status.success(),
+        "the OSCAL results break NIST's schema:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
