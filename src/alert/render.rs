@@ -132,38 +132,35 @@ fn slack_escape(text: &str) -> String {
 
 /// The Teams Workflows body: a `message` whose one attachment is an Adaptive
 /// Card (schema 1.4), as the "post to a channel when a webhook request is
-/// received" workflow expects.
+/// received" workflow expects. Text is in `RichTextBlock`s of `TextRun`s,
+/// which Adaptive Cards never read as Markdown (a `TextBlock` would turn a
+/// device named `[Sign in](https://...)` into a link in the channel).
 pub fn teams(message: &Message) -> Vec<u8> {
-    let mut body = vec![json!({
-        "type": "TextBlock",
-        "text": message.headline(),
-        "weight": "Bolder",
-        "size": "Medium",
-        "wrap": true,
-    })];
+    let mut body = vec![rich_text(vec![
+        json!({"type": "TextRun", "text": message.headline(), "weight": "Bolder", "size": "Medium"}),
+    ])];
     for item in &message.items {
-        let mut title = format!("**{}**: {}", item.kind.label(), item.title);
+        let mut title = format!(": {}", item.title);
         if let Some(owner) = item.owner {
             title.push_str(&format!(" (owner: {owner})"));
         }
-        body.push(json!({"type": "TextBlock", "text": title, "wrap": true, "separator": true}));
+        let mut block = rich_text(vec![
+            json!({"type": "TextRun", "text": item.kind.label(), "weight": "Bolder"}),
+            json!({"type": "TextRun", "text": title}),
+        ]);
+        block["separator"] = json!(true);
+        body.push(block);
         if !item.detail.is_empty() {
-            body.push(json!({
-                "type": "TextBlock",
-                "text": item.detail,
-                "wrap": true,
-                "isSubtle": true,
-                "spacing": "None",
-            }));
+            let mut detail = rich_text(vec![
+                json!({"type": "TextRun", "text": item.detail, "isSubtle": true}),
+            ]);
+            detail["spacing"] = json!("None");
+            body.push(detail);
         }
     }
-    body.push(json!({
-        "type": "TextBlock",
-        "text": format!("run {}", message.run_id),
-        "isSubtle": true,
-        "size": "Small",
-        "wrap": true,
-    }));
+    body.push(rich_text(vec![
+        json!({"type": "TextRun", "text": format!("run {}", message.run_id), "isSubtle": true, "size": "Small"}),
+    ]));
     let card = json!({
         "type": "message",
         "attachments": [{
@@ -178,6 +175,11 @@ pub fn teams(message: &Message) -> Vec<u8> {
         }],
     });
     serde_json::to_vec(&card).unwrap_or_default()
+}
+
+/// A `RichTextBlock` of the given runs.
+fn rich_text(inlines: Vec<Value>) -> Value {
+    json!({"type": "RichTextBlock", "inlines": inlines})
 }
 
 /// The e-mail's subject and plain-text body.
@@ -283,6 +285,24 @@ mod tests {
         assert_eq!(a["contentType"], "application/vnd.microsoft.card.adaptive");
         assert_eq!(a["content"]["type"], "AdaptiveCard");
         assert_eq!(a["content"]["version"], "1.4");
+    }
+
+    #[test]
+    fn teams_text_is_never_read_as_markdown() {
+        let mut m = message(1);
+        m.items[0].detail = "[Sign in](https://example.invalid) **now**".into();
+        let v = as_json(&teams(&m));
+        let body = v["attachments"][0]["content"]["body"].as_array().unwrap();
+        assert!(body.iter().all(|b| b["type"] == "RichTextBlock"));
+        let runs: Vec<&str> = body
+            .iter()
+            .flat_map(|b| b["inlines"].as_array().unwrap())
+            .map(|r| {
+                assert_eq!(r["type"], "TextRun");
+                r["text"].as_str().unwrap()
+            })
+            .collect();
+        assert!(runs.contains(&"[Sign in](https://example.invalid) **now**"));
     }
 
     #[test]

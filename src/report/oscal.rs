@@ -88,6 +88,35 @@ fn text(s: &str, fallback: &str) -> String {
     }
 }
 
+/// Text for a `markup-line` or `markup-multiline` field, which OSCAL reads
+/// as CommonMark: one line (see [`text`]) with every character that could
+/// open markup escaped, so a name from a tenant (`<img onerror=...>`,
+/// `[link](...)`, `*bold*`) stays text in any tool that renders it.
+fn markup(s: &str, fallback: &str) -> String {
+    let line = text(s, fallback);
+    let mut out = String::with_capacity(line.len() + 8);
+    let mut chars = line.chars().peekable();
+    // A line that starts with a block marker (heading, list item, setext
+    // underline, thematic break) or with digits and `.` / `)` (an ordered
+    // list item) would not be a paragraph.
+    if matches!(chars.peek(), Some('#' | '+' | '-' | '=')) {
+        out.push('\\');
+    }
+    let mut leading_digits = true;
+    for c in chars {
+        if matches!(
+            c,
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '&' | '~' | '|'
+        ) || (leading_digits && !out.is_empty() && matches!(c, '.' | ')'))
+        {
+            out.push('\\');
+        }
+        leading_digits &= c.is_ascii_digit();
+        out.push(c);
+    }
+    out
+}
+
 fn prop(name: &str, value: &str) -> Value {
     json!({ "name": name, "ns": NS, "value": text(value, "none") })
 }
@@ -152,17 +181,17 @@ pub fn render(data: &RunData) -> Value {
     let mut resources = vec![json!({
         "uuid": plan,
         "title": "Assessment plan",
-        "description": format!(
+        "description": markup(&format!(
             "auditpack judged {} with ownership template {} against the evidence of run {}; \
              the catalogs and ownership template shipped with {} are the plan.",
             frameworks.join(", "), m.ownership, m.run_id, m.tool
-        ),
+        ), "Assessment plan"),
     })];
     for e in &data.custody {
         resources.push(json!({
             "uuid": id(run, "evidence", &e.path),
-            "title": text(&e.path, "evidence file"),
-            "description": format!("{} / {}, received {}", e.source, e.dataset, e.collected_at),
+            "title": markup(&e.path, "evidence file"),
+            "description": markup(&format!("{} / {}, received {}", e.source, e.dataset, e.collected_at), "evidence file"),
             "rlinks": [{
                 "href": format!("../{}", e.path),
                 "media-type": "application/json",
@@ -175,7 +204,7 @@ pub fn render(data: &RunData) -> Value {
         "assessment-results": {
             "uuid": id(run, "assessment-results", ""),
             "metadata": {
-                "title": format!("Assessment results: {} ({})", text(&m.organisation, "organisation"), run),
+                "title": markup(&format!("Assessment results: {} ({})", text(&m.organisation, "organisation"), run), "Assessment results"),
                 "last-modified": m.finished_at,
                 "version": run,
                 "oscal-version": OSCAL_VERSION,
@@ -197,11 +226,11 @@ pub fn render(data: &RunData) -> Value {
             "import-ap": { "href": format!("#{plan}") },
             "results": [{
                 "uuid": id(run, "result", ""),
-                "title": format!("Automated assessment {run}"),
-                "description": format!(
+                "title": markup(&format!("Automated assessment {run}"), "Automated assessment"),
+                "description": markup(&format!(
                     "{} controls of {} judged from the evidence collected between {} and {}, as of {}.",
                     data.results.len(), frameworks.join(", "), m.started_at, m.finished_at, m.as_of
-                ),
+                ), "Automated assessment"),
                 "start": m.started_at,
                 "end": m.finished_at,
                 "props": [prop("run-id", run), prop("as-of", &m.as_of)],
@@ -229,7 +258,7 @@ fn observation(
             let in_custody = sha.get(&(set.source.as_str(), set.dataset.as_str())).copied();
             json!({
                 "href": format!("../{}/", set.folder),
-                "description": format!(
+                "description": markup(&format!(
                     "{}: {} file(s) in {}/, path list SHA-256 {}; {}",
                     set.name(),
                     set.files,
@@ -239,14 +268,14 @@ fn observation(
                         Some(n) => format!("{n} file(s) of this dataset in the custody log, each a back-matter resource with its SHA-256"),
                         None => "not in the custody log".to_owned(),
                     }
-                ),
+                ), "evidence"),
             })
         })
         .collect();
     let mut o = json!({
         "uuid": uuid,
-        "title": text(&c.title, &c.check),
-        "description": text(&c.summary, &c.check),
+        "title": markup(&c.title, &c.check),
+        "description": markup(&c.summary, &c.check),
         "props": [
             prop("check", &c.check),
             prop("outcome", match c.outcome {
@@ -287,8 +316,8 @@ fn finding(run: &str, r: &ControlResult, token: &str, related: Vec<Value>) -> Va
     };
     let mut f = json!({
         "uuid": id(run, "finding", token),
-        "title": format!("{} {}: {}", framework_label(&r.framework), text(&r.control_id, "control"), text(&r.title, "untitled")),
-        "description": text(&r.reason, r.status.as_str()),
+        "title": markup(&format!("{} {}: {}", framework_label(&r.framework), text(&r.control_id, "control"), text(&r.title, "untitled")), "control"),
+        "description": markup(&r.reason, r.status.as_str()),
         "props": [
             prop("framework", &r.framework),
             prop("control-id", &r.control_id),
@@ -322,7 +351,26 @@ pub fn write(run_dir: &Path, data: &RunData) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{control_token, text};
+    use super::{control_token, markup, text};
+
+    #[test]
+    fn markup_keeps_names_as_text() {
+        assert_eq!(
+            markup(
+                "<img src=x onerror=alert(1)> & [a](javascript:x) *b* `c`",
+                "x"
+            ),
+            "\\<img src=x onerror=alert(1)\\> \\& \\[a\\](javascript:x) \\*b\\* \\`c\\`"
+        );
+        assert_eq!(markup("# heading", "x"), "\\# heading");
+        assert_eq!(markup("- item", "x"), "\\- item");
+        assert_eq!(markup("12. item", "x"), "12\\. item");
+        assert_eq!(
+            markup("3 of 34 devices fail: WS-1 (no data)", "x"),
+            "3 of 34 devices fail: WS-1 (no data)"
+        );
+        assert_eq!(markup("a\\b_c", "x"), "a\\\\b\\_c");
+    }
 
     #[test]
     fn single_line_text_has_no_break_and_no_outer_space() {

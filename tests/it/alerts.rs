@@ -649,7 +649,8 @@ async fn slack_and_teams_receive_their_own_shapes() {
         .as_array()
         .unwrap()
         .iter()
-        .filter_map(|b| b["text"].as_str())
+        .flat_map(|b| b["inlines"].as_array().unwrap())
+        .filter_map(|r| r["text"].as_str())
         .collect();
     assert!(
         texts.iter().any(|t| t.contains("pci-dss 8.4.2")),

@@ -343,13 +343,33 @@ print(len(r.findings), len(r.observations), ",".join(states), len(ar.metadata.pa
 }
 
 /// NIST's own JSON Schema for assessment results accepts the OSCAL file of
-/// the demo, of a run with hostile names, and of a run where a source failed
+/// the demo, of a run with hostile names (their Markdown and HTML rendering
+/// as text: see tools/oscal_schema_check.py), and of a run where a source failed
 /// (inconclusive controls, datasets without files) for an organisation whose
 /// name holds a line break (titles and names must be single lines).
 #[test]
 fn oscal_results_validate_against_nist_json_schema() {
     let (_demo, demo_dir, _, _) = demo_run();
     let (_hostile, hostile_dir, _) = hostile_run();
+    // Names from a tenant reach summaries and reasons (unproven subjects are
+    // named there): put Markdown and HTML in both and render again.
+    let mut results = auditpack::report::json::read(&hostile_dir).expect("results");
+    let hostile = format!("{HOSTILE_NAME} [link](javascript:alert(1)) ![i](x) *b* `c` <b>\n# h");
+    for r in &mut results {
+        r.reason = format!("{hostile}: {}", r.reason);
+        for c in &mut r.checks {
+            c.summary = format!("- {hostile}");
+            c.title = format!("1. {hostile}");
+        }
+    }
+    auditpack::report::json::write(&hostile_dir, &results).expect("write results");
+    auditpack::report::write_reports(
+        &hostile_dir,
+        &auditpack::report::ReportOptions {
+            formats: vec![auditpack::report::Format::Oscal],
+        },
+    )
+    .expect("render OSCAL");
     let failed = Harness::demo();
     failed.sim.add_fault(Fault {
         path: "/v1.0/users".into(),
