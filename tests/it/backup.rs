@@ -434,6 +434,12 @@ fn veeam_pages_every_list_refreshes_its_token_and_links_copies_and_surebackup() 
     let out = run_with(&h, &config);
     let report = &out.manifest.sources["veeam"];
     assert_eq!(report.status, SourceStatus::Complete, "{report:?}");
+    // SureBackup sessions are asked for by the documented session type; the
+    // server answers 400 to any other `typeFilter`.
+    assert_eq!(
+        report.datasets["surebackup-sessions"].status,
+        DatasetStatus::Complete
+    );
     assert_eq!(
         report.datasets["restore-points"].pages, 4,
         "one point per page, up to the total"
@@ -479,6 +485,63 @@ fn veeam_pages_every_list_refreshes_its_token_and_links_copies_and_surebackup() 
         "password leaked"
     );
     assert!(!contains(&bytes, "vbr-"), "a bearer token was stored");
+}
+
+#[test]
+fn veeam_every_documented_copy_job_type_is_a_copy_not_the_primary_backup() {
+    // A legacy-mode backup copy job (`EJobType` `LegacyBackupCopy`) to a
+    // plain NAS share that failed: its repository is an offsite copy, and its
+    // failure is noted rather than taken for the primary job's result.
+    let mut veeam = Tenant::demo(chrono::Utc::now()).expect("demo").veeam;
+    let nas = "9a1c0f6e-0000-4000-8000-000000000003";
+    for job in veeam
+        .lists
+        .get_mut("/api/v1/jobs/states")
+        .into_iter()
+        .flatten()
+    {
+        if job["id"] == "5b0e-0002" {
+            job["type"] = "LegacyBackupCopy".into();
+            job["lastResult"] = "Failed".into();
+            job["repositoryId"] = nas.into();
+        }
+    }
+    for backup in veeam.lists.get_mut("/api/v1/backups").into_iter().flatten() {
+        if backup["id"] == "b-0002" {
+            backup["repositoryId"] = nas.into();
+        }
+    }
+    let h = harness(
+        Tenant {
+            veeam,
+            ..Tenant::default()
+        },
+        100,
+    );
+    let config = veeam_config(&h);
+    let out = run_with(&h, &config);
+    let f = facts(&out);
+    let pms = f
+        .backups
+        .iter()
+        .find(|b| b.name == "CD-SRV-PMS")
+        .expect("PMS");
+    assert_eq!(pms.last_result, BackupResult::Success, "{pms:?}");
+    let copies = pms.copies.as_ref().expect("copies");
+    assert!(
+        copies
+            .iter()
+            .any(|c| c.location == auditpack::facts::CopyLocation::Offsite
+                && c.target.as_deref() == Some("Front Office NAS")),
+        "{copies:?}"
+    );
+    assert!(
+        pms.notes
+            .iter()
+            .any(|n| n.contains("backup copy job PMS Offsite Copy failed")),
+        "{:?}",
+        pms.notes
+    );
 }
 
 #[test]

@@ -18,7 +18,8 @@
 //!   `backupId`, `creationTime`);
 //! - `repositories`: `/api/v1/backupInfrastructure/repositories` (type and
 //!   immutability settings);
-//! - `surebackup-sessions`: `/api/v1/sessions?typeFilter=SureBackupJob`, and
+//! - `surebackup-sessions`: `/api/v1/sessions?typeFilter=SureBackup` (the
+//!   `ESessionType` value of the REST reference), and
 //!   per session `surebackup-tasks`: `/api/v1/sessions/{id}/taskSessions`
 //!   (one task per verified machine, with its result).
 
@@ -75,6 +76,10 @@ pub mod dataset {
 
 /// Records asked per page.
 const PAGE_SIZE: usize = 200;
+
+/// The session type of SureBackup job sessions (`ESessionType` in the REST
+/// reference, revisions 1.2-rev1 and 1.3-rev2; there is no `SureBackupJob`).
+pub const SUREBACKUP_SESSION_TYPE: &str = "SureBackup";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -316,7 +321,7 @@ impl Veeam {
         }
         let ids = Arc::new(Mutex::new(Vec::new()));
         let url = format!(
-            "{}/api/v1/sessions?typeFilter=SureBackupJob&skip=0&limit={PAGE_SIZE}",
+            "{}/api/v1/sessions?typeFilter={SUREBACKUP_SESSION_TYPE}&skip=0&limit={PAGE_SIZE}",
             self.base
         );
         let req = self.request(dataset::SUREBACKUP_SESSIONS, url, Some(ids.clone()), auth);

@@ -8,7 +8,9 @@
 //!   newest run (`lastRun`) and result (`lastResult`: `Success`, `Warning`,
 //!   `Failed`, `None`; anything else kept as unknown with its raw value), and
 //!   `status` `disabled` means paused; the worst state among the object's
-//!   primary (not backup copy) jobs is the one recorded;
+//!   primary (not backup copy) jobs is the one recorded; copy jobs are the
+//!   `EJobType` values `BackupCopy`, `LegacyBackupCopy`, `FileBackupCopy` and
+//!   `EntraIDTenantBackupCopy`;
 //! - the newest point of a primary job's backup is the last successful
 //!   backup;
 //! - each repository holding points is a copy: object storage types
@@ -18,8 +20,9 @@
 //!   repository (`LinuxHardened`) keeps `makeRecentBackupsImmutableDays`
 //!   above zero or object storage has `immutability.isEnabled`, not
 //!   immutable for plain disk and share types, unknown otherwise;
-//! - a failed backup copy job is noted on the systems it copies (its
-//!   copy's age is what `backup_321` judges);
+//! - a failed backup copy job, or one whose result is not a documented
+//!   value, is noted on the systems it copies (its copy's age is what
+//!   `backup_321` judges);
 //! - each SureBackup task session (`name` = the object) is a boot test:
 //!   `result.result` `Success` or `Warning` passed, `Failed` failed, other
 //!   values unknown.
@@ -50,6 +53,16 @@ const CLOUD_TYPES: &[&str] = &[
     "AzureArchive",
     "AmazonSnowballEdge",
     "IBMCloud",
+];
+
+/// Job types that copy backups another job made (`EJobType`, REST reference
+/// 1.3-rev2): their repositories are copies, their results never stand for
+/// the primary backup.
+const COPY_JOB_TYPES: &[&str] = &[
+    "BackupCopy",
+    "LegacyBackupCopy",
+    "FileBackupCopy",
+    "EntraIDTenantBackupCopy",
 ];
 
 const DISK_TYPES: &[&str] = &[
@@ -211,19 +224,31 @@ pub(super) fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
             let job = str_field(backup, "jobId")
                 .and_then(|j| jobs.get(j))
                 .copied();
-            let copy_job = job.and_then(|j| str_field(j, "type")) == Some("BackupCopy");
+            let copy_job = job
+                .and_then(|j| str_field(j, "type"))
+                .is_some_and(|t| COPY_JOB_TYPES.contains(&t));
             any_success = any_success.max(Some(*at));
             if !copy_job {
                 primary_success = primary_success.max(Some(*at));
             }
             if let Some(j) = job {
                 job_names.extend(str_field(j, "name").map(str::to_owned));
-                if copy_job && str_field(j, "lastResult") == Some("Failed") {
-                    copy_failures.insert(format!(
-                        "backup copy job {} failed (last run {})",
-                        str_field(j, "name").unwrap_or("?"),
-                        str_field(j, "lastRun").unwrap_or("unknown")
-                    ));
+                if copy_job {
+                    let name = str_field(j, "name").unwrap_or("?");
+                    let last_run = str_field(j, "lastRun").unwrap_or("unknown");
+                    match result(str_field(j, "lastResult")) {
+                        BackupResult::Failed => {
+                            copy_failures.insert(format!(
+                                "backup copy job {name} failed (last run {last_run})"
+                            ));
+                        }
+                        BackupResult::Unknown(raw) => {
+                            copy_failures.insert(format!(
+                                "backup copy job {name} result {raw:?} is not a documented value (last run {last_run})"
+                            ));
+                        }
+                        _ => {}
+                    }
                 }
                 if !copy_job {
                     let worse = worst.is_none_or(|w| {

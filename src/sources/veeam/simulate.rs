@@ -27,6 +27,33 @@ pub const LISTS: &[&str] = &[
     "/api/v1/sessions",
 ];
 
+/// `ESessionType` values of the REST reference (1.2-rev1); like the server,
+/// the simulator answers 400 to any other `typeFilter`.
+const SESSION_TYPES: &[&str] = &[
+    "Infrastructure",
+    "BackupJob",
+    "Automation",
+    "ConfigurationBackup",
+    "PublishBackupContentViaMount",
+    "RepositoryMaintenance",
+    "RepositoryEvacuate",
+    "InfrastructureItemDeletion",
+    "RestoreVm",
+    "InstantRecovery",
+    "FirstClassDiskInstantRestore",
+    "AzureApplianceDeploy",
+    "QuickMigration",
+    "FileLevelRestore",
+    "LinuxFileLevelRestore",
+    "ReplicaJob",
+    "MalwareDetection",
+    "SecurityComplianceAnalyzer",
+    "SureBackup",
+    "NasRestore",
+    "DeleteBackup",
+    "BackgroundOperation",
+];
+
 /// Path of the task sessions of one session.
 pub const TASKS_PATH: &str = "/api/v1/sessions/{id}/taskSessions";
 
@@ -163,6 +190,12 @@ async fn list(
         return denied;
     }
     let filter = q.get("typeFilter");
+    if let Some(f) = filter.filter(|f| !SESSION_TYPES.contains(&f.as_str())) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("typeFilter: {f:?} is not a valid ESessionType value."),
+        );
+    }
     let all: Vec<&Value> = s
         .tenant
         .veeam
@@ -252,7 +285,7 @@ pub fn demo(now: chrono::DateTime<chrono::Utc>) -> VeeamTenant {
     ];
     let sessions = vec![json!({
         "id": "c0ffee00-0000-4000-8000-000000000001", "name": "PMS SureBackup", "jobId": "5b0e-0004",
-        "sessionType": "SureBackupJob", "creationTime": at(2401), "endTime": at(2400), "state": "Stopped",
+        "sessionType": "SureBackup", "creationTime": at(2401), "endTime": at(2400), "state": "Stopped",
         "result": {"result": "Success", "message": "", "isCanceled": false}
     })];
     let tasks = vec![json!({
