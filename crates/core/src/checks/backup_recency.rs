@@ -6,8 +6,9 @@
 //! point) no older than `backup_max_age_hours`, its newest run did not fail
 //! after that success, and its backups are not paused. A system with no
 //! successful backup at all fails. Unproven, listed apart: a system whose
-//! newest result is outside the vendor's documented values or still running
-//! with no earlier success, a time in the future (a wrong clock, never
+//! newest result is outside the vendor's documented values (even with an
+//! earlier success: that run may have failed), one still running with no
+//! earlier success, a time in the future (a wrong clock, never
 //! "recent"), and every backup source that was partial, failed or lists no
 //! protected system at all (0 jobs is unproven, never a pass).
 //!
@@ -93,7 +94,20 @@ fn judge(b: &ProtectedSystem, input: &CheckInput<'_>) -> Result<Option<String>, 
     if let Some(f) = failed_after {
         problems.push(format!("the newest run failed ({})", day(f)));
     }
-    Ok((!problems.is_empty()).then(|| problems.join("; ")))
+    if !problems.is_empty() {
+        return Ok(Some(problems.join("; ")));
+    }
+    // A newest run whose result is not a documented value, not older than
+    // the success: it may have failed, so the success alone proves nothing.
+    if let BackupResult::Unknown(raw) = &b.last_result {
+        if b.last_run.is_none_or(|run| run >= success) {
+            return Err(format!(
+                "the newest run's result {raw:?} is not a documented value; the successful backup of {} may not be the newest state",
+                day(success)
+            ));
+        }
+    }
+    Ok(None)
 }
 
 fn run(input: &CheckInput<'_>) -> Outcome {
@@ -167,6 +181,12 @@ mod tests {
             (
                 "future time is unproven",
                 vec![future],
+                Verdict::Inconclusive,
+                &[],
+            ),
+            (
+                "unknown newest result after a recent success is unproven",
+                vec![system("A", Some(1), BackupResult::Unknown("Weird".into()))],
                 Verdict::Inconclusive,
                 &[],
             ),
