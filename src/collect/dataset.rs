@@ -403,6 +403,22 @@ async fn fetch_pages_of(
         {
             Ok(ok) => ok,
             Err(PageError::Auth(e)) => return Err(e),
+            Err(PageError::Failed {
+                status: Some(code), ..
+            }) if pages > 0 && req.pager.ends_list(&url, code) => {
+                return Ok(Fetched {
+                    report: DatasetReport {
+                        status: DatasetStatus::Complete,
+                        pages,
+                        records,
+                        reason: Some(format!(
+                            "page {} was answered {code}, which this API documents for an empty list: the list ends at page {pages}",
+                            pages + 1
+                        )),
+                    },
+                    failed_status: None,
+                });
+            }
             Err(PageError::Failed { status, reason }) => {
                 let hint = if status == Some(403) {
                     format!("; {}", req.on_forbidden)

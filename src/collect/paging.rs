@@ -177,6 +177,13 @@ pub trait Pager: Send {
     /// # Errors
     /// When the page does not have the expected shape.
     fn read(&mut self, url: &str, page: &Value) -> Result<PageInfo, String>;
+
+    /// Whether an error `status` for `url`, asked after at least one page,
+    /// is the service's documented way of saying the list has ended (so the
+    /// dataset is complete), rather than a failure. None by default.
+    fn ends_list(&self, _url: &str, _status: u16) -> bool {
+        false
+    }
 }
 
 /// What a pager found on one page.
@@ -289,6 +296,17 @@ impl Pager for ODataSkipPager {
             records: items.len(),
             next,
         })
+    }
+
+    /// Defender's List machines API answers 404 when it has no machines to
+    /// list, so a `$skip` just past the end of a list that filled its last
+    /// page may be answered 404 instead of with an empty page.
+    fn ends_list(&self, url: &str, status: u16) -> bool {
+        status == 404
+            && !self.linked
+            && param(url, "$skip")
+                .and_then(|s| s.parse::<usize>().ok())
+                .is_some_and(|skip| skip > 0)
     }
 }
 

@@ -480,7 +480,9 @@ fn auto_uses_the_export_above_100_windows_devices_with_the_same_results() {
 /// The Defender machine list announces no next page (List machines API:
 /// `$top` up to 10,000 with `$skip`): after a full page the collector asks
 /// for the next with `$skip`, so a tenant with more machines than one page is
-/// read in full, and gives the same device facts and results as one page.
+/// read in full, and gives the same device facts and results as one page,
+/// whether the list ends on a short page or on the 404 the API documents for
+/// no machines.
 #[test]
 fn defender_machines_beyond_one_page_are_read_in_full_with_skip() {
     let tenant = synthetic(5, 40);
@@ -495,9 +497,23 @@ fn defender_machines_beyond_one_page_are_read_in_full_with_skip() {
         let m = &outcome.manifest.sources["m365"].datasets["defenderMachines"];
         assert_eq!(m.status, DatasetStatus::Complete, "{page}: {:?}", m.reason);
         assert_eq!(m.records, machines, "page size {page}");
-        // Full pages, then the short (or empty) page that ends the list.
-        assert_eq!(m.pages, machines / page + 1, "page size {page}");
-        assert_eq!(h.sim.requests(defender_paths::MACHINES), m.pages);
+        // Full pages, then the short page that ends the list; a list that
+        // fills its last page ends on a 404 (documented for no machines),
+        // which stores nothing and is said in the dataset's reason.
+        let ends_full = machines.is_multiple_of(page);
+        assert_eq!(m.pages, machines.div_ceil(page), "page size {page}");
+        assert_eq!(
+            h.sim.requests(defender_paths::MACHINES),
+            m.pages + usize::from(ends_full)
+        );
+        assert_eq!(
+            m.reason
+                .as_deref()
+                .is_some_and(|r| r.contains("answered 404")),
+            ends_full,
+            "{:?}",
+            m.reason
+        );
         assert_eq!(
             stored_records(&outcome.run_dir, "m365", "defenderMachines", graph_value),
             h.sim.tenant().defender.machines,
@@ -509,8 +525,8 @@ fn defender_machines_beyond_one_page_are_read_in_full_with_skip() {
             .replace("%24", "$");
         assert_eq!(
             custody.contains(&format!("/api/machines?$top={page}&$skip={page}\"")),
-            page <= machines,
-            "the page after a full one is asked with $skip"
+            page < machines,
+            "the page after a full one is asked with $skip (and stored when it holds machines)"
         );
         devices_and_statuses(&outcome)
     };
@@ -527,7 +543,7 @@ fn defender_machines_beyond_one_page_are_read_in_full_with_skip() {
         missing,
         "only the devices Defender does not list are not onboarded"
     );
-    // A page size that divides the list ends on an empty page; others on a short one.
+    // A page size that divides the list ends on a 404; others on a short page.
     let divisor = (2..machines)
         .rev()
         .find(|d| machines.is_multiple_of(*d) && *d < machines / 2);

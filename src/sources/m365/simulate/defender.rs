@@ -2,7 +2,8 @@
 //! as the simulator serves it: its own token audience. The machine list pages
 //! as documented (List machines API): `$top` up to 10,000 honoured as asked,
 //! `$skip`, and no `@odata.nextLink`, so a client must ask for the page after
-//! a full one itself. The AV report pages by `@odata.nextLink` (Export device
+//! a full one itself; a page with no machine on it is answered 404, as
+//! documented for no recent machines. The AV report pages by `@odata.nextLink` (Export device
 //! antivirus health report, JSON response), at most the simulator's page size.
 
 use std::collections::HashMap;
@@ -73,6 +74,11 @@ fn page(
         Some(Err(_)) => return graph_error(StatusCode::BAD_REQUEST, "BadRequest", "Invalid $skip"),
     };
     let items: Vec<&Value> = records.iter().skip(skip).take(top).collect();
+    // List machines: "If no recent machines - 404 Not Found", past the end of
+    // the list too.
+    if paging == NextPage::Skip && items.is_empty() {
+        return graph_error(StatusCode::NOT_FOUND, "NotFound", "No recent machines");
+    }
     let mut body = json!({"@odata.context": format!("https://api.security.microsoft.com/api/$metadata#{context}"), "value": items});
     if paging == NextPage::Link && skip + top < records.len() {
         body["@odata.nextLink"] = json!(format!(
