@@ -13,6 +13,10 @@
 //!   absence, not silence). Datto has no real-time protection flag: that state
 //!   is left unreported. The device's `lastSeen` is the report time.
 //!
+//! - `deviceClass` `printer` and `rmmnetworkdevice` are agentless devices
+//!   (printers, network gear): recorded with that as their operating system,
+//!   so the endpoint and patch checks leave them out.
+//!
 //! The device list carries patch counts, not individual patches, so Datto
 //! provides patch *state* but no pending-patch records.
 
@@ -41,6 +45,24 @@ fn datto_time(v: Option<&Value>) -> Option<DateTime<Utc>> {
             Utc.timestamp_opt(secs.trunc() as i64, 0).single()
         }
         other => parse_time(Some(other)),
+    }
+}
+
+/// What the device runs. Datto RMM lists agentless devices beside the
+/// agent ones: `deviceClass` is `device` for a machine with the agent,
+/// `esxihost` for a hypervisor it audits, `printer` for an SNMP printer and
+/// `rmmnetworkdevice` for network gear found by its network monitor (Datto
+/// RMM API v2 `Device.deviceClass`; its printer and ESXi audits are separate
+/// endpoints, `/v2/audit/printer/{uid}` and `/v2/audit/esxihost/{uid}`).
+/// Printers and network gear carry no `operatingSystem`, run no antivirus
+/// and get no OS patches: they are named as such so that the endpoint and
+/// patch checks leave them out rather than judge them as machines of
+/// unknown kind.
+fn operating_system(r: &Value) -> Option<String> {
+    match str_field(r, "deviceClass") {
+        Some(c) if c.eq_ignore_ascii_case("printer") => Some("printer".to_owned()),
+        Some(c) if c.eq_ignore_ascii_case("rmmnetworkdevice") => Some("network device".to_owned()),
+        _ => str_field(r, "operatingSystem").map(str::to_owned),
     }
 }
 
@@ -93,7 +115,7 @@ pub(super) fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
         facts.devices.push(Device {
             id: format!("{}:{uid}", src.name),
             name: str_field(r, "hostname").unwrap_or("(unnamed)").to_owned(),
-            os: str_field(r, "operatingSystem").map(str::to_owned),
+            os: operating_system(r),
             last_seen: datto_time(r.get("lastSeen")),
             source: src.name.to_owned(),
             serial: str_field(r, "serialNumber").map(str::to_owned),
@@ -142,6 +164,29 @@ mod tests {
             (Some(false), false)
         );
         assert!(!patch_report(None).reporting);
+    }
+
+    #[test]
+    fn printers_and_network_gear_are_agentless() {
+        use crate::facts::DeviceClass;
+        for (device, class) in [
+            (
+                json!({"deviceClass": "printer", "operatingSystem": null}),
+                DeviceClass::Other,
+            ),
+            (
+                json!({"deviceClass": "rmmnetworkdevice"}),
+                DeviceClass::Other,
+            ),
+            (
+                json!({"deviceClass": "device", "operatingSystem": "Microsoft Windows 11 Pro"}),
+                DeviceClass::Workstation,
+            ),
+        ] {
+            let os = operating_system(&device).unwrap_or_default();
+            assert_eq!(DeviceClass::of_os(&os), class, "{device}");
+        }
+        assert_eq!(operating_system(&json!({"deviceClass": "device"})), None);
     }
 
     #[test]

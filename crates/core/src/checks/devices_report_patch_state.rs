@@ -9,7 +9,10 @@
 //! did not run) fails the device, naming the source, unless another source
 //! shows it reporting with a newer report time where every report carries
 //! one. Devices no patch-management source knows are not judged here: that
-//! is a coverage finding, judged once by `device_coverage`.
+//! is a coverage finding, judged once by `device_coverage`. Printers and
+//! network gear (a device class that runs no endpoint agent, such as Datto
+//! RMM's `printer` and `rmmnetworkdevice` devices) get no OS patches and are
+//! not judged either.
 //!
 //! **Why it matters.** The patch-latency checks can only judge devices that
 //! report; a machine outside patch management is unpatched by default and
@@ -23,7 +26,7 @@
 //! fix the agent's patch scan); retire devices that are gone.
 
 use super::{judge_devices, Check, CheckInput, Outcome, Reading, State};
-use crate::facts::{Device, FactKind};
+use crate::facts::{Device, DeviceClass, FactKind};
 
 pub(super) const CHECK: Check = Check {
     id: "devices_report_patch_state",
@@ -52,7 +55,14 @@ fn run(input: &CheckInput<'_>) -> Outcome {
     judge_devices(
         input,
         FactKind::PatchState,
-        &|_, records: &[&Device]| records.iter().any(|d| d.patch.is_some()),
+        // Printers and network gear run no agent and get no OS patches: a
+        // patch-management source listing them (Datto RMM `deviceClass`
+        // `printer` / `rmmnetworkdevice`, NinjaOne NMS nodes) says nothing
+        // about patching.
+        &|_, records: &[&Device]| {
+            records.iter().any(|d| d.patch.is_some())
+                && DeviceClass::of_records(records.iter().copied()) != DeviceClass::Other
+        },
         &[State {
             what: "patch reporting",
             required: true,

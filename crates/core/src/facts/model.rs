@@ -540,7 +540,11 @@ impl DeviceClass {
         if mobile {
             return DeviceClass::Mobile;
         }
-        if os.starts_with("nms") || os.contains("cloud_monitor") || has("printer") {
+        if os.starts_with("nms")
+            || os.contains("cloud_monitor")
+            || has("printer")
+            || os.starts_with("network device")
+        {
             return DeviceClass::Other;
         }
         if os.contains("server") || os.contains("vm_host") || os.contains("vmm_host") {
