@@ -15,6 +15,7 @@ mod evaluate;
 mod fleet;
 mod history;
 mod incidents;
+mod independent_tenant;
 mod judgement_props;
 mod layers;
 mod m365;
