@@ -285,15 +285,32 @@ customer_partner_id = 4242
 "#;
 
 fn cove_device(id: u64, partner: u64, name: &str, status: &str, success_h: i64) -> Value {
-    json!({
-        "AccountId": id, "PartnerId": partner,
-        "Settings": [
-            {"I1": format!("{name}-dev")}, {"I18": name}, {"I78": "D01D02"},
-            {"D9F00": status}, {"D9F06": if status == "5" { "0" } else { "3" }},
-            {"D9F09": epoch_ago(success_h).to_string()}, {"D9F15": epoch_ago(1).to_string()},
-            {"I99": "a column nobody asked for"}
-        ]
-    })
+    cove_account(id, partner, Some("1"), name, status, success_h)
+}
+
+/// A Cove account of type `account_type` (`I59`: "1" Backup Manager, "2"
+/// Microsoft 365; `None` leaves the column out).
+fn cove_account(
+    id: u64,
+    partner: u64,
+    account_type: Option<&str>,
+    name: &str,
+    status: &str,
+    success_h: i64,
+) -> Value {
+    let mut columns = vec![
+        ("I1", format!("{name}-dev")),
+        ("I78", "D01D02".to_owned()),
+        ("D9F00", status.to_owned()),
+        ("D9F06", if status == "5" { "0" } else { "3" }.to_owned()),
+        ("D9F09", epoch_ago(success_h).to_string()),
+        ("D9F15", epoch_ago(1).to_string()),
+        ("I99", "a column nobody asked for".to_owned()),
+    ];
+    if account_type != Some("2") {
+        columns.insert(1, ("I18", name.to_owned()));
+    }
+    CoveTenant::account(id, partner, account_type, &columns)
 }
 
 fn cove_tenant() -> CoveTenant {
@@ -657,4 +674,60 @@ fn cove_records_it_cannot_read_make_the_list_partial() {
         .find(|c| c.check == "backup_recency")
         .expect("recency");
     assert!(recency.unproven.iter().any(|s| s.id == "source:cove"));
+}
+
+#[test]
+fn cove_microsoft_365_accounts_are_workloads_and_untyped_accounts_prove_no_device() {
+    let h = harness(
+        cove_with(|c| {
+            c.devices = vec![
+                cove_device(1, 4242, "FS01", "5", 2),
+                // A Microsoft 365 account whose newest session failed.
+                cove_account(5, 4242, Some("2"), "contoso.onmicrosoft.com", "2", 60),
+                // Accounts whose type is not reported, or not documented.
+                cove_account(6, 4242, None, "APP02", "5", 1),
+                cove_account(7, 4242, Some("9"), "APP03", "5", 1),
+            ];
+        }),
+        100,
+    );
+    let out = run_with(&h, COVE);
+    assert_eq!(out.manifest.sources["cove"].status, SourceStatus::Complete);
+    let f = facts(&out);
+    let kind = |name: &str| {
+        f.backups
+            .iter()
+            .find(|b| b.name == name)
+            .map(|b| b.kind)
+            .unwrap_or_else(|| panic!("{name} listed"))
+    };
+    use auditpack::facts::ProtectedKind;
+    assert_eq!(kind("FS01"), ProtectedKind::Machine);
+    // Named by its device name: a Microsoft 365 account has no computer.
+    assert_eq!(
+        kind("contoso.onmicrosoft.com-dev"),
+        ProtectedKind::Workload,
+        "{:?}",
+        f.backups
+    );
+    assert_eq!(kind("APP02"), ProtectedKind::Unknown);
+    assert_eq!(kind("APP03"), ProtectedKind::Unknown);
+    let app03 = f.backups.iter().find(|b| b.name == "APP03").expect("APP03");
+    assert!(app03
+        .notes
+        .iter()
+        .any(|n| n.contains("\"9\" is not a documented")));
+    // The failing Microsoft 365 backup is still a failure of backup results.
+    let recency = out
+        .results
+        .iter()
+        .flat_map(|c| &c.checks)
+        .find(|c| c.check == "backup_recency")
+        .expect("recency");
+    assert_eq!(recency.outcome, Verdict::Fail);
+    assert!(
+        recency.failing.iter().any(|s| s.id == "cove:5"),
+        "{:?}",
+        recency.failing
+    );
 }

@@ -48,11 +48,13 @@ pub mod dataset {
     pub const DEVICE_STATISTICS: &str = "device-statistics";
 }
 
-/// Column codes asked for: device name, computer name, active data
-/// sources, and for the total of all data sources (`D9`) the last session
+/// Column codes asked for: device name, computer name, account type (`I59`:
+/// 1 Backup Manager, 2 Microsoft 365), active data sources, and for the total of all data sources (`D9`) the last session
 /// status (`F00`), its error count (`F06`), the last successful session
 /// time (`F09`) and the last session time (`F15`), both Unix seconds.
-pub const COLUMNS: &[&str] = &["I1", "I18", "I78", "D9F00", "D9F06", "D9F09", "D9F15"];
+pub const COLUMNS: &[&str] = &[
+    "I1", "I18", "I59", "I78", "D9F00", "D9F06", "D9F09", "D9F15",
+];
 
 /// Devices asked for per call.
 const PAGE_SIZE: usize = 250;

@@ -1,8 +1,12 @@
 //! Cove `EnumerateAccountStatistics` pages to protected systems.
 //!
-//! One [`ProtectedSystem`] per device (`AccountId`), a machine named by its
-//! computer name (`I18`, else the device name `I1`). For the total of all
-//! data sources (`D9`):
+//! One [`ProtectedSystem`] per device (`AccountId`). What it is comes from
+//! the account type (`I59`): 1 (Backup Manager, an agent on a server or
+//! workstation) is a machine named by its computer name (`I18`, else the
+//! device name `I1`); 2 (Microsoft 365) is a workload named by its device
+//! name, never linked to the device inventory; no type, or any other value,
+//! is of unknown kind (noted, never linked: it proves no device backed up).
+//! For the total of all data sources (`D9`):
 //! - `D9F00`, the last session status: 5 Completed is success, 8
 //!   CompletedWithErrors a warning, 2 Failed, 3 Aborted, 6 Interrupted, 10
 //!   OverQuota and 11 NoSelection (nothing selected to back up) failures, 1
@@ -61,19 +65,46 @@ fn result(code: Option<&str>) -> BackupResult {
     }
 }
 
+/// What an account type (`I59`) says the account is, with a note when the
+/// value is absent or not documented.
+fn account_kind(code: Option<&str>) -> (ProtectedKind, Option<String>) {
+    match code {
+        Some("1") => (ProtectedKind::Machine, None),
+        Some("2") => (ProtectedKind::Workload, None),
+        None => (
+            ProtectedKind::Unknown,
+            Some("account type (I59) not reported: not taken for a machine".into()),
+        ),
+        Some(other) => (
+            ProtectedKind::Unknown,
+            Some(format!(
+                "account type (I59) {other:?} is not a documented value: not taken for a machine"
+            )),
+        ),
+    }
+}
+
 fn device(src: &SourceEvidence<'_>, d: &Value) -> Result<ProtectedSystem, String> {
     let id = match d.get("AccountId") {
         Some(Value::Number(n)) => n.to_string(),
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         _ => return Err("a device without `AccountId`".into()),
     };
-    let name = column(d, "I18")
-        .or_else(|| column(d, "I1"))
-        .ok_or("a device with neither computer name (I18) nor device name (I1)")?;
-    let mut b = ProtectedSystem::new(src.name, &id, PRODUCT, name, ProtectedKind::Machine);
-    b.jobs =
-        vec![column(d, "I1")
-            .map_or_else(|| "Cove device".to_owned(), |n| format!("Cove device {n}"))];
+    let (kind, kind_note) = account_kind(column(d, "I59"));
+    // A Microsoft 365 account has no computer: its device name names it.
+    let name = match kind {
+        ProtectedKind::Workload => column(d, "I1").or_else(|| column(d, "I18")),
+        _ => column(d, "I18").or_else(|| column(d, "I1")),
+    }
+    .ok_or("a device with neither computer name (I18) nor device name (I1)")?;
+    let mut b = ProtectedSystem::new(src.name, &id, PRODUCT, name, kind);
+    let what = if kind == ProtectedKind::Workload {
+        "Cove Microsoft 365 backup"
+    } else {
+        "Cove device"
+    };
+    b.jobs = vec![column(d, "I1").map_or_else(|| what.to_owned(), |n| format!("{what} {n}"))];
+    b.notes.extend(kind_note);
     b.last_success = epoch(d, "D9F09");
     b.last_run = epoch(d, "D9F15");
     b.last_result = result(column(d, "D9F00"));
@@ -121,4 +152,20 @@ pub(super) fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
         FactKind::Backups,
         src.provenance(dataset::DEVICE_STATISTICS, &problems),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_types_are_read_as_documented_and_nothing_else_is_a_machine() {
+        assert_eq!(account_kind(Some("1")).0, ProtectedKind::Machine);
+        assert_eq!(account_kind(Some("2")).0, ProtectedKind::Workload);
+        for odd in [None, Some("0"), Some("3"), Some("M365")] {
+            let (kind, note) = account_kind(odd);
+            assert_eq!(kind, ProtectedKind::Unknown, "{odd:?}");
+            assert!(note.is_some_and(|n| n.contains("not taken for a machine")));
+        }
+    }
 }

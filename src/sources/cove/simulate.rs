@@ -3,6 +3,11 @@
 //! `EnumerateAccountStatistics` (checking the visa, filtering by
 //! `PartnerId`, paging by `StartRecordNumber` / `RecordsCount`, returning
 //! only the asked columns). Every answer renews the visa.
+//!
+//! Devices carry the account type column `I59` as the API gives it (`"1"`
+//! Backup Manager, `"2"` Microsoft 365); [`CoveTenant::account`] builds one.
+//! A device built without it answers without the column, as an account whose
+//! type the API does not report would.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -28,9 +33,28 @@ pub struct CoveTenant {
     pub username: String,
     /// Accepted password.
     pub password: String,
-    /// Devices as `{AccountId, PartnerId, Settings: [{code: value}]}`.
+    /// Devices as `{AccountId, PartnerId, Settings: [{code: value}]}`, with
+    /// the account type in column `I59`.
     pub devices: Vec<Value>,
     visas: Arc<Mutex<BTreeSet<String>>>,
+}
+
+impl CoveTenant {
+    /// A device record of customer partner `partner`: account type `I59`
+    /// (`None` leaves the column out) and the other columns, each as
+    /// `{code: value}` in `Settings`, values as strings as the API gives them.
+    pub fn account(
+        id: u64,
+        partner: u64,
+        account_type: Option<&str>,
+        columns: &[(&str, String)],
+    ) -> Value {
+        let mut settings: Vec<Value> = columns.iter().map(|(c, v)| json!({ *c: v })).collect();
+        if let Some(t) = account_type {
+            settings.push(json!({"I59": t}));
+        }
+        json!({"AccountId": id, "PartnerId": partner, "Settings": settings})
+    }
 }
 
 pub(crate) fn routes(router: SimRouter) -> SimRouter {

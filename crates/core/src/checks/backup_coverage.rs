@@ -9,7 +9,15 @@
 //! listed apart: an unprotected machine when some backup source was partial,
 //! failed or listed no protected system at all (it might be that source's);
 //! a machine whose host name a backup record carries but could not be linked
-//! (ambiguous or clashing serials); a critical device no source inventories.
+//! (ambiguous or clashing serials, or a record whose source does not say it
+//! is a machine); a critical device no source inventories.
+//!
+//! Only machines count. A workload (a Microsoft 365 tenant, a share, a
+//! database) is no device: it neither protects a server nor, by sharing its
+//! name, makes an unprotected one unproven; its own backup results are judged
+//! by `backup_recency`, `backup_321` and `restore_tested`. A record of
+//! unknown kind never protects a device (that would count a backup nobody
+//! can show is of that machine); a server of its host name is unproven.
 //!
 //! **Why it matters.** "Everyone thought someone else did the backups": a
 //! server added after the backup jobs were set up is the one lost to
@@ -29,7 +37,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::backups::source_gaps;
 use super::{inventory_subject, Check, CheckInput, Outcome};
-use crate::facts::{normalise_hostname, DeviceClass, FactKind};
+use crate::facts::{normalise_hostname, DeviceClass, FactKind, ProtectedKind};
 
 pub(super) const CHECK: Check = Check {
     id: "backup_coverage",
@@ -58,9 +66,14 @@ fn run(input: &CheckInput<'_>) -> Outcome {
         .iter()
         .filter_map(|b| b.inventory_id.as_deref())
         .collect();
-    // Backup records that carry a host name but were not linked.
+    // Backup records that may be machines, carry a host name, and were not
+    // linked. Workloads are not devices: they are left out.
     let mut unlinked: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for b in facts.backups.iter().filter(|b| b.inventory_id.is_none()) {
+    for b in facts
+        .backups
+        .iter()
+        .filter(|b| b.inventory_id.is_none() && b.kind != ProtectedKind::Workload)
+    {
         if let Some(h) = normalise_hostname(b.hostname.as_deref().unwrap_or(&b.name)) {
             unlinked.entry(h).or_default().push(format!(
                 "{} ({})",
@@ -235,6 +248,48 @@ mod tests {
             assert_eq!(out.verdict, verdict, "{name}: {out:?}");
             assert_eq!(ids(&out), failing, "{name}");
         }
+    }
+
+    /// A Cove-style system of `kind` named `name`, backed up an hour ago.
+    fn of_kind(name: &str, kind: ProtectedKind) -> ProtectedSystem {
+        let mut b = system(name, Some(0), BackupResult::Success);
+        b.kind = kind;
+        b
+    }
+
+    #[test]
+    fn only_machines_protect_devices() {
+        // A Microsoft 365 account named like the server neither protects it
+        // nor makes it unproven: the server is unprotected.
+        let out = judge(
+            vec![server("ninja", "1", "FS01")],
+            vec![of_kind("FS01", ProtectedKind::Workload)],
+            &[],
+        );
+        assert_eq!(out.verdict, Verdict::Fail, "{out:?}");
+        assert_eq!(ids(&out), ["device:serial:SN-FS01"]);
+
+        // A record whose kind is not known never counts as the server's
+        // backup; the server is unproven, not passed and not failed.
+        let out = judge(
+            vec![server("ninja", "1", "FS01")],
+            vec![of_kind("FS01", ProtectedKind::Unknown)],
+            &[],
+        );
+        assert_eq!(out.verdict, Verdict::Inconclusive, "{out:?}");
+        assert!(ids(&out).is_empty());
+        assert!(out.unproven[0].detail.contains("could not be linked"));
+
+        // A machine beside a Microsoft 365 account: the machine protects.
+        let out = judge(
+            vec![server("ninja", "1", "FS01")],
+            vec![
+                system("FS01", Some(1), BackupResult::Success),
+                of_kind("Contoso M365", ProtectedKind::Workload),
+            ],
+            &[],
+        );
+        assert_eq!(out.verdict, Verdict::Pass, "{out:?}");
     }
 
     #[test]

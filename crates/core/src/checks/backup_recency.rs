@@ -2,7 +2,9 @@
 //!
 //! **What it tests.** Every machine or workload a backup product protects
 //! (one subject per product record, so one product's failure is never hidden
-//! by another product's success) has a successful backup (a usable restore
+//! by another product's success; a Microsoft 365 tenant's backup is judged
+//! here as a workload, apart from the device population of
+//! `backup_coverage`) has a successful backup (a usable restore
 //! point) no older than `backup_max_age_hours`, its newest run did not fail
 //! after that success, and its backups are not paused. A system with no
 //! successful backup at all fails. Unproven, listed apart: a system whose
@@ -135,6 +137,12 @@ mod tests {
             b.paused = Some(true);
             b
         };
+        let m365_failed = {
+            let mut b = system("M365", Some(3), BackupResult::Failed);
+            b.kind = crate::facts::ProtectedKind::Workload;
+            b.last_run = Some(days_ago(1));
+            b
+        };
         let future = {
             let mut b = system("FS03", Some(1), BackupResult::Success);
             b.last_success = Some(as_of() + chrono::Duration::days(3));
@@ -178,6 +186,12 @@ mod tests {
                 &["veeam:FS01"],
             ),
             ("paused", vec![paused], Verdict::Fail, &["veeam:FS02"]),
+            (
+                "a failing workload (Microsoft 365) fails beside a healthy machine",
+                vec![system("A", Some(1), BackupResult::Success), m365_failed],
+                Verdict::Fail,
+                &["veeam:M365"],
+            ),
             (
                 "future time is unproven",
                 vec![future],

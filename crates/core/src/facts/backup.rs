@@ -26,7 +26,11 @@
 //!    never guessed.
 //!
 //! Workloads (a Microsoft 365 organisation, a database, a file share) are not
-//! machines and are never linked; they are still judged by the backup checks.
+//! machines and are never linked; they are still judged by the backup checks
+//! that judge backup results. A system whose source does not say what it is,
+//! or says something outside its documented values
+//! ([`ProtectedKind::Unknown`]), is never linked either: it proves no device
+//! backed up, and its `link` says why.
 
 use foldhash::{HashMap, HashMapExt as _};
 
@@ -45,6 +49,10 @@ pub enum ProtectedKind {
     Machine,
     /// Something that is not a machine (a SaaS tenant, a database, a share).
     Workload,
+    /// The source does not say whether it is a machine, or says something
+    /// outside its documented values (noted on the system): never linked to
+    /// the device inventory, so it never proves a device backed up.
+    Unknown,
 }
 
 /// The result of a backup job run, normalised across products.
@@ -257,7 +265,7 @@ pub fn link_backups(
         b.inventory_id = None;
         b.link = None;
     }
-    if !backups.iter().any(|b| b.kind == ProtectedKind::Machine) {
+    if !backups.iter().any(|b| b.kind != ProtectedKind::Workload) {
         return;
     }
     let by_id: HashMap<&str, &Device> = devices.iter().map(|d| (d.id.as_str(), d)).collect();
@@ -284,8 +292,15 @@ pub fn link_backups(
         list.dedup();
     }
     for b in backups.iter_mut() {
-        if b.kind != ProtectedKind::Machine {
-            continue;
+        match b.kind {
+            ProtectedKind::Machine => {}
+            ProtectedKind::Workload => continue,
+            ProtectedKind::Unknown => {
+                b.link = Some(
+                    "the source does not say that this is a machine; not linked to a device".into(),
+                );
+                continue;
+            }
         }
         let serial = serial_key(b.serial.as_deref());
         if let Some(items) = serial.as_ref().and_then(|s| by_serial.get(s)) {
@@ -366,6 +381,7 @@ mod tests {
             machine("d", "PC", None),
             machine("e", "NEW", None),
             ProtectedSystem::new("cove", "m365", "Cove", "FS01", ProtectedKind::Workload),
+            ProtectedSystem::new("cove", "odd", "Cove", "FS01", ProtectedKind::Unknown),
         ];
         link_backups(&inventory, &devices, &mut backups);
         let got: Vec<(Option<&str>, Option<&str>)> = backups
@@ -383,5 +399,8 @@ mod tests {
         assert!(got[3].1.unwrap_or_default().contains("matches 2"));
         assert_eq!(got[4].0, None);
         assert_eq!(got[5], (None, None));
+        // A system of unknown kind never links, even by an exact host name.
+        assert_eq!(got[6].0, None);
+        assert!(got[6].1.unwrap_or_default().contains("not linked"));
     }
 }
