@@ -34,7 +34,7 @@ fn resource(id: &str, name: &str) -> Value {
 fn task(n: u64, resource: &str, code: Option<&str>, hours_ago: i64) -> Value {
     let mut t = json!({
         "id": n, "uuid": format!("00000000-0000-0000-0000-{n:012}"), "type": "backup",
-        "state": "completed", "resource": {"id": resource, "type": "machine"},
+        "state": "completed", "resource": {"id": resource, "type": "resource.machine"},
         "policy": {"id": "plan-daily", "type": "policy.backup.machine"},
         "enqueuedAt": at(hours_ago + 1), "startedAt": at(hours_ago + 1), "completedAt": at(hours_ago),
     });
@@ -62,10 +62,14 @@ fn acronis() -> AcronisTenant {
     running["state"] = json!("started");
     running.as_object_mut().map(|o| o.remove("completedAt"));
     running["startedAt"] = json!(at(0));
+    // A task of another policy (not a backup run), whatever its own type.
     let mut other = task(11, "r-sql01", Some("ok"), 0);
-    other["type"] = json!("recovery");
+    other["policy"] = json!({"id": "plan-va", "type": "policy.security.vulnerability_assessment"});
+    // A backup run whose task type is Acronis's own, not `backup`.
+    let mut fs_ok = task(1, "r-fs01", Some("ok"), 3);
+    fs_ok["type"] = json!("A59E8BF2-39C3-42C4-B667-CB672381A214");
     t.tasks = vec![
-        task(1, "r-fs01", Some("ok"), 3),
+        fs_ok,
         task(2, "r-sql01", Some("ok"), 30),
         task(3, "r-sql01", Some("error"), 5),
         task(4, "r-hostile", Some("ok"), 300),
@@ -222,6 +226,8 @@ fn acronis_pages_resources_and_tasks_through_faults_and_judges_them() {
     assert!(!failing.contains(&"FS01"));
     let unproven: Vec<&str> = recency.unproven.iter().map(|s| s.name.as_str()).collect();
     assert!(unproven.contains(&"FUTURE01"), "{unproven:?}");
+    // An undocumented result code leaves the machine unproven, never passed.
+    assert!(unproven.contains(&"APP01"), "{unproven:?}");
     assert!(!failing.contains(&"FUTURE01") && !failing.contains(&"APP01"));
     // Nothing says where copies are or whether recoveries were tested.
     assert_ne!(verdict(&out, "backup_321"), Verdict::Pass);
@@ -388,7 +394,10 @@ fn a_user_spec_maps_copies_and_tests_and_keeps_unknown_values_raw() {
     b["copy"] = json!({"where": "tape-vault", "latest": at(2), "locked": false});
     let mut m365 = resource("m-365", "Contoso mailboxes");
     m365["type"] = json!("resource.m365");
-    t.resources = vec![a, b, m365];
+    let mut odd_kind = resource("m-odd", "NAS-A");
+    odd_kind["id"] = json!("m-odd");
+    odd_kind["type"] = json!("resource.exotic");
+    t.resources = vec![a, b, m365, odd_kind];
     let mut boot = task(3, "m-a", Some("ok"), 20);
     boot["type"] = json!("bootcheck");
     let mut odd = task(4, "m-a", Some("maybe"), 10);
@@ -448,6 +457,17 @@ client_secret_file = "acronis.secret"
     let m365 = by("Contoso mailboxes");
     assert_eq!(m365.kind, auditpack::facts::ProtectedKind::Workload);
     assert_eq!(m365.copies.as_deref(), Some(&[][..]));
+    // A type the spec's map does not place is not taken for a machine.
+    let odd_kind = f
+        .backups
+        .iter()
+        .find(|b| b.id == "other:m-odd")
+        .expect("m-odd");
+    assert_eq!(odd_kind.kind, auditpack::facts::ProtectedKind::Unknown);
+    assert!(odd_kind
+        .notes
+        .iter()
+        .any(|n| n.contains("not taken for a machine")));
     assert_eq!(verdict(&out, "backup_recency"), Verdict::Fail);
 }
 

@@ -117,11 +117,25 @@ pub(super) fn normalise(src: &SourceEvidence<'_>, facts: &mut Facts) {
             }
             let name =
                 text(Some(&map.name), r, path, &mut problems).unwrap_or_else(|| "(unnamed)".into());
-            let kind = match text(map.kind.as_ref(), r, path, &mut problems).as_deref() {
-                Some("workload") => ProtectedKind::Workload,
-                _ => ProtectedKind::Machine,
+            // Without a `kind` mapping every system is a machine; with one, a
+            // record it does not place (no value, or one outside the map
+            // without a default) is of unknown kind: never taken for a
+            // machine, so it proves no device backed up.
+            let (kind, kind_note) = match &map.kind {
+                None => (ProtectedKind::Machine, None),
+                Some(f) => match text(Some(f), r, path, &mut problems).as_deref() {
+                    Some("machine") => (ProtectedKind::Machine, None),
+                    Some("workload") => (ProtectedKind::Workload, None),
+                    _ => (
+                        ProtectedKind::Unknown,
+                        Some(
+                            "the spec's `kind` does not place this record: not taken for a machine",
+                        ),
+                    ),
+                },
             };
             let mut b = ProtectedSystem::new(src.name, &id, &spec.name, &name, kind);
+            b.notes.extend(kind_note.map(str::to_owned));
             b.hostname = text(map.hostname.as_ref(), r, path, &mut problems);
             b.serial = text(map.serial.as_ref(), r, path, &mut problems);
             b.os = text(map.os.as_ref(), r, path, &mut problems);
