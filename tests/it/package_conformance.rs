@@ -66,21 +66,16 @@
 //! - the tag files of the bags made on Windows (CRLF line ends, bagit.txt without a final one) -> accepted
 //! - basic-bag, v1.0/valid/basicBag: plain unsigned bags without SHA-256 manifests, refused by the profile as any such bag; the fresh package is the profile's basic bag
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use auditpack::package::{verify, write_zip, zip_path, Algorithm, Signer, VerifyOptions};
+use auditpack::package::Algorithm;
 use sha2::Digest;
 
 const IDENTITY: &str = "conformance@auditpack.example";
 
 /// A small signed package and how to verify it.
-struct Package {
-    _dir: tempfile::TempDir,
-    bag: PathBuf,
-    signer: Signer,
-    options: VerifyOptions,
-}
+type Package = crate::common::SignedPackage;
 
 /// A fresh package of the run files `extra` besides the usual ones, with a
 /// manifest and a signed tag manifest for SHA-256 and each of `algorithms`.
@@ -92,13 +87,7 @@ fn package_of(algorithms: &[Algorithm], extra: &[(&str, &[u8])]) -> Package {
         ("custody.jsonl", b""),
     ];
     let files: Vec<(&str, &[u8])> = usual.iter().chain(extra).copied().collect();
-    let p = crate::common::signed_package(&files, algorithms, "Conformance", IDENTITY);
-    Package {
-        _dir: p.dir,
-        bag: p.bag,
-        signer: p.signer,
-        options: p.options,
-    }
+    crate::common::signed_package(&files, algorithms, "Conformance", IDENTITY)
 }
 
 fn package() -> Package {
@@ -106,43 +95,12 @@ fn package() -> Package {
 }
 
 impl Package {
-    fn folder_problems(&self) -> Vec<String> {
-        verify(&self.bag, &self.options)
-            .expect("verify runs")
-            .problems
-    }
-
-    fn zip_problems(&self) -> Vec<String> {
-        let zip = zip_path(&self.bag);
-        let _ = std::fs::remove_file(&zip);
-        write_zip(&self.bag).expect("zip");
-        verify(&zip, &self.options).expect("verify runs").problems
-    }
-
-    /// Problems as a folder, then as a zip.
-    fn both(&self) -> [Vec<String>; 2] {
-        [self.folder_problems(), self.zip_problems()]
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.bag.join(rel)
-    }
-
     fn read(&self, rel: &str) -> Vec<u8> {
         std::fs::read(self.path(rel)).expect("read")
     }
 
     fn text(&self, rel: &str) -> String {
         String::from_utf8(self.read(rel)).expect("UTF-8")
-    }
-
-    /// Write `rel` anew (a payload file is a read-only link: replaced, not
-    /// written through).
-    fn write(&self, rel: &str, bytes: impl AsRef<[u8]>) {
-        let path = self.path(rel);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        let _ = std::fs::remove_file(&path);
-        std::fs::write(path, bytes).expect("write");
     }
 
     fn remove(&self, rel: &str) {

@@ -5,12 +5,11 @@
 //! stock-tool commands of the READMEs catch what `auditpack verify` catches.
 
 use std::io::{Read as _, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use auditpack::package::{
-    generate_key, verify, verify_zip_bytes, write_zip, zip_path, Algorithm, Signer, VerifyOptions,
-    NAMESPACE, SIGNATURE_FILE,
+    generate_key, verify_zip_bytes, write_zip, zip_path, Algorithm, NAMESPACE, SIGNATURE_FILE,
 };
 use sha2::Digest;
 use zip::write::SimpleFileOptions;
@@ -18,13 +17,7 @@ use zip::write::SimpleFileOptions;
 const IDENTITY: &str = "cover@auditpack.example";
 
 /// A small signed package, the key that signed it, and how to verify it.
-struct Package {
-    dir: tempfile::TempDir,
-    bag: PathBuf,
-    signer: Signer,
-    options: VerifyOptions,
-    signers: String,
-}
+type Package = crate::common::SignedPackage;
 
 fn package(algorithms: &[Algorithm]) -> Package {
     let files: [(&str, &[u8]); 6] = [
@@ -36,46 +29,10 @@ fn package(algorithms: &[Algorithm]) -> Package {
         ("run.json", b"{}"),
         ("custody.jsonl", b""),
     ];
-    let p = crate::common::signed_package(&files, algorithms, "Cover", IDENTITY);
-    Package {
-        dir: p.dir,
-        bag: p.bag,
-        signer: p.signer,
-        options: p.options,
-        signers: p.signers,
-    }
+    crate::common::signed_package(&files, algorithms, "Cover", IDENTITY)
 }
 
 impl Package {
-    fn folder_problems(&self) -> Vec<String> {
-        verify(&self.bag, &self.options)
-            .expect("verify runs")
-            .problems
-    }
-
-    /// The bag as it is now, zipped, and verified in place.
-    fn zip_problems(&self) -> Vec<String> {
-        let zip = zip_path(&self.bag);
-        let _ = std::fs::remove_file(&zip);
-        write_zip(&self.bag).expect("zip");
-        verify(&zip, &self.options).expect("verify runs").problems
-    }
-
-    /// Problems as a folder, then as a zip.
-    fn both(&self) -> [Vec<String>; 2] {
-        [self.folder_problems(), self.zip_problems()]
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.bag.join(rel)
-    }
-
-    fn write(&self, rel: &str, bytes: impl AsRef<[u8]>) {
-        let path = self.path(rel);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        std::fs::write(path, bytes).expect("write");
-    }
-
     /// What the signer alone can do: list `rel` in tagmanifest-sha256.txt
     /// and sign it again.
     fn list_and_sign(&self, rel: &str) {

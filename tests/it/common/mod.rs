@@ -250,6 +250,44 @@ pub struct SignedPackage {
     pub signers: String,
 }
 
+impl SignedPackage {
+    /// The problems verification finds in the bag folder as it is now.
+    pub fn folder_problems(&self) -> Vec<String> {
+        auditpack::package::verify(&self.bag, &self.options)
+            .expect("verify runs")
+            .problems
+    }
+
+    /// The bag as it is now, zipped, and verified in place.
+    pub fn zip_problems(&self) -> Vec<String> {
+        let zip = auditpack::package::zip_path(&self.bag);
+        let _ = std::fs::remove_file(&zip);
+        auditpack::package::write_zip(&self.bag).expect("zip");
+        auditpack::package::verify(&zip, &self.options)
+            .expect("verify runs")
+            .problems
+    }
+
+    /// Problems as a folder, then as a zip.
+    pub fn both(&self) -> [Vec<String>; 2] {
+        [self.folder_problems(), self.zip_problems()]
+    }
+
+    /// `rel` inside the bag.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.bag.join(rel)
+    }
+
+    /// Write `rel` anew (a payload file is a read-only link: replaced, not
+    /// written through).
+    pub fn write(&self, rel: &str, bytes: impl AsRef<[u8]>) {
+        let path = self.path(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        let _ = std::fs::remove_file(&path);
+        std::fs::write(path, bytes).expect("write");
+    }
+}
+
 /// Package a run folder holding `files` (relative path, bytes), signed,
 /// with a manifest and a tag manifest for each of `algorithms` (SHA-256
 /// always), as organisation `organisation`.
