@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! {
-//! "format": 2,
+//! "format": 3,
 //! "controls": [
 //! {"framework": …, "control_id": …, "status": …, "owner": …, "checks": [
 //!     {"check": …, "outcome": …, "failing_count": …, "result": "mfa_registered", …}], …},
@@ -11,9 +11,9 @@
 //! ],
 //! "checks": {
 //! "mfa_registered": {"check": …, "evaluated": …, "evidence": [{"source", "dataset",
-//!     "folder", "files", "list_sha256"}, …],
+//!     "folder", "files", "list_sha256"}, …], "subject_fields": ["id", "name", "detail"],
 //! "failing": [
-//! {"id": …, "name": …, "detail": …},
+//! [id, name, detail],
 //! …
 //! ],
 //! "unproven": [
@@ -31,9 +31,14 @@
 //! older than the control's time-to-live). Each subject is written once per
 //! check run, however many controls the check maps to; the evidence files of
 //! a set are listed in `custody.jsonl`, under the same source and dataset.
+//! A subject is one row, its values in the order `subject_fields` names: a
+//! table, which keeps one subject to a line without repeating its keys on
+//! every one of a hundred thousand lines.
 //!
-//! Reading also accepts the older layout (a bare array of controls whose
-//! checks carry `failing`, `unproven` and `evidence` file lists inline).
+//! Reading also accepts the two older layouts: format 2 (subjects as
+//! `{"id", "name", "detail"}` objects) and the first, a bare array of
+//! controls whose checks carry `failing`, `unproven` and `evidence` file
+//! lists inline.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufWriter, Write};
@@ -50,7 +55,13 @@ use crate::evaluate::{CheckResult, ControlResult, EvidenceSet, Status};
 use crate::evidence::AtomicFile;
 
 /// The layout version written in `format`.
-pub const FORMAT: u32 = 2;
+pub const FORMAT: u32 = 3;
+
+/// The last layout with subjects as objects, still read.
+const FORMAT_SUBJECT_OBJECTS: u32 = 2;
+
+/// The values of a subject row, in order.
+const SUBJECT_FIELDS: [&str; 3] = ["id", "name", "detail"];
 
 /// One control as written (subjects and evidence by reference).
 #[derive(Serialize)]
@@ -91,6 +102,7 @@ struct FoundHead<'a> {
     check: &'a str,
     evaluated: usize,
     evidence: &'a [EvidenceSet],
+    subject_fields: [&'static str; 3],
 }
 
 /// What one key of the `checks` section holds while writing.
@@ -235,6 +247,7 @@ pub fn encode(results: &[ControlResult], out: &mut impl Write) -> std::io::Resul
             check: found.check,
             evaluated: found.evaluated,
             evidence: found.evidence,
+            subject_fields: SUBJECT_FIELDS,
         })?;
         // The head without its closing brace; the lists follow.
         out.write_all(head.strip_suffix(b"}").unwrap_or(&head))?;
@@ -242,7 +255,7 @@ pub fn encode(results: &[ControlResult], out: &mut impl Write) -> std::io::Resul
             write!(out, ",\n\"{name}\": [")?;
             for (j, s) in list.map_or(&[][..], |l| l.as_slice()).iter().enumerate() {
                 out.write_all(if j > 0 { b",\n" } else { b"\n" })?;
-                serde_json::to_writer(&mut *out, s)?;
+                serde_json::to_writer(&mut *out, &(&s.id, &s.name, &s.detail))?;
             }
             out.write_all(b"\n]")?;
         }
@@ -334,8 +347,68 @@ struct FoundIn {
     check: String,
     evaluated: usize,
     evidence: Vec<EvidenceSet>,
+    #[serde(default)]
+    subject_fields: Option<Vec<String>>,
+    #[serde(deserialize_with = "subject_list")]
     failing: Vec<Subject>,
+    #[serde(deserialize_with = "subject_list")]
     unproven: Vec<Subject>,
+}
+
+/// A list of subjects, each a row (`[id, name, detail]`) or, as format 2
+/// wrote them, an object.
+fn subject_list<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Vec<Subject>, D::Error> {
+    struct Row(Subject);
+
+    impl<'de> Deserialize<'de> for Row {
+        fn deserialize<D: serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> std::result::Result<Self, D::Error> {
+            struct Visit;
+
+            impl<'de> serde::de::Visitor<'de> for Visit {
+                type Value = Subject;
+
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a subject: [id, name, detail] or {\"id\", \"name\", \"detail\"}")
+                }
+
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                    self,
+                    mut seq: A,
+                ) -> std::result::Result<Subject, A::Error> {
+                    use serde::de::Error as _;
+                    let mut next = |n: usize| {
+                        seq.next_element::<String>()?
+                            .ok_or_else(|| A::Error::invalid_length(n, &self))
+                    };
+                    let subject = Subject {
+                        id: next(0)?,
+                        name: next(1)?,
+                        detail: next(2)?,
+                    };
+                    if seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                        return Err(A::Error::invalid_length(4, &self));
+                    }
+                    Ok(subject)
+                }
+
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    map: A,
+                ) -> std::result::Result<Subject, A::Error> {
+                    Subject::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                }
+            }
+
+            deserializer.deserialize_any(Visit).map(Row)
+        }
+    }
+
+    let rows = Vec::<Row>::deserialize(deserializer)?;
+    Ok(rows.into_iter().map(|Row(s)| s).collect())
 }
 
 #[derive(Deserialize)]
@@ -368,9 +441,9 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Vec<ControlResult>, String> {
         return controls.into_iter().map(legacy).collect();
     }
     let doc: DocumentIn = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    if doc.format != FORMAT {
+    if doc.format != FORMAT && doc.format != FORMAT_SUBJECT_OBJECTS {
         return Err(format!(
-            "format {} is not one this version reads ({FORMAT})",
+            "format {} is not one this version reads ({FORMAT_SUBJECT_OBJECTS} or {FORMAT})",
             doc.format
         ));
     }
@@ -378,7 +451,13 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Vec<ControlResult>, String> {
         .checks
         .into_iter()
         .map(|(k, f)| {
-            (
+            let fields = f.subject_fields.as_deref().unwrap_or_default();
+            if doc.format == FORMAT && fields != SUBJECT_FIELDS {
+                return Err(format!(
+                    "checks.{k}: subject_fields is {fields:?}, where this version reads {SUBJECT_FIELDS:?}"
+                ));
+            }
+            Ok((
                 k,
                 FoundArc {
                     check: f.check,
@@ -387,9 +466,9 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Vec<ControlResult>, String> {
                     unproven: Arc::new(f.unproven),
                     evidence: Arc::new(f.evidence),
                 },
-            )
+            ))
         })
-        .collect();
+        .collect::<std::result::Result<_, String>>()?;
     doc.controls
         .into_iter()
         .map(|mut r| {
@@ -660,6 +739,55 @@ mod tests {
         assert_eq!(c.evidence.len(), 1);
         assert_eq!(c.evidence[0].files, 2);
         assert_eq!(c.evidence[0].folder, "evidence/m365/users");
+    }
+
+    #[test]
+    fn subjects_are_rows_under_their_field_names() {
+        let bytes = to_bytes(&[control("a", &subjects(2), 2)]).expect("encodes");
+        let text = String::from_utf8(bytes).expect("utf-8");
+        assert!(
+            text.contains("\"subject_fields\":[\"id\",\"name\",\"detail\"]")
+                && text.contains("\n[\"m365:user-1\",\"User 1\",\"no MFA method registered\"]\n"),
+            "{text}"
+        );
+        let doc: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(doc["format"], super::FORMAT);
+    }
+
+    #[test]
+    fn format_2_with_subject_objects_is_read() {
+        let text = String::from_utf8(to_bytes(&[control("a", &subjects(2), 2)]).expect("encodes"))
+            .expect("utf-8");
+        let format_2 = text
+            .replace("\"format\": 3", "\"format\": 2")
+            .replace(",\"subject_fields\":[\"id\",\"name\",\"detail\"]", "")
+            .replace(
+                "[\"m365:user-0\",\"User 0\",\"no MFA method registered\"]",
+                "{\"id\":\"m365:user-0\",\"name\":\"User 0\",\"detail\":\"no MFA method registered\"}",
+            );
+        assert!(format_2.contains("{\"id\":\"m365:user-0\""), "{format_2}");
+        let back = decode(format_2.as_bytes()).expect("decodes");
+        assert_eq!(back, decode(text.as_bytes()).expect("decodes"));
+    }
+
+    #[test]
+    fn rows_that_do_not_match_the_field_names_are_errors() {
+        let text = String::from_utf8(to_bytes(&[control("a", &subjects(2), 2)]).expect("encodes"))
+            .expect("utf-8");
+        let renamed = text.replace(
+            "[\"id\",\"name\",\"detail\"]",
+            "[\"name\",\"id\",\"detail\"]",
+        );
+        let e = decode(renamed.as_bytes()).expect_err("reordered fields");
+        assert!(
+            e.contains("checks.mfa_registered") && e.contains("subject_fields"),
+            "{e}"
+        );
+        let short = text.replace(",\"User 1\",\"no MFA method registered\"]", ",\"User 1\"]");
+        assert!(decode(short.as_bytes()).is_err(), "a row of two values");
+        let long = text.replace("\"User 1\",\"no MFA", "\"User 1\",\"x\",\"no MFA");
+        assert!(decode(long.as_bytes()).is_err(), "a row of four values");
+        assert!(decode(text.replace("\"format\": 3", "\"format\": 4").as_bytes()).is_err());
     }
 
     #[test]

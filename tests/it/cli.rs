@@ -149,7 +149,7 @@ fn controls_json_follows_the_contract() {
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("results/controls.json")).expect("read"))
             .expect("json");
-    assert_eq!(json["format"], 2);
+    assert_eq!(json["format"], 3);
     let entries = json["controls"]
         .as_array()
         .expect("an array of control entries");
@@ -204,14 +204,23 @@ fn controls_json_follows_the_contract() {
     // Every entry of the section is some control's result.
     let keys: std::collections::BTreeSet<String> = section.keys().cloned().collect();
     assert_eq!(keys, referenced);
+    // A subject is a row whose values the entry's `subject_fields` name.
+    for (key, found) in section {
+        assert_eq!(
+            found["subject_fields"],
+            serde_json::json!(["id", "name", "detail"]),
+            "{key}"
+        );
+    }
     let failing = section
         .values()
         .flat_map(|c| c["failing"].as_array().into_iter().flatten())
-        .find(|s| s["name"].as_str().is_some_and(|n| n.contains("Jenny Lee")))
+        .find(|s| s[1].as_str().is_some_and(|n| n.contains("Jenny Lee")))
         .expect("Jenny Lee fails the MFA check");
-    assert!(failing["id"]
+    assert!(failing[0]
         .as_str()
         .is_some_and(|id| id.starts_with("m365:")));
+    assert!(failing[2].as_str().is_some_and(|d| !d.is_empty()));
     // Every evidence set names a folder of the run whose files the custody
     // log lists: as many as the set counts, with the same list digest.
     let custody = auditpack::evidence::read_custody(&run.join("custody.jsonl")).expect("custody");
