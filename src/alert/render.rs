@@ -85,13 +85,16 @@ pub fn generic(id: &str, message: &Message) -> Vec<u8> {
 
 /// Slack allows this many blocks in a message.
 const SLACK_BLOCKS: usize = 50;
-/// Slack's limit on a section's text.
+/// Slack's limit on a section's text, kept for each rich text run too.
 const SLACK_SECTION: usize = 3000;
 /// Slack's limit on a header's text.
 const SLACK_HEADER: usize = 150;
 
-/// The Slack incoming-webhook body: `text` (the notification fallback) and
-/// blocks, a header then one mrkdwn section per item.
+/// The Slack incoming-webhook body: `text` (the notification fallback, not
+/// parsed as mrkdwn) and blocks, a header then one `rich_text` block per
+/// item. Names from a tenant go in rich text runs, which Slack shows as they
+/// are: in a mrkdwn section, a device named `*urgent*` or `~x~` would turn
+/// bold or struck through, and escaping covers only `&`, `<` and `>`.
 pub fn slack(message: &Message) -> Vec<u8> {
     let headline = message.headline();
     let mut blocks = vec![json!({
@@ -100,26 +103,30 @@ pub fn slack(message: &Message) -> Vec<u8> {
     })];
     let room = SLACK_BLOCKS - 2; // the header and a possible "more" line
     for item in message.items.iter().take(room) {
-        let mut text = format!("*{}*: {}", item.kind.label(), slack_escape(&item.title));
+        let mut runs = vec![
+            json!({"type": "text", "text": item.kind.label(), "style": {"bold": true}}),
+            json!({"type": "text", "text": cut(&format!(": {}", item.title), SLACK_SECTION)}),
+        ];
         if let Some(owner) = item.owner {
-            text.push_str(&format!(" _(owner: {owner})_"));
+            runs.push(json!({"type": "text", "text": format!(" (owner: {owner})"), "style": {"italic": true}}));
         }
         if !item.detail.is_empty() {
-            text.push('\n');
-            text.push_str(&slack_escape(&item.detail));
+            runs.push(
+                json!({"type": "text", "text": cut(&format!("\n{}", item.detail), SLACK_SECTION)}),
+            );
         }
         blocks.push(json!({
-            "type": "section",
-            "text": {"type": "mrkdwn", "text": cut(&text, SLACK_SECTION)},
+            "type": "rich_text",
+            "elements": [{"type": "rich_text_section", "elements": runs}],
         }));
     }
     if message.items.len() > room {
         blocks.push(json!({
             "type": "context",
-            "elements": [{"type": "mrkdwn", "text": format!("and {} more; see the run's alert record", message.items.len() - room)}],
+            "elements": [{"type": "plain_text", "text": format!("and {} more; see the run's alert record", message.items.len() - room)}],
         }));
     }
-    let body = json!({"text": slack_escape(&headline), "blocks": blocks});
+    let body = json!({"text": slack_escape(&headline), "mrkdwn": false, "blocks": blocks});
     serde_json::to_vec(&body).unwrap_or_default()
 }
 
@@ -266,15 +273,46 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("&lt;Dental&gt; &amp; Co"));
-        assert_eq!(blocks[1]["text"]["type"], "mrkdwn");
-        assert!(blocks[1]["text"]["text"]
-            .as_str()
-            .unwrap()
-            .contains("&lt;Access&gt;"));
+        assert_eq!(v["mrkdwn"], false);
+        assert_eq!(blocks[1]["type"], "rich_text");
         assert!(blocks[49]["elements"][0]["text"]
             .as_str()
             .unwrap()
             .starts_with("and 32 more"));
+    }
+
+    #[test]
+    fn slack_text_is_never_read_as_mrkdwn() {
+        let mut m = message(1);
+        m.items[0].title = "*urgent* _now_ ~gone~ `x` <https://example.invalid|Sign in>".into();
+        m.items[0].detail = "> quoted & <!channel>".into();
+        let v = as_json(&slack(&m));
+        let blocks = v["blocks"].as_array().unwrap();
+        assert!(blocks
+            .iter()
+            .all(|b| b["type"] != "section" && b.to_string().matches("mrkdwn").count() == 0));
+        let section = &blocks[1]["elements"][0];
+        assert_eq!(section["type"], "rich_text_section");
+        let runs: Vec<&str> = section["elements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                assert_eq!(r["type"], "text");
+                r["text"].as_str().unwrap()
+            })
+            .collect();
+        // Text runs are shown as written: nothing to escape, nothing parsed.
+        assert_eq!(
+            runs,
+            [
+                "Regression",
+                ": *urgent* _now_ ~gone~ `x` <https://example.invalid|Sign in>",
+                " (owner: internal)",
+                "\n> quoted & <!channel>",
+            ]
+        );
+        assert_eq!(section["elements"][0]["style"]["bold"], true);
     }
 
     #[test]
