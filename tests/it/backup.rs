@@ -9,7 +9,7 @@ use crate::common;
 use auditpack::checks::Verdict;
 use auditpack::config::Config;
 use auditpack::evidence::{DatasetStatus, SourceStatus};
-use auditpack::facts::{BackupResult, Facts, RestoreTestKind, TestResult};
+use auditpack::facts::{BackupResult, Facts, ProtectedKind, RestoreTestKind, TestResult};
 use auditpack::pipeline::RunOutcome;
 use auditpack::simulate::{CoveTenant, DattoBcdrTenant, Fault, FaultKind, SimOptions, Tenant};
 use common::{stored_records, Harness};
@@ -652,6 +652,47 @@ fn datto_bcdr_with_listed_serials_reads_only_those_appliances() {
 }
 
 #[test]
+fn datto_bcdr_asset_types_outside_agent_and_share_prove_no_machine() {
+    let mut tenant = bcdr_tenant();
+    let typed = |name: &str, kind: Option<&str>| {
+        let mut a = asset(name, 2, Some(5), "success");
+        if let Some(kind) = kind {
+            a["type"] = json!(kind);
+        }
+        a
+    };
+    tenant.assets.insert(
+        "AA01".into(),
+        vec![
+            typed("AGENT01", Some("agent")),
+            typed("SHARE01", Some("share")),
+            typed("NAS01", Some("nas-volume")),
+            typed("PLAIN01", None),
+        ],
+    );
+    let h = harness(
+        Tenant {
+            datto_bcdr: tenant,
+            ..Tenant::default()
+        },
+        100,
+    );
+    let out = run_with(&h, &format!("{BCDR}serial_numbers = [\"AA01\"]\n"));
+    let f = facts(&out);
+    let of = |name: &str| f.backups.iter().find(|b| b.name == name).expect(name);
+    assert_eq!(of("AGENT01").kind, ProtectedKind::Machine);
+    assert_eq!(of("PLAIN01").kind, ProtectedKind::Machine);
+    assert_eq!(of("SHARE01").kind, ProtectedKind::Workload);
+    let nas = of("NAS01");
+    assert_eq!(nas.kind, ProtectedKind::Unknown);
+    assert!(
+        nas.notes.iter().any(|n| n.contains("\"nas-volume\"")),
+        "{:?}",
+        nas.notes
+    );
+}
+
+#[test]
 fn cove_records_it_cannot_read_make_the_list_partial() {
     let h = harness(
         cove_with(|c| {
@@ -701,7 +742,6 @@ fn cove_microsoft_365_accounts_are_workloads_and_untyped_accounts_prove_no_devic
             .map(|b| b.kind)
             .unwrap_or_else(|| panic!("{name} listed"))
     };
-    use auditpack::facts::ProtectedKind;
     assert_eq!(kind("FS01"), ProtectedKind::Machine);
     // Named by its device name: a Microsoft 365 account has no computer.
     assert_eq!(

@@ -98,7 +98,7 @@ fn asset(
         Some("share") => ProtectedKind::Workload,
         Some(other) => {
             notes.push(format!("asset type {other:?} is not a documented value"));
-            ProtectedKind::Workload
+            ProtectedKind::Unknown
         }
     };
     let mut b = ProtectedSystem::new(src.name, &format!("{serial}/{key}"), PRODUCT, name, kind);
