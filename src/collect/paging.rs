@@ -1,5 +1,5 @@
 //! Paging styles shared by the RMM collectors and the declarative RMM specs:
-//! none, page number, cursor, next URL and after-id. Records are located by a
+//! none, page number, offset, cursor, next URL and after-id. Records are located by a
 //! JSON pointer (RFC 6901; `""` is the whole page).
 //!
 //! Lists end on an empty page (or a missing next link / cursor), never on a
@@ -74,6 +74,15 @@ pub enum Paging {
         /// Number of the first page (0 or 1).
         first: u64,
     },
+    /// `?<param>=<offset>`, counting records from `first` (`$skip`/`$top`,
+    /// `offset`/`limit`): the next offset is this page's plus the records
+    /// it held, so a server that serves fewer than asked loses nothing.
+    Offset {
+        /// Query parameter carrying the offset.
+        param: String,
+        /// Offset of the first page (usually 0).
+        first: u64,
+    },
     /// The next page is `?<param>=<value at cursor pointer>`.
     Cursor {
         /// Query parameter carrying the cursor.
@@ -101,6 +110,41 @@ pub struct GenericPager {
     pub paging: Paging,
     /// Where the record array is on a page.
     pub records: String,
+    /// The first record of the page before, for the styles whose next URL
+    /// does not come from the page (page number, offset).
+    previous_first: Option<Value>,
+}
+
+impl GenericPager {
+    /// A pager of `paging` style, with records at JSON pointer `records`.
+    pub fn new(paging: Paging, records: impl Into<String>) -> Self {
+        GenericPager {
+            paging,
+            records: records.into(),
+            previous_first: None,
+        }
+    }
+}
+
+/// An error when `items` begins as the page before did (`previous`, then
+/// updated): a server that ignores the page or offset parameter serves its
+/// first page again and again, each time under a new URL.
+fn check_progress(previous: &mut Option<Value>, key: &str, items: &[Value]) -> Result<(), String> {
+    let first = items.first().cloned();
+    if first.is_some() && first == *previous {
+        return Err(format!(
+            "a page begins with the same record as the page before: the server does not page by `{key}`"
+        ));
+    }
+    *previous = first;
+    Ok(())
+}
+
+/// The number in query parameter `key` of `url`, else `first`.
+fn counter(url: &str, key: &str, first: u64) -> u64 {
+    param(url, key)
+        .and_then(|p| p.parse::<u64>().ok())
+        .unwrap_or(first)
 }
 
 impl Pager for GenericPager {
@@ -112,10 +156,14 @@ impl Pager for GenericPager {
             match &self.paging {
                 Paging::None => None,
                 Paging::PageNumber { param: key, first } => {
-                    let current = param(url, key)
-                        .and_then(|p| p.parse::<u64>().ok())
-                        .unwrap_or(*first);
-                    Some(with_param(url, key, &(current + 1).to_string())?)
+                    check_progress(&mut self.previous_first, key, items)?;
+                    let next = counter(url, key, *first) + 1;
+                    Some(with_param(url, key, &next.to_string())?)
+                }
+                Paging::Offset { param: key, first } => {
+                    check_progress(&mut self.previous_first, key, items)?;
+                    let next = counter(url, key, *first) + items.len() as u64;
+                    Some(with_param(url, key, &next.to_string())?)
                 }
                 Paging::Cursor {
                     param: key,
@@ -415,10 +463,7 @@ mod tests {
     }
 
     fn pager(paging: Paging, records: &str) -> GenericPager {
-        GenericPager {
-            paging,
-            records: records.into(),
-        }
+        GenericPager::new(paging, records)
     }
 
     #[test]
@@ -443,6 +488,61 @@ mod tests {
             .expect("page");
         assert!(info.next.is_none());
         assert!(p.read("http://h/d", &json!({"x": []})).is_err());
+    }
+
+    #[test]
+    fn offsets_advance_by_the_records_served_until_an_empty_page() {
+        let mut p = pager(
+            Paging::Offset {
+                param: "$skip".into(),
+                first: 0,
+            },
+            "/value",
+        );
+        // Asked for 5, served 3: the next page starts after the third.
+        // (Parameters are written form-encoded, `$` as `%24`.)
+        let info = p
+            .read("http://h/d?$top=5&$skip=0", &json!({"value": [1, 2, 3]}))
+            .expect("page");
+        assert_eq!(info.records, 3);
+        let next = info.next.expect("a next page");
+        assert_eq!(next, "http://h/d?%24top=5&%24skip=3");
+        let info = p.read(&next, &json!({"value": [4, 5]})).expect("page");
+        let next = info.next.expect("a next page");
+        assert_eq!(next, "http://h/d?%24top=5&%24skip=5");
+        let info = p.read(&next, &json!({"value": []})).expect("page");
+        assert!(info.next.is_none());
+        // Without the parameter in the URL, counting starts at `first`.
+        let mut p = pager(
+            Paging::Offset {
+                param: "start".into(),
+                first: 1,
+            },
+            "",
+        );
+        let info = p.read("http://h/d", &json!([1, 2])).expect("page");
+        assert_eq!(info.next.as_deref(), Some("http://h/d?start=3"));
+    }
+
+    #[test]
+    fn a_server_that_ignores_the_page_or_offset_is_an_error_not_a_loop() {
+        for paging in [
+            Paging::Offset {
+                param: "offset".into(),
+                first: 0,
+            },
+            Paging::PageNumber {
+                param: "page".into(),
+                first: 1,
+            },
+        ] {
+            let mut p = pager(paging, "/items");
+            let page = json!({"items": [{"id": 1}, {"id": 2}]});
+            let next = p.read("http://h/d", &page).expect("first page").next;
+            let next = next.expect("a next page");
+            let err = p.read(&next, &page).expect_err("the same page again");
+            assert!(err.contains("same record") && err.contains('`'), "{err}");
+        }
     }
 
     #[test]

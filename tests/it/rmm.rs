@@ -771,3 +771,132 @@ token_file = "bearer.token"
     );
     assert!(f.devices.iter().all(|d| d.last_seen.is_some()));
 }
+
+/// An RMM that pages by offset (`$skip` / `$top`, as OData-style APIs do),
+/// served by a server written here: it never serves more than three records
+/// a page, whatever `$top` asks, and `/ignores-skip` serves its first page
+/// for any `$skip`.
+const OFFSET_SPEC: &str = r#"
+spec_version = 1
+id = "offset-rmm"
+name = "An RMM paged by offset"
+
+[auth]
+style = "api-key"
+header = "X-API-KEY"
+
+[[endpoint]]
+dataset = "devices"
+path = "/api/v1/assets"
+records = "/Result"
+paging = { style = "offset", param = "$skip", size = ["$top", 5] }
+
+[devices]
+dataset = "devices"
+id = "/AgentId"
+name = "/ComputerName"
+last_seen = { pointer = "/LastCheckInTime", format = "rfc3339" }
+"#;
+
+const OFFSET_KEY: &str = "offset-rmm-key";
+
+fn offset_server(h: &Harness, assets: usize) -> String {
+    use axum::extract::Query;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+    use axum::Json;
+
+    let all: Vec<Value> = (0..assets)
+        .map(|i| {
+            json!({
+                "AgentId": format!("agent-{i:03}"),
+                "ComputerName": format!("WS-{i:03}"),
+                "LastCheckInTime": chrono::Utc::now().to_rfc3339(),
+            })
+        })
+        .collect();
+    let all = std::sync::Arc::new(all);
+    let page = move |ignore_skip: bool| {
+        let all = std::sync::Arc::clone(&all);
+        move |headers: HeaderMap, Query(q): Query<BTreeMap<String, String>>| {
+            let all = std::sync::Arc::clone(&all);
+            async move {
+                if headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some(OFFSET_KEY) {
+                    return StatusCode::UNAUTHORIZED.into_response();
+                }
+                let number = |k: &str| q.get(k).and_then(|v| v.parse::<usize>().ok());
+                let (Some(skip), Some(top)) = (number("$skip"), number("$top")) else {
+                    return StatusCode::BAD_REQUEST.into_response();
+                };
+                let skip = if ignore_skip { 0 } else { skip };
+                let served: Vec<Value> = all.iter().skip(skip).take(top.min(3)).cloned().collect();
+                Json(json!({"Result": served, "TotalRecords": all.len()})).into_response()
+            }
+        }
+    };
+    let app = axum::Router::new()
+        .route("/api/v1/assets", axum::routing::get(page(false)))
+        .route(
+            "/ignores-skip/api/v1/assets",
+            axum::routing::get(page(true)),
+        );
+    let listener = h
+        .runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    h.runtime.spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    base
+}
+
+fn run_offset_spec(h: &Harness, base_url: &str) -> RunOutcome {
+    std::fs::write(h.path().join("offset.toml"), OFFSET_SPEC).expect("write spec");
+    std::fs::write(h.path().join("offset.key"), OFFSET_KEY).expect("write key");
+    let text = format!(
+        "[organisation]\nname = \"RMM Test\"\nframeworks = [\"hipaa\"]\nstore = \"store\"\n\n\
+         [sources.offset]\ntype = \"rmm-spec\"\nspec_file = \"offset.toml\"\nbase_url = \"{base_url}\"\n\
+         api_key_file = \"offset.key\"\n"
+    );
+    let path = h.path().join("auditpack.toml");
+    std::fs::write(&path, text).expect("write config");
+    h.run(&Config::load(&path).expect("config loads"))
+}
+
+#[test]
+fn a_user_spec_pages_by_offset_through_a_server_that_serves_fewer_than_asked() {
+    let h = harness(Tenant::default(), 100);
+    let base = offset_server(&h, 11);
+    let outcome = run_offset_spec(&h, &base);
+    let src = &outcome.manifest.sources["offset"];
+    assert_eq!(src.status, SourceStatus::Complete, "{src:?}");
+    // Three a page although five were asked for: four full pages and an
+    // empty one, every record once.
+    assert_eq!(src.datasets["devices"].pages, 5);
+    let names: Vec<String> = facts(&outcome)
+        .devices
+        .iter()
+        .map(|d| d.name.clone())
+        .collect();
+    let expected: Vec<String> = (0..11).map(|i| format!("WS-{i:03}")).collect();
+    assert_eq!(names, expected);
+}
+
+#[test]
+fn a_server_that_ignores_the_offset_leaves_the_list_partial_not_looping() {
+    let h = harness(Tenant::default(), 100);
+    let base = offset_server(&h, 11);
+    let outcome = run_offset_spec(&h, &format!("{base}/ignores-skip"));
+    let src = &outcome.manifest.sources["offset"];
+    assert_ne!(src.status, SourceStatus::Complete, "{src:?}");
+    let devices = &src.datasets["devices"];
+    assert_ne!(devices.status, DatasetStatus::Complete, "{devices:?}");
+    // The first page is kept; the second, its repeat, stops the list.
+    assert_eq!(devices.pages, 1);
+    let why = format!("{devices:?}");
+    assert!(
+        why.contains("page 2") && why.contains("same record") && why.contains("$skip"),
+        "{why}"
+    );
+}

@@ -244,12 +244,12 @@ impl DattoRmm {
             source_type: SOURCE.source_type,
             dataset: dataset::DEVICES,
             url: format!("{list}?max={}&page=0", self.page_size),
-            pager: Box::new(GenericPager {
-                paging: Paging::NextUrl {
+            pager: Box::new(GenericPager::new(
+                Paging::NextUrl {
                     pointer: "/pageDetails/nextPageUrl".into(),
                 },
-                records: "/devices".into(),
-            }),
+                "/devices",
+            )),
             auth: &auth,
             limiters: vec![&*limit],
             on_forbidden: "the API user needs API access enabled (Setup > Users) and an account-level security level",

@@ -526,10 +526,7 @@ impl SpecCollector {
                         }
                     }
                     let pager = Collecting {
-                        inner: GenericPager {
-                            paging: e.paging.paging(),
-                            records: e.records.clone(),
-                        },
+                        inner: GenericPager::new(e.paging.paging(), e.records.clone()),
                         id,
                         ids: collected,
                     };
@@ -640,10 +637,7 @@ impl SpecCollector {
                     url = u;
                 }
             }
-            let pager = GenericPager {
-                paging: e.paging.paging(),
-                records: e.records.clone(),
-            };
+            let pager = GenericPager::new(e.paging.paging(), e.records.clone());
             let r = self
                 .fetch(
                     ctx,

@@ -226,6 +226,17 @@ pub enum PagingSpec {
         #[serde(default)]
         size: Option<(String, u32)>,
     },
+    /// `?<param>=<offset>`: `$skip`, `offset`, `start`.
+    Offset {
+        /// Offset parameter.
+        param: String,
+        /// Offset of the first page.
+        #[serde(default)]
+        first: u64,
+        /// Page-size parameter and value, e.g. `["$top", 100]`.
+        #[serde(default)]
+        size: Option<(String, u32)>,
+    },
     /// `?<param>=<cursor>`.
     Cursor {
         /// Cursor parameter.
@@ -265,6 +276,10 @@ impl PagingSpec {
                 param: param.clone(),
                 first: *first,
             },
+            PagingSpec::Offset { param, first, .. } => Paging::Offset {
+                param: param.clone(),
+                first: *first,
+            },
             PagingSpec::Cursor { param, pointer, .. } => Paging::Cursor {
                 param: param.clone(),
                 pointer: pointer.clone(),
@@ -284,7 +299,8 @@ impl PagingSpec {
         let mut q = Vec::new();
         let size = match self {
             PagingSpec::None => &None,
-            PagingSpec::PageNumber { param, first, size } => {
+            PagingSpec::PageNumber { param, first, size }
+            | PagingSpec::Offset { param, first, size } => {
                 q.push((param.clone(), first.to_string()));
                 size
             }
@@ -675,7 +691,8 @@ impl Spec {
             }
             match &e.paging {
                 PagingSpec::None => {}
-                PagingSpec::PageNumber { param, .. } if !param.is_empty() => {}
+                PagingSpec::PageNumber { param, .. } | PagingSpec::Offset { param, .. }
+                    if !param.is_empty() => {}
                 PagingSpec::Cursor {
                     param, pointer: p, ..
                 } if !param.is_empty() => {
@@ -1189,12 +1206,53 @@ mod tests {
                 ),
                 "per_device path cannot hold `{scope}`",
             ),
+            (
+                base.replacen(
+                    "paging = { style = \"none\" }",
+                    "paging = { style = \"offset\", param = \"\" }",
+                    1,
+                ),
+                "paging.param is empty",
+            ),
+            (
+                base.replacen(
+                    "paging = { style = \"none\" }",
+                    "paging = { style = \"offset\", param = \"$skip\", step = 2 }",
+                    1,
+                ),
+                "step",
+            ),
         ];
         for (text, want) in cases {
             let err = Spec::parse(&text, "my/spec.toml").expect_err(want);
             assert!(err.starts_with("my/spec.toml"), "{err}");
             assert!(err.contains(want), "{err} should mention {want}");
         }
+    }
+
+    #[test]
+    fn offset_paging_starts_at_first_with_its_size() {
+        let text = tactical().replacen(
+            "paging = { style = \"none\" }",
+            "paging = { style = \"offset\", param = \"$skip\", size = [\"$top\", 250] }",
+            1,
+        );
+        let spec = Spec::parse(&text, "offset.toml").expect("valid");
+        let paging = &spec.endpoints[0].paging;
+        assert_eq!(
+            paging.first_query(),
+            [
+                ("$top".to_owned(), "250".to_owned()),
+                ("$skip".to_owned(), "0".to_owned())
+            ]
+        );
+        assert_eq!(
+            paging.paging(),
+            Paging::Offset {
+                param: "$skip".into(),
+                first: 0
+            }
+        );
     }
 
     #[test]
