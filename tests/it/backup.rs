@@ -9,7 +9,9 @@ use crate::common;
 use auditpack::checks::Verdict;
 use auditpack::config::Config;
 use auditpack::evidence::{DatasetStatus, SourceStatus};
-use auditpack::facts::{BackupResult, Facts, ProtectedKind, RestoreTestKind, TestResult};
+use auditpack::facts::{
+    BackupResult, Facts, ProtectedKind, ProtectedSystem, RestoreTestKind, TestResult,
+};
 use auditpack::pipeline::RunOutcome;
 use auditpack::simulate::{CoveTenant, DattoBcdrTenant, Fault, FaultKind, SimOptions, Tenant};
 use common::{stored_records, Harness};
@@ -102,6 +104,14 @@ fn facts(outcome: &RunOutcome) -> Facts {
     serde_json::from_slice(&bytes).expect("facts parse")
 }
 
+/// The protected system named `name` in `f`.
+fn backup<'f>(f: &'f Facts, name: &str) -> &'f ProtectedSystem {
+    f.backups
+        .iter()
+        .find(|b| b.name == name)
+        .unwrap_or_else(|| panic!("{name} listed: {:?}", f.backups))
+}
+
 /// The verdict of `check` (the same in every control that uses it).
 fn verdict(outcome: &RunOutcome, check: &str) -> Verdict {
     let verdicts: Vec<Verdict> = outcome
@@ -186,16 +196,16 @@ fn datto_bcdr_pages_devices_reads_assets_and_judges_them() {
     let names: Vec<&str> = f.backups.iter().map(|b| b.name.as_str()).collect();
     assert_eq!(names.len(), 5, "{names:?}");
     assert!(!names.contains(&"OLD01"));
-    let sql = f.backups.iter().find(|b| b.name == "SQL01").expect("SQL01");
+    let sql = backup(&f, "SQL01");
     assert_eq!(sql.last_result, BackupResult::Failed);
     assert!(sql.notes.iter().any(|n| n.contains("VSS writer failed")));
     assert_eq!(sql.jobs, ["appliance SIRIS-1"]);
-    let odd = f.backups.iter().find(|b| b.name == "ODD01").expect("ODD01");
+    let odd = backup(&f, "ODD01");
     assert_eq!(
         odd.last_result,
         BackupResult::Unknown("exotic-status".into())
     );
-    let fs = f.backups.iter().find(|b| b.name == "FS01").expect("FS01");
+    let fs = backup(&f, "FS01");
     let tests = fs.tests.as_ref().expect("tests reported");
     assert!(tests
         .iter()
@@ -468,11 +478,7 @@ fn veeam_pages_every_list_refreshes_its_token_and_links_copies_and_surebackup() 
     assert!(h.sim.token_requests() >= 2, "the expired token was renewed");
 
     let f = facts(&out);
-    let pms = f
-        .backups
-        .iter()
-        .find(|b| b.name == "CD-SRV-PMS")
-        .expect("PMS");
+    let pms = backup(&f, "CD-SRV-PMS");
     assert_eq!(pms.jobs, ["PMS Offsite Copy", "PMS Server Backup"]);
     let copies = pms.copies.as_ref().expect("copies");
     assert!(copies
@@ -484,11 +490,7 @@ fn veeam_pages_every_list_refreshes_its_token_and_links_copies_and_surebackup() 
     let tests = pms.tests.as_ref().expect("SureBackup reported");
     assert_eq!(tests.len(), 1);
     assert_eq!(tests[0].kind, RestoreTestKind::Boot);
-    let billing = f
-        .backups
-        .iter()
-        .find(|b| b.name == "CD-BILLING-01")
-        .expect("billing");
+    let billing = backup(&f, "CD-BILLING-01");
     assert_eq!(billing.last_result, BackupResult::Failed);
 
     // Billing's job fails; the laptop has neither an offsite nor an
@@ -538,11 +540,7 @@ fn veeam_every_documented_copy_job_type_is_a_copy_not_the_primary_backup() {
     let config = veeam_config(&h);
     let out = run_with(&h, &config);
     let f = facts(&out);
-    let pms = f
-        .backups
-        .iter()
-        .find(|b| b.name == "CD-SRV-PMS")
-        .expect("PMS");
+    let pms = backup(&f, "CD-SRV-PMS");
     assert_eq!(pms.last_result, BackupResult::Success, "{pms:?}");
     let copies = pms.copies.as_ref().expect("copies");
     assert!(
@@ -679,7 +677,7 @@ fn datto_bcdr_asset_types_outside_agent_and_share_prove_no_machine() {
     );
     let out = run_with(&h, &format!("{BCDR}serial_numbers = [\"AA01\"]\n"));
     let f = facts(&out);
-    let of = |name: &str| f.backups.iter().find(|b| b.name == name).expect(name);
+    let of = |name: &str| backup(&f, name);
     assert_eq!(of("AGENT01").kind, ProtectedKind::Machine);
     assert_eq!(of("PLAIN01").kind, ProtectedKind::Machine);
     assert_eq!(of("SHARE01").kind, ProtectedKind::Workload);
@@ -735,13 +733,7 @@ fn cove_microsoft_365_accounts_are_workloads_and_untyped_accounts_prove_no_devic
     let out = run_with(&h, COVE);
     assert_eq!(out.manifest.sources["cove"].status, SourceStatus::Complete);
     let f = facts(&out);
-    let kind = |name: &str| {
-        f.backups
-            .iter()
-            .find(|b| b.name == name)
-            .map(|b| b.kind)
-            .unwrap_or_else(|| panic!("{name} listed"))
-    };
+    let kind = |name: &str| backup(&f, name).kind;
     assert_eq!(kind("FS01"), ProtectedKind::Machine);
     // Named by its device name: a Microsoft 365 account has no computer.
     assert_eq!(
@@ -752,7 +744,7 @@ fn cove_microsoft_365_accounts_are_workloads_and_untyped_accounts_prove_no_devic
     );
     assert_eq!(kind("APP02"), ProtectedKind::Unknown);
     assert_eq!(kind("APP03"), ProtectedKind::Unknown);
-    let app03 = f.backups.iter().find(|b| b.name == "APP03").expect("APP03");
+    let app03 = backup(&f, "APP03");
     assert!(app03
         .notes
         .iter()
